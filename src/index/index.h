@@ -1,0 +1,116 @@
+// The vector index interface. A collection owns one index; the index owns the
+// vectors (so an index can lay them out next to its graph) and hands out slots:
+// small dense integers the collection maps to point ids.
+//
+// Thread safety: every method may be called from many threads at once. Search
+// runs concurrently with Add/Update/Remove; several Adds may run concurrently.
+// The collection guarantees it never calls Update/Remove on a slot while an
+// Add/Update/Remove of that same slot is in flight, and never passes a removed
+// slot to Update/Remove again.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/distance.h"
+#include "core/status.h"
+
+namespace aidb::storage {
+class SnapshotIndexWriter;
+class SnapshotIndexReader;
+}  // namespace aidb::storage
+
+namespace aidb::index {
+
+enum class IndexKind : int { kFlat = 0, kHnsw = 1 };
+
+struct HnswParams {
+  uint32_t m = 16;
+  uint32_t ef_construction = 200;
+  uint32_t ef_search = 0;  // 0 = adapt to k
+};
+
+struct IndexConfig {
+  uint32_t dim = 0;
+  Metric metric = Metric::kCosine;
+  IndexKind kind = IndexKind::kFlat;
+  HnswParams hnsw;
+};
+
+// A hit inside the index: higher score is better.
+struct Hit {
+  float score;
+  uint32_t slot;
+};
+
+// Decides which slots a search may return. Implementations must be cheap and
+// thread-safe. `EstimatedMatches` lets the index choose between a graph walk
+// and an exact scan of the matching slots.
+class SlotFilter {
+ public:
+  virtual ~SlotFilter() = default;
+  virtual bool Allowed(uint32_t slot) const = 0;
+  // Upper bound of the number of allowed slots, or -1 if unknown.
+  virtual int64_t EstimatedMatches() const { return -1; }
+  // If the filter can list its matching slots cheaply (payload index), fills
+  // `out` and returns true.
+  virtual bool ListMatches(std::vector<uint32_t>* out) const { return false; }
+};
+
+struct SearchParams {
+  uint32_t k = 10;
+  uint32_t ef = 0;                    // 0 = index default
+  const SlotFilter* filter = nullptr; // nullptr = every live slot
+  bool exact = false;                 // brute force even on approximate indexes
+};
+
+class VectorIndex {
+ public:
+  virtual ~VectorIndex() = default;
+
+  virtual const IndexConfig& config() const = 0;
+
+  // Stores a new vector and returns its slot. For cosine the index normalises
+  // the vector (a zero vector stays zero). `vec` has config().dim floats.
+  virtual Status Add(const float* vec, uint32_t* slot) = 0;
+  // Adds n vectors (row-major), using up to `threads` threads (0 = all cores).
+  // slots[i] receives the slot of row i.
+  virtual Status AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) = 0;
+  // Replaces the vector of a live slot.
+  virtual Status Update(uint32_t slot, const float* vec) = 0;
+  // Removes a live slot: searches stop returning it at once. The index may
+  // reuse the slot for a later Add once nothing refers to it any more.
+  virtual void Remove(uint32_t slot) = 0;
+  // Copies the stored vector of a live slot (normalised for cosine).
+  virtual void GetVector(uint32_t slot, float* out) const = 0;
+  // Number of live slots.
+  virtual uint64_t Size() const = 0;
+  // One past the highest slot ever handed out.
+  virtual uint32_t SlotLimit() const = 0;
+  virtual bool IsLive(uint32_t slot) const = 0;
+
+  // Top-k of `query` (config().dim floats, raw: the index normalises for
+  // cosine), best first, into *out (cleared first).
+  virtual Status Search(const float* query, const SearchParams& params,
+                        std::vector<Hit>* out) const = 0;
+
+  // Runtime parameter change (HNSW ef_search); Unsupported for flat.
+  virtual Status SetEfSearch(uint32_t ef) = 0;
+  // Drops traces of removed slots (HNSW: relinks around tombstones).
+  virtual Status Compact() = 0;
+
+  // Snapshot support: writes the index state (vectors of every slot below
+  // SlotLimit(), liveness, graph) / replaces the state with a snapshot's.
+  // Load must not rebuild a graph; it may keep pointers into the snapshot's
+  // mapping (the reader keeps it alive).
+  virtual Status Save(storage::SnapshotIndexWriter& w) const = 0;
+  virtual Status Load(const storage::SnapshotIndexReader& r) = 0;
+};
+
+// Creates an empty index for `config` (flat or HNSW).
+Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out);
+
+}  // namespace aidb::index

@@ -1,0 +1,155 @@
+// The write-ahead log of one collection.
+//
+// File format (little-endian). The file is a sequence of records with no file
+// header, so a WAL truncated by a checkpoint is a valid empty log (0 bytes):
+//
+//   offset size  field
+//   0      4     masked CRC32C of bytes [4, 28 + length)  (LevelDB's mask)
+//   4      4     length of the body in bytes (<= kMaxRecordBody)
+//   8      8     LSN (> 0, strictly increasing within a file)
+//   16     8     wall-clock timestamp, Unix nanoseconds
+//   24     1     op (engine-defined, != 0)
+//   25     3     reserved, zero
+//   28     len   body (engine-defined encoding of the operation)
+//
+// Why not LevelDB's 32 KiB block framing: we never resynchronise after damage
+// (the replay stops at the first corrupt record and reports its offset), so
+// blocks buy nothing, while unfragmented records let the mmap replay hand every
+// body to the decoder straight from the mapping, without reassembly copies.
+//
+// Damage classes when reading (see ReadWal):
+//   - torn tail: the last record is cut short by end of file (header or body
+//     incomplete), or the bytes from a record's start to end of file are all
+//     zero, or the last record (its extent reaches end of file exactly) fails
+//     its checksum. Dropped, reported in stats; Replay cuts the file back.
+//   - corruption: a record that fails its checksum, has a zero op, a length
+//     above kMaxRecordBody, or a non-increasing LSN, and is followed by more
+//     bytes: Status::Corruption naming the byte offset.
+//
+// Sidecar: "<path>.lsn" holds the last LSN before the latest truncation (8 bytes
+// LE + CRC32C), written atomically before the truncation, so LSNs are never
+// reused across truncation and restart.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace aidb::storage {
+
+enum class Durability : int { kFsync = 0, kBatch = 1, kNone = 2 };
+
+inline constexpr uint32_t kWalHeaderSize = 28;
+inline constexpr uint32_t kMaxRecordBody = 1u << 30;  // 1 GiB
+
+struct WalOptions {
+  Durability durability = Durability::kFsync;
+  uint32_t batch_interval_ms = 10;
+  uint64_t mmap_threshold = 1u << 20;  // read files >= this through mmap
+  std::string collection;              // for log events
+};
+
+// A record as read back. `body` points into the reader's buffer or mapping and
+// is valid only during the callback.
+struct WalRecord {
+  uint64_t lsn = 0;
+  int64_t timestamp_ns = 0;
+  uint8_t op = 0;
+  std::string_view body;
+  uint64_t offset = 0;  // byte offset of the record header in the file
+};
+
+struct WalReadStats {
+  uint64_t records = 0;          // valid records seen
+  uint64_t valid_bytes = 0;      // offset just past the last valid record
+  uint64_t file_bytes = 0;       // file size when read
+  uint64_t torn_tail_bytes = 0;  // bytes after valid_bytes dropped as a torn tail
+  bool torn_tail = false;
+  bool used_mmap = false;
+  uint64_t last_lsn = 0;         // LSN of the last valid record (0 if none)
+};
+
+// Reads every record of the WAL file at `path` in order and calls fn for each.
+// A missing file reads as empty. Stops with fn's status if fn fails. Torn tail:
+// OK, reported in stats. Corruption: Status::Corruption("... at offset N ...").
+// Files of at least mmap_threshold bytes are read through mmap, others with
+// read(2) into one buffer.
+Status ReadWal(const std::string& path, uint64_t mmap_threshold,
+               const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
+
+struct WalStats {
+  uint64_t size_bytes = 0;
+  std::optional<int64_t> last_truncate_ns;  // set by Truncate() in this process
+  uint64_t bytes_since_truncate = 0;        // appended since Truncate() or Open()
+  uint64_t last_lsn = 0;
+};
+
+// Appends records with group commit. Thread-safe.
+class Wal {
+ public:
+  // Opens (creating if missing) the WAL at `path`. Reads only the ".lsn"
+  // sidecar; the log itself is scanned lazily (Replay, or the first Commit).
+  static Status Open(const std::string& path, const WalOptions& opts, std::unique_ptr<Wal>* out);
+  ~Wal();  // syncs in batch mode, stops the background syncer, closes
+  Wal(const Wal&) = delete;
+  Wal& operator=(const Wal&) = delete;
+
+  // Group commit. Appends one record (op, body) with the next LSN and the
+  // current wall-clock time, makes it durable per the durability mode, then
+  // calls apply(lsn). Records of concurrent callers are written together with
+  // one write(2) and one fdatasync; apply callbacks run one at a time, in LSN
+  // order, before any later record's apply. If the write or sync fails, apply
+  // is not called for any record of the failed group, the group's bytes are cut
+  // off the file (ftruncate to the previous end), and IOError returns. A failed
+  // fsync is never retried as if it had succeeded. LSNs of a failed group are
+  // not reused. The first Commit on a non-empty file scans it (as Replay) to
+  // find the last LSN and cut off a torn tail; corruption fails the Commit.
+  Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
+
+  // Runs fn while no Commit is in flight and none can start (the "write lock"
+  // of the runbook). Snapshots run under it; Truncate must be called inside.
+  Status Exclusive(const std::function<Status()>& fn);
+
+  // Reads the whole file (ReadWal) calling fn for every valid record; then cuts
+  // a torn tail off the file (ftruncate + fsync) so appends continue after the
+  // last valid record, and raises the LSN counter past the last LSN read.
+  // Must not run concurrently with Commit (call it before writers start or
+  // inside Exclusive).
+  Status Replay(const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
+
+  // Writes the LSN sidecar, then ftruncate(0) + fsync of the log. Records the
+  // time (Stats().last_truncate_ns), resets bytes_since_truncate and logs
+  // event "wal_truncated" (target aidb::storage, fields collection=..
+  // size_before=.. last_lsn=..). Call inside Exclusive().
+  Status Truncate();
+
+  // Makes the next LSN greater than `lsn` (after loading a snapshot).
+  void AdvanceLsn(uint64_t lsn);
+
+  // Syncs what was written (batch/none modes); no-op when nothing is pending.
+  Status Sync();
+
+  WalStats Stats() const;
+  const std::string& path() const;
+  uint64_t last_lsn() const;
+
+ private:
+  Wal() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  friend struct Impl;
+};
+
+// Logs "wal_growth" (target aidb::storage) each time a WAL crosses a multiple
+// of this many bytes.
+inline constexpr uint64_t kWalGrowthStep = 64ull << 20;
+
+}  // namespace aidb::storage
