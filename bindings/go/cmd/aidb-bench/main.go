@@ -1,0 +1,70 @@
+// Command aidb-bench measures search QPS through the Go binding on the data
+// set written by tests/packaging/bench/capi_search_bench (`prepare`), doing
+// exactly what its `run` does: load the snapshot, run every query ROUNDS
+// times on one goroutine, top 10 with payloads.
+//
+//	aidb-bench DIR [ROUNDS]
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	aidb "github.com/aidb/aidb/bindings/go"
+)
+
+const dim = 784
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: aidb-bench DIR [ROUNDS]")
+		os.Exit(2)
+	}
+	dir := os.Args[1]
+	rounds := 3
+	if len(os.Args) > 2 {
+		rounds, _ = strconv.Atoi(os.Args[2])
+	}
+	c, err := aidb.Open(aidb.CollectionOptions{Name: "bench", Dim: dim, Metric: aidb.Euclidean,
+		Index: aidb.HNSW, M: 16, EfConstruction: 100})
+	if err != nil {
+		fail(err)
+	}
+	defer c.Close()
+	if err := c.LoadSnapshot(filepath.Join(dir, "bench.snapshot")); err != nil {
+		fail(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "queries.f32"))
+	if err != nil {
+		fail(err)
+	}
+	q := make([]float32, len(raw)/4)
+	for i := range q {
+		q[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	nq := len(q) / dim
+	opts := &aidb.SearchOptions{TopK: 10}
+	hits := 0
+	start := time.Now()
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < nq; i++ {
+			h, err := c.Search(q[i*dim:(i+1)*dim], opts)
+			if err != nil {
+				fail(err)
+			}
+			hits += len(h)
+		}
+	}
+	dt := time.Since(start).Seconds()
+	fmt.Printf("go qps=%.1f queries=%d hits=%d\n", float64(nq*rounds)/dt, nq*rounds, hits)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "aidb-bench:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,3 @@
+module github.com/aidb/aidb/bindings/go
+
+go 1.22
