@@ -19,7 +19,9 @@
 //
 // Damage classes when reading (see ReadWal):
 //   - torn tail: the last record is cut short by end of file (header or body
-//     incomplete), or the bytes from a record's start to end of file are all
+//     incomplete; a record whose length runs past end of file counts as the
+//     last one only if no record with a valid checksum starts after its
+//     offset, otherwise its length is damaged: corruption), or the bytes from a record's start to end of file are all
 //     zero, or the last record (its extent reaches end of file exactly) fails
 //     its checksum. Dropped, reported in stats; Replay cuts the file back.
 //   - corruption: a record that fails its checksum, has a zero op, a length
@@ -50,11 +52,16 @@ enum class Durability : int { kFsync = 0, kBatch = 1, kNone = 2 };
 inline constexpr uint32_t kWalHeaderSize = 28;
 inline constexpr uint32_t kMaxRecordBody = 1u << 30;  // 1 GiB
 
+// Logs "wal_growth" (target aidb::storage) each time a WAL crosses a multiple
+// of this many bytes.
+inline constexpr uint64_t kWalGrowthStep = 64ull << 20;
+
 struct WalOptions {
   Durability durability = Durability::kFsync;
   uint32_t batch_interval_ms = 10;
   uint64_t mmap_threshold = 1u << 20;  // read files >= this through mmap
   std::string collection;              // for log events
+  uint64_t growth_step = kWalGrowthStep;  // wal_growth every this many bytes (tests lower it)
 };
 
 // A record as read back. `body` points into the reader's buffer or mapping and
@@ -125,6 +132,12 @@ class Wal {
   // inside Exclusive).
   Status Replay(const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
 
+  // Reads the records of completed commits (the change feed: filter on
+  // WalRecord::lsn / timestamp_ns in fn). Safe while Commit runs: it reads only
+  // up to the end of the last successful group, and Truncate waits for it (fn
+  // must not call Truncate or Exclusive). Same classification as ReadWal.
+  Status Read(const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
+
   // Writes the LSN sidecar, then ftruncate(0) + fsync of the log. Records the
   // time (Stats().last_truncate_ns), resets bytes_since_truncate and logs
   // event "wal_truncated" (target aidb::storage, fields collection=..
@@ -147,9 +160,5 @@ class Wal {
   std::unique_ptr<Impl> impl_;
   friend struct Impl;
 };
-
-// Logs "wal_growth" (target aidb::storage) each time a WAL crosses a multiple
-// of this many bytes.
-inline constexpr uint64_t kWalGrowthStep = 64ull << 20;
 
 }  // namespace aidb::storage

@@ -1,0 +1,895 @@
+// WAL tests: LevelDB log_test's checklist adapted to AIDB's unfragmented
+// record format, plus group commit, durability modes, truncation, the LSN
+// sidecar, log events and I/O failure injection.
+#include "storage/wal.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/log.h"
+#include "storage/crc32c.h"
+#include "storage/file.h"
+
+namespace aidb::storage {
+namespace {
+
+constexpr uint64_t kMmapAlways = 1024;  // the tests' threshold: 1 KiB
+constexpr uint64_t kMmapNever = ~uint64_t{0};
+
+struct Rec {
+  uint64_t lsn;
+  int64_t ts;
+  uint8_t op;
+  std::string body;
+  uint64_t offset;
+  bool operator==(const Rec& o) const {
+    return lsn == o.lsn && ts == o.ts && op == o.op && body == o.body && offset == o.offset;
+  }
+};
+
+struct ReadResult {
+  Status status;
+  std::vector<Rec> recs;
+  WalReadStats stats;
+};
+
+ReadResult ReadAll(const std::string& path, uint64_t threshold) {
+  ReadResult r;
+  r.status = ReadWal(
+      path, threshold,
+      [&](const WalRecord& w) {
+        r.recs.push_back({w.lsn, w.timestamp_ns, w.op, std::string(w.body), w.offset});
+        return Status::OK();
+      },
+      &r.stats);
+  return r;
+}
+
+// Reads through both paths, checks they agree, returns the mmap one.
+ReadResult ReadBoth(const std::string& path) {
+  ReadResult a = ReadAll(path, kMmapAlways);
+  ReadResult b = ReadAll(path, kMmapNever);
+  EXPECT_EQ(a.status.code(), b.status.code());
+  EXPECT_EQ(a.status.message(), b.status.message());
+  EXPECT_TRUE(a.recs == b.recs);
+  EXPECT_EQ(a.stats.records, b.stats.records);
+  EXPECT_EQ(a.stats.valid_bytes, b.stats.valid_bytes);
+  EXPECT_EQ(a.stats.torn_tail, b.stats.torn_tail);
+  EXPECT_EQ(a.stats.torn_tail_bytes, b.stats.torn_tail_bytes);
+  EXPECT_EQ(a.stats.last_lsn, b.stats.last_lsn);
+  EXPECT_FALSE(b.stats.used_mmap);
+  if (a.stats.file_bytes >= kMmapAlways) {
+    EXPECT_TRUE(a.stats.used_mmap);
+  }
+  return a;
+}
+
+// An independent encoder of the documented format, for crafting files.
+std::string Encode(uint64_t lsn, int64_t ts, uint8_t op, const std::string& body) {
+  std::string r(kWalHeaderSize, '\0');
+  uint32_t len = static_cast<uint32_t>(body.size());
+  std::memcpy(&r[4], &len, 4);
+  std::memcpy(&r[8], &lsn, 8);
+  std::memcpy(&r[16], &ts, 8);
+  r[24] = static_cast<char>(op);
+  r += body;
+  uint32_t crc = crc32c::Mask(crc32c::Value(r.data() + 4, r.size() - 4));
+  std::memcpy(&r[0], &crc, 4);
+  return r;
+}
+
+std::string Slurp(const std::string& path) {
+  std::string s;
+  Status st = ReadFile(path, &s);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return s;
+}
+
+void Spit(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, data.data(), data.size(), path).ok());
+  close(fd);
+}
+
+uint64_t SizeOf(const std::string& path) {
+  uint64_t n = 0;
+  EXPECT_TRUE(FileSize(path, &n).ok());
+  return n;
+}
+
+std::string Body(uint64_t i, size_t len) {
+  std::string s(len, '\0');
+  uint64_t x = i * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t k = 0; k < len; ++k) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s[k] = static_cast<char>(x);
+  }
+  return s;
+}
+
+class WalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/aidb_wal_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/wal.log";
+  }
+  void TearDown() override { EXPECT_TRUE(RemoveAll(dir_).ok()); }
+
+  WalOptions Opts(Durability d = Durability::kFsync) {
+    WalOptions o;
+    o.durability = d;
+    o.mmap_threshold = kMmapAlways;
+    o.collection = "test";
+    return o;
+  }
+  std::unique_ptr<Wal> OpenWal(const WalOptions& o) {
+    std::unique_ptr<Wal> w;
+    Status s = Wal::Open(path_, o, &w);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return w;
+  }
+  std::unique_ptr<Wal> OpenWal() { return OpenWal(Opts()); }
+
+  // Commits and returns the LSN the apply callback saw (0 if not applied).
+  static uint64_t Put(Wal* w, const std::string& body, uint8_t op = 1) {
+    uint64_t got = 0;
+    Status s = w->Commit(op, body, [&](uint64_t lsn) { got = lsn; });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return got;
+  }
+
+  // Writes records 1..n with bodies Body(i, sizes[i-1]) and returns the file.
+  std::string WriteRecords(const std::vector<size_t>& sizes) {
+    auto w = OpenWal();
+    for (size_t i = 0; i < sizes.size(); ++i) EXPECT_EQ(Put(w.get(), Body(i + 1, sizes[i])), i + 1);
+    w.reset();
+    return Slurp(path_);
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(WalTest, MissingAndEmptyFilesReadAsEmpty) {
+  ReadResult r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_TRUE(r.recs.empty());
+  Spit(path_, "");
+  r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_TRUE(r.recs.empty());
+  EXPECT_FALSE(r.stats.torn_tail);
+  EXPECT_EQ(r.stats.file_bytes, 0u);
+
+  auto w = OpenWal();
+  EXPECT_EQ(w->Stats().size_bytes, 0u);
+  EXPECT_EQ(w->last_lsn(), 0u);
+  WalReadStats st;
+  ASSERT_TRUE(w->Replay([](const WalRecord&) { return Status::OK(); }, &st).ok());
+  EXPECT_EQ(st.records, 0u);
+  EXPECT_EQ(Put(w.get(), "first"), 1u);
+}
+
+TEST_F(WalTest, OpenCreatesTheFile) {
+  auto w = OpenWal();
+  EXPECT_TRUE(FileExists(path_));
+  EXPECT_EQ(SizeOf(path_), 0u);
+  EXPECT_EQ(w->path(), path_);
+}
+
+TEST_F(WalTest, FormatIsAsDocumented) {
+  auto w = OpenWal();
+  int64_t before = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  ASSERT_EQ(Put(w.get(), "abc", 7), 1u);
+  w.reset();
+  std::string f = Slurp(path_);
+  ASSERT_EQ(f.size(), kWalHeaderSize + 3);
+  int64_t ts;
+  std::memcpy(&ts, &f[16], 8);
+  EXPECT_GE(ts, before);
+  EXPECT_EQ(f, Encode(1, ts, 7, "abc"));
+}
+
+TEST_F(WalTest, ManyRecords) {
+  std::vector<size_t> sizes;
+  std::mt19937 rng(1);
+  for (int i = 0; i < 3000; ++i) sizes.push_back(rng() % 700);
+  std::string f = WriteRecords(sizes);
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(r.recs.size(), sizes.size());
+  uint64_t off = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_EQ(r.recs[i].lsn, i + 1);
+    EXPECT_EQ(r.recs[i].op, 1);
+    EXPECT_EQ(r.recs[i].offset, off);
+    ASSERT_EQ(r.recs[i].body, Body(i + 1, sizes[i]));
+    off += kWalHeaderSize + sizes[i];
+  }
+  EXPECT_EQ(r.stats.valid_bytes, f.size());
+  EXPECT_EQ(r.stats.file_bytes, f.size());
+  EXPECT_EQ(r.stats.last_lsn, sizes.size());
+  EXPECT_FALSE(r.stats.torn_tail);
+}
+
+TEST_F(WalTest, LargeRecords) {
+  std::vector<size_t> sizes = {5u << 20, 1, 9u << 20, 0, 3u << 20};
+  WriteRecords(sizes);
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(r.recs.size(), sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) EXPECT_TRUE(r.recs[i].body == Body(i + 1, sizes[i]));
+}
+
+TEST_F(WalTest, BadArgumentsAreRejected) {
+  auto w = OpenWal();
+  bool applied = false;
+  EXPECT_TRUE(w->Commit(0, "x", [&](uint64_t) { applied = true; }).IsInvalidArgument());
+  EXPECT_FALSE(applied);
+  EXPECT_EQ(Put(w.get(), "y"), 1u);
+}
+
+TEST_F(WalTest, ReopenAndAppend) {
+  WriteRecords({10, 20, 30});
+  {
+    auto w = OpenWal();
+    EXPECT_EQ(w->Stats().size_bytes, SizeOf(path_));
+    EXPECT_EQ(Put(w.get(), "four"), 4u);  // first Commit scans the file
+    EXPECT_EQ(w->last_lsn(), 4u);
+  }
+  {
+    auto w = OpenWal();
+    std::vector<uint64_t> seen;
+    WalReadStats st;
+    ASSERT_TRUE(w->Replay([&](const WalRecord& r) {
+                  seen.push_back(r.lsn);
+                  return Status::OK();
+                }, &st).ok());
+    EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2, 3, 4}));
+    EXPECT_EQ(w->last_lsn(), 4u);
+    EXPECT_EQ(Put(w.get(), "five"), 5u);
+  }
+  ReadResult r = ReadBoth(path_);
+  ASSERT_EQ(r.recs.size(), 5u);
+  EXPECT_EQ(r.recs[3].body, "four");
+  EXPECT_EQ(r.recs[4].body, "five");
+}
+
+TEST_F(WalTest, ReplayCallbackErrorStopsReplay) {
+  WriteRecords({1, 2, 3});
+  auto w = OpenWal();
+  int n = 0;
+  Status s = w->Replay([&](const WalRecord&) {
+    return ++n == 2 ? Status::Internal("stop here") : Status::OK();
+  }, nullptr);
+  EXPECT_EQ(s.message(), "stop here");
+  EXPECT_EQ(n, 2);
+}
+
+// Every cut inside the last record (header or body) is a torn tail: dropped,
+// reported, cut off by Replay, and appends continue with the next LSN.
+TEST_F(WalTest, TornTailAtEveryBytePositionOfTheLastRecord) {
+  std::string full = WriteRecords({40, 90, 70});
+  const size_t last_start = 2 * kWalHeaderSize + 40 + 90;
+  for (size_t cut = last_start; cut < full.size(); ++cut) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    Spit(path_, full.substr(0, cut));
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    ASSERT_EQ(r.recs.size(), 2u);
+    EXPECT_EQ(r.stats.valid_bytes, last_start);
+    EXPECT_EQ(r.stats.torn_tail, cut > last_start);
+    EXPECT_EQ(r.stats.torn_tail_bytes, cut - last_start);
+
+    auto w = OpenWal();
+    WalReadStats st;
+    ASSERT_TRUE(w->Replay([](const WalRecord&) { return Status::OK(); }, &st).ok());
+    EXPECT_EQ(st.records, 2u);
+    EXPECT_EQ(SizeOf(path_), last_start);  // the tail is cut off
+    EXPECT_EQ(w->Stats().size_bytes, last_start);
+    EXPECT_EQ(Put(w.get(), "again"), 3u);
+    w.reset();
+    ReadResult after = ReadBoth(path_);
+    ASSERT_TRUE(after.status.ok());
+    ASSERT_EQ(after.recs.size(), 3u);
+    EXPECT_EQ(after.recs[2].body, "again");
+    EXPECT_FALSE(after.stats.torn_tail);
+  }
+}
+
+// The first Commit on an unscanned file cuts a torn tail too.
+TEST_F(WalTest, FirstCommitCutsTornTail) {
+  std::string full = WriteRecords({100, 100});
+  Spit(path_, full.substr(0, full.size() - 5));
+  auto w = OpenWal();
+  EXPECT_EQ(Put(w.get(), "x"), 2u);
+  w.reset();
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok());
+  ASSERT_EQ(r.recs.size(), 2u);
+  EXPECT_EQ(r.recs[1].body, "x");
+}
+
+TEST_F(WalTest, CutInsideFirstRecordLeavesNoRecords) {
+  std::string full = WriteRecords({50});
+  for (size_t cut : {size_t{1}, size_t{27}, size_t{28}, full.size() - 1}) {
+    Spit(path_, full.substr(0, cut));
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.ok());
+    EXPECT_TRUE(r.recs.empty());
+    EXPECT_TRUE(r.stats.torn_tail);
+    EXPECT_EQ(r.stats.torn_tail_bytes, cut);
+  }
+}
+
+TEST_F(WalTest, ZeroFilledTailIsTorn) {
+  std::string full = WriteRecords({30, 30, 30});
+  for (size_t zeros : {1, 27, 28, 29, 100, 5000, 70000}) {
+    SCOPED_TRACE(zeros);
+    Spit(path_, full + std::string(zeros, '\0'));
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.recs.size(), 3u);
+    EXPECT_TRUE(r.stats.torn_tail);
+    EXPECT_EQ(r.stats.torn_tail_bytes, zeros);
+  }
+  // Zeros over the start of the last record and beyond.
+  std::string z = full;
+  const size_t last_start = 2 * (kWalHeaderSize + 30);
+  std::fill(z.begin() + last_start, z.end(), '\0');
+  Spit(path_, z + std::string(4096, '\0'));
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.recs.size(), 2u);
+}
+
+// A checksum failure followed by more bytes is corruption naming the offset.
+TEST_F(WalTest, ChecksumFlipInMiddleRecordIsCorruptionWithOffset) {
+  std::string full = WriteRecords({60, 60, 60, 60, 60});
+  const size_t rec = kWalHeaderSize + 60;
+  for (size_t pos : {2 * rec + 0, 2 * rec + 5, 2 * rec + 9, 2 * rec + 20, 2 * rec + 24,
+                     2 * rec + 40, 3 * rec - 1}) {
+    SCOPED_TRACE("flip at " + std::to_string(pos));
+    std::string bad = full;
+    bad[pos] ^= 0x10;
+    Spit(path_, bad);
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.IsCorruption()) << r.status.ToString();
+    EXPECT_NE(r.status.message().find(path_), std::string::npos) << r.status.message();
+    EXPECT_NE(r.status.message().find("at offset " + std::to_string(2 * rec)), std::string::npos)
+        << r.status.message();
+    if (pos >= 2 * rec + 8) {  // the length field is intact
+      EXPECT_NE(r.status.message().find("checksum mismatch"), std::string::npos);
+      EXPECT_NE(r.status.message().find(std::to_string(2 * rec) + " bytes after it"),
+                std::string::npos) << r.status.message();
+    }
+    EXPECT_EQ(r.recs.size(), 2u);  // records before it were delivered
+    EXPECT_EQ(r.stats.records, 2u);
+    EXPECT_EQ(r.stats.valid_bytes, 2 * rec);
+
+    // Replay reports it too and leaves the file alone; Commit refuses to append.
+    auto w = OpenWal();
+    EXPECT_TRUE(w->Replay([](const WalRecord&) { return Status::OK(); }, nullptr).IsCorruption());
+    EXPECT_EQ(SizeOf(path_), full.size());
+    bool applied = false;
+    EXPECT_TRUE(w->Commit(1, "x", [&](uint64_t) { applied = true; }).IsCorruption());
+    EXPECT_FALSE(applied);
+    EXPECT_EQ(SizeOf(path_), full.size());
+  }
+}
+
+TEST_F(WalTest, ExactCorruptionMessage) {
+  std::string full = WriteRecords({100, 100, 100});
+  full[kWalHeaderSize + 100 + 50] ^= 1;
+  Spit(path_, full);
+  ReadResult r = ReadAll(path_, kMmapAlways);
+  EXPECT_EQ(r.status.message(),
+            "WAL " + path_ + ": checksum mismatch in record at offset 128 (lsn 2); 128 bytes after it");
+}
+
+TEST_F(WalTest, ChecksumFlipInLastRecordIsTornTail) {
+  std::string full = WriteRecords({60, 60, 60});
+  const size_t last_start = 2 * (kWalHeaderSize + 60);
+  for (size_t pos = last_start; pos < full.size(); pos += 7) {
+    if (pos >= last_start + 4 && pos < last_start + 8) continue;  // length field: see below
+    std::string bad = full;
+    bad[pos] ^= 0x01;
+    Spit(path_, bad);
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.ok()) << pos << ": " << r.status.ToString();
+    EXPECT_EQ(r.recs.size(), 2u);
+    EXPECT_TRUE(r.stats.torn_tail);
+    EXPECT_EQ(r.stats.torn_tail_bytes, 60 + kWalHeaderSize);
+  }
+}
+
+TEST_F(WalTest, ImpossibleLengthIsCorruption) {
+  std::string full = WriteRecords({20, 20, 20});
+  const size_t second = kWalHeaderSize + 20;
+  std::string bad = full;
+  uint32_t len = kMaxRecordBody + 1;
+  std::memcpy(&bad[second + 4], &len, 4);
+  Spit(path_, bad);
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.IsCorruption()) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("impossible length"), std::string::npos);
+  EXPECT_NE(r.status.message().find("offset " + std::to_string(second)), std::string::npos);
+  EXPECT_EQ(r.recs.size(), 1u);
+
+  // The same in the last record: still impossible, never a torn tail.
+  bad = full;
+  std::memcpy(&bad[2 * second + 4], &len, 4);
+  Spit(path_, bad);
+  r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.IsCorruption()) << r.status.ToString();
+
+  // A wrong but possible length in a middle record: its checksum fails.
+  bad = full;
+  len = 21;
+  std::memcpy(&bad[second + 4], &len, 4);
+  Spit(path_, bad);
+  r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.IsCorruption()) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("checksum mismatch in record at offset " +
+                                    std::to_string(second)), std::string::npos);
+
+  // A length running past end of file in the last record: torn tail.
+  bad = full;
+  len = 1000;
+  std::memcpy(&bad[2 * second + 4], &len, 4);
+  Spit(path_, bad);
+  r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_TRUE(r.stats.torn_tail);
+  EXPECT_EQ(r.recs.size(), 2u);
+}
+
+TEST_F(WalTest, ZeroOpAndNonIncreasingLsnAreCorruption) {
+  Spit(path_, Encode(1, 5, 1, "a") + Encode(2, 5, 0, "b") + Encode(3, 5, 1, "c"));
+  ReadResult r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.IsCorruption());
+  EXPECT_NE(r.status.message().find("zero op"), std::string::npos);
+  EXPECT_NE(r.status.message().find("offset 29"), std::string::npos);
+
+  Spit(path_, Encode(1, 5, 1, "a") + Encode(5, 5, 1, "b") + Encode(5, 5, 1, "c") +
+                  Encode(6, 5, 1, "d"));
+  r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.IsCorruption());
+  EXPECT_NE(r.status.message().find("non-increasing lsn 5 after 5"), std::string::npos);
+  EXPECT_NE(r.status.message().find("offset 58"), std::string::npos);
+  EXPECT_EQ(r.recs.size(), 2u);
+
+  // Gaps are fine (failed groups never reuse their LSNs).
+  Spit(path_, Encode(1, 5, 1, "a") + Encode(7, 5, 1, "b"));
+  r = ReadBoth(path_);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_EQ(r.stats.last_lsn, 7u);
+}
+
+TEST_F(WalTest, LsnSidecarAcrossTruncateAndReopen) {
+  {
+    auto w = OpenWal();
+    for (int i = 1; i <= 10; ++i) EXPECT_EQ(Put(w.get(), "r"), uint64_t(i));
+    ASSERT_TRUE(w->Exclusive([&] { return w->Truncate(); }).ok());
+    EXPECT_EQ(SizeOf(path_), 0u);
+    EXPECT_TRUE(FileExists(path_ + ".lsn"));
+    EXPECT_EQ(w->last_lsn(), 10u);
+    EXPECT_EQ(Put(w.get(), "r"), 11u);
+  }
+  {
+    auto w = OpenWal();  // file holds lsn 11, sidecar says 10
+    EXPECT_EQ(Put(w.get(), "r"), 12u);
+    ASSERT_TRUE(w->Exclusive([&] { return w->Truncate(); }).ok());
+  }
+  {
+    auto w = OpenWal();  // empty file, sidecar says 12
+    EXPECT_EQ(w->last_lsn(), 12u);
+    EXPECT_EQ(Put(w.get(), "r"), 13u);
+  }
+  // Truncate right after Open (file never scanned) still covers the file's LSNs.
+  {
+    auto w = OpenWal();
+    ASSERT_TRUE(w->Exclusive([&] { return w->Truncate(); }).ok());
+  }
+  {
+    auto w = OpenWal();
+    EXPECT_EQ(Put(w.get(), "r"), 14u);
+  }
+}
+
+TEST_F(WalTest, DamagedSidecarFailsOpen) {
+  {
+    auto w = OpenWal();
+    Put(w.get(), "r");
+    ASSERT_TRUE(w->Exclusive([&] { return w->Truncate(); }).ok());
+  }
+  std::string side = Slurp(path_ + ".lsn");
+  ASSERT_EQ(side.size(), 12u);
+  side[0] ^= 1;
+  Spit(path_ + ".lsn", side);
+  std::unique_ptr<Wal> w;
+  EXPECT_TRUE(Wal::Open(path_, Opts(), &w).IsCorruption());
+  Spit(path_ + ".lsn", "short");
+  EXPECT_TRUE(Wal::Open(path_, Opts(), &w).IsCorruption());
+}
+
+TEST_F(WalTest, AdvanceLsn) {
+  auto w = OpenWal();
+  w->AdvanceLsn(100);
+  EXPECT_EQ(Put(w.get(), "r"), 101u);
+  w->AdvanceLsn(50);  // never goes back
+  EXPECT_EQ(Put(w.get(), "r"), 102u);
+}
+
+// Many threads: every record lands once, applies run one at a time in LSN
+// order, each caller sees its own LSN, and each thread's records keep its order.
+TEST_F(WalTest, GroupCommitFromManyThreads) {
+  for (Durability d : {Durability::kFsync, Durability::kBatch, Durability::kNone}) {
+    SCOPED_TRACE(static_cast<int>(d));
+    RemoveAll(path_).ok();
+    auto w = OpenWal(Opts(d));
+    constexpr int kThreads = 8, kPer = 300;
+    std::vector<uint64_t> applied;
+    std::atomic<int> in_apply{0};
+    std::atomic<bool> overlap{false};
+    std::vector<std::vector<uint64_t>> mine(kThreads);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < kPer; ++i) {
+          std::string body = std::to_string(t) + ":" + std::to_string(i) + ":" +
+                             std::string((t * 37 + i) % 300, 'p');
+          uint64_t got = 0;
+          Status s = w->Commit(static_cast<uint8_t>(t + 1), body, [&](uint64_t lsn) {
+            if (in_apply.fetch_add(1) != 0) overlap = true;
+            applied.push_back(lsn);  // safe only because applies never overlap
+            got = lsn;
+            in_apply.fetch_sub(1);
+          });
+          if (!s.ok() || got == 0) failures++;
+          mine[t].push_back(got);
+        }
+      });
+    }
+    for (auto& th : ts) th.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_FALSE(overlap.load());
+    ASSERT_EQ(applied.size(), size_t(kThreads * kPer));
+    for (size_t i = 0; i < applied.size(); ++i) ASSERT_EQ(applied[i], i + 1);
+    ASSERT_TRUE(w->Sync().ok());
+    w.reset();
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.ok());
+    ASSERT_EQ(r.recs.size(), size_t(kThreads * kPer));
+    std::map<uint64_t, const Rec*> by_lsn;
+    for (const Rec& rec : r.recs) by_lsn[rec.lsn] = &rec;
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i < kPer; ++i) {
+        const Rec* rec = by_lsn.at(mine[t][i]);
+        EXPECT_EQ(rec->op, t + 1);
+        EXPECT_EQ(rec->body.substr(0, rec->body.find(':', rec->body.find(':') + 1)),
+                  std::to_string(t) + ":" + std::to_string(i));
+        if (i > 0) {
+          EXPECT_LT(mine[t][i - 1], mine[t][i]);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(WalTest, MmapAndReadPathsGiveTheSameRecords) {
+  WriteRecords({10, 2000, 0, 5000, 17});
+  ReadResult a = ReadAll(path_, kMmapAlways);
+  ReadResult b = ReadAll(path_, kMmapNever);
+  ASSERT_TRUE(a.status.ok() && b.status.ok());
+  EXPECT_TRUE(a.stats.used_mmap);
+  EXPECT_FALSE(b.stats.used_mmap);
+  EXPECT_TRUE(a.recs == b.recs);
+  ASSERT_EQ(a.recs.size(), 5u);
+  // A file below the threshold uses read(2) even with the default options.
+  RemoveAll(path_).ok();
+  WriteRecords({10});
+  ReadResult c = ReadAll(path_, kMmapAlways);
+  EXPECT_FALSE(c.stats.used_mmap);
+  EXPECT_EQ(c.recs.size(), 1u);
+}
+
+TEST_F(WalTest, DurabilityModesAllPersistAndApply) {
+  for (Durability d : {Durability::kFsync, Durability::kBatch, Durability::kNone}) {
+    RemoveAll(path_).ok();
+    WalOptions o = Opts(d);
+    o.batch_interval_ms = 2;
+    {
+      auto w = OpenWal(o);
+      for (int i = 1; i <= 50; ++i) EXPECT_EQ(Put(w.get(), Body(i, 100)), uint64_t(i));
+      // Written records are visible to readers at once in every mode.
+      EXPECT_EQ(ReadAll(path_, kMmapAlways).recs.size(), 50u);
+      if (d == Durability::kBatch) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      EXPECT_TRUE(w->Sync().ok());
+      EXPECT_TRUE(w->Sync().ok());  // nothing pending
+    }
+    ReadResult r = ReadBoth(path_);
+    ASSERT_TRUE(r.status.ok());
+    EXPECT_EQ(r.recs.size(), 50u);
+  }
+}
+
+TEST_F(WalTest, TruncateLeavesEmptyFileAndResetsStats) {
+  auto w = OpenWal();
+  WalStats s0 = w->Stats();
+  EXPECT_FALSE(s0.last_truncate_ns.has_value());
+  for (int i = 0; i < 20; ++i) Put(w.get(), Body(i, 500));
+  WalStats s1 = w->Stats();
+  EXPECT_EQ(s1.size_bytes, 20 * (500 + kWalHeaderSize));
+  EXPECT_EQ(s1.size_bytes, SizeOf(path_));
+  EXPECT_EQ(s1.bytes_since_truncate, s1.size_bytes);
+  EXPECT_EQ(s1.last_lsn, 20u);
+  EXPECT_FALSE(s1.last_truncate_ns.has_value());
+
+  ASSERT_TRUE(w->Exclusive([&] { return w->Truncate(); }).ok());
+  EXPECT_EQ(SizeOf(path_), 0u);
+  WalStats s2 = w->Stats();
+  EXPECT_EQ(s2.size_bytes, 0u);
+  EXPECT_EQ(s2.bytes_since_truncate, 0u);
+  EXPECT_EQ(s2.last_lsn, 20u);
+  ASSERT_TRUE(s2.last_truncate_ns.has_value());
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_LE(*s2.last_truncate_ns, now);
+  EXPECT_GT(*s2.last_truncate_ns, now - int64_t{60} * 1000000000);
+
+  Put(w.get(), "abc");
+  WalStats s3 = w->Stats();
+  EXPECT_EQ(s3.bytes_since_truncate, kWalHeaderSize + 3);
+  EXPECT_EQ(s3.size_bytes, kWalHeaderSize + 3);
+  EXPECT_EQ(s3.last_lsn, 21u);
+  w.reset();
+  // bytes_since_truncate counts from Open in a new process.
+  w = OpenWal();
+  EXPECT_EQ(w->Stats().bytes_since_truncate, 0u);
+  EXPECT_EQ(w->Stats().size_bytes, kWalHeaderSize + 3);
+  EXPECT_FALSE(w->Stats().last_truncate_ns.has_value());
+}
+
+struct Captured {
+  std::mutex mu;
+  std::vector<std::tuple<int, std::string, std::string, std::string>> events;
+  static void Cb(void* user, int level, const char* target, const char* event,
+                 const char* fields) {
+    auto* c = static_cast<Captured*>(user);
+    std::lock_guard<std::mutex> l(c->mu);
+    c->events.emplace_back(level, target, event, fields);
+  }
+  int Count(const std::string& ev) {
+    std::lock_guard<std::mutex> l(mu);
+    int n = 0;
+    for (auto& e : events) n += std::get<2>(e) == ev;
+    return n;
+  }
+};
+
+TEST_F(WalTest, LogsGrowthAndTruncation) {
+  Captured cap;
+  log::SetCallback(&Captured::Cb, &cap, log::Level::kDebug);
+  WalOptions o = Opts();
+  o.growth_step = 4096;
+  o.collection = "docs";
+  {
+    auto w = OpenWal(o);
+    for (int i = 0; i < 40; ++i) Put(w.get(), std::string(1000 - kWalHeaderSize, 'g'));
+    // 40000 bytes: steps at 4096, 8192, ..., 36864 -> 9 events.
+    EXPECT_EQ(cap.Count("wal_growth"), 9);
+    ASSERT_TRUE(w->Exclusive([&] { return w->Truncate(); }).ok());
+    EXPECT_EQ(cap.Count("wal_truncated"), 1);
+    for (int i = 0; i < 5; ++i) Put(w.get(), std::string(1000 - kWalHeaderSize, 'g'));
+    EXPECT_EQ(cap.Count("wal_growth"), 10);  // counting restarts after truncation
+  }
+  log::SetCallback(nullptr, nullptr, log::Level::kInfo);
+  for (auto& [level, target, event, fields] : cap.events) {
+    EXPECT_EQ(target, "aidb::storage");
+    EXPECT_NE(fields.find("collection=docs"), std::string::npos) << fields;
+    if (event == "wal_truncated") {
+      EXPECT_NE(fields.find("size_before=40000"), std::string::npos) << fields;
+      EXPECT_NE(fields.find("last_lsn=40"), std::string::npos) << fields;
+    }
+  }
+  bool saw_first = false;
+  for (auto& e : cap.events) {
+    if (std::get<2>(e) == "wal_growth" && std::get<3>(e).find("size_bytes=5000") != std::string::npos)
+      saw_first = true;
+  }
+  EXPECT_TRUE(saw_first);
+}
+
+TEST_F(WalTest, DefaultGrowthStepIs64MiB) {
+  EXPECT_EQ(WalOptions().growth_step, 64ull << 20);
+  EXPECT_EQ(WalOptions().mmap_threshold, 1ull << 20);
+  EXPECT_EQ(WalOptions().durability, Durability::kFsync);
+}
+
+TEST_F(WalTest, ExclusiveHoldsOffCommits) {
+  auto w = OpenWal();
+  Put(w.get(), "a");
+  std::atomic<bool> inside{false}, entered{false};
+  std::atomic<bool> applied_inside{false};
+  std::thread writer;
+  Status s = w->Exclusive([&] {
+    inside = true;
+    writer = std::thread([&] {
+      entered = true;
+      Status c = w->Commit(1, "b", [&](uint64_t) { applied_inside = inside.load(); });
+      EXPECT_TRUE(c.ok());
+    });
+    while (!entered) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    inside = false;
+    return Status::OK();
+  });
+  writer.join();
+  EXPECT_TRUE(s.ok());
+  EXPECT_FALSE(applied_inside.load());
+  EXPECT_EQ(w->last_lsn(), 2u);
+  // Exclusive returns fn's status.
+  EXPECT_TRUE(w->Exclusive([] { return Status::Internal("x"); }).code() == Status::Code::kInternal);
+}
+
+// Read (the change feed) runs beside writers and sees a clean prefix.
+TEST_F(WalTest, ReadWhileCommitting) {
+  auto w = OpenWal(Opts(Durability::kNone));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 3000; ++i) Put(w.get(), Body(i, i % 500));
+    stop = true;
+  });
+  int reads = 0;
+  while (!stop || reads < 2) {
+    uint64_t prev = 0;
+    WalReadStats st;
+    Status s = w->Read([&](const WalRecord& r) {
+      EXPECT_EQ(r.lsn, prev + 1);
+      prev = r.lsn;
+      return Status::OK();
+    }, &st);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_FALSE(st.torn_tail);
+    reads++;
+  }
+  writer.join();
+  WalReadStats st;
+  ASSERT_TRUE(w->Read([](const WalRecord&) { return Status::OK(); }, &st).ok());
+  EXPECT_EQ(st.records, 3000u);
+}
+
+TEST_F(WalTest, ApplyExceptionBecomesAnError) {
+  auto w = OpenWal();
+  Status s = w->Commit(1, "x", [](uint64_t) { throw std::runtime_error("boom"); });
+  EXPECT_EQ(s.code(), Status::Code::kInternal);
+  EXPECT_NE(s.message().find("boom"), std::string::npos);
+  EXPECT_EQ(Put(w.get(), "y"), 2u);
+}
+
+// A small tmpfs that fills up: the failing Commit returns IOError, its apply
+// never runs, its bytes are cut off, and the WAL keeps working afterwards.
+class WalFullDiskTest : public WalTest {
+ protected:
+  void SetUp() override {
+    WalTest::SetUp();
+    mnt_ = dir_ + "/mnt";
+    ASSERT_TRUE(CreateDirs(mnt_).ok());
+    if (mount("tmpfs", mnt_.c_str(), "tmpfs", 0, "size=1m") != 0) {
+      mnt_.clear();
+      GTEST_SKIP() << "cannot mount a tmpfs (needs root): " << strerror(errno);
+    }
+    path_ = mnt_ + "/wal.log";
+  }
+  void TearDown() override {
+    if (!mnt_.empty()) umount(mnt_.c_str());
+    WalTest::TearDown();
+  }
+  std::string mnt_;
+};
+
+TEST_F(WalFullDiskTest, WriteFailureReturnsIOErrorAndWalStaysUsable) {
+  // A filler takes most of the space so the WAL hits ENOSPC quickly.
+  Spit(mnt_ + "/filler", std::string(600 << 10, 'f'));
+  auto w = OpenWal();
+  const std::string body(100 << 10, 'w');
+  uint64_t ok_count = 0;
+  Status s;
+  uint64_t failed_apply = 0;
+  for (int i = 0; i < 20; ++i) {
+    uint64_t size_before = w->Stats().size_bytes;
+    s = w->Commit(1, body, [&](uint64_t lsn) { failed_apply = lsn; });
+    if (!s.ok()) {
+      EXPECT_EQ(w->Stats().size_bytes, size_before);
+      EXPECT_EQ(SizeOf(path_), size_before);  // the partial write was cut off
+      break;
+    }
+    ok_count++;
+    failed_apply = 0;
+  }
+  ASSERT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.message().find("No space"), std::string::npos) << s.message();
+  EXPECT_EQ(failed_apply, 0u);
+  EXPECT_GT(ok_count, 0u);
+  EXPECT_EQ(w->last_lsn(), ok_count);
+
+  ASSERT_EQ(unlink((mnt_ + "/filler").c_str()), 0);
+  uint64_t lsn = Put(w.get(), "after");
+  EXPECT_EQ(lsn, ok_count + 2);  // the failed record's LSN is not reused
+  w.reset();
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_FALSE(r.stats.torn_tail);
+  ASSERT_EQ(r.recs.size(), ok_count + 1);
+  EXPECT_EQ(r.recs.back().body, "after");
+  EXPECT_EQ(r.recs.back().lsn, ok_count + 2);
+}
+
+TEST_F(WalFullDiskTest, ConcurrentGroupFailureFailsEveryCallerCleanly) {
+  Spit(mnt_ + "/filler", std::string(300 << 10, 'f'));
+  auto w = OpenWal();
+  std::mutex mu;
+  std::vector<uint64_t> applied;
+  std::atomic<int> ok{0}, io{0}, other{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 6; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        std::string body(60 << 10, 'c');
+        bool applied_here = false;
+        Status s = w->Commit(1, body, [&](uint64_t lsn) {
+          std::lock_guard<std::mutex> l(mu);
+          applied.push_back(lsn);
+          applied_here = true;
+        });
+        if (s.ok()) {
+          ok++;
+          EXPECT_TRUE(applied_here);
+        } else if (s.IsIOError()) {
+          io++;
+          EXPECT_FALSE(applied_here);
+        } else {
+          other++;
+        }
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  EXPECT_GT(io.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+  ASSERT_EQ(applied.size(), size_t(ok.load()));
+  for (size_t i = 1; i < applied.size(); ++i) EXPECT_LT(applied[i - 1], applied[i]);
+  EXPECT_EQ(SizeOf(path_), w->Stats().size_bytes);
+  ASSERT_EQ(unlink((mnt_ + "/filler").c_str()), 0);
+  Put(w.get(), "tail");
+  w.reset();
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_FALSE(r.stats.torn_tail);
+  ASSERT_EQ(r.recs.size(), applied.size() + 1);
+  for (size_t i = 0; i < applied.size(); ++i) EXPECT_EQ(r.recs[i].lsn, applied[i]);
+}
+
+}  // namespace
+}  // namespace aidb::storage
