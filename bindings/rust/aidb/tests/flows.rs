@@ -1,0 +1,249 @@
+//! The binding's behaviour against the real library: the runbook's
+//! checkpoint/restore flow, a database directory, filtered search, threads,
+//! bad input.
+use aidb::{
+    Collection, CollectionOptions, Db, Durability, IndexKind, Metric, RecoverTarget, SearchOptions, Status, WalOp,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let base = std::env::var_os("AIDB_TEST_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let p = base.join(format!("aidb-rs-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn vec_for(i: usize, dim: usize) -> Vec<f32> {
+    (0..dim).map(|j| ((i * dim + j + 1) as f32).sin() + (i % 7) as f32).collect()
+}
+
+#[test]
+fn version_matches_header() {
+    assert_eq!(aidb::version_number().unwrap(), aidb::HEADER_VERSION_NUMBER);
+    assert!(!aidb::version().unwrap().is_empty());
+}
+
+#[test]
+fn ids_are_canonicalised() {
+    assert_eq!(aidb::new_id().len(), 36);
+    assert_eq!(
+        aidb::canonical_id("{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}").unwrap(),
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    );
+    assert_eq!(aidb::canonical_id("nope").unwrap_err().status(), Status::InvalidArgument);
+}
+
+#[test]
+fn checkpoint_then_restore_sees_points_from_before_and_after() {
+    let dir = TempDir::new();
+    let snap = dir.path("docs.snapshot");
+    let opts = CollectionOptions::new("docs", 8).metric(Metric::Euclidean).wal_path(dir.path("docs.wal"));
+
+    let c = Collection::open(&opts).unwrap();
+    let before: Vec<String> = (0..3).map(|_| aidb::new_id()).collect();
+    for (i, id) in before.iter().enumerate() {
+        c.upsert(id, &vec_for(i, 8), Some(&format!(r#"{{"phase":"before","i":{i}}}"#))).unwrap();
+    }
+    let w = c.wal_stats().unwrap();
+    assert!(w.size_bytes > 0 && w.last_truncate.is_none(), "{w:?}");
+    c.snapshot_to(&snap).unwrap();
+    let w = c.wal_stats().unwrap();
+    assert_eq!(w.size_bytes, 0, "checkpoint must empty the WAL");
+    assert!(w.last_truncate.is_some());
+    let after: Vec<String> = (0..2).map(|_| aidb::new_id()).collect();
+    for (i, id) in after.iter().enumerate() {
+        c.upsert(id, &vec_for(10 + i, 8), Some(r#"{"phase":"after"}"#)).unwrap();
+    }
+    c.delete(&before[2]).unwrap();
+    drop(c);
+
+    let r = Collection::open(&opts).unwrap();
+    r.load_snapshot(&snap).unwrap();
+    assert_eq!(r.count().unwrap(), 3, "the snapshot alone");
+    let st = r.recover(RecoverTarget::Latest).unwrap();
+    assert_eq!(st.records_applied, 3, "{st:?}");
+    assert!(!st.torn_tail);
+    assert_eq!(r.count().unwrap(), 4);
+    for id in before[..2].iter().chain(after.iter()) {
+        r.get(id).unwrap();
+    }
+    assert_eq!(r.get(&before[2]).unwrap_err().status(), Status::NotFound);
+    let hits = r.search(&vec_for(10, 8), &SearchOptions::new().top_k(1)).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, after[0]);
+    assert!(hits[0].payload.as_deref().unwrap().contains("after"));
+    r.snapshot_to(&snap).unwrap();
+    assert_eq!(r.wal_stats().unwrap().size_bytes, 0);
+    assert_eq!(aidb::verify_snapshot(&snap).unwrap().count, 4);
+}
+
+#[test]
+fn database_directory_persists_snapshots_and_restores() {
+    let tmp = TempDir::new();
+    let dir = tmp.path("db");
+    let ids: Vec<String> = (0..3).map(|_| aidb::new_id()).collect();
+    let snap;
+    {
+        let db = Db::open(&dir, None).unwrap();
+        let c = db.create_collection(&CollectionOptions::new("items", 4).index(IndexKind::Hnsw)).unwrap();
+        assert_eq!(
+            db.create_collection(&CollectionOptions::new("items", 4)).unwrap_err().status(),
+            Status::AlreadyExists
+        );
+        c.upsert(&ids[0], &vec_for(0, 4), None).unwrap();
+        snap = db.snapshot("items").unwrap();
+        let mut flat = vec_for(1, 4);
+        flat.extend(vec_for(2, 4));
+        c.upsert_batch(&ids[1..], &flat, Some(&[None, Some(r#"{"k":1}"#)])).unwrap();
+        let snaps = db.list_snapshots("items").unwrap();
+        assert_eq!(snaps.len(), 1);
+        assert_eq!(snaps[0].count, 1);
+        // The collection handle keeps the database open past `db`'s drop.
+        drop(db);
+        assert_eq!(c.count().unwrap(), 3);
+    }
+    let db = Db::open(&dir, None).unwrap();
+    assert_eq!(db.list_collections().unwrap(), vec!["items".to_string()]);
+    let c = db.collection("items").unwrap();
+    assert_eq!(c.count().unwrap(), 3, "snapshot + WAL replay on open");
+    db.restore("items", snap.file_name().unwrap()).unwrap();
+    assert_eq!(c.count().unwrap(), 3);
+    assert_eq!(db.collection("nope").unwrap_err().status(), Status::NotFound);
+    db.drop_collection("items").unwrap();
+    assert!(db.list_collections().unwrap().is_empty());
+    assert_eq!(c.count().unwrap_err().status(), Status::NotFound);
+}
+
+#[test]
+fn filtered_search_returns_only_matches() {
+    let c = Collection::open(&CollectionOptions::new("f", 8).metric(Metric::Dot).durability(Durability::None)).unwrap();
+    let n = 500;
+    let ids: Vec<String> = (0..n).map(|_| aidb::new_id()).collect();
+    let flat: Vec<f32> = (0..n).flat_map(|i| vec_for(i, 8)).collect();
+    let payloads: Vec<String> = (0..n).map(|i| format!(r#"{{"group":{},"meta":{{"rank":{i}}}}}"#, i % 50)).collect();
+    let pl: Vec<Option<&str>> = payloads.iter().map(|s| Some(s.as_str())).collect();
+    c.upsert_batch(&ids, &flat, Some(&pl)).unwrap();
+    assert_eq!(c.count().unwrap(), n as u64);
+
+    let hits = c.search(&vec_for(1, 8), &SearchOptions::new().top_k(10).filter(r#"{"group":7}"#)).unwrap();
+    assert_eq!(hits.len(), 10, "a selective filter still returns k hits");
+    for h in &hits {
+        assert!(h.payload.as_deref().unwrap().contains(r#""group":7"#), "{h:?}");
+    }
+    let hits = c
+        .search(
+            &vec_for(1, 8),
+            &SearchOptions::new()
+                .top_k(100)
+                .with_payload(false)
+                .filter(r#"{"must":[{"key":"meta.rank","range":{"gte":10,"lt":20}}]}"#),
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(hits.iter().all(|h| h.payload.is_none()));
+
+    let res = c.search_batch(&flat[..3 * 8], 8, &SearchOptions::new().top_k(5).filter(r#"{"group":3}"#)).unwrap();
+    assert_eq!(res.len(), 3);
+    assert!(res.iter().all(|h| h.len() == 5));
+    let err = c.search(&vec_for(1, 8), &SearchOptions::new().filter(r#"{"must": ["#)).unwrap_err();
+    assert_eq!(err.status(), Status::InvalidArgument);
+}
+
+#[test]
+fn threads_share_one_collection() {
+    let dir = TempDir::new();
+    let c = Collection::open(
+        &CollectionOptions::new("conc", 16).hnsw(16, 100).wal_path(dir.path("wal")).durability(Durability::Batch),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let c = &c;
+            s.spawn(move || {
+                for i in 0..50 {
+                    let v = vec_for(w * 50 + i, 16);
+                    c.upsert(&aidb::new_id(), &v, Some(&format!(r#"{{"w":{w}}}"#))).unwrap();
+                    c.search(&v, &SearchOptions::new().top_k(3)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(c.count().unwrap(), 400);
+    // Handles move across threads too.
+    let n = std::thread::spawn(move || c.count().unwrap()).join().unwrap();
+    assert_eq!(n, 400);
+}
+
+#[test]
+fn bad_input_is_rejected_with_the_right_status() {
+    let dir = TempDir::new();
+    let c = Collection::open(&CollectionOptions::new("bad", 4)).unwrap();
+    let id = aidb::new_id();
+    let v = [1.0f32, 2.0, 3.0, 4.0];
+    let cases: Vec<(&str, aidb::Result<()>, Status)> = vec![
+        ("wrong dim", c.upsert(&id, &v[..3], None), Status::DimensionMismatch),
+        ("NaN", c.upsert(&id, &[1.0, f32::NAN, 3.0, 4.0], None), Status::InvalidArgument),
+        ("Inf", c.upsert(&id, &[1.0, f32::INFINITY, 3.0, 4.0], None), Status::InvalidArgument),
+        ("bad UUID", c.upsert("xyz", &v, None), Status::InvalidArgument),
+        ("bad JSON", c.upsert(&id, &v, Some(r#"{"a":"#)), Status::InvalidArgument),
+        ("non-object payload", c.upsert(&id, &v, Some("[1,2]")), Status::InvalidArgument),
+        ("NUL in id", c.upsert("a\0b", &v, None), Status::InvalidArgument),
+        ("batch with one bad id", c.upsert_batch(&[aidb::new_id(), "nope".into()], &[v, v].concat(), None), Status::InvalidArgument),
+        ("delete missing", c.delete(&aidb::new_id()), Status::NotFound),
+        ("search wrong dim", c.search(&[1.0], &SearchOptions::new()).map(|_| ()), Status::DimensionMismatch),
+        ("set_ef_search on flat", c.set_ef_search(10), Status::Unsupported),
+        ("bad name", Collection::open(&CollectionOptions::new("no spaces", 4)).map(|_| ()), Status::InvalidArgument),
+        ("zero dim", Collection::open(&CollectionOptions::new("z", 0)).map(|_| ()), Status::InvalidArgument),
+        ("missing snapshot", c.load_snapshot(dir.path("none")), Status::NotFound),
+    ];
+    for (name, res, want) in cases {
+        let err = res.expect_err(name);
+        assert_eq!(err.status(), want, "{name}: {err}");
+        assert_eq!(err.code(), want.code());
+    }
+    assert_eq!(c.count().unwrap(), 0, "nothing half-applied");
+}
+
+#[test]
+fn unknown_status_codes_are_tolerated() {
+    let s = Status::from_code(4242);
+    assert_eq!(s, Status::Unknown(4242));
+    assert_eq!(s.code(), 4242);
+    assert_eq!(s.to_string(), "UNKNOWN");
+}
+
+#[test]
+fn wal_iterator_replays_the_change_feed() {
+    let dir = TempDir::new();
+    let c = Collection::open(&CollectionOptions::new("feed", 2).wal_path(dir.path("wal"))).unwrap();
+    let id = aidb::new_id();
+    c.upsert(&id, &[1.0, 2.0], None).unwrap();
+    c.delete(&id).unwrap();
+    let entries: Vec<_> = c.wal_entries(0).unwrap().collect::<aidb::Result<_>>().unwrap();
+    assert_eq!(entries.iter().map(|e| e.op).collect::<Vec<_>>(), vec![WalOp::Upsert, WalOp::Delete]);
+    assert!(entries[0].lsn < entries[1].lsn);
+    assert!(entries[0].json.starts_with('{'));
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+#[test]
+fn handles_are_send_and_sync() {
+    assert_send_sync::<Collection>();
+    assert_send_sync::<Db>();
+    assert_send_sync::<aidb::Error>();
+}
