@@ -1,0 +1,805 @@
+#include "engine/collection.h"
+
+#include <capnp/message.h>
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "core/payload.h"
+#include "engine/wal_codec.h"
+#include "storage/snapshot.h"
+
+namespace aidb::engine {
+
+namespace schema = storage::schema;
+
+struct Collection::State {
+  CollectionConfig config;
+  std::unique_ptr<index::VectorIndex> index;
+  std::unordered_map<Uuid, uint32_t, UuidHash> id_to_slot;
+  std::vector<Uuid> slot_ids;         // nil: slot not mapped to a point
+  std::vector<std::string> payloads;  // per slot; empty: none
+  uint64_t applied_lsn = 0;
+
+  void EnsureSlot(uint32_t slot) {
+    if (slot >= slot_ids.size()) {
+      size_t n = std::max<size_t>(slot + 1, slot_ids.size() * 3 / 2);
+      slot_ids.resize(n);
+      payloads.resize(n);
+    }
+  }
+};
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+schema::Metric ToSchema(Metric m) {
+  switch (m) {
+    case Metric::kCosine: return schema::Metric::COSINE;
+    case Metric::kEuclidean: return schema::Metric::EUCLIDEAN;
+    case Metric::kDot: return schema::Metric::DOT;
+  }
+  return schema::Metric::COSINE;
+}
+
+Metric FromSchema(schema::Metric m) {
+  switch (m) {
+    case schema::Metric::COSINE: return Metric::kCosine;
+    case schema::Metric::EUCLIDEAN: return Metric::kEuclidean;
+    case schema::Metric::DOT: return Metric::kDot;
+  }
+  return Metric::kCosine;
+}
+
+void WriteConfig(const CollectionConfig& c, schema::CollectionConfig::Builder b) {
+  b.setName(c.name);
+  b.setDim(c.index.dim);
+  b.setMetric(ToSchema(c.index.metric));
+  if (c.index.kind == index::IndexKind::kHnsw) {
+    auto h = b.getIndex().initHnsw();
+    h.setM(c.index.hnsw.m);
+    h.setEfConstruction(c.index.hnsw.ef_construction);
+    h.setEfSearch(c.index.hnsw.ef_search);
+  } else {
+    b.getIndex().setFlat();
+  }
+}
+
+CollectionConfig ReadConfig(schema::CollectionConfig::Reader r) {
+  CollectionConfig c;
+  c.name = r.getName().cStr();
+  c.index.dim = r.getDim();
+  c.index.metric = FromSchema(r.getMetric());
+  if (r.getIndex().isHnsw()) {
+    c.index.kind = index::IndexKind::kHnsw;
+    auto h = r.getIndex().getHnsw();
+    c.index.hnsw.m = h.getM();
+    c.index.hnsw.ef_construction = h.getEfConstruction();
+    c.index.hnsw.ef_search = h.getEfSearch();
+  } else {
+    c.index.kind = index::IndexKind::kFlat;
+  }
+  return c;
+}
+
+// Restricts a search to mapped slots matching an optional payload filter.
+class PointFilter final : public index::SlotFilter {
+ public:
+  PointFilter(const std::vector<Uuid>& ids, const std::vector<std::string>& payloads,
+              const filter::Filter* f)
+      : ids_(ids), payloads_(payloads), filter_(f) {}
+  bool Allowed(uint32_t slot) const override {
+    if (slot >= ids_.size() || ids_[slot].IsNil()) return false;
+    return filter_ == nullptr || filter_->Matches(ids_[slot], payloads_[slot]);
+  }
+
+ private:
+  const std::vector<Uuid>& ids_;
+  const std::vector<std::string>& payloads_;
+  const filter::Filter* filter_;
+};
+
+constexpr uint32_t kPointChunkSlots = 1u << 16;
+constexpr uint64_t kPointChunkPayloadBytes = 256ull << 20;
+
+}  // namespace
+
+Status ValidateCollectionName(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return Status::InvalidArgument("invalid collection name '" + std::string(name) +
+                                   "': must be 1 to 64 characters of [A-Za-z0-9_-]");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) {
+      return Status::InvalidArgument("invalid collection name '" + std::string(name) +
+                                     "': only [A-Za-z0-9_-] are allowed");
+    }
+  }
+  return Status::OK();
+}
+
+Status ValidateConfig(const CollectionConfig& c) {
+  AIDB_RETURN_IF_ERROR(ValidateCollectionName(c.name));
+  if (c.index.dim == 0 || c.index.dim > 65536) {
+    return Status::InvalidArgument("invalid dimension " + std::to_string(c.index.dim) +
+                                   ": must be 1..65536");
+  }
+  int m = static_cast<int>(c.index.metric);
+  if (m < 0 || m > 2) return Status::InvalidArgument("unknown metric " + std::to_string(m));
+  int k = static_cast<int>(c.index.kind);
+  if (k < 0 || k > 1) return Status::InvalidArgument("unknown index kind " + std::to_string(k));
+  if (c.index.kind == index::IndexKind::kHnsw) {
+    if (c.index.hnsw.m < 2 || c.index.hnsw.m > 256) {
+      return Status::InvalidArgument("hnsw m must be 2..256");
+    }
+    if (c.index.hnsw.ef_construction < 1 || c.index.hnsw.ef_construction > 65536) {
+      return Status::InvalidArgument("hnsw ef_construction must be 1..65536");
+    }
+    if (c.index.hnsw.ef_search > 65536) {
+      return Status::InvalidArgument("hnsw ef_search must be 0..65536");
+    }
+  }
+  return Status::OK();
+}
+
+Status Collection::Open(const CollectionOptions& opts, std::shared_ptr<Collection>* out) {
+  AIDB_RETURN_IF_ERROR(ValidateConfig(opts.config));
+  std::shared_ptr<Collection> c(new Collection());
+  c->name_ = opts.config.name;
+  c->wal_path_ = opts.wal_path;
+  c->wal_opts_ = opts.wal;
+  c->wal_opts_.collection = opts.config.name;
+  AIDB_RETURN_IF_ERROR(c->NewState(opts.config, &c->state_));
+  if (!opts.wal_path.empty()) {
+    AIDB_RETURN_IF_ERROR(storage::Wal::Open(opts.wal_path, c->wal_opts_, &c->wal_));
+  }
+  *out = std::move(c);
+  return Status::OK();
+}
+
+Collection::~Collection() = default;
+
+Status Collection::NewState(const CollectionConfig& config, std::unique_ptr<State>* out) const {
+  auto st = std::make_unique<State>();
+  st->config = config;
+  AIDB_RETURN_IF_ERROR(index::CreateIndex(config.index, &st->index));
+  *out = std::move(st);
+  return Status::OK();
+}
+
+Status Collection::CheckUsable() const {
+  if (dropped_.load(std::memory_order_acquire)) {
+    return Status::NotFound("collection '" + name_ + "' was dropped");
+  }
+  std::lock_guard<std::mutex> lock(poison_mu_);
+  return poisoned_;
+}
+
+void Collection::MarkDropped() { dropped_.store(true, std::memory_order_release); }
+
+void Collection::SetCheckpointHook(CheckpointHook hook) {
+  std::lock_guard<std::mutex> lock(hook_mu_);
+  hook_ = std::move(hook);
+}
+
+CollectionConfig Collection::config() const {
+  std::shared_lock lock(mu_);
+  return state_->config;
+}
+
+uint64_t Collection::Count() const {
+  std::shared_lock lock(mu_);
+  return state_->id_to_slot.size();
+}
+
+storage::WalStats Collection::WalStats() const {
+  if (!wal_) return storage::WalStats{};
+  return wal_->Stats();
+}
+
+Status Collection::Flush() { return wal_ ? wal_->Sync() : Status::OK(); }
+
+Status Collection::Commit(uint8_t op, std::string_view body,
+                          const std::function<void(uint64_t)>& apply) {
+  if (wal_) return wal_->Commit(op, body, apply);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  apply(++mem_lsn_);
+  return Status::OK();
+}
+
+Status Collection::Exclusive(const std::function<Status()>& fn) {
+  if (wal_) return wal_->Exclusive(fn);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return fn();
+}
+
+// ---------------------------------------------------------------------------
+// Mutations
+
+Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors, size_t dim,
+                          const std::string_view* payloads) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  uint32_t cdim;
+  {
+    std::shared_lock lock(mu_);
+    cdim = state_->config.index.dim;
+  }
+  if (n == 0) return Status::OK();
+  if (dim != cdim) {
+    return Status::DimensionMismatch("vector has " + std::to_string(dim) +
+                                     " dimensions, collection '" + name_ + "' expects " +
+                                     std::to_string(cdim));
+  }
+  if (n > (1u << 24)) return Status::InvalidArgument("too many points in one batch");
+  std::vector<Uuid> uuids(n);
+  std::vector<std::string> canon(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string where = n > 1 ? " (point " + std::to_string(i) + ")" : "";
+    if (ids[i] == nullptr) return Status::InvalidArgument("point id is NULL" + where);
+    Status s = Uuid::Parse(ids[i], &uuids[i]);
+    if (!s.ok()) return Status::InvalidArgument(s.message() + where);
+    const float* v = vectors + i * dim;
+    for (size_t d = 0; d < dim; ++d) {
+      if (!std::isfinite(v[d])) {
+        return Status::InvalidArgument("vector component " + std::to_string(d) +
+                                       " is not finite (NaN or Inf)" + where);
+      }
+    }
+    if (payloads != nullptr && payloads[i].data() != nullptr) {
+      s = payload::Canonicalize(payloads[i], &canon[i]);
+      if (!s.ok()) return Status::InvalidArgument(s.message() + where);
+    }
+  }
+  std::string body;
+  EncodeUpsert(uuids, vectors, cdim, canon, &body);
+  return Commit(static_cast<uint8_t>(WalOp::kUpsert), body, [&](uint64_t lsn) {
+    std::vector<std::string_view> views(canon.begin(), canon.end());
+    ApplyUpsert(*state_, true, static_cast<uint32_t>(n), uuids.data(), vectors, views.data(),
+                lsn);
+  });
+}
+
+Status Collection::Delete(std::string_view id_text) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  Uuid id;
+  AIDB_RETURN_IF_ERROR(Uuid::Parse(id_text, &id));
+  {
+    std::shared_lock lock(mu_);
+    if (!state_->id_to_slot.count(id)) {
+      return Status::NotFound("point " + id.ToString() + " not found in collection '" + name_ +
+                              "'");
+    }
+  }
+  std::vector<Uuid> ids{id};
+  std::string body;
+  EncodeDelete(ids, &body);
+  return Commit(static_cast<uint8_t>(WalOp::kDelete), body,
+                [&](uint64_t lsn) { ApplyDelete(*state_, true, ids, lsn); });
+}
+
+Status Collection::SetEfSearch(uint32_t ef) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  {
+    std::shared_lock lock(mu_);
+    if (state_->config.index.kind != index::IndexKind::kHnsw) {
+      return Status::Unsupported("ef_search applies to HNSW collections only");
+    }
+  }
+  if (ef > 65536) return Status::InvalidArgument("ef_search must be 0..65536");
+  std::string body;
+  EncodeSetParams(ef, &body);
+  Status applied;
+  Status s = Commit(static_cast<uint8_t>(WalOp::kSetParams), body, [&](uint64_t lsn) {
+    applied = ApplyRecord(*state_, true, static_cast<uint8_t>(WalOp::kSetParams), body, lsn);
+  });
+  AIDB_RETURN_IF_ERROR(s);
+  return applied;
+}
+
+Status Collection::Compact() {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  return Exclusive([&] {
+    std::shared_lock lock(mu_);
+    return state_->index->Compact();
+  });
+}
+
+void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
+                             const float* vectors, const std::string_view* payloads,
+                             uint64_t lsn) {
+  std::vector<uint32_t> slots(n);
+  if (live) adds_in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  // Index insertion (the expensive part) runs under no collection lock: new
+  // slots stay invisible to searches until they are mapped below.
+  Status s = n == 1 ? st.index->Add(vectors, &slots[0])
+                    : st.index->AddBatch(vectors, n, slots.data(), 0);
+  if (!s.ok()) {
+    if (live) adds_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    // The record is logged but cannot be applied (out of memory): stop
+    // accepting work rather than diverge from the log silently.
+    std::lock_guard<std::mutex> plock(poison_mu_);
+    poisoned_ = s.WithContext("collection '" + name_ +
+                              "' failed to apply a logged record; reopen it to recover");
+    return;
+  }
+  std::unique_lock<std::shared_mutex> lock(mu_, std::defer_lock);
+  if (live) lock.lock();
+  std::vector<uint32_t> replaced;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t slot = slots[i];
+    st.EnsureSlot(slot);
+    auto [it, inserted] = st.id_to_slot.try_emplace(ids[i], slot);
+    if (!inserted) {
+      const uint32_t old = it->second;
+      st.slot_ids[old] = Uuid{};
+      std::string().swap(st.payloads[old]);
+      replaced.push_back(old);
+      it->second = slot;
+    }
+    st.slot_ids[slot] = ids[i];
+    st.payloads[slot].assign(payloads[i].data(), payloads[i].size());
+  }
+  for (uint32_t old : replaced) st.index->Remove(old);
+  st.applied_lsn = std::max(st.applied_lsn, lsn);
+  if (live) {
+    lock.unlock();
+    adds_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void Collection::ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids, uint64_t lsn) {
+  std::unique_lock<std::shared_mutex> lock(mu_, std::defer_lock);
+  if (live) lock.lock();
+  for (const Uuid& id : ids) {
+    auto it = st.id_to_slot.find(id);
+    if (it == st.id_to_slot.end()) continue;
+    const uint32_t slot = it->second;
+    st.id_to_slot.erase(it);
+    st.slot_ids[slot] = Uuid{};
+    std::string().swap(st.payloads[slot]);
+    st.index->Remove(slot);
+  }
+  st.applied_lsn = std::max(st.applied_lsn, lsn);
+}
+
+Status Collection::ApplyRecord(State& st, bool live, uint8_t op, std::string_view body,
+                               uint64_t lsn) {
+  switch (static_cast<WalOp>(op)) {
+    case WalOp::kUpsert: {
+      UpsertView v;
+      AIDB_RETURN_IF_ERROR(DecodeUpsert(body, &v));
+      if (v.dim != st.config.index.dim) {
+        return Status::Corruption("WAL record at LSN " + std::to_string(lsn) + " has dimension " +
+                                  std::to_string(v.dim) + ", collection has " +
+                                  std::to_string(st.config.index.dim));
+      }
+      std::vector<Uuid> ids(v.count);
+      for (uint32_t i = 0; i < v.count; ++i) ids[i] = v.id(i);
+      const float* vecs = v.vectors;
+      std::vector<float> aligned;
+      if (reinterpret_cast<uintptr_t>(vecs) % alignof(float) != 0) {
+        aligned.resize(static_cast<size_t>(v.count) * v.dim);
+        std::memcpy(aligned.data(), vecs, aligned.size() * sizeof(float));
+        vecs = aligned.data();
+      }
+      ApplyUpsert(st, live, v.count, ids.data(), vecs, v.payloads.data(), lsn);
+      return Status::OK();
+    }
+    case WalOp::kDelete: {
+      std::vector<Uuid> ids;
+      AIDB_RETURN_IF_ERROR(DecodeDelete(body, &ids));
+      ApplyDelete(st, live, ids, lsn);
+      return Status::OK();
+    }
+    case WalOp::kSetParams: {
+      uint32_t ef = 0;
+      AIDB_RETURN_IF_ERROR(DecodeSetParams(body, &ef));
+      std::unique_lock<std::shared_mutex> lock(mu_, std::defer_lock);
+      if (live) lock.lock();
+      if (st.config.index.kind == index::IndexKind::kHnsw) {
+        AIDB_RETURN_IF_ERROR(st.index->SetEfSearch(ef));
+        st.config.index.hnsw.ef_search = ef;
+      }
+      st.applied_lsn = std::max(st.applied_lsn, lsn);
+      return Status::OK();
+    }
+  }
+  return Status::Corruption("WAL record at LSN " + std::to_string(lsn) + " has unknown op " +
+                            std::to_string(op));
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+Status Collection::Get(std::string_view id_text, float* vector_out, size_t dim,
+                       std::string* payload, bool* has_payload) const {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  Uuid id;
+  AIDB_RETURN_IF_ERROR(Uuid::Parse(id_text, &id));
+  std::shared_lock lock(mu_);
+  const State& st = *state_;
+  if (vector_out != nullptr && dim != st.config.index.dim) {
+    return Status::DimensionMismatch("output buffer has " + std::to_string(dim) +
+                                     " dimensions, collection '" + name_ + "' has " +
+                                     std::to_string(st.config.index.dim));
+  }
+  auto it = st.id_to_slot.find(id);
+  if (it == st.id_to_slot.end()) {
+    return Status::NotFound("point " + id.ToString() + " not found in collection '" + name_ +
+                            "'");
+  }
+  if (vector_out != nullptr) st.index->GetVector(it->second, vector_out);
+  if (payload != nullptr) *payload = st.payloads[it->second];
+  if (has_payload != nullptr) *has_payload = !st.payloads[it->second].empty();
+  return Status::OK();
+}
+
+Status Collection::SearchLocked(const State& st, const float* query, const SearchRequest& req,
+                                std::vector<SearchHit>* out) const {
+  out->clear();
+  if (req.top_k == 0) return Status::OK();
+  const bool need_filter = (req.filter != nullptr && !req.filter->MatchesAll()) ||
+                           adds_in_flight_.load(std::memory_order_acquire) > 0;
+  PointFilter pf(st.slot_ids, st.payloads, req.filter && !req.filter->MatchesAll() ? req.filter
+                                                                                     : nullptr);
+  index::SearchParams params;
+  params.k = req.top_k;
+  params.ef = req.ef_search;
+  params.filter = need_filter ? &pf : nullptr;
+  params.exact = req.exact;
+  std::vector<index::Hit> hits;
+  AIDB_RETURN_IF_ERROR(st.index->Search(query, params, &hits));
+  out->reserve(hits.size());
+  for (const index::Hit& h : hits) {
+    if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;
+    SearchHit sh;
+    sh.id = st.slot_ids[h.slot];
+    sh.score = h.score;
+    if (req.with_payload) sh.payload = st.payloads[h.slot];
+    out->push_back(std::move(sh));
+  }
+  return Status::OK();
+}
+
+Status Collection::Search(const float* query, size_t dim, const SearchRequest& req,
+                          std::vector<SearchHit>* out) const {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  std::shared_lock lock(mu_);
+  const State& st = *state_;
+  if (dim != st.config.index.dim) {
+    return Status::DimensionMismatch("query has " + std::to_string(dim) +
+                                     " dimensions, collection '" + name_ + "' expects " +
+                                     std::to_string(st.config.index.dim));
+  }
+  for (size_t d = 0; d < dim; ++d) {
+    if (!std::isfinite(query[d])) {
+      return Status::InvalidArgument("query component " + std::to_string(d) +
+                                     " is not finite (NaN or Inf)");
+    }
+  }
+  return SearchLocked(st, query, req, out);
+}
+
+Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
+                               const SearchRequest& req, uint32_t threads,
+                               std::vector<std::vector<SearchHit>>* out) const {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  std::shared_lock lock(mu_);
+  const State& st = *state_;
+  if (dim != st.config.index.dim) {
+    return Status::DimensionMismatch("queries have " + std::to_string(dim) +
+                                     " dimensions, collection '" + name_ + "' expects " +
+                                     std::to_string(st.config.index.dim));
+  }
+  for (size_t i = 0; i < nq * dim; ++i) {
+    if (!std::isfinite(queries[i])) {
+      return Status::InvalidArgument("query " + std::to_string(i / dim) + " component " +
+                                     std::to_string(i % dim) + " is not finite (NaN or Inf)");
+    }
+  }
+  out->assign(nq, {});
+  uint32_t nthreads = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+  nthreads = static_cast<uint32_t>(std::min<size_t>(nthreads, nq));
+  if (nthreads <= 1) {
+    for (size_t q = 0; q < nq; ++q) {
+      AIDB_RETURN_IF_ERROR(SearchLocked(st, queries + q * dim, req, &(*out)[q]));
+    }
+    return Status::OK();
+  }
+  // The shared lock is held by this thread for all workers: writers wait.
+  std::vector<Status> errors(nthreads);
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  for (uint32_t t = 0; t < nthreads; ++t) {
+    pool.emplace_back([&, t] {
+      for (size_t q; (q = next.fetch_add(1)) < nq;) {
+        Status s = SearchLocked(st, queries + q * dim, req, &(*out)[q]);
+        if (!s.ok()) {
+          errors[t] = s;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors) AIDB_RETURN_IF_ERROR(e);
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots and recovery
+
+Status Collection::SnapshotLocked(const std::string& path) {
+  // Runs inside the exclusive section: no writer can append or apply.
+  uint64_t lsn;
+  capnp::MallocMessageBuilder msg(1 << 20, capnp::AllocationStrategy::GROW_HEURISTICALLY);
+  {
+    std::shared_lock lock(mu_);
+    const State& st = *state_;
+    lsn = std::max(st.applied_lsn, wal_ ? wal_->last_lsn() : mem_lsn_);
+    auto root = msg.initRoot<schema::Snapshot>();
+    root.setFormatVersion(storage::kSnapshotFormatVersion);
+    root.setCreatedUnixNs(NowNs());
+    root.setLastLsn(lsn);
+    WriteConfig(st.config, root.initConfig());
+    root.setCount(st.id_to_slot.size());
+    const uint32_t limit = st.index->SlotLimit();
+    root.setSlotLimit(limit);
+
+    // Point chunks: at most kPointChunkSlots slots and ~256 MiB of payloads.
+    std::vector<std::pair<uint32_t, uint32_t>> ranges;
+    for (uint32_t first = 0; first < limit;) {
+      uint32_t n = 0;
+      uint64_t bytes = 0;
+      while (first + n < limit && n < kPointChunkSlots) {
+        uint32_t s = first + n;
+        uint64_t b = s < st.payloads.size() ? st.payloads[s].size() : 0;
+        if (n > 0 && bytes + b > kPointChunkPayloadBytes) break;
+        bytes += b;
+        ++n;
+      }
+      ranges.emplace_back(first, n);
+      first += n;
+    }
+    auto chunks = root.initPoints(static_cast<unsigned>(ranges.size()));
+    for (size_t c = 0; c < ranges.size(); ++c) {
+      auto [first, n] = ranges[c];
+      auto pc = chunks[c];
+      pc.setFirstSlot(first);
+      pc.setCount(n);
+      auto ids = pc.initIds(static_cast<size_t>(n) * 16);
+      auto ends = pc.initPayloadEnds(n);
+      uint64_t total = 0;
+      for (uint32_t i = 0; i < n; ++i) {
+        uint32_t s = first + i;
+        if (s < st.slot_ids.size()) {
+          std::memcpy(ids.begin() + static_cast<size_t>(i) * 16, st.slot_ids[s].bytes.data(), 16);
+          total += st.payloads[s].size();
+        } else {
+          std::memset(ids.begin() + static_cast<size_t>(i) * 16, 0, 16);
+        }
+        ends.set(i, static_cast<uint32_t>(total));
+      }
+      auto blob = pc.initPayloads(total);
+      uint64_t pos = 0;
+      for (uint32_t i = 0; i < n; ++i) {
+        uint32_t s = first + i;
+        if (s < st.payloads.size() && !st.payloads[s].empty()) {
+          std::memcpy(blob.begin() + pos, st.payloads[s].data(), st.payloads[s].size());
+          pos += st.payloads[s].size();
+        }
+      }
+    }
+    storage::SnapshotIndexWriter w(root, st.config.index.dim);
+    AIDB_RETURN_IF_ERROR(st.index->Save(w));
+  }
+  AIDB_RETURN_IF_ERROR(storage::WriteSnapshotFile(path, msg));
+  CheckpointHook hook;
+  {
+    std::lock_guard<std::mutex> lock(hook_mu_);
+    hook = hook_;
+  }
+  if (hook) AIDB_RETURN_IF_ERROR(hook(path, lsn));
+  if (wal_) AIDB_RETURN_IF_ERROR(wal_->Truncate());
+  return Status::OK();
+}
+
+Status Collection::SnapshotTo(const std::string& path) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  if (path.empty()) return Status::InvalidArgument("snapshot path is empty");
+  try {
+    return Exclusive([&] { return SnapshotLocked(path); });
+  } catch (const kj::Exception& e) {
+    return Status::IOError(std::string("snapshot: ") + e.getDescription().cStr());
+  }
+}
+
+Status Collection::BuildStateFromSnapshot(const std::string& path,
+                                          std::unique_ptr<State>* out) const {
+  std::unique_ptr<storage::SnapshotFile> file;
+  AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
+  try {
+    auto root = file->root();
+    CollectionConfig cfg = ReadConfig(root.getConfig());
+    {
+      std::shared_lock lock(mu_);
+      if (cfg.index.dim != state_->config.index.dim) {
+        return Status::DimensionMismatch("snapshot " + path + " has dimension " +
+                                         std::to_string(cfg.index.dim) + ", collection '" +
+                                         name_ + "' has " +
+                                         std::to_string(state_->config.index.dim));
+      }
+    }
+    cfg.name = name_;
+    Status s = ValidateConfig(cfg);
+    if (!s.ok()) return Status::Corruption("snapshot " + path + ": " + s.message());
+    std::unique_ptr<State> st;
+    AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
+    storage::SnapshotIndexReader reader(*file);
+    AIDB_RETURN_IF_ERROR(st->index->Load(reader).WithContext("snapshot " + path));
+    const uint32_t limit = root.getSlotLimit();
+    st->slot_ids.resize(limit);
+    st->payloads.resize(limit);
+    st->id_to_slot.reserve(root.getCount());
+    for (auto pc : root.getPoints()) {
+      auto ids = pc.getIds();
+      auto ends = pc.getPayloadEnds();
+      auto blob = pc.getPayloads();
+      const uint32_t first = pc.getFirstSlot(), n = pc.getCount();
+      if (ids.size() != static_cast<size_t>(n) * 16 || ends.size() != n ||
+          static_cast<uint64_t>(first) + n > limit) {
+        return Status::Corruption("snapshot " + path + ": malformed point chunk");
+      }
+      uint32_t pos = 0;
+      for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t end = ends[i];
+        if (end < pos || end > blob.size()) {
+          return Status::Corruption("snapshot " + path + ": bad payload offsets");
+        }
+        Uuid id;
+        std::memcpy(id.bytes.data(), ids.begin() + static_cast<size_t>(i) * 16, 16);
+        if (!id.IsNil()) {
+          const uint32_t slot = first + i;
+          if (!st->id_to_slot.emplace(id, slot).second) {
+            return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
+          }
+          st->slot_ids[slot] = id;
+          st->payloads[slot].assign(reinterpret_cast<const char*>(blob.begin()) + pos, end - pos);
+        }
+        pos = end;
+      }
+    }
+    if (st->id_to_slot.size() != root.getCount()) {
+      return Status::Corruption("snapshot " + path + ": point count mismatch");
+    }
+    st->applied_lsn = root.getLastLsn();
+    *out = std::move(st);
+    return Status::OK();
+  } catch (const kj::Exception& e) {
+    return Status::Corruption("snapshot " + path + ": " + e.getDescription().cStr());
+  }
+}
+
+Status Collection::LoadSnapshot(const std::string& path) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  return Exclusive([&] {
+    std::unique_ptr<State> st;
+    AIDB_RETURN_IF_ERROR(BuildStateFromSnapshot(path, &st));
+    const uint64_t lsn = st->applied_lsn;
+    {
+      std::unique_lock lock(mu_);
+      state_.swap(st);
+    }
+    if (wal_) wal_->AdvanceLsn(lsn);
+    mem_lsn_ = std::max(mem_lsn_, lsn);
+    return Status::OK();
+  });
+}
+
+Status Collection::ReplayInto(State& st, bool live, const RecoverOptions& opts,
+                              RecoverStats* stats) {
+  // Pass 1 checks every checksum without applying anything, so a corrupt
+  // record leaves the state as it was.
+  storage::WalReadStats verify;
+  AIDB_RETURN_IF_ERROR(storage::ReadWal(
+      wal_path_, wal_opts_.mmap_threshold,
+      [](const storage::WalRecord&) { return Status::OK(); }, &verify));
+  bool stopped = false;
+  storage::WalReadStats rs;
+  Status s = wal_->Replay(
+      [&](const storage::WalRecord& r) -> Status {
+        bool skip = r.lsn <= st.applied_lsn;
+        if (!skip && opts.target == RecoverTarget::kToLsn && r.lsn > opts.lsn) skip = true;
+        if (!skip && opts.target == RecoverTarget::kToTime &&
+            (stopped || r.timestamp_ns > opts.timestamp_ns)) {
+          stopped = true;
+          skip = true;
+        }
+        if (skip) {
+          ++stats->records_skipped;
+          return Status::OK();
+        }
+        AIDB_RETURN_IF_ERROR(ApplyRecord(st, live, r.op, r.body, r.lsn));
+        ++stats->records_applied;
+        return Status::OK();
+      },
+      &rs);
+  stats->bytes_read = rs.valid_bytes;
+  stats->torn_tail = rs.torn_tail;
+  stats->torn_tail_bytes = rs.torn_tail_bytes;
+  stats->used_mmap = rs.used_mmap;
+  stats->last_lsn = st.applied_lsn;
+  return s;
+}
+
+Status Collection::Recover(const RecoverOptions& opts, RecoverStats* stats) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  RecoverStats local;
+  if (stats == nullptr) stats = &local;
+  *stats = RecoverStats{};
+  if (!wal_) {
+    std::shared_lock lock(mu_);
+    stats->last_lsn = state_->applied_lsn;
+    return Status::OK();
+  }
+  return Exclusive([&] { return ReplayInto(*state_, true, opts, stats); });
+}
+
+Status Collection::Restore(const std::string& snapshot_path, const std::string& baseline) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  return Exclusive([&] {
+    std::unique_ptr<State> st;
+    AIDB_RETURN_IF_ERROR(BuildStateFromSnapshot(snapshot_path, &st));
+    if (wal_) {
+      RecoverStats rstats;
+      AIDB_RETURN_IF_ERROR(ReplayInto(*st, false, RecoverOptions{}, &rstats));
+      wal_->AdvanceLsn(st->applied_lsn);
+    }
+    {
+      std::unique_lock lock(mu_);
+      state_.swap(st);
+    }
+    Status s = SnapshotLocked(baseline);
+    if (!s.ok()) {
+      // Put the previous state back: the WAL and the old baseline still
+      // describe it (the failed snapshot did not truncate anything), unless
+      // the failure came after the new baseline was recorded.
+      if (!storage::FileExists(baseline)) {
+        std::unique_lock lock(mu_);
+        state_.swap(st);
+      }
+      return s;
+    }
+    return Status::OK();
+  });
+}
+
+Status ReadSnapshotInfo(const std::string& path, SnapshotInfo* info) {
+  std::unique_ptr<storage::SnapshotFile> file;
+  AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
+  try {
+    auto root = file->root();
+    info->path = path;
+    info->lsn = root.getLastLsn();
+    info->size_bytes = file->file_size();
+    info->created_unix_ns = root.getCreatedUnixNs();
+    info->count = root.getCount();
+    info->config = ReadConfig(root.getConfig());
+  } catch (const kj::Exception& e) {
+    return Status::Corruption("snapshot " + path + ": " + e.getDescription().cStr());
+  }
+  return Status::OK();
+}
+
+}  // namespace aidb::engine

@@ -1,0 +1,180 @@
+// Collection: one index + its id map and payloads + its WAL.
+//
+// Write path: validate everything, encode one WAL record, Wal::Commit (group
+// commit; durable per mode), then apply to memory in LSN order. Nothing is
+// applied unless its record was written (and synced, in fsync mode).
+//
+// Locks, outermost first:
+//   - the WAL's exclusive section (Wal::Exclusive; `write_mu_` for in-memory
+//     collections): snapshot_to, load_snapshot, recover; blocks writers.
+//   - `mu_` (shared_mutex): searches and reads hold it shared for their whole
+//     duration; applies take it exclusively only to update the id map
+//     (expensive index insertion runs before, under no collection lock).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/filter.h"
+#include "core/status.h"
+#include "core/uuid.h"
+#include "index/index.h"
+#include "storage/wal.h"
+
+namespace aidb::engine {
+
+struct CollectionConfig {
+  std::string name;
+  index::IndexConfig index;
+};
+
+struct CollectionOptions {
+  CollectionConfig config;
+  std::string wal_path;  // empty: in memory only, nothing logged
+  storage::WalOptions wal;
+};
+
+// [A-Za-z0-9_-]{1,64}
+Status ValidateCollectionName(std::string_view name);
+Status ValidateConfig(const CollectionConfig& config);
+
+struct SearchRequest {
+  uint32_t top_k = 10;
+  uint32_t ef_search = 0;
+  const filter::Filter* filter = nullptr;
+  bool with_payload = true;
+  bool exact = false;
+};
+
+struct SearchHit {
+  Uuid id;
+  float score = 0.f;
+  std::string payload;  // empty: none (or not requested)
+};
+
+enum class RecoverTarget { kLatest, kToLsn, kToTime };
+
+struct RecoverOptions {
+  RecoverTarget target = RecoverTarget::kLatest;
+  uint64_t lsn = 0;
+  int64_t timestamp_ns = 0;
+};
+
+struct RecoverStats {
+  uint64_t records_applied = 0;
+  uint64_t records_skipped = 0;
+  uint64_t bytes_read = 0;
+  uint64_t torn_tail_bytes = 0;
+  uint64_t last_lsn = 0;
+  bool torn_tail = false;
+  bool used_mmap = false;
+};
+
+struct SnapshotInfo {
+  std::string path;
+  uint64_t lsn = 0;
+  uint64_t size_bytes = 0;
+  int64_t created_unix_ns = 0;
+  uint64_t count = 0;
+  CollectionConfig config;
+};
+
+// Reads a snapshot's header and summary (verifies its checksum).
+Status ReadSnapshotInfo(const std::string& path, SnapshotInfo* info);
+
+class Collection {
+ public:
+  // Called inside snapshot_to after the snapshot file is published and before
+  // the WAL is truncated (the database records it as the new baseline).
+  using CheckpointHook = std::function<Status(const std::string& path, uint64_t lsn)>;
+
+  static Status Open(const CollectionOptions& opts, std::shared_ptr<Collection>* out);
+  ~Collection();
+  Collection(const Collection&) = delete;
+  Collection& operator=(const Collection&) = delete;
+
+  // ids: textual UUIDs; vectors: n*dim floats; payloads: n entries (nullptr
+  // entries or a null array = no payload).
+  Status Upsert(size_t n, const char* const* ids, const float* vectors, size_t dim,
+                const std::string_view* payloads);
+  Status Delete(std::string_view id);
+  // vector_out: dim floats or nullptr. *has_payload false when none.
+  Status Get(std::string_view id, float* vector_out, size_t dim, std::string* payload,
+             bool* has_payload) const;
+  Status Search(const float* query, size_t dim, const SearchRequest& req,
+                std::vector<SearchHit>* out) const;
+  // threads: 0 = all cores.
+  Status SearchBatch(const float* queries, size_t nq, size_t dim, const SearchRequest& req,
+                     uint32_t threads, std::vector<std::vector<SearchHit>>* out) const;
+
+  Status SetEfSearch(uint32_t ef);
+  Status Compact();
+
+  Status SnapshotTo(const std::string& path);
+  Status LoadSnapshot(const std::string& path);
+  Status Recover(const RecoverOptions& opts, RecoverStats* stats);
+  // load_snapshot + replay of newer records + snapshot_to(new_baseline), with
+  // the previous state kept on any failure.
+  Status Restore(const std::string& snapshot_path, const std::string& new_baseline_path);
+
+  storage::WalStats WalStats() const;
+  const std::string& wal_path() const { return wal_path_; }
+  CollectionConfig config() const;
+  uint64_t Count() const;
+  const std::string& name() const { return name_; }
+  storage::Durability durability() const { return wal_opts_.durability; }
+
+  void SetCheckpointHook(CheckpointHook hook);
+  // After the database dropped the collection: every call fails NotFound.
+  void MarkDropped();
+  // Syncs the WAL (batch/none modes).
+  Status Flush();
+
+ private:
+  struct State;
+  Collection() = default;
+
+  Status CheckUsable() const;
+  Status NewState(const CollectionConfig& config, std::unique_ptr<State>* out) const;
+  // Applies a WAL record to `st`; `live` = st is the published state (locks).
+  Status ApplyRecord(State& st, bool live, uint8_t op, std::string_view body, uint64_t lsn);
+  void ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids, const float* vectors,
+                   const std::string_view* payloads, uint64_t lsn);
+  void ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids, uint64_t lsn);
+  // Logs (if there is a WAL) then applies.
+  Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
+  Status Exclusive(const std::function<Status()>& fn);
+  Status SnapshotLocked(const std::string& path);
+  Status BuildStateFromSnapshot(const std::string& path, std::unique_ptr<State>* out) const;
+  Status ReplayInto(State& st, bool live, const RecoverOptions& opts, RecoverStats* stats);
+  Status SearchLocked(const State& st, const float* query, const SearchRequest& req,
+                      std::vector<SearchHit>* out) const;
+
+  std::string name_;
+  std::string wal_path_;
+  storage::WalOptions wal_opts_;
+  std::unique_ptr<storage::Wal> wal_;
+  std::mutex write_mu_;  // serialises writers of in-memory collections
+  uint64_t mem_lsn_ = 0; // LSNs of in-memory collections (under write_mu_)
+
+  mutable std::shared_mutex mu_;
+  std::unique_ptr<State> state_;
+  std::atomic<int> adds_in_flight_{0};
+
+  std::mutex hook_mu_;
+  CheckpointHook hook_;
+  std::atomic<bool> dropped_{false};
+  mutable std::mutex poison_mu_;
+  Status poisoned_;  // set if a logged record could not be applied
+};
+
+}  // namespace aidb::engine

@@ -1,0 +1,162 @@
+#include "engine/wal_codec.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <ctime>
+
+namespace aidb::engine {
+namespace {
+
+void PutU32(std::string* s, uint32_t v) { s->append(reinterpret_cast<const char*>(&v), 4); }
+uint32_t GetU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+void PadTo4(std::string* s) {
+  while (s->size() % 4 != 0) s->push_back('\0');
+}
+
+}  // namespace
+
+Uuid UpsertView::id(uint32_t i) const {
+  Uuid u;
+  std::memcpy(u.bytes.data(), ids + static_cast<size_t>(i) * 16, 16);
+  return u;
+}
+
+void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                  const std::vector<std::string>& payloads, std::string* out) {
+  const uint32_t n = static_cast<uint32_t>(ids.size());
+  size_t payload_bytes = 0;
+  for (const auto& p : payloads) payload_bytes += p.size();
+  out->clear();
+  out->reserve(8 + n * 16ull + static_cast<size_t>(n) * dim * 4 + n * 4ull + payload_bytes + 3);
+  PutU32(out, n);
+  PutU32(out, dim);
+  for (const Uuid& id : ids) out->append(reinterpret_cast<const char*>(id.bytes.data()), 16);
+  out->append(reinterpret_cast<const char*>(vectors), static_cast<size_t>(n) * dim * 4);
+  for (uint32_t i = 0; i < n; ++i) {
+    PutU32(out, i < payloads.size() ? static_cast<uint32_t>(payloads[i].size()) : 0);
+  }
+  for (uint32_t i = 0; i < n && i < payloads.size(); ++i) out->append(payloads[i]);
+  PadTo4(out);
+}
+
+void EncodeDelete(const std::vector<Uuid>& ids, std::string* out) {
+  out->clear();
+  PutU32(out, static_cast<uint32_t>(ids.size()));
+  for (const Uuid& id : ids) out->append(reinterpret_cast<const char*>(id.bytes.data()), 16);
+}
+
+void EncodeSetParams(uint32_t ef_search, std::string* out) {
+  out->clear();
+  PutU32(out, ef_search);
+}
+
+Status DecodeUpsert(std::string_view body, UpsertView* out) {
+  auto bad = [](const char* why) {
+    return Status::Corruption(std::string("WAL upsert record: ") + why);
+  };
+  if (body.size() < 8) return bad("too short");
+  const uint32_t n = GetU32(body.data()), dim = GetU32(body.data() + 4);
+  const uint64_t fixed = 8 + n * 16ull + static_cast<uint64_t>(n) * dim * 4 + n * 4ull;
+  if (fixed > body.size()) return bad("counts exceed the record");
+  out->count = n;
+  out->dim = dim;
+  out->ids = reinterpret_cast<const uint8_t*>(body.data() + 8);
+  out->vectors = reinterpret_cast<const float*>(body.data() + 8 + n * 16ull);
+  const char* lens = body.data() + 8 + n * 16ull + static_cast<size_t>(n) * dim * 4;
+  uint64_t pos = fixed;
+  out->payloads.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t len = GetU32(lens + i * 4ull);
+    if (pos + len > body.size()) return bad("payload exceeds the record");
+    out->payloads[i] = std::string_view(body.data() + pos, len);
+    pos += len;
+  }
+  if (body.size() - pos > 3) return bad("trailing bytes");
+  return Status::OK();
+}
+
+Status DecodeDelete(std::string_view body, std::vector<Uuid>* ids) {
+  if (body.size() < 4) return Status::Corruption("WAL delete record: too short");
+  const uint32_t n = GetU32(body.data());
+  if (body.size() != 4 + n * 16ull) return Status::Corruption("WAL delete record: bad size");
+  ids->resize(n);
+  for (uint32_t i = 0; i < n; ++i) std::memcpy((*ids)[i].bytes.data(), body.data() + 4 + i * 16ull, 16);
+  return Status::OK();
+}
+
+Status DecodeSetParams(std::string_view body, uint32_t* ef_search) {
+  if (body.size() != 4) return Status::Corruption("WAL params record: bad size");
+  *ef_search = GetU32(body.data());
+  return Status::OK();
+}
+
+std::string FormatRfc3339(int64_t unix_ns) {
+  time_t secs = static_cast<time_t>(unix_ns / 1000000000);
+  long nanos = static_cast<long>(unix_ns % 1000000000);
+  if (nanos < 0) {
+    nanos += 1000000000;
+    --secs;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", nanos);
+  return buf;
+}
+
+Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::string_view body,
+                        std::string* out) {
+  nlohmann::json j;
+  j["lsn"] = lsn;
+  j["timestamp"] = FormatRfc3339(timestamp_ns);
+  j["timestamp_ns"] = timestamp_ns;
+  switch (static_cast<WalOp>(op)) {
+    case WalOp::kUpsert: {
+      UpsertView v;
+      AIDB_RETURN_IF_ERROR(DecodeUpsert(body, &v));
+      j["op"] = "upsert";
+      auto& points = j["points"] = nlohmann::json::array();
+      for (uint32_t i = 0; i < v.count; ++i) {
+        nlohmann::json p;
+        p["id"] = v.id(i).ToString();
+        std::vector<float> vec(v.vectors + static_cast<size_t>(i) * v.dim,
+                               v.vectors + static_cast<size_t>(i + 1) * v.dim);
+        p["vector"] = vec;
+        if (v.payloads[i].empty()) {
+          p["payload"] = nullptr;
+        } else {
+          p["payload"] = nlohmann::json::parse(v.payloads[i], nullptr, /*allow_exceptions=*/false);
+        }
+        points.push_back(std::move(p));
+      }
+      break;
+    }
+    case WalOp::kDelete: {
+      std::vector<Uuid> ids;
+      AIDB_RETURN_IF_ERROR(DecodeDelete(body, &ids));
+      j["op"] = "delete";
+      auto& arr = j["ids"] = nlohmann::json::array();
+      for (const Uuid& id : ids) arr.push_back(id.ToString());
+      break;
+    }
+    case WalOp::kSetParams: {
+      uint32_t ef = 0;
+      AIDB_RETURN_IF_ERROR(DecodeSetParams(body, &ef));
+      j["op"] = "set_params";
+      j["ef_search"] = ef;
+      break;
+    }
+    default:
+      return Status::Corruption("WAL record with unknown op " + std::to_string(op));
+  }
+  *out = j.dump();
+  return Status::OK();
+}
+
+}  // namespace aidb::engine

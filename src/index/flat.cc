@@ -1,0 +1,233 @@
+#include "index/flat.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "index/topk.h"
+#include "storage/snapshot.h"
+
+namespace aidb::index {
+
+FlatIndex::FlatIndex(const IndexConfig& config)
+    : config_(config),
+      shift_(storage::VectorChunkShift(config.dim)),
+      mask_((1u << storage::VectorChunkShift(config.dim)) - 1) {}
+
+FlatIndex::~FlatIndex() = default;
+
+uint32_t FlatIndex::AllocateSlotLocked() {
+  if (!free_.empty()) {
+    uint32_t s = free_.back();
+    free_.pop_back();
+    return s;
+  }
+  const uint32_t slot = slot_limit_;
+  const uint32_t c = slot >> shift_;
+  const uint32_t per_chunk = 1u << shift_;
+  const size_t vec_bytes = static_cast<size_t>(config_.dim) * sizeof(float);
+  if (c == chunks_.size()) chunks_.emplace_back();
+  Chunk& chunk = chunks_[c];
+  const uint32_t need = (slot & mask_) + 1;
+  if (need > chunk.capacity_slots) {
+    // Grow geometrically up to a full chunk; copy what is there.
+    uint32_t cap = std::max<uint32_t>(std::min<uint32_t>(per_chunk, 64), chunk.capacity_slots * 2);
+    cap = std::min(std::max(cap, need), per_chunk);
+    HugeBuffer buf(static_cast<size_t>(cap) * vec_bytes);
+    if (chunk.capacity_slots > 0) {
+      std::memcpy(buf.data(), chunk.data, static_cast<size_t>(chunk.capacity_slots) * vec_bytes);
+    }
+    chunk.owned = std::move(buf);
+    chunk.data = static_cast<float*>(chunk.owned.data());
+    chunk.capacity_slots = cap;
+  }
+  ++slot_limit_;
+  live_.push_back(0);
+  return slot;
+}
+
+void FlatIndex::StoreLocked(uint32_t slot, const float* vec) {
+  float* dst = SlotPtr(slot);
+  std::memcpy(dst, vec, static_cast<size_t>(config_.dim) * sizeof(float));
+  if (config_.metric == Metric::kCosine) distance::Normalize(dst, config_.dim);
+}
+
+Status FlatIndex::Add(const float* vec, uint32_t* slot) {
+  std::unique_lock lock(mu_);
+  uint32_t s = AllocateSlotLocked();
+  StoreLocked(s, vec);
+  live_[s] = 1;
+  ++size_;
+  *slot = s;
+  return Status::OK();
+}
+
+Status FlatIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) {
+  std::unique_lock lock(mu_);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t s = AllocateSlotLocked();
+    StoreLocked(s, vecs + i * config_.dim);
+    live_[s] = 1;
+    ++size_;
+    slots[i] = s;
+  }
+  return Status::OK();
+}
+
+Status FlatIndex::Update(uint32_t slot, const float* vec) {
+  std::unique_lock lock(mu_);
+  if (slot >= slot_limit_ || !live_[slot]) return Status::NotFound("flat index: slot not live");
+  StoreLocked(slot, vec);
+  return Status::OK();
+}
+
+void FlatIndex::Remove(uint32_t slot) {
+  std::unique_lock lock(mu_);
+  if (slot >= slot_limit_ || !live_[slot]) return;
+  live_[slot] = 0;
+  --size_;
+  free_.push_back(slot);
+}
+
+void FlatIndex::GetVector(uint32_t slot, float* out) const {
+  std::shared_lock lock(mu_);
+  if (slot >= slot_limit_) return;
+  std::memcpy(out, SlotPtr(slot), static_cast<size_t>(config_.dim) * sizeof(float));
+}
+
+uint64_t FlatIndex::Size() const {
+  std::shared_lock lock(mu_);
+  return size_;
+}
+
+uint32_t FlatIndex::SlotLimit() const {
+  std::shared_lock lock(mu_);
+  return slot_limit_;
+}
+
+bool FlatIndex::IsLive(uint32_t slot) const {
+  std::shared_lock lock(mu_);
+  return slot < slot_limit_ && live_[slot];
+}
+
+Status FlatIndex::Search(const float* query, const SearchParams& params,
+                         std::vector<Hit>* out) const {
+  out->clear();
+  const uint32_t dim = config_.dim;
+  std::vector<float> normalized;
+  if (config_.metric == Metric::kCosine) {
+    normalized.assign(query, query + dim);
+    distance::Normalize(normalized.data(), dim);
+    query = normalized.data();
+  }
+  const bool l2 = config_.metric == Metric::kEuclidean;
+  const distance::Kernel kernel = l2 ? distance::L2Squared() : distance::Dot();
+  const SlotFilter* filter = params.filter;
+
+  std::shared_lock lock(mu_);
+  TopK top(params.k);
+  auto consider = [&](uint32_t slot) {
+    float raw = kernel(query, SlotPtr(slot), dim);
+    float score = l2 ? -raw : raw;  // rank by -d^2; converted to -d below
+    // The filter may be costly (payload parsing): check it only for hits
+    // that would enter the top-k.
+    if (!top.WouldKeep(score)) return;
+    if (filter && !filter->Allowed(slot)) return;
+    top.Push(score, slot);
+  };
+
+  std::vector<uint32_t> listed;
+  if (filter && filter->ListMatches(&listed)) {
+    for (uint32_t slot : listed) {
+      if (slot < slot_limit_ && live_[slot]) consider(slot);
+    }
+  } else {
+    for (uint32_t slot = 0; slot < slot_limit_; ++slot) {
+      if (live_[slot]) consider(slot);
+    }
+  }
+  top.Take(out);
+  if (l2) {
+    for (Hit& h : *out) h.score = distance::ScoreFromL2Squared(-h.score);
+  }
+  return Status::OK();
+}
+
+Status FlatIndex::SetEfSearch(uint32_t) {
+  return Status::Unsupported("ef_search applies to HNSW collections only");
+}
+
+Status FlatIndex::Compact() { return Status::OK(); }
+
+Status FlatIndex::Save(storage::SnapshotIndexWriter& w) const {
+  std::shared_lock lock(mu_);
+  w.root().getIndex().setFlat();
+  const size_t vec_floats = config_.dim;
+  w.WriteVectors(slot_limit_, [&](uint32_t first, uint32_t n, float* dst) {
+    // Slots of one snapshot chunk are the slots of one index chunk.
+    std::memcpy(dst, SlotPtr(first), static_cast<size_t>(n) * vec_floats * sizeof(float));
+  });
+  return Status::OK();
+}
+
+Status FlatIndex::Load(const storage::SnapshotIndexReader& r) {
+  auto root = r.root();
+  if (!root.getIndex().isFlat()) return Status::Corruption("snapshot index is not flat");
+  const uint32_t limit = root.getSlotLimit();
+  const uint32_t per_chunk = 1u << shift_;
+  auto vchunks = root.getVectors();
+
+  std::vector<Chunk> chunks((limit + per_chunk - 1) / per_chunk);
+  if (vchunks.size() != chunks.size()) {
+    return Status::Corruption("snapshot: " + std::to_string(vchunks.size()) +
+                              " vector chunks for " + std::to_string(limit) + " slots");
+  }
+  for (uint32_t c = 0; c < vchunks.size(); ++c) {
+    auto vc = vchunks[c];
+    const uint32_t expect = std::min(per_chunk, limit - c * per_chunk);
+    if (vc.getFirstSlot() != c * per_chunk || vc.getCount() != expect) {
+      return Status::Corruption("snapshot: vector chunk " + std::to_string(c) + " misplaced");
+    }
+    float* data = r.VectorData(vc, config_.dim);
+    if (data == nullptr) {
+      return Status::Corruption("snapshot: vector chunk " + std::to_string(c) + " has wrong size");
+    }
+    chunks[c].data = data;
+    chunks[c].capacity_slots = expect;
+  }
+
+  // Liveness: a slot is live iff the snapshot gives it an id.
+  std::vector<uint8_t> live(limit, 0);
+  std::vector<uint32_t> free_slots;
+  uint64_t size = 0;
+  for (auto pc : root.getPoints()) {
+    auto ids = pc.getIds();
+    const uint32_t first = pc.getFirstSlot(), n = pc.getCount();
+    if (ids.size() != static_cast<size_t>(n) * 16 || first + static_cast<uint64_t>(n) > limit) {
+      return Status::Corruption("snapshot: malformed point chunk");
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t* id = ids.begin() + static_cast<size_t>(i) * 16;
+      bool nil = true;
+      for (int b = 0; b < 16; ++b) nil = nil && id[b] == 0;
+      if (!nil) {
+        live[first + i] = 1;
+        ++size;
+      }
+    }
+  }
+  for (uint32_t s = limit; s-- > 0;) {
+    if (!live[s]) free_slots.push_back(s);
+  }
+
+  std::unique_lock lock(mu_);
+  chunks_ = std::move(chunks);
+  live_ = std::move(live);
+  free_ = std::move(free_slots);
+  slot_limit_ = limit;
+  size_ = size;
+  mapping_ = r.keepalive();
+  return Status::OK();
+}
+
+}  // namespace aidb::index

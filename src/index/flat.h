@@ -1,0 +1,65 @@
+// FlatIndex: exact search by scanning every live vector.
+//
+// Vectors live in chunks of 2^VectorChunkShift(dim) slots. A chunk is either
+// owned memory (huge-page backed) or points into a snapshot's private mapping
+// (loaded without copying; writes go to copy-on-write pages). One
+// shared_mutex: searches share it, Add/Update/Remove take it briefly.
+#pragma once
+
+#include <memory>
+#include <shared_mutex>
+#include <vector>
+
+#include "core/memory.h"
+#include "index/index.h"
+#include "storage/file.h"
+
+namespace aidb::index {
+
+class FlatIndex final : public VectorIndex {
+ public:
+  explicit FlatIndex(const IndexConfig& config);
+  ~FlatIndex() override;
+
+  const IndexConfig& config() const override { return config_; }
+  Status Add(const float* vec, uint32_t* slot) override;
+  Status AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) override;
+  Status Update(uint32_t slot, const float* vec) override;
+  void Remove(uint32_t slot) override;
+  void GetVector(uint32_t slot, float* out) const override;
+  uint64_t Size() const override;
+  uint32_t SlotLimit() const override;
+  bool IsLive(uint32_t slot) const override;
+  Status Search(const float* query, const SearchParams& params,
+                std::vector<Hit>* out) const override;
+  Status SetEfSearch(uint32_t ef) override;
+  Status Compact() override;
+  Status Save(storage::SnapshotIndexWriter& w) const override;
+  Status Load(const storage::SnapshotIndexReader& r) override;
+
+ private:
+  struct Chunk {
+    float* data = nullptr;     // capacity_slots * dim floats
+    uint32_t capacity_slots = 0;
+    HugeBuffer owned;          // empty when data points into a mapping
+  };
+
+  float* SlotPtr(uint32_t slot) const {
+    return chunks_[slot >> shift_].data + static_cast<size_t>(slot & mask_) * config_.dim;
+  }
+  uint32_t AllocateSlotLocked();       // grows storage as needed
+  void StoreLocked(uint32_t slot, const float* vec);
+
+  const IndexConfig config_;
+  const uint32_t shift_;
+  const uint32_t mask_;
+  mutable std::shared_mutex mu_;
+  std::vector<Chunk> chunks_;
+  std::vector<uint8_t> live_;          // one byte per slot below slot_limit_
+  std::vector<uint32_t> free_;         // removed slots, reused by Add
+  uint32_t slot_limit_ = 0;
+  uint64_t size_ = 0;
+  std::shared_ptr<storage::MappedFile> mapping_;  // keeps loaded chunks alive
+};
+
+}  // namespace aidb::index

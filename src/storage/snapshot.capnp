@@ -1,0 +1,81 @@
+@0xad2da683093a3a96;
+# AIDB collection snapshot. Field numbers are append-only: never renumber or
+# reuse one. Lists hold < 2^29 elements and Data blobs < 2^29 bytes, so large
+# collections are split into chunks.
+#
+# On disk a snapshot file is a 32-byte header of our own (see snapshot.h: magic,
+# format version, message size, CRC32C of the message) followed by one Cap'n
+# Proto message in the standard serialization (segment table + segments).
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("aidb::storage::schema");
+
+enum Metric {
+  cosine @0;
+  euclidean @1;
+  dot @2;
+}
+
+struct CollectionConfig {
+  name @0 :Text;
+  dim @1 :UInt32;
+  metric @2 :Metric;
+  index :union {
+    flat @3 :Void;
+    hnsw :group {
+      m @4 :UInt32;
+      efConstruction @5 :UInt32;
+      efSearch @6 :UInt32;        # 0 = adapt to k
+    }
+  }
+}
+
+# Ids and payloads of consecutive slots [firstSlot, firstSlot + count).
+struct PointChunk {
+  firstSlot @0 :UInt32;
+  count @1 :UInt32;
+  ids @2 :Data;                   # 16 bytes per slot; all zero = free slot
+  payloadEnds @3 :List(UInt32);   # end offset in `payloads` per slot (count entries)
+  payloads @4 :Data;              # concatenated JSON objects; empty = no payload
+}
+
+# Vectors of consecutive slots, dim float32 each (little-endian), cosine
+# vectors normalised. A free slot's vector is unspecified.
+struct VectorChunk {
+  firstSlot @0 :UInt32;
+  count @1 :UInt32;
+  data @2 :Data;
+}
+
+# HNSW graph (see src/index/hnsw.h).
+struct HnswGraph {
+  entryPoint @0 :UInt32;          # 0xFFFFFFFF = empty graph
+  maxLevel @1 :Int32;
+  chunks @2 :List(HnswChunk);
+}
+
+struct HnswChunk {
+  firstSlot @0 :UInt32;
+  count @1 :UInt32;
+  levels @2 :Data;                # one byte per slot: top level of the node
+  # Adjacency of every (slot, level) pair of this chunk in slot order, levels
+  # 0..top: `offsets` has one entry per pair plus one; `neighbors` the slots.
+  offsets @3 :List(UInt32);
+  neighbors @4 :List(UInt32);
+  deleted @5 :Data;               # bitmap, one bit per slot: tombstones
+}
+
+struct Snapshot {
+  formatVersion @0 :UInt32;       # 1
+  createdUnixNs @1 :Int64;
+  lastLsn @2 :UInt64;             # every WAL record <= this is in the snapshot
+  config @3 :CollectionConfig;
+  count @4 :UInt64;               # live points
+  slotLimit @5 :UInt32;           # slots [0, slotLimit) are described
+  points @6 :List(PointChunk);
+  vectors @7 :List(VectorChunk);
+  index :union {
+    flat @8 :Void;
+    hnsw @9 :HnswGraph;
+  }
+}
