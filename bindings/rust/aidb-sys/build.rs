@@ -26,11 +26,7 @@ fn main() {
         return;
     }
     let statik = env::var_os("AIDB_STATIC").is_some();
-    if let Err(e) = pkg_config::Config::new()
-        .atleast_version("0.1.0")
-        .statik(statik)
-        .probe("aidb")
-    {
+    if let Err(e) = pkg_config::Config::new().atleast_version("0.1.0").statik(statik).probe("aidb") {
         panic!(
             "aidb-sys: libaidb not found ({e}).\n\
              Install AIDB and point PKG_CONFIG_PATH at its lib/pkgconfig, set \

@@ -20,8 +20,7 @@ pub const AIDB_VERSION_MAJOR: c_int = 0;
 pub const AIDB_VERSION_MINOR: c_int = 1;
 pub const AIDB_VERSION_PATCH: c_int = 0;
 pub const AIDB_VERSION: &str = "0.1.0";
-pub const AIDB_VERSION_NUMBER: c_int =
-    AIDB_VERSION_MAJOR * 1_000_000 + AIDB_VERSION_MINOR * 1000 + AIDB_VERSION_PATCH;
+pub const AIDB_VERSION_NUMBER: c_int = AIDB_VERSION_MAJOR * 1_000_000 + AIDB_VERSION_MINOR * 1000 + AIDB_VERSION_PATCH;
 pub const AIDB_ABI_VERSION: c_int = 0;
 
 pub const AIDB_OK: c_int = 0;
@@ -314,9 +313,8 @@ mod loader {
 
     /// The file dlopen()ed: `$AIDB_LIBRARY`, else `libaidb.so.<ABI>`.
     pub fn library_name() -> std::ffi::OsString {
-        std::env::var_os("AIDB_LIBRARY").unwrap_or_else(|| {
-            std::format!("libaidb.so.{}", super::AIDB_ABI_VERSION).into()
-        })
+        std::env::var_os("AIDB_LIBRARY")
+            .unwrap_or_else(|| std::format!("libaidb.so.{}", super::AIDB_ABI_VERSION).into())
     }
 
     /// Loads the library once (later calls return the same result).

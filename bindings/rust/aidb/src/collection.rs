@@ -424,9 +424,7 @@ impl Collection {
         let id_ptrs: Vec<*const c_char> = cids.iter().map(|c| c.as_ptr()).collect();
         let cpl = match payloads {
             None => None,
-            Some(p) if p.len() != n => {
-                return Err(Error::new(Status::InvalidArgument, "payloads.len() != ids.len()"))
-            }
+            Some(p) if p.len() != n => return Err(Error::new(Status::InvalidArgument, "payloads.len() != ids.len()")),
             Some(p) => Some(p.iter().map(|o| o.map(cstring).transpose()).collect::<Result<Vec<_>>>()?),
         };
         let pl_ptrs: Option<Vec<*const c_char>> =
@@ -434,7 +432,15 @@ impl Collection {
         let pl_ptr = pl_ptrs.as_ref().map_or(ptr::null(), |v| v.as_ptr());
         // SAFETY: all arrays hold n valid entries and outlive the call.
         call(|m| unsafe {
-            sys::aidb_collection_upsert_batch(self.raw(), n, id_ptrs.as_ptr(), vectors.as_ptr(), vectors.len() / n, pl_ptr, m)
+            sys::aidb_collection_upsert_batch(
+                self.raw(),
+                n,
+                id_ptrs.as_ptr(),
+                vectors.as_ptr(),
+                vectors.len() / n,
+                pl_ptr,
+                m,
+            )
         })
     }
 
@@ -456,7 +462,9 @@ impl Collection {
     pub fn get_into(&self, id: &str, out: &mut [f32]) -> Result<Option<String>> {
         let cid = cstring(id)?;
         let mut pl: *mut c_char = ptr::null_mut();
-        call(|m| unsafe { sys::aidb_collection_get(self.raw(), cid.as_ptr(), out.as_mut_ptr(), out.len(), &mut pl, m) })?;
+        call(|m| unsafe {
+            sys::aidb_collection_get(self.raw(), cid.as_ptr(), out.as_mut_ptr(), out.len(), &mut pl, m)
+        })?;
         if pl.is_null() {
             return Ok(None);
         }

@@ -124,6 +124,5 @@ pub(crate) fn cstring(s: &str) -> Result<CString> {
 
 pub(crate) fn path_cstring(p: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::new(Status::InvalidArgument, "path contains a NUL byte"))
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::new(Status::InvalidArgument, "path contains a NUL byte"))
 }

@@ -203,7 +203,11 @@ fn bad_input_is_rejected_with_the_right_status() {
         ("bad JSON", c.upsert(&id, &v, Some(r#"{"a":"#)), Status::InvalidArgument),
         ("non-object payload", c.upsert(&id, &v, Some("[1,2]")), Status::InvalidArgument),
         ("NUL in id", c.upsert("a\0b", &v, None), Status::InvalidArgument),
-        ("batch with one bad id", c.upsert_batch(&[aidb::new_id(), "nope".into()], &[v, v].concat(), None), Status::InvalidArgument),
+        (
+            "batch with one bad id",
+            c.upsert_batch(&[aidb::new_id(), "nope".into()], &[v, v].concat(), None),
+            Status::InvalidArgument,
+        ),
         ("delete missing", c.delete(&aidb::new_id()), Status::NotFound),
         ("search wrong dim", c.search(&[1.0], &SearchOptions::new()).map(|_| ()), Status::DimensionMismatch),
         ("set_ef_search on flat", c.set_ef_search(10), Status::Unsupported),

@@ -1,0 +1,208 @@
+"""The Python binding against the real library: the runbook's checkpoint and
+restore flow, a database directory, filtered search, threads, bad input,
+use after close."""
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+
+import aidb
+
+
+def vecs(n, dim, seed=0):
+    i = np.arange(n * dim, dtype=np.float64).reshape(n, dim) + seed * dim + 1
+    return (np.sin(i) + (np.arange(n)[:, None] + seed) % 7).astype(np.float32)
+
+
+def test_version_matches_header():
+    assert aidb.version_number() == aidb.HEADER_VERSION_NUMBER
+    assert aidb.version()
+
+
+def test_ids_are_canonicalised():
+    assert len(aidb.new_id()) == 36
+    assert aidb.canonical_id("{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}") == \
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    with pytest.raises(aidb.InvalidArgumentError):
+        aidb.canonical_id("nope")
+
+
+def test_checkpoint_then_restore_sees_points_from_before_and_after(tmp_path):
+    wal, snap = tmp_path / "docs.wal", tmp_path / "docs.snapshot"
+    opts = dict(name="docs", dim=8, metric="euclidean", wal_path=wal)
+    before = [aidb.new_id() for _ in range(3)]
+    after = [aidb.new_id() for _ in range(2)]
+    with aidb.Collection(**opts) as c:
+        c.upsert_batch(before, vecs(3, 8), [{"phase": "before", "i": i} for i in range(3)])
+        w = c.wal_stats()
+        assert w["size_bytes"] > 0 and w["last_truncate_unix_ns"] is None
+        c.snapshot_to(snap)
+        w = c.wal_stats()
+        assert w["size_bytes"] == 0, "the checkpoint must empty the WAL"
+        assert w["last_truncate_unix_ns"] is not None
+        for i, id in enumerate(after):
+            c.upsert(id, vecs(1, 8, seed=10 + i)[0], '{"phase":"after"}')
+        c.delete(before[2])
+
+    with aidb.Collection(**opts) as r:
+        r.load_snapshot(snap)
+        assert r.count() == 3  # the snapshot alone
+        st = r.recover()
+        assert st["records_applied"] == 3 and not st["torn_tail"], st
+        assert len(r) == 4
+        for id in before[:2] + after:
+            assert id in r
+        with pytest.raises(aidb.NotFoundError):
+            r.get(before[2])
+        hits = r.search(vecs(1, 8, seed=10)[0], k=1)
+        assert [h.id for h in hits] == [after[0]]
+        assert hits[0].payload == {"phase": "after"}
+        r.snapshot_to(snap)
+        assert r.wal_stats()["size_bytes"] == 0
+    assert aidb.verify_snapshot(snap)["count"] == 4
+
+
+def test_database_directory_persists_snapshots_and_restores(tmp_path):
+    d = tmp_path / "db"
+    ids = [aidb.new_id() for _ in range(3)]
+    db = aidb.Database(d)
+    c = db.create_collection("items", 4, index="hnsw")
+    with pytest.raises(aidb.AlreadyExistsError):
+        db.create_collection("items", 4)
+    c.upsert(ids[0], vecs(1, 4)[0])
+    snap = db.snapshot("items")
+    c.upsert_batch(ids[1:], vecs(2, 4, seed=1), [None, {"k": 1}])
+    snaps = db.list_snapshots("items")
+    assert len(snaps) == 1 and snaps[0]["count"] == 1
+    db.close()
+    with pytest.raises(aidb.ClosedError):  # closed with its database
+        c.count()
+
+    with aidb.Database(d) as db:
+        assert db.list_collections() == ["items"]
+        c = db["items"]
+        assert c.count() == 3  # snapshot + WAL replay on open
+        db.restore("items", snap)
+        assert c.count() == 3
+        with pytest.raises(aidb.NotFoundError):
+            db.collection("nope")
+        db.drop_collection("items")
+        assert db.list_collections() == []
+        with pytest.raises(aidb.NotFoundError):
+            c.count()
+
+
+def test_filtered_search_returns_only_matches():
+    n = 500
+    with aidb.Collection("f", 8, metric="dot", durability="none") as c:
+        v = vecs(n, 8)
+        ids = [aidb.new_id() for _ in range(n)]
+        c.upsert_batch(ids, v, [{"group": i % 50, "meta": {"rank": i}} for i in range(n)])
+        assert c.count() == n
+        hits = c.search(v[1], k=10, filter={"group": 7})
+        assert len(hits) == 10, "a selective filter still returns k hits"
+        assert all(h.payload["group"] == 7 for h in hits)
+        hits = c.search(v[1], k=100, with_payload=False,
+                        filter={"must": [{"key": "meta.rank", "range": {"gte": 10, "lt": 20}}]})
+        assert len(hits) == 10
+        assert all(h.payload is None for h in hits)
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+        res = c.search_batch(v[:3], k=5, filter='{"group":3}')
+        assert [len(r) for r in res] == [5, 5, 5]
+        ids2, sc = c.search_batch_arrays(v[:3], k=5)
+        assert sc.shape == (3, 5) and sc.dtype == np.float32 and len(ids2[0]) == 5
+        with pytest.raises(aidb.InvalidArgumentError):
+            c.search(v[1], filter='{"must": [')
+
+
+def test_vectors_pass_without_copies_and_come_back_into_caller_memory():
+    with aidb.Collection("z", 4, metric="euclidean") as c:
+        base = np.arange(40, dtype=np.float32).reshape(10, 4)
+        ids = [aidb.new_id() for _ in range(10)]
+        c.upsert_batch(ids, base)  # C-contiguous float32: used in place
+        out = np.zeros(4, dtype=np.float32)
+        got, _ = c.get(ids[3], out=out)
+        assert got is out and np.array_equal(out, base[3])
+        # Non-float32 input is converted once and still works.
+        c.upsert(ids[0], [1, 2, 3, 4])
+        assert np.array_equal(c.get(ids[0])[0], np.array([1, 2, 3, 4], np.float32))
+
+
+def test_threads_share_one_collection(tmp_path):
+    with aidb.Collection("conc", 16, index="hnsw", wal_path=tmp_path / "wal",
+                         durability="batch") as c:
+        errors = []
+
+        def work(w):
+            try:
+                for i, v in enumerate(vecs(50, 16, seed=w)):
+                    c.upsert(aidb.new_id(), v, {"w": w})
+                    c.search(v, k=3)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        ts = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors
+        assert c.count() == 400
+
+
+def test_bad_input_raises_the_right_exception(tmp_path):
+    with aidb.Collection("bad", 4) as c:
+        id = aidb.new_id()
+        v = np.ones(4, np.float32)
+        cases = [
+            (aidb.DimensionMismatchError, lambda: c.upsert(id, v[:3])),
+            (aidb.InvalidArgumentError, lambda: c.upsert(id, [1, math.nan, 3, 4])),
+            (aidb.InvalidArgumentError, lambda: c.upsert(id, [1, math.inf, 3, 4])),
+            (aidb.InvalidArgumentError, lambda: c.upsert("xyz", v)),
+            (aidb.InvalidArgumentError, lambda: c.upsert(id, v, '{"a":')),
+            (aidb.InvalidArgumentError, lambda: c.upsert(id, v, "[1,2]")),
+            (aidb.InvalidArgumentError, lambda: c.upsert(id, v, {"f": object()})),
+            (aidb.InvalidArgumentError, lambda: c.upsert_batch([aidb.new_id(), "nope"], np.ones((2, 4)))),
+            (aidb.NotFoundError, lambda: c.delete(aidb.new_id())),
+            (aidb.DimensionMismatchError, lambda: c.search([1.0])),
+            (aidb.UnsupportedError, lambda: c.set_ef_search(10)),
+            (aidb.InvalidArgumentError, lambda: aidb.Collection("no spaces", 4)),
+            (aidb.InvalidArgumentError, lambda: aidb.Collection("z", 0)),
+            (aidb.NotFoundError, lambda: c.load_snapshot(tmp_path / "none")),
+        ]
+        for exc, fn in cases:
+            with pytest.raises(exc) as info:
+                fn()
+            assert isinstance(info.value, aidb.AidbError)
+        assert c.count() == 0, "nothing half-applied"
+
+
+def test_unknown_status_codes_are_tolerated():
+    e = aidb.errors.error_for(4242, "future")
+    assert type(e) is aidb.AidbError and e.code == 4242 and e.status == "UNKNOWN"
+
+
+def test_use_after_close_raises_closed_error():
+    c = aidb.Collection("closed", 2)
+    c.close()
+    c.close()  # idempotent
+    with pytest.raises(aidb.ClosedError):
+        c.upsert(aidb.new_id(), [1, 2])
+    with pytest.raises(aidb.MisuseError):
+        c.search([1, 2])
+    assert c.closed
+
+
+def test_wal_entries_replay_the_change_feed(tmp_path):
+    with aidb.Collection("feed", 2, wal_path=tmp_path / "wal") as c:
+        id = aidb.new_id()
+        c.upsert(id, [1, 2])
+        c.delete(id)
+        entries = c.wal_entries()
+        assert [e["op"] for e in entries] == ["upsert", "delete"]
+        assert entries[0]["lsn"] < entries[1]["lsn"]
+        assert isinstance(entries[0]["record"], dict)
+        json.dumps(entries)
