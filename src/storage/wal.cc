@@ -558,6 +558,28 @@ Status Wal::Replay(const std::function<Status(const WalRecord&)>& fn, WalReadSta
   return impl_->ScanAndCut(fn, stats ? stats : &local);
 }
 
+Status Wal::CutTail(uint64_t offset) {
+  Impl& im = *impl_;
+  std::unique_lock<std::shared_mutex> f(im.file_mu);
+  struct stat sb;
+  if (::fstat(im.fd, &sb) != 0) return Status::IOErrorFromErrno("fstat " + im.path, errno);
+  if (offset > static_cast<uint64_t>(sb.st_size)) {
+    return Status::InvalidArgument("WAL " + im.path + ": cannot cut at offset " +
+                                   std::to_string(offset) + " beyond end of file (" +
+                                   std::to_string(sb.st_size) + " bytes)");
+  }
+  if (::ftruncate(im.fd, static_cast<off_t>(offset)) != 0) {
+    return Status::IOErrorFromErrno("truncate " + im.path, errno);
+  }
+  AIDB_RETURN_IF_ERROR(Fsync(im.fd, im.path));
+  std::lock_guard<std::mutex> l(im.mu);
+  im.end = offset;
+  im.committed_end.store(offset);
+  im.growth_mark = offset / im.opts.growth_step;
+  im.scanned = offset == 0;
+  return Status::OK();
+}
+
 Status Wal::Read(const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats) {
   Impl& im = *impl_;
   WalReadStats local;

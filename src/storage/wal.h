@@ -123,6 +123,8 @@ class Wal {
 
   // Runs fn while no Commit is in flight and none can start (the "write lock"
   // of the runbook). Snapshots run under it; Truncate must be called inside.
+  // fn must not call Commit or Exclusive (it would wait for itself). Returns
+  // fn's status.
   Status Exclusive(const std::function<Status()>& fn);
 
   // Reads the whole file (ReadWal) calling fn for every valid record; then cuts
@@ -131,6 +133,13 @@ class Wal {
   // Must not run concurrently with Commit (call it before writers start or
   // inside Exclusive).
   Status Replay(const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
+
+  // Cuts the file back to `offset` bytes (ftruncate + fsync), dropping every
+  // record from there on: the caller's recovery-mode decision after Replay
+  // reported corruption (pass WalReadStats::valid_bytes to keep every record
+  // before the damage). The next Replay or Commit rescans the file. Same rules
+  // as Replay: before writers start or inside Exclusive.
+  Status CutTail(uint64_t offset);
 
   // Reads the records of completed commits (the change feed: filter on
   // WalRecord::lsn / timestamp_ns in fn). Safe while Commit runs: it reads only

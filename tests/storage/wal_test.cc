@@ -157,8 +157,9 @@ class WalTest : public ::testing::Test {
   }
 
   // Writes records 1..n with bodies Body(i, sizes[i-1]) and returns the file.
+  // (No fsync: these tests are about the format; other tests cover the modes.)
   std::string WriteRecords(const std::vector<size_t>& sizes) {
-    auto w = OpenWal();
+    auto w = OpenWal(Opts(Durability::kNone));
     for (size_t i = 0; i < sizes.size(); ++i) EXPECT_EQ(Put(w.get(), Body(i + 1, sizes[i])), i + 1);
     w.reset();
     return Slurp(path_);
@@ -395,6 +396,28 @@ TEST_F(WalTest, ChecksumFlipInMiddleRecordIsCorruptionWithOffset) {
     EXPECT_FALSE(applied);
     EXPECT_EQ(SizeOf(path_), full.size());
   }
+}
+
+// The caller may choose to keep the records before the damage.
+TEST_F(WalTest, CutTailAfterCorruptionRecoversThePrefix) {
+  std::string full = WriteRecords({60, 60, 60, 60});
+  const size_t rec = kWalHeaderSize + 60;
+  full[rec + 40] ^= 1;
+  Spit(path_, full);
+  auto w = OpenWal();
+  WalReadStats st;
+  ASSERT_TRUE(w->Replay([](const WalRecord&) { return Status::OK(); }, &st).IsCorruption());
+  EXPECT_EQ(st.valid_bytes, rec);
+  EXPECT_TRUE(w->CutTail(full.size() + 1).IsInvalidArgument());
+  ASSERT_TRUE(w->Exclusive([&] { return w->CutTail(st.valid_bytes); }).ok());
+  EXPECT_EQ(SizeOf(path_), rec);
+  EXPECT_EQ(w->Stats().size_bytes, rec);
+  EXPECT_EQ(Put(w.get(), "next"), 2u);  // rescans: LSN follows the kept record
+  w.reset();
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok());
+  ASSERT_EQ(r.recs.size(), 2u);
+  EXPECT_EQ(r.recs[1].body, "next");
 }
 
 TEST_F(WalTest, ExactCorruptionMessage) {
