@@ -1,0 +1,159 @@
+#include "core/payload.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace aidb::payload {
+namespace {
+
+std::string Canon(std::string_view json) {
+  std::string out;
+  Status st = Canonicalize(json, &out);
+  EXPECT_TRUE(st.ok()) << json << ": " << st.ToString();
+  return out;
+}
+
+Status Reject(std::string_view json) {
+  std::string out = "untouched";
+  Status st = Canonicalize(json, &out);
+  EXPECT_FALSE(st.ok()) << "accepted: " << json;
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_EQ(out, "untouched");
+  return st;
+}
+
+TEST(PayloadTest, MinifiesObjects) {
+  EXPECT_EQ(Canon("{}"), "{}");
+  EXPECT_EQ(Canon("  {  }  "), "{}");
+  EXPECT_EQ(Canon("{\n  \"a\" : 1,\n  \"b\" : [ 1 , 2 , { } ],\n  \"c\" : { \"d\" : null }\n}\n"),
+            "{\"a\":1,\"b\":[1,2,{}],\"c\":{\"d\":null}}");
+  EXPECT_EQ(Canon("{\"s\": \"a b\\n\\\"q\\\"\", \"t\": true, \"f\": false}"),
+            "{\"s\":\"a b\\n\\\"q\\\"\",\"t\":true,\"f\":false}");
+  EXPECT_EQ(Canon("{\"u\": \"\\u00e9\"}"), "{\"u\":\"\xc3\xa9\"}");  // unescaped to UTF-8
+  EXPECT_EQ(Canon("{\"big\": 12345678901234567890, \"neg\": -9223372036854775808}"),
+            "{\"big\":12345678901234567890,\"neg\":-9223372036854775808}");
+  EXPECT_EQ(Canon("{\"x\":0.5}"), "{\"x\":0.5}");
+}
+
+TEST(PayloadTest, CanonicalFormIsAFixedPoint) {
+  std::string once = Canon("{ \"a\" : [1, 2.5, \"x\", {\"b\": [true, null]}], \"c\": -3e2 }");
+  EXPECT_EQ(Canon(once), once);
+}
+
+TEST(PayloadTest, RejectsNonObjectsNamingTheType) {
+  EXPECT_EQ(Reject("[1,2]").message(), "payload must be a JSON object, got array");
+  EXPECT_EQ(Reject("\"s\"").message(), "payload must be a JSON object, got string");
+  EXPECT_EQ(Reject("42").message(), "payload must be a JSON object, got number");
+  EXPECT_EQ(Reject("-1.5").message(), "payload must be a JSON object, got number");
+  EXPECT_EQ(Reject("true").message(), "payload must be a JSON object, got boolean");
+  EXPECT_EQ(Reject("null").message(), "payload must be a JSON object, got null");
+}
+
+TEST(PayloadTest, RejectsInvalidJson) {
+  const char* bad[] = {
+      "{",
+      "}",
+      "{\"a\":}",
+      "{\"a\" 1}",
+      "{\"a\":1,}",
+      "{a:1}",
+      "{'a':1}",
+      "{\"a\":01}",
+      "{\"a\":1e400}",
+      "{\"a\":NaN}",
+      "{\"a\":\"\\ud800\"}",          // lone surrogate
+      "{\"a\":\"\xff\"}",             // not UTF-8
+      "{\"a\":\"tab\there\"}",        // raw control character
+      "{\"a\":tru}",
+      "{\"a\":[1,2}",
+  };
+  for (const char* j : bad) {
+    Status st = Reject(j);
+    EXPECT_EQ(st.message().rfind("payload is not valid JSON: ", 0), 0u) << st.message();
+  }
+}
+
+TEST(PayloadTest, RejectsEmptyInput) {
+  EXPECT_EQ(Reject("").message(), "payload is not valid JSON: empty document");
+  EXPECT_EQ(Reject("  \n").message(), "payload is not valid JSON: empty document");
+}
+
+TEST(PayloadTest, RejectsTrailingGarbage) {
+  const char* bad[] = {"{} x", "{}{}", "{\"a\":1} 1", "{}]", "{} \"s\"", "{},"};
+  for (const char* j : bad) {
+    Status st = Reject(j);
+    EXPECT_NE(st.message().find("not valid JSON"), std::string::npos) << st.message();
+  }
+  // Trailing white space is fine.
+  EXPECT_EQ(Canon("{} \n\t\r "), "{}");
+}
+
+TEST(PayloadTest, RejectsPayloadsOverTheLimit) {
+  // A valid object one byte over the limit.
+  std::string big = "{\"a\":\"";
+  big.append(kMaxPayloadBytes + 1 - big.size() - 2, 'x');
+  big += "\"}";
+  ASSERT_EQ(big.size(), kMaxPayloadBytes + 1);
+  Status st = Reject(big);
+  EXPECT_EQ(st.message(), "payload is too large: 16777217 bytes (limit 16777216)");
+}
+
+TEST(PayloadTest, AcceptsPayloadsAtTheLimit) {
+  std::string big = "{\"a\":\"";
+  big.append(kMaxPayloadBytes - big.size() - 2, 'x');
+  big += "\"}";
+  ASSERT_EQ(big.size(), kMaxPayloadBytes);
+  std::string out;
+  ASSERT_TRUE(Canonicalize(big, &out).ok());
+  EXPECT_EQ(out, big);
+  // A small one afterwards still works (the large one used its own parser).
+  EXPECT_EQ(Canon("{ \"k\" : 1 }"), "{\"k\":1}");
+}
+
+TEST(PayloadTest, DeepNesting) {
+  auto nested = [](int depth) {
+    std::string s;
+    for (int i = 0; i < depth; ++i) s += "{\"a\":";
+    s += "1";
+    for (int i = 0; i < depth; ++i) s += "}";
+    return s;
+  };
+  EXPECT_EQ(Canon(nested(100)), nested(100));
+  EXPECT_EQ(Canon(nested(1000)), nested(1000));
+  Status st = Reject(nested(5000));
+  EXPECT_NE(st.message().find("nested deeper than 1024 levels"), std::string::npos)
+      << st.message();
+}
+
+TEST(PayloadTest, InputNeedsNoPaddingOrTerminator) {
+  // The view ends right before bytes that would make the JSON invalid.
+  std::string buf = "{\"a\":[1,2]}GARBAGE";
+  std::string out;
+  ASSERT_TRUE(Canonicalize(std::string_view(buf.data(), 11), &out).ok());
+  EXPECT_EQ(out, "{\"a\":[1,2]}");
+  // And one that is cut short is an error, not a read past the end.
+  EXPECT_FALSE(Canonicalize(std::string_view(buf.data(), 10), &out).ok());
+}
+
+TEST(PayloadTest, ConcurrentUseIsSafe) {
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t, &failures] {
+      for (int i = 0; i < 2000; ++i) {
+        std::string in = "{ \"t\" : " + std::to_string(t) + ", \"i\" : [" + std::to_string(i) + "] }";
+        std::string want = "{\"t\":" + std::to_string(t) + ",\"i\":[" + std::to_string(i) + "]}";
+        std::string out;
+        if (!Canonicalize(in, &out).ok() || out != want) ++failures[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int f : failures) EXPECT_EQ(f, 0);
+}
+
+}  // namespace
+}  // namespace aidb::payload
