@@ -1,0 +1,309 @@
+// aidbd: the AIDB HTTP daemon. See `aidbd --help` and src/server/README.md.
+#include <aidb.h>
+#include <signal.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "api.h"
+#include "http_server.h"
+#include "util.h"
+
+namespace {
+
+using namespace aidbd;
+
+const char kUsage[] = R"(Usage: aidbd [options]
+
+The AIDB vector database daemon: serves the REST API of DESIGN.md section 4 over
+HTTP/1.1. Collections persist in the data directory and come back on restart.
+Every option can also be set with the environment variable in brackets; a flag
+wins over the variable.
+
+  --data-dir DIR            data directory, created if missing [AIDB_DATA_DIR]
+                            (default ./data)
+  --listen HOST:PORT        address to listen on; port 0 picks a free port and
+                            the bound address is logged (event=listening addr=..)
+                            [AIDB_LISTEN] (default 127.0.0.1:8080)
+  --api-key KEY             require this key on every route but /health, in the
+                            header `api-key: KEY` or `Authorization: Bearer KEY`
+                            [AIDB_API_KEY] (default: none; prefer the variable,
+                            command lines are visible to other users)
+  --log-level LEVEL         debug, info, warn, error or off [AIDB_LOG_LEVEL]
+                            (default info)
+  --durability MODE         fsync, batch or none: when a write is acknowledged
+                            [AIDB_DURABILITY] (default fsync)
+  --batch-interval-ms N     fsync interval in batch mode [AIDB_BATCH_INTERVAL_MS]
+                            (default 10)
+  --max-body-bytes N        largest request body, else 413 [AIDB_MAX_BODY_BYTES]
+                            (default 67108864)
+  --max-header-bytes N      largest request line + headers, else 431
+                            [AIDB_MAX_HEADER_BYTES] (default 16384)
+  --request-timeout-ms N    time a client has to send a whole request (else 408)
+                            and to read a response [AIDB_REQUEST_TIMEOUT_MS]
+                            (default 30000)
+  --idle-timeout-ms N       keep-alive connections idle this long are closed
+                            [AIDB_IDLE_TIMEOUT_MS] (default 60000)
+  --shutdown-timeout-ms N   on SIGINT/SIGTERM, wait this long for in-flight
+                            requests [AIDB_SHUTDOWN_TIMEOUT_MS] (default 30000)
+  --threads N               worker threads for engine calls: libuv's thread pool
+                            [UV_THREADPOOL_SIZE] (default 8; at most 1024)
+  --help                    print this text
+  --version                 print the version
+
+Signals: SIGINT or SIGTERM stops accepting connections, finishes the requests
+in flight, flushes and closes every WAL, then exits 0. A second signal stops
+waiting for slow clients.
+)";
+
+struct Options {
+  std::string data_dir = "./data";
+  std::string listen = "127.0.0.1:8080";
+  std::string api_key;
+  std::string log_level = "info";
+  std::string durability = "fsync";
+  uint64_t batch_interval_ms = 10;
+  HttpLimits limits;
+  uint64_t threads = 0;
+};
+
+[[noreturn]] void UsageError(const std::string& msg) {
+  std::fprintf(stderr, "aidbd: %s\nTry 'aidbd --help'.\n", msg.c_str());
+  std::exit(2);
+}
+
+uint64_t ParseUint(const std::string& flag, const std::string& v) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 19) {
+    UsageError(flag + " needs a non-negative integer, not '" + v + "'");
+  }
+  return std::strtoull(v.c_str(), nullptr, 10);
+}
+
+void Apply(Options* o, const std::string& key, const std::string& v) {
+  if (key == "--data-dir") o->data_dir = v;
+  else if (key == "--listen") o->listen = v;
+  else if (key == "--api-key") o->api_key = v;
+  else if (key == "--log-level") o->log_level = v;
+  else if (key == "--durability") o->durability = v;
+  else if (key == "--batch-interval-ms") o->batch_interval_ms = ParseUint(key, v);
+  else if (key == "--max-body-bytes") o->limits.max_body_bytes = ParseUint(key, v);
+  else if (key == "--max-header-bytes") o->limits.max_header_bytes = ParseUint(key, v);
+  else if (key == "--request-timeout-ms") o->limits.request_timeout_ms = ParseUint(key, v);
+  else if (key == "--idle-timeout-ms") o->limits.idle_timeout_ms = ParseUint(key, v);
+  else if (key == "--shutdown-timeout-ms") o->limits.shutdown_timeout_ms = ParseUint(key, v);
+  else if (key == "--threads") o->threads = ParseUint(key, v);
+  else UsageError("unknown option " + key);
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  static const std::pair<const char*, const char*> kEnv[] = {
+      {"AIDB_DATA_DIR", "--data-dir"},
+      {"AIDB_LISTEN", "--listen"},
+      {"AIDB_API_KEY", "--api-key"},
+      {"AIDB_LOG_LEVEL", "--log-level"},
+      {"AIDB_DURABILITY", "--durability"},
+      {"AIDB_BATCH_INTERVAL_MS", "--batch-interval-ms"},
+      {"AIDB_MAX_BODY_BYTES", "--max-body-bytes"},
+      {"AIDB_MAX_HEADER_BYTES", "--max-header-bytes"},
+      {"AIDB_REQUEST_TIMEOUT_MS", "--request-timeout-ms"},
+      {"AIDB_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
+      {"AIDB_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms"},
+      {"UV_THREADPOOL_SIZE", "--threads"},
+  };
+  for (auto& [env, flag] : kEnv) {
+    if (const char* v = std::getenv(env); v && *v) Apply(&o, flag, v);
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (a == "--version") {
+      std::printf("aidbd %s (libaidb %s)\n", AIDB_VERSION, aidb_version());
+      std::exit(0);
+    }
+    if (a.rfind("--", 0) != 0) UsageError("unexpected argument '" + a + "'");
+    size_t eq = a.find('=');
+    if (eq != std::string::npos) {
+      Apply(&o, a.substr(0, eq), a.substr(eq + 1));
+    } else {
+      if (i + 1 >= argc) UsageError(a + " needs a value");
+      Apply(&o, a, argv[++i]);
+    }
+  }
+  return o;
+}
+
+bool SplitHostPort(const std::string& s, std::string* host, int* port) {
+  std::string p;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    *host = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos) {
+      *host = "127.0.0.1";
+      p = s;
+    } else {
+      *host = colon == 0 ? "127.0.0.1" : s.substr(0, colon);
+      p = s.substr(colon + 1);
+    }
+  }
+  if (*host == "localhost") *host = "127.0.0.1";
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  *port = std::atoi(p.c_str());
+  return *port <= 65535;
+}
+
+struct Daemon {
+  uv_loop_t loop;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  HttpServer* server = nullptr;
+};
+
+void OnSignal(uv_signal_t* h, int signum) {
+  auto* d = static_cast<Daemon*>(h->data);
+  Log(LogLevel::kInfo, "shutdown", KV().Add("signal", signum == SIGINT ? "SIGINT" : "SIGTERM"));
+  d->server->Shutdown([d] {
+    Log(LogLevel::kInfo, "drained");
+    uv_close(reinterpret_cast<uv_handle_t*>(&d->sigint), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&d->sigterm), nullptr);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Only the daemon ignores SIGPIPE: a client that goes away makes writes fail
+  // with EPIPE instead of killing the process. The library never touches signals.
+  ::signal(SIGPIPE, SIG_IGN);
+  Options o = ParseOptions(argc, argv);
+
+  LogLevel level;
+  if (!ParseLogLevel(o.log_level, &level)) UsageError("unknown log level '" + o.log_level + "'");
+  int durability = 0;
+  if (aidb_durability_from_string(o.durability.c_str(), &durability, nullptr) != AIDB_OK) {
+    UsageError("unknown durability '" + o.durability + "': use fsync, batch or none");
+  }
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(o.listen, &host, &port)) UsageError("bad --listen '" + o.listen + "'");
+  if (o.limits.max_body_bytes == 0) UsageError("--max-body-bytes must be positive");
+
+  // libuv sizes its process-wide pool from UV_THREADPOOL_SIZE when the first
+  // work item is queued. Engine calls block (fsync, snapshots), so default to
+  // more threads than libuv's 4.
+  uint64_t threads = o.threads ? o.threads : 8;
+  if (threads > 1024) threads = 1024;
+  ::setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), 1);
+
+  InstallLibraryLogger(level);
+
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) {
+    Log(LogLevel::kError, "data_dir_failed", KV().Add("dir", o.data_dir).Add("error", ec.message()));
+    return 1;
+  }
+  std::string data_dir = std::filesystem::canonical(o.data_dir, ec).string();
+  if (ec) {
+    Log(LogLevel::kError, "data_dir_failed", KV().Add("dir", o.data_dir).Add("error", ec.message()));
+    return 1;
+  }
+  Log(LogLevel::kInfo, "starting",
+      KV().Add("version", aidb_version()).Add("data_dir", data_dir).Add("durability", o.durability)
+          .Add("threads", static_cast<unsigned long long>(threads))
+          .Add("auth", o.api_key.empty() ? "off" : "api-key"));
+
+  aidb_db_options dbo;
+  aidb_db_options_init(&dbo);
+  dbo.create_if_missing = 1;
+  dbo.durability = durability;
+  dbo.batch_interval_ms = static_cast<uint32_t>(o.batch_interval_ms);
+  aidb_db* db = nullptr;
+  char* err = nullptr;
+  int64_t t0 = NowUnixNs();
+  int st = aidb_db_open(data_dir.c_str(), &dbo, &db, &err);
+  if (st != AIDB_OK) {
+    Log(LogLevel::kError, "open_failed",
+        KV().Add("dir", data_dir).Add("status", aidb_status_name(st)).Add("error", err ? err : ""));
+    aidb_free(err);
+    return 1;
+  }
+  Log(LogLevel::kInfo, "opened",
+      KV().Add("dir", data_dir).Add("seconds", static_cast<double>(NowUnixNs() - t0) / 1e9));
+
+  Daemon d;
+  int rc = uv_loop_init(&d.loop);
+  if (rc != 0) {
+    Log(LogLevel::kError, "loop_init_failed", KV().Add("error", uv_strerror(rc)));
+    aidb_db_close(db);
+    return 1;
+  }
+  int exit_code = 0;
+  {
+    ApiConfig cfg;
+    cfg.data_dir = data_dir;
+    cfg.api_key = o.api_key;
+    cfg.start_unix_ns = NowUnixNs();
+    Api api(db, cfg);
+    HttpServer server(&d.loop, &api, o.limits);
+    d.server = &server;
+
+    std::string bound;
+    rc = server.Listen(host, port, &bound);
+    if (rc != 0) {
+      Log(LogLevel::kError, "listen_failed",
+          KV().Add("addr", o.listen).Add("error", uv_strerror(rc)));
+      exit_code = 1;
+    }
+    if (rc == 0) rc = uv_signal_init(&d.loop, &d.sigint);
+    if (rc == 0) rc = uv_signal_init(&d.loop, &d.sigterm);
+    if (rc == 0) {
+      d.sigint.data = &d;
+      d.sigterm.data = &d;
+      rc = uv_signal_start(&d.sigint, OnSignal, SIGINT);
+      if (rc == 0) rc = uv_signal_start(&d.sigterm, OnSignal, SIGTERM);
+      if (rc != 0) {
+        Log(LogLevel::kError, "signal_failed", KV().Add("error", uv_strerror(rc)));
+        exit_code = 1;
+      }
+    }
+    if (exit_code == 0) {
+      Log(LogLevel::kInfo, "listening", KV().Add("addr", bound));
+      rc = uv_run(&d.loop, UV_RUN_DEFAULT);
+      (void)rc;  // non-zero only if uv_stop() was called; handles are closed below
+    }
+    api.ReleaseHandles();
+  }
+  aidb_db_close(db);
+  Log(LogLevel::kInfo, "wal_flushed");
+
+  // Close whatever is left (nothing, after a clean drain) and check the loop.
+  uv_walk(
+      &d.loop,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  rc = uv_run(&d.loop, UV_RUN_DEFAULT);
+  rc = uv_loop_close(&d.loop);
+  if (rc != 0) {
+    Log(LogLevel::kError, "loop_close_failed", KV().Add("error", uv_strerror(rc)));
+    return 1;
+  }
+  Log(LogLevel::kInfo, "stopped", KV().Add("exit_code", exit_code));
+  return exit_code;
+}
