@@ -24,6 +24,7 @@
 #include "engine/collection.h"
 #include "engine/database.h"
 #include "engine/wal_codec.h"
+#include "storage/file.h"
 #include "storage/wal.h"
 
 using aidb::Status;
@@ -88,12 +89,14 @@ int Guard(char** errmsg, Fn&& fn) noexcept {
 
 Status Misuse(const char* what) { return Status::Misuse(std::string(what) + " is NULL"); }
 
-// Options structs carry their size: accept any size that covers the fields
-// up to `needed` (callers compiled against an older, smaller header).
+// Options structs carry their size: a caller compiled against an older header
+// passes a smaller struct (missing fields take their defaults); a size outside
+// any plausible range means the struct was never initialised.
 template <typename T>
 Status CheckStruct(const T* p, const char* name) {
   if (p == nullptr) return Misuse(name);
-  if (p->struct_size < sizeof(size_t) || p->struct_size > (1u << 16)) {
+  const size_t size = p->struct_size;
+  if (size < sizeof(size_t) || size > (1u << 16)) {
     return Status::Misuse(std::string(name) + "->struct_size is not set (use the _init function)");
   }
   return Status::OK();

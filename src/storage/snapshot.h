@@ -14,6 +14,7 @@
 #pragma once
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
 
 #include <cstdint>
 #include <functional>

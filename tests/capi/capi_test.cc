@@ -1,0 +1,359 @@
+// The C API: versions, bad input, search and filters, concurrency, change feed.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace aidbtest;
+
+namespace {
+
+constexpr uint32_t kDim = 4;
+
+TEST(CApi, VersionMacrosMatchTheLibrary) {
+  EXPECT_STREQ(aidb_version(), AIDB_VERSION);
+  EXPECT_EQ(aidb_version_number(), AIDB_VERSION_NUMBER);
+  EXPECT_STREQ(aidb_status_name(AIDB_CORRUPTION), "CORRUPTION");
+  EXPECT_STREQ(aidb_status_name(12345), "UNKNOWN");
+}
+
+TEST(CApi, NullArgumentsAreMisuseNotCrashes) {
+  Err err;
+  EXPECT_EQ(aidb_collection_open(nullptr, nullptr, err.ptr()), AIDB_MISUSE);
+  EXPECT_EQ(aidb_collection_upsert(nullptr, "x", nullptr, 0, nullptr, 0, err.ptr()), AIDB_MISUSE);
+  EXPECT_EQ(aidb_collection_snapshot_to(nullptr, "x", nullptr), AIDB_MISUSE);
+  EXPECT_EQ(aidb_recover(nullptr, nullptr, nullptr, nullptr), AIDB_MISUSE);
+  EXPECT_EQ(aidb_wal_stats(nullptr, nullptr, nullptr), AIDB_MISUSE);
+  aidb_collection_options o;  // not initialised: struct_size garbage/zero
+  std::memset(&o, 0, sizeof(o));
+  aidb_collection* c = nullptr;
+  EXPECT_EQ(aidb_collection_open(&o, &c, err.ptr()), AIDB_MISUSE);
+  EXPECT_NE(err.str().find("struct_size"), std::string::npos);
+  aidb_collection_close(nullptr);
+  aidb_search_result_free(nullptr);
+  aidb_db_close(nullptr);
+  aidb_free(nullptr);
+}
+
+TEST(CApi, InvalidCollectionOptionsAreRejected) {
+  struct Case {
+    const char* name;
+    uint32_t dim;
+    int metric;
+    int kind;
+  } cases[] = {
+      {"../x", 4, AIDB_METRIC_COSINE, AIDB_INDEX_FLAT},
+      {"", 4, AIDB_METRIC_COSINE, AIDB_INDEX_FLAT},
+      {"a b", 4, AIDB_METRIC_COSINE, AIDB_INDEX_FLAT},
+      {"x/y", 4, AIDB_METRIC_COSINE, AIDB_INDEX_FLAT},
+      {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 4, 0, 0},  // 65 chars
+      {"ok", 0, AIDB_METRIC_COSINE, AIDB_INDEX_FLAT},
+      {"ok", 4, 7, AIDB_INDEX_FLAT},
+      {"ok", 4, AIDB_METRIC_COSINE, 9},
+  };
+  for (const Case& k : cases) {
+    aidb_collection_options o;
+    aidb_collection_options_init(&o);
+    o.name = k.name;
+    o.dim = k.dim;
+    o.metric = k.metric;
+    o.index_kind = k.kind;
+    aidb_collection* c = nullptr;
+    Err err;
+    EXPECT_EQ(aidb_collection_open(&o, &c, err.ptr()), AIDB_INVALID_ARGUMENT) << k.name;
+    EXPECT_FALSE(err.str().empty());
+    EXPECT_EQ(c, nullptr);
+  }
+  int m = -1;
+  Err err;
+  EXPECT_EQ(aidb_metric_from_string("manhattan", &m, err.ptr()), AIDB_INVALID_ARGUMENT);
+  EXPECT_NE(err.str().find("manhattan"), std::string::npos);
+  EXPECT_EQ(aidb_metric_from_string("L2", &m, nullptr), AIDB_OK);
+  EXPECT_EQ(m, AIDB_METRIC_EUCLIDEAN);
+}
+
+TEST(CApi, BadPointsAreRejectedAndChangeNothing) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  aidb_collection* c = OpenCollection("bad", kDim, wal);
+  ASSERT_EQ(Upsert(c, 1, kDim, "{\"a\":1}"), AIDB_OK);
+  const uint64_t wal_size = FileSize(wal);
+  const float good[kDim] = {1, 2, 3, 4};
+  const float nan[kDim] = {1, std::numeric_limits<float>::quiet_NaN(), 3, 4};
+  const float inf[kDim] = {1, 2, std::numeric_limits<float>::infinity(), 4};
+  const std::string id = Id(2);
+  Err err;
+  EXPECT_EQ(aidb_collection_upsert(c, id.c_str(), good, kDim + 1, nullptr, 0, err.ptr()),
+            AIDB_DIMENSION_MISMATCH);
+  EXPECT_NE(err.str().find("expects 4"), std::string::npos) << err.str();
+  EXPECT_EQ(aidb_collection_upsert(c, id.c_str(), nan, kDim, nullptr, 0, err.ptr()),
+            AIDB_INVALID_ARGUMENT);
+  EXPECT_NE(err.str().find("NaN"), std::string::npos) << err.str();
+  EXPECT_EQ(aidb_collection_upsert(c, id.c_str(), inf, kDim, nullptr, 0, err.ptr()),
+            AIDB_INVALID_ARGUMENT);
+  for (const char* bad_id : {"not-a-uuid", "../x", "", "00000000-0000-4000-8000-00000000000g",
+                             "00000000-0000-4000-8000-0000000000001"}) {
+    EXPECT_EQ(aidb_collection_upsert(c, bad_id, good, kDim, nullptr, 0, err.ptr()),
+              AIDB_INVALID_ARGUMENT)
+        << bad_id;
+  }
+  for (const char* bad_payload : {"[1,2]", "42", "\"s\"", "{\"a\":", "{\"a\":1} x", "not json",
+                                  "null"}) {
+    EXPECT_EQ(aidb_collection_upsert(c, id.c_str(), good, kDim, bad_payload, (size_t)-1, err.ptr()),
+              AIDB_INVALID_ARGUMENT)
+        << bad_payload;
+  }
+  // A batch with one bad point applies nothing.
+  const std::string id3 = Id(3), id4 = Id(4);
+  const char* ids[3] = {id3.c_str(), "bogus", id4.c_str()};
+  std::vector<float> vecs(3 * kDim, 1.f);
+  EXPECT_EQ(aidb_collection_upsert_batch(c, 3, ids, vecs.data(), kDim, nullptr, err.ptr()),
+            AIDB_INVALID_ARGUMENT);
+  EXPECT_NE(err.str().find("point 1"), std::string::npos) << err.str();
+
+  EXPECT_EQ(Count(c), 1u);
+  EXPECT_EQ(FileSize(wal), wal_size);  // nothing was logged
+  EXPECT_EQ(aidb_collection_delete(c, Id(77).c_str(), err.ptr()), AIDB_NOT_FOUND);
+  EXPECT_EQ(aidb_collection_get(c, Id(77).c_str(), nullptr, 0, nullptr, err.ptr()), AIDB_NOT_FOUND);
+
+  // Bad search input.
+  aidb_search_result* r = nullptr;
+  EXPECT_EQ(aidb_collection_search(c, good, kDim + 2, nullptr, &r, err.ptr()),
+            AIDB_DIMENSION_MISMATCH);
+  EXPECT_EQ(aidb_collection_search(c, nan, kDim, nullptr, &r, err.ptr()), AIDB_INVALID_ARGUMENT);
+  aidb_search_options so;
+  aidb_search_options_init(&so);
+  for (const char* f : {"not json", "[1]", "{\"must\": 3}", "{\"must\": [{\"foo\": 1}]}",
+                        "{\"must\": [{\"key\": \"a\", \"range\": {\"gt\": \"x\"}}]}"}) {
+    so.filter = f;
+    EXPECT_EQ(aidb_collection_search(c, good, kDim, &so, &r, err.ptr()), AIDB_INVALID_ARGUMENT) << f;
+  }
+  aidb_collection_close(c);
+}
+
+std::vector<std::string> HitIds(aidb_search_result* r, size_t q = 0) {
+  const aidb_hit* hits = nullptr;
+  size_t n = 0;
+  EXPECT_EQ(aidb_search_result_hits(r, q, &hits, &n), AIDB_OK);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < n; ++i) ids.push_back(hits[i].id);
+  return ids;
+}
+
+TEST(CApi, SearchScoresForEveryMetric) {
+  const float a[2] = {1, 0}, b[2] = {0, 2}, q[2] = {1, 1};
+  for (int metric : {AIDB_METRIC_COSINE, AIDB_METRIC_EUCLIDEAN, AIDB_METRIC_DOT}) {
+    aidb_collection* c = OpenCollection("m", 2, "", metric);
+    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(1).c_str(), a, 2, "{\"n\":\"a\"}", (size_t)-1, &_m));
+    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(2).c_str(), b, 2, nullptr, 0, &_m));
+    aidb_search_result* r = nullptr;
+    AIDB_ASSERT_OK(aidb_collection_search(c, q, 2, nullptr, &r, &_m));
+    const aidb_hit* hits;
+    size_t n;
+    ASSERT_EQ(aidb_search_result_hits(r, 0, &hits, &n), AIDB_OK);
+    ASSERT_EQ(n, 2u);
+    std::map<std::string, float> score;
+    for (size_t i = 0; i < n; ++i) score[hits[i].id] = hits[i].score;
+    if (metric == AIDB_METRIC_COSINE) {
+      EXPECT_NEAR(score[Id(1)], std::sqrt(0.5f), 1e-5);
+      EXPECT_NEAR(score[Id(2)], std::sqrt(0.5f), 1e-5);
+    } else if (metric == AIDB_METRIC_EUCLIDEAN) {
+      EXPECT_NEAR(score[Id(1)], -1.f, 1e-5);
+      EXPECT_NEAR(score[Id(2)], -std::sqrt(2.f), 1e-5);
+      EXPECT_EQ(std::string(hits[0].id), Id(1));
+      ASSERT_NE(hits[0].payload, nullptr);
+      EXPECT_STREQ(hits[0].payload, "{\"n\":\"a\"}");
+      EXPECT_EQ(hits[1].payload, nullptr);
+    } else {
+      EXPECT_NEAR(score[Id(1)], 1.f, 1e-5);
+      EXPECT_NEAR(score[Id(2)], 2.f, 1e-5);
+      EXPECT_EQ(std::string(hits[0].id), Id(2));
+    }
+    aidb_search_result_free(r);
+    aidb_collection_close(c);
+  }
+}
+
+TEST(CApi, FilteredSearchReturnsKWhenKMatchesExist) {
+  constexpr uint32_t kN = 2000;
+  aidb_collection* c = OpenCollection("f", kDim, "", AIDB_METRIC_EUCLIDEAN);
+  std::vector<std::string> ids(kN), payloads(kN);
+  std::vector<const char*> idp(kN), pp(kN);
+  std::vector<float> vecs(kN * kDim);
+  for (uint32_t i = 0; i < kN; ++i) {
+    ids[i] = Id(i);
+    payloads[i] = "{\"color\":\"" + std::string(i % 100 == 0 ? "red" : "blue") +
+                  "\",\"n\":" + std::to_string(i) + ",\"meta\":{\"tag\":\"t" + std::to_string(i % 7) +
+                  "\"}}";
+    idp[i] = ids[i].c_str();
+    pp[i] = payloads[i].c_str();
+    for (uint32_t d = 0; d < kDim; ++d) vecs[i * kDim + d] = static_cast<float>(i) + d * 0.001f;
+  }
+  AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kDim, pp.data(), &_m));
+  const float q[kDim] = {0, 0, 0, 0};
+  aidb_search_options so;
+  aidb_search_options_init(&so);
+  so.top_k = 10;
+  // 1% selectivity, far from the query: still 10 results, all red.
+  so.filter = "{\"color\": \"red\"}";
+  aidb_search_result* r = nullptr;
+  AIDB_ASSERT_OK(aidb_collection_search(c, q, kDim, &so, &r, &_m));
+  std::vector<std::string> got = HitIds(r);
+  ASSERT_EQ(got.size(), 10u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], Id(static_cast<uint32_t>(i * 100)));
+  aidb_search_result_free(r);
+  // Full form: range + nested must_not + dotted key.
+  so.filter =
+      "{\"must\": [{\"key\": \"n\", \"range\": {\"gte\": 500, \"lt\": 600}}],"
+      " \"must_not\": [{\"key\": \"meta.tag\", \"match\": {\"value\": \"t0\"}}]}";
+  AIDB_ASSERT_OK(aidb_collection_search(c, q, kDim, &so, &r, &_m));
+  got = HitIds(r);
+  ASSERT_EQ(got.size(), 10u);
+  EXPECT_EQ(got[0], Id(500));  // 500 % 7 = 3
+  for (const auto& id : got) EXPECT_NE(id, Id(504));  // 504 % 7 == 0
+  aidb_search_result_free(r);
+  // A single match.
+  so.filter = "{\"n\": 1234}";
+  AIDB_ASSERT_OK(aidb_collection_search(c, q, kDim, &so, &r, &_m));
+  got = HitIds(r);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], Id(1234));
+  aidb_search_result_free(r);
+  // Batch search: one result list per query.
+  std::vector<float> qs = {0, 0, 0, 0, 1999, 1999, 1999, 1999};
+  so.filter = nullptr;
+  so.top_k = 3;
+  AIDB_ASSERT_OK(aidb_collection_search_batch(c, qs.data(), 2, kDim, &so, &r, &_m));
+  ASSERT_EQ(aidb_search_result_query_count(r), 2u);
+  EXPECT_EQ(HitIds(r, 0)[0], Id(0));
+  EXPECT_EQ(HitIds(r, 1)[0], Id(1999));
+  aidb_search_result_free(r);
+  aidb_collection_close(c);
+}
+
+TEST(CApi, ConcurrentWritersReadersAndSnapshotLoseNothing) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  aidb_collection* c = OpenCollection("conc", kDim, wal, AIDB_METRIC_EUCLIDEAN);
+  constexpr int kWriters = 4, kPerWriter = 150;
+  std::atomic<bool> done{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < kPerWriter; ++i) {
+        uint32_t id = static_cast<uint32_t>(w * 10000 + i);
+        std::vector<float> v(kDim, static_cast<float>(id));
+        std::string payload = "{\"w\":" + std::to_string(w) + "}";
+        if (aidb_collection_upsert(c, Id(id).c_str(), v.data(), kDim, payload.c_str(), (size_t)-1,
+                                   nullptr) != AIDB_OK) {
+          ++errors;
+        }
+      }
+    });
+  }
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&] {
+      std::vector<float> q(kDim, 5.f), v(kDim);
+      while (!done.load()) {
+        aidb_search_result* res = nullptr;
+        if (aidb_collection_search(c, q.data(), kDim, nullptr, &res, nullptr) != AIDB_OK) ++errors;
+        const aidb_hit* hits;
+        size_t n;
+        aidb_search_result_hits(res, 0, &hits, &n);
+        for (size_t i = 0; i < n; ++i) {
+          // No torn read: a point's vector always has all components equal.
+          if (aidb_collection_get(c, hits[i].id, v.data(), kDim, nullptr, nullptr) == AIDB_OK) {
+            for (uint32_t d = 1; d < kDim; ++d) {
+              if (v[d] != v[0]) ++errors;
+            }
+          }
+        }
+        aidb_search_result_free(res);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const std::string snap = dir / "mid.aidbsnap";
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
+  for (int w = 0; w < kWriters; ++w) threads[w].join();
+  done = true;
+  for (size_t t = kWriters; t < threads.size(); ++t) threads[t].join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(Count(c), static_cast<uint64_t>(kWriters * kPerWriter));
+  aidb_collection_close(c);
+
+  // Snapshot taken mid-ingest + the WAL after it = every write, exactly once.
+  c = OpenCollection("conc", kDim, wal, AIDB_METRIC_EUCLIDEAN);
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap.c_str(), &_m));
+  AIDB_ASSERT_OK(aidb_recover(c, nullptr, nullptr, &_m));
+  EXPECT_EQ(Count(c), static_cast<uint64_t>(kWriters * kPerWriter));
+  std::vector<float> v(kDim);
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 0; i < kPerWriter; ++i) {
+      uint32_t id = static_cast<uint32_t>(w * 10000 + i);
+      ASSERT_EQ(aidb_collection_get(c, Id(id).c_str(), v.data(), kDim, nullptr, nullptr), AIDB_OK);
+      EXPECT_EQ(v[0], static_cast<float>(id));
+    }
+  }
+  aidb_collection_close(c);
+}
+
+TEST(CApi, UpsertReplacesAndDeleteRemoves) {
+  aidb_collection* c = OpenCollection("u", kDim, "", AIDB_METRIC_DOT);
+  const float a[kDim] = {1, 1, 1, 1}, b[kDim] = {2, 2, 2, 2};
+  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(1).c_str(), a, kDim, "{\"v\":1}", (size_t)-1, &_m));
+  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(1).c_str(), b, kDim, nullptr, 0, &_m));
+  EXPECT_EQ(Count(c), 1u);
+  float v[kDim];
+  char* payload = reinterpret_cast<char*>(1);
+  AIDB_ASSERT_OK(aidb_collection_get(c, Id(1).c_str(), v, kDim, &payload, &_m));
+  EXPECT_EQ(v[0], 2.f);
+  EXPECT_EQ(payload, nullptr);
+  // Upper-case and braced ids name the same point.
+  std::string upper = "{" + Id(1) + "}";
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
+  AIDB_ASSERT_OK(aidb_collection_delete(c, upper.c_str(), &_m));
+  EXPECT_EQ(Count(c), 0u);
+  aidb_collection_close(c);
+}
+
+TEST(CApi, ChangeFeedListsEntriesFromAnLsn) {
+  TempDir dir;
+  aidb_collection* c = OpenCollection("feed", 2, dir / "wal.log");
+  const float v[2] = {0.5f, 1.5f};
+  for (uint32_t i = 0; i < 5; ++i) {
+    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(i).c_str(), v, 2, "{\"x\":true}", (size_t)-1, &_m));
+  }
+  AIDB_ASSERT_OK(aidb_collection_delete(c, Id(0).c_str(), &_m));
+  aidb_wal_iterator* it = nullptr;
+  AIDB_ASSERT_OK(aidb_wal_iterator_open(c, 4, &it, &_m));
+  std::vector<std::string> entries;
+  std::vector<uint64_t> lsns;
+  for (;;) {
+    aidb_wal_entry e;
+    e.struct_size = sizeof(e);
+    int has = 0;
+    AIDB_ASSERT_OK(aidb_wal_iterator_next(it, &e, &has, &_m));
+    if (!has) break;
+    lsns.push_back(e.lsn);
+    entries.emplace_back(e.json, e.json_len);
+  }
+  aidb_wal_iterator_close(it);
+  ASSERT_EQ(lsns, (std::vector<uint64_t>{4, 5, 6}));
+  EXPECT_NE(entries[0].find("\"op\":\"upsert\""), std::string::npos) << entries[0];
+  EXPECT_NE(entries[0].find(Id(3)), std::string::npos);
+  EXPECT_NE(entries[0].find("\"payload\":{\"x\":true}"), std::string::npos);
+  EXPECT_NE(entries[2].find("\"op\":\"delete\""), std::string::npos) << entries[2];
+  aidb_collection_close(c);
+}
+
+}  // namespace

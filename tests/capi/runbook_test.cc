@@ -1,0 +1,213 @@
+// The operations runbook (shared/seeds/000_...txt), step by step, through the C API.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace aidbtest;
+
+namespace {
+
+constexpr uint32_t kDim = 8;
+
+TEST(Runbook, SnapshotTruncatesWalToZeroBytesOnDisk) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  aidb_collection* c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  for (uint32_t i = 0; i < 10; ++i) ASSERT_EQ(Upsert(c, i, kDim, "{\"n\":1}"), AIDB_OK);
+  ASSERT_GT(FileSize(wal), 0u);
+  aidb_wal_info before = WalInfo(c);
+  EXPECT_EQ(before.has_last_truncate, 0);  // null until a snapshot runs in this process
+  EXPECT_EQ(before.size_bytes, FileSize(wal));
+  EXPECT_EQ(before.last_lsn, 10u);
+
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, (dir / "snap.aidbsnap").c_str(), &_m));
+  EXPECT_EQ(FileSize(wal), 0u);
+  aidb_wal_info after = WalInfo(c);
+  EXPECT_EQ(after.size_bytes, 0u);
+  EXPECT_EQ(after.bytes_since_truncate, 0u);
+  EXPECT_EQ(after.has_last_truncate, 1);
+  EXPECT_GT(after.last_truncate_unix_ns, 0);
+  EXPECT_EQ(after.last_lsn, 10u);
+
+  // Subsequent mutations append to a fresh WAL, with LSNs that keep growing.
+  ASSERT_EQ(Upsert(c, 100, kDim), AIDB_OK);
+  aidb_wal_info next = WalInfo(c);
+  EXPECT_EQ(next.last_lsn, 11u);
+  EXPECT_EQ(next.size_bytes, FileSize(wal));
+  EXPECT_EQ(next.bytes_since_truncate, next.size_bytes);
+  aidb_collection_close(c);
+}
+
+TEST(Runbook, RestoreWorkflowSeesPointsFromBeforeAndAfterCheckpoint) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  const std::string snap = dir / "checkpoint.aidbsnap";
+  {
+    aidb_collection* c = OpenCollection("docs", kDim, wal);
+    ASSERT_NE(c, nullptr);
+    for (uint32_t i = 0; i < 20; ++i) ASSERT_EQ(Upsert(c, i, kDim, "{\"phase\":\"before\"}"), AIDB_OK);
+    AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
+    for (uint32_t i = 20; i < 30; ++i) ASSERT_EQ(Upsert(c, i, kDim, "{\"phase\":\"after\"}"), AIDB_OK);
+    AIDB_ASSERT_OK(aidb_collection_delete(c, Id(3).c_str(), &_m));
+    aidb_collection_close(c);
+  }
+  // 1. A fresh collection pointing at the same WAL path.
+  aidb_collection* c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(Count(c), 0u);
+  // 2. load_snapshot with the saved file.
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap.c_str(), &_m));
+  EXPECT_EQ(Count(c), 20u);
+  EXPECT_TRUE(Has(c, 3));
+  EXPECT_FALSE(Has(c, 25));
+  // 3. recover replays only what came after the checkpoint.
+  aidb_recover_stats st;
+  aidb_recover_stats_init(&st);
+  AIDB_ASSERT_OK(aidb_recover(c, nullptr, &st, &_m));
+  EXPECT_EQ(st.records_applied, 11u);
+  EXPECT_EQ(st.records_skipped, 0u);
+  EXPECT_EQ(st.torn_tail, 0);
+  EXPECT_EQ(Count(c), 29u);
+  EXPECT_FALSE(Has(c, 3));
+  EXPECT_TRUE(Has(c, 0));
+  EXPECT_TRUE(Has(c, 29));
+  char* payload = nullptr;
+  std::vector<float> v(kDim);
+  AIDB_ASSERT_OK(aidb_collection_get(c, Id(25).c_str(), v.data(), kDim, &payload, &_m));
+  ASSERT_NE(payload, nullptr);
+  EXPECT_STREQ(payload, "{\"phase\":\"after\"}");
+  aidb_free(payload);
+  // 4. snapshot_to seals the restored state as the new baseline.
+  const std::string snap2 = dir / "baseline.aidbsnap";
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap2.c_str(), &_m));
+  EXPECT_EQ(FileSize(wal), 0u);
+  aidb_collection_close(c);
+
+  aidb_collection* c2 = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c2, nullptr);
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c2, snap2.c_str(), &_m));
+  AIDB_ASSERT_OK(aidb_recover(c2, nullptr, nullptr, &_m));
+  EXPECT_EQ(Count(c2), 29u);
+  aidb_collection_close(c2);
+}
+
+TEST(Runbook, LoadSnapshotAloneLeavesWalIntact) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  const std::string snap = dir / "s.aidbsnap";
+  aidb_collection* c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  for (uint32_t i = 0; i < 5; ++i) ASSERT_EQ(Upsert(c, i, kDim), AIDB_OK);
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
+  for (uint32_t i = 5; i < 9; ++i) ASSERT_EQ(Upsert(c, i, kDim), AIDB_OK);
+  const std::string wal_bytes = ReadAll(wal);
+  ASSERT_FALSE(wal_bytes.empty());
+
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap.c_str(), &_m));
+  EXPECT_EQ(Count(c), 5u);  // in-memory state replaced by the snapshot
+  EXPECT_EQ(ReadAll(wal), wal_bytes);  // the WAL is left exactly as it was
+  EXPECT_EQ(WalInfo(c).size_bytes, wal_bytes.size());
+  // ... so the newer operations can still be replayed.
+  AIDB_ASSERT_OK(aidb_recover(c, nullptr, nullptr, &_m));
+  EXPECT_EQ(Count(c), 9u);
+  aidb_collection_close(c);
+}
+
+TEST(Runbook, SnapshotRightAfterLoadDiscardsNewerOps) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  const std::string snap = dir / "s.aidbsnap";
+  const std::string snap2 = dir / "s2.aidbsnap";
+  aidb_collection* c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  for (uint32_t i = 0; i < 5; ++i) ASSERT_EQ(Upsert(c, i, kDim), AIDB_OK);
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
+  for (uint32_t i = 5; i < 9; ++i) ASSERT_EQ(Upsert(c, i, kDim), AIDB_OK);
+  const uint64_t lsn_before = WalInfo(c).last_lsn;
+  aidb_collection_close(c);
+
+  c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap.c_str(), &_m));
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap2.c_str(), &_m));
+  EXPECT_EQ(FileSize(wal), 0u);
+  AIDB_ASSERT_OK(aidb_recover(c, nullptr, nullptr, &_m));
+  EXPECT_EQ(Count(c), 5u);
+  // LSNs are never reused, even for the discarded operations.
+  ASSERT_EQ(Upsert(c, 50, kDim), AIDB_OK);
+  EXPECT_GT(WalInfo(c).last_lsn, lsn_before);
+  aidb_collection_close(c);
+
+  c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap2.c_str(), &_m));
+  AIDB_ASSERT_OK(aidb_recover(c, nullptr, nullptr, &_m));
+  EXPECT_EQ(Count(c), 6u);
+  EXPECT_TRUE(Has(c, 50));
+  EXPECT_FALSE(Has(c, 7));
+  aidb_collection_close(c);
+}
+
+TEST(Runbook, CrashBetweenSnapshotAndTruncateReplaysNothingTwice) {
+  TempDir dir;
+  const std::string wal = dir / "wal.log";
+  const std::string snap = dir / "s.aidbsnap";
+  aidb_collection* c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  for (uint32_t i = 0; i < 6; ++i) ASSERT_EQ(Upsert(c, i, kDim), AIDB_OK);
+  const std::string wal_bytes = ReadAll(wal);
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
+  aidb_collection_close(c);
+  // As if the process died after the rename but before the truncation.
+  WriteAllBytes(wal, wal_bytes);
+
+  c = OpenCollection("docs", kDim, wal);
+  ASSERT_NE(c, nullptr);
+  AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap.c_str(), &_m));
+  aidb_recover_stats st;
+  aidb_recover_stats_init(&st);
+  AIDB_ASSERT_OK(aidb_recover(c, nullptr, &st, &_m));
+  EXPECT_EQ(st.records_applied, 0u);
+  EXPECT_EQ(st.records_skipped, 6u);
+  EXPECT_EQ(Count(c), 6u);
+  aidb_collection_close(c);
+}
+
+struct LogSink {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  static void Fn(void* user, int level, const char* target, const char* event,
+                 const char* fields) {
+    auto* self = static_cast<LogSink*>(user);
+    std::lock_guard<std::mutex> lock(self->mu);
+    self->lines.push_back(std::string(target) + " " + event + " " + fields);
+  }
+};
+
+TEST(Runbook, WalTruncatedEventIsLogged) {
+  TempDir dir;
+  LogSink sink;
+  aidb_set_log_callback(&LogSink::Fn, &sink, AIDB_LOG_INFO);
+  aidb_collection* c = OpenCollection("events", kDim, dir / "wal.log");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(Upsert(c, 1, kDim), AIDB_OK);
+  AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, (dir / "s").c_str(), &_m));
+  aidb_collection_close(c);
+  aidb_set_log_callback(nullptr, nullptr, AIDB_LOG_INFO);
+  bool found = false;
+  for (const auto& l : sink.lines) {
+    if (l.rfind("aidb::storage wal_truncated ", 0) == 0 &&
+        l.find("collection=events") != std::string::npos) {
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "no wal_truncated event among " << sink.lines.size() << " lines";
+}
+
+}  // namespace
