@@ -213,7 +213,7 @@ func TestDatabaseDirectoryPersistsSnapshotsAndRestores(t *testing.T) {
 	if names, _ := db.Collections(); len(names) != 0 {
 		t.Fatalf("after drop: %v", names)
 	}
-	if _, err := c.Count(); !errors.Is(err, aidb.ErrNotFound) {
+	if err := c.Upsert(aidb.NewID(), vec(9, 4), nil); !errors.Is(err, aidb.ErrNotFound) {
 		t.Fatalf("handle of dropped collection: %v", err)
 	}
 }

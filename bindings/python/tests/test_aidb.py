@@ -91,7 +91,7 @@ def test_database_directory_persists_snapshots_and_restores(tmp_path):
         db.drop_collection("items")
         assert db.list_collections() == []
         with pytest.raises(aidb.NotFoundError):
-            c.count()
+            c.upsert(aidb.new_id(), vecs(1, 4)[0])
 
 
 def test_filtered_search_returns_only_matches():

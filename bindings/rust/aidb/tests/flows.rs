@@ -125,7 +125,7 @@ fn database_directory_persists_snapshots_and_restores() {
     assert_eq!(db.collection("nope").unwrap_err().status(), Status::NotFound);
     db.drop_collection("items").unwrap();
     assert!(db.list_collections().unwrap().is_empty());
-    assert_eq!(c.count().unwrap_err().status(), Status::NotFound);
+    assert_eq!(c.upsert(&aidb::new_id(), &vec_for(9, 4), None).unwrap_err().status(), Status::NotFound);
 }
 
 #[test]
