@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace aidb {
 
@@ -19,6 +21,27 @@ using Kernel = float (*)(const float* a, const float* b, size_t n);
 // The fastest kernels the CPU supports, picked once at start-up.
 Kernel Dot();
 Kernel L2Squared();
+
+// The name of the implementation Dot()/L2Squared() use ("avx512", "avx2",
+// "portable").
+const char* KernelName();
+
+// One implementation of the kernels. Tests compare every implementation the
+// CPU can run against the scalar reference.
+struct KernelImpl {
+  const char* name;
+  Kernel dot;
+  Kernel l2_squared;
+};
+// Every implementation this CPU supports, portable first, fastest last.
+std::vector<KernelImpl> SupportedKernels();
+
+// Asks the CPU to start loading the first `bytes` bytes at p (no-op where not
+// supported). For graph walks: fetch a neighbour's vector before scoring it.
+inline void Prefetch(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+}
 
 // Scales v to unit length in place; leaves a zero vector unchanged.
 void Normalize(float* v, size_t n);

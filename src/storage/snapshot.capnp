@@ -47,13 +47,17 @@ struct VectorChunk {
   data @2 :Data;
 }
 
-# HNSW graph (see src/index/hnsw.h).
+# HNSW graph (see src/index/hnsw.h). Vectors are in Snapshot.vectors; this is
+# the graph only, read back as is on load (never rebuilt).
 struct HnswGraph {
   entryPoint @0 :UInt32;          # 0xFFFFFFFF = empty graph
-  maxLevel @1 :Int32;
-  chunks @2 :List(HnswChunk);
+  maxLevel @1 :Int32;             # level of the entry point, -1 = empty graph
+  chunks @2 :List(HnswChunk);     # consecutive, covering [0, slotLimit)
+  m @3 :UInt32;                   # max degree above level 0 (2m on level 0)
+  slotLimit @4 :UInt32;           # slots [0, slotLimit) are described
 }
 
+# Nodes of consecutive slots [firstSlot, firstSlot + count), at most 2^16.
 struct HnswChunk {
   firstSlot @0 :UInt32;
   count @1 :UInt32;
@@ -63,6 +67,7 @@ struct HnswChunk {
   offsets @3 :List(UInt32);
   neighbors @4 :List(UInt32);
   deleted @5 :Data;               # bitmap, one bit per slot: tombstones
+  free @6 :Data;                  # bitmap, one bit per slot: no node (level 0, no links)
 }
 
 struct Snapshot {

@@ -1,0 +1,945 @@
+#include "index/hnsw.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "storage/snapshot.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace aidb::index {
+
+namespace {
+
+constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
+constexpr int kMaxLevel = 31;
+constexpr uint32_t kMaxM = 256;  // m0 = 2 * m must fit the uint16 count
+constexpr size_t kChunkTargetBytes = 8u << 20;
+constexpr uint32_t kGraphChunkSlots = 1u << 16;  // slots per HnswChunk in snapshots
+
+// Node block header, at the start of every node block; level-0 ids follow.
+struct NodeHeader {
+  std::atomic<uint16_t> count0;
+  std::atomic<uint8_t> state;
+  std::atomic<uint8_t> lock;
+  uint8_t level;
+  uint8_t pad[3];
+};
+static_assert(sizeof(NodeHeader) == 8);
+
+inline NodeHeader* Header(char* node) { return reinterpret_cast<NodeHeader*>(node); }
+inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node + sizeof(NodeHeader)); }
+
+inline uint32_t LoadId(const uint32_t* p) {
+  return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
+}
+inline void StoreId(uint32_t* p, uint32_t v) {
+  std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_release);
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+inline uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+inline uint64_t PackEntry(uint32_t slot, int level) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(level)) << 32) | slot;
+}
+inline uint32_t EntrySlot(uint64_t e) { return static_cast<uint32_t>(e); }
+inline int EntryLevel(uint64_t e) { return static_cast<int>(static_cast<uint32_t>(e >> 32)); }
+
+struct MinFirst {  // for a min-heap with std::*_heap
+  template <class C>
+  bool operator()(const C& a, const C& b) const { return a.d > b.d; }
+};
+struct MaxFirst {
+  template <class C>
+  bool operator()(const C& a, const C& b) const { return a.d < b.d; }
+};
+
+}  // namespace
+
+// Per-thread search state: visited tags (an epoch per search, so nothing is
+// cleared between searches) and the two heaps of the base-layer search.
+struct HnswIndex::Ctx {
+  std::vector<uint16_t> tags;
+  uint16_t epoch = 0;
+  std::vector<Cand> cand;  // min-heap: nodes to expand
+  std::vector<Cand> res;   // max-heap: best ef results so far
+  std::vector<float> query;
+  std::vector<Cand> scratch;
+
+  void Reset(uint32_t limit) {
+    if (tags.size() < limit) tags.resize(limit + limit / 4 + 1024, 0);
+    if (++epoch == 0) {
+      std::fill(tags.begin(), tags.end(), 0);
+      epoch = 1;
+    }
+    cand.clear();
+    res.clear();
+  }
+  // True the first time `id` is seen in this search.
+  bool Visit(uint32_t id) {
+    if (id >= tags.size()) tags.resize(static_cast<size_t>(id) + id / 4 + 1024, 0);
+    if (tags[id] == epoch) return false;
+    tags[id] = epoch;
+    return true;
+  }
+};
+
+HnswIndex::HnswIndex(const IndexConfig& config)
+    : config_(config),
+      dim_(config.dim),
+      l2_(config.metric == Metric::kEuclidean),
+      m_(std::clamp<uint32_t>(config.hnsw.m, 2, kMaxM)),
+      m0_(2 * m_),
+      ef_construction_(std::max<uint32_t>(config.hnsw.ef_construction, m_)),
+      ef_search_(config.hnsw.ef_search) {
+  config_.hnsw.m = m_;
+  config_.hnsw.ef_construction = ef_construction_;
+  level_mult_ = 1.0 / std::log(static_cast<double>(m_));
+  kernel_ = l2_ ? distance::L2Squared() : distance::Dot();
+  size_t head = sizeof(NodeHeader) + sizeof(uint32_t) * m0_;
+  head = (head + 63) & ~size_t{63};
+  vec_offset_ = head;
+  stride_ = (head + sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
+  uint32_t shift = 6;
+  while (shift < 16 && (stride_ << (shift + 1)) <= kChunkTargetBytes) ++shift;
+  chunk_shift_ = shift;
+  chunk_mask_ = (1u << shift) - 1;
+  max_chunks_ = static_cast<uint32_t>((uint64_t{1} << 32) >> shift);
+  chunks_ = static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
+  if (chunks_ == nullptr) throw std::bad_alloc();
+  prefetch_bytes_ = std::min<size_t>(stride_, 4096);
+}
+
+HnswIndex::~HnswIndex() {
+  ResetLocked();
+  std::free(chunks_);
+}
+
+void HnswIndex::ResetLocked() {
+  for (uint32_t c = 0; c < max_chunks_; ++c) {
+    Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
+    if (ch == nullptr) break;  // chunks are allocated in order
+    for (uint32_t i = 0; i <= chunk_mask_; ++i) delete[] ch->upper[i].load(std::memory_order_relaxed);
+    std::free(ch->nodes);
+    delete ch;
+    chunks_[c].store(nullptr, std::memory_order_relaxed);
+  }
+  free_slots_.clear();
+  slot_limit_.store(0);
+  live_.store(0);
+  deleted_.store(0);
+  upper_bytes_.store(0);
+  num_chunks_ = 0;
+  entry_.store(kNoEntry);
+}
+
+void HnswIndex::EnsureChunk(uint32_t c) {
+  if (chunks_[c].load(std::memory_order_acquire) != nullptr) return;
+  auto ch = std::make_unique<Chunk>();
+  size_t bytes = stride_ << chunk_shift_;
+  ch->nodes = static_cast<char*>(std::aligned_alloc(64, bytes));
+  if (ch->nodes == nullptr) throw std::bad_alloc();
+  std::memset(ch->nodes, 0, bytes);
+  ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
+  for (uint32_t i = 0; i <= chunk_mask_; ++i) ch->upper[i].store(nullptr, std::memory_order_relaxed);
+  chunks_[c].store(ch.release(), std::memory_order_release);
+  ++num_chunks_;
+}
+
+Status HnswIndex::AllocSlot(uint32_t* slot) {
+  std::lock_guard<std::mutex> g(alloc_mu_);
+  if (!free_slots_.empty()) {
+    *slot = free_slots_.back();
+    free_slots_.pop_back();
+    return Status::OK();
+  }
+  uint32_t s = slot_limit_.load(std::memory_order_relaxed);
+  if (s >= kNoSlot - 1) return Status::NoMemory("hnsw: slot space exhausted");
+  try {
+    EnsureChunk(s >> chunk_shift_);
+  } catch (const std::bad_alloc&) {
+    return Status::NoMemory("hnsw: cannot grow the node storage");
+  }
+  slot_limit_.store(s + 1, std::memory_order_release);
+  *slot = s;
+  return Status::OK();
+}
+
+int HnswIndex::RandomLevel() {
+  uint64_t r = SplitMix64(level_counter_.fetch_add(1, std::memory_order_relaxed) ^ 0x5EEDull);
+  double u = (static_cast<double>(r >> 11) + 0.5) * (1.0 / 9007199254740992.0);  // (0, 1)
+  int l = static_cast<int>(-std::log(u) * level_mult_);
+  return std::min(l, kMaxLevel);
+}
+
+void HnswIndex::PrepareVector(const float* in, float* out) const {
+  if (in != out) std::memcpy(out, in, sizeof(float) * dim_);
+  if (config_.metric == Metric::kCosine) distance::Normalize(out, dim_);
+}
+
+float HnswIndex::Score(float d) const {
+  return l2_ ? distance::ScoreFromL2Squared(d) : -d;
+}
+
+// ---- links -----------------------------------------------------------------
+
+uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
+  char* node = Node(s);
+  if (level == 0) {
+    uint32_t n = Header(node)->count0.load(std::memory_order_acquire);
+    if (n > m0_) n = m0_;
+    const uint32_t* ids = Ids0(node);
+    for (uint32_t i = 0; i < n; ++i) out[i] = LoadId(ids + i);
+    return n;
+  }
+  const uint32_t* up = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire);
+  if (up == nullptr || level > Header(node)->level) return 0;
+  const uint32_t* l = up + static_cast<size_t>(level - 1) * (m_ + 1);
+  uint32_t n = std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(l)).load(std::memory_order_acquire);
+  if (n > m_) n = m_;
+  for (uint32_t i = 0; i < n; ++i) out[i] = LoadId(l + 1 + i);
+  return n;
+}
+
+void HnswIndex::WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n) {
+  char* node = Node(s);
+  if (level == 0) {
+    uint32_t* dst = Ids0(node);
+    for (uint32_t i = 0; i < n; ++i) StoreId(dst + i, ids[i]);
+    Header(node)->count0.store(static_cast<uint16_t>(n), std::memory_order_release);
+    return;
+  }
+  uint32_t* l = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire) +
+                static_cast<size_t>(level - 1) * (m_ + 1);
+  for (uint32_t i = 0; i < n; ++i) StoreId(l + 1 + i, ids[i]);
+  std::atomic_ref<uint32_t>(*l).store(n, std::memory_order_release);
+}
+
+void HnswIndex::LockNode(uint32_t s) const {
+  auto& lk = Header(Node(s))->lock;
+  while (lk.exchange(1, std::memory_order_acquire) != 0) {
+    while (lk.load(std::memory_order_relaxed) != 0) CpuRelax();
+  }
+}
+
+void HnswIndex::UnlockNode(uint32_t s) const {
+  Header(Node(s))->lock.store(0, std::memory_order_release);
+}
+
+uint8_t HnswIndex::StateOf(uint32_t s) const {
+  return Header(Node(s))->state.load(std::memory_order_acquire);
+}
+
+int HnswIndex::LevelOf(uint32_t s) const { return Header(Node(s))->level; }
+
+// ---- search primitives -------------------------------------------------------
+
+uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level,
+                                  int to_level) const {
+  uint32_t cur = ep;
+  float cur_d = Dist(q, Vec(cur));
+  uint32_t buf[kMaxM];
+  for (int lev = from_level; lev > to_level; --lev) {
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      uint32_t n = ReadLinks(cur, lev, buf);
+      for (uint32_t i = 0; i < n; ++i) {
+        float d = Dist(q, Vec(buf[i]));
+        if (d < cur_d) {
+          cur_d = d;
+          cur = buf[i];
+          changed = true;
+        }
+      }
+    }
+  }
+  return cur;
+}
+
+void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, int level,
+                            const SlotFilter* filter, uint32_t exclude) const {
+  ctx.Reset(SlotLimit());
+  auto accept = [&](uint32_t id) {
+    return id != exclude && StateOf(id) == kLive && (filter == nullptr || filter->Allowed(id));
+  };
+  std::vector<Cand>& cand = ctx.cand;
+  std::vector<Cand>& res = ctx.res;
+  ctx.Visit(ep);
+  float d0 = Dist(q, Vec(ep));
+  cand.push_back({d0, ep});
+  if (accept(ep)) res.push_back({d0, ep});
+  float worst = res.empty() ? std::numeric_limits<float>::infinity() : d0;
+
+  uint32_t buf[2 * kMaxM];
+  while (!cand.empty()) {
+    Cand c = cand.front();
+    if (c.d > worst && res.size() >= ef) break;
+    std::pop_heap(cand.begin(), cand.end(), MinFirst());
+    cand.pop_back();
+    uint32_t n = ReadLinks(c.id, level, buf);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; ++i)
+      if (ctx.Visit(buf[i])) buf[k++] = buf[i];
+    if (k == 0) continue;
+    distance::Prefetch(Node(buf[0]), prefetch_bytes_);
+    for (uint32_t i = 0; i < k; ++i) {
+      if (i + 1 < k) distance::Prefetch(Node(buf[i + 1]), prefetch_bytes_);
+      uint32_t id = buf[i];
+      float d = Dist(q, Vec(id));
+      if (res.size() < ef || d < worst) {
+        cand.push_back({d, id});
+        std::push_heap(cand.begin(), cand.end(), MinFirst());
+        if (accept(id)) {
+          res.push_back({d, id});
+          std::push_heap(res.begin(), res.end(), MaxFirst());
+          if (res.size() > ef) {
+            std::pop_heap(res.begin(), res.end(), MaxFirst());
+            res.pop_back();
+          }
+          worst = res.front().d;
+        }
+      }
+    }
+  }
+}
+
+void HnswIndex::SelectNeighbors(std::vector<Cand>* cands, uint32_t max_m) const {
+  if (cands->size() <= max_m) return;
+  std::vector<Cand> out;
+  out.reserve(max_m);
+  for (const Cand& c : *cands) {
+    if (out.size() >= max_m) break;
+    const float* v = Vec(c.id);
+    bool good = true;
+    for (const Cand& r : out) {
+      if (Dist(v, Vec(r.id)) < c.d) {
+        good = false;
+        break;
+      }
+    }
+    if (good) out.push_back(c);
+  }
+  cands->swap(out);
+}
+
+void HnswIndex::AddReverseLink(uint32_t n, uint32_t s, int level) {
+  uint32_t buf[2 * kMaxM + 1];
+  uint32_t max_deg = MaxDegree(level);
+  LockNode(n);
+  uint32_t cnt = ReadLinks(n, level, buf);
+  for (uint32_t i = 0; i < cnt; ++i) {
+    if (buf[i] == s) {
+      UnlockNode(n);
+      return;
+    }
+  }
+  if (cnt < max_deg) {
+    buf[cnt] = s;
+    WriteLinks(n, level, buf, cnt + 1);
+  } else {
+    std::vector<Cand> cands;
+    cands.reserve(cnt + 1);
+    const float* v = Vec(n);
+    for (uint32_t i = 0; i < cnt; ++i) cands.push_back({Dist(v, Vec(buf[i])), buf[i]});
+    cands.push_back({Dist(v, Vec(s)), s});
+    std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
+    SelectNeighbors(&cands, max_deg);
+    uint32_t k = 0;
+    for (const Cand& c : cands) buf[k++] = c.id;
+    WriteLinks(n, level, buf, k);
+  }
+  UnlockNode(n);
+}
+
+void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
+  Ctx& ctx = ThreadCtx();
+  const float* q = Vec(s);
+  if (top > level) ep = GreedyDescend(q, ep, top, level);
+  uint32_t ids[2 * kMaxM];
+  for (int lev = std::min(level, top); lev >= 0; --lev) {
+    SearchLayer(ctx, q, ep, ef_construction_, lev, nullptr, s);
+    std::vector<Cand>& cands = ctx.scratch;
+    cands.assign(ctx.res.begin(), ctx.res.end());
+    std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
+    if (cands.empty()) continue;
+    ep = cands.front().id;
+    SelectNeighbors(&cands, m_);
+    uint32_t k = 0;
+    for (const Cand& c : cands) ids[k++] = c.id;
+    LockNode(s);
+    WriteLinks(s, lev, ids, k);
+    UnlockNode(s);
+    for (uint32_t i = 0; i < k; ++i) AddReverseLink(ids[i], s, lev);
+  }
+}
+
+void HnswIndex::Insert(uint32_t s, int level) {
+  uint64_t e = entry_.load(std::memory_order_acquire);
+  std::unique_lock<std::mutex> lk(entry_mu_, std::defer_lock);
+  if (e == kNoEntry || level > EntryLevel(e)) {
+    lk.lock();
+    e = entry_.load(std::memory_order_acquire);
+    if (e == kNoEntry) {
+      entry_.store(PackEntry(s, level), std::memory_order_release);
+      return;
+    }
+    if (level <= EntryLevel(e)) lk.unlock();
+  }
+  LinkLevels(s, level, EntrySlot(e), EntryLevel(e));
+  if (lk.owns_lock()) entry_.store(PackEntry(s, level), std::memory_order_release);
+}
+
+// ---- mutations -----------------------------------------------------------------
+
+Status HnswIndex::InitNode(uint32_t s, const float* vec) {
+  int level = RandomLevel();
+  char* node = Node(s);
+  NodeHeader* h = Header(node);
+  h->count0.store(0, std::memory_order_relaxed);
+  h->level = static_cast<uint8_t>(level);
+  uint32_t* up = nullptr;
+  if (level > 0) {
+    size_t n = static_cast<size_t>(level) * (m_ + 1);
+    up = new (std::nothrow) uint32_t[n]();
+    if (up == nullptr) return Status::NoMemory("hnsw: cannot allocate links");
+    upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
+  }
+  ChunkOf(s)->upper[s & chunk_mask_].store(up, std::memory_order_release);
+  PrepareVector(vec, MutVec(s));
+  h->state.store(kLive, std::memory_order_release);
+  Insert(s, level);
+  live_.fetch_add(1, std::memory_order_relaxed);
+  return Status::OK();
+}
+
+void HnswIndex::ReleaseSlot(uint32_t s) {
+  std::lock_guard<std::mutex> g(alloc_mu_);
+  free_slots_.push_back(s);
+}
+
+Status HnswIndex::Add(const float* vec, uint32_t* slot) {
+  if (vec == nullptr || slot == nullptr) return Status::InvalidArgument("hnsw: null argument");
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  uint32_t s;
+  Status st = AllocSlot(&s);
+  if (!st.ok()) return st;
+  st = InitNode(s, vec);
+  if (!st.ok()) {
+    ReleaseSlot(s);
+    return st;
+  }
+  *slot = s;
+  return Status::OK();
+}
+
+Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) {
+  if (n == 0) return Status::OK();
+  if (vecs == nullptr || slots == nullptr) return Status::InvalidArgument("hnsw: null argument");
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  for (size_t i = 0; i < n; ++i) {
+    Status st = AllocSlot(&slots[i]);
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) ReleaseSlot(slots[j]);
+      return st;
+    }
+  }
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<uint32_t>(std::min<size_t>(threads, n));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex err_mu;
+  Status err;
+  auto work = [&] {
+    for (;;) {
+      size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n) return;
+      Status st = InitNode(slots[i], vecs + i * dim_);
+      if (!st.ok()) {
+        // Only allocation failures: the slot stays unused.
+        ReleaseSlot(slots[i]);
+        slots[i] = kNoSlot;
+        std::lock_guard<std::mutex> l(err_mu);
+        if (!failed.exchange(true)) err = st;
+      }
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(threads - 1);
+    for (uint32_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+  return err;
+}
+
+Status HnswIndex::Update(uint32_t slot, const float* vec) {
+  if (vec == nullptr) return Status::InvalidArgument("hnsw: null argument");
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  if (slot >= SlotLimit() || StateOf(slot) != kLive)
+    return Status::NotFound("hnsw: slot " + std::to_string(slot) + " is not live");
+  Ctx& ctx = ThreadCtx();
+  ctx.query.resize(dim_);
+  PrepareVector(vec, ctx.query.data());
+  std::memcpy(MutVec(slot), ctx.query.data(), sizeof(float) * dim_);
+  uint64_t e = entry_.load(std::memory_order_acquire);
+  if (e == kNoEntry) return Status::OK();
+  uint32_t ep = EntrySlot(e);
+  int top = EntryLevel(e);
+  if (ep == slot) {
+    // Start from any neighbour of the entry point (it is the only node at
+    // its top level); with none, the node is alone in the graph.
+    uint32_t buf[2 * kMaxM];
+    uint32_t n = 0;
+    int lev = top;
+    for (; lev >= 0 && n == 0; --lev) n = ReadLinks(slot, lev, buf);
+    if (n == 0) return Status::OK();
+    ep = buf[0];
+    top = lev + 1;
+  }
+  LinkLevels(slot, LevelOf(slot), ep, top);
+  return Status::OK();
+}
+
+void HnswIndex::Remove(uint32_t slot) {
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  if (slot >= SlotLimit()) return;
+  uint8_t expected = kLive;
+  if (Header(Node(slot))->state.compare_exchange_strong(expected, kDeleted,
+                                                         std::memory_order_acq_rel)) {
+    live_.fetch_sub(1, std::memory_order_relaxed);
+    deleted_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void HnswIndex::GetVector(uint32_t slot, float* out) const {
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  if (slot >= SlotLimit()) {
+    std::memset(out, 0, sizeof(float) * dim_);
+    return;
+  }
+  std::memcpy(out, Vec(slot), sizeof(float) * dim_);
+}
+
+bool HnswIndex::IsLive(uint32_t slot) const {
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  return slot < SlotLimit() && StateOf(slot) == kLive;
+}
+
+Status HnswIndex::SetEfSearch(uint32_t ef) {
+  ef_search_.store(ef, std::memory_order_relaxed);
+  config_.hnsw.ef_search = ef;
+  return Status::OK();
+}
+
+uint32_t HnswIndex::EffectiveEf(uint32_t k, uint32_t ef) const {
+  uint32_t e = ef != 0 ? ef : ef_search_.load(std::memory_order_relaxed);
+  if (e == 0) e = std::max<uint32_t>(kAdaptiveEfMin, kAdaptiveEfPerK * k);
+  return std::max(e, k);
+}
+
+int HnswIndex::MaxLevel() const {
+  uint64_t e = entry_.load(std::memory_order_acquire);
+  return e == kNoEntry ? -1 : EntryLevel(e);
+}
+
+uint32_t HnswIndex::Degree0(uint32_t slot) const {
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  if (slot >= SlotLimit()) return 0;
+  return Header(Node(slot))->count0.load(std::memory_order_acquire);
+}
+
+size_t HnswIndex::MemoryBytes() const {
+  size_t per_chunk = (stride_ << chunk_shift_) + (sizeof(std::atomic<uint32_t*>) << chunk_shift_) +
+                     sizeof(Chunk);
+  return per_chunk * num_chunks_ + upper_bytes_.load() +
+         sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
+         free_slots_.capacity() * sizeof(uint32_t);
+}
+
+// ---- search --------------------------------------------------------------------
+
+void HnswIndex::ExactSearch(Ctx& ctx, const float* q, size_t k, const SlotFilter* filter,
+                            bool use_list) const {
+  std::vector<Cand>& res = ctx.res;
+  res.clear();
+  uint32_t limit = SlotLimit();
+  float worst = std::numeric_limits<float>::infinity();
+  auto consider = [&](uint32_t s) {
+    if (StateOf(s) != kLive) return;
+    if (filter != nullptr && !filter->Allowed(s)) return;
+    float d = Dist(q, Vec(s));
+    if (res.size() < k) {
+      res.push_back({d, s});
+      std::push_heap(res.begin(), res.end(), MaxFirst());
+      if (res.size() == k) worst = res.front().d;
+    } else if (d < worst) {
+      std::pop_heap(res.begin(), res.end(), MaxFirst());
+      res.back() = {d, s};
+      std::push_heap(res.begin(), res.end(), MaxFirst());
+      worst = res.front().d;
+    }
+  };
+  if (use_list && filter != nullptr) {
+    std::vector<uint32_t> list;
+    if (filter->ListMatches(&list)) {
+      std::sort(list.begin(), list.end());
+      list.erase(std::unique(list.begin(), list.end()), list.end());
+      for (uint32_t s : list)
+        if (s < limit) consider(s);
+      return;
+    }
+  }
+  for (uint32_t s = 0; s < limit; ++s) consider(s);
+}
+
+Status HnswIndex::Search(const float* query, const SearchParams& params,
+                         std::vector<Hit>* out) const {
+  if (query == nullptr || out == nullptr) return Status::InvalidArgument("hnsw: null argument");
+  out->clear();
+  if (params.k == 0) return Status::OK();
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  Ctx& ctx = ThreadCtx();
+  const float* q = query;
+  if (config_.metric == Metric::kCosine) {
+    ctx.query.resize(dim_);
+    PrepareVector(query, ctx.query.data());
+    q = ctx.query.data();
+  }
+  uint64_t live = Size();
+  if (live == 0) return Status::OK();
+  const size_t k = params.k;
+  const SlotFilter* filter = params.filter;
+  int64_t est = filter != nullptr ? filter->EstimatedMatches() : -1;
+  bool exact = params.exact;
+  if (!exact && filter != nullptr && est >= 0 &&
+      (est <= kExactScanMinMatches || static_cast<double>(est) <= kExactScanFraction * live))
+    exact = true;
+  if (!exact) {
+    uint64_t e = entry_.load(std::memory_order_acquire);
+    if (e == kNoEntry) {
+      exact = true;
+    } else {
+      uint32_t ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
+      SearchLayer(ctx, q, ep, EffectiveEf(params.k, params.ef), 0, filter, kNoSlot);
+      // Fewer results than there can be (a very selective filter, or many
+      // tombstones): the exact scan guarantees min(k, matches).
+      uint64_t possible = filter == nullptr ? live : (est >= 0 ? static_cast<uint64_t>(est) : k);
+      if (ctx.res.size() < std::min<uint64_t>(k, possible)) exact = true;
+    }
+  }
+  if (exact) ExactSearch(ctx, q, k, filter, /*use_list=*/true);
+  std::vector<Cand>& res = ctx.res;
+  std::sort(res.begin(), res.end(),
+            [](const Cand& a, const Cand& b) { return a.d < b.d || (a.d == b.d && a.id < b.id); });
+  if (res.size() > k) res.resize(k);
+  out->reserve(res.size());
+  for (const Cand& c : res) out->push_back({Score(c.d), c.id});
+  return Status::OK();
+}
+
+// ---- compaction ------------------------------------------------------------------
+
+Status HnswIndex::Compact() {
+  std::unique_lock<std::shared_mutex> g(struct_mu_);
+  if (deleted_.load() == 0) return Status::OK();
+  const uint32_t limit = SlotLimit();
+  std::vector<uint8_t> state(limit);
+  for (uint32_t s = 0; s < limit; ++s) state[s] = StateOf(s);
+
+  // Phase 1: every live node that links to a tombstone picks new neighbours
+  // among its live neighbours and the live neighbours of those tombstones.
+  // Only live nodes' lists are written, only tombstones' lists are read
+  // besides one's own: nodes can be repaired in parallel.
+  std::atomic<uint32_t> next{0};
+  auto work = [&] {
+    std::vector<Cand> cands;
+    std::vector<uint32_t> seen;
+    uint32_t buf[2 * kMaxM], buf2[2 * kMaxM], ids[2 * kMaxM];
+    for (;;) {
+      uint32_t s = next.fetch_add(1, std::memory_order_relaxed);
+      if (s >= limit) return;
+      if (state[s] != kLive) continue;
+      for (int lev = 0; lev <= LevelOf(s); ++lev) {
+        uint32_t n = ReadLinks(s, lev, buf);
+        bool touched = false;
+        for (uint32_t i = 0; i < n && !touched; ++i) touched = state[buf[i]] != kLive;
+        if (!touched) continue;
+        seen.clear();
+        for (uint32_t i = 0; i < n; ++i) {
+          if (state[buf[i]] == kLive) {
+            seen.push_back(buf[i]);
+          } else if (state[buf[i]] == kDeleted) {
+            uint32_t n2 = ReadLinks(buf[i], lev, buf2);
+            for (uint32_t j = 0; j < n2; ++j)
+              if (buf2[j] != s && state[buf2[j]] == kLive) seen.push_back(buf2[j]);
+          }
+        }
+        std::sort(seen.begin(), seen.end());
+        seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+        cands.clear();
+        const float* v = Vec(s);
+        for (uint32_t x : seen) cands.push_back({Dist(v, Vec(x)), x});
+        std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
+        SelectNeighbors(&cands, MaxDegree(lev));
+        uint32_t k = 0;
+        for (const Cand& c : cands) ids[k++] = c.id;
+        WriteLinks(s, lev, ids, k);
+      }
+    }
+  };
+  uint32_t threads = std::max(1u, std::min(std::thread::hardware_concurrency(), limit / 1024 + 1));
+  std::vector<std::thread> pool;
+  for (uint32_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+
+  // Entry point: keep it if live, else the live node with the highest level.
+  uint64_t e = entry_.load();
+  if (e != kNoEntry && state[EntrySlot(e)] != kLive) {
+    uint64_t best = kNoEntry;
+    int best_level = -1;
+    for (uint32_t s = 0; s < limit; ++s) {
+      if (state[s] == kLive && LevelOf(s) > best_level) {
+        best_level = LevelOf(s);
+        best = PackEntry(s, best_level);
+      }
+    }
+    entry_.store(best);
+  }
+
+  // Phase 2: tombstones become free slots.
+  std::lock_guard<std::mutex> al(alloc_mu_);
+  for (uint32_t s = 0; s < limit; ++s) {
+    if (state[s] != kDeleted) continue;
+    NodeHeader* h = Header(Node(s));
+    h->count0.store(0);
+    h->level = 0;
+    h->state.store(kFree);
+    uint32_t* up = ChunkOf(s)->upper[s & chunk_mask_].exchange(nullptr);
+    if (up != nullptr) {
+      delete[] up;
+    }
+    free_slots_.push_back(s);
+  }
+  // Recount the upper-level bytes (freed arrays).
+  size_t ub = 0;
+  for (uint32_t s = 0; s < limit; ++s)
+    if (state[s] == kLive) ub += static_cast<size_t>(LevelOf(s)) * (m_ + 1) * sizeof(uint32_t);
+  upper_bytes_.store(ub);
+  // Hand out low slots first.
+  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
+  deleted_.store(0);
+  return Status::OK();
+}
+
+// ---- snapshots -------------------------------------------------------------------
+
+Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
+  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  if (w.dim() != dim_) return Status::InvalidArgument("hnsw: snapshot dimension mismatch");
+  const uint32_t limit = SlotLimit();
+  w.WriteVectors(limit, [&](uint32_t first, uint32_t n, float* out) {
+    for (uint32_t i = 0; i < n; ++i)
+      std::memcpy(out + static_cast<size_t>(i) * dim_, Vec(first + i), sizeof(float) * dim_);
+  });
+  auto graph = w.root().initIndex().initHnsw();
+  uint64_t e = entry_.load(std::memory_order_acquire);
+  graph.setEntryPoint(e == kNoEntry ? kNoSlot : EntrySlot(e));
+  graph.setMaxLevel(e == kNoEntry ? -1 : EntryLevel(e));
+  graph.setM(m_);
+  graph.setSlotLimit(limit);
+  uint32_t nchunks = (limit + kGraphChunkSlots - 1) / kGraphChunkSlots;
+  auto chunks = graph.initChunks(nchunks);
+  std::vector<uint32_t> offsets, neighbors;
+  std::vector<uint8_t> levels, deleted, freebits;
+  uint32_t buf[2 * kMaxM];
+  for (uint32_t c = 0; c < nchunks; ++c) {
+    uint32_t first = c * kGraphChunkSlots;
+    uint32_t count = std::min(kGraphChunkSlots, limit - first);
+    levels.assign(count, 0);
+    deleted.assign((count + 7) / 8, 0);
+    freebits.assign((count + 7) / 8, 0);
+    offsets.clear();
+    neighbors.clear();
+    offsets.push_back(0);
+    for (uint32_t i = 0; i < count; ++i) {
+      uint32_t s = first + i;
+      uint8_t st = StateOf(s);
+      int level = st == kFree ? 0 : LevelOf(s);
+      levels[i] = static_cast<uint8_t>(level);
+      if (st == kDeleted) deleted[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+      if (st == kFree) freebits[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+      for (int lev = 0; lev <= level; ++lev) {
+        uint32_t n = st == kFree ? 0 : ReadLinks(s, lev, buf);
+        neighbors.insert(neighbors.end(), buf, buf + n);
+        offsets.push_back(static_cast<uint32_t>(neighbors.size()));
+      }
+    }
+    auto ch = chunks[c];
+    ch.setFirstSlot(first);
+    ch.setCount(count);
+    ch.setLevels(kj::arrayPtr(levels.data(), levels.size()));
+    ch.setDeleted(kj::arrayPtr(deleted.data(), deleted.size()));
+    ch.setFree(kj::arrayPtr(freebits.data(), freebits.size()));
+    auto off = ch.initOffsets(static_cast<unsigned>(offsets.size()));
+    for (size_t i = 0; i < offsets.size(); ++i) off.set(static_cast<unsigned>(i), offsets[i]);
+    auto nb = ch.initNeighbors(static_cast<unsigned>(neighbors.size()));
+    for (size_t i = 0; i < neighbors.size(); ++i) nb.set(static_cast<unsigned>(i), neighbors[i]);
+  }
+  return Status::OK();
+}
+
+Status HnswIndex::Load(const storage::SnapshotIndexReader& r) {
+  std::unique_lock<std::shared_mutex> g(struct_mu_);
+  ResetLocked();
+  Status st = LoadLocked(r);
+  if (!st.ok()) ResetLocked();
+  return st;
+}
+
+Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
+  auto root = r.root();
+  if (!root.getIndex().isHnsw()) return Status::Corruption("hnsw: snapshot holds no HNSW graph");
+  auto graph = root.getIndex().getHnsw();
+  if (graph.getM() != m_)
+    return Status::Corruption("hnsw: snapshot graph has m=" + std::to_string(graph.getM()) +
+                              ", index has m=" + std::to_string(m_));
+  const uint32_t limit = graph.getSlotLimit();
+  if (limit >= kNoSlot - 1) return Status::Corruption("hnsw: slot limit out of range");
+  try {
+    for (uint64_t s = 0; s < limit; s += (uint64_t{1} << chunk_shift_))
+      EnsureChunk(static_cast<uint32_t>(s >> chunk_shift_));
+  } catch (const std::bad_alloc&) {
+    return Status::NoMemory("hnsw: cannot allocate node storage for the snapshot");
+  }
+  slot_limit_.store(limit);
+
+  // Vectors.
+  std::vector<uint8_t> have(limit, 0);
+  for (auto vc : root.getVectors()) {
+    uint64_t first = vc.getFirstSlot(), count = vc.getCount();
+    if (first + count > limit) return Status::Corruption("hnsw: vector chunk beyond slot limit");
+    const float* data = r.VectorData(vc, dim_);
+    if (data == nullptr && count > 0) return Status::Corruption("hnsw: vector chunk size mismatch");
+    for (uint64_t i = 0; i < count; ++i) {
+      uint32_t s = static_cast<uint32_t>(first + i);
+      std::memcpy(MutVec(s), data + i * dim_, sizeof(float) * dim_);
+      have[s] = 1;
+    }
+  }
+
+  // Graph.
+  uint64_t expect_first = 0, live = 0, dead = 0;
+  size_t upper = 0;
+  for (auto ch : graph.getChunks()) {
+    uint32_t first = ch.getFirstSlot(), count = ch.getCount();
+    if (first != expect_first || uint64_t{first} + count > limit)
+      return Status::Corruption("hnsw: graph chunks out of order");
+    expect_first = uint64_t{first} + count;
+    auto levels = ch.getLevels();
+    auto del = ch.getDeleted();
+    auto fr = ch.getFree();
+    auto off = ch.getOffsets();
+    auto nb = ch.getNeighbors();
+    if (levels.size() != count || del.size() != (count + 7) / 8 || fr.size() != (count + 7) / 8)
+      return Status::Corruption("hnsw: graph chunk arrays have the wrong size");
+    if (off.size() == 0 || off[0] != 0) return Status::Corruption("hnsw: bad graph offsets");
+    uint32_t pair = 0;
+    uint32_t ids[2 * kMaxM];
+    for (uint32_t i = 0; i < count; ++i) {
+      uint32_t s = first + i;
+      int level = levels[i];
+      bool is_free = (fr[i / 8] >> (i % 8)) & 1;
+      bool is_del = (del[i / 8] >> (i % 8)) & 1;
+      if (level > kMaxLevel || (is_free && (level != 0 || is_del)))
+        return Status::Corruption("hnsw: bad node level or state at slot " + std::to_string(s));
+      if (!is_free && !have[s])
+        return Status::Corruption("hnsw: no vector for slot " + std::to_string(s));
+      NodeHeader* h = Header(Node(s));
+      h->level = static_cast<uint8_t>(level);
+      if (level > 0) {
+        size_t n = static_cast<size_t>(level) * (m_ + 1);
+        uint32_t* up = new (std::nothrow) uint32_t[n]();
+        if (up == nullptr) return Status::NoMemory("hnsw: cannot allocate links");
+        ChunkOf(s)->upper[s & chunk_mask_].store(up);
+        upper += n * sizeof(uint32_t);
+      }
+      for (int lev = 0; lev <= level; ++lev, ++pair) {
+        if (pair + 1 >= off.size()) return Status::Corruption("hnsw: graph offsets too short");
+        uint32_t b = off[pair], e = off[pair + 1];
+        if (e < b || e > nb.size() || e - b > MaxDegree(lev) || (is_free && e != b))
+          return Status::Corruption("hnsw: bad adjacency at slot " + std::to_string(s));
+        for (uint32_t j = b; j < e; ++j) {
+          ids[j - b] = nb[j];
+          if (ids[j - b] >= limit)
+            return Status::Corruption("hnsw: neighbour out of range at slot " + std::to_string(s));
+        }
+        WriteLinks(s, lev, ids, e - b);
+      }
+      h->state.store(is_free ? kFree : (is_del ? kDeleted : kLive));
+      if (is_free) free_slots_.push_back(s);
+      else if (is_del) ++dead;
+      else ++live;
+    }
+    if (pair + 1 != off.size() || off[pair] != nb.size())
+      return Status::Corruption("hnsw: graph offsets do not match the neighbours");
+  }
+  if (expect_first != limit) return Status::Corruption("hnsw: graph does not cover the slot limit");
+
+  // Every link must point at a node that exists on that level.
+  uint32_t buf[2 * kMaxM];
+  for (uint32_t s = 0; s < limit; ++s) {
+    if (StateOf(s) == kFree) continue;
+    for (int lev = 0; lev <= LevelOf(s); ++lev) {
+      uint32_t n = ReadLinks(s, lev, buf);
+      for (uint32_t i = 0; i < n; ++i)
+        if (StateOf(buf[i]) == kFree || LevelOf(buf[i]) < lev)
+          return Status::Corruption("hnsw: dangling link at slot " + std::to_string(s));
+    }
+  }
+  uint32_t ep = graph.getEntryPoint();
+  int top = graph.getMaxLevel();
+  if (ep == kNoSlot) {
+    if (top != -1 || live + dead != 0) return Status::Corruption("hnsw: graph without entry point");
+  } else {
+    if (ep >= limit || StateOf(ep) == kFree || LevelOf(ep) != top)
+      return Status::Corruption("hnsw: bad entry point");
+    entry_.store(PackEntry(ep, top));
+  }
+  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
+  live_.store(live);
+  deleted_.store(dead);
+  upper_bytes_.store(upper);
+  level_counter_.store(limit);
+  return Status::OK();
+}
+
+HnswIndex::Ctx& HnswIndex::ThreadCtx() {
+  thread_local Ctx ctx;
+  return ctx;
+}
+
+}  // namespace aidb::index

@@ -1,0 +1,189 @@
+// HNSW (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor
+// search using Hierarchical Navigable Small World graphs"): hnswlib's algorithm
+// (random level, greedy descent, base-layer search, the neighbour-selection
+// heuristic) with USearch-style engineering.
+//
+// Memory layout. Slots live in chunks of 2^chunk_shift_ nodes that are never
+// moved, so capacity grows while searches run. A chunk holds, per node, one
+// 64-byte aligned block:
+//   header (8 bytes: level-0 count, state, spin lock, level) |
+//   uint32 neighbors0[2*M] | padding to 64 | float vector[dim] | padding to 64
+// so the level-0 neighbour list, the tombstone flag and the vector of a node
+// are one contiguous run of cache lines (one prefetch stream). Upper-level
+// lists (levels 1..top, M entries each) are a separate small allocation per
+// node (only ~1/M of the nodes have one).
+//
+// Concurrency. Neighbour lists are written under the owning node's spin lock
+// with release stores and read with acquire loads and no lock (plain moves on
+// x86), so a reader sees, for every entry, some id that was published after
+// its vector was written. Entry point and top level are one 64-bit atomic (a
+// mutex serialises the rare inserts that raise the top level). A shared mutex
+// is held shared by Add/Update/Remove/Search/Save and exclusively only by
+// Compact and Load, which free or replace nodes. Every search uses a
+// thread-local context (visited tags with an epoch, heaps): no global visited
+// array.
+//
+// Update rewrites the vector in place and relinks the node. A search running
+// at that moment may score that one node against a half-written vector (the
+// benign race hnswlib has too); every other node is unaffected.
+//
+// Internal distances are "lower is better": squared L2, or -dot for cosine
+// (vectors normalised on the way in) and dot.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <vector>
+
+#include "index/index.h"
+
+namespace aidb::index {
+
+class HnswIndex final : public VectorIndex {
+ public:
+  explicit HnswIndex(const IndexConfig& config);
+  ~HnswIndex() override;
+  HnswIndex(const HnswIndex&) = delete;
+  HnswIndex& operator=(const HnswIndex&) = delete;
+
+  const IndexConfig& config() const override { return config_; }
+  Status Add(const float* vec, uint32_t* slot) override;
+  Status AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) override;
+  Status Update(uint32_t slot, const float* vec) override;
+  void Remove(uint32_t slot) override;
+  void GetVector(uint32_t slot, float* out) const override;
+  uint64_t Size() const override { return live_.load(std::memory_order_relaxed); }
+  uint32_t SlotLimit() const override { return slot_limit_.load(std::memory_order_acquire); }
+  bool IsLive(uint32_t slot) const override;
+  Status Search(const float* query, const SearchParams& params,
+                std::vector<Hit>* out) const override;
+  Status SetEfSearch(uint32_t ef) override;
+  Status Compact() override;
+  Status Save(storage::SnapshotIndexWriter& w) const override;
+  Status Load(const storage::SnapshotIndexReader& r) override;
+
+  // The ef a search with `k` and `ef` (0 = index default) really uses.
+  uint32_t EffectiveEf(uint32_t k, uint32_t ef) const;
+  // Bytes held by vectors, graph and per-node state (for benchmarks).
+  size_t MemoryBytes() const;
+  // Top level of the graph, -1 when empty.
+  int MaxLevel() const;
+  // Level-0 out-degree of a slot (tests).
+  uint32_t Degree0(uint32_t slot) const;
+
+  // When a filter's EstimatedMatches() is at most this fraction of the live
+  // points (or at most kExactScanMinMatches), the search scans the matching
+  // slots exactly instead of walking the graph.
+  static constexpr double kExactScanFraction = 0.02;
+  static constexpr int64_t kExactScanMinMatches = 2000;
+
+ private:
+  enum State : uint8_t { kFree = 0, kLive = 1, kDeleted = 2 };
+  struct Chunk {
+    char* nodes = nullptr;  // (1 << chunk_shift_) * stride_ bytes, 64-byte aligned
+    // Per node: levels 1..top, (1 + m_) uint32 each ([count, ids...]), or null.
+    std::unique_ptr<std::atomic<uint32_t*>[]> upper;
+  };
+  struct Cand {
+    float d;
+    uint32_t id;
+  };
+
+ public:
+  struct Ctx;  // thread-local search context (hnsw.cc)
+
+ private:
+  static Ctx& ThreadCtx();
+
+  // --- node access
+  Chunk* ChunkOf(uint32_t s) const {
+    return chunks_[s >> chunk_shift_].load(std::memory_order_acquire);
+  }
+  char* Node(uint32_t s) const {
+    return ChunkOf(s)->nodes + static_cast<size_t>(s & chunk_mask_) * stride_;
+  }
+  const float* Vec(uint32_t s) const { return reinterpret_cast<const float*>(Node(s) + vec_offset_); }
+  float* MutVec(uint32_t s) { return reinterpret_cast<float*>(Node(s) + vec_offset_); }
+  uint8_t StateOf(uint32_t s) const;
+  int LevelOf(uint32_t s) const;
+  uint32_t MaxDegree(int level) const { return level == 0 ? m0_ : m_; }
+  // Copies the neighbour ids of (s, level) into out; returns their number.
+  uint32_t ReadLinks(uint32_t s, int level, uint32_t* out) const;
+  // Replaces the list of (s, level); caller holds s's lock (or the index
+  // exclusively).
+  void WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n);
+  void LockNode(uint32_t s) const;
+  void UnlockNode(uint32_t s) const;
+
+  float Dist(const float* a, const float* b) const {
+    float r = kernel_(a, b, dim_);
+    return l2_ ? r : -r;
+  }
+  float Score(float d) const;
+
+  // --- slots
+  Status AllocSlot(uint32_t* slot);
+  void ReleaseSlot(uint32_t slot);
+  void EnsureChunk(uint32_t chunk_index);
+  int RandomLevel();
+  void PrepareVector(const float* in, float* out) const;
+  // Writes the vector and state of a freshly allocated slot and links it.
+  Status InitNode(uint32_t s, const float* vec);
+
+  // --- graph
+  void Insert(uint32_t s, int level);
+  // Connects s on levels min(level, top)..0, starting the descent at ep/top.
+  void LinkLevels(uint32_t s, int level, uint32_t ep, int top);
+  uint32_t GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const;
+  // Base-layer search (algorithm 2): leaves in ctx.res (a max-heap) up to ef
+  // nearest live nodes of `level` reachable from ep that pass `filter` and are
+  // not `exclude`. Every node, matching or not, is used for navigation.
+  void SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, int level,
+                   const SlotFilter* filter, uint32_t exclude) const;
+  // Keeps up to max_m of `cands` (sorted by distance to the base) with the
+  // neighbour-selection heuristic (algorithm 4).
+  void SelectNeighbors(std::vector<Cand>* cands, uint32_t max_m) const;
+  void AddReverseLink(uint32_t n, uint32_t s, int level);
+  void ExactSearch(Ctx& ctx, const float* q, size_t k, const SlotFilter* filter,
+                   bool use_list) const;
+  void ResetLocked();
+  Status LoadLocked(const storage::SnapshotIndexReader& r);
+
+  static constexpr uint32_t kAdaptiveEfMin = 64;
+  static constexpr uint32_t kAdaptiveEfPerK = 2;
+
+  IndexConfig config_;
+  uint32_t dim_;
+  bool l2_;
+  uint32_t m_, m0_, ef_construction_;
+  std::atomic<uint32_t> ef_search_;
+  double level_mult_;
+  distance::Kernel kernel_;
+
+  uint32_t chunk_shift_, chunk_mask_;
+  size_t stride_;           // bytes per node block
+  size_t vec_offset_;       // bytes from a node block's start to its vector
+  size_t prefetch_bytes_;   // bytes of a node block prefetched before scoring it
+  uint32_t max_chunks_;
+  std::atomic<Chunk*>* chunks_;  // max_chunks_ entries (calloc: untouched pages stay free)
+  uint32_t num_chunks_ = 0;
+
+  mutable std::shared_mutex struct_mu_;  // exclusive: Compact, Load
+  std::mutex alloc_mu_;                  // slot allocation, chunk growth
+  std::vector<uint32_t> free_slots_;     // reusable slots (after Compact)
+  std::atomic<uint32_t> slot_limit_{0};
+  std::atomic<uint64_t> live_{0};
+  std::atomic<uint64_t> deleted_{0};
+  std::atomic<uint64_t> level_counter_{0};
+  std::atomic<size_t> upper_bytes_{0};
+
+  // Entry point and top level packed: (uint64(top level) << 32) | slot.
+  static constexpr uint64_t kNoEntry = ~uint64_t{0};
+  std::atomic<uint64_t> entry_{kNoEntry};
+  std::mutex entry_mu_;
+};
+
+}  // namespace aidb::index

@@ -1,0 +1,411 @@
+// HNSW: recall with the defaults, concurrency, tombstones and compaction,
+// updates, growth, snapshots.
+#include "index/hnsw.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "storage/snapshot.h"
+#include "test_data.h"
+
+namespace aidb::index {
+namespace {
+
+using testing::Clustered;
+using testing::Recall;
+
+IndexConfig Hnsw(uint32_t dim, Metric metric, uint32_t m = 16, uint32_t efc = 200) {
+  IndexConfig c;
+  c.dim = dim;
+  c.metric = metric;
+  c.kind = IndexKind::kHnsw;
+  c.hnsw.m = m;
+  c.hnsw.ef_construction = efc;
+  c.hnsw.ef_search = 0;
+  return c;
+}
+
+double MeanRecall(const HnswIndex& idx, const std::vector<float>& queries, size_t nq,
+                  uint32_t k, uint32_t ef = 0) {
+  const uint32_t dim = idx.config().dim;
+  double sum = 0;
+  std::vector<Hit> got, truth;
+  for (size_t i = 0; i < nq; ++i) {
+    SearchParams p;
+    p.k = k;
+    p.ef = ef;
+    EXPECT_TRUE(idx.Search(queries.data() + i * dim, p, &got).ok());
+    p.exact = true;
+    EXPECT_TRUE(idx.Search(queries.data() + i * dim, p, &truth).ok());
+    sum += Recall(got, truth);
+  }
+  return sum / static_cast<double>(nq);
+}
+
+TEST(Hnsw, DefaultsReachRecall95OnClusteredCosineData) {
+  const uint32_t dim = 256;
+  const size_t n = 12000, nq = 200;
+  // The last nq points (same centres) are the queries.
+  auto all = Clustered(n + nq, dim, 64, 1);
+  HnswIndex idx(Hnsw(dim, Metric::kCosine));  // defaults: m=16, efc=200, ef=0
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 0).ok());
+  std::vector<float> q(all.begin() + n * dim, all.end());
+  EXPECT_EQ(idx.Size(), n);
+  double r10 = MeanRecall(idx, q, nq, 10);
+  EXPECT_GE(r10, 0.95) << "recall@10 with default ef_search";
+  double r1 = MeanRecall(idx, q, nq, 1);
+  EXPECT_GE(r1, 0.95);
+  double r50 = MeanRecall(idx, q, nq, 50);
+  EXPECT_GE(r50, 0.95);
+}
+
+TEST(Hnsw, EuclideanAndDotRecallAndScores) {
+  for (Metric metric : {Metric::kEuclidean, Metric::kDot}) {
+    const uint32_t dim = 48;
+    const size_t n = 5000, nq = 100;
+    auto all = Clustered(n + nq, dim, 20, 3, 0.5f);
+    HnswIndex idx(Hnsw(dim, metric, 12, 100));
+    std::vector<uint32_t> slots(n);
+    ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
+    std::vector<float> q(all.begin() + n * dim, all.end());
+    EXPECT_GE(MeanRecall(idx, q, nq, 10, 64), 0.95);
+    // Scores: higher is better, in the metric's units.
+    std::vector<Hit> got;
+    SearchParams p;
+    p.k = 5;
+    ASSERT_TRUE(idx.Search(q.data(), p, &got).ok());
+    ASSERT_EQ(got.size(), 5u);
+    for (size_t i = 1; i < got.size(); ++i) EXPECT_GE(got[i - 1].score, got[i].score);
+    std::vector<float> v(dim);
+    idx.GetVector(got[0].slot, v.data());
+    float expect = metric == Metric::kEuclidean
+                       ? distance::ScoreFromL2Squared(distance::L2SquaredScalar(q.data(), v.data(), dim))
+                       : distance::DotScalar(q.data(), v.data(), dim);
+    EXPECT_NEAR(got[0].score, expect, 1e-3f * std::max(1.f, std::fabs(expect)));
+  }
+}
+
+TEST(Hnsw, CosineNormalisesStoredVectorsAndQueries) {
+  HnswIndex idx(Hnsw(3, Metric::kCosine));
+  float a[3] = {3, 0, 4}, b[3] = {0, 10, 0}, zero[3] = {0, 0, 0};
+  uint32_t sa, sb, sz;
+  ASSERT_TRUE(idx.Add(a, &sa).ok());
+  ASSERT_TRUE(idx.Add(b, &sb).ok());
+  ASSERT_TRUE(idx.Add(zero, &sz).ok());
+  float v[3];
+  idx.GetVector(sa, v);
+  EXPECT_FLOAT_EQ(v[0], 0.6f);
+  EXPECT_FLOAT_EQ(v[2], 0.8f);
+  idx.GetVector(sz, v);
+  EXPECT_EQ(v[0], 0.f);
+  std::vector<Hit> got;
+  SearchParams p;
+  p.k = 3;
+  float q[3] = {0, 0.5f, 0};
+  ASSERT_TRUE(idx.Search(q, p, &got).ok());
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].slot, sb);
+  EXPECT_NEAR(got[0].score, 1.f, 1e-6);
+}
+
+TEST(Hnsw, EmptyAndSmallIndexes) {
+  HnswIndex idx(Hnsw(4, Metric::kEuclidean));
+  std::vector<Hit> got;
+  float q[4] = {1, 2, 3, 4};
+  SearchParams p;
+  ASSERT_TRUE(idx.Search(q, p, &got).ok());
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(idx.MaxLevel(), -1);
+  uint32_t s;
+  ASSERT_TRUE(idx.Add(q, &s).ok());
+  ASSERT_TRUE(idx.Search(q, p, &got).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].slot, s);
+  EXPECT_EQ(got[0].score, 0.f);
+  p.k = 0;
+  ASSERT_TRUE(idx.Search(q, p, &got).ok());
+  EXPECT_TRUE(got.empty());
+}
+
+TEST(Hnsw, GrowsAcrossManyChunksAndKeepsDegreeBounds) {
+  // dim 1024: 1024 nodes per chunk, so 5000 points span 5 chunks.
+  const uint32_t dim = 1024;
+  const size_t n = 5000;
+  auto all = Clustered(n + 50, dim, 16, 5);
+  HnswIndex idx(Hnsw(dim, Metric::kEuclidean, 8, 64));
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t s;
+    ASSERT_TRUE(idx.Add(all.data() + i * dim, &s).ok());
+    ASSERT_EQ(s, i);
+  }
+  EXPECT_EQ(idx.SlotLimit(), n);
+  for (uint32_t s = 0; s < n; ++s) ASSERT_LE(idx.Degree0(s), 16u);
+  std::vector<float> q(all.begin() + n * dim, all.end());
+  EXPECT_GE(MeanRecall(idx, q, 50, 10, 64), 0.95);
+  std::vector<float> v(dim);
+  idx.GetVector(4321, v.data());
+  EXPECT_EQ(std::memcmp(v.data(), all.data() + 4321 * dim, dim * sizeof(float)), 0);
+}
+
+TEST(Hnsw, ConcurrentAddsAndSearches) {
+  const uint32_t dim = 64;
+  const size_t n = 8000;
+  auto all = Clustered(n + 100, dim, 32, 9, 0.5f);
+  HnswIndex idx(Hnsw(dim, Metric::kCosine, 12, 100));
+  // Seed half with one batch, then add the rest from 4 threads (two batches,
+  // two single Adds) while 2 threads search.
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n / 2, slots.data(), 2).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> searches{0};
+  auto searcher = [&] {
+    std::vector<Hit> got;
+    size_t i = 0;
+    while (!stop.load()) {
+      SearchParams p;
+      p.k = 10;
+      EXPECT_TRUE(idx.Search(all.data() + (n + i % 100) * dim, p, &got).ok());
+      EXPECT_EQ(got.size(), 10u);
+      for (const Hit& h : got) EXPECT_LT(h.slot, idx.SlotLimit());
+      ++i;
+      searches.fetch_add(1);
+    }
+  };
+  std::thread s1(searcher), s2(searcher);
+  const size_t quarter = n / 8;
+  std::thread a1([&] {
+    EXPECT_TRUE(idx.AddBatch(all.data() + (n / 2) * dim, quarter, slots.data() + n / 2, 2).ok());
+  });
+  std::thread a2([&] {
+    size_t off = n / 2 + quarter;
+    EXPECT_TRUE(idx.AddBatch(all.data() + off * dim, quarter, slots.data() + off, 2).ok());
+  });
+  std::thread a3([&] {
+    for (size_t i = n / 2 + 2 * quarter; i < n / 2 + 3 * quarter; ++i)
+      EXPECT_TRUE(idx.Add(all.data() + i * dim, &slots[i]).ok());
+  });
+  std::thread a4([&] {
+    for (size_t i = n / 2 + 3 * quarter; i < n; ++i)
+      EXPECT_TRUE(idx.Add(all.data() + i * dim, &slots[i]).ok());
+  });
+  a1.join();
+  a2.join();
+  a3.join();
+  a4.join();
+  stop = true;
+  s1.join();
+  s2.join();
+  EXPECT_GT(searches.load(), 0u);
+  EXPECT_EQ(idx.Size(), n);
+  std::set<uint32_t> distinct(slots.begin(), slots.end());
+  EXPECT_EQ(distinct.size(), n);
+  EXPECT_EQ(*distinct.rbegin(), n - 1);
+  // Every row is stored in its slot.
+  std::vector<float> v(dim), w(dim);
+  for (size_t i = 0; i < n; i += 97) {
+    idx.GetVector(slots[i], v.data());
+    std::memcpy(w.data(), all.data() + i * dim, dim * sizeof(float));
+    distance::Normalize(w.data(), dim);
+    for (uint32_t j = 0; j < dim; ++j) ASSERT_NEAR(v[j], w[j], 1e-6);
+  }
+  std::vector<float> q(all.begin() + n * dim, all.end());
+  EXPECT_GE(MeanRecall(idx, q, 100, 10), 0.95);
+}
+
+TEST(Hnsw, RemovedSlotsAreNeverReturnedAndRecallHolds) {
+  const uint32_t dim = 64;
+  const size_t n = 6000, nq = 100;
+  auto all = Clustered(n + nq, dim, 30, 13, 0.5f);
+  HnswIndex idx(Hnsw(dim, Metric::kEuclidean, 16, 100));
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
+  std::vector<float> q(all.begin() + n * dim, all.end());
+  // Remove 40%, including the entry point's neighbourhood by construction
+  // order (the first points inserted).
+  std::set<uint32_t> removed;
+  for (uint32_t s = 0; s < n; ++s)
+    if (s % 5 < 2) {
+      idx.Remove(s);
+      removed.insert(s);
+    }
+  idx.Remove(0);  // twice: ignored
+  EXPECT_EQ(idx.Size(), n - removed.size());
+  EXPECT_FALSE(idx.IsLive(0));
+  EXPECT_TRUE(idx.IsLive(2));
+  std::vector<Hit> got;
+  SearchParams p;
+  p.k = 10;
+  for (size_t i = 0; i < nq; ++i) {
+    ASSERT_TRUE(idx.Search(q.data() + i * dim, p, &got).ok());
+    ASSERT_EQ(got.size(), 10u);
+    for (const Hit& h : got) ASSERT_EQ(removed.count(h.slot), 0u);
+  }
+  EXPECT_GE(MeanRecall(idx, q, nq, 10), 0.95);
+
+  ASSERT_TRUE(idx.Compact().ok());
+  EXPECT_EQ(idx.Size(), n - removed.size());
+  for (uint32_t s = 0; s < n; s += 7) ASSERT_LE(idx.Degree0(s), 32u);
+  EXPECT_GE(MeanRecall(idx, q, nq, 10), 0.95);
+  for (size_t i = 0; i < nq; ++i) {
+    ASSERT_TRUE(idx.Search(q.data() + i * dim, p, &got).ok());
+    for (const Hit& h : got) ASSERT_EQ(removed.count(h.slot), 0u);
+  }
+  // Freed slots are reused by later Adds (lowest first), the limit stays.
+  uint32_t s;
+  ASSERT_TRUE(idx.Add(q.data(), &s).ok());
+  EXPECT_EQ(s, 0u);
+  EXPECT_EQ(idx.SlotLimit(), n);
+  ASSERT_TRUE(idx.Search(q.data(), p, &got).ok());
+  EXPECT_EQ(got[0].slot, 0u);
+  EXPECT_EQ(got[0].score, 0.f);
+
+  // Remove everything: searches return nothing, compaction empties the graph.
+  for (uint32_t t = 0; t < n; ++t) idx.Remove(t);
+  EXPECT_EQ(idx.Size(), 0u);
+  ASSERT_TRUE(idx.Search(q.data(), p, &got).ok());
+  EXPECT_TRUE(got.empty());
+  ASSERT_TRUE(idx.Compact().ok());
+  EXPECT_EQ(idx.MaxLevel(), -1);
+  ASSERT_TRUE(idx.Add(q.data(), &s).ok());
+  ASSERT_TRUE(idx.Search(q.data(), p, &got).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].slot, s);
+}
+
+TEST(Hnsw, UpdateMovesAPoint) {
+  const uint32_t dim = 32;
+  const size_t n = 3000;
+  auto all = Clustered(n + 20, dim, 10, 17, 0.5f);
+  HnswIndex idx(Hnsw(dim, Metric::kEuclidean, 8, 64));
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
+  SearchParams p;
+  p.k = 1;
+  std::vector<Hit> got;
+  // Move 20 points (one of them the entry point's slot 0) onto fresh targets.
+  for (size_t i = 0; i < 20; ++i) {
+    uint32_t slot = static_cast<uint32_t>(i * 131);
+    const float* target = all.data() + (n + i) * dim;
+    ASSERT_TRUE(idx.Update(slot, target).ok());
+    ASSERT_TRUE(idx.Search(target, p, &got).ok());
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].slot, slot);
+    EXPECT_EQ(got[0].score, 0.f);
+  }
+  EXPECT_EQ(idx.Size(), n);
+  idx.Remove(5);
+  EXPECT_TRUE(idx.Update(5, all.data()).IsNotFound());
+  EXPECT_TRUE(idx.Update(n + 10, all.data()).IsNotFound());
+  // Old positions no longer find the moved points.
+  ASSERT_TRUE(idx.Search(all.data() + 131 * dim, p, &got).ok());
+  EXPECT_NE(got[0].slot, 131u);
+  std::vector<float> q(all.begin(), all.begin() + 100 * dim);
+  EXPECT_GE(MeanRecall(idx, q, 100, 10, 64), 0.95);
+}
+
+TEST(Hnsw, EfSearchIsChangeableAtRuntimeAndPerQuery) {
+  HnswIndex idx(Hnsw(8, Metric::kEuclidean));
+  EXPECT_EQ(idx.EffectiveEf(10, 0), 64u);   // adaptive default
+  EXPECT_EQ(idx.EffectiveEf(100, 0), 200u);
+  ASSERT_TRUE(idx.SetEfSearch(32).ok());
+  EXPECT_EQ(idx.config().hnsw.ef_search, 32u);
+  EXPECT_EQ(idx.EffectiveEf(10, 0), 32u);
+  EXPECT_EQ(idx.EffectiveEf(10, 500), 500u);  // per query wins
+  EXPECT_EQ(idx.EffectiveEf(50, 0), 50u);     // never below k
+  ASSERT_TRUE(idx.SetEfSearch(0).ok());
+  EXPECT_EQ(idx.EffectiveEf(10, 0), 64u);
+}
+
+// ---- snapshots
+
+std::string TempPath(const std::string& name) {
+  return std::string(AIDB_TEST_BINARY_DIR) + "/" + name + "." + std::to_string(getpid());
+}
+
+Status SaveToFile(const HnswIndex& idx, const std::string& path) {
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<storage::schema::Snapshot>();
+  root.setFormatVersion(storage::kSnapshotFormatVersion);
+  root.setSlotLimit(idx.SlotLimit());
+  root.setCount(idx.Size());
+  storage::SnapshotIndexWriter w(root, idx.config().dim);
+  Status st = idx.Save(w);
+  if (!st.ok()) return st;
+  return storage::WriteSnapshotFile(path, msg);
+}
+
+TEST(HnswSnapshot, RoundTripGivesIdenticalResults) {
+  const uint32_t dim = 40;
+  const size_t n = 7000, nq = 200;
+  auto all = Clustered(n + nq, dim, 25, 21, 0.5f);
+  IndexConfig cfg = Hnsw(dim, Metric::kCosine, 10, 80);
+  HnswIndex idx(cfg);
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
+  for (uint32_t s = 0; s < n; s += 11) idx.Remove(s);
+  ASSERT_TRUE(idx.Compact().ok());           // free slots
+  for (uint32_t s = 1; s < n; s += 13) idx.Remove(s);  // and tombstones
+  const std::string path = TempPath("hnsw_roundtrip.snap");
+  ASSERT_TRUE(SaveToFile(idx, path).ok());
+
+  std::unique_ptr<storage::SnapshotFile> file;
+  ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
+  HnswIndex loaded(cfg);
+  ASSERT_TRUE(loaded.Load(storage::SnapshotIndexReader(*file)).ok());
+  EXPECT_EQ(loaded.Size(), idx.Size());
+  EXPECT_EQ(loaded.SlotLimit(), idx.SlotLimit());
+  EXPECT_EQ(loaded.MaxLevel(), idx.MaxLevel());
+  for (uint32_t s = 0; s < n; ++s) {
+    ASSERT_EQ(loaded.IsLive(s), idx.IsLive(s)) << s;
+    ASSERT_EQ(loaded.Degree0(s), idx.Degree0(s)) << s;
+  }
+  std::vector<Hit> a, b;
+  for (size_t i = 0; i < nq; ++i) {
+    for (uint32_t ef : {0u, 10u, 100u}) {
+      SearchParams p;
+      p.k = 10;
+      p.ef = ef;
+      ASSERT_TRUE(idx.Search(all.data() + (n + i) * dim, p, &a).ok());
+      ASSERT_TRUE(loaded.Search(all.data() + (n + i) * dim, p, &b).ok());
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t j = 0; j < a.size(); ++j) {
+        ASSERT_EQ(a[j].slot, b[j].slot);
+        ASSERT_EQ(a[j].score, b[j].score);
+      }
+    }
+  }
+  // The loaded index keeps working: adds reuse free slots, compaction runs.
+  uint32_t s;
+  ASSERT_TRUE(loaded.Add(all.data() + n * dim, &s).ok());
+  EXPECT_EQ(s, 0u);
+  ASSERT_TRUE(loaded.Compact().ok());
+  EXPECT_EQ(loaded.Size(), idx.Size() + 1);
+  file.reset();
+  unlink(path.c_str());
+}
+
+TEST(HnswSnapshot, EmptyIndexAndMismatchedM) {
+  IndexConfig cfg = Hnsw(8, Metric::kEuclidean, 16);
+  HnswIndex empty(cfg);
+  const std::string path = TempPath("hnsw_empty.snap");
+  ASSERT_TRUE(SaveToFile(empty, path).ok());
+  std::unique_ptr<storage::SnapshotFile> file;
+  ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
+  HnswIndex loaded(cfg);
+  ASSERT_TRUE(loaded.Load(storage::SnapshotIndexReader(*file)).ok());
+  EXPECT_EQ(loaded.Size(), 0u);
+  HnswIndex other(Hnsw(8, Metric::kEuclidean, 8));
+  EXPECT_TRUE(other.Load(storage::SnapshotIndexReader(*file)).IsCorruption());
+  file.reset();
+  unlink(path.c_str());
+}
+
+}  // namespace
+}  // namespace aidb::index
