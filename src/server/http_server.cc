@@ -224,6 +224,11 @@ struct ConnOps {
   static int OnHeadersComplete(http_parser* p) {
     auto* c = Of(p);
     HttpRequest* r = c->cur.get();
+    if (p->http_major != 1) {
+      c->error_status = 505;
+      c->error_message = "only HTTP/1.x is supported";
+      return -1;
+    }
     r->method = http_method_str(static_cast<http_method>(p->method));
     r->keep_alive = http_should_keep_alive(p) != 0;
     std::string_view url = r->url;
@@ -628,9 +633,7 @@ struct ConnOps {
   // Answers an error the HTTP layer found itself, then closes the connection.
   static void AnswerError(HttpServer::Conn* c, int status, const std::string& msg, bool linger) {
     auto req = std::make_unique<HttpRequest>();
-    if (c->cur) {
-      req->method = http_method_str(static_cast<http_method>(c->parser.method));
-    }
+    if (c->cur) req->method = c->cur->method;  // empty unless the headers were complete
     req->route_label = "invalid";
     c->cur.reset();
     BeginExchange(c, std::move(req));

@@ -1,0 +1,397 @@
+"""Every REST route of aidbd against the real daemon, with good and bad input."""
+import json
+import os
+import uuid
+
+import pytest
+
+
+def make(daemon, name="docs", dim=4, **extra):
+    body = {"name": name, "dim": dim, **extra}
+    r = daemon.post("/collections", body)
+    assert r.status == 201, r
+    return r.json()
+
+
+def upsert(daemon, name, vector, id=None, payload=None):
+    body = {"vector": vector}
+    if id is not None:
+        body["id"] = id
+    if payload is not None:
+        body["payload"] = payload
+    r = daemon.post(f"/collections/{name}/points", body)
+    assert r.status == 200, r
+    return r.json()["id"]
+
+
+def assert_error(r, status):
+    assert r.status == status, r
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert isinstance(body["error"], str) and body["error"], body
+    return body["error"]
+
+
+def test_health_is_ok(daemon):
+    r = daemon.get("/health")
+    assert r.status == 200
+    assert r.json()["status"] == "ok"
+
+
+def test_create_collection_accepts_original_bodies(daemon):
+    info = make(daemon, "a", 3, metric="Cosine")
+    assert info["metric"] == "cosine" and info["index"] == "flat" and info["dim"] == 3
+    assert make(daemon, "b", 3, distance="Euclid")["metric"] == "euclidean"
+    assert make(daemon, "c", 3, metric="l2")["metric"] == "euclidean"
+    assert make(daemon, "d", 3, metric="DOT")["metric"] == "dot"
+    h = make(daemon, "e", 3, metric="cosine", index="hnsw",
+             hnsw={"m": 8, "ef_construction": 64, "ef_search": 32})
+    assert h["index"] == "hnsw"
+    assert h["hnsw"] == {"m": 8, "ef_construction": 64, "ef_search": 32}
+    for key in ("name", "dim", "metric", "index", "len", "wal_size_bytes", "wal_last_truncate",
+                "wal_bytes_since_truncate", "wal_last_lsn"):
+        assert key in h, key
+    assert h["len"] == 0 and h["wal_last_truncate"] is None
+
+
+def test_create_collection_rejects_bad_input(daemon):
+    make(daemon, "docs", 3)
+    assert_error(daemon.post("/collections", {"name": "docs", "dim": 3}), 409)
+    assert_error(daemon.post("/collections", {"name": "../etc", "dim": 3}), 400)
+    assert_error(daemon.post("/collections", {"name": "a/b", "dim": 3}), 400)
+    assert_error(daemon.post("/collections", {"name": "x" * 65, "dim": 3}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok"}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": "3"}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": -3}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 0}), 400)
+    assert_error(daemon.post("/collections", {"name": 5, "dim": 3}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "metric": "manhattan"}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": "ivf"}), 400)
+    assert_error(daemon.post("/collections", [1, 2]), 400)
+    assert_error(daemon.request("POST", "/collections", raw=b"{not json"), 400)
+    assert_error(daemon.request("POST", "/collections", raw=b""), 400)
+    names = [c["name"] for c in daemon.get("/collections").json()["collections"]]
+    assert names == ["docs"]
+
+
+def test_collection_list_and_info(daemon):
+    make(daemon, "beta", 2)
+    make(daemon, "alpha", 2)
+    upsert(daemon, "alpha", [1, 0])
+    cols = daemon.get("/collections").json()["collections"]
+    assert [c["name"] for c in cols] == ["alpha", "beta"]
+    alpha = daemon.get("/collections/alpha").json()
+    assert alpha["len"] == 1 and alpha["wal_size_bytes"] > 0
+    assert alpha["wal_bytes_since_truncate"] > 0 and alpha["wal_last_lsn"] == 1
+    assert_error(daemon.get("/collections/missing"), 404)
+
+
+def test_upsert_get_delete_point(daemon):
+    make(daemon, "docs", 3, metric="euclidean")
+    pid = upsert(daemon, "docs", [1, 2, 3], payload={"title": "hello", "n": 1})
+    assert str(uuid.UUID(pid)) == pid
+    r = daemon.get(f"/collections/docs/points/{pid}")
+    assert r.status == 200
+    p = r.json()
+    assert p == {"id": pid, "vector": [1.0, 2.0, 3.0], "payload": {"title": "hello", "n": 1}}
+    # Ids in any accepted form come back canonical; upsert replaces.
+    fixed = "8E422589-992F-4C2E-8000-000000000001"
+    assert upsert(daemon, "docs", [0, 0, 1], id=fixed) == fixed.lower()
+    assert upsert(daemon, "docs", [0.5, 0, 1], id=fixed.lower()) == fixed.lower()
+    got = daemon.get(f"/collections/docs/points/{{{fixed}}}").json()
+    assert got["vector"] == [0.5, 0.0, 1.0] and got["payload"] is None
+    assert daemon.get("/collections/docs").json()["len"] == 2
+    r = daemon.delete(f"/collections/docs/points/{pid}")
+    assert r.status == 200 and r.json()["deleted"] is True
+    assert_error(daemon.get(f"/collections/docs/points/{pid}"), 404)
+    assert_error(daemon.delete(f"/collections/docs/points/{pid}"), 404)
+
+
+def test_upsert_rejects_bad_input(daemon):
+    make(daemon, "docs", 3)
+    base = "/collections/docs/points"
+    assert_error(daemon.post(base, {"vector": [1, 2]}), 400)  # dimension mismatch
+    assert_error(daemon.post(base, {"vector": [1, 2, 3, 4]}), 400)
+    assert_error(daemon.post(base, {"vector": [1, "2", 3]}), 400)
+    assert_error(daemon.post(base, {"vector": "1,2,3"}), 400)
+    assert_error(daemon.post(base, {"vector": []}), 400)
+    assert_error(daemon.post(base, {"vector": [1, 2, 1e39]}), 400)  # not a float32
+    assert_error(daemon.request("POST", base, raw=b'{"vector":[1,2,NaN]}'), 400)
+    assert_error(daemon.post(base, {}), 400)
+    assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": "not-a-uuid"}), 400)
+    assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": 7}), 400)
+    assert_error(daemon.post(base, {"vector": [1, 2, 3], "payload": [1]}), 400)
+    assert_error(daemon.post(base, {"vector": [1, 2, 3], "payload": "x"}), 400)
+    assert_error(daemon.post("/collections/nope/points", {"vector": [1, 2, 3]}), 404)
+    assert_error(daemon.get("/collections/docs/points/not-a-uuid"), 400)
+    assert_error(daemon.delete("/collections/docs/points/1234"), 400)
+    assert daemon.get("/collections/docs").json()["len"] == 0
+
+
+def test_batch_upsert_is_atomic(daemon):
+    make(daemon, "docs", 2)
+    pts = [{"vector": [1, 0], "payload": {"i": 0}},
+           {"id": str(uuid.uuid4()), "vector": [0, 1]},
+           {"vector": [1, 1], "payload": None}]
+    r = daemon.post("/collections/docs/points:batch", {"points": pts})
+    assert r.status == 200, r
+    ids = r.json()["ids"]
+    assert len(ids) == 3 and ids[1] == pts[1]["id"]
+    assert daemon.get("/collections/docs").json()["len"] == 3
+    bad = [{"vector": [1, 0]}, {"vector": [1, 0, 0]}]
+    assert_error(daemon.post("/collections/docs/points:batch", {"points": bad}), 400)
+    bad = [{"vector": [1, 0]}, {"vector": [1, 0], "id": "zzz"}]
+    assert_error(daemon.post("/collections/docs/points:batch", {"points": bad}), 400)
+    bad = [{"vector": [1, 0, 5]}, {"vector": [1, 0, 6]}]  # both of the wrong dimension
+    assert_error(daemon.post("/collections/docs/points:batch", {"points": bad}), 400)
+    assert_error(daemon.post("/collections/docs/points:batch", {"points": {}}), 400)
+    assert daemon.get("/collections/docs").json()["len"] == 3
+    r = daemon.post("/collections/docs/points:batch", {"points": []})
+    assert r.status == 200 and r.json()["ids"] == []
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+def test_search(daemon, index):
+    make(daemon, "docs", 2, metric="euclidean", index=index)
+    ids = {}
+    for i in range(20):
+        ids[i] = upsert(daemon, "docs", [float(i), 0.0],
+                        payload={"i": i, "even": i % 2 == 0, "tag": {"k": "t%d" % (i % 3)}})
+    r = daemon.post("/collections/docs/search", {"vector": [3.2, 0], "top_k": 3})
+    assert r.status == 200, r
+    res = r.json()["results"]
+    assert [h["id"] for h in res] == [ids[3], ids[4], ids[2]]
+    assert res[0]["payload"]["i"] == 3
+    assert res[0]["score"] >= res[1]["score"] >= res[2]["score"]
+    assert abs(res[0]["score"] - (-0.2)) < 1e-5
+    # Synonyms of top_k, payload off, short and full filters.
+    for key in ("k", "limit"):
+        assert len(daemon.post("/collections/docs/search",
+                               {"vector": [0, 0], key: 5}).json()["results"]) == 5
+    r = daemon.post("/collections/docs/search",
+                    {"vector": [0, 0], "top_k": 2, "with_payload": False}).json()["results"]
+    assert all(h["payload"] is None for h in r)
+    r = daemon.post("/collections/docs/search",
+                    {"vector": [0, 0], "top_k": 4, "filter": {"even": False}}).json()["results"]
+    assert [h["payload"]["i"] for h in r] == [1, 3, 5, 7]
+    full = {"must": [{"key": "i", "range": {"gte": 10}}],
+            "must_not": [{"key": "tag.k", "match": {"value": "t0"}}]}
+    r = daemon.post("/collections/docs/search",
+                    {"vector": [0, 0], "top_k": 3, "filter": full, "ef_search": 64}).json()
+    assert [h["payload"]["i"] for h in r["results"]] == [10, 11, 13]
+    # A very selective filter still finds its k.
+    r = daemon.post("/collections/docs/search",
+                    {"vector": [0, 0], "top_k": 2, "filter": {"i": 17}}).json()["results"]
+    assert [h["id"] for h in r] == [ids[17]]
+    # Bad searches.
+    assert_error(daemon.post("/collections/docs/search", {"vector": [0, 0, 0]}), 400)
+    assert_error(daemon.post("/collections/docs/search", {"top_k": 3}), 400)
+    assert_error(daemon.post("/collections/docs/search", {"vector": [0, 0], "top_k": -1}), 400)
+    assert_error(daemon.post("/collections/docs/search", {"vector": [0, 0], "top_k": "3"}), 400)
+    assert_error(daemon.post("/collections/docs/search", {"vector": [0, 0], "filter": "x"}), 400)
+    assert_error(daemon.post("/collections/docs/search",
+                             {"vector": [0, 0], "filter": {"must": 5}}), 400)
+    assert_error(daemon.post("/collections/docs/search",
+                             {"vector": [0, 0], "with_payload": "yes"}), 400)
+    assert_error(daemon.post("/collections/nope/search", {"vector": [0, 0]}), 404)
+
+
+def test_search_batch(daemon):
+    make(daemon, "docs", 2, metric="euclidean")
+    ids = [upsert(daemon, "docs", [float(i), 0.0], payload={"i": i}) for i in range(10)]
+    r = daemon.post("/collections/docs/search:batch",
+                    {"searches": [{"vector": [0, 0], "top_k": 1}, {"vector": [9, 0], "top_k": 1}]})
+    assert r.status == 200, r
+    res = r.json()["results"]
+    assert [[h["id"] for h in q] for q in res] == [[ids[0]], [ids[9]]]
+    # "queries", per-query options that differ, plain arrays with top-level defaults.
+    r = daemon.post("/collections/docs/search:batch",
+                    {"queries": [{"vector": [0, 0], "top_k": 2, "filter": {"i": 5}},
+                                 [4.1, 0]], "top_k": 3}).json()["results"]
+    assert [h["id"] for h in r[0]] == [ids[5]]
+    assert [h["id"] for h in r[1]] == [ids[4], ids[5], ids[3]]
+    many = daemon.post("/collections/docs/search:batch",
+                       {"searches": [[float(i), 0] for i in range(10)], "top_k": 1}).json()
+    assert [q[0]["id"] for q in many["results"]] == ids
+    assert daemon.post("/collections/docs/search:batch", {"searches": []}).json() == \
+        {"results": []}
+    assert_error(daemon.post("/collections/docs/search:batch", {"searches": [[0, 0, 0]]}), 400)
+    assert_error(daemon.post("/collections/docs/search:batch", {"searches": 3}), 400)
+    assert_error(daemon.post("/collections/docs/search:batch", {"searches": ["x"]}), 400)
+
+
+def test_drop_collection(daemon):
+    make(daemon, "docs", 2)
+    upsert(daemon, "docs", [1, 1])
+    r = daemon.delete("/collections/docs")
+    assert r.status == 200 and r.json()["deleted"] is True
+    assert_error(daemon.get("/collections/docs"), 404)
+    assert_error(daemon.post("/collections/docs/search", {"vector": [1, 1]}), 404)
+    assert_error(daemon.delete("/collections/docs"), 404)
+    assert make(daemon, "docs", 3)["len"] == 0
+    upsert(daemon, "docs", [1, 1, 1])
+    assert daemon.get("/collections/docs").json()["len"] == 1
+
+
+def test_params_and_compact(daemon):
+    make(daemon, "h", 2, index="hnsw")
+    make(daemon, "f", 2)
+    r = daemon.post("/collections/h/params", {"ef_search": 77})
+    assert r.status == 200, r
+    assert r.json()["hnsw"]["ef_search"] == 77
+    assert daemon.get("/collections/h").json()["hnsw"]["ef_search"] == 77
+    assert_error(daemon.post("/collections/f/params", {"ef_search": 77}), 400)
+    assert_error(daemon.post("/collections/h/params", {"ef_search": "x"}), 400)
+    assert_error(daemon.post("/collections/h/params", {}), 400)
+    for name in ("h", "f"):
+        pid = upsert(daemon, name, [1, 2])
+        upsert(daemon, name, [2, 2])
+        assert daemon.delete(f"/collections/{name}/points/{pid}").status == 200
+        r = daemon.post(f"/collections/{name}/compact")
+        assert r.status == 200, r
+        assert r.json()["len"] == 1
+    assert_error(daemon.post("/collections/nope/compact"), 404)
+
+
+def test_routes_and_methods(daemon):
+    assert_error(daemon.get("/nope"), 404)
+    assert_error(daemon.get("/collections/docs/points/a/b"), 404)
+    r = daemon.request("PUT", "/collections")
+    assert_error(r, 405)
+    assert "POST" in r.headers["allow"]
+    assert_error(daemon.get("/collections/docs/search"), 405)
+    # Percent-encoded traversal is decoded, then refused as a name.
+    assert_error(daemon.get("/collections/..%2F..%2Fetc"), 404)  # becomes extra segments
+    assert_error(daemon.get("/collections/%2e%2e"), 400)
+    assert_error(daemon.get("/collections/a%00b"), 400)
+    assert_error(daemon.get("/collections/%zz"), 400)
+
+
+def test_checkpoint_and_restore_workflow(daemon):
+    """The runbook over HTTP: checkpoint truncates the WAL; restore = snapshot + newer WAL."""
+    make(daemon, "docs", 2, metric="euclidean")
+    before = [upsert(daemon, "docs", [float(i), 1.0], payload={"phase": "before"})
+              for i in range(5)]
+    info = daemon.get("/collections/docs").json()
+    assert info["wal_size_bytes"] > 0 and info["wal_last_truncate"] is None
+    r = daemon.post("/collections/docs/snapshot")
+    assert r.status == 200, r
+    snap = r.json()
+    assert snap["lsn"] == 5 and snap["count"] == 5 and snap["size_bytes"] > 0
+    assert snap["wal_size_bytes"] == 0 and snap["wal_last_truncate"] is not None
+    info = daemon.get("/collections/docs").json()
+    assert info["wal_size_bytes"] == 0
+    assert info["wal_last_truncate"].endswith("Z") and "T" in info["wal_last_truncate"]
+    assert daemon.wait_log("target=aidb::storage event=wal_truncated")
+    after = [upsert(daemon, "docs", [float(i), 2.0], payload={"phase": "after"})
+             for i in range(3)]
+    assert daemon.get("/collections/docs").json()["wal_size_bytes"] > 0
+    snaps = daemon.get("/collections/docs/snapshots").json()["snapshots"]
+    assert [s["file"] for s in snaps] == [snap["file"]]
+    assert snaps[0]["lsn"] == 5 and snaps[0]["created"].endswith("Z")
+    r = daemon.post("/collections/docs/restore", {"snapshot": snap["file"]})
+    assert r.status == 200, r
+    restored = r.json()
+    assert restored["len"] == 8 and restored["wal_size_bytes"] == 0
+    for pid in before + after:
+        assert daemon.get(f"/collections/docs/points/{pid}").status == 200
+    # The restore sealed a new baseline snapshot; restoring it by absolute path
+    # (inside the data dir) gives the same 8 points.
+    snaps = daemon.get("/collections/docs/snapshots").json()["snapshots"]
+    assert len(snaps) == 2 and snaps[-1]["lsn"] == 8 and snaps[-1]["count"] == 8
+    r = daemon.post("/collections/docs/restore", {"snapshot": snaps[-1]["path"]})
+    assert r.status == 200 and r.json()["len"] == 8
+    # The old checkpoint alone: the WAL after it was sealed away by the restore.
+    r = daemon.post("/collections/docs/restore", {"snapshot": snap["path"]})
+    assert r.status == 200 and r.json()["len"] == 5
+    assert_error(daemon.post("/collections/docs/restore", {"snapshot": "nope.aidbsnap"}), 404)
+    assert_error(daemon.post("/collections/docs/restore", {"snapshot": "../../../etc/passwd"}),
+                 400)
+    assert_error(daemon.post("/collections/docs/restore", {"snapshot": "/etc/passwd"}), 400)
+    assert_error(daemon.post("/collections/docs/restore", {"snapshot": ".."}), 400)
+    assert_error(daemon.post("/collections/docs/restore", {}), 400)
+    assert_error(daemon.post("/collections/nope/restore", {"snapshot": snap["file"]}), 404)
+    assert_error(daemon.post("/collections/nope/snapshot"), 404)
+    assert_error(daemon.get("/collections/nope/snapshots"), 404)
+
+
+def test_snapshot_paths_are_confined_to_the_data_dir(daemon, tmp_path):
+    make(daemon, "docs", 2)
+    upsert(daemon, "docs", [1, 2])
+    r = daemon.post("/collections/docs/snapshot", {"path": "backups/one.snap"})
+    assert r.status == 200, r
+    target = os.path.join(daemon.data_dir, "backups", "one.snap")
+    assert os.path.isfile(target) and r.json()["copied_to"] == os.path.realpath(target)
+    upsert(daemon, "docs", [3, 4])
+    r = daemon.post("/collections/docs/restore", {"snapshot": "backups/one.snap"})
+    assert r.status == 200 and r.json()["len"] == 2  # snapshot + newer WAL
+    outside = tmp_path / "outside.snap"
+    for bad in ("../outside.snap", str(outside), "/etc/aidb.snap", "backups/../../x.snap",
+                "docs/wal.log", "docs/snapshots/evil", "", ".", "backups/"):
+        r = daemon.post("/collections/docs/snapshot", {"path": bad})
+        assert_error(r, 400)
+    assert not outside.exists()
+    os.symlink(str(tmp_path), os.path.join(daemon.data_dir, "escape"))
+    assert_error(daemon.post("/collections/docs/snapshot", {"path": "escape/x.snap"}), 400)
+    assert not (tmp_path / "x.snap").exists()
+    assert_error(daemon.post("/collections/docs/snapshot", {"path": 5}), 400)
+    assert daemon.get("/collections/docs").json()["len"] == 2
+
+
+def test_wal_change_feed(daemon):
+    make(daemon, "docs", 2)
+    ids = [upsert(daemon, "docs", [1.0, float(i)]) for i in range(4)]
+    assert daemon.delete(f"/collections/docs/points/{ids[0]}").status == 200
+    r = daemon.get("/collections/docs/wal")
+    assert r.status == 200, r
+    assert r.headers["content-type"] == "application/x-ndjson"
+    assert r.headers.get("transfer-encoding") == "chunked"
+    entries = [json.loads(line) for line in r.body.splitlines()]
+    assert [e["lsn"] for e in entries] == [1, 2, 3, 4, 5]
+    assert [e["op"] for e in entries] == ["upsert"] * 4 + ["delete"]
+    r = daemon.get("/collections/docs/wal?from_lsn=4")
+    assert [json.loads(line)["lsn"] for line in r.body.splitlines()] == [4, 5]
+    assert daemon.get("/collections/docs/wal?from_lsn=99").body == ""
+    assert_error(daemon.get("/collections/docs/wal?from_lsn=abc"), 400)
+    assert_error(daemon.get("/collections/docs/wal?from_lsn=-1"), 400)
+    assert_error(daemon.get("/collections/nope/wal"), 404)
+
+
+def test_wal_change_feed_streams_large_logs(daemon):
+    make(daemon, "big", 64)
+    pts = [{"vector": [float(i % 7)] * 64} for i in range(200)]
+    for _ in range(10):
+        assert daemon.post("/collections/big/points:batch", {"points": pts}).status == 200
+    r = daemon.get("/collections/big/wal?from_lsn=1")
+    lines = r.body.splitlines()
+    assert len(lines) == 10 and len(r.body) > 64 * 1024
+    assert sum(len(json.loads(l)["points"]) for l in lines) == 2000
+
+
+def test_api_key(start_daemon):
+    d = start_daemon("--api-key", "s3cret-key")
+    try:
+        assert d.get("/health").status == 200
+        r = d.get("/collections")
+        assert_error(r, 401)
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert_error(d.get("/collections", headers={"api-key": "wrong"}), 401)
+        assert_error(d.get("/collections", headers={"api-key": "s3cret-key2"}), 401)
+        assert_error(d.get("/collections", headers={"Authorization": "Bearer s3cret"}), 401)
+        assert_error(d.get("/metrics"), 401)
+        assert_error(d.post("/collections", {"name": "x", "dim": 2}), 401)
+        assert_error(d.get("/nope"), 401)
+        assert d.get("/collections", headers={"api-key": "s3cret-key"}).status == 200
+        assert d.get("/metrics", headers={"Authorization": "Bearer s3cret-key"}).status == 200
+        r = d.post("/collections", {"name": "x", "dim": 2},
+                   headers={"authorization": "bearer s3cret-key"})
+        assert r.status == 201
+    finally:
+        assert d.stop() == 0
+
+
+def test_api_key_from_environment(start_daemon):
+    d = start_daemon(env={"AIDB_API_KEY": "env-key"})
+    assert_error(d.get("/collections"), 401)
+    assert d.get("/collections", headers={"api-key": "env-key"}).status == 200
+    assert d.stop() == 0
