@@ -158,6 +158,7 @@ Status ParseRecords(const uint8_t* data, uint64_t size, const std::string& path,
     st->records++;
     st->valid_bytes = pos;
     st->last_lsn = lsn;
+    st->last_timestamp_ns = rec.timestamp_ns;
   }
   return Status::OK();
 }
@@ -239,6 +240,7 @@ struct Wal::Impl {
   std::optional<int64_t> last_truncate_ns;
   uint64_t bytes_since_truncate = 0;
   uint64_t growth_mark = 0;         // end / growth_step when last logged
+  int64_t last_ts = 0;              // newest record timestamp written (leader only)
 
   std::atomic<uint64_t> committed_end{0};  // end of the last fully committed group
   // Batch / none modes: groups written vs synced.
@@ -306,6 +308,7 @@ Status Wal::Impl::ScanAndCut(const std::function<Status(const WalRecord&)>& fn,
   last_lsn = std::max(last_lsn, st->last_lsn);
   next_lsn = std::max(next_lsn, last_lsn + 1);
   growth_mark = end / opts.growth_step;
+  last_ts = std::max(last_ts, st->last_timestamp_ns);
   scanned = true;
   return Status::OK();
 }
@@ -462,7 +465,7 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   l.unlock();
 
   // Encode and write without the lock; bodies stay in the callers' memory.
-  const int64_t ts = NowNs();
+  const int64_t ts = std::max(NowNs(), im.last_ts);
   im.headers.resize(group.size() * kWalHeaderSize);
   im.iov.resize(group.size() * 2);
   for (size_t i = 0; i < group.size(); ++i) {
@@ -482,6 +485,7 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   l.lock();
   uint64_t old_mark = im.growth_mark, new_mark = old_mark;
   if (s.ok()) {
+    im.last_ts = ts;
     im.end = start + bytes;
     im.last_lsn = group.back()->lsn;
     im.bytes_since_truncate += bytes;

@@ -82,6 +82,7 @@ struct WalReadStats {
   bool torn_tail = false;
   bool used_mmap = false;
   uint64_t last_lsn = 0;         // LSN of the last valid record (0 if none)
+  int64_t last_timestamp_ns = 0; // timestamp of the last valid record (0 if none)
 };
 
 // Reads every record of the WAL file at `path` in order and calls fn for each.
@@ -110,7 +111,9 @@ class Wal {
   Wal& operator=(const Wal&) = delete;
 
   // Group commit. Appends one record (op, body) with the next LSN and the
-  // current wall-clock time, makes it durable per the durability mode, then
+  // current wall-clock time (clamped so timestamps never decrease within the
+  // file, which keeps recovery "up to a timestamp" a prefix; one reading per
+  // group), makes it durable per the durability mode, then
   // calls apply(lsn). Records of concurrent callers are written together with
   // one write(2) and one fdatasync; apply callbacks run one at a time, in LSN
   // order, before any later record's apply. If the write or sync fails, apply
