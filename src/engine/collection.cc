@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <unordered_set>
 
 #include "core/payload.h"
 #include "engine/wal_codec.h"
@@ -17,6 +18,92 @@ namespace aidb::engine {
 
 namespace schema = storage::schema;
 
+// Payload indexes: for a payload key, the slots holding each scalar value
+// (canonical JSON text, see filter::CollectKeyValues). An index on a key is
+// built the first time a filter constrains that key to equal something, then
+// kept exact by every upsert and delete. Guarded by its own mutex so that
+// searches (which hold the collection lock shared) can build one lazily.
+class PayloadIndexes {
+ public:
+  static constexpr size_t kMaxKeys = 32;
+
+  // The hint with the fewest candidate slots, building missing indexes;
+  // nullptr if the filter has no usable hint. *estimate = its candidates.
+  const filter::EqualityHint* BestHint(const filter::Filter& f,
+                                       const std::vector<std::string>& payloads,
+                                       int64_t* estimate) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const filter::EqualityHint* best = nullptr;
+    for (const filter::EqualityHint& h : f.equality_hints()) {
+      auto it = keys_.find(h.key);
+      if (it == keys_.end()) {
+        if (keys_.size() >= kMaxKeys) continue;
+        it = keys_.emplace(h.key, Build(h.key, payloads)).first;
+      }
+      int64_t n = 0;
+      for (const std::string& v : h.values_json) {
+        auto p = it->second.find(v);
+        if (p != it->second.end()) n += static_cast<int64_t>(p->second.size());
+      }
+      if (best == nullptr || n < *estimate) {
+        best = &h;
+        *estimate = n;
+      }
+    }
+    return best;
+  }
+
+  void List(const filter::EqualityHint& h, std::vector<uint32_t>* out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    out->clear();
+    auto it = keys_.find(h.key);
+    if (it == keys_.end()) return;
+    for (const std::string& v : h.values_json) {
+      auto p = it->second.find(v);
+      if (p != it->second.end()) out->insert(out->end(), p->second.begin(), p->second.end());
+    }
+    std::sort(out->begin(), out->end());
+    out->erase(std::unique(out->begin(), out->end()), out->end());
+  }
+
+  void Add(uint32_t slot, std::string_view payload) { Update(slot, payload, true); }
+  void Remove(uint32_t slot, std::string_view payload) { Update(slot, payload, false); }
+
+ private:
+  using Postings = std::unordered_map<std::string, std::unordered_set<uint32_t>>;
+
+  static Postings Build(const std::string& key, const std::vector<std::string>& payloads) {
+    Postings p;
+    std::vector<std::string> values;
+    for (uint32_t slot = 0; slot < payloads.size(); ++slot) {
+      if (payloads[slot].empty()) continue;
+      filter::CollectKeyValues(payloads[slot], key, &values);
+      for (std::string& v : values) p[std::move(v)].insert(slot);
+    }
+    return p;
+  }
+
+  void Update(uint32_t slot, std::string_view payload, bool add) {
+    if (payload.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> values;
+    for (auto& [key, postings] : keys_) {
+      filter::CollectKeyValues(payload, key, &values);
+      for (std::string& v : values) {
+        if (add) {
+          postings[std::move(v)].insert(slot);
+        } else if (auto it = postings.find(v); it != postings.end()) {
+          it->second.erase(slot);
+          if (it->second.empty()) postings.erase(it);
+        }
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::string, Postings> keys_;
+};
+
 struct Collection::State {
   CollectionConfig config;
   std::unique_ptr<index::VectorIndex> index;
@@ -24,6 +111,7 @@ struct Collection::State {
   std::vector<Uuid> slot_ids;         // nil: slot not mapped to a point
   std::vector<std::string> payloads;  // per slot; empty: none
   uint64_t applied_lsn = 0;
+  PayloadIndexes payload_index;
 
   void EnsureSlot(uint32_t slot) {
     if (slot >= slot_ids.size()) {
@@ -92,20 +180,36 @@ CollectionConfig ReadConfig(schema::CollectionConfig::Reader r) {
 }
 
 // Restricts a search to mapped slots matching an optional payload filter.
+// With a payload index on a key the filter requires to equal some values, it
+// can count and list the candidate slots (the index decides between a graph
+// walk and an exact scan of those).
 class PointFilter final : public index::SlotFilter {
  public:
   PointFilter(const std::vector<Uuid>& ids, const std::vector<std::string>& payloads,
-              const filter::Filter* f)
-      : ids_(ids), payloads_(payloads), filter_(f) {}
+              const filter::Filter* f, PayloadIndexes* pidx)
+      : ids_(ids), payloads_(payloads), filter_(f), pidx_(pidx) {
+    if (filter_ != nullptr && pidx_ != nullptr) {
+      best_hint_ = pidx_->BestHint(*filter_, payloads_, &estimate_);
+    }
+  }
   bool Allowed(uint32_t slot) const override {
     if (slot >= ids_.size() || ids_[slot].IsNil()) return false;
     return filter_ == nullptr || filter_->Matches(ids_[slot], payloads_[slot]);
+  }
+  int64_t EstimatedMatches() const override { return estimate_; }
+  bool ListMatches(std::vector<uint32_t>* out) const override {
+    if (best_hint_ == nullptr) return false;
+    pidx_->List(*best_hint_, out);
+    return true;
   }
 
  private:
   const std::vector<Uuid>& ids_;
   const std::vector<std::string>& payloads_;
   const filter::Filter* filter_;
+  PayloadIndexes* pidx_;
+  const filter::EqualityHint* best_hint_ = nullptr;
+  int64_t estimate_ = -1;
 };
 
 constexpr uint32_t kPointChunkSlots = 1u << 16;
@@ -342,6 +446,7 @@ void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
     auto [it, inserted] = st.id_to_slot.try_emplace(ids[i], slot);
     if (!inserted) {
       const uint32_t old = it->second;
+      st.payload_index.Remove(old, st.payloads[old]);
       st.slot_ids[old] = Uuid{};
       std::string().swap(st.payloads[old]);
       replaced.push_back(old);
@@ -349,6 +454,7 @@ void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
     }
     st.slot_ids[slot] = ids[i];
     st.payloads[slot].assign(payloads[i].data(), payloads[i].size());
+    st.payload_index.Add(slot, st.payloads[slot]);
   }
   for (uint32_t old : replaced) st.index->Remove(old);
   st.applied_lsn = std::max(st.applied_lsn, lsn);
@@ -366,6 +472,7 @@ void Collection::ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids,
     if (it == st.id_to_slot.end()) continue;
     const uint32_t slot = it->second;
     st.id_to_slot.erase(it);
+    st.payload_index.Remove(slot, st.payloads[slot]);
     st.slot_ids[slot] = Uuid{};
     std::string().swap(st.payloads[slot]);
     st.index->Remove(slot);
@@ -451,8 +558,8 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
   if (req.top_k == 0) return Status::OK();
   const bool need_filter = (req.filter != nullptr && !req.filter->MatchesAll()) ||
                            adds_in_flight_.load(std::memory_order_acquire) > 0;
-  PointFilter pf(st.slot_ids, st.payloads, req.filter && !req.filter->MatchesAll() ? req.filter
-                                                                                     : nullptr);
+  const filter::Filter* f = req.filter && !req.filter->MatchesAll() ? req.filter : nullptr;
+  PointFilter pf(st.slot_ids, st.payloads, f, &const_cast<State&>(st).payload_index);
   index::SearchParams params;
   params.k = req.top_k;
   params.ef = req.ef_search;

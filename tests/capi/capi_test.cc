@@ -357,3 +357,41 @@ TEST(CApi, ChangeFeedListsEntriesFromAnLsn) {
 }
 
 }  // namespace
+
+namespace {
+
+// The payload index built for an equality filter must follow every later
+// upsert, replacement and delete (slots are reused after deletes).
+TEST(CApi, EqualityFilterFollowsUpdatesAndDeletes) {
+  aidb_collection* c = OpenCollection("pidx", kDim, "", AIDB_METRIC_EUCLIDEAN);
+  const float v[kDim] = {1, 1, 1, 1};
+  for (uint32_t i = 0; i < 50; ++i) {
+    std::string p = "{\"tag\":" + std::string(i < 5 ? "\"hot\"" : "\"cold\"") + "}";
+    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(i).c_str(), v, kDim, p.c_str(), (size_t)-1, &_m));
+  }
+  aidb_search_options so;
+  aidb_search_options_init(&so);
+  so.top_k = 100;
+  so.filter = "{\"tag\": \"hot\"}";
+  auto count_hot = [&]() {
+    aidb_search_result* r = nullptr;
+    EXPECT_EQ(aidb_collection_search(c, v, kDim, &so, &r, nullptr), AIDB_OK);
+    size_t n = HitIds(r).size();
+    aidb_search_result_free(r);
+    return n;
+  };
+  EXPECT_EQ(count_hot(), 5u);  // builds the index on "tag"
+  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(0).c_str(), v, kDim, "{\"tag\":\"cold\"}", (size_t)-1, &_m));
+  EXPECT_EQ(count_hot(), 4u);
+  AIDB_ASSERT_OK(aidb_collection_delete(c, Id(1).c_str(), &_m));
+  EXPECT_EQ(count_hot(), 3u);
+  // New points reuse freed slots.
+  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(100).c_str(), v, kDim, "{\"tag\":[\"x\",\"hot\"]}", (size_t)-1, &_m));
+  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(101).c_str(), v, kDim, nullptr, 0, &_m));
+  EXPECT_EQ(count_hot(), 4u);
+  so.filter = "{\"must\": [{\"key\": \"tag\", \"match\": {\"any\": [\"hot\", \"x\"]}}]}";
+  EXPECT_EQ(count_hot(), 4u);
+  aidb_collection_close(c);
+}
+
+}  // namespace
