@@ -19,14 +19,18 @@
 //
 // Damage classes when reading (see ReadWal):
 //   - torn tail: the last record is cut short by end of file (header or body
-//     incomplete; a record whose length runs past end of file counts as the
-//     last one only if no record with a valid checksum starts after its
-//     offset, otherwise its length is damaged: corruption), or the bytes from a record's start to end of file are all
+//     incomplete), or the bytes from a record's start to end of file are all
 //     zero, or the last record (its extent reaches end of file exactly) fails
 //     its checksum. Dropped, reported in stats; Replay cuts the file back.
+//     A record whose length runs past end of file counts as "the last record"
+//     only if no record with a valid checksum (and a higher LSN) starts after
+//     its offset; otherwise its length field is damaged: corruption.
 //   - corruption: a record that fails its checksum, has a zero op, a length
 //     above kMaxRecordBody, or a non-increasing LSN, and is followed by more
-//     bytes: Status::Corruption naming the byte offset.
+//     bytes: Status::Corruption naming the byte offset, e.g.
+//     "WAL /x/wal.log: checksum mismatch in record at offset 1234 (lsn 17);
+//     5678 bytes after it". A length above kMaxRecordBody, a zero op or a
+//     non-increasing LSN under a valid checksum are corruption even at the end.
 //
 // Sidecar: "<path>.lsn" holds the last LSN before the latest truncation (8 bytes
 // LE + CRC32C), written atomically before the truncation, so LSNs are never
@@ -122,6 +126,13 @@ class Wal {
   // fsync is never retried as if it had succeeded. LSNs of a failed group are
   // not reused. The first Commit on a non-empty file scans it (as Replay) to
   // find the last LSN and cut off a torn tail; corruption fails the Commit.
+  // Modes: kFsync syncs each group before its applies; kBatch applies once
+  // written and a background thread fdatasyncs at most every
+  // batch_interval_ms; kNone leaves it to the page cache. A failed background
+  // sync (kBatch) makes the log unusable: every later Commit and Sync returns
+  // that IOError (acknowledged records may be lost; reopen to recover). The
+  // body is written straight from the caller's memory (no copy). An exception
+  // thrown by apply becomes Status::Internal for that caller only.
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
 
   // Runs fn while no Commit is in flight and none can start (the "write lock"
