@@ -28,7 +28,9 @@ failed=0
 step() { # step NAME COMMAND...
   local name=$1
   shift
-  if (set -e; "$@") >"$WORK/$name.log" 2>&1; then
+  # Not in an `if`: errexit is ignored inside a tested command, subshells too.
+  (set -e; "$@") >"$WORK/$name.log" 2>&1
+  if [ $? -eq 0 ]; then
     echo "PASS $name"
     passed=$((passed + 1))
   else

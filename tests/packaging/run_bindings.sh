@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Packaging and binding tests against the library built in BUILD_DIR:
+#   tests/packaging/run_bindings.sh BUILD_DIR
+# 1. `cmake --install BUILD_DIR` into BUILD_DIR/packaging/prefix
+# 2. the packaging tests (run_packaging.sh) against that prefix
+# 3. Go: go vet + go test -race (cgo finds aidb.pc through PKG_CONFIG_PATH)
+# 4. Rust: cargo test + clippy -D warnings, linked (pkg-config) and with the
+#    `dlopen` feature (loading $AIDB_LIBRARY, no LD_LIBRARY_PATH)
+# 5. Python: a venv in BUILD_DIR with numpy + pytest, the package installed
+#    with pip, pytest with AIDB_LIBRARY pointing at the installed library
+# Set AIDB_SKIP_BINDINGS="go rust python packaging" (any subset) to skip parts.
+# Ends with "bindings: N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 BUILD_DIR" >&2
+  exit 2
+fi
+BUILD=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=$BUILD/packaging
+PREFIX=$OUT/prefix
+SKIP=" ${AIDB_SKIP_BINDINGS:-} "
+mkdir -p "$OUT"
+
+passed=0
+failed=0
+failures=()
+run() { # run NAME COMMAND... (output streamed, prefixed)
+  local name=$1
+  shift
+  echo "=== $name"
+  local start=$SECONDS
+  # Not in an `if`: errexit is ignored inside a tested command, subshells too.
+  (set -e; "$@") 2>&1 | sed -u "s/^/[$name] /"
+  if [ "${PIPESTATUS[0]}" -eq 0 ]; then
+    echo "=== $name: PASS ($((SECONDS - start))s)"
+    passed=$((passed + 1))
+  else
+    echo "=== $name: FAIL ($((SECONDS - start))s)"
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+skipped() { [[ "$SKIP" == *" $1 "* ]]; }
+
+# --- install ----------------------------------------------------------------
+rm -rf "$PREFIX"
+if ! cmake --install "$BUILD" --prefix "$PREFIX" >"$OUT/install.log" 2>&1; then
+  cat "$OUT/install.log"
+  echo "bindings: 0 passed, 1 failed"
+  exit 1
+fi
+LIBDIR=$PREFIX/lib
+[ -e "$LIBDIR/libaidb.so" ] || LIBDIR=$PREFIX/lib64
+LIB=$LIBDIR/libaidb.so.$(sed -n 's/^#define AIDB_ABI_VERSION \([0-9]*\).*/\1/p' "$PREFIX/include/aidb.h")
+export PKG_CONFIG_PATH=$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+echo "installed $(basename "$LIB") into $PREFIX"
+
+# --- packaging ----------------------------------------------------------------
+skipped packaging || run packaging "$HERE/run_packaging.sh" "$PREFIX" "$OUT/work" "$BUILD"
+
+# --- every header function is declared by each binding ----------------------
+bindings_cover_header() {
+  grep -oE '\baidb_[a-z0-9_]+\(' "$PREFIX/include/aidb.h" | tr -d '(' | sort -u >"$OUT/declared.txt"
+  local missing=0
+  for f in "$ROOT/bindings/rust/aidb-sys/src/lib.rs" "$ROOT/bindings/python/aidb/_capi.py"; do
+    while read -r fn; do
+      if ! grep -qE "\b$fn\b" "$f"; then
+        echo "$fn is not declared in ${f#"$ROOT"/}"
+        missing=1
+      fi
+    done <"$OUT/declared.txt"
+  done
+  [ "$missing" -eq 0 ] && echo "$(wc -l <"$OUT/declared.txt") functions declared by aidb-sys and the Python binding"
+}
+run header_coverage bindings_cover_header
+
+# --- Go -----------------------------------------------------------------------
+go_tests() {
+  cd "$ROOT/bindings/go"
+  export CGO_ENABLED=1 GOFLAGS=-mod=mod
+  go vet ./...
+  gofmt_out=$(gofmt -l .)
+  [ -z "$gofmt_out" ] || { echo "gofmt: $gofmt_out"; return 1; }
+  go test -count=1 -race ./...
+}
+skipped go || run go go_tests
+
+# --- Rust ---------------------------------------------------------------------
+rust_tests() {
+  cd "$ROOT/bindings/rust"
+  export CARGO_TARGET_DIR=$OUT/cargo-target AIDB_TEST_TMPDIR=$OUT/tmp
+  mkdir -p "$AIDB_TEST_TMPDIR"
+  cargo fmt --check
+  cargo clippy --locked --workspace --all-targets -- -D warnings
+  cargo clippy --locked --workspace --all-targets --features aidb/dlopen -- -D warnings
+  cargo test --locked --workspace
+  # dlopen: nothing links libaidb; it is loaded by path from AIDB_LIBRARY.
+  env -u LD_LIBRARY_PATH AIDB_LIBRARY="$LIB" cargo test --locked --workspace --features aidb/dlopen
+  # Without a library to load, the dlopen build reports an error, not a crash.
+  env -u LD_LIBRARY_PATH AIDB_LIBRARY=/nonexistent/libaidb.so.0 RUST_BACKTRACE=0 \
+    cargo test --locked -p aidb --features dlopen --test flows version_matches_header \
+    >"$OUT/rust-dlopen-missing.log" 2>&1 || true
+  grep -q "status: LibraryUnavailable" "$OUT/rust-dlopen-missing.log"
+  echo "dlopen build without a library: LibraryUnavailable error, as expected"
+}
+skipped rust || run rust rust_tests
+
+# --- Python -------------------------------------------------------------------
+python_tests() {
+  local venv=$OUT/venv
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null ||
+    "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest setuptools wheel
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
+    --force-reinstall "$ROOT/bindings/python"
+  rm -rf "$ROOT/bindings/python/build"
+  cd "$ROOT/bindings/python"
+  # The installed package (not the source tree) is imported: pytest puts
+  # tests/ on sys.path, not the current directory.
+  AIDB_LIBRARY="$LIB" "$venv/bin/pytest" -q -p no:cacheprovider tests
+}
+skipped python || run python python_tests
+
+echo
+if [ "$failed" -gt 0 ]; then
+  echo "failed: ${failures[*]}"
+fi
+echo "bindings: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
