@@ -405,3 +405,30 @@ func TestWALIteratorReplaysChangeFeed(t *testing.T) {
 		t.Fatalf("ops = %v", ops)
 	}
 }
+
+func TestLoggerReceivesWALTruncatedEvent(t *testing.T) {
+	var mu sync.Mutex
+	var events []aidb.LogEvent
+	aidb.SetLogger(aidb.LogInfo, func(e aidb.LogEvent) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	})
+	defer aidb.SetLogger(aidb.LogOff, nil)
+	dir := t.TempDir()
+	c := mustOpen(t, aidb.CollectionOptions{Name: "logged", Dim: 2, WALPath: filepath.Join(dir, "wal")})
+	if err := c.Upsert(aidb.NewID(), []float32{1, 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SnapshotTo(filepath.Join(dir, "snap")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range events {
+		if e.Target == "aidb::storage" && e.Event == "wal_truncated" {
+			return
+		}
+	}
+	t.Fatalf("no aidb::storage wal_truncated event in %+v", events)
+}

@@ -21,7 +21,7 @@ from .errors import (AidbError, AidbIOError, AlreadyExistsError, ClosedError,  #
                      UnsupportedError, error_for)
 
 __all__ = [
-    "Collection", "Database", "Hit", "version", "version_number", "new_id", "canonical_id",
+    "Collection", "Database", "Hit", "set_logger", "version", "version_number", "new_id", "canonical_id",
     "verify_snapshot", "verify_wal", "AidbError", "InvalidArgumentError", "NotFoundError",
     "AlreadyExistsError", "DimensionMismatchError", "AidbIOError", "CorruptionError",
     "MisuseError", "ClosedError", "NoMemoryError", "UnsupportedError", "InternalError",
@@ -122,6 +122,44 @@ def verify_wal(path):
     r, b, msg = c_uint64(), c_uint64(), c_void_p()
     _check(_lib.aidb_wal_verify(_cstr(path, "path"), byref(r), byref(b), byref(msg)), msg)
     return r.value, b.value
+
+
+_LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "off": 4}
+_log_callback = None  # keeps the ctypes trampoline alive
+
+
+def set_logger(fn, min_level="info"):
+    """Routes the library's log events at or above ``min_level`` ("debug",
+    "info", "warn", "error") to ``fn(level, target, event, fields)``, e.g.
+    (1, "aidb::storage", "wal_truncated", "collection=docs ..."). ``fn`` may
+    be called from any thread and must not call back into AIDB. ``None``
+    silences the library. Process-wide."""
+    global _log_callback
+    level = _LOG_LEVELS[min_level] if isinstance(min_level, str) else int(min_level)
+    if fn is None:
+        _lib.aidb_set_log_callback(C.LOG_FN(), None, level)
+        _log_callback = None
+        return
+
+    def trampoline(_user, lvl, target, event, fields):
+        try:
+            fn(lvl, target.decode(), event.decode(), (fields or b"").decode())
+        except Exception:  # never unwind into the library
+            pass
+
+    cb = C.LOG_FN(trampoline)
+    _lib.aidb_set_log_callback(cb, None, level)
+    _log_callback = cb
+
+
+def _silence_at_exit():
+    if _log_callback is not None:
+        _lib.aidb_set_log_callback(C.LOG_FN(), None, _LOG_LEVELS["off"])
+
+
+import atexit  # noqa: E402
+
+atexit.register(_silence_at_exit)
 
 
 class Hit:

@@ -206,3 +206,15 @@ def test_wal_entries_replay_the_change_feed(tmp_path):
         assert entries[0]["lsn"] < entries[1]["lsn"]
         assert isinstance(entries[0]["record"], dict)
         json.dumps(entries)
+
+
+def test_logger_receives_wal_truncated_event(tmp_path):
+    events = []
+    aidb.set_logger(lambda *e: events.append(e), "info")
+    try:
+        with aidb.Collection("logged", 2, wal_path=tmp_path / "wal") as c:
+            c.upsert(aidb.new_id(), [1, 2])
+            c.snapshot_to(tmp_path / "snap")
+    finally:
+        aidb.set_logger(None)
+    assert any(t == "aidb::storage" and ev == "wal_truncated" for _, t, ev, _ in events), events

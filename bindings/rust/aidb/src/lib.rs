@@ -31,10 +31,12 @@
 mod collection;
 mod db;
 mod error;
+mod log;
 
 pub use collection::*;
 pub use db::*;
 pub use error::{Error, Result, Status};
+pub use log::{set_logger, LogEvent, LogLevel};
 
 use aidb_sys as sys;
 use std::ffi::{CStr, CString};

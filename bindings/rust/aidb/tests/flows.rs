@@ -251,3 +251,24 @@ fn handles_are_send_and_sync() {
     assert_send_sync::<Db>();
     assert_send_sync::<aidb::Error>();
 }
+
+#[test]
+fn logger_receives_wal_truncated_event() {
+    use std::sync::{Arc, Mutex};
+    let events: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sink = events.clone();
+    aidb::set_logger(
+        aidb::LogLevel::Info,
+        Some(Box::new(move |e: &aidb::LogEvent<'_>| {
+            sink.lock().unwrap().push((e.target.to_string(), e.event.to_string()));
+        })),
+    )
+    .unwrap();
+    let dir = TempDir::new();
+    let c = Collection::open(&CollectionOptions::new("logged", 2).wal_path(dir.path("wal"))).unwrap();
+    c.upsert(&aidb::new_id(), &[1.0, 2.0], None).unwrap();
+    c.snapshot_to(dir.path("snap")).unwrap();
+    let seen = events.lock().unwrap().iter().any(|(t, e)| t == "aidb::storage" && e == "wal_truncated");
+    // Other tests run concurrently in this process; only check our event arrived.
+    assert!(seen, "{:?}", events.lock().unwrap());
+}
