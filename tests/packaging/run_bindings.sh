@@ -22,6 +22,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OUT=$BUILD/packaging
 PREFIX=$OUT/prefix
 SKIP=" ${AIDB_SKIP_BINDINGS:-} "
+# Toolchains installed in their default places but not on PATH.
+for d in /usr/local/go/bin "$HOME/go/bin" "$HOME/.cargo/bin"; do
+  [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH=$PATH:$d ;; esac
+done
+export PATH
 mkdir -p "$OUT"
 
 passed=0
@@ -98,6 +103,10 @@ rust_tests() {
   cargo clippy --locked --workspace --all-targets -- -D warnings
   cargo clippy --locked --workspace --all-targets --features aidb/dlopen -- -D warnings
   cargo test --locked --workspace
+  # build.rs overrides: AIDB_LIB_DIR instead of pkg-config, and the static archive.
+  env -u PKG_CONFIG_PATH AIDB_LIB_DIR="$LIBDIR" cargo test --locked -p aidb --test flows
+  env -u PKG_CONFIG_PATH -u LD_LIBRARY_PATH AIDB_LIB_DIR="$LIBDIR" AIDB_STATIC=1 \
+    cargo test --locked -p aidb --test flows
   # dlopen: nothing links libaidb; it is loaded by path from AIDB_LIBRARY.
   env -u LD_LIBRARY_PATH AIDB_LIBRARY="$LIB" cargo test --locked --workspace --features aidb/dlopen
   # Without a library to load, the dlopen build reports an error, not a crash.
