@@ -24,6 +24,7 @@ import "C"
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"unsafe"
 )
 
@@ -143,3 +144,10 @@ func VerifyWAL(path string) (records, validBytes uint64, err error) {
 	}
 	return uint64(r), uint64(b), nil
 }
+
+// Handles are io.Closers.
+var (
+	_ io.Closer = (*Collection)(nil)
+	_ io.Closer = (*DB)(nil)
+	_ io.Closer = (*WALIterator)(nil)
+)
