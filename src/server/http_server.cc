@@ -815,14 +815,6 @@ void HttpServer::Shutdown(std::function<void()> drained) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
   }
-  std::vector<Conn*> all(conns_.begin(), conns_.end());
-  for (Conn* c : all) {
-    if (c->busy) {
-      c->close_after = true;
-    } else {
-      ConnOps::CloseConn(c);
-    }
-  }
   int rc = uv_timer_init(loop_, &shutdown_timer_);
   if (rc == 0) {
     shutdown_timer_init_ = true;
@@ -838,6 +830,14 @@ void HttpServer::Shutdown(std::function<void()> drained) {
         limits_.shutdown_timeout_ms, 0);
   }
   if (rc != 0) Log(LogLevel::kError, "shutdown_timer_failed", KV().Add("error", uv_strerror(rc)));
+  std::vector<Conn*> all(conns_.begin(), conns_.end());
+  for (Conn* c : all) {
+    if (c->busy) {
+      c->close_after = true;
+    } else {
+      ConnOps::CloseConn(c);
+    }
+  }
   MaybeDrained();
 }
 

@@ -1,0 +1,299 @@
+"""Daemon lifecycle: graceful shutdown, restart persistence, kill -9 mid-ingest,
+clients during snapshots, /metrics (checked with promtool) and log lines."""
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import read_response
+
+
+def create(d, name, dim, **extra):
+    r = d.post("/collections", {"name": name, "dim": dim, **extra})
+    assert r.status == 201, r
+
+
+def all_points(d, name, ids):
+    out = {}
+    for pid in ids:
+        r = d.get(f"/collections/{name}/points/{pid}")
+        assert r.status == 200, (pid, r)
+        out[pid] = r.json()
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_shuts_down_gracefully(start_daemon, sig):
+    d = start_daemon()
+    create(d, "docs", 2)
+    assert d.post("/collections/docs/points", {"vector": [1, 2]}).status == 200
+    idle = d.connect()  # an idle keep-alive connection must not hold up shutdown
+    idle.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+    assert read_response(idle.makefile("rb")).status == 200
+    assert d.stop(sig) == 0, d.log_text()
+    log = d.log_text()
+    assert "event=shutdown" in log and "event=drained" in log and "event=stopped exit_code=0" in log
+    assert "loop_close_failed" not in log
+    idle.close()
+
+
+def test_shutdown_finishes_requests_in_flight(start_daemon):
+    d = start_daemon()
+    create(d, "docs", 64)
+    pts = [{"vector": [random.random() for _ in range(64)]} for _ in range(3000)]
+    body = json.dumps({"points": pts}).encode()
+    s = d.connect(timeout=60)
+    s.sendall(b"POST /collections/docs/points:batch HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    time.sleep(0.05)
+    d.proc.send_signal(signal.SIGTERM)
+    r = read_response(s.makefile("rb"))
+    s.close()
+    assert d.stop() == 0, d.log_text()
+    d2 = start_daemon()
+    n = d2.get("/collections/docs").json()["len"]
+    if r is not None:
+        # Answered: then it was applied, fully.
+        assert r.status == 200, r
+        assert n == 3000
+    else:
+        # Closed unanswered only if it had not been read when the signal came.
+        assert n == 0
+    assert d2.stop() == 0
+
+
+def test_restart_brings_everything_back(start_daemon):
+    d = start_daemon()
+    create(d, "flat", 3, metric="euclidean")
+    create(d, "graph", 8, metric="cosine", index="hnsw", hnsw={"m": 8, "ef_construction": 40})
+    rnd = random.Random(7)
+    flat_ids = [d.post("/collections/flat/points",
+                       {"vector": [rnd.random() for _ in range(3)], "payload": {"i": i}}).json()["id"]
+                for i in range(30)]
+    pts = [{"vector": [rnd.random() for _ in range(8)], "payload": {"g": i % 3}} for i in range(300)]
+    graph_ids = d.post("/collections/graph/points:batch", {"points": pts}).json()["ids"]
+    # A checkpoint in the middle, then more writes, a delete and a param change.
+    assert d.post("/collections/graph/snapshot").status == 200
+    more = [{"vector": [rnd.random() for _ in range(8)]} for _ in range(50)]
+    graph_ids += d.post("/collections/graph/points:batch", {"points": more}).json()["ids"]
+    assert d.delete(f"/collections/flat/points/{flat_ids[0]}").status == 200
+    assert d.post("/collections/graph/params", {"ef_search": 99}).status == 200
+    q = {"vector": [0.5] * 8, "top_k": 5, "filter": {"g": 1}}
+    search_before = d.post("/collections/graph/search", q).json()
+    flat_before = all_points(d, "flat", flat_ids[1:])
+    info_before = {c["name"]: c for c in d.get("/collections").json()["collections"]}
+    assert d.stop() == 0
+
+    d2 = start_daemon()
+    info_after = {c["name"]: c for c in d2.get("/collections").json()["collections"]}
+    assert info_after["flat"]["len"] == 29 and info_after["graph"]["len"] == 350
+    assert info_after["graph"]["hnsw"]["ef_search"] == 99
+    assert info_after["graph"]["wal_last_lsn"] == info_before["graph"]["wal_last_lsn"]
+    assert all_points(d2, "flat", flat_ids[1:]) == flat_before
+    assert d2.get(f"/collections/flat/points/{flat_ids[0]}").status == 404
+    assert d2.post("/collections/graph/search", q).json() == search_before
+    all_points(d2, "graph", graph_ids)
+    assert d2.stop() == 0
+
+
+@pytest.mark.parametrize("durability", ["fsync", "none"])
+def test_kill9_mid_ingest_keeps_every_acknowledged_write(start_daemon, durability):
+    d = start_daemon("--durability", durability)
+    create(d, "docs", 16)
+    acked = []
+    acked_lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(k):
+        rnd = random.Random(k)
+        conn_errors = 0
+        while not stop.is_set():
+            try:
+                if k == 0:
+                    pts = [{"vector": [rnd.random() for _ in range(16)], "payload": {"w": k}}
+                           for _ in range(20)]
+                    r = d.post("/collections/docs/points:batch", {"points": pts}, timeout=10)
+                    if r.status == 200:
+                        with acked_lock:
+                            acked.extend(r.json()["ids"])
+                else:
+                    r = d.post("/collections/docs/points",
+                               {"vector": [rnd.random() for _ in range(16)]}, timeout=10)
+                    if r.status == 200:
+                        with acked_lock:
+                            acked.append(r.json()["id"])
+            except (OSError, ConnectionError, Exception):  # the daemon died under us
+                conn_errors += 1
+                if conn_errors > 3:
+                    return
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with acked_lock:
+            if len(acked) >= 300:
+                break
+        time.sleep(0.01)
+    d.kill9()  # while the writers are still going
+    stop.set()
+    for t in threads:
+        t.join()
+    with acked_lock:
+        ids = list(acked)
+    assert len(ids) >= 300
+    d2 = start_daemon()
+    info = d2.get("/collections/docs").json()
+    assert info["len"] >= len(set(ids))
+    for pid in ids:
+        assert d2.get(f"/collections/docs/points/{pid}").status == 200, pid
+    assert d2.stop() == 0
+
+
+def test_clients_during_snapshots(start_daemon):
+    d = start_daemon()
+    create(d, "docs", 32, metric="dot")
+    create(d, "other", 4)
+    rnd = random.Random(3)
+    for _ in range(10):
+        pts = [{"vector": [rnd.random() for _ in range(32)]} for _ in range(1000)]
+        assert d.post("/collections/docs/points:batch", {"points": pts}).status == 200
+    assert d.post("/collections/other/points", {"vector": [1, 2, 3, 4]}).status == 200
+    errors = []
+    written = []
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            r = d.post("/collections/docs/search", {"vector": [0.5] * 32, "top_k": 3})
+            if r.status != 200 or len(r.json()["results"]) != 3:
+                errors.append(r)
+            r = d.post("/collections/other/search", {"vector": [1, 2, 3, 4], "top_k": 1})
+            if r.status != 200:
+                errors.append(r)
+
+    def writer():
+        while not stop.is_set():
+            r = d.post("/collections/docs/points", {"vector": [rnd.random() for _ in range(32)]})
+            if r.status != 200:
+                errors.append(r)
+            else:
+                written.append(r.json()["id"])
+
+    def health():
+        while not stop.is_set():
+            if d.get("/health").status != 200:
+                errors.append("health")
+
+    threads = [threading.Thread(target=f) for f in (searcher, searcher, writer, writer, health)]
+    for t in threads:
+        t.start()
+    for _ in range(5):
+        r = d.post("/collections/docs/snapshot")
+        assert r.status == 200, r
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert written
+    expected = 10000 + len(written)
+    assert d.get("/collections/docs").json()["len"] == expected
+    assert len(d.get("/collections/docs/snapshots").json()["snapshots"]) == 5
+    assert d.stop() == 0
+    d2 = start_daemon()
+    assert d2.get("/collections/docs").json()["len"] == expected
+    for pid in written:
+        assert d2.get(f"/collections/docs/points/{pid}").status == 200
+    assert d2.stop() == 0
+
+
+def parse_metrics(text):
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        samples[name] = float(value)
+    return samples
+
+
+def test_metrics_are_valid_prometheus_text(daemon):
+    promtool = shutil.which("promtool")
+    create(daemon, "docs", 2)
+    create(daemon, "empty", 2)
+    for i in range(5):
+        assert daemon.post("/collections/docs/points", {"vector": [1, i]}).status == 200
+    daemon.get("/collections/missing")
+    daemon.get("/nope")
+    r = daemon.get("/metrics")
+    assert r.status == 200
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=r.body.encode(),
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+    else:
+        pytest.fail("promtool (Debian package prometheus) is not installed")
+    m = parse_metrics(r.body)
+    info = daemon.get("/collections/docs").json()
+    assert m['aidb_wal_size_bytes{collection="docs"}'] == info["wal_size_bytes"] > 0
+    assert m['aidb_collection_points{collection="docs"}'] == 5
+    assert m['aidb_collection_points{collection="empty"}'] == 0
+    since = m['aidb_wal_seconds_since_truncate{collection="docs"}']
+    assert math.isfinite(since) and since >= 0
+    assert m['aidb_http_requests_total{route="/collections/:name",method="GET",status="404"}'] == 1
+    assert m['aidb_http_requests_total{route="unmatched",method="GET",status="404"}'] == 1
+    assert m['aidb_http_requests_total{route="/collections/:name/points",method="POST",status="200"}'] == 5
+    assert m['aidb_http_request_duration_seconds_count{route="/collections/:name/points"}'] == 5
+    assert m['aidb_http_request_duration_seconds_bucket{route="/collections/:name/points",le="+Inf"}'] == 5
+    assert "# TYPE aidb_http_request_duration_seconds histogram" in r.body
+    # After a checkpoint the WAL gauge drops to zero and the clock restarts.
+    assert daemon.post("/collections/docs/snapshot").status == 200
+    m2 = parse_metrics(daemon.get("/metrics").body)
+    assert m2['aidb_wal_size_bytes{collection="docs"}'] == 0
+    assert m2['aidb_wal_seconds_since_truncate{collection="docs"}'] < 60
+    assert daemon.wait_log("level=info target=aidb::storage event=wal_truncated collection=docs")
+
+
+def test_log_lines_are_key_value(daemon):
+    create(daemon, "docs", 2)
+    assert daemon.post("/collections/docs/snapshot").status == 200
+    assert daemon.wait_log("event=wal_truncated")
+    for line in daemon.log_text().splitlines():
+        assert re.match(r"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warn|error) "
+                        r"target=\S+ event=\w+( \w+=(\"[^\"]*\"|\S+))*$", line), line
+
+
+def test_bad_flags_and_help(tmp_path):
+    from conftest import AIDBD
+    r = subprocess.run([AIDBD, "--help"], capture_output=True, timeout=30)
+    assert r.returncode == 0
+    for flag in (b"--data-dir", b"--listen", b"--api-key", b"--log-level", b"--max-body-bytes",
+                 b"--durability", b"UV_THREADPOOL_SIZE"):
+        assert flag in r.stdout
+    for args in (["--bogus"], ["--listen", "nohost:abc"], ["--durability", "sometimes"],
+                 ["--log-level", "loud"], ["--max-body-bytes", "-1"], ["--data-dir"]):
+        r = subprocess.run([AIDBD, "--data-dir", str(tmp_path / "d"), *args],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 2, (args, r.stderr)
+
+
+def test_port_in_use_fails_cleanly(start_daemon, tmp_path):
+    from conftest import AIDBD
+    d = start_daemon()
+    r = subprocess.run([AIDBD, "--data-dir", str(tmp_path / "other"), "--listen",
+                        f"127.0.0.1:{d.port}"], capture_output=True, timeout=30)
+    assert r.returncode == 1
+    assert b"event=listen_failed" in r.stderr
+    assert d.stop() == 0
