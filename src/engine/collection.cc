@@ -437,7 +437,7 @@ void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
                               "' failed to apply a logged record; reopen it to recover");
     return;
   }
-  std::unique_lock<std::shared_mutex> lock(mu_, std::defer_lock);
+  std::unique_lock<RwLock> lock(mu_, std::defer_lock);
   if (live) lock.lock();
   std::vector<uint32_t> replaced;
   for (uint32_t i = 0; i < n; ++i) {
@@ -465,7 +465,7 @@ void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
 }
 
 void Collection::ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids, uint64_t lsn) {
-  std::unique_lock<std::shared_mutex> lock(mu_, std::defer_lock);
+  std::unique_lock<RwLock> lock(mu_, std::defer_lock);
   if (live) lock.lock();
   for (const Uuid& id : ids) {
     auto it = st.id_to_slot.find(id);
@@ -512,7 +512,7 @@ Status Collection::ApplyRecord(State& st, bool live, uint8_t op, std::string_vie
     case WalOp::kSetParams: {
       uint32_t ef = 0;
       AIDB_RETURN_IF_ERROR(DecodeSetParams(body, &ef));
-      std::unique_lock<std::shared_mutex> lock(mu_, std::defer_lock);
+      std::unique_lock<RwLock> lock(mu_, std::defer_lock);
       if (live) lock.lock();
       if (st.config.index.kind == index::IndexKind::kHnsw) {
         AIDB_RETURN_IF_ERROR(st.index->SetEfSearch(ef));

@@ -7,7 +7,7 @@
 // Locks, outermost first:
 //   - the WAL's exclusive section (Wal::Exclusive; `write_mu_` for in-memory
 //     collections): snapshot_to, load_snapshot, recover; blocks writers.
-//   - `mu_` (shared_mutex): searches and reads hold it shared for their whole
+//   - `mu_` (writer-preferring RwLock): searches and reads hold it shared for their whole
 //     duration; applies take it exclusively only to update the id map
 //     (expensive index insertion runs before, under no collection lock).
 #pragma once
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/filter.h"
+#include "core/rwlock.h"
 #include "core/status.h"
 #include "core/uuid.h"
 #include "index/index.h"
@@ -166,7 +167,7 @@ class Collection {
   std::mutex write_mu_;  // serialises writers of in-memory collections
   uint64_t mem_lsn_ = 0; // LSNs of in-memory collections (under write_mu_)
 
-  mutable std::shared_mutex mu_;
+  mutable RwLock mu_;
   std::unique_ptr<State> state_;
   std::atomic<int> adds_in_flight_{0};
 

@@ -3,14 +3,14 @@
 // Vectors live in chunks of 2^VectorChunkShift(dim) slots. A chunk is either
 // owned memory (huge-page backed) or points into a snapshot's private mapping
 // (loaded without copying; writes go to copy-on-write pages). One
-// shared_mutex: searches share it, Add/Update/Remove take it briefly.
+// RwLock: searches share it, Add/Update/Remove take it briefly.
 #pragma once
 
 #include <memory>
-#include <shared_mutex>
 #include <vector>
 
 #include "core/memory.h"
+#include "core/rwlock.h"
 #include "index/index.h"
 #include "storage/file.h"
 
@@ -53,7 +53,7 @@ class FlatIndex final : public VectorIndex {
   const IndexConfig config_;
   const uint32_t shift_;
   const uint32_t mask_;
-  mutable std::shared_mutex mu_;
+  mutable RwLock mu_;  // writer-preferring: scans must not starve Add
   std::vector<Chunk> chunks_;
   std::vector<uint8_t> live_;          // one byte per slot below slot_limit_
   std::vector<uint32_t> free_;         // removed slots, reused by Add

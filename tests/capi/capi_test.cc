@@ -395,3 +395,53 @@ TEST(CApi, EqualityFilterFollowsUpdatesAndDeletes) {
 }
 
 }  // namespace
+
+namespace {
+
+// Overlapping searches must not starve writers (a reader-preferring lock lets
+// a steady stream of searches hold the collection forever).
+TEST(CApi, WritersProgressUnderContinuousSearchLoad) {
+  constexpr uint32_t kD = 64, kN = 20000;
+  aidb_collection* c = OpenCollection("busy", kD, "", AIDB_METRIC_DOT);
+  std::vector<std::string> ids(kN);
+  std::vector<const char*> idp(kN);
+  std::vector<float> vecs(static_cast<size_t>(kN) * kD, 0.5f);
+  for (uint32_t i = 0; i < kN; ++i) {
+    ids[i] = Id(i);
+    idp[i] = ids[i].c_str();
+  }
+  AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kD, nullptr, &_m));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&] {
+      std::vector<float> q(kD, 1.f);
+      while (!stop.load()) {
+        aidb_search_result* res = nullptr;
+        aidb_collection_search(c, q.data(), kD, nullptr, &res, nullptr);
+        aidb_search_result_free(res);
+      }
+    });
+  }
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    std::vector<float> v(kD, 1.f);
+    for (uint32_t i = 0; i < 50; ++i) {
+      if (aidb_collection_upsert(c, Id(kN + i).c_str(), v.data(), kD, nullptr, 0, nullptr) == AIDB_OK) {
+        ++written;
+      }
+    }
+  });
+  // Liveness, not speed: the writer must finish at all while readers spin.
+  for (int i = 0; i < 600 && written.load() < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const int done = written.load();
+  stop = true;
+  writer.join();
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(done, 50) << "writer starved by searches";
+  aidb_collection_close(c);
+}
+
+}  // namespace
