@@ -1,0 +1,350 @@
+// aidb_ingest_bench: durable ingest of Fashion-MNIST-sized records (784 float32
+// + ~40 bytes of JSON + a 16-byte id) into
+//   - AIDB: a flat collection through the public C API, durability fsync,
+//     batch and none, with aidb_collection_upsert (batch 1) or
+//     aidb_collection_upsert_batch;
+//   - SQLite: WAL journal, synchronous=FULL, table (id BLOB PRIMARY KEY,
+//     vector BLOB, payload TEXT), one transaction per batch;
+//   - RocksDB: WriteOptions.sync = true, one WriteBatch per batch, key = the
+//     16-byte id, value = vector bytes + payload;
+// with the same records and batch sizes (1, 32, 1000), data in one directory
+// on the same filesystem. Each configuration writes into a fresh directory
+// until it has written --records records or --seconds have passed, and runs
+// --runs times (configurations interleaved); medians are reported, then the
+// ratios of the targets in issue 2.
+//
+// Usage: aidb_ingest_bench [--runs N] [--seconds S] [--records N] [--dir D]
+//                          [--systems aidb,sqlite,rocksdb] [--batches 1,32,1000]
+//                          [--modes fsync,batch,none]
+#include <aidb.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <sqlite3.h>
+#include <sys/statfs.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "records.h"
+
+using aidb_bench::kDim;
+using aidb_bench::Records;
+
+namespace {
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "aidb_ingest_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+struct RunResult {
+  size_t records = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+};
+
+// Runs write(first, n) over consecutive batches until `max_records` are
+// written or `budget` seconds have passed; only the writes are timed.
+template <typename WriteFn>
+RunResult Drive(const Records& recs, size_t batch, size_t max_records, double budget,
+                WriteFn&& write) {
+  RunResult r;
+  const double t0 = aidb_bench::NowSeconds();
+  double now = t0;
+  size_t i = 0;
+  while (i + batch <= max_records && now - t0 < budget) {
+    write(i, batch);
+    for (size_t k = i; k < i + batch; ++k) r.bytes += recs.record_bytes(k);
+    i += batch;
+    now = aidb_bench::NowSeconds();
+  }
+  r.records = i;
+  r.seconds = now - t0;
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// AIDB
+
+struct AidbInputs {
+  std::vector<const char*> ids;
+  std::vector<const char*> payloads;
+};
+
+RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& dir,
+                  int durability, size_t batch, size_t max_records, double budget) {
+  const std::string wal = dir + "/wal.log";
+  aidb_collection_options o;
+  aidb_collection_options_init(&o);
+  o.name = "ingest";
+  o.dim = kDim;
+  o.metric = AIDB_METRIC_EUCLIDEAN;
+  o.index_kind = AIDB_INDEX_FLAT;
+  o.wal_path = wal.c_str();
+  o.durability = durability;
+  aidb_collection* c = nullptr;
+  char* err = nullptr;
+  if (aidb_collection_open(&o, &c, &err) != AIDB_OK) Die(std::string("aidb open: ") + err);
+  RunResult r = Drive(recs, batch, max_records, budget, [&](size_t first, size_t n) {
+    int st;
+    if (n == 1) {
+      st = aidb_collection_upsert(c, in.ids[first], recs.vector(first), kDim,
+                                  in.payloads[first], recs.payloads[first].size(), &err);
+    } else {
+      st = aidb_collection_upsert_batch(c, n, in.ids.data() + first, recs.vector(first), kDim,
+                                        in.payloads.data() + first, &err);
+    }
+    if (st != AIDB_OK) Die(std::string("aidb upsert: ") + err);
+  });
+  uint64_t count = 0;
+  if (aidb_collection_count(c, &count, &err) != AIDB_OK || count != r.records) {
+    Die("aidb: collection holds " + std::to_string(count) + " points, wrote " +
+        std::to_string(r.records));
+  }
+  aidb_collection_close(c);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// SQLite
+
+void SqlExec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "?";
+    sqlite3_free(err);
+    Die(std::string("sqlite: ") + sql + ": " + m);
+  }
+}
+
+RunResult RunSqlite(const Records& recs, const std::string& dir, size_t batch,
+                    size_t max_records, double budget) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2((dir + "/ingest.db").c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+    Die("sqlite open");
+  }
+  SqlExec(db, "PRAGMA journal_mode=WAL");
+  SqlExec(db, "PRAGMA synchronous=FULL");
+  SqlExec(db, "CREATE TABLE points (id BLOB PRIMARY KEY, vector BLOB, payload TEXT)");
+  sqlite3_stmt *ins, *begin, *commit;
+  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO points (id, vector, payload) VALUES (?,?,?)",
+                         -1, &ins, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "BEGIN", -1, &begin, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "COMMIT", -1, &commit, nullptr) != SQLITE_OK) {
+    Die(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+  }
+  auto step = [&](sqlite3_stmt* s) {
+    if (sqlite3_step(s) != SQLITE_DONE) Die(std::string("sqlite step: ") + sqlite3_errmsg(db));
+    sqlite3_reset(s);
+  };
+  RunResult r = Drive(recs, batch, max_records, budget, [&](size_t first, size_t n) {
+    step(begin);
+    for (size_t i = first; i < first + n; ++i) {
+      sqlite3_bind_blob(ins, 1, recs.id_bytes[i].data(), 16, SQLITE_STATIC);
+      sqlite3_bind_blob(ins, 2, recs.vector(i), kDim * sizeof(float), SQLITE_STATIC);
+      sqlite3_bind_text(ins, 3, recs.payloads[i].data(), static_cast<int>(recs.payloads[i].size()),
+                        SQLITE_STATIC);
+      step(ins);
+    }
+    step(commit);
+  });
+  sqlite3_finalize(ins);
+  sqlite3_finalize(begin);
+  sqlite3_finalize(commit);
+  sqlite3_close(db);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// RocksDB
+
+RunResult RunRocks(const Records& recs, const std::string& dir, size_t batch, size_t max_records,
+                   double budget) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(opts, dir + "/rocks", &raw);
+  if (!s.ok()) Die("rocksdb open: " + s.ToString());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  RunResult r = Drive(recs, batch, max_records, budget, [&](size_t first, size_t n) {
+    rocksdb::WriteBatch b;
+    for (size_t i = first; i < first + n; ++i) {
+      rocksdb::Slice key(reinterpret_cast<const char*>(recs.id_bytes[i].data()), 16);
+      rocksdb::Slice parts[2] = {
+          rocksdb::Slice(reinterpret_cast<const char*>(recs.vector(i)), kDim * sizeof(float)),
+          rocksdb::Slice(recs.payloads[i])};
+      b.Put(rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
+    }
+    rocksdb::Status ws = db->Write(wo, &b);
+    if (!ws.ok()) Die("rocksdb write: " + ws.ToString());
+  });
+  s = db->Close();
+  if (!s.ok()) Die("rocksdb close: " + s.ToString());
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+
+struct Config {
+  std::string system;  // aidb / sqlite / rocksdb
+  std::string mode;    // fsync / batch / none for aidb; "sync" for the peers
+  size_t batch;
+  std::string key() const { return system + "/" + mode + "/" + std::to_string(batch); }
+};
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+bool Has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 3;
+  double budget = 2.0;
+  size_t max_records = 60000;
+  std::string dir = std::string(AIDB_BENCH_DATA_DIR) + "/ingest";
+  std::vector<std::string> systems = {"aidb", "sqlite", "rocksdb"};
+  std::vector<std::string> modes = {"fsync", "batch", "none"};
+  std::vector<size_t> batches = {1, 32, 1000};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) Die("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--runs") runs = std::atoi(val().c_str());
+    else if (a == "--seconds") budget = std::atof(val().c_str());
+    else if (a == "--records") max_records = std::strtoull(val().c_str(), nullptr, 10);
+    else if (a == "--dir") dir = val();
+    else if (a == "--systems") systems = Split(val());
+    else if (a == "--modes") modes = Split(val());
+    else if (a == "--batches") {
+      batches.clear();
+      for (auto& b : Split(val())) batches.push_back(std::strtoull(b.c_str(), nullptr, 10));
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--runs N] [--seconds S] [--records N] [--dir D] "
+                   "[--systems aidb,sqlite,rocksdb] [--batches 1,32,1000] "
+                   "[--modes fsync,batch,none]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  if (runs < 1 || budget <= 0 || max_records == 0) Die("bad arguments");
+
+  aidb_bench::RemoveTree(dir);
+  if (!aidb_bench::MakeDirs(dir)) Die("cannot create " + dir);
+  struct statfs fs;
+  if (statfs(dir.c_str(), &fs) == 0 && fs.f_type == 0x01021994 /* TMPFS_MAGIC */) {
+    std::fprintf(stderr, "warning: %s is on tmpfs: fsync costs nothing there\n", dir.c_str());
+  }
+
+  const Records recs = aidb_bench::MakeRecords(max_records, AIDB_BENCH_FMNIST_DIR, 42);
+  AidbInputs in;
+  for (size_t i = 0; i < recs.count; ++i) {
+    in.ids.push_back(recs.ids[i].c_str());
+    in.payloads.push_back(recs.payloads[i].c_str());
+  }
+  std::printf("# aidb_ingest_bench: AIDB %s, SQLite %s, RocksDB %d.%d.%d\n", aidb_version(),
+              sqlite3_libversion(), ROCKSDB_MAJOR, ROCKSDB_MINOR, ROCKSDB_PATCH);
+  std::printf("# records: %s, %zu available, %.0f bytes/record (16 id + %zu vector + payload)\n",
+              recs.source.c_str(), recs.count, double(recs.logical_bytes) / recs.count,
+              kDim * sizeof(float));
+  std::printf("# per run: at most %zu records or %.1f s per configuration; %d runs, medians\n",
+              max_records, budget, runs);
+  std::printf("# data dir: %s\n", dir.c_str());
+
+  std::vector<Config> configs;
+  for (size_t b : batches) {
+    if (Has(systems, "aidb")) {
+      for (const auto& m : modes) configs.push_back({"aidb", m, b});
+    }
+    if (Has(systems, "sqlite")) configs.push_back({"sqlite", "sync", b});
+    if (Has(systems, "rocksdb")) configs.push_back({"rocksdb", "sync", b});
+  }
+
+  std::map<std::string, std::vector<double>> rps, mbps;
+  std::map<std::string, std::vector<size_t>> counts;
+  for (int run = 0; run < runs; ++run) {
+    for (const Config& c : configs) {
+      const std::string d = dir + "/run";
+      aidb_bench::RemoveTree(d);
+      if (!aidb_bench::MakeDirs(d)) Die("cannot create " + d);
+      const size_t cap = max_records - max_records % c.batch;
+      RunResult r;
+      if (c.system == "aidb") {
+        int mode;
+        if (aidb_durability_from_string(c.mode.c_str(), &mode, nullptr) != AIDB_OK) {
+          Die("unknown mode " + c.mode);
+        }
+        r = RunAidb(recs, in, d, mode, c.batch, cap, budget);
+      } else if (c.system == "sqlite") {
+        r = RunSqlite(recs, d, c.batch, cap, budget);
+      } else {
+        r = RunRocks(recs, d, c.batch, cap, budget);
+      }
+      aidb_bench::RemoveTree(d);
+      rps[c.key()].push_back(r.records / r.seconds);
+      mbps[c.key()].push_back(r.bytes / r.seconds / 1e6);
+      counts[c.key()].push_back(r.records);
+      std::fprintf(stderr, "run %d %-22s %7zu records %6.3f s %10.0f rec/s\n", run + 1,
+                   c.key().c_str(), r.records, r.seconds, r.records / r.seconds);
+    }
+  }
+  aidb_bench::RemoveTree(dir);
+
+  std::printf("\n%-8s %-6s %6s %12s %9s %9s  %s\n", "system", "mode", "batch", "records/s", "MB/s",
+              "records", "records/s per run");
+  for (const Config& c : configs) {
+    const auto& v = rps[c.key()];
+    std::string per;
+    for (double x : v) per += std::to_string(static_cast<long long>(x)) + " ";
+    std::printf("%-8s %-6s %6zu %12.0f %9.1f %9zu  %s\n", c.system.c_str(), c.mode.c_str(),
+                c.batch, aidb_bench::Median(v), aidb_bench::Median(mbps[c.key()]),
+                counts[c.key()].back(), per.c_str());
+  }
+
+  auto med = [&](const std::string& k) {
+    auto it = rps.find(k);
+    return it == rps.end() ? 0.0 : aidb_bench::Median(it->second);
+  };
+  std::printf("\n");
+  for (size_t b : batches) {
+    const double peer = std::max(med("sqlite/sync/" + std::to_string(b)),
+                                 med("rocksdb/sync/" + std::to_string(b)));
+    const double a = med("aidb/fsync/" + std::to_string(b));
+    if (peer > 0 && a > 0) {
+      std::printf("ratio AIDB fsync batch-%zu / faster peer batch-%zu: %.2fx%s\n", b, b, a / peer,
+                  b == 32 ? (a / peer >= 2.0 ? "  (target >= 2x: MET)" : "  (target >= 2x: MISSED)")
+                          : "");
+    }
+  }
+  const double f1000 = med("aidb/fsync/1000"), n1000 = med("aidb/none/1000");
+  if (f1000 > 0 && n1000 > 0) {
+    std::printf("ratio AIDB fsync batch-1000 / AIDB none batch-1000: %.0f%%%s\n",
+                100 * f1000 / n1000, f1000 / n1000 >= 0.8 ? "  (target >= 80%: MET)"
+                                                           : "  (target >= 80%: MISSED)");
+  }
+  return 0;
+}
