@@ -626,18 +626,14 @@ int aidb_wal_iterator_open(aidb_collection* coll, uint64_t from_lsn, aidb_wal_it
     if (!it->path.empty()) {
       // One pass checks every record and remembers where each one is; bodies
       // are re-read one at a time by next().
-      aidb::storage::WalReadStats st;
-      AIDB_RETURN_IF_ERROR(aidb::storage::ReadWal(
-          it->path, 1u << 20,
-          [&](const aidb::storage::WalRecord& r) {
-            if (r.lsn >= from_lsn) {
-              aidb::storage::WalRecord rec = r;
-              rec.body = std::string_view(nullptr, r.body.size());
-              it->records.push_back(rec);
-            }
-            return Status::OK();
-          },
-          &st));
+      AIDB_RETURN_IF_ERROR(coll->impl->ReadWal([&](const aidb::storage::WalRecord& r) {
+        if (r.lsn >= from_lsn) {
+          aidb::storage::WalRecord rec = r;
+          rec.body = std::string_view(nullptr, r.body.size());
+          it->records.push_back(rec);
+        }
+        return Status::OK();
+      }));
       it->fd = ::open(it->path.c_str(), O_RDONLY | O_CLOEXEC);
       if (it->fd < 0 && !it->records.empty()) {
         return Status::IOErrorFromErrno("cannot open " + it->path, errno);
@@ -657,13 +653,18 @@ int aidb_wal_iterator_next(aidb_wal_iterator* it, aidb_wal_entry* entry, int* ha
     *has_entry = 0;
     if (it->next >= it->records.size()) return Status::OK();
     const aidb::storage::WalRecord& r = it->records[it->next];
-    it->body.resize(r.body.size());
-    Status s = aidb::storage::PReadAll(it->fd, it->body.data(), it->body.size(),
-                                       r.offset + aidb::storage::kWalHeaderSize, it->path);
-    if (!s.ok()) {
-      return Status::NotFound("WAL " + it->path + " changed during iteration (truncated by a "
-                              "snapshot?): " + s.message());
+    // Re-read header + body; the LSN check catches a file that a snapshot
+    // truncated (and new writes refilled) since the iterator was opened.
+    it->body.resize(aidb::storage::kWalHeaderSize + r.body.size());
+    Status s = aidb::storage::PReadAll(it->fd, it->body.data(), it->body.size(), r.offset, it->path);
+    uint64_t lsn = 0;
+    if (s.ok()) std::memcpy(&lsn, it->body.data() + 8, sizeof(lsn));
+    if (!s.ok() || lsn != r.lsn) {
+      return Status::NotFound("WAL " + it->path +
+                              " changed during iteration (truncated by a snapshot); reopen the "
+                              "iterator from LSN " + std::to_string(r.lsn));
     }
+    it->body.erase(0, aidb::storage::kWalHeaderSize);
     AIDB_RETURN_IF_ERROR(engine::RenderRecordJson(r.lsn, r.timestamp_ns, r.op, it->body, &it->json));
     ++it->next;
     aidb_wal_entry e;

@@ -312,6 +312,13 @@ storage::WalStats Collection::WalStats() const {
   return wal_->Stats();
 }
 
+Status Collection::ReadWal(const std::function<Status(const storage::WalRecord&)>& fn) const {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  if (!wal_) return Status::OK();
+  storage::WalReadStats stats;
+  return wal_->Read(fn, &stats);
+}
+
 Status Collection::Flush() { return wal_ ? wal_->Sync() : Status::OK(); }
 
 Status Collection::Commit(uint8_t op, std::string_view body,

@@ -128,6 +128,9 @@ class Collection {
   Status Restore(const std::string& snapshot_path, const std::string& new_baseline_path);
 
   storage::WalStats WalStats() const;
+  // Reads the WAL's committed records (change feed); safe beside writers and
+  // snapshots. An in-memory collection has none.
+  Status ReadWal(const std::function<Status(const storage::WalRecord&)>& fn) const;
   const std::string& wal_path() const { return wal_path_; }
   CollectionConfig config() const;
   uint64_t Count() const;
