@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include <sys/mman.h>
+
 #include "storage/snapshot.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -25,18 +27,7 @@ constexpr uint32_t kMaxM = 256;  // m0 = 2 * m must fit the uint16 count
 constexpr size_t kChunkTargetBytes = 8u << 20;
 constexpr uint32_t kGraphChunkSlots = 1u << 16;  // slots per HnswChunk in snapshots
 
-// Node block header, at the start of every node block; level-0 ids follow.
-struct NodeHeader {
-  std::atomic<uint16_t> count0;
-  std::atomic<uint8_t> state;
-  std::atomic<uint8_t> lock;
-  uint8_t level;
-  uint8_t pad[3];
-};
-static_assert(sizeof(NodeHeader) == 8);
-
-inline NodeHeader* Header(char* node) { return reinterpret_cast<NodeHeader*>(node); }
-inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node + sizeof(NodeHeader)); }
+inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node); }
 
 inline uint32_t LoadId(const uint32_t* p) {
   return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
@@ -115,7 +106,7 @@ HnswIndex::HnswIndex(const IndexConfig& config)
   config_.hnsw.ef_construction = ef_construction_;
   level_mult_ = 1.0 / std::log(static_cast<double>(m_));
   kernel_ = l2_ ? distance::L2Squared() : distance::Dot();
-  size_t head = sizeof(NodeHeader) + sizeof(uint32_t) * m0_;
+  size_t head = sizeof(uint32_t) * m0_;
   head = (head + 63) & ~size_t{63};
   vec_offset_ = head;
   stride_ = (head + sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
@@ -139,7 +130,7 @@ void HnswIndex::ResetLocked() {
     Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
     if (ch == nullptr) break;  // chunks are allocated in order
     for (uint32_t i = 0; i <= chunk_mask_; ++i) delete[] ch->upper[i].load(std::memory_order_relaxed);
-    std::free(ch->nodes);
+    munmap(ch->nodes, stride_ << chunk_shift_);
     delete ch;
     chunks_[c].store(nullptr, std::memory_order_relaxed);
   }
@@ -156,9 +147,12 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   if (chunks_[c].load(std::memory_order_acquire) != nullptr) return;
   auto ch = std::make_unique<Chunk>();
   size_t bytes = stride_ << chunk_shift_;
-  ch->nodes = static_cast<char*>(std::aligned_alloc(64, bytes));
-  if (ch->nodes == nullptr) throw std::bad_alloc();
-  std::memset(ch->nodes, 0, bytes);
+  // Anonymous mapping: zero, page aligned, and only the pages of slots in use
+  // cost memory (the tail of the last chunk stays untouched).
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::bad_alloc();
+  ch->nodes = static_cast<char*>(mem);
+  ch->meta = std::make_unique<Meta[]>(size_t{1} << chunk_shift_);
   ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
   for (uint32_t i = 0; i <= chunk_mask_; ++i) ch->upper[i].store(nullptr, std::memory_order_relaxed);
   chunks_[c].store(ch.release(), std::memory_order_release);
@@ -200,20 +194,33 @@ float HnswIndex::Score(float d) const {
   return l2_ ? distance::ScoreFromL2Squared(d) : -d;
 }
 
+size_t HnswIndex::UpperBytes(int level) const {
+  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 1)) * sizeof(uint32_t);
+}
+
+uint32_t* HnswIndex::NewUpper(int level) {
+  size_t n = 1 + static_cast<size_t>(level) * (m_ + 1);
+  uint32_t* up = new (std::nothrow) uint32_t[n]();
+  if (up == nullptr) return nullptr;
+  up[0] = static_cast<uint32_t>(level);
+  upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
+  return up;
+}
+
 // ---- links -----------------------------------------------------------------
 
 uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
-  char* node = Node(s);
+  Chunk* ch = ChunkOf(s);
   if (level == 0) {
-    uint32_t n = Header(node)->count0.load(std::memory_order_acquire);
+    uint32_t n = ch->meta[s & chunk_mask_].count0.load(std::memory_order_acquire);
     if (n > m0_) n = m0_;
-    const uint32_t* ids = Ids0(node);
+    const uint32_t* ids = Ids0(ch->nodes + static_cast<size_t>(s & chunk_mask_) * stride_);
     for (uint32_t i = 0; i < n; ++i) out[i] = LoadId(ids + i);
     return n;
   }
-  const uint32_t* up = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire);
-  if (up == nullptr || level > Header(node)->level) return 0;
-  const uint32_t* l = up + static_cast<size_t>(level - 1) * (m_ + 1);
+  const uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
+  if (up == nullptr || static_cast<uint32_t>(level) > up[0]) return 0;
+  const uint32_t* l = up + 1 + static_cast<size_t>(level - 1) * (m_ + 1);
   uint32_t n = std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(l)).load(std::memory_order_acquire);
   if (n > m_) n = m_;
   for (uint32_t i = 0; i < n; ++i) out[i] = LoadId(l + 1 + i);
@@ -221,35 +228,37 @@ uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
 }
 
 void HnswIndex::WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n) {
-  char* node = Node(s);
   if (level == 0) {
-    uint32_t* dst = Ids0(node);
+    uint32_t* dst = Ids0(Node(s));
     for (uint32_t i = 0; i < n; ++i) StoreId(dst + i, ids[i]);
-    Header(node)->count0.store(static_cast<uint16_t>(n), std::memory_order_release);
+    MetaOf(s).count0.store(static_cast<uint16_t>(n), std::memory_order_release);
     return;
   }
-  uint32_t* l = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire) +
+  uint32_t* l = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire) + 1 +
                 static_cast<size_t>(level - 1) * (m_ + 1);
   for (uint32_t i = 0; i < n; ++i) StoreId(l + 1 + i, ids[i]);
   std::atomic_ref<uint32_t>(*l).store(n, std::memory_order_release);
 }
 
 void HnswIndex::LockNode(uint32_t s) const {
-  auto& lk = Header(Node(s))->lock;
+  auto& lk = MetaOf(s).lock;
   while (lk.exchange(1, std::memory_order_acquire) != 0) {
     while (lk.load(std::memory_order_relaxed) != 0) CpuRelax();
   }
 }
 
 void HnswIndex::UnlockNode(uint32_t s) const {
-  Header(Node(s))->lock.store(0, std::memory_order_release);
+  MetaOf(s).lock.store(0, std::memory_order_release);
 }
 
 uint8_t HnswIndex::StateOf(uint32_t s) const {
-  return Header(Node(s))->state.load(std::memory_order_acquire);
+  return MetaOf(s).state.load(std::memory_order_acquire);
 }
 
-int HnswIndex::LevelOf(uint32_t s) const { return Header(Node(s))->level; }
+int HnswIndex::LevelOf(uint32_t s) const {
+  const uint32_t* up = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire);
+  return up == nullptr ? 0 : static_cast<int>(up[0]);
+}
 
 // ---- search primitives -------------------------------------------------------
 
@@ -413,20 +422,16 @@ void HnswIndex::Insert(uint32_t s, int level) {
 
 Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   int level = RandomLevel();
-  char* node = Node(s);
-  NodeHeader* h = Header(node);
-  h->count0.store(0, std::memory_order_relaxed);
-  h->level = static_cast<uint8_t>(level);
+  Meta& h = MetaOf(s);
+  h.count0.store(0, std::memory_order_relaxed);
   uint32_t* up = nullptr;
   if (level > 0) {
-    size_t n = static_cast<size_t>(level) * (m_ + 1);
-    up = new (std::nothrow) uint32_t[n]();
+    up = NewUpper(level);
     if (up == nullptr) return Status::NoMemory("hnsw: cannot allocate links");
-    upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
   }
   ChunkOf(s)->upper[s & chunk_mask_].store(up, std::memory_order_release);
   PrepareVector(vec, MutVec(s));
-  h->state.store(kLive, std::memory_order_release);
+  h.state.store(kLive, std::memory_order_release);
   Insert(s, level);
   live_.fetch_add(1, std::memory_order_relaxed);
   return Status::OK();
@@ -527,7 +532,7 @@ void HnswIndex::Remove(uint32_t slot) {
   std::shared_lock<std::shared_mutex> g(struct_mu_);
   if (slot >= SlotLimit()) return;
   uint8_t expected = kLive;
-  if (Header(Node(slot))->state.compare_exchange_strong(expected, kDeleted,
+  if (MetaOf(slot).state.compare_exchange_strong(expected, kDeleted,
                                                          std::memory_order_acq_rel)) {
     live_.fetch_sub(1, std::memory_order_relaxed);
     deleted_.fetch_add(1, std::memory_order_relaxed);
@@ -568,13 +573,14 @@ int HnswIndex::MaxLevel() const {
 uint32_t HnswIndex::Degree0(uint32_t slot) const {
   std::shared_lock<std::shared_mutex> g(struct_mu_);
   if (slot >= SlotLimit()) return 0;
-  return Header(Node(slot))->count0.load(std::memory_order_acquire);
+  return MetaOf(slot).count0.load(std::memory_order_acquire);
 }
 
 size_t HnswIndex::MemoryBytes() const {
-  size_t per_chunk = (stride_ << chunk_shift_) + (sizeof(std::atomic<uint32_t*>) << chunk_shift_) +
-                     sizeof(Chunk);
-  return per_chunk * num_chunks_ + upper_bytes_.load() +
+  // Node blocks count for the slots handed out (untouched pages of the last
+  // chunk cost nothing); per-node metadata and upper pointers per chunk.
+  size_t per_chunk = ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
+  return stride_ * SlotLimit() + per_chunk * num_chunks_ + upper_bytes_.load() +
          sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
          free_slots_.capacity() * sizeof(uint32_t);
 }
@@ -734,20 +740,16 @@ Status HnswIndex::Compact() {
   std::lock_guard<std::mutex> al(alloc_mu_);
   for (uint32_t s = 0; s < limit; ++s) {
     if (state[s] != kDeleted) continue;
-    NodeHeader* h = Header(Node(s));
-    h->count0.store(0);
-    h->level = 0;
-    h->state.store(kFree);
-    uint32_t* up = ChunkOf(s)->upper[s & chunk_mask_].exchange(nullptr);
-    if (up != nullptr) {
-      delete[] up;
-    }
+    Meta& h = MetaOf(s);
+    h.count0.store(0);
+    h.state.store(kFree);
+    delete[] ChunkOf(s)->upper[s & chunk_mask_].exchange(nullptr);
     free_slots_.push_back(s);
   }
   // Recount the upper-level bytes (freed arrays).
   size_t ub = 0;
   for (uint32_t s = 0; s < limit; ++s)
-    if (state[s] == kLive) ub += static_cast<size_t>(LevelOf(s)) * (m_ + 1) * sizeof(uint32_t);
+    if (state[s] == kLive) ub += UpperBytes(LevelOf(s));
   upper_bytes_.store(ub);
   // Hand out low slots first.
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
@@ -853,7 +855,6 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
 
   // Graph.
   uint64_t expect_first = 0, live = 0, dead = 0;
-  size_t upper = 0;
   for (auto ch : graph.getChunks()) {
     uint32_t first = ch.getFirstSlot(), count = ch.getCount();
     if (first != expect_first || uint64_t{first} + count > limit)
@@ -878,14 +879,11 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
         return Status::Corruption("hnsw: bad node level or state at slot " + std::to_string(s));
       if (!is_free && !have[s])
         return Status::Corruption("hnsw: no vector for slot " + std::to_string(s));
-      NodeHeader* h = Header(Node(s));
-      h->level = static_cast<uint8_t>(level);
+      Meta& h = MetaOf(s);
       if (level > 0) {
-        size_t n = static_cast<size_t>(level) * (m_ + 1);
-        uint32_t* up = new (std::nothrow) uint32_t[n]();
+        uint32_t* up = NewUpper(level);
         if (up == nullptr) return Status::NoMemory("hnsw: cannot allocate links");
         ChunkOf(s)->upper[s & chunk_mask_].store(up);
-        upper += n * sizeof(uint32_t);
       }
       for (int lev = 0; lev <= level; ++lev, ++pair) {
         if (pair + 1 >= off.size()) return Status::Corruption("hnsw: graph offsets too short");
@@ -899,7 +897,7 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
         }
         WriteLinks(s, lev, ids, e - b);
       }
-      h->state.store(is_free ? kFree : (is_del ? kDeleted : kLive));
+      h.state.store(is_free ? kFree : (is_del ? kDeleted : kLive));
       if (is_free) free_slots_.push_back(s);
       else if (is_del) ++dead;
       else ++live;
@@ -932,7 +930,6 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
   live_.store(live);
   deleted_.store(dead);
-  upper_bytes_.store(upper);
   level_counter_.store(limit);
   return Status::OK();
 }

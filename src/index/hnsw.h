@@ -6,12 +6,13 @@
 // Memory layout. Slots live in chunks of 2^chunk_shift_ nodes that are never
 // moved, so capacity grows while searches run. A chunk holds, per node, one
 // 64-byte aligned block:
-//   header (8 bytes: level-0 count, state, spin lock, level) |
 //   uint32 neighbors0[2*M] | padding to 64 | float vector[dim] | padding to 64
-// so the level-0 neighbour list, the tombstone flag and the vector of a node
-// are one contiguous run of cache lines (one prefetch stream). Upper-level
-// lists (levels 1..top, M entries each) are a separate small allocation per
-// node (only ~1/M of the nodes have one).
+// so the level-0 neighbour list and the vector of a node are one contiguous
+// run of cache lines (one prefetch stream); with M=16 and 784 dims that is
+// 3264 bytes, no padding at all. A small per-node record beside it holds the
+// level-0 degree, the state (free / live / tombstone) and a one-byte spin lock.
+// Upper-level lists (levels 1..top, M entries each) are a separate small
+// allocation per node (only ~1/M of the nodes have one).
 //
 // Concurrency. Neighbour lists are written under the owning node's spin lock
 // with release stores and read with acquire loads and no lock (plain moves on
@@ -82,9 +83,16 @@ class HnswIndex final : public VectorIndex {
 
  private:
   enum State : uint8_t { kFree = 0, kLive = 1, kDeleted = 2 };
+  struct Meta {
+    std::atomic<uint16_t> count0{0};  // level-0 degree
+    std::atomic<uint8_t> state{kFree};
+    std::atomic<uint8_t> lock{0};
+  };
   struct Chunk {
-    char* nodes = nullptr;  // (1 << chunk_shift_) * stride_ bytes, 64-byte aligned
-    // Per node: levels 1..top, (1 + m_) uint32 each ([count, ids...]), or null.
+    char* nodes = nullptr;  // (1 << chunk_shift_) * stride_ bytes (mmap), 64-byte aligned
+    std::unique_ptr<Meta[]> meta;
+    // Per node: [level, then levels 1..level as (1 + m_) uint32 each:
+    // count, ids...], or null for level-0 nodes.
     std::unique_ptr<std::atomic<uint32_t*>[]> upper;
   };
   struct Cand {
@@ -107,6 +115,7 @@ class HnswIndex final : public VectorIndex {
   }
   const float* Vec(uint32_t s) const { return reinterpret_cast<const float*>(Node(s) + vec_offset_); }
   float* MutVec(uint32_t s) { return reinterpret_cast<float*>(Node(s) + vec_offset_); }
+  Meta& MetaOf(uint32_t s) const { return ChunkOf(s)->meta[s & chunk_mask_]; }
   uint8_t StateOf(uint32_t s) const;
   int LevelOf(uint32_t s) const;
   uint32_t MaxDegree(int level) const { return level == 0 ? m0_ : m_; }
@@ -128,6 +137,8 @@ class HnswIndex final : public VectorIndex {
   Status AllocSlot(uint32_t* slot);
   void ReleaseSlot(uint32_t slot);
   void EnsureChunk(uint32_t chunk_index);
+  uint32_t* NewUpper(int level);  // null on allocation failure
+  size_t UpperBytes(int level) const;
   int RandomLevel();
   void PrepareVector(const float* in, float* out) const;
   // Writes the vector and state of a freshly allocated slot and links it.
