@@ -400,9 +400,19 @@ namespace {
 
 // Overlapping searches must not starve writers (a reader-preferring lock lets
 // a steady stream of searches hold the collection forever).
-TEST(CApi, WritersProgressUnderContinuousSearchLoad) {
-  constexpr uint32_t kD = 64, kN = 20000;
-  aidb_collection* c = OpenCollection("busy", kD, "", AIDB_METRIC_DOT);
+class WriterProgress : public ::testing::TestWithParam<int> {};
+
+TEST_P(WriterProgress, WritersProgressUnderContinuousSearchLoad) {
+  constexpr uint32_t kD = 64;
+  const uint32_t kN = GetParam() == AIDB_INDEX_FLAT ? 20000 : 3000;
+  aidb_collection_options o;
+  aidb_collection_options_init(&o);
+  o.name = "busy";
+  o.dim = kD;
+  o.metric = AIDB_METRIC_DOT;
+  o.index_kind = GetParam();
+  aidb_collection* c = nullptr;
+  AIDB_ASSERT_OK(aidb_collection_open(&o, &c, &_m));
   std::vector<std::string> ids(kN);
   std::vector<const char*> idp(kN);
   std::vector<float> vecs(static_cast<size_t>(kN) * kD, 0.5f);
@@ -443,5 +453,8 @@ TEST(CApi, WritersProgressUnderContinuousSearchLoad) {
   EXPECT_EQ(done, 50) << "writer starved by searches";
   aidb_collection_close(c);
 }
+
+INSTANTIATE_TEST_SUITE_P(IndexKinds, WriterProgress,
+                         ::testing::Values(AIDB_INDEX_FLAT, AIDB_INDEX_HNSW));
 
 }  // namespace
