@@ -9,6 +9,7 @@ library calls), and raise ClosedError after close().
 import ctypes
 import json
 import os
+import struct
 import threading
 from ctypes import byref, c_char_p, c_int, c_size_t, c_uint64, c_void_p
 
@@ -162,71 +163,110 @@ import atexit  # noqa: E402
 atexit.register(_silence_at_exit)
 
 
+_string_at = ctypes.string_at
+# The layout of aidb_hit, checked against the ctypes declaration at import.
+_HIT = struct.Struct("=40sfIQQ")
+assert _HIT.size == ctypes.sizeof(C.aidb_hit)
+assert struct.calcsize("=40sfI") == C.aidb_hit.payload.offset
+
+
+class _Result:
+    """Owns a C search result; freed when the last Hit that may still read a
+    payload from it is gone (payloads are read in place, on first access)."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr):
+        self.ptr = ptr
+
+    def __del__(self):
+        if self.ptr and _lib is not None:
+            _lib.aidb_search_result_free(self.ptr)
+            self.ptr = None
+
+
 class Hit:
-    """One search hit: ``id``, ``score`` (higher is better) and ``payload``
-    (a dict, parsed on first access; ``payload_json`` is the raw text)."""
+    """One search hit: ``id``, ``score`` (higher is better), ``payload_json``
+    (the payload's JSON text, bytes, or None) and ``payload`` (parsed).
 
-    __slots__ = ("id", "score", "payload_json", "_payload")
+    Payloads stay in the library's result until first read, so a search that
+    returns payloads nobody reads copies nothing but ids and scores."""
 
-    def __init__(self, id, score, payload_json):
+    __slots__ = ("id", "score", "_src", "_json")
+
+    def __init__(self, id, score, src):
         self.id = id
         self.score = score
-        self.payload_json = payload_json
-        self._payload = None
+        self._src = src  # (result owner, address, length), or None
+        self._json = None
+
+    @property
+    def payload_json(self):
+        src = self._src
+        if src is not None:
+            self._json = _string_at(src[1], src[2])
+            self._src = None
+        return self._json
 
     @property
     def payload(self):
-        if self._payload is None and self.payload_json is not None:
-            self._payload = json.loads(self.payload_json)
-        return self._payload
+        j = self.payload_json
+        return None if j is None else json.loads(j)
 
     def __repr__(self):
         return f"Hit(id={self.id!r}, score={self.score!r}, payload={self.payload_json!r})"
 
 
 class _Handle:
-    """A C handle with a reader count, so close() waits for calls in flight
+    """A C handle with a count of calls in flight, so close() waits for them
     and later calls raise ClosedError instead of touching freed memory."""
-
-    _close_fn = None
 
     def __init__(self, ptr):
         self._ptr = ptr
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._idle = None  # an Event close() waits on while calls are in flight
         self._inflight = 0
 
     def _enter(self):
-        with self._cond:
+        with self._lock:
             if self._ptr is None:
                 raise ClosedError(f"{type(self).__name__} is closed")
             self._inflight += 1
             return self._ptr
 
     def _leave(self):
-        with self._cond:
+        with self._lock:
             self._inflight -= 1
-            if self._inflight == 0:
-                self._cond.notify_all()
+            if self._inflight == 0 and self._idle is not None:
+                self._idle.set()
 
     def _call(self, fn, *args):
         """fn(ptr, *args, &errmsg) with the status checked."""
         ptr = self._enter()
         try:
             msg = c_void_p()
-            _check(fn(ptr, *args, byref(msg)), msg)
+            rc = fn(ptr, *args, byref(msg))
         finally:
             self._leave()
+        if rc:
+            _check(rc, msg)
 
     @property
     def closed(self):
         return self._ptr is None
 
     def close(self):
-        """Releases the handle; idempotent."""
-        with self._cond:
-            while self._inflight:
-                self._cond.wait()
-            ptr, self._ptr = self._ptr, None
+        """Releases the handle; idempotent. Waits for calls in flight."""
+        while True:
+            with self._lock:
+                if self._inflight == 0:
+                    ptr, self._ptr = self._ptr, None
+                    break
+                if self._idle is None:
+                    self._idle = threading.Event()
+                self._idle.clear()
+                idle = self._idle
+            idle.wait()
         if ptr is not None:
             self._release(ptr)
 
@@ -389,8 +429,23 @@ class Collection(_Handle):
         except NotFoundError:
             return False
 
+    _options_cache = {}
+
+    @classmethod
+    def _search_options(cls, k, filter, ef_search, with_payload, threads, exact):
+        if filter is None:
+            # Read-only for the library, so one struct per setting is shared.
+            key = (k, ef_search, with_payload, threads, exact)
+            o = cls._options_cache.get(key)
+            if o is None:
+                o, _ = cls._build_search_options(k, None, ef_search, with_payload, threads, exact)
+                if len(cls._options_cache) < 64:
+                    cls._options_cache[key] = o
+            return o, None
+        return cls._build_search_options(k, filter, ef_search, with_payload, threads, exact)
+
     @staticmethod
-    def _search_options(k, filter, ef_search, with_payload, threads, exact):
+    def _build_search_options(k, filter, ef_search, with_payload, threads, exact):
         o = C.aidb_search_options()
         _lib.aidb_search_options_init(byref(o))
         o.top_k = k
@@ -404,17 +459,15 @@ class Collection(_Handle):
         return o, f
 
     @staticmethod
-    def _hits(res, q):
-        hp = ctypes.POINTER(C.aidb_hit)()
+    def _hits(owner, q):
+        hp = c_void_p()
         n = c_size_t()
-        if _lib.aidb_search_result_hits(res, q, byref(hp), byref(n)) != 0:
+        if _lib.aidb_search_result_hits(owner.ptr, q, byref(hp), byref(n)) != 0 or not n.value:
             return []
-        out = []
-        for i in range(n.value):
-            h = hp[i]
-            pj = ctypes.string_at(h.payload, h.payload_len) if h.payload else None
-            out.append(Hit(h.id.decode(), h.score, pj))
-        return out
+        # Parse the aidb_hit array in place (one pass over its bytes).
+        raw = (ctypes.c_char * (n.value * _HIT.size)).from_address(hp.value)
+        return [Hit(id.rstrip(b"\0").decode(), score, (owner, p, ln) if p else None)
+                for id, score, _, p, ln in _HIT.iter_unpack(raw)]
 
     def search(self, query, k=10, filter=None, ef_search=0, with_payload=True, exact=False):
         """The ``k`` best hits for one query vector (a list of Hit)."""
@@ -422,10 +475,7 @@ class Collection(_Handle):
         o, _f = self._search_options(k, filter, ef_search, with_payload, 0, exact)
         res = c_void_p()
         self._call(_lib.aidb_collection_search, q.ctypes.data, q.shape[0], byref(o), byref(res))
-        try:
-            return self._hits(res, 0)
-        finally:
-            _lib.aidb_search_result_free(res)
+        return self._hits(_Result(res.value), 0)
 
     def search_batch(self, queries, k=10, filter=None, ef_search=0, with_payload=True,
                      threads=0, exact=False):
@@ -436,10 +486,8 @@ class Collection(_Handle):
         res = c_void_p()
         self._call(_lib.aidb_collection_search_batch, q.ctypes.data, q.shape[0], q.shape[1],
                    byref(o), byref(res))
-        try:
-            return [self._hits(res, i) for i in range(_lib.aidb_search_result_query_count(res))]
-        finally:
-            _lib.aidb_search_result_free(res)
+        owner = _Result(res.value)
+        return [self._hits(owner, i) for i in range(_lib.aidb_search_result_query_count(owner.ptr))]
 
     def search_batch_arrays(self, queries, k=10, **kw):
         """Like search_batch, but returns (ids, scores): a list of id lists

@@ -123,7 +123,8 @@ PROTOTYPES = {
     "aidb_collection_search_batch": (c_int, [handle, c_void_p, c_size_t, c_size_t,
                                              POINTER(aidb_search_options), POINTER(handle), errmsg]),
     "aidb_search_result_query_count": (c_size_t, [handle]),
-    "aidb_search_result_hits": (c_int, [handle, c_size_t, POINTER(POINTER(aidb_hit)), POINTER(c_size_t)]),
+    # const aidb_hit** hits: read as void* (the binding views the array with numpy).
+    "aidb_search_result_hits": (c_int, [handle, c_size_t, POINTER(c_void_p), POINTER(c_size_t)]),
     "aidb_search_result_free": (None, [handle]),
     "aidb_collection_snapshot_to": (c_int, [handle, c_char_p, errmsg]),
     "aidb_collection_load_snapshot": (c_int, [handle, c_char_p, errmsg]),

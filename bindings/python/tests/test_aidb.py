@@ -116,6 +116,9 @@ def test_filtered_search_returns_only_matches():
         assert sc.shape == (3, 5) and sc.dtype == np.float32 and len(ids2[0]) == 5
         with pytest.raises(aidb.InvalidArgumentError):
             c.search(v[1], filter='{"must": [')
+        kept = c.search(v[2], k=3)
+    # Payloads are read lazily from the result, which outlives the collection.
+    assert all(h.payload["meta"]["rank"] >= 0 for h in kept)
 
 
 def test_vectors_pass_without_copies_and_come_back_into_caller_memory():
