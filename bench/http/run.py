@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""HTTP vs in-process benchmark of AIDB (bench/README.md, section "HTTP").
+
+Same run, same data, same machine:
+  1. in-process: aidb_http_bench_inproc searches the collection through the C API
+     with C threads (C = --connections);
+  2. HTTP: aidbd serves the same data directory and wrk sends the same queries
+     as POST /collections/:name/search over C keep-alive connections.
+Then the same for single-point upserts (flat collection, --durability).
+
+Data: Fashion-MNIST (Debian package dataset-fashion-mnist; pixels / 255, 784
+dims, L2): the first --n training images are indexed, test images are the
+queries. Without the package, seeded random vectors of the same shape.
+
+Usage: bench/http/run.py --build-dir BUILD [--n 20000] [--seconds 10] ...
+Needs the targets aidbd and aidb_http_bench_inproc, and wrk on PATH.
+"""
+import argparse
+import array
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+MNIST = "/usr/share/datasets/fashion-mnist"
+
+WRK_LUA = r"""
+local bodies = {}
+local n = 0
+function init(args)
+  for line in io.lines(args[1]) do
+    n = n + 1
+    bodies[n] = line
+  end
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local i = 0
+function request()
+  i = i % n + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+"""
+
+
+def load_idx_images(path, limit):
+    with gzip.open(path, "rb") as f:
+        magic, count, rows, cols = struct.unpack(">IIII", f.read(16))
+        assert magic == 2051, path
+        dim = rows * cols
+        count = min(count, limit)
+        raw = f.read(count * dim)
+    out = array.array("f", (b / 255.0 for b in raw))
+    return out, count, dim
+
+
+def random_vectors(count, dim, seed):
+    rnd = random.Random(seed)
+    return array.array("f", (rnd.random() for _ in range(count * dim))), count, dim
+
+
+def fmt(x):
+    return "%.7g" % x
+
+
+def write_bodies(path, vecs, count, dim, extra):
+    with open(path, "w") as f:
+        for i in range(count):
+            row = vecs[i * dim:(i + 1) * dim]
+            body = '{"vector":[' + ",".join(fmt(x) for x in row) + "]" + extra + "}"
+            f.write(body + "\n")
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def start_aidbd(aidbd, data_dir, durability, log_path):
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([aidbd, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                             "--durability", durability],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    addr = None
+    lines = []
+    for raw in proc.stderr:
+        log.write(raw)
+        line = raw.decode()
+        lines.append(line)
+        if "event=listening" in line:
+            addr = line.split("addr=")[1].split()[0]
+            break
+    if addr is None:
+        raise SystemExit("aidbd did not start:\n" + "".join(lines))
+    threading.Thread(target=lambda: [log.write(b) for b in proc.stderr], daemon=True).start()
+    return proc, addr
+
+
+def parse_latency(text, pct):
+    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % pct, text, re.M)
+    if not m:
+        return None
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000.0 if unit == "us" else v * 1000.0 if unit == "s" else v
+
+
+def run_wrk(wrk, url, lua, bodies, connections, seconds):
+    cmd = [wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency", "-s", lua, url,
+           "--", bodies]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {"qps": float(m.group(1)), "p50_ms": parse_latency(out, 50),
+            "p99_ms": parse_latency(out, 99), "requests": int(total.group(1)),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(0) if errors else None, "raw": out}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--n", type=int, default=20000, help="points indexed")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=10, help="per measurement")
+    ap.add_argument("--connections", type=int, default=2)
+    ap.add_argument("--index", default="hnsw")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=100)
+    ap.add_argument("--ef-search", type=int, default=64)
+    ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--durability", default="fsync", help="for the upsert runs")
+    ap.add_argument("--work-dir", help="default: a fresh temporary directory")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    args = ap.parse_args()
+
+    build = os.path.abspath(args.build_dir)
+    aidbd = os.path.join(build, "src", "server", "aidbd")
+    inproc = os.path.join(build, "bench", "http", "aidb_http_bench_inproc")
+    wrk = shutil.which("wrk")
+    for p in (aidbd, inproc):
+        if not os.access(p, os.X_OK):
+            raise SystemExit(f"missing {p}: build the aidbd and aidb_http_bench_inproc targets")
+    if not wrk:
+        raise SystemExit("wrk is not installed (Debian package wrk)")
+
+    work = args.work_dir or tempfile.mkdtemp(prefix="aidb-http-bench-")
+    os.makedirs(work, exist_ok=True)
+    db = os.path.join(work, "db")
+    shutil.rmtree(db, ignore_errors=True)
+
+    if os.path.exists(os.path.join(MNIST, "train-images-idx3-ubyte.gz")):
+        base, n, dim = load_idx_images(os.path.join(MNIST, "train-images-idx3-ubyte.gz"), args.n)
+        queries, nq, _ = load_idx_images(os.path.join(MNIST, "t10k-images-idx3-ubyte.gz"),
+                                         args.queries)
+        dataset = "fashion-mnist"
+    else:
+        base, n, dim = random_vectors(args.n, 784, 1)
+        queries, nq, _ = random_vectors(args.queries, 784, 2)
+        dataset = "random"
+    paths = {k: os.path.join(work, k) for k in
+             ("base.f32", "queries.f32", "search.ndjson", "upsert.ndjson", "wrk.lua",
+              "empty.f32", "aidbd.log")}
+    with open(paths["base.f32"], "wb") as f:
+        base.tofile(f)
+    with open(paths["queries.f32"], "wb") as f:
+        queries.tofile(f)
+    open(paths["empty.f32"], "wb").close()
+    write_bodies(paths["search.ndjson"], queries, nq, dim,
+                 ',"top_k":%d,"ef_search":%d' % (args.top_k, args.ef_search))
+    write_bodies(paths["upsert.ndjson"], queries, nq, dim, "")
+    with open(paths["wrk.lua"], "w") as f:
+        f.write(WRK_LUA)
+
+    print(f"# dataset={dataset} n={n} dim={dim} queries={nq} index={args.index} "
+          f"m={args.m} ef_construction={args.ef_construction} ef_search={args.ef_search} "
+          f"top_k={args.top_k} connections={args.connections} seconds={args.seconds} "
+          f"durability={args.durability} cpus={os.cpu_count()}", flush=True)
+    built = run_json([inproc, "build", db, "bench", paths["base.f32"], str(dim), args.index,
+                      str(args.m), str(args.ef_construction)])
+    print(f"# built {built['points']} points in {built['build_seconds']:.1f}s", flush=True)
+    run_json([inproc, "build", db, "ingest", paths["empty.f32"], str(dim), "flat", "16", "100"])
+
+    c = args.connections
+    s = args.seconds
+    in_search = run_json([inproc, "search", db, "bench", paths["queries.f32"], str(dim), str(c),
+                          str(s), str(args.top_k), str(args.ef_search)])
+    in_upsert = run_json([inproc, "upsert", db, "ingest", paths["queries.f32"], str(dim), str(c),
+                          str(s), args.durability])
+
+    proc, addr = start_aidbd(aidbd, db, args.durability, paths["aidbd.log"])
+    try:
+        url = f"http://{addr}"
+        import urllib.request
+        req = urllib.request.Request(url + "/collections", method="POST",
+                                     data=json.dumps({"name": "ingest_http", "dim": dim}).encode())
+        urllib.request.urlopen(req).read()
+        # Warm-up, then the measured runs.
+        run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"], paths["search.ndjson"],
+                c, 2)
+        http_search = run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
+                              paths["search.ndjson"], c, s)
+        http_upsert = run_wrk(wrk, url + "/collections/ingest_http/points", paths["wrk.lua"],
+                              paths["upsert.ndjson"], c, s)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+    if rc != 0:
+        raise SystemExit(f"aidbd exited with {rc}; see {paths['aidbd.log']}")
+    for name, r in (("search", http_search), ("upsert", http_upsert)):
+        if r["non_2xx"] or r["socket_errors"]:
+            raise SystemExit(f"HTTP {name} had errors:\n{r['raw']}")
+
+    rows = [("search", in_search, http_search), ("upsert", in_upsert, http_upsert)]
+    print()
+    print(f"| op | connections | in-process QPS | in-process p99 ms | HTTP QPS | HTTP p99 ms |"
+          f" HTTP / in-process |")
+    print("|---|---|---|---|---|---|---|")
+    for op, a, b in rows:
+        print(f"| {op} | {c} | {a['qps']:.0f} | {a['p99_ms']:.3f} | {b['qps']:.0f} |"
+              f" {b['p99_ms']:.3f} | {100.0 * b['qps'] / a['qps']:.0f}% |")
+    ratio = http_search["qps"] / in_search["qps"]
+    print()
+    print(f"search over HTTP = {100 * ratio:.0f}% of in-process QPS (target >= 70%)")
+    if not args.keep and not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
