@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs the aidbd / aidb integration tests against the binaries of a build dir.
 # Usage: tests/server/run.sh BUILD_DIR [pytest args...]
+# Needs python3 with pytest (requirements.txt); when the python3 on PATH has no
+# pytest, a venv is made once in BUILD_DIR/server-tests-venv and pytest
+# installed into it from PyPI. promtool (Debian package prometheus) and wrk are
+# installed by scripts/install-deps.sh.
 set -euo pipefail
 if [ $# -lt 1 ]; then
   echo "usage: $0 BUILD_DIR [pytest args...]" >&2
@@ -15,5 +19,21 @@ for bin in "$BUILD_DIR/src/server/aidbd" "$BUILD_DIR/src/server/aidb"; do
     exit 1
   fi
 done
+
+PY=""
+for cand in python3 /usr/bin/python3 "$BUILD_DIR/server-tests-venv/bin/python"; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import pytest" >/dev/null 2>&1; then
+    PY=$cand
+    break
+  fi
+done
+if [ -z "$PY" ]; then
+  VENV="$BUILD_DIR/server-tests-venv"
+  echo "run.sh: no pytest found; installing it into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q -r "$HERE/requirements.txt"
+  PY="$VENV/bin/python"
+fi
+
 export AIDB_BUILD_DIR="$BUILD_DIR"
-exec python3 -m pytest -q -p no:cacheprovider "$HERE" "$@"
+exec "$PY" -m pytest -q -p no:cacheprovider "$HERE" "$@"
