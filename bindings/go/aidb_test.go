@@ -134,8 +134,8 @@ func TestCheckpointThenRestoreSeesPointsFromBeforeAndAfter(t *testing.T) {
 	if err != nil || len(hits) != 1 || hits[0].ID != after[0] {
 		t.Fatalf("Search after restore = %+v, %v; want %s", hits, err, after[0])
 	}
-	var pl map[string]any
-	if err := json.Unmarshal(hits[0].Payload, &pl); err != nil || pl["phase"] != "after" {
+	pl, err := hits[0].PayloadMap()
+	if err != nil || pl["phase"] != "after" {
 		t.Fatalf("payload %s: %v", hits[0].Payload, err)
 	}
 	// Sealing the restored state as the new baseline empties the WAL again.

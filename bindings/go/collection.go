@@ -396,6 +396,16 @@ type Hit struct {
 	Payload json.RawMessage
 }
 
+// PayloadMap decodes the hit's payload into a map (nil if it has none).
+func (h Hit) PayloadMap() (map[string]any, error) {
+	if h.Payload == nil {
+		return nil, nil
+	}
+	var m map[string]any
+	err := json.Unmarshal(h.Payload, &m)
+	return m, err
+}
+
 // prepareSearch fills a C options struct; the returned func frees the filter.
 func prepareSearch(op string, o *SearchOptions, c *C.aidb_search_options) (func(), error) {
 	C.aidb_search_options_init(c)
