@@ -31,8 +31,13 @@ uint32_t FlatIndex::AllocateSlotLocked() {
   Chunk& chunk = chunks_[c];
   const uint32_t need = (slot & mask_) + 1;
   if (need > chunk.capacity_slots) {
-    // Grow geometrically up to a full chunk; copy what is there.
+    // Grow geometrically while small; copy what is there. Once a chunk would
+    // span a huge page (or is not the first), reserve all of it: HugeBuffer is
+    // an anonymous mapping whose untouched pages cost neither memory nor time,
+    // while every regrowth step zeroes and copies the chunk again (doubling
+    // the first-touch cost that bounds ingest and WAL replay).
     uint32_t cap = std::max<uint32_t>(std::min<uint32_t>(per_chunk, 64), chunk.capacity_slots * 2);
+    if (c > 0 || static_cast<size_t>(cap) * vec_bytes >= (size_t{2} << 20)) cap = per_chunk;
     cap = std::min(std::max(cap, need), per_chunk);
     HugeBuffer buf(static_cast<size_t>(cap) * vec_bytes);
     if (chunk.capacity_slots > 0) {
