@@ -7,6 +7,7 @@ package aidb
 import "C"
 
 import (
+	"bytes"
 	"encoding/json"
 	"runtime"
 	"sync"
@@ -438,7 +439,8 @@ func prepareSearch(op string, o *SearchOptions, c *C.aidb_search_options) (func(
 	return func() {}, nil
 }
 
-// hitsOf converts query q of a C result into Go hits.
+// hitsOf converts query q of a C result into Go hits. All ids share one
+// allocation, and so do all payloads (each hit's Payload is a capped slice).
 func hitsOf(r *C.aidb_search_result, q int) []Hit {
 	var hp *C.aidb_hit
 	var n C.size_t
@@ -446,14 +448,39 @@ func hitsOf(r *C.aidb_search_result, q int) []Hit {
 		return []Hit{}
 	}
 	chits := unsafe.Slice(hp, int(n))
+	idLen := make([]int, len(chits))
+	idTotal, plTotal := 0, 0
+	for i := range chits {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&chits[i].id[0])), len(chits[i].id))
+		l := bytes.IndexByte(raw, 0)
+		if l < 0 {
+			l = len(raw)
+		}
+		idLen[i] = l
+		idTotal += l
+		if chits[i].payload != nil {
+			plTotal += int(chits[i].payload_len)
+		}
+	}
+	idBuf := make([]byte, 0, idTotal)
+	plBuf := make([]byte, 0, plTotal)
 	hits := make([]Hit, len(chits))
 	for i := range chits {
 		h := &chits[i]
-		hits[i].ID = C.GoString(&h.id[0])
+		idBuf = append(idBuf, unsafe.Slice((*byte)(unsafe.Pointer(&h.id[0])), idLen[i])...)
 		hits[i].Score = float32(h.score)
 		if h.payload != nil {
-			hits[i].Payload = C.GoBytes(unsafe.Pointer(h.payload), C.int(h.payload_len))
+			start := len(plBuf)
+			plBuf = append(plBuf, unsafe.Slice((*byte)(unsafe.Pointer(h.payload)), int(h.payload_len))...)
+			hits[i].Payload = plBuf[start:len(plBuf):len(plBuf)]
 		}
+	}
+	// idBuf is never written again, so the ids can view it without a copy.
+	ids := unsafe.String(unsafe.SliceData(idBuf), len(idBuf))
+	off := 0
+	for i := range hits {
+		hits[i].ID = ids[off : off+idLen[i]]
+		off += idLen[i]
 	}
 	return hits
 }
