@@ -432,3 +432,39 @@ func TestLoggerReceivesWALTruncatedEvent(t *testing.T) {
 	}
 	t.Fatalf("no aidb::storage wal_truncated event in %+v", events)
 }
+
+func TestCloseWhileSearchingIsSafe(t *testing.T) {
+	c, err := aidb.Open(aidb.CollectionOptions{Name: "race", Dim: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if err := c.Upsert(aidb.NewID(), vec(i, 8), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := c.Search(vec(3, 8), nil)
+				if errors.Is(err, aidb.ErrClosed) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	c.Close() // waits for searches in flight; later ones get ErrClosed
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

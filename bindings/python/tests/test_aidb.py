@@ -223,3 +223,27 @@ def test_logger_receives_wal_truncated_event(tmp_path):
     finally:
         aidb.set_logger(None)
     assert any(t == "aidb::storage" and ev == "wal_truncated" for _, t, ev, _ in events), events
+
+
+def test_close_while_searching_is_safe():
+    c = aidb.Collection("race", 8)
+    c.upsert_batch([aidb.new_id() for _ in range(100)], vecs(100, 8))
+    errors = []
+
+    def work():
+        while True:
+            try:
+                c.search(vecs(1, 8)[0])
+            except aidb.ClosedError:
+                return
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+                return
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    c.close()  # waits for searches in flight; later ones raise ClosedError
+    for t in ts:
+        t.join()
+    assert not errors
