@@ -825,10 +825,30 @@ Status Collection::ReplayInto(State& st, bool live, const RecoverOptions& opts,
                               RecoverStats* stats) {
   // Pass 1 checks every checksum without applying anything, so a corrupt
   // record leaves the state as it was.
+  // It also counts the upserted points, so the id map and slot arrays are
+  // sized once instead of rehashing and regrowing all through the replay.
   storage::WalReadStats verify;
+  uint64_t upserted = 0;
   AIDB_RETURN_IF_ERROR(storage::ReadWal(
       wal_path_, wal_opts_.mmap_threshold,
-      [](const storage::WalRecord&) { return Status::OK(); }, &verify));
+      [&](const storage::WalRecord& r) {
+        if (r.op == static_cast<uint8_t>(WalOp::kUpsert) && r.lsn > st.applied_lsn &&
+            r.body.size() >= 4) {
+          uint32_t n;
+          std::memcpy(&n, r.body.data(), 4);
+          upserted += n;
+        }
+        return Status::OK();
+      },
+      &verify));
+  if (upserted > 0) {
+    std::unique_lock<RwLock> lock(mu_, std::defer_lock);
+    if (live) lock.lock();
+    const size_t want = st.id_to_slot.size() + std::min<uint64_t>(upserted, 1u << 30);
+    st.id_to_slot.reserve(want);
+    st.slot_ids.reserve(want);
+    st.payloads.reserve(want);
+  }
   bool stopped = false;
   storage::WalReadStats rs;
   Status s = wal_->Replay(
