@@ -530,12 +530,17 @@ Api::Api(aidb_db* db, ApiConfig config) : db_(db), config_(std::move(config)) {}
 Api::~Api() { ReleaseHandles(); }
 
 void Api::ReleaseHandles() {
-  std::lock_guard<std::mutex> lock(colls_mu_);
+  std::lock_guard<std::shared_mutex> lock(colls_mu_);
   colls_.clear();
 }
 
 std::shared_ptr<Api::Coll> Api::GetColl(const std::string& name) {
-  std::lock_guard<std::mutex> lock(colls_mu_);
+  {
+    std::shared_lock<std::shared_mutex> lock(colls_mu_);
+    auto it = colls_.find(name);
+    if (it != colls_.end()) return it->second;
+  }
+  std::lock_guard<std::shared_mutex> lock(colls_mu_);
   auto it = colls_.find(name);
   if (it != colls_.end()) return it->second;
   auto c = std::make_shared<Coll>();
@@ -553,7 +558,7 @@ std::shared_ptr<Api::Coll> Api::GetColl(const std::string& name) {
 }
 
 void Api::Forget(const std::string& name) {
-  std::lock_guard<std::mutex> lock(colls_mu_);
+  std::lock_guard<std::shared_mutex> lock(colls_mu_);
   colls_.erase(name);
 }
 
@@ -802,7 +807,7 @@ void Api::CreateCollection(HttpRequest* req, HttpResponse* resp) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(colls_mu_);
+    std::lock_guard<std::shared_mutex> lock(colls_mu_);
     int st = aidb_db_create_collection(db_, &opts, nullptr, err.out());
     if (st == AIDB_ALREADY_EXISTS) Fail(409, "collection '" + name + "' already exists");
     Check(st, err);
@@ -821,7 +826,7 @@ void Api::DropCollection(HttpRequest* req, HttpResponse* resp) {
   const std::string& name = req->params[0];
   std::shared_ptr<Coll> old;
   {
-    std::lock_guard<std::mutex> lock(colls_mu_);
+    std::lock_guard<std::shared_mutex> lock(colls_mu_);
     ErrMsg err;
     int st = aidb_db_drop_collection(db_, name.c_str(), err.out());
     if (st == AIDB_NOT_FOUND) Fail(404, "collection '" + name + "' not found");

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 
@@ -76,7 +77,7 @@ class Api : public Handler {
   aidb_db* db_;
   ApiConfig config_;
   HttpMetrics http_metrics_;
-  std::mutex colls_mu_;
+  std::shared_mutex colls_mu_;  // shared for lookups, exclusive to open/create/drop
   std::unordered_map<std::string, std::shared_ptr<Coll>> colls_;
 };
 

@@ -250,3 +250,28 @@ def test_many_concurrent_connections(daemon):
         t.join()
     assert not errors, errors[:3]
     assert_intact(daemon)
+
+
+def test_streamed_answer_then_more_requests_on_one_connection(daemon):
+    ids = populate(daemon, n=10)
+    s = daemon.connect()
+    f = s.makefile("rb")
+    s.sendall(b"GET /collections/docs/wal?from_lsn=0 HTTP/1.1\r\n\r\n"
+              b"GET /collections/docs/points/" + ids[9].encode() + b" HTTP/1.1\r\n\r\n"
+              b"HEAD /health HTTP/1.1\r\n\r\n"
+              b"GET /collections/docs/wal?from_lsn=1 HTTP/1.1\r\n\r\n")
+    r = read_response(f)
+    assert r.status == 200 and r.headers["transfer-encoding"] == "chunked"
+    lines = [json.loads(l) for l in r.body.splitlines()]
+    assert len(lines) == 1 and len(lines[0]["points"]) == 10  # one batch record
+    r = read_response(f)
+    assert r.status == 200 and json.loads(r.body)["id"] == ids[9]
+    # HEAD: headers only (Content-Length of the GET answer, no body).
+    line = f.readline()
+    assert line.startswith(b"HTTP/1.1 200")
+    while f.readline() not in (b"\r\n", b""):
+        pass
+    r = read_response(f)
+    assert r.status == 200 and len(r.body.splitlines()) == 1
+    s.close()
+    assert_intact(daemon)
