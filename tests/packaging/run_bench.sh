@@ -3,8 +3,9 @@
 # (HNSW, M=16, top 10 with payloads) through the C API and through the Go,
 # Rust and Python bindings, on the same snapshot and queries, in one run.
 #   tests/packaging/run_bench.sh BUILD_DIR [N_POINTS] [N_QUERIES] [ROUNDS]
-# Prints each QPS and the ratio binding / C (the C figure is the mean of a run
-# before and a run after the bindings). Not a pass/fail test.
+# Prints, per language, the median over interleaved runs of QPS by wall clock
+# and by process CPU time (robust when the machine is shared), and each ratio
+# binding / C. Not a pass/fail test.
 set -euo pipefail
 BUILD=$(realpath "$1")
 N=${2:-10000}
@@ -40,7 +41,7 @@ if [ ! -f "$OUT/data/bench.snapshot" ] || [ "$(cat "$OUT/data/params" 2>/dev/nul
   echo "$N $NQ" >"$OUT/data/params"
 fi
 
-qps() { sed -n 's/.*qps=\([0-9.]*\).*/\1/p'; }
+qps() { sed -n 's/.* qps=\([0-9.]*\) cpu_qps=\([0-9.]*\).*/\1 \2/p'; }
 # The machine is shared: interleave the four programs REPS times and compare
 # medians, so a burst of load elsewhere hits every language alike.
 REPS=${REPS:-5}
@@ -55,12 +56,15 @@ done
 echo "search QPS, $N points x 784 dims, $NQ queries x $ROUNDS rounds, median of $REPS interleaved runs"
 "$VENV/bin/python" - "$OUT/results.txt" <<'PY'
 import statistics, sys
-runs = {}
+wall, cpu = {}, {}
 for line in open(sys.argv[1]):
-    lang, v = line.split()
-    runs.setdefault(lang, []).append(float(v))
-c = statistics.median(runs["c"])
+    lang, w, c = line.split()
+    wall.setdefault(lang, []).append(float(w))
+    cpu.setdefault(lang, []).append(float(c))
+cw, cc = statistics.median(wall["c"]), statistics.median(cpu["c"])
+print("         wall-clock QPS (ratio)     per CPU-second QPS (ratio)   [wall runs]")
 for lang in ("c", "go", "rust", "python"):
-    m = statistics.median(runs[lang])
-    print(f"{lang:7s} {m:10.1f} qps  ratio {m / c:.3f}  runs {' '.join(f'{x:.0f}' for x in runs[lang])}")
+    w, c = statistics.median(wall[lang]), statistics.median(cpu[lang])
+    print(f"{lang:7s} {w:10.1f} ({w / cw:.3f})      {c:10.1f} ({c / cc:.3f})"
+          f"      [{' '.join(f'{x:.0f}' for x in wall[lang])}]")
 PY

@@ -185,28 +185,28 @@ class _Result:
             self.ptr = None
 
 
-class Hit:
+class Hit(tuple):
     """One search hit: ``id``, ``score`` (higher is better), ``payload_json``
-    (the payload's JSON text, bytes, or None) and ``payload`` (parsed).
+    (the payload's JSON text as bytes, or None) and ``payload`` (parsed).
 
-    Payloads stay in the library's result until first read, so a search that
-    returns payloads nobody reads copies nothing but ids and scores."""
+    Payloads stay in the library's result until read, so a search whose
+    payloads are not read copies nothing but ids and scores. (A tuple
+    subclass: hits are built without running Python code per hit.)"""
 
-    __slots__ = ("id", "score", "_src", "_json")
+    __slots__ = ()
 
-    def __init__(self, id, score, src):
-        self.id = id
-        self.score = score
-        self._src = src  # (result owner, address, length), or None
-        self._json = None
+    def __new__(cls, id, score, payload_json=None):
+        return tuple.__new__(cls, (id, score, None, payload_json))
+
+    id = property(lambda self: self[0], doc="canonical textual UUID")
+    score = property(lambda self: self[1], doc="higher is better")
 
     @property
     def payload_json(self):
-        src = self._src
+        src = self[2]
         if src is not None:
-            self._json = _string_at(src[1], src[2])
-            self._src = None
-        return self._json
+            return _string_at(src[1], src[2])
+        return self[3]
 
     @property
     def payload(self):
@@ -215,6 +215,10 @@ class Hit:
 
     def __repr__(self):
         return f"Hit(id={self.id!r}, score={self.score!r}, payload={self.payload_json!r})"
+
+
+_new_hit = tuple.__new__
+_search = _lib.aidb_collection_search
 
 
 class _Handle:
@@ -466,15 +470,21 @@ class Collection(_Handle):
             return []
         # Parse the aidb_hit array in place (one pass over its bytes).
         raw = (ctypes.c_char * (n.value * _HIT.size)).from_address(hp.value)
-        return [Hit(id.rstrip(b"\0").decode(), score, (owner, p, ln) if p else None)
+        return [_new_hit(Hit, (id.rstrip(b"\0").decode(), score, (owner, p, ln) if p else None, None))
                 for id, score, _, p, ln in _HIT.iter_unpack(raw)]
 
     def search(self, query, k=10, filter=None, ef_search=0, with_payload=True, exact=False):
         """The ``k`` best hits for one query vector (a list of Hit)."""
         q = _f32(query, 1)
         o, _f = self._search_options(k, filter, ef_search, with_payload, 0, exact)
-        res = c_void_p()
-        self._call(_lib.aidb_collection_search, q.ctypes.data, q.shape[0], byref(o), byref(res))
+        res, msg = c_void_p(), c_void_p()
+        ptr = self._enter()  # _call, inlined on the hot path
+        try:
+            rc = _search(ptr, q.ctypes.data, q.shape[0], byref(o), byref(res), byref(msg))
+        finally:
+            self._leave()
+        if rc:
+            _check(rc, msg)
         return self._hits(_Result(res.value), 0)
 
     def search_batch(self, queries, k=10, filter=None, ef_search=0, with_payload=True,
