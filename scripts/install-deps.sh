@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(
   # build
   cmake ninja-build pkg-config ccache g++ clang
+  # libFuzzer runtime for the fuzz targets (fuzz/)
+  libclang-rt-14-dev
   # required libraries
   libcapnp-dev capnproto libuv1-dev libgtest-dev libgmock-dev libbenchmark-dev
   # CRC32C (Intel ISA-L), JSON, HTTP parsing
