@@ -12,9 +12,13 @@
 // the build directory by default) and is deleted at the end.
 //
 // Usage: aidb_recovery_bench [--runs N] [--wal-mb MB] [--dir D]
+//        aidb_recovery_bench --prepare-only [--wal-mb MB] [--dir D]
+//          writes the WAL and keeps it (for profiling: then run
+//          aidb_recovery_bench --child replay <D>/wal.log <count> under perf)
 //   (internal: --child replay <wal> <count> | --child load <snapshot> <count>)
 #include <aidb.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +69,14 @@ aidb_collection* OpenCollection(const char* wal_path, int durability) {
   return c;
 }
 
+// CPU time (user + system) of this process so far, seconds.
+double CpuSeconds() {
+  struct rusage ru;
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+
 uint64_t Count(aidb_collection* c) {
   uint64_t n = 0;
   char* err = nullptr;
@@ -72,30 +84,36 @@ uint64_t Count(aidb_collection* c) {
   return n;
 }
 
-// Child: one timed recovery; prints "seconds bytes" on stdout.
+// Child: one timed recovery; prints "seconds bytes cpu_seconds" on stdout.
 int Child(const std::string& what, const std::string& path, uint64_t expect) {
   char* err = nullptr;
   if (what == "replay") {
+    const double c0 = CpuSeconds();
     const double t0 = aidb_bench::NowSeconds();
     aidb_collection* c = OpenCollection(path.c_str(), AIDB_DURABILITY_NONE);
     aidb_recover_stats st;
     aidb_recover_stats_init(&st);
     if (aidb_recover(c, nullptr, &st, &err) != AIDB_OK) Die(std::string("recover: ") + err);
     const double t1 = aidb_bench::NowSeconds();
+    const double c1 = CpuSeconds();
     if (Count(c) != expect) Die("replay recovered " + std::to_string(Count(c)) + " points");
-    std::printf("%.6f %llu\n", t1 - t0, static_cast<unsigned long long>(st.bytes_read));
+    std::printf("%.6f %llu %.6f\n", t1 - t0, static_cast<unsigned long long>(st.bytes_read),
+                c1 - c0);
     aidb_collection_close(c);
     return 0;
   }
   if (what == "load") {
+    const double c0 = CpuSeconds();
     const double t0 = aidb_bench::NowSeconds();
     aidb_collection* c = OpenCollection(nullptr, AIDB_DURABILITY_NONE);
     if (aidb_collection_load_snapshot(c, path.c_str(), &err) != AIDB_OK) {
       Die(std::string("load_snapshot: ") + err);
     }
     const double t1 = aidb_bench::NowSeconds();
+    const double c1 = CpuSeconds();
     if (Count(c) != expect) Die("snapshot load gave " + std::to_string(Count(c)) + " points");
-    std::printf("%.6f %llu\n", t1 - t0, static_cast<unsigned long long>(FileSize(path)));
+    std::printf("%.6f %llu %.6f\n", t1 - t0, static_cast<unsigned long long>(FileSize(path)),
+                c1 - c0);
     aidb_collection_close(c);
     return 0;
   }
@@ -105,6 +123,7 @@ int Child(const std::string& what, const std::string& path, uint64_t expect) {
 struct Timing {
   double seconds;
   uint64_t bytes;
+  double cpu_seconds;
 };
 
 Timing RunChild(const std::string& self, const std::string& what, const std::string& path,
@@ -114,11 +133,11 @@ Timing RunChild(const std::string& self, const std::string& what, const std::str
                           std::to_string(expect);
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) Die("popen");
-  Timing t{0, 0};
+  Timing t{0, 0, 0};
   unsigned long long b = 0;
-  int got = std::fscanf(p, "%lf %llu", &t.seconds, &b);
+  int got = std::fscanf(p, "%lf %llu %lf", &t.seconds, &b, &t.cpu_seconds);
   int rc = ::pclose(p);
-  if (got != 2 || rc != 0) Die("child '" + cmd + "' failed");
+  if (got != 3 || rc != 0) Die("child '" + cmd + "' failed");
   t.bytes = b;
   return t;
 }
@@ -130,6 +149,7 @@ int main(int argc, char** argv) {
     return Child(argv[2], argv[3], std::strtoull(argv[4], nullptr, 10));
   }
   int runs = 5;
+  bool prepare_only = false;
   uint64_t wal_mb = 1024;
   std::string dir = std::string(AIDB_BENCH_DATA_DIR) + "/recovery";
   for (int i = 1; i < argc; ++i) {
@@ -141,6 +161,7 @@ int main(int argc, char** argv) {
     if (a == "--runs") runs = std::atoi(val().c_str());
     else if (a == "--wal-mb") wal_mb = std::strtoull(val().c_str(), nullptr, 10);
     else if (a == "--dir") dir = val();
+    else if (a == "--prepare-only") prepare_only = true;
     else {
       std::fprintf(stderr, "usage: %s [--runs N] [--wal-mb MB] [--dir D]\n", argv[0]);
       return 2;
@@ -188,16 +209,19 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(written), FileSize(wal) / 1048576.0, t1 - t0);
   }
 
+  if (prepare_only) return 0;
+
   // 2. Replay, each in a fresh process.
-  std::vector<double> replay_gbps, replay_s;
+  std::vector<double> replay_gbps, replay_s, replay_cpu;
   uint64_t replay_bytes = 0;
   for (int r = 0; r < runs; ++r) {
     Timing t = RunChild(self, "replay", wal, written);
     replay_bytes = t.bytes;
     replay_s.push_back(t.seconds);
     replay_gbps.push_back(t.bytes / t.seconds / 1e9);
-    std::fprintf(stderr, "replay run %d: %.3f s, %.2f GB/s\n", r + 1, t.seconds,
-                 t.bytes / t.seconds / 1e9);
+    replay_cpu.push_back(t.cpu_seconds);
+    std::fprintf(stderr, "replay run %d: %.3f s (cpu %.3f s), %.2f GB/s\n", r + 1, t.seconds,
+                 t.cpu_seconds, t.bytes / t.seconds / 1e9);
   }
 
   // 3. Snapshot the collection, then drop the WAL to save disk.
@@ -216,15 +240,16 @@ int main(int argc, char** argv) {
     ::unlink((wal + ".lsn").c_str());
   }
 
-  std::vector<double> load_gbps, load_s;
+  std::vector<double> load_gbps, load_s, load_cpu;
   uint64_t snap_bytes = 0;
   for (int r = 0; r < runs; ++r) {
     Timing t = RunChild(self, "load", snap, written);
     snap_bytes = t.bytes;
     load_s.push_back(t.seconds);
     load_gbps.push_back(t.bytes / t.seconds / 1e9);
-    std::fprintf(stderr, "snapshot load run %d: %.3f s, %.2f GB/s\n", r + 1, t.seconds,
-                 t.bytes / t.seconds / 1e9);
+    load_cpu.push_back(t.cpu_seconds);
+    std::fprintf(stderr, "snapshot load run %d: %.3f s (cpu %.3f s), %.2f GB/s\n", r + 1,
+                 t.seconds, t.cpu_seconds, t.bytes / t.seconds / 1e9);
   }
   aidb_bench::RemoveTree(dir);
 
@@ -238,13 +263,17 @@ int main(int argc, char** argv) {
     return s;
   };
   const double rg = aidb_bench::Median(replay_gbps), lg = aidb_bench::Median(load_gbps);
-  std::printf("\n%-28s %10s %10s %8s  %s\n", "phase", "bytes", "seconds", "GB/s",
-              "GB/s per run");
-  std::printf("%-28s %10llu %10.3f %8.2f  %s\n", "WAL replay (open+recover)",
+  // "cpu" columns: user + system CPU time of the timed section. Wall time
+  // exceeds it when the machine is shared (runnable but not running).
+  std::printf("\n%-26s %10s %8s %8s %8s %8s  %s\n", "phase (fresh process)", "bytes", "seconds",
+              "GB/s", "cpu s", "GB/cpu-s", "GB/s per run");
+  std::printf("%-26s %10llu %8.3f %8.2f %8.3f %8.2f  %s\n", "WAL replay (open+recover)",
               static_cast<unsigned long long>(replay_bytes), aidb_bench::Median(replay_s), rg,
+              aidb_bench::Median(replay_cpu), replay_bytes / aidb_bench::Median(replay_cpu) / 1e9,
               per_run(replay_gbps).c_str());
-  std::printf("%-28s %10llu %10.3f %8.2f  %s\n", "snapshot load",
+  std::printf("%-26s %10llu %8.3f %8.2f %8.3f %8.2f  %s\n", "snapshot load",
               static_cast<unsigned long long>(snap_bytes), aidb_bench::Median(load_s), lg,
+              aidb_bench::Median(load_cpu), snap_bytes / aidb_bench::Median(load_cpu) / 1e9,
               per_run(load_gbps).c_str());
   std::printf("\nWAL replay: %.2f GB/s (target >= 1 GB/s: %s)\n", rg, rg >= 1 ? "MET" : "MISSED");
   std::printf("snapshot load: %.2f GB/s (target >= 1 GB/s: %s)\n", lg, lg >= 1 ? "MET" : "MISSED");
