@@ -100,14 +100,20 @@ func (db *DB) forget(cs *collState) {
 	db.s.mu.Unlock()
 }
 
-// adopt wraps a collection handle of this database. It runs under the read
-// lock, so it registers the handle under a short write lock afterwards.
-func (db *DB) adopt(ptr *C.aidb_collection) (*Collection, error) {
+// openCollection runs f (which creates or opens a collection handle) under
+// the exclusive lock, so Close cannot slip in between the C call and the
+// registration of the handle (the C API wants collection handles closed
+// before their database).
+func (db *DB) openCollection(op string, f func(*C.aidb_db, **C.aidb_collection, **C.char) C.int) (*Collection, error) {
 	db.s.mu.Lock()
 	defer db.s.mu.Unlock()
-	if db.s.ptr == nil { // closed meanwhile
-		C.aidb_collection_close(ptr)
-		return nil, errClosed("open_collection")
+	if db.s.ptr == nil {
+		return nil, errClosed(op)
+	}
+	var ptr *C.aidb_collection
+	var msg *C.char
+	if err := check(op, f(db.s.ptr, &ptr, &msg), msg); err != nil {
+		return nil, err
 	}
 	c := newCollection(ptr, db)
 	db.s.colls[c.s] = struct{}{}
@@ -117,43 +123,23 @@ func (db *DB) adopt(ptr *C.aidb_collection) (*Collection, error) {
 // CreateCollection creates a collection in the database (opts.WALPath is
 // ignored) and returns a handle to it.
 func (db *DB) CreateCollection(opts CollectionOptions) (*Collection, error) {
-	const op = "create_collection"
 	var copts C.aidb_collection_options
 	free := fillOptions(&opts, &copts)
 	defer free()
 	copts.wal_path = nil
-	p, err := db.acquire(op)
-	if err != nil {
-		return nil, err
-	}
-	var ptr *C.aidb_collection
-	var msg *C.char
-	err = check(op, C.aidb_db_create_collection(p, &copts, &ptr, &msg), msg)
-	db.s.mu.RUnlock()
-	if err != nil {
-		return nil, err
-	}
-	return db.adopt(ptr)
+	return db.openCollection("create_collection", func(p *C.aidb_db, out **C.aidb_collection, msg **C.char) C.int {
+		return C.aidb_db_create_collection(p, &copts, out, msg)
+	})
 }
 
 // Collection returns a new handle to an existing collection (ErrNotFound if
 // there is none).
 func (db *DB) Collection(name string) (*Collection, error) {
-	const op = "open_collection"
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	p, err := db.acquire(op)
-	if err != nil {
-		return nil, err
-	}
-	var ptr *C.aidb_collection
-	var msg *C.char
-	err = check(op, C.aidb_db_open_collection(p, cname, &ptr, &msg), msg)
-	db.s.mu.RUnlock()
-	if err != nil {
-		return nil, err
-	}
-	return db.adopt(ptr)
+	return db.openCollection("open_collection", func(p *C.aidb_db, out **C.aidb_collection, msg **C.char) C.int {
+		return C.aidb_db_open_collection(p, cname, out, msg)
+	})
 }
 
 func (db *DB) nameOp(op, name string, f func(*C.aidb_db, *C.char, **C.char) C.int) error {

@@ -585,18 +585,27 @@ class Database(_Handle):
         self._colls = weakref.WeakSet()
         super().__init__(out.value)
 
-    def close(self):
-        for c in list(getattr(self, "_colls", ())):
-            c.close()
-        super().close()
-
     def _release(self, ptr):
+        # Runs once no call is in flight and none can start: the collection
+        # handles from this database are closed first, as the C API wants.
+        for c in list(self._colls):
+            c.close()
         _lib.aidb_db_close(ptr)
 
-    def _adopt(self, ptr):
-        c = Collection(_ptr=ptr, _owner=self)
-        self._colls.add(c)
-        return c
+    def _open(self, fn, *args):
+        """fn(db, *args, &out, &errmsg) -> a registered Collection, all while
+        the call guard is held, so close() cannot run in between."""
+        ptr = self._enter()
+        try:
+            out, msg = c_void_p(), c_void_p()
+            rc = fn(ptr, *args, byref(out), byref(msg))
+            if rc:
+                _check(rc, msg)
+            c = Collection(_ptr=out.value, _owner=self)
+            self._colls.add(c)
+            return c
+        finally:
+            self._leave()
 
     def create_collection(self, name, dim, metric="cosine", index="flat", m=None,
                           ef_construction=None, ef_search=0):
@@ -604,15 +613,11 @@ class Database(_Handle):
         keep = []
         o = _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
                                 None, "fsync", None, None, keep)
-        out = c_void_p()
-        self._call(_lib.aidb_db_create_collection, byref(o), byref(out))
-        return self._adopt(out.value)
+        return self._open(_lib.aidb_db_create_collection, byref(o))
 
     def collection(self, name):
         """A new handle to an existing collection (NotFoundError if none)."""
-        out = c_void_p()
-        self._call(_lib.aidb_db_open_collection, _cstr(name, "name"), byref(out))
-        return self._adopt(out.value)
+        return self._open(_lib.aidb_db_open_collection, _cstr(name, "name"))
 
     __getitem__ = collection
 
