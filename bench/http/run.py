@@ -30,6 +30,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -143,6 +145,9 @@ def main():
     ap.add_argument("--durability", default="fsync", help="for the upsert runs")
     ap.add_argument("--work-dir", help="default: a fresh temporary directory")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --work-dir: keep a collection built by an earlier run")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians")
     args = ap.parse_args()
 
     build = os.path.abspath(args.build_dir)
@@ -158,7 +163,9 @@ def main():
     work = args.work_dir or tempfile.mkdtemp(prefix="aidb-http-bench-")
     os.makedirs(work, exist_ok=True)
     db = os.path.join(work, "db")
-    shutil.rmtree(db, ignore_errors=True)
+    reuse = args.reuse and os.path.isdir(os.path.join(db, "bench"))
+    if not reuse:
+        shutil.rmtree(db, ignore_errors=True)
 
     if os.path.exists(os.path.join(MNIST, "train-images-idx3-ubyte.gz")):
         base, n, dim = load_idx_images(os.path.join(MNIST, "train-images-idx3-ubyte.gz"), args.n)
@@ -187,43 +194,74 @@ def main():
           f"m={args.m} ef_construction={args.ef_construction} ef_search={args.ef_search} "
           f"top_k={args.top_k} connections={args.connections} seconds={args.seconds} "
           f"durability={args.durability} cpus={os.cpu_count()}", flush=True)
-    built = run_json([inproc, "build", db, "bench", paths["base.f32"], str(dim), args.index,
-                      str(args.m), str(args.ef_construction)])
-    print(f"# built {built['points']} points in {built['build_seconds']:.1f}s", flush=True)
-    run_json([inproc, "build", db, "ingest", paths["empty.f32"], str(dim), "flat", "16", "100"])
+    if reuse:
+        print(f"# reusing the collections in {db}", flush=True)
+    else:
+        built = run_json([inproc, "build", db, "bench", paths["base.f32"], str(dim), args.index,
+                          str(args.m), str(args.ef_construction)])
+        print(f"# built {built['points']} points in {built['build_seconds']:.1f}s", flush=True)
+        run_json([inproc, "build", db, "ingest", paths["empty.f32"], str(dim), "flat", "16",
+                  "100"])
 
     c = args.connections
     s = args.seconds
-    in_search = run_json([inproc, "search", db, "bench", paths["queries.f32"], str(dim), str(c),
-                          str(s), str(args.top_k), str(args.ef_search)])
-    in_upsert = run_json([inproc, "upsert", db, "ingest", paths["queries.f32"], str(dim), str(c),
-                          str(s), args.durability])
+    # The machine may be shared: alternate in-process and HTTP runs and take
+    # medians, so a load change hits both sides alike. The daemon is stopped
+    # while the in-process side has the directory open.
+    rounds = {"search": [], "upsert": []}
+    for rnd in range(args.rounds):
+        in_search = run_json([inproc, "search", db, "bench", paths["queries.f32"], str(dim),
+                              str(c), str(s), str(args.top_k), str(args.ef_search)])
+        in_upsert = run_json([inproc, "upsert", db, "ingest", paths["queries.f32"], str(dim),
+                              str(c), str(s), args.durability])
+        proc, addr = start_aidbd(aidbd, db, args.durability, paths["aidbd.log"])
+        try:
+            url = f"http://{addr}"
+            if rnd == 0:
+                req = urllib.request.Request(
+                    url + "/collections", method="POST",
+                    data=json.dumps({"name": "ingest_http", "dim": dim}).encode())
+                try:
+                    urllib.request.urlopen(req).read()
+                except urllib.error.HTTPError as e:
+                    if e.code != 409:  # exists when --reuse
+                        raise
+            run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
+                    paths["search.ndjson"], c, 1)  # warm-up
+            http_search = run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
+                                  paths["search.ndjson"], c, s)
+            http_upsert = run_wrk(wrk, url + "/collections/ingest_http/points", paths["wrk.lua"],
+                                  paths["upsert.ndjson"], c, s)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(120)
+        if rc != 0:
+            raise SystemExit(f"aidbd exited with {rc}; see {paths['aidbd.log']}")
+        for name, r in (("search", http_search), ("upsert", http_upsert)):
+            if r["non_2xx"] or r["socket_errors"]:
+                raise SystemExit(f"HTTP {name} had errors:\n{r['raw']}")
+        rounds["search"].append((in_search, http_search))
+        rounds["upsert"].append((in_upsert, http_upsert))
+        print(f"# round {rnd + 1}: search in-process {in_search['qps']:.0f} QPS, HTTP "
+              f"{http_search['qps']:.0f} QPS ({100 * http_search['qps'] / in_search['qps']:.0f}%);"
+              f" upsert in-process {in_upsert['qps']:.0f}, HTTP {http_upsert['qps']:.0f}",
+              flush=True)
 
-    proc, addr = start_aidbd(aidbd, db, args.durability, paths["aidbd.log"])
-    try:
-        url = f"http://{addr}"
-        import urllib.request
-        req = urllib.request.Request(url + "/collections", method="POST",
-                                     data=json.dumps({"name": "ingest_http", "dim": dim}).encode())
-        urllib.request.urlopen(req).read()
-        # Warm-up, then the measured runs.
-        run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"], paths["search.ndjson"],
-                c, 2)
-        http_search = run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
-                              paths["search.ndjson"], c, s)
-        http_upsert = run_wrk(wrk, url + "/collections/ingest_http/points", paths["wrk.lua"],
-                              paths["upsert.ndjson"], c, s)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(60)
-    if rc != 0:
-        raise SystemExit(f"aidbd exited with {rc}; see {paths['aidbd.log']}")
-    for name, r in (("search", http_search), ("upsert", http_upsert)):
-        if r["non_2xx"] or r["socket_errors"]:
-            raise SystemExit(f"HTTP {name} had errors:\n{r['raw']}")
+    def med(values):
+        v = sorted(values)
+        return v[len(v) // 2]
 
+    summary = {}
+    for op, pairs in rounds.items():
+        summary[op] = ({"qps": med([a["qps"] for a, _ in pairs]),
+                        "p99_ms": med([a["p99_ms"] for a, _ in pairs])},
+                       {"qps": med([b["qps"] for _, b in pairs]),
+                        "p99_ms": med([b["p99_ms"] for _, b in pairs])})
+    in_search, http_search = summary["search"]
+    in_upsert, http_upsert = summary["upsert"]
     rows = [("search", in_search, http_search), ("upsert", in_upsert, http_upsert)]
     print()
+    print(f"medians of {args.rounds} alternating rounds:")
     print(f"| op | connections | in-process QPS | in-process p99 ms | HTTP QPS | HTTP p99 ms |"
           f" HTTP / in-process |")
     print("|---|---|---|---|---|---|---|")
