@@ -268,6 +268,7 @@ fn logger_receives_wal_truncated_event() {
     let c = Collection::open(&CollectionOptions::new("logged", 2).wal_path(dir.path("wal"))).unwrap();
     c.upsert(&aidb::new_id(), &[1.0, 2.0], None).unwrap();
     c.snapshot_to(dir.path("snap")).unwrap();
+    aidb::set_logger(aidb::LogLevel::Off, None).unwrap();
     let seen = events.lock().unwrap().iter().any(|(t, e)| t == "aidb::storage" && e == "wal_truncated");
     // Other tests run concurrently in this process; only check our event arrived.
     assert!(seen, "{:?}", events.lock().unwrap());
