@@ -836,7 +836,10 @@ Status Collection::ReplayInto(State& st, bool live, const RecoverOptions& opts,
             r.body.size() >= 4) {
           uint32_t n;
           std::memcpy(&n, r.body.data(), 4);
-          upserted += n;
+          // The count is only a sizing hint here (the decoder checks it): a
+          // record holds at most one point per 20 bytes (16-byte id + 4-byte
+          // payload length), whatever its count field says.
+          upserted += std::min<uint64_t>(n, r.body.size() / 20);
         }
         return Status::OK();
       },
