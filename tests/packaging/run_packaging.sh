@@ -80,6 +80,9 @@ exports_only_aidb_symbols() {
 }
 
 pkgconfig_shared() {
+  # Consumers of the shared library get the header path and -laidb, nothing else.
+  [ "$(pkg-config --cflags aidb | xargs)" = "-I$PREFIX/include" ]
+  [ "$(pkg-config --modversion aidb)" = "$(sed -n 's/^#define AIDB_VERSION "\(.*\)"/\1/p' "$PREFIX/include/aidb.h")" ]
   # shellcheck disable=SC2046
   cc -std=c99 -Wall -Wextra -Werror -o "$WORK/consumer_pc" "$HERE/consumer.c" $(pkg-config --cflags --libs aidb)
   LD_LIBRARY_PATH=$LIBDIR "$WORK/consumer_pc" "$WORK"
