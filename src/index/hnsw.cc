@@ -831,6 +831,12 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
                               ", index has m=" + std::to_string(m_));
   const uint32_t limit = graph.getSlotLimit();
   if (limit >= kNoSlot - 1) return Status::Corruption("hnsw: slot limit out of range");
+  // The graph chunks must cover [0, limit) (checked again below); check the
+  // sizes first, so a lying slot limit cannot make us allocate node storage
+  // for slots the file does not hold.
+  uint64_t covered = 0;
+  for (auto ch : graph.getChunks()) covered += ch.getLevels().size();
+  if (covered != limit) return Status::Corruption("hnsw: graph does not cover the slot limit");
   try {
     for (uint64_t s = 0; s < limit; s += (uint64_t{1} << chunk_shift_))
       EnsureChunk(static_cast<uint32_t>(s >> chunk_shift_));
