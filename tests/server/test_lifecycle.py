@@ -105,7 +105,7 @@ def test_restart_brings_everything_back(start_daemon):
     assert d2.stop() == 0
 
 
-@pytest.mark.parametrize("durability", ["fsync", "none"])
+@pytest.mark.parametrize("durability", ["fsync", "batch", "none"])
 def test_kill9_mid_ingest_keeps_every_acknowledged_write(start_daemon, durability):
     d = start_daemon("--durability", durability)
     create(d, "docs", 16)
