@@ -31,7 +31,7 @@
 #include "aidb.h"
 
 #define DIM 8
-#define MAXID 4096
+#define MAXID 65536
 
 static void (*fault_configure)(const char*);
 static long long (*fault_injected)(void);
@@ -470,7 +470,7 @@ static int tmpfs_test(const char* dir) {
   s.c = sa_open(&s, 0);
   if (!s.c) return 1;
   int rc = AIDB_OK, snaps_failed = 0, writes = 0;
-  while (next_id < MAXID - 10) {
+  while (next_id < MAXID - 100) {
     rc = sa_run(&s, SA_BATCH);
     if (rc != AIDB_OK) break;
     ++writes;

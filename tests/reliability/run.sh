@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The reliability suite, short form (CI): tests/reliability/run.sh REPO_ROOT
+#
+# Stages (each bounded; see bench/README.md "Reliability" for the long forms):
+#   fault     LD_PRELOAD fault injection (ENOSPC/EIO/short writes on write,
+#             fsync, rename, ftruncate) through the C API        (~30 s)
+#   tmpfs     a real 2 MiB tmpfs filled up (root only; skipped otherwise)
+#   crash     SIGKILL crash loops: library writer (AIDB_CRASH_KILLS, default
+#             30) and database writer (20), half at injected crash points
+#             inside snapshot_to and the WAL truncation              (~20 s)
+#   daemon    SIGKILL loop of aidbd under HTTP ingest from 3 clients
+#             (AIDB_DAEMON_KILLS, default 12), half at crash points   (~15 s)
+#   corrupt   flipped bytes / cuts / foreign files in WAL and snapshots,
+#             and `aidb verify`                                       (~10 s)
+#   fuzz      each libFuzzer target for AIDB_FUZZ_SECONDS (default 20) from
+#             the committed corpus (clang build in build/fuzz)
+#   asan      C++ unit + C API suites under ASan+UBSan (preset asan)
+#   tsan      the same under TSan (preset tsan)
+# AIDB_RELIABILITY_STAGES="fault crash ..." runs a subset. Exits non-zero if a
+# stage fails; prints each stage's time.
+set -uo pipefail
+ROOT=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+cd "$ROOT"
+BUILD=${AIDB_BUILD:-$ROOT/build/release}
+STAGES=${AIDB_RELIABILITY_STAGES:-fault tmpfs crash daemon corrupt fuzz asan tsan}
+FUZZ_SECONDS=${AIDB_FUZZ_SECONDS:-20}
+KILLS=${AIDB_CRASH_KILLS:-30}
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/aidb-ccache}
+JOBS=$(nproc)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aidb-reliability-XXXXXX")
+# Corruption and fuzz work dirs need no real disk: use RAM when there is one.
+SHM=/dev/shm
+[ -d "$SHM" ] && [ -w "$SHM" ] || SHM=$WORK
+SHMWORK=$(mktemp -d "$SHM/aidb-reliability-XXXXXX")
+MNT=""
+cleanup() {
+  if [ -n "$MNT" ]; then umount "$MNT" 2>/dev/null || true; fi
+  rm -rf "$WORK" "$SHMWORK"
+}
+trap cleanup EXIT
+
+passed=()
+failed=()
+stage() {
+  local name=$1
+  shift
+  case " $STAGES " in *" $name "*) ;; *) return 0 ;; esac
+  echo "--- reliability/$name"
+  local start=$SECONDS
+  if "$@"; then
+    passed+=("$name")
+    echo "--- reliability/$name: ok ($((SECONDS - start)) s)"
+  else
+    failed+=("$name")
+    echo "--- reliability/$name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+build_release_targets() {
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    bash scripts/build.sh release >/dev/null || return 1
+  fi
+  cmake --build "$BUILD" -j "$JOBS" --target aidb_faultfs aidb_fault_test aidb_crash_loop \
+    aidb_corruption_test aidb_cli aidbd >/dev/null
+}
+
+SHIM() { echo "$BUILD/tests/reliability/libaidb_faultfs.so"; }
+
+run_fault() {
+  LD_PRELOAD=$(SHIM) "$BUILD/tests/reliability/aidb_fault_test" "$WORK/fault"
+}
+
+run_tmpfs() {
+  MNT="$WORK/tmpfs"
+  mkdir -p "$MNT"
+  if ! mount -t tmpfs -o size=2m aidb-reliability "$MNT" 2>/dev/null; then
+    echo "tmpfs: skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)"
+    MNT=""
+    return 0
+  fi
+  "$BUILD/tests/reliability/aidb_fault_test" "$MNT" tmpfs
+  local rc=$?
+  umount "$MNT" && MNT=""
+  return $rc
+}
+
+run_crash() {
+  local rc=0
+  AIDB_FAULTFS=$(SHIM) "$BUILD/tests/reliability/aidb_crash_loop" "$WORK/crash-lib" "$KILLS" lib 1 || rc=1
+  AIDB_FAULTFS=$(SHIM) "$BUILD/tests/reliability/aidb_crash_loop" "$WORK/crash-db" $((KILLS * 2 / 3)) db 2 || rc=1
+  return $rc
+}
+
+run_daemon() {
+  python3 "$ROOT/tests/reliability/daemon_crash.py" --aidbd "$BUILD/src/server/aidbd" \
+    --dir "$WORK/daemon" --kills "${AIDB_DAEMON_KILLS:-12}" --faultfs "$(SHIM)"
+}
+
+run_corrupt() {
+  "$BUILD/tests/reliability/aidb_corruption_test" "$SHMWORK/corrupt" "$BUILD/src/server/aidb"
+}
+
+run_fuzz() {
+  bash "$ROOT/fuzz/run.sh" "$FUZZ_SECONDS" "$SHMWORK/fuzz"
+}
+
+# Builds the C++ unit and C API test binaries with a sanitizer preset and runs
+# them through ctest (labels unit + capi: the packaging and server suites run
+# elsewhere).
+run_sanitizer() {
+  local preset=$1
+  local dir=$ROOT/build/$preset
+  local targets=(aidb_core_tests aidb_storage_tests aidb_index_tests aidb_capi_tests aidb_c_api_test aidb_crash_writer)
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake --preset "$preset" >/dev/null || return 1
+  fi
+  cmake --build "$dir" -j "$JOBS" --target "${targets[@]}" >"$WORK/$preset-build.log" 2>&1 || {
+    tail -50 "$WORK/$preset-build.log"
+    return 1
+  }
+  if [ "$preset" = tsan ]; then
+    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+  else
+    export ASAN_OPTIONS="detect_leaks=1 abort_on_error=0 ${ASAN_OPTIONS:-}"
+    export UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1 ${UBSAN_OPTIONS:-}"
+  fi
+  # The crash test's rounds are SIGKILLs of a child: a few suffice here.
+  AIDB_CRASH_ROUNDS=4 ctest --test-dir "$dir" -L 'unit|capi' -j "$JOBS" --timeout 600 \
+    --output-on-failure 2>&1 | tail -40
+  return "${PIPESTATUS[0]}"
+}
+
+echo "reliability: stages: $STAGES (work dir $WORK)"
+STAGES="build $STAGES"
+stage build build_release_targets
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "reliability: build failed"
+  exit 1
+fi
+stage fault run_fault
+stage tmpfs run_tmpfs
+stage crash run_crash
+stage daemon run_daemon
+stage corrupt run_corrupt
+stage fuzz run_fuzz
+stage asan run_sanitizer asan
+stage tsan run_sanitizer tsan
+
+echo "reliability: passed: ${passed[*]:-none}; failed: ${failed[*]:-none}"
+[ ${#failed[@]} -eq 0 ]
