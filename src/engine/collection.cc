@@ -765,7 +765,9 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
     const uint32_t limit = root.getSlotLimit();
     st->slot_ids.resize(limit);
     st->payloads.resize(limit);
-    st->id_to_slot.reserve(root.getCount());
+    // The header's count is checked against the ids at the end; as a sizing
+    // hint it cannot exceed the slots the index just loaded.
+    st->id_to_slot.reserve(std::min<uint64_t>(root.getCount(), limit));
     for (auto pc : root.getPoints()) {
       auto ids = pc.getIds();
       auto ends = pc.getPayloadEnds();
