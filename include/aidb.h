@@ -196,7 +196,9 @@ AIDB_EXPORT int aidb_collection_open(const aidb_collection_options* opts,
                                      aidb_collection** out, char** errmsg);
 
 /* Releases the handle (flushing the WAL in BATCH/NONE modes). NULL ok. A
- * collection owned by a database stays open in it until the database closes. */
+ * collection owned by a database stays open in it until the database closes.
+ * Every call on a handle to a collection that was dropped from its database
+ * returns AIDB_NOT_FOUND. */
 AIDB_EXPORT void aidb_collection_close(aidb_collection* coll);
 
 typedef struct aidb_collection_info {
@@ -401,6 +403,8 @@ typedef struct aidb_wal_entry {
   size_t json_len;
 } aidb_wal_entry;
 
+AIDB_EXPORT void aidb_wal_entry_init(aidb_wal_entry* entry);
+
 typedef struct aidb_wal_iterator aidb_wal_iterator;
 
 /* Iterates the records in the collection's WAL file with LSN >= from_lsn, as of
@@ -468,6 +472,8 @@ AIDB_EXPORT int aidb_db_list_collections(aidb_db* db, char*** names, size_t* cou
 AIDB_EXPORT int aidb_db_snapshot(aidb_db* db, const char* name, char** path_out,
                                  char** errmsg);
 
+/* A fixed-layout struct (it is returned in arrays): new fields will come with
+ * a new struct and new functions, never by changing this one. */
 typedef struct aidb_snapshot_info {
   char path[4096];             /* absolute path, NUL-terminated */
   uint64_t lsn;                /* last LSN the snapshot covers */

@@ -359,6 +359,7 @@ int aidb_collection_get_info(aidb_collection* coll, aidb_collection_info* out, c
   return Guard(errmsg, [&] {
     if (coll == nullptr) return Misuse("coll");
     AIDB_RETURN_IF_ERROR(CheckStruct(out, "out"));
+    AIDB_RETURN_IF_ERROR(coll->impl->Usable());
     aidb_collection_info info;
     aidb_collection_info_init(&info);
     engine::CollectionConfig c = coll->impl->config();
@@ -383,6 +384,7 @@ int aidb_collection_count(aidb_collection* coll, uint64_t* count, char** errmsg)
   return Guard(errmsg, [&] {
     if (coll == nullptr) return Misuse("coll");
     if (count == nullptr) return Misuse("count");
+    AIDB_RETURN_IF_ERROR(coll->impl->Usable());
     *count = coll->impl->Count();
     return Status::OK();
   });
@@ -601,6 +603,7 @@ int aidb_wal_stats(aidb_collection* coll, aidb_wal_info* out, char** errmsg) {
   return Guard(errmsg, [&] {
     if (coll == nullptr) return Misuse("coll");
     AIDB_RETURN_IF_ERROR(CheckStruct(out, "out"));
+    AIDB_RETURN_IF_ERROR(coll->impl->Usable());
     aidb::storage::WalStats ws = coll->impl->WalStats();
     aidb_wal_info full;
     aidb_wal_info_init(&full);
@@ -614,6 +617,12 @@ int aidb_wal_stats(aidb_collection* coll, aidb_wal_info* out, char** errmsg) {
     out->struct_size = caller;
     return Status::OK();
   });
+}
+
+void aidb_wal_entry_init(aidb_wal_entry* entry) {
+  if (entry == nullptr) return;
+  std::memset(entry, 0, sizeof(*entry));
+  entry->struct_size = sizeof(*entry);
 }
 
 int aidb_wal_iterator_open(aidb_collection* coll, uint64_t from_lsn, aidb_wal_iterator** out,

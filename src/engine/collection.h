@@ -137,6 +137,9 @@ class Collection {
   const std::string& name() const { return name_; }
   storage::Durability durability() const { return wal_opts_.durability; }
 
+  // OK, or NotFound once dropped, or the error that stopped the collection.
+  Status Usable() const { return CheckUsable(); }
+
   void SetCheckpointHook(CheckpointHook hook);
   // After the database dropped the collection: every call fails NotFound.
   void MarkDropped();

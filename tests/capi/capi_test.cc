@@ -340,7 +340,7 @@ TEST(CApi, ChangeFeedListsEntriesFromAnLsn) {
   std::vector<uint64_t> lsns;
   for (;;) {
     aidb_wal_entry e;
-    e.struct_size = sizeof(e);
+    aidb_wal_entry_init(&e);
     int has = 0;
     AIDB_ASSERT_OK(aidb_wal_iterator_next(it, &e, &has, &_m));
     if (!has) break;

@@ -152,6 +152,14 @@ TEST(Database, DropRemovesFilesAndInvalidatesHandles) {
   EXPECT_EQ(FileSize(dir / "gone/wal.log"), UINT64_MAX);
   Err err;
   EXPECT_EQ(Upsert(c, 2, kDim), AIDB_NOT_FOUND);
+  uint64_t n = 0;
+  EXPECT_EQ(aidb_collection_count(c, &n, nullptr), AIDB_NOT_FOUND);
+  aidb_collection_info info;
+  aidb_collection_info_init(&info);
+  EXPECT_EQ(aidb_collection_get_info(c, &info, nullptr), AIDB_NOT_FOUND);
+  aidb_wal_info w;
+  aidb_wal_info_init(&w);
+  EXPECT_EQ(aidb_wal_stats(c, &w, nullptr), AIDB_NOT_FOUND);
   EXPECT_EQ(aidb_db_drop_collection(db, "gone", err.ptr()), AIDB_NOT_FOUND);
   EXPECT_TRUE(List(db).empty());
   aidb_collection_close(c);

@@ -134,6 +134,7 @@ PROTOTYPES = {
     "aidb_wal_info_init": (None, [POINTER(aidb_wal_info)]),
     "aidb_wal_stats": (c_int, [handle, POINTER(aidb_wal_info), errmsg]),
     "aidb_wal_iterator_open": (c_int, [handle, c_uint64, POINTER(handle), errmsg]),
+    "aidb_wal_entry_init": (None, [POINTER(aidb_wal_entry)]),
     "aidb_wal_iterator_next": (c_int, [handle, POINTER(aidb_wal_entry), POINTER(c_int), errmsg]),
     "aidb_wal_iterator_close": (None, [handle]),
     "aidb_collection_compact": (c_int, [handle, errmsg]),

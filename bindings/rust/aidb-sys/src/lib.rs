@@ -284,6 +284,7 @@ functions! {
     pub fn aidb_recover(coll: *mut aidb_collection, opts: *const aidb_recover_options, stats: *mut aidb_recover_stats, errmsg: *mut *mut c_char) -> c_int;
     pub fn aidb_wal_info_init(info: *mut aidb_wal_info);
     pub fn aidb_wal_stats(coll: *mut aidb_collection, out: *mut aidb_wal_info, errmsg: *mut *mut c_char) -> c_int;
+    pub fn aidb_wal_entry_init(entry: *mut aidb_wal_entry);
     pub fn aidb_wal_iterator_open(coll: *mut aidb_collection, from_lsn: u64, out: *mut *mut aidb_wal_iterator, errmsg: *mut *mut c_char) -> c_int;
     pub fn aidb_wal_iterator_next(it: *mut aidb_wal_iterator, entry: *mut aidb_wal_entry, has_entry: *mut c_int, errmsg: *mut *mut c_char) -> c_int;
     pub fn aidb_wal_iterator_close(it: *mut aidb_wal_iterator);
