@@ -8,6 +8,7 @@
 // or scalar code, so no kernel reads past a[n-1] / b[n-1].
 #include "core/distance.h"
 
+#include <algorithm>
 #include <cmath>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,6 +30,35 @@ float L2SquaredScalar(const float* a, const float* b, size_t n) {
     float d = a[i] - b[i];
     s += d * d;
   }
+  return s;
+}
+
+float L2SquaredBoundedScalar(const float* a, const float* b, size_t n, float bound) {
+  float s = 0.f;
+  size_t i = 0;
+  while (i < n) {
+    size_t end = std::min(n, i + 128);
+    for (; i < end; ++i) {
+      float d = a[i] - b[i];
+      s += d * d;
+    }
+    if (s > bound) return s;
+  }
+  return s;
+}
+
+int32_t SqL2Scalar(const uint8_t* code, const int16_t* q, size_t n) {
+  int32_t s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    int32_t d = static_cast<int32_t>(code[i]) - q[i];
+    s += d * d;
+  }
+  return s;
+}
+
+int32_t SqDotScalar(const uint8_t* code, const int16_t* q, size_t n) {
+  int32_t s = 0;
+  for (size_t i = 0; i < n; ++i) s += static_cast<int32_t>(code[i]) * q[i];
   return s;
 }
 
@@ -61,6 +91,31 @@ float L2Portable(const float* a, const float* b, size_t n) {
   }
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
 }
+
+float L2BoundedPortable(const float* a, const float* b, size_t n, float bound) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  while (i + 8 <= n) {
+    size_t end = std::min(n & ~size_t{7}, i + 128);
+    for (; i < end; i += 8)
+      for (int j = 0; j < 8; ++j) {
+        float d = a[i + j] - b[i + j];
+        s[j] += d * d;
+      }
+    float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    if (t > bound) return t;
+  }
+  float t = 0.f;
+  for (; i < n; ++i) {
+    float d = a[i] - b[i];
+    t += d * d;
+  }
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+
+// Integer sums are exact in any order: the scalar code is the portable one.
+int32_t SqL2Portable(const uint8_t* code, const int16_t* q, size_t n) { return SqL2Scalar(code, q, n); }
+int32_t SqDotPortable(const uint8_t* code, const int16_t* q, size_t n) { return SqDotScalar(code, q, n); }
 
 #ifdef AIDB_X86
 
@@ -168,6 +223,149 @@ __attribute__((target("avx512f"))) float L2Avx512(const float* a, const float* b
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+__attribute__((target("avx2,fma"))) float L2BoundedAvx2(const float* a, const float* b, size_t n,
+                                                          float bound) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  size_t i = 0;
+  while (i + 32 <= n) {
+    size_t end = std::min(n & ~size_t{31}, i + 128);
+    for (; i < end; i += 32) {
+      __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+      __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+      __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
+      __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+      s0 = _mm256_fmadd_ps(d0, d0, s0);
+      s1 = _mm256_fmadd_ps(d1, d1, s1);
+      s2 = _mm256_fmadd_ps(d2, d2, s2);
+      s3 = _mm256_fmadd_ps(d3, d3, s3);
+    }
+    float t = HSum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    if (t > bound) return t;
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    s0 = _mm256_fmadd_ps(d, d, s0);
+  }
+  float t = HSum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < n; ++i) {
+    float d = a[i] - b[i];
+    t += d * d;
+  }
+  return t;
+}
+
+__attribute__((target("avx512f"))) float L2BoundedAvx512(const float* a, const float* b, size_t n,
+                                                         float bound) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+  size_t i = 0;
+  while (i + 64 <= n) {
+    size_t end = std::min(n & ~size_t{63}, i + 128);
+    for (; i < end; i += 64) {
+      __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+      __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+      __m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
+      __m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
+      s0 = _mm512_fmadd_ps(d0, d0, s0);
+      s1 = _mm512_fmadd_ps(d1, d1, s1);
+      s2 = _mm512_fmadd_ps(d2, d2, s2);
+      s3 = _mm512_fmadd_ps(d3, d3, s3);
+    }
+    float t = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    if (t > bound) return t;
+  }
+  for (; i + 16 <= n; i += 16) {
+    __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    s0 = _mm512_fmadd_ps(d, d, s0);
+  }
+  if (i < n) {
+    __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    s1 = _mm512_fmadd_ps(d, d, s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+__attribute__((target("avx2"))) inline int32_t HSum256i(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
+  return _mm_cvtsi128_si32(x);
+}
+
+__attribute__((target("avx2"))) int32_t SqL2Avx2(const uint8_t* code, const int16_t* q, size_t n) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i)));
+    __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
+    __m256i d0 = _mm256_sub_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i)));
+    __m256i d1 = _mm256_sub_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i + 16)));
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(d0, d0));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, d1));
+  }
+  int32_t t = HSum256i(_mm256_add_epi32(s0, s1));
+  for (; i < n; ++i) {
+    int32_t d = static_cast<int32_t>(code[i]) - q[i];
+    t += d * d;
+  }
+  return t;
+}
+
+__attribute__((target("avx2"))) int32_t SqDotAvx2(const uint8_t* code, const int16_t* q, size_t n) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i)));
+    __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i))));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i + 16))));
+  }
+  int32_t t = HSum256i(_mm256_add_epi32(s0, s1));
+  for (; i < n; ++i) t += static_cast<int32_t>(code[i]) * q[i];
+  return t;
+}
+
+#define AIDB_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+AIDB_AVX512BW int32_t SqL2Avx512(const uint8_t* code, const int16_t* q, size_t n) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    __m512i c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
+    __m512i d0 = _mm512_sub_epi16(c0, _mm512_loadu_si512(q + i));
+    __m512i d1 = _mm512_sub_epi16(c1, _mm512_loadu_si512(q + i + 32));
+    s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(d0, d0));
+    s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(d1, d1));
+  }
+  for (; i < n; i += 32) {
+    __mmask32 m = n - i >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (n - i)) - 1u);
+    __m512i c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, code + i));
+    __m512i d = _mm512_sub_epi16(c, _mm512_maskz_loadu_epi16(m, q + i));
+    s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(d, d));
+  }
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
+AIDB_AVX512BW int32_t SqDotAvx512(const uint8_t* code, const int16_t* q, size_t n) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    __m512i c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
+    s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(c0, _mm512_loadu_si512(q + i)));
+    s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(c1, _mm512_loadu_si512(q + i + 32)));
+  }
+  for (; i < n; i += 32) {
+    __mmask32 m = n - i >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (n - i)) - 1u);
+    __m512i c = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, code + i));
+    s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(c, _mm512_maskz_loadu_epi16(m, q + i)));
+  }
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+}
+
 #pragma GCC diagnostic pop
 
 bool CpuHasAvx2Fma() {
@@ -176,7 +374,8 @@ bool CpuHasAvx2Fma() {
 }
 bool CpuHasAvx512() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
 }
 
 #endif  // AIDB_X86
@@ -195,16 +394,22 @@ const KernelImpl& Picked() {
 
 std::vector<KernelImpl> SupportedKernels() {
   std::vector<KernelImpl> v;
-  v.push_back({"portable", &DotPortable, &L2Portable});
+  v.push_back({"portable", &DotPortable, &L2Portable, &L2BoundedPortable, &SqL2Portable,
+               &SqDotPortable});
 #ifdef AIDB_X86
-  if (CpuHasAvx2Fma()) v.push_back({"avx2", &DotAvx2, &L2Avx2});
-  if (CpuHasAvx512()) v.push_back({"avx512", &DotAvx512, &L2Avx512});
+  if (CpuHasAvx2Fma())
+    v.push_back({"avx2", &DotAvx2, &L2Avx2, &L2BoundedAvx2, &SqL2Avx2, &SqDotAvx2});
+  if (CpuHasAvx512())
+    v.push_back({"avx512", &DotAvx512, &L2Avx512, &L2BoundedAvx512, &SqL2Avx512, &SqDotAvx512});
 #endif
   return v;
 }
 
 Kernel Dot() { return Picked().dot; }
 Kernel L2Squared() { return Picked().l2_squared; }
+BoundedKernel L2SquaredBounded() { return Picked().l2_squared_bounded; }
+SqKernel SqL2() { return Picked().sq_l2; }
+SqKernel SqDot() { return Picked().sq_dot; }
 const char* KernelName() { return Picked().name; }
 
 void Normalize(float* v, size_t n) {

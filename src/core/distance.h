@@ -22,6 +22,27 @@ using Kernel = float (*)(const float* a, const float* b, size_t n);
 Kernel Dot();
 Kernel L2Squared();
 
+// Squared L2 distance that may give up early: once a partial sum exceeds
+// `bound` it returns that partial sum (some value > bound); otherwise the full
+// squared distance, equal to L2Squared()'s within float tolerance. Graph
+// walks pass the distance a candidate must beat, so vectors that cannot make
+// it are read only in part.
+using BoundedKernel = float (*)(const float* a, const float* b, size_t n, float bound);
+float L2SquaredBoundedScalar(const float* a, const float* b, size_t n, float bound);
+BoundedKernel L2SquaredBounded();
+
+// 8-bit scalar-quantised vectors against a query quantised to int16, in
+// integer arithmetic (exact, no rounding): for graph walks that then re-rank
+// with the float vectors.
+//   SqL2:  sum_j (code_j - q_j)^2      (-255 <= q_j <= 510, n <= 8192)
+//   SqDot: sum_j code_j * q_j          (|q_j| <= 1023, n <= 8192)
+// Within those bounds no intermediate or result overflows int32.
+using SqKernel = int32_t (*)(const uint8_t* code, const int16_t* q, size_t n);
+int32_t SqL2Scalar(const uint8_t* code, const int16_t* q, size_t n);
+int32_t SqDotScalar(const uint8_t* code, const int16_t* q, size_t n);
+SqKernel SqL2();
+SqKernel SqDot();
+
 // The name of the implementation Dot()/L2Squared() use ("avx512", "avx2",
 // "portable").
 const char* KernelName();
@@ -32,6 +53,9 @@ struct KernelImpl {
   const char* name;
   Kernel dot;
   Kernel l2_squared;
+  BoundedKernel l2_squared_bounded;
+  SqKernel sq_l2;
+  SqKernel sq_dot;
 };
 // Every implementation this CPU supports, portable first, fastest last.
 std::vector<KernelImpl> SupportedKernels();

@@ -74,6 +74,7 @@ struct HnswIndex::Ctx {
   std::vector<Cand> cand;  // min-heap: nodes to expand
   std::vector<Cand> res;   // max-heap: best ef results so far
   std::vector<float> query;
+  std::vector<int16_t> sq_query;
   std::vector<Cand> scratch;
 
   void Reset(uint32_t limit) {
@@ -94,7 +95,9 @@ struct HnswIndex::Ctx {
   }
 };
 
-HnswIndex::HnswIndex(const IndexConfig& config)
+HnswIndex::HnswIndex(const IndexConfig& config) : HnswIndex(config, HnswTuning()) {}
+
+HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
     : config_(config),
       dim_(config.dim),
       l2_(config.metric == Metric::kEuclidean),
@@ -106,18 +109,24 @@ HnswIndex::HnswIndex(const IndexConfig& config)
   config_.hnsw.ef_construction = ef_construction_;
   level_mult_ = 1.0 / std::log(static_cast<double>(m_));
   kernel_ = l2_ ? distance::L2Squared() : distance::Dot();
+  if (l2_) bounded_ = distance::L2SquaredBounded();
+  if (std::getenv("AIDB_HNSW_NOBOUND")) bounded_ = nullptr;
+  sq8_ = tuning.sq8 && dim_ >= tuning.sq8_min_dim && dim_ <= 8192;
   size_t head = sizeof(uint32_t) * m0_;
   head = (head + 63) & ~size_t{63};
   vec_offset_ = head;
-  stride_ = (head + sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
+  vstride_ = (sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
+  stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : vstride_);
+  if (sq8_) sq_offset_.assign(dim_, 0.f);
   uint32_t shift = 6;
-  while (shift < 16 && (stride_ << (shift + 1)) <= kChunkTargetBytes) ++shift;
+  while (shift < 16 && ((stride_ + (sq8_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes) ++shift;
   chunk_shift_ = shift;
   chunk_mask_ = (1u << shift) - 1;
   max_chunks_ = static_cast<uint32_t>((uint64_t{1} << 32) >> shift);
   chunks_ = static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
   if (chunks_ == nullptr) throw std::bad_alloc();
   prefetch_bytes_ = std::min<size_t>(stride_, 4096);
+  if (const char* e = std::getenv("AIDB_HNSW_PREFETCH")) prefetch_bytes_ = std::min<size_t>(stride_, std::atoi(e));
 }
 
 HnswIndex::~HnswIndex() {
@@ -130,7 +139,7 @@ void HnswIndex::ResetLocked() {
     Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
     if (ch == nullptr) break;  // chunks are allocated in order
     for (uint32_t i = 0; i <= chunk_mask_; ++i) delete[] ch->upper[i].load(std::memory_order_relaxed);
-    munmap(ch->nodes, stride_ << chunk_shift_);
+    munmap(ch->nodes, ChunkBytes());
     delete ch;
     chunks_[c].store(nullptr, std::memory_order_relaxed);
   }
@@ -141,17 +150,19 @@ void HnswIndex::ResetLocked() {
   upper_bytes_.store(0);
   num_chunks_ = 0;
   entry_.store(kNoEntry);
+  sq_ready_.store(false);
 }
 
 void HnswIndex::EnsureChunk(uint32_t c) {
   if (chunks_[c].load(std::memory_order_acquire) != nullptr) return;
   auto ch = std::make_unique<Chunk>();
-  size_t bytes = stride_ << chunk_shift_;
+  size_t bytes = ChunkBytes();
   // Anonymous mapping: zero, page aligned, and only the pages of slots in use
   // cost memory (the tail of the last chunk stays untouched).
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::bad_alloc();
   ch->nodes = static_cast<char*>(mem);
+  ch->vecs = sq8_ ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
   ch->meta = std::make_unique<Meta[]>(size_t{1} << chunk_shift_);
   ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
   for (uint32_t i = 0; i <= chunk_mask_; ++i) ch->upper[i].store(nullptr, std::memory_order_relaxed);
@@ -273,7 +284,7 @@ uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level,
       changed = false;
       uint32_t n = ReadLinks(cur, lev, buf);
       for (uint32_t i = 0; i < n; ++i) {
-        float d = Dist(q, Vec(buf[i]));
+        float d = DistBounded(q, Vec(buf[i]), cur_d);
         if (d < cur_d) {
           cur_d = d;
           cur = buf[i];
@@ -287,14 +298,31 @@ uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level,
 
 void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, int level,
                             const SlotFilter* filter, uint32_t exclude) const {
+  SearchLayerT<false, float>(ctx, q, ep, ef, level, filter, exclude);
+}
+
+// kSq: score with the 8-bit codes (q is the prepared query, see PrepareSqQuery);
+// otherwise with the float vectors (L2 with early abandoning once ef results
+// are held).
+template <bool kSq, class Q>
+void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int level,
+                             const SlotFilter* filter, uint32_t exclude) const {
   ctx.Reset(SlotLimit());
   auto accept = [&](uint32_t id) {
     return id != exclude && StateOf(id) == kLive && (filter == nullptr || filter->Allowed(id));
   };
+  auto dist = [&](uint32_t id, bool bounded, float bound) {
+    if constexpr (kSq) {
+      return SqDist(q, Codes(id));
+    } else {
+      return bounded ? DistBounded(q, Vec(id), bound) : Dist(q, Vec(id));
+    }
+  };
+  const size_t prefetch = kSq ? stride_ : prefetch_bytes_;
   std::vector<Cand>& cand = ctx.cand;
   std::vector<Cand>& res = ctx.res;
   ctx.Visit(ep);
-  float d0 = Dist(q, Vec(ep));
+  float d0 = dist(ep, false, 0.f);
   cand.push_back({d0, ep});
   if (accept(ep)) res.push_back({d0, ep});
   float worst = res.empty() ? std::numeric_limits<float>::infinity() : d0;
@@ -310,12 +338,13 @@ void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, in
     for (uint32_t i = 0; i < n; ++i)
       if (ctx.Visit(buf[i])) buf[k++] = buf[i];
     if (k == 0) continue;
-    distance::Prefetch(Node(buf[0]), prefetch_bytes_);
+    distance::Prefetch(Node(buf[0]), prefetch);
     for (uint32_t i = 0; i < k; ++i) {
-      if (i + 1 < k) distance::Prefetch(Node(buf[i + 1]), prefetch_bytes_);
+      if (i + 1 < k) distance::Prefetch(Node(buf[i + 1]), prefetch);
       uint32_t id = buf[i];
-      float d = Dist(q, Vec(id));
-      if (res.size() < ef || d < worst) {
+      bool full = res.size() >= ef;
+      float d = dist(id, full, worst);
+      if (!full || d < worst) {
         cand.push_back({d, id});
         std::push_heap(cand.begin(), cand.end(), MinFirst());
         if (accept(id)) {
@@ -332,6 +361,101 @@ void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, in
   }
 }
 
+float HnswIndex::SqDist(const int16_t* prepared, const uint8_t* code) const {
+  if (l2_) return static_cast<float>(sq_l2_(code, prepared, dim_));
+  return -static_cast<float>(sq_dot_(code, prepared, dim_));
+}
+
+// L2: the query in code units (offset removed), clamped to [-255, 510]: a
+// query that far outside the trained range is scored approximately, and the
+// re-ranking restores the exact order. Dot: the query on its own int16 scale
+// (|q| <= 1023); codes times query, the offset term being the same for all.
+void HnswIndex::PrepareSqQuery(const float* q, int16_t* out) const {
+  if (l2_) {
+    for (uint32_t j = 0; j < dim_; ++j) {
+      float x = std::nearbyint((q[j] - sq_offset_[j]) * sq_inv_);
+      out[j] = static_cast<int16_t>(std::clamp(x, -255.f, 510.f));
+    }
+  } else {
+    float mx = 0.f;
+    for (uint32_t j = 0; j < dim_; ++j) mx = std::max(mx, std::fabs(q[j]));
+    float inv = mx > 0.f ? 1023.f / mx : 0.f;
+    for (uint32_t j = 0; j < dim_; ++j)
+      out[j] = static_cast<int16_t>(std::clamp(std::nearbyint(q[j] * inv), -1023.f, 1023.f));
+  }
+}
+
+void HnswIndex::Encode(const float* v, uint8_t* code) const {
+  for (uint32_t j = 0; j < dim_; ++j) {
+    float x = std::nearbyint((v[j] - sq_offset_[j]) * sq_inv_);
+    code[j] = static_cast<uint8_t>(std::clamp(x, 0.f, 255.f));
+  }
+}
+
+void HnswIndex::SetQuantizer(const float* offset, float scale) {
+  for (uint32_t j = 0; j < dim_; ++j) sq_offset_[j] = offset[j];
+  sq_scale_ = scale > 0.f ? scale : 1.f;
+  sq_inv_ = 1.f / sq_scale_;
+}
+
+void HnswIndex::TrainQuantizerLocked(const float* rows, size_t n) {
+  // Per-dimension low end of the sample; one step (the widest range / 255)
+  // for all dimensions, so codes compare in integers. Ranges are widened by
+  // 1/16 on each side for later vectors; values outside are clamped (the exact re-ranking of the
+  // final candidates keeps results exact in order).
+  std::vector<float> lo(dim_, std::numeric_limits<float>::infinity());
+  std::vector<float> hi(dim_, -std::numeric_limits<float>::infinity());
+  for (size_t i = 0; i < n; ++i) {
+    const float* v = rows + i * dim_;
+    for (uint32_t j = 0; j < dim_; ++j) {
+      lo[j] = std::min(lo[j], v[j]);
+      hi[j] = std::max(hi[j], v[j]);
+    }
+  }
+  float range = 0.f;
+  for (uint32_t j = 0; j < dim_; ++j) {
+    if (n == 0) lo[j] = hi[j] = 0.f;
+    float pad = (hi[j] - lo[j]) / 16.f;
+    lo[j] -= pad;
+    hi[j] += pad;
+    range = std::max(range, hi[j] - lo[j]);
+  }
+  SetQuantizer(lo.data(), range / 255.f);
+  EncodeAllLocked();
+}
+
+void HnswIndex::EncodeAllLocked() {
+  const uint32_t limit = SlotLimit();
+  for (uint32_t s = 0; s < limit; ++s)
+    if (StateOf(s) != kFree) Encode(Vec(s), Codes(s));
+  sq_ready_.store(true, std::memory_order_release);
+}
+
+void HnswIndex::MaybeTrain(const float* batch, size_t n) {
+  if (!sq8_ || sq_ready_.load(std::memory_order_acquire)) return;
+  if (static_cast<size_t>(SlotLimit()) + n < kSqTrainMin) return;
+  std::unique_lock<std::shared_mutex> g(struct_mu_);
+  if (sq_ready_.load()) return;
+  // Sample: the live vectors and the incoming batch (prepared), up to
+  // kSqTrainMax rows.
+  std::vector<float> rows;
+  const uint32_t limit = SlotLimit();
+  size_t have = 0;
+  for (uint32_t s = 0; s < limit && have < kSqTrainMax; ++s) {
+    if (StateOf(s) != kLive) continue;
+    rows.insert(rows.end(), Vec(s), Vec(s) + dim_);
+    ++have;
+  }
+  size_t step = std::max<size_t>(1, n / kSqTrainMax);
+  for (size_t i = 0; i < n && have < 2 * kSqTrainMax; i += step) {
+    size_t off = rows.size();
+    rows.resize(off + dim_);
+    PrepareVector(batch + i * dim_, rows.data() + off);
+    ++have;
+  }
+  TrainQuantizerLocked(rows.data(), have);
+}
+
 void HnswIndex::SelectNeighbors(std::vector<Cand>* cands, uint32_t max_m) const {
   if (cands->size() <= max_m) return;
   std::vector<Cand> out;
@@ -341,7 +465,7 @@ void HnswIndex::SelectNeighbors(std::vector<Cand>* cands, uint32_t max_m) const 
     const float* v = Vec(c.id);
     bool good = true;
     for (const Cand& r : out) {
-      if (Dist(v, Vec(r.id)) < c.d) {
+      if (DistBounded(v, Vec(r.id), c.d) < c.d) {
         good = false;
         break;
       }
@@ -431,6 +555,7 @@ Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   }
   ChunkOf(s)->upper[s & chunk_mask_].store(up, std::memory_order_release);
   PrepareVector(vec, MutVec(s));
+  if (sq_ready_.load(std::memory_order_acquire)) Encode(Vec(s), Codes(s));
   h.state.store(kLive, std::memory_order_release);
   Insert(s, level);
   live_.fetch_add(1, std::memory_order_relaxed);
@@ -454,12 +579,15 @@ Status HnswIndex::Add(const float* vec, uint32_t* slot) {
     return st;
   }
   *slot = s;
+  g.unlock();
+  MaybeTrain(nullptr, 0);
   return Status::OK();
 }
 
 Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) {
   if (n == 0) return Status::OK();
   if (vecs == nullptr || slots == nullptr) return Status::InvalidArgument("hnsw: null argument");
+  MaybeTrain(vecs, n);
   std::shared_lock<std::shared_mutex> g(struct_mu_);
   for (size_t i = 0; i < n; ++i) {
     Status st = AllocSlot(&slots[i]);
@@ -509,6 +637,7 @@ Status HnswIndex::Update(uint32_t slot, const float* vec) {
   ctx.query.resize(dim_);
   PrepareVector(vec, ctx.query.data());
   std::memcpy(MutVec(slot), ctx.query.data(), sizeof(float) * dim_);
+  if (sq_ready_.load(std::memory_order_acquire)) Encode(Vec(slot), Codes(slot));
   uint64_t e = entry_.load(std::memory_order_acquire);
   if (e == kNoEntry) return Status::OK();
   uint32_t ep = EntrySlot(e);
@@ -580,9 +709,9 @@ size_t HnswIndex::MemoryBytes() const {
   // Node blocks count for the slots handed out (untouched pages of the last
   // chunk cost nothing); per-node metadata and upper pointers per chunk.
   size_t per_chunk = ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
-  return stride_ * SlotLimit() + per_chunk * num_chunks_ + upper_bytes_.load() +
+  return (stride_ + (sq8_ ? vstride_ : 0)) * SlotLimit() + per_chunk * num_chunks_ + upper_bytes_.load() +
          sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
-         free_slots_.capacity() * sizeof(uint32_t);
+         free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_offset_.size();
 }
 
 // ---- search --------------------------------------------------------------------
@@ -649,7 +778,16 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
       exact = true;
     } else {
       uint32_t ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
-      SearchLayer(ctx, q, ep, EffectiveEf(params.k, params.ef), 0, filter, kNoSlot);
+      const uint32_t ef = EffectiveEf(params.k, params.ef);
+      if (sq_ready_.load(std::memory_order_acquire)) {
+        // Walk with the 8-bit codes, then re-rank the ef candidates exactly.
+        ctx.sq_query.resize(dim_);
+        PrepareSqQuery(q, ctx.sq_query.data());
+        SearchLayerT<true, int16_t>(ctx, ctx.sq_query.data(), ep, ef, 0, filter, kNoSlot);
+        for (Cand& c : ctx.res) c.d = Dist(q, Vec(c.id));
+      } else {
+        SearchLayerT<false, float>(ctx, q, ep, ef, 0, filter, kNoSlot);
+      }
       // Fewer results than there can be (a very selective filter, or many
       // tombstones): the exact scan guarantees min(k, matches).
       uint64_t possible = filter == nullptr ? live : (est >= 0 ? static_cast<uint64_t>(est) : k);
@@ -773,6 +911,11 @@ Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
   graph.setMaxLevel(e == kNoEntry ? -1 : EntryLevel(e));
   graph.setM(m_);
   graph.setSlotLimit(limit);
+  if (sq_ready_.load(std::memory_order_acquire)) {
+    auto off = graph.initSqOffset(dim_);
+    for (uint32_t j = 0; j < dim_; ++j) off.set(j, sq_offset_[j]);
+    graph.setSqScale(sq_scale_);
+  }
   uint32_t nchunks = (limit + kGraphChunkSlots - 1) / kGraphChunkSlots;
   auto chunks = graph.initChunks(nchunks);
   std::vector<uint32_t> offsets, neighbors;
@@ -934,6 +1077,32 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
     entry_.store(PackEntry(ep, top));
   }
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
+  // The quantiser of the saved index (codes are derived from the vectors):
+  // searches after the load walk exactly as before the save.
+  if (sq8_ && graph.hasSqOffset()) {
+    auto off = graph.getSqOffset();
+    if (off.size() != dim_)
+      return Status::Corruption("hnsw: quantiser size does not match the dimension");
+    std::vector<float> o(dim_);
+    for (uint32_t j = 0; j < dim_; ++j) {
+      o[j] = off[j];
+      if (!std::isfinite(o[j])) return Status::Corruption("hnsw: bad quantiser");
+    }
+    float sc = graph.getSqScale();
+    if (!std::isfinite(sc) || sc <= 0.f) return Status::Corruption("hnsw: bad quantiser");
+    SetQuantizer(o.data(), sc);
+    EncodeAllLocked();
+  } else if (sq8_ && live >= kSqTrainMin) {
+    // Saved by an index that walked with floats: train on the vectors.
+    std::vector<float> rows;
+    size_t have = 0;
+    for (uint32_t s = 0; s < limit && have < kSqTrainMax; ++s) {
+      if (StateOf(s) != kLive) continue;
+      rows.insert(rows.end(), Vec(s), Vec(s) + dim_);
+      ++have;
+    }
+    TrainQuantizerLocked(rows.data(), have);
+  }
   live_.store(live);
   deleted_.store(dead);
   level_counter_.store(limit);

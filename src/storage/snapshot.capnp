@@ -55,6 +55,11 @@ struct HnswGraph {
   chunks @2 :List(HnswChunk);     # consecutive, covering [0, slotLimit)
   m @3 :UInt32;                   # max degree above level 0 (2m on level 0)
   slotLimit @4 :UInt32;           # slots [0, slotLimit) are described
+  # 8-bit scalar quantiser of the base-layer walk (absent when not trained):
+  # x_j ~ sqOffset_j + sqScale * code_j, sqOffset has dim entries. Codes are
+  # recomputed from the vectors on load.
+  sqOffset @5 :List(Float32);
+  sqScale @6 :Float32;
 }
 
 # Nodes of consecutive slots [firstSlot, firstSlot + count), at most 2^16.

@@ -69,6 +69,14 @@ TEST(DistanceKernels, MatchScalarReferenceForEveryDimAndAlignment) {
       const float* b = bbuf.data() + ob;
       ExpectClose(k.dot(a, b, n), DotRef(a, b, n), n, "dot", k.name);
       ExpectClose(k.l2_squared(a, b, n), L2Ref(a, b, n), n, "l2", k.name);
+      // Bounded L2: exact when the bound is not exceeded, > bound otherwise.
+      Ref l2 = L2Ref(a, b, n);
+      ExpectClose(k.l2_squared_bounded(a, b, n, INFINITY), l2, n, "l2-bounded", k.name);
+      ExpectClose(k.l2_squared_bounded(a, b, n, static_cast<float>(l2.value * 1.01)), l2, n,
+                  "l2-bounded-above", k.name);
+      float bound = static_cast<float>(l2.value * 0.5);
+      ASSERT_GT(k.l2_squared_bounded(a, b, n, bound), bound) << k.name << " n=" << n;
+      ASSERT_GT(L2SquaredBoundedScalar(a, b, n, bound), bound) << n;
       // The scalar reference of the library agrees too.
       ExpectClose(DotScalar(a, b, n), DotRef(a, b, n), n, "dot-scalar", k.name);
       ExpectClose(L2SquaredScalar(a, b, n), L2Ref(a, b, n), n, "l2-scalar", k.name);
@@ -123,6 +131,7 @@ TEST(DistanceKernels, AdversarialValues) {
         }
         ExpectClose(k.dot(pa, pb, n), DotRef(pa, pb, n), n, "dot", k.name);
         ExpectClose(k.l2_squared(pa, pb, n), L2Ref(pa, pb, n), n, "l2", k.name);
+        ExpectClose(k.l2_squared_bounded(pa, pb, n, INFINITY), L2Ref(pa, pb, n), n, "l2b", k.name);
         if (pattern == 3) EXPECT_EQ(k.l2_squared(pa, pb, n), 0.f) << k.name << " n=" << n;
         EXPECT_FALSE(std::isnan(k.dot(pa, pb, n))) << k.name;
       }
@@ -154,6 +163,36 @@ TEST(DistanceKernels, NeverReadPastTheEnd) {
     }
   }
   munmap(mem, 4 * page);
+}
+
+TEST(DistanceKernels, Sq8KernelsAreExact) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> byte(0, 255), l2q(-255, 510), dotq(-1023, 1023);
+  std::vector<uint8_t> code(8192 + 8);
+  std::vector<int16_t> ql(8192 + 8), qd(8192 + 8);
+  for (auto& c : code) c = static_cast<uint8_t>(byte(rng));
+  for (auto& x : ql) x = static_cast<int16_t>(l2q(rng));
+  for (auto& x : qd) x = static_cast<int16_t>(dotq(rng));
+  // Extremes: all 255 against the most negative query values.
+  std::vector<uint8_t> hi(8192, 255);
+  std::vector<int16_t> lo(8192, -255), lod(8192, -1023);
+  for (const KernelImpl& k : SupportedKernels()) {
+    for (size_t n = 1; n <= 8192; n += (n < 200 ? 1 : 61)) {
+      const uint8_t* c = code.data() + n % 7;  // unaligned
+      const int16_t* a = ql.data() + n % 3;
+      const int16_t* d = qd.data() + n % 5;
+      int64_t l2 = 0, dot = 0;
+      for (size_t i = 0; i < n; ++i) {
+        int64_t x = static_cast<int64_t>(c[i]) - a[i];
+        l2 += x * x;
+        dot += static_cast<int64_t>(c[i]) * d[i];
+      }
+      ASSERT_EQ(k.sq_l2(c, a, n), l2) << k.name << " n=" << n;
+      ASSERT_EQ(k.sq_dot(c, d, n), dot) << k.name << " n=" << n;
+      ASSERT_EQ(k.sq_l2(hi.data(), lo.data(), n), static_cast<int64_t>(n) * 510 * 510) << k.name;
+      ASSERT_EQ(k.sq_dot(hi.data(), lod.data(), n), -static_cast<int64_t>(n) * 255 * 1023) << k.name;
+    }
+  }
 }
 
 TEST(DistanceKernels, NormalizeAndScores) {

@@ -71,6 +71,42 @@ TEST(Hnsw, DefaultsReachRecall95OnClusteredCosineData) {
   EXPECT_LT(r10_ef10, r10);
 }
 
+TEST(Hnsw, FloatWalkWithoutQuantisationReachesRecallToo) {
+  const uint32_t dim = 128;
+  const size_t n = 6000, nq = 100;
+  auto all = Clustered(n + nq, dim, 32, 2);
+  HnswTuning t;
+  t.sq8 = false;
+  HnswIndex idx(Hnsw(dim, Metric::kCosine), t);
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 0).ok());
+  EXPECT_FALSE(idx.Quantized());
+  std::vector<float> q(all.begin() + n * dim, all.end());
+  EXPECT_GE(MeanRecall(idx, q, nq, 10), 0.95);
+}
+
+TEST(Hnsw, QuantiserIsTrainedAfterSingleAddsToo) {
+  const uint32_t dim = 64;
+  const size_t n = 1500, nq = 50;
+  auto all = Clustered(n + nq, dim, 8, 4);
+  HnswIndex idx(Hnsw(dim, Metric::kEuclidean, 8, 64));
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t s;
+    ASSERT_TRUE(idx.Add(all.data() + i * dim, &s).ok());
+    if (i + 1 < 999) ASSERT_FALSE(idx.Quantized());
+  }
+  EXPECT_TRUE(idx.Quantized());
+  std::vector<float> q(all.begin() + n * dim, all.end());
+  EXPECT_GE(MeanRecall(idx, q, nq, 10), 0.95);
+  // Exact scores after the re-ranking: the top hit of a stored vector is itself.
+  std::vector<Hit> got;
+  SearchParams p;
+  p.k = 1;
+  ASSERT_TRUE(idx.Search(all.data() + 77 * dim, p, &got).ok());
+  EXPECT_EQ(got[0].slot, 77u);
+  EXPECT_EQ(got[0].score, 0.f);
+}
+
 TEST(Hnsw, EuclideanAndDotRecallAndScores) {
   for (Metric metric : {Metric::kEuclidean, Metric::kDot}) {
     const uint32_t dim = 48;
@@ -346,8 +382,13 @@ Status SaveToFile(const HnswIndex& idx, const std::string& path) {
   return storage::WriteSnapshotFile(path, msg);
 }
 
-TEST(HnswSnapshot, RoundTripGivesIdenticalResults) {
-  const uint32_t dim = 40;
+class HnswSnapshotRoundTrip : public ::testing::TestWithParam<uint32_t> {};
+
+// dim 40: float walk; dim 72: 8-bit walk (the quantiser is saved with the graph).
+INSTANTIATE_TEST_SUITE_P(FloatAndSq8, HnswSnapshotRoundTrip, ::testing::Values(40u, 72u));
+
+TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
+  const uint32_t dim = GetParam();
   const size_t n = 7000, nq = 200;
   auto all = Clustered(n + nq, dim, 25, 21, 0.5f);
   IndexConfig cfg = Hnsw(dim, Metric::kCosine, 10, 80);
@@ -365,6 +406,8 @@ TEST(HnswSnapshot, RoundTripGivesIdenticalResults) {
   HnswIndex loaded(cfg);
   ASSERT_TRUE(loaded.Load(storage::SnapshotIndexReader(*file)).ok());
   EXPECT_EQ(loaded.Size(), idx.Size());
+  EXPECT_EQ(loaded.Quantized(), dim >= 64);
+  EXPECT_EQ(idx.Quantized(), dim >= 64);
   EXPECT_EQ(loaded.SlotLimit(), idx.SlotLimit());
   EXPECT_EQ(loaded.MaxLevel(), idx.MaxLevel());
   for (uint32_t s = 0; s < n; ++s) {
