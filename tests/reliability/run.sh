@@ -68,7 +68,7 @@ build_release_targets() {
 SHIM() { echo "$BUILD/tests/reliability/libaidb_faultfs.so"; }
 
 run_fault() {
-  LD_PRELOAD=$(SHIM) "$BUILD/tests/reliability/aidb_fault_test" "$WORK/fault"
+  LD_PRELOAD=$(SHIM) "$BUILD/tests/reliability/aidb_fault_test" "$SHMWORK/fault"
 }
 
 run_tmpfs() {
