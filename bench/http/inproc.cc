@@ -120,7 +120,7 @@ struct Run {
 };
 
 template <typename Op>
-void Measure(int threads, double seconds, Op op, const char* what) {
+void Measure(int threads, double seconds, Op op, const char* what, bool print = true) {
   std::vector<Run> runs(threads);
   std::vector<std::thread> ts;
   std::atomic<bool> go{false};
@@ -152,6 +152,7 @@ void Measure(int threads, double seconds, Op op, const char* what) {
     ops += r.ops;
     lat.insert(lat.end(), r.lat_ms.begin(), r.lat_ms.end());
   }
+  if (!print) return;
   double p50 = Percentile(lat, 0.50), p99 = Percentile(lat, 0.99);
   std::printf("{\"op\":\"%s\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"qps\":%.1f,"
               "\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
@@ -175,13 +176,16 @@ int Search(char** a) {
   o.top_k = top_k;
   o.ef_search = ef;
   o.with_payload = 1;  // as the HTTP route does by default
-  Measure(threads, seconds, [&](size_t i) {
+  auto search = [&](size_t i) {
     aidb_search_result* r = nullptr;
     char* err = nullptr;
     int st = aidb_collection_search(c, q.data() + (i % nq) * dim, dim, &o, &r, &err);
     if (st != AIDB_OK) Die("search", st, err);
     aidb_search_result_free(r);
-  }, "search");
+  };
+  // Warm-up (page cache, mapped snapshot chunks), as run.py does for HTTP.
+  Measure(threads, 1.0, search, "warmup", false);
+  Measure(threads, seconds, search, "search");
   aidb_collection_close(c);
   aidb_db_close(db);
   return 0;
