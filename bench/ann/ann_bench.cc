@@ -202,9 +202,12 @@ IndexConfig AidbConfig(uint32_t dim) {
   return c;
 }
 
-std::unique_ptr<AidbEngine> BuildAidb(const Matrix& base, unsigned threads, double* secs) {
+std::unique_ptr<AidbEngine> BuildAidb(const Matrix& base, unsigned threads, double* secs,
+                                      bool sq8 = true) {
   auto e = std::make_unique<AidbEngine>();
-  e->idx = std::make_unique<HnswIndex>(AidbConfig(base.dim));
+  aidb::index::HnswTuning tuning;
+  tuning.sq8 = sq8;
+  e->idx = std::make_unique<HnswIndex>(AidbConfig(base.dim), tuning);
   std::vector<uint32_t> slots(base.n);
   auto t0 = Clock::now();
   aidb::Status st = e->idx->AddBatch(base.v.data(), base.n, slots.data(), threads);
@@ -344,7 +347,7 @@ std::vector<uint32_t> ParseList(const char* s) {
 
 int main(int argc, char** argv) {
   int repeats = 3;
-  bool reuse = false, skip_build = false, filtered_only = false, filtered = true;
+  bool reuse = false, skip_build = false, filtered_only = false, filtered = true, with_float = true;
   unsigned max_threads = 2;
   std::vector<uint32_t> efs = {10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256};
   std::string data_dir = AIDB_ANN_DATA_DIR, cache_dir = AIDB_ANN_CACHE_DIR;
@@ -357,12 +360,13 @@ int main(int argc, char** argv) {
     else if (a == "--skip-build") skip_build = true;
     else if (a == "--filtered-only") filtered_only = true;
     else if (a == "--no-filtered") filtered = false;
+    else if (a == "--no-float") with_float = false;
     else if (a == "--data-dir" && i + 1 < argc) data_dir = argv[++i];
     else if (a == "--cache-dir" && i + 1 < argc) cache_dir = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: %s [--repeats N] [--threads-max T] [--efs a,b,c] [--reuse] "
-                   "[--skip-build] [--filtered-only] [--no-filtered] [--data-dir D] "
+                   "[--skip-build] [--filtered-only] [--no-filtered] [--no-float] [--data-dir D] "
                    "[--cache-dir D]\n",
                    argv[0]);
       return 2;
@@ -405,6 +409,15 @@ int main(int argc, char** argv) {
     if (reuse) hnsw_e->idx->saveIndex(hnswlib_cache);
   }
   size_t hnsw_rss = RssBytes() - rss1;
+  // AIDB with the float walk (HnswTuning::sq8 = false): the memory-lean mode.
+  std::unique_ptr<AidbEngine> aidbf_e;
+  double aidbf_t1 = -1;
+  size_t aidbf_rss = 0;
+  if (!filtered_only && with_float) {
+    size_t r = RssBytes();
+    aidbf_e = BuildAidb(base, 1, &aidbf_t1, /*sq8=*/false);
+    aidbf_rss = RssBytes() - r;
+  }
   if (!skip_build && !filtered_only && max_threads >= 2) {
     double t;
     BuildAidb(base, 2, &t);
@@ -431,21 +444,29 @@ int main(int argc, char** argv) {
                 static_cast<double>(aidb_rss) / static_cast<double>(hnsw_rss));
     std::printf("| memory (AIDB's own accounting) | %.1f MiB | | |\n",
                 aidb_e->idx->MemoryBytes() / 1048576.0);
+    if (aidbf_e) {
+      std::printf("| AIDB float walk (sq8 off): build, 1 thread | %s | %s | %.2f |\n",
+                  fmt_t(aidbf_t1).c_str(), fmt_t(hnsw_t1).c_str(),
+                  hnsw_t1 > 0 ? aidbf_t1 / hnsw_t1 : 0.0);
+      std::printf("| AIDB float walk (sq8 off): memory | %.1f MiB | %.1f MiB | %.2f |\n",
+                  aidbf_rss / 1048576.0, hnsw_rss / 1048576.0,
+                  static_cast<double>(aidbf_rss) / static_cast<double>(hnsw_rss));
+    }
 
     // ---- ef sweep ----
     std::printf("\n| ef | AIDB recall@10 | hnswlib recall@10 | AIDB QPS 1t | hnswlib QPS 1t | "
                 "ratio 1t | AIDB QPS 2t | hnswlib QPS 2t | ratio 2t | AIDB QPS/CPU-s 1t | "
-                "hnswlib QPS/CPU-s 1t | ratio |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "hnswlib QPS/CPU-s 1t | ratio | AIDB float walk recall@10 | AIDB float walk QPS 1t |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     struct Row {
       uint32_t ef;
-      double ar, hr, aq1, hq1, aq2, hq2, ac1, hc1;
+      double ar, hr, aq1, hq1, aq2, hq2, ac1, hc1, fr, fq1;
     };
     std::vector<Row> rows;
     for (uint32_t ef : efs) {
       hnsw_e->idx->setEf(ef);
-      std::vector<double> a1, h1, a2, h2, ac, hc;
-      Row row{ef, 0, 0, 0, 0, 0, 0, 0, 0};
+      std::vector<double> a1, h1, a2, h2, ac, hc, f1;
+      Row row{ef, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
       for (int r = 0; r < repeats; ++r) {
         RunResult ra = RunQueries(*aidb_e, queries, gt, ef, 1);
         RunResult rh = RunQueries(*hnsw_e, queries, gt, ef, 1);
@@ -455,6 +476,11 @@ int main(int argc, char** argv) {
         hc.push_back(rh.cpu_qps);
         row.ar = ra.recall;
         row.hr = rh.recall;
+        if (aidbf_e) {
+          RunResult rf = RunQueries(*aidbf_e, queries, gt, ef, 1);
+          f1.push_back(rf.qps);
+          row.fr = rf.recall;
+        }
         if (max_threads >= 2) {
           a2.push_back(RunQueries(*aidb_e, queries, gt, ef, 2).qps);
           h2.push_back(RunQueries(*hnsw_e, queries, gt, ef, 2).qps);
@@ -464,14 +490,16 @@ int main(int argc, char** argv) {
       row.hq1 = Median(h1);
       row.ac1 = Median(ac);
       row.hc1 = Median(hc);
+      if (!f1.empty()) row.fq1 = Median(f1);
       if (max_threads >= 2) {
         row.aq2 = Median(a2);
         row.hq2 = Median(h2);
       }
       rows.push_back(row);
-      std::printf("| %u | %.4f | %.4f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |\n",
+      std::printf("| %u | %.4f | %.4f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.4f | %.0f |\n",
                   ef, row.ar, row.hr, row.aq1, row.hq1, row.aq1 / row.hq1, row.aq2, row.hq2,
-                  row.hq2 > 0 ? row.aq2 / row.hq2 : 0.0, row.ac1, row.hc1, row.ac1 / row.hc1);
+                  row.hq2 > 0 ? row.aq2 / row.hq2 : 0.0, row.ac1, row.hc1, row.ac1 / row.hc1,
+                  row.fr, row.fq1);
       std::fflush(stdout);
     }
     std::printf("\n");
@@ -501,7 +529,7 @@ int main(int argc, char** argv) {
                 nq);
     std::printf("| selectivity | matches | path | recall@10 | QPS 1t | exact scan QPS 1t | speed-up |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
-    for (double frac : {0.5, 0.05, 0.005}) {
+    for (double frac : {0.5, 0.2, 0.05, 0.005}) {
       SubsetFilter f(base.n, frac);
       std::vector<std::vector<Hit>> truth(nq), got(nq);
       std::vector<double> tq, gq;
@@ -530,9 +558,7 @@ int main(int argc, char** argv) {
         for (const Hit& a : got[q])
           for (const Hit& b : truth[q]) hit += a.slot == b.slot;
       }
-      bool exact_path = static_cast<double>(f.matches()) <=
-                            HnswIndex::kExactScanFraction * base.n ||
-                        static_cast<int64_t>(f.matches()) <= HnswIndex::kExactScanMinMatches;
+      bool exact_path = aidb_e->idx->PrefersExactScan(static_cast<int64_t>(f.matches()), kK, 0);
       std::printf("| %.1f%% | %zu | %s | %.4f | %.0f | %.0f | %.2f |\n", frac * 100, f.matches(),
                   exact_path ? "exact scan of the list" : "filtered graph walk",
                   total ? static_cast<double>(hit) / total : 1.0, Median(gq), Median(tq),

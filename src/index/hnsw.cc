@@ -110,7 +110,6 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
   level_mult_ = 1.0 / std::log(static_cast<double>(m_));
   kernel_ = l2_ ? distance::L2Squared() : distance::Dot();
   if (l2_) bounded_ = distance::L2SquaredBounded();
-  if (std::getenv("AIDB_HNSW_NOBOUND")) bounded_ = nullptr;
   sq8_ = tuning.sq8 && dim_ >= tuning.sq8_min_dim && dim_ <= 8192;
   size_t head = sizeof(uint32_t) * m0_;
   head = (head + 63) & ~size_t{63};
@@ -125,8 +124,9 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
   max_chunks_ = static_cast<uint32_t>((uint64_t{1} << 32) >> shift);
   chunks_ = static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
   if (chunks_ == nullptr) throw std::bad_alloc();
-  prefetch_bytes_ = std::min<size_t>(stride_, 4096);
-  if (const char* e = std::getenv("AIDB_HNSW_PREFETCH")) prefetch_bytes_ = std::min<size_t>(stride_, std::atoi(e));
+  // Float walk: the links and the head of the vector; the early-abandoning
+  // L2 often stops before the rest, which the hardware prefetcher streams.
+  prefetch_bytes_ = std::min<size_t>(stride_, vec_offset_ + 256);
 }
 
 HnswIndex::~HnswIndex() {
@@ -769,8 +769,7 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
   const SlotFilter* filter = params.filter;
   int64_t est = filter != nullptr ? filter->EstimatedMatches() : -1;
   bool exact = params.exact;
-  if (!exact && filter != nullptr && est >= 0 &&
-      (est <= kExactScanMinMatches || static_cast<double>(est) <= kExactScanFraction * live))
+  if (!exact && filter != nullptr && est >= 0 && PrefersExactScan(est, params.k, params.ef))
     exact = true;
   if (!exact) {
     uint64_t e = entry_.load(std::memory_order_acquire);
@@ -802,6 +801,12 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
   out->reserve(res.size());
   for (const Cand& c : res) out->push_back({Score(c.d), c.id});
   return Status::OK();
+}
+
+bool HnswIndex::PrefersExactScan(int64_t est, uint32_t k, uint32_t ef) const {
+  if (est <= kExactScanMinMatches) return true;
+  double e = static_cast<double>(est);
+  return e * e <= kWalkCostPerVisit * EffectiveEf(k, ef) * static_cast<double>(Size());
 }
 
 // ---- compaction ------------------------------------------------------------------

@@ -90,11 +90,15 @@ class HnswIndex final : public VectorIndex {
   // True once searches walk with 8-bit codes (HnswTuning::sq8).
   bool Quantized() const { return sq_ready_.load(std::memory_order_acquire); }
 
-  // When a filter's EstimatedMatches() is at most this fraction of the live
-  // points (or at most kExactScanMinMatches), the search scans the matching
-  // slots exactly instead of walking the graph.
-  static constexpr double kExactScanFraction = 0.02;
-  static constexpr int64_t kExactScanMinMatches = 2000;
+  // Whether a filtered search with `estimated_matches` (>= 0) matching slots
+  // scans them exactly instead of walking the graph. A filtered walk keeps
+  // expanding until it holds ef matching nodes, about ef / selectivity visits
+  // of ~kWalkCostPerVisit distance computations each; the exact scan costs one
+  // per match. So: scan when matches^2 <= kWalkCostPerVisit * ef * live (or
+  // when there are at most kExactScanMinMatches).
+  bool PrefersExactScan(int64_t estimated_matches, uint32_t k, uint32_t ef) const;
+  static constexpr double kWalkCostPerVisit = 10.0;
+  static constexpr int64_t kExactScanMinMatches = 1000;
 
  private:
   enum State : uint8_t { kFree = 0, kLive = 1, kDeleted = 2 };
