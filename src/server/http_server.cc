@@ -255,7 +255,8 @@ struct ConnOps {
       return -1;
     }
     if (p->content_length != ULLONG_MAX && p->content_length > 0) {
-      r->body.reserve(p->content_length + kBodyPadding);
+      // Announced bytes are not trusted for more than 1 MiB up front.
+      r->body.reserve(std::min<uint64_t>(p->content_length, 1 << 20) + kBodyPadding);
     }
     if (const std::string* e = r->Header("expect")) {
       std::string v = *e;
@@ -542,11 +543,17 @@ struct ConnOps {
     h.append("HTTP/1.1 ").append(std::to_string(r->status)).append(" ");
     h.append(StatusReason(r->status)).append("\r\n");
     h.append("Content-Type: ").append(r->content_type).append("\r\n");
+    size_t content_length = r->body.size();
+    if (c->req->method == "HEAD") {
+      // Headers only: no body, not even the chunks of a streamed answer.
+      r->stream.reset();
+      r->body.clear();
+    }
     c->streaming = r->stream != nullptr;
     if (c->streaming) {
       h.append("Transfer-Encoding: chunked\r\n");
     } else {
-      h.append("Content-Length: ").append(std::to_string(r->body.size())).append("\r\n");
+      h.append("Content-Length: ").append(std::to_string(content_length)).append("\r\n");
     }
     for (const auto& [k, v] : r->headers) h.append(k).append(": ").append(v).append("\r\n");
     h.append(c->close_after ? "Connection: close\r\n" : "Connection: keep-alive\r\n");
@@ -789,6 +796,12 @@ void HttpServer::OnConnection(int status) {
     return;
   }
   if (shutting_down_) {
+    ConnOps::CloseConn(c);
+    return;
+  }
+  if (conns_.size() > limits_.max_connections) {
+    Log(LogLevel::kWarn, "too_many_connections",
+        KV().Add("limit", static_cast<unsigned long long>(limits_.max_connections)));
     ConnOps::CloseConn(c);
     return;
   }

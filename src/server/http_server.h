@@ -78,6 +78,7 @@ struct HttpLimits {
   uint64_t request_timeout_ms = 30000;   // first byte of a request to its end; writes
   uint64_t idle_timeout_ms = 60000;      // keep-alive connection without a request
   uint64_t shutdown_timeout_ms = 30000;  // drain deadline after a shutdown signal
+  size_t max_connections = 4096;         // more are accepted and closed at once
 };
 
 // JSON error body {"error": message}.

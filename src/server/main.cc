@@ -51,6 +51,8 @@ wins over the variable.
                             [AIDB_IDLE_TIMEOUT_MS] (default 60000)
   --shutdown-timeout-ms N   on SIGINT/SIGTERM, wait this long for in-flight
                             requests [AIDB_SHUTDOWN_TIMEOUT_MS] (default 30000)
+  --max-connections N       open connections beyond this are closed at once
+                            [AIDB_MAX_CONNECTIONS] (default 4096)
   --threads N               worker threads for engine calls: libuv's thread pool
                             [UV_THREADPOOL_SIZE] (default 8; at most 1024)
   --help                    print this text
@@ -97,6 +99,7 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--idle-timeout-ms") o->limits.idle_timeout_ms = ParseUint(key, v);
   else if (key == "--shutdown-timeout-ms") o->limits.shutdown_timeout_ms = ParseUint(key, v);
   else if (key == "--threads") o->threads = ParseUint(key, v);
+  else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
   else UsageError("unknown option " + key);
 }
 
@@ -114,6 +117,7 @@ Options ParseOptions(int argc, char** argv) {
       {"AIDB_REQUEST_TIMEOUT_MS", "--request-timeout-ms"},
       {"AIDB_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
       {"AIDB_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms"},
+      {"AIDB_MAX_CONNECTIONS", "--max-connections"},
       {"UV_THREADPOOL_SIZE", "--threads"},
   };
   for (auto& [env, flag] : kEnv) {

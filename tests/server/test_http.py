@@ -275,3 +275,45 @@ def test_streamed_answer_then_more_requests_on_one_connection(daemon):
     assert r.status == 200 and len(r.body.splitlines()) == 1
     s.close()
     assert_intact(daemon)
+
+
+def test_connection_limit(start_daemon):
+    d = start_daemon("--max-connections", "3")
+    held = [d.connect() for _ in range(3)]
+    for s in held:
+        s.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+        assert read_response(s.makefile("rb")).status == 200
+    extra = d.connect()
+    extra.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+    assert recv_all(extra) == b""  # closed without an answer
+    extra.close()
+    assert d.wait_log("event=too_many_connections")
+    held.pop().close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the slot frees once the close is seen
+        try:
+            if d.get("/health").status == 200:
+                break
+        except (ConnectionError, OSError):
+            time.sleep(0.05)
+    else:
+        raise AssertionError("no connection accepted after one closed")
+    for s in held:
+        s.close()
+    assert d.stop() == 0
+
+
+def test_head_has_no_body(daemon):
+    populate(daemon)
+    s = daemon.connect()
+    f = s.makefile("rb")
+    s.sendall(b"HEAD /collections/docs HTTP/1.1\r\n\r\nHEAD /collections/docs/wal HTTP/1.1\r\n\r\n"
+              b"GET /health HTTP/1.1\r\n\r\n")
+    for _ in range(2):
+        line = f.readline()
+        assert line.startswith(b"HTTP/1.1 200"), line
+        while f.readline() not in (b"\r\n", b""):
+            pass
+    r = read_response(f)
+    assert r.status == 200 and json.loads(r.body)["status"] == "ok"
+    s.close()
