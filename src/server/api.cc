@@ -409,8 +409,7 @@ class WalStream : public BodyStream {
   bool Fill(std::string* out, bool first, int* status, std::string* error) {
     while (out->size() < kWalPieceBytes) {
       aidb_wal_entry e;
-      std::memset(&e, 0, sizeof e);
-      e.struct_size = sizeof e;
+      aidb_wal_entry_init(&e);
       int has = 0;
       ErrMsg err;
       int st = aidb_wal_iterator_next(it_, &e, &has, err.out());

@@ -217,8 +217,7 @@ int WalDump(const std::string& dir, const std::string& name, uint64_t from) {
   } else {
     for (;;) {
       aidb_wal_entry e;
-      std::memset(&e, 0, sizeof e);
-      e.struct_size = sizeof e;
+      aidb_wal_entry_init(&e);
       int has = 0;
       st = aidb_wal_iterator_next(it, &e, &has, &err);
       if (st != AIDB_OK) {
