@@ -9,7 +9,10 @@
 //   uint32 neighbors0[2*M] | padding to 64 | float vector[dim] | padding to 64
 // so the level-0 neighbour list and the vector of a node are one contiguous
 // run of cache lines (one prefetch stream); with M=16 and 784 dims that is
-// 3264 bytes, no padding at all. A small per-node record beside it holds the
+// 3264 bytes, no padding at all. With the 8-bit walk (HnswTuning::sq8, the
+// default from 64 dims) the block holds the 8-bit codes instead, and the float
+// vectors sit in a second array of the chunk, read for construction, exact
+// re-ranking and exact scans. A small per-node record beside it holds the
 // level-0 degree, the state (free / live / tombstone) and a one-byte spin lock.
 // Upper-level lists (levels 1..top, M entries each) are a separate small
 // allocation per node (only ~1/M of the nodes have one).
@@ -27,6 +30,19 @@
 // Update rewrites the vector in place and relinks the node. A search running
 // at that moment may score that one node against a half-written vector (the
 // benign race hnswlib has too); every other node is unaffected.
+//
+// Search. Greedy descent on the upper levels, then the base-layer walk with
+// ef = SearchParams.ef, else the runtime ef_search, else max(64, 2k) (never
+// below k); with codes, the ef candidates are re-scored exactly. A filter is
+// evaluated during the walk: every node navigates, only live matching nodes
+// enter the results. When the filter's estimate says matches are few
+// (PrefersExactScan) the matching slots are scanned exactly instead (from
+// ListMatches when the filter can list them), and whenever a walk returns
+// fewer than min(k, matches) hits the exact scan runs: a filtered top-k always
+// holds min(k, matches) hits. Tombstones are skipped the same way; Compact
+// relinks each live node that pointed at one (its live neighbours plus the
+// tombstones' live neighbours, through the selection heuristic) and frees the
+// slots for reuse.
 //
 // Internal distances are "lower is better": squared L2, or -dot for cosine
 // (vectors normalised on the way in) and dot.

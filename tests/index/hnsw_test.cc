@@ -93,7 +93,9 @@ TEST(Hnsw, QuantiserIsTrainedAfterSingleAddsToo) {
   for (size_t i = 0; i < n; ++i) {
     uint32_t s;
     ASSERT_TRUE(idx.Add(all.data() + i * dim, &s).ok());
-    if (i + 1 < 999) ASSERT_FALSE(idx.Quantized());
+    if (i + 1 < 999) {
+      ASSERT_FALSE(idx.Quantized());
+    }
   }
   EXPECT_TRUE(idx.Quantized());
   std::vector<float> q(all.begin() + n * dim, all.end());
@@ -258,6 +260,50 @@ TEST(Hnsw, ConcurrentAddsAndSearches) {
   }
   std::vector<float> q(all.begin() + n * dim, all.end());
   EXPECT_GE(MeanRecall(idx, q, 100, 10), 0.95);
+}
+
+TEST(Hnsw, SearchesDuringRemovesUpdatesAndCompactions) {
+  const uint32_t dim = 64;
+  const size_t n = 4000;
+  auto all = Clustered(n + 200, dim, 16, 19, 0.5f);
+  HnswIndex idx(Hnsw(dim, Metric::kEuclidean, 8, 64));
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
+  // Slots [0, removed_below) with s % 3 == 0 are removed, in order.
+  std::atomic<uint32_t> removed_below{0};
+  std::atomic<bool> stop{false};
+  auto searcher = [&] {
+    std::vector<Hit> got;
+    for (size_t i = 0; !stop.load(); ++i) {
+      uint32_t below = removed_below.load();
+      SearchParams p;
+      p.k = 10;
+      ASSERT_TRUE(idx.Search(all.data() + (i % n) * dim, p, &got).ok());
+      ASSERT_EQ(got.size(), 10u);
+      for (const Hit& h : got) ASSERT_FALSE(h.slot < below && h.slot % 3 == 0) << h.slot;
+    }
+  };
+  std::thread s1(searcher), s2(searcher);
+  std::thread writer([&] {
+    for (uint32_t s = 0; s < n; ++s) {
+      if (s % 3 == 0) idx.Remove(s);
+      removed_below.store(s + 1);
+      if (s % 3 == 1 && s % 50 == 1) {  // move some live points onto others
+        EXPECT_TRUE(idx.Update(s, all.data() + (n + s % 200) * dim).ok());
+      }
+      if (s % 1000 == 999) {
+        EXPECT_TRUE(idx.Compact().ok());
+      }
+    }
+  });
+  writer.join();
+  stop = true;
+  s1.join();
+  s2.join();
+  EXPECT_EQ(idx.Size(), n - (n + 2) / 3);
+  ASSERT_TRUE(idx.Compact().ok());
+  std::vector<float> q(all.begin() + n * dim, all.begin() + (n + 100) * dim);
+  EXPECT_GE(MeanRecall(idx, q, 100, 10, 64), 0.95);
 }
 
 TEST(Hnsw, RemovedSlotsAreNeverReturnedAndRecallHolds) {
