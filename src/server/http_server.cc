@@ -618,7 +618,10 @@ struct ConnOps {
     c->resp.reset();
     c->busy = false;
     if (c->close_after) {
-      if (c->linger && !c->eof) {
+      // Closing with unread input would reset the connection and could
+      // destroy the answer in flight: half-close and drain first, unless the
+      // client has closed its side already.
+      if ((c->linger || c->in_off < c->in.size() || !c->server->shutting_down_) && !c->eof) {
         Linger(c);
       } else {
         CloseConn(c);

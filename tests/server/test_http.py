@@ -317,3 +317,16 @@ def test_head_has_no_body(daemon):
     r = read_response(f)
     assert r.status == 200 and json.loads(r.body)["status"] == "ok"
     s.close()
+
+
+def test_connection_close_with_more_pipelined_input_still_delivers_the_answer(daemon):
+    ids = populate(daemon)
+    for _ in range(20):
+        s = daemon.connect()
+        s.sendall(b"GET /collections/docs/points/" + ids[1].encode() +
+                  b" HTTP/1.1\r\nConnection: close\r\n\r\n" + b"GET /health HTTP/1.1\r\n\r\n" * 50)
+        data = recv_all(s)
+        s.close()
+        assert data.count(b"HTTP/1.1 ") == 1, data[:200]
+        body = data.split(b"\r\n\r\n", 1)[1]
+        assert json.loads(body)["id"] == ids[1]
