@@ -395,3 +395,24 @@ def test_api_key_from_environment(start_daemon):
     assert_error(d.get("/collections"), 401)
     assert d.get("/collections", headers={"api-key": "env-key"}).status == 200
     assert d.stop() == 0
+
+
+def test_backup_copy_restores_a_dropped_collection_across_restart(start_daemon):
+    d = start_daemon()
+    make(d, "docs", 2)
+    ids = [upsert(d, "docs", [1.0, float(i)], payload={"i": i}) for i in range(3)]
+    r = d.post("/collections/docs/snapshot", {"path": "backups/docs.snap"})
+    assert r.status == 200 and r.json()["lsn"] == 3
+    assert d.delete("/collections/docs").status == 200
+    assert make(d, "docs", 2)["len"] == 0
+    r = d.post("/collections/docs/restore", {"snapshot": "backups/docs.snap"})
+    assert r.status == 200 and r.json()["len"] == 3, r
+    ids.append(upsert(d, "docs", [5.0, 5.0]))
+    assert d.stop() == 0
+    d2 = start_daemon()
+    info = d2.get("/collections/docs").json()
+    assert info["len"] == 4 and info["wal_last_lsn"] == 4
+    for i, pid in enumerate(ids):
+        p = d2.get(f"/collections/docs/points/{pid}").json()
+        assert p["payload"] == ({"i": i} if i < 3 else None)
+    assert d2.stop() == 0
