@@ -27,8 +27,9 @@ wins over the variable.
 
   --data-dir DIR            data directory, created if missing [AIDB_DATA_DIR]
                             (default ./data)
-  --listen HOST:PORT        address to listen on; port 0 picks a free port and
-                            the bound address is logged (event=listening addr=..)
+  --listen HOST:PORT        address to listen on; port 0 picks a free port; the
+                            bound address is logged at every log level
+                            (event=listening addr=..)
                             [AIDB_LISTEN] (default 127.0.0.1:8080)
   --api-key KEY             require this key on every route but /health, in the
                             header `api-key: KEY` or `Authorization: Bearer KEY`
@@ -286,7 +287,9 @@ int main(int argc, char** argv) {
       }
     }
     if (exit_code == 0) {
-      Log(LogLevel::kInfo, "listening", KV().Add("addr", bound));
+      // Printed at every log level: with --listen HOST:0 it is how callers
+      // learn the port.
+      LogLine(static_cast<int>(LogLevel::kInfo), "aidbd", "listening", KV().Add("addr", bound).str());
       rc = uv_run(&d.loop, UV_RUN_DEFAULT);
       (void)rc;  // non-zero only if uv_stop() was called; handles are closed below
     }

@@ -297,3 +297,12 @@ def test_port_in_use_fails_cleanly(start_daemon, tmp_path):
     assert r.returncode == 1
     assert b"event=listen_failed" in r.stderr
     assert d.stop() == 0
+
+
+def test_listening_line_at_every_log_level(start_daemon, tmp_path):
+    for level in ("warn", "off"):
+        d = start_daemon("--log-level", level, data_dir=tmp_path / level)
+        assert d.get("/health").status == 200
+        assert d.stop() == 0
+        assert "event=listening" in d.log_text()
+        assert "event=starting" not in d.log_text()
