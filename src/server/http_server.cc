@@ -370,7 +370,11 @@ struct ConnOps {
     }
     if (c->draining) return;  // lingering after an error: discard
     c->in.append(buf->base, static_cast<size_t>(nread));
-    if (!c->busy) ProcessInput(c);
+    if (c->busy) {
+      StopReading(c);  // at most one read buffer is held while serving
+      return;
+    }
+    ProcessInput(c);
   }
 
   // Parses buffered input; dispatches the next complete request, answers a
@@ -421,7 +425,9 @@ struct ConnOps {
 
   static void BeginExchange(HttpServer::Conn* c, std::unique_ptr<HttpRequest> req) {
     c->busy = true;
-    StopReading(c);  // back-pressure: nothing more is read while serving
+    // Back-pressure: nothing more is read while serving. Reading stops lazily,
+    // at the first bytes that arrive while busy (OnRead), so a client that
+    // waits for each answer costs no epoll_ctl calls per request.
     ArmTimer(c, TimerMode::kNone);
     c->req = std::move(req);
     c->resp = std::make_unique<HttpResponse>();
