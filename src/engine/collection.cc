@@ -869,7 +869,13 @@ Status Collection::ReplayInto(State& st, bool live, const RecoverOptions& opts,
           ++stats->records_skipped;
           return Status::OK();
         }
-        AIDB_RETURN_IF_ERROR(ApplyRecord(st, live, r.op, r.body, r.lsn));
+        Status applied = ApplyRecord(st, live, r.op, r.body, r.lsn);
+        if (!applied.ok()) {
+          // Name the record's place in the file, as checksum errors do.
+          return applied.WithContext("WAL " + wal_path_ + ": record at offset " +
+                                     std::to_string(r.offset) + " (lsn " + std::to_string(r.lsn) +
+                                     ")");
+        }
         ++stats->records_applied;
         return Status::OK();
       },
