@@ -13,7 +13,7 @@ PKGS=(
   # CRC32C (Intel ISA-L), JSON, HTTP parsing
   libisal-dev libsimdjson-dev nlohmann-json3-dev libhttp-parser-dev
   # benchmark peers and data
-  libhnswlib-dev dataset-fashion-mnist libsqlite3-dev librocksdb-dev wrk
+  libhnswlib-dev dataset-fashion-mnist zlib1g-dev libsqlite3-dev librocksdb-dev wrk
   # tooling used by tests
   prometheus curl python3-venv abigail-tools
 )
