@@ -434,7 +434,7 @@ void HnswIndex::EncodeAllLocked() {
 void HnswIndex::MaybeTrain(const float* batch, size_t n) {
   if (!sq8_ || sq_ready_.load(std::memory_order_acquire)) return;
   if (static_cast<size_t>(SlotLimit()) + n < kSqTrainMin) return;
-  std::unique_lock<std::shared_mutex> g(struct_mu_);
+  std::unique_lock<RwLock> g(struct_mu_);
   if (sq_ready_.load()) return;
   // Sample: the live vectors and the incoming batch (prepared), up to
   // kSqTrainMax rows.
@@ -569,7 +569,7 @@ void HnswIndex::ReleaseSlot(uint32_t s) {
 
 Status HnswIndex::Add(const float* vec, uint32_t* slot) {
   if (vec == nullptr || slot == nullptr) return Status::InvalidArgument("hnsw: null argument");
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   uint32_t s;
   Status st = AllocSlot(&s);
   if (!st.ok()) return st;
@@ -588,7 +588,7 @@ Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_
   if (n == 0) return Status::OK();
   if (vecs == nullptr || slots == nullptr) return Status::InvalidArgument("hnsw: null argument");
   MaybeTrain(vecs, n);
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   for (size_t i = 0; i < n; ++i) {
     Status st = AllocSlot(&slots[i]);
     if (!st.ok()) {
@@ -630,7 +630,7 @@ Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_
 
 Status HnswIndex::Update(uint32_t slot, const float* vec) {
   if (vec == nullptr) return Status::InvalidArgument("hnsw: null argument");
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit() || StateOf(slot) != kLive)
     return Status::NotFound("hnsw: slot " + std::to_string(slot) + " is not live");
   Ctx& ctx = ThreadCtx();
@@ -658,7 +658,7 @@ Status HnswIndex::Update(uint32_t slot, const float* vec) {
 }
 
 void HnswIndex::Remove(uint32_t slot) {
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return;
   uint8_t expected = kLive;
   if (MetaOf(slot).state.compare_exchange_strong(expected, kDeleted,
@@ -669,7 +669,7 @@ void HnswIndex::Remove(uint32_t slot) {
 }
 
 void HnswIndex::GetVector(uint32_t slot, float* out) const {
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) {
     std::memset(out, 0, sizeof(float) * dim_);
     return;
@@ -678,7 +678,7 @@ void HnswIndex::GetVector(uint32_t slot, float* out) const {
 }
 
 bool HnswIndex::IsLive(uint32_t slot) const {
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   return slot < SlotLimit() && StateOf(slot) == kLive;
 }
 
@@ -700,7 +700,7 @@ int HnswIndex::MaxLevel() const {
 }
 
 uint32_t HnswIndex::Degree0(uint32_t slot) const {
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return 0;
   return MetaOf(slot).count0.load(std::memory_order_acquire);
 }
@@ -755,7 +755,7 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
   if (query == nullptr || out == nullptr) return Status::InvalidArgument("hnsw: null argument");
   out->clear();
   if (params.k == 0) return Status::OK();
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   Ctx& ctx = ThreadCtx();
   const float* q = query;
   if (config_.metric == Metric::kCosine) {
@@ -812,7 +812,7 @@ bool HnswIndex::PrefersExactScan(int64_t est, uint32_t k, uint32_t ef) const {
 // ---- compaction ------------------------------------------------------------------
 
 Status HnswIndex::Compact() {
-  std::unique_lock<std::shared_mutex> g(struct_mu_);
+  std::unique_lock<RwLock> g(struct_mu_);
   if (deleted_.load() == 0) return Status::OK();
   const uint32_t limit = SlotLimit();
   std::vector<uint8_t> state(limit);
@@ -903,7 +903,7 @@ Status HnswIndex::Compact() {
 // ---- snapshots -------------------------------------------------------------------
 
 Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
-  std::shared_lock<std::shared_mutex> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_);
   if (w.dim() != dim_) return Status::InvalidArgument("hnsw: snapshot dimension mismatch");
   const uint32_t limit = SlotLimit();
   w.WriteVectors(limit, [&](uint32_t first, uint32_t n, float* out) {
@@ -963,7 +963,7 @@ Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
 }
 
 Status HnswIndex::Load(const storage::SnapshotIndexReader& r) {
-  std::unique_lock<std::shared_mutex> g(struct_mu_);
+  std::unique_lock<RwLock> g(struct_mu_);
   ResetLocked();
   Status st = LoadLocked(r);
   if (!st.ok()) ResetLocked();

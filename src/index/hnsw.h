@@ -53,6 +53,8 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+
+#include "core/rwlock.h"
 #include <vector>
 
 #include "index/index.h"
@@ -254,7 +256,9 @@ class HnswIndex final : public VectorIndex {
   std::atomic<Chunk*>* chunks_;  // max_chunks_ entries (calloc: untouched pages stay free)
   uint32_t num_chunks_ = 0;
 
-  mutable std::shared_mutex struct_mu_;  // exclusive: Compact, Load
+  // Exclusive: Compact, Load, training. Writer-preferring, so that steady search
+  // load cannot starve them (and the writers queued behind a compaction).
+  mutable RwLock struct_mu_;
   std::mutex alloc_mu_;                  // slot allocation, chunk growth
   std::vector<uint32_t> free_slots_;     // reusable slots (after Compact)
   std::atomic<uint32_t> slot_limit_{0};

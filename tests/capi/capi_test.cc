@@ -440,6 +440,11 @@ TEST_P(WriterProgress, WritersProgressUnderContinuousSearchLoad) {
       if (aidb_collection_upsert(c, Id(kN + i).c_str(), v.data(), kD, nullptr, 0, nullptr) == AIDB_OK) {
         ++written;
       }
+      // Deletes and a compaction (exclusive inside the index) must get in too.
+      if (i % 10 == 9) {
+        if (aidb_collection_delete(c, Id(i).c_str(), nullptr) != AIDB_OK) --written;
+        if (aidb_collection_compact(c, nullptr) != AIDB_OK) --written;
+      }
     }
   });
   // Liveness, not speed: the writer must finish at all while readers spin.
