@@ -763,6 +763,12 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
     storage::SnapshotIndexReader reader(*file);
     AIDB_RETURN_IF_ERROR(st->index->Load(reader).WithContext("snapshot " + path));
     const uint32_t limit = root.getSlotLimit();
+    // The index validated its own slot limit against the data it loaded; the
+    // root's must agree before it sizes anything.
+    if (limit != st->index->SlotLimit()) {
+      return Status::Corruption("snapshot " + path + ": slot limit " + std::to_string(limit) +
+                                " but the index holds " + std::to_string(st->index->SlotLimit()));
+    }
     st->slot_ids.resize(limit);
     st->payloads.resize(limit);
     // The header's count is checked against the ids at the end; as a sizing
