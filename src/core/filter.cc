@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "core/json_types.h"
+
 #include <algorithm>
 #include <charconv>
 #include <optional>
@@ -22,20 +24,7 @@ dom::parser& ThreadParser() {
   return parser;
 }
 
-const char* TypeName(dom::element_type t) {
-  using T = dom::element_type;
-  switch (t) {
-    case T::OBJECT: return "object";
-    case T::ARRAY: return "array";
-    case T::STRING: return "string";
-    case T::INT64:
-    case T::UINT64:
-    case T::DOUBLE: return "number";
-    case T::BOOL: return "boolean";
-    case T::NULL_VALUE: return "null";
-  }
-  return "unknown";
-}
+using json::TypeName;
 
 bool IsNumber(dom::element_type t) {
   return t == dom::element_type::INT64 || t == dom::element_type::UINT64 ||

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "core/json_types.h"
+
 #include <string>
 
 namespace aidb::payload {
@@ -11,20 +13,7 @@ namespace {
 // does not keep a huge tape allocated after one large payload.
 constexpr size_t kThreadParserMaxBytes = 1u << 20;
 
-const char* TypeName(simdjson::dom::element_type t) {
-  using T = simdjson::dom::element_type;
-  switch (t) {
-    case T::OBJECT: return "object";
-    case T::ARRAY: return "array";
-    case T::STRING: return "string";
-    case T::INT64:
-    case T::UINT64:
-    case T::DOUBLE: return "number";
-    case T::BOOL: return "boolean";
-    case T::NULL_VALUE: return "null";
-  }
-  return "unknown";
-}
+using json::TypeName;
 
 Status ParseError(simdjson::error_code err) {
   std::string m;
