@@ -143,6 +143,8 @@ def main():
         ready.set()
 
     threading.Thread(target=reader, daemon=True).start()
+    import atexit
+    atexit.register(lambda: proc.poll() is None and proc.kill())
     if not ready.wait(60) or port is None:
         print("aidbd did not start:\n" + "\n".join(lines[-20:]))
         return 1
@@ -191,7 +193,12 @@ def main():
             lat[k].extend(v)
         errors.extend(e)
         new_points += n
-    st, raw = call(conn, "GET", "/collections/load")
+    conn.close()  # idle through the run: the daemon's idle timeout closed it
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        st, raw = call(conn, "GET", "/collections/load")
+    except (OSError, http.client.HTTPException) as e:
+        st, raw = 0, str(e).encode()
     info = json.loads(raw) if st == 200 else {}
     proc.send_signal(signal.SIGTERM)
     try:
