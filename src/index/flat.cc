@@ -183,11 +183,14 @@ Status FlatIndex::Load(const storage::SnapshotIndexReader& r) {
   const uint32_t per_chunk = 1u << shift_;
   auto vchunks = root.getVectors();
 
-  std::vector<Chunk> chunks((limit + per_chunk - 1) / per_chunk);
-  if (vchunks.size() != chunks.size()) {
+  // In 64 bits, and checked before allocating: a slot limit near 2^32 must
+  // not wrap to "no chunks" and then size the liveness array below.
+  const uint64_t n_chunks = (uint64_t{limit} + per_chunk - 1) / per_chunk;
+  if (vchunks.size() != n_chunks) {
     return Status::Corruption("snapshot: " + std::to_string(vchunks.size()) +
                               " vector chunks for " + std::to_string(limit) + " slots");
   }
+  std::vector<Chunk> chunks(n_chunks);
   for (uint32_t c = 0; c < vchunks.size(); ++c) {
     auto vc = vchunks[c];
     const uint32_t expect = std::min(per_chunk, limit - c * per_chunk);
