@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
   snprintf(wal, sizeof wal, "%s/c.wal", dir);
   snprintf(snap, sizeof snap, "%s/c.aidbsnap", dir);
   remove(wal);
+  {
+    char sidecar[1100];
+    snprintf(sidecar, sizeof sidecar, "%s.lsn", wal);
+    remove(sidecar); /* the LSN sidecar survives truncation by design */
+  }
 
   CHECK(strcmp(aidb_version(), AIDB_VERSION) == 0);
   aidb_collection_options_init(&o);
