@@ -185,6 +185,11 @@ void OnSignal(uv_signal_t* h, int signum) {
     Log(LogLevel::kInfo, "drained");
     uv_close(reinterpret_cast<uv_handle_t*>(&d->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&d->sigterm), nullptr);
+    // Closing the handles restored the default dispositions: a second
+    // SIGTERM/SIGINT now would kill the process while it flushes the WALs.
+    // Shutdown is already under way, so further signals are ignored.
+    ::signal(SIGINT, SIG_IGN);
+    ::signal(SIGTERM, SIG_IGN);
   });
 }
 

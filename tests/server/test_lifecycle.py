@@ -306,3 +306,26 @@ def test_listening_line_at_every_log_level(start_daemon, tmp_path):
         assert d.stop() == 0
         assert "event=listening" in d.log_text()
         assert "event=starting" not in d.log_text()
+
+
+def test_repeated_signals_during_shutdown_do_not_kill_the_daemon(start_daemon):
+    # A second SIGTERM (an impatient supervisor, or a test's stop()) used to
+    # arrive after the signal handles were closed and kill aidbd (-15) while
+    # it flushed the WALs.
+    d = start_daemon()
+    create(d, "docs", 64)
+    pts = [{"vector": [random.random() for _ in range(64)]} for _ in range(3000)]
+    body = json.dumps({"points": pts}).encode()
+    s = d.connect(timeout=60)
+    s.sendall(b"POST /collections/docs/points:batch HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    time.sleep(0.05)
+    # Signals back to back until the process is gone, so one lands in the
+    # window between the drain and the exit.
+    while d.proc.poll() is None:
+        try:
+            os.kill(d.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            break
+    s.close()
+    assert d.stop() == 0, d.log_text()
