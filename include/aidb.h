@@ -85,7 +85,9 @@ enum {
   AIDB_MISUSE = 7,             /* NULL handle/pointer, wrong struct_size, closed */
   AIDB_NO_MEMORY = 8,          /* allocation failed */
   AIDB_UNSUPPORTED = 9,        /* valid request the build or index cannot serve */
-  AIDB_INTERNAL = 10           /* a bug: please report it */
+  AIDB_INTERNAL = 10,          /* a bug: please report it */
+  AIDB_BUSY = 11               /* nonblocking call found a lock taken: retry (see
+                                * aidb_search_options.nonblocking); nothing changed */
 };
 
 /* A static name for a status code ("OK", "INVALID_ARGUMENT", ...; "UNKNOWN"). */
@@ -281,6 +283,12 @@ typedef struct aidb_search_options {
   int with_payload;            /* non-zero: hits carry payloads (default 1) */
   uint32_t threads;            /* batch search worker threads; 0 = all cores */
   int exact;                   /* non-zero: exact scan even on HNSW collections */
+  int nonblocking;             /* non-zero: never wait for a lock; AIDB_BUSY instead
+                                * when a writer holds or waits for the collection
+                                * (an upsert being applied, snapshot load, restore,
+                                * recovery, HNSW compaction). For event loops: try
+                                * inline, hand the query to a worker on AIDB_BUSY.
+                                * Default 0 (wait). Since 0.1.0. */
 } aidb_search_options;
 
 AIDB_EXPORT void aidb_search_options_init(aidb_search_options* opts);

@@ -175,6 +175,7 @@ engine::SearchRequest ToRequest(const aidb_search_options& o, const aidb::filter
   req.filter = f;
   req.with_payload = o.with_payload != 0;
   req.exact = o.exact != 0;
+  req.nonblocking = o.nonblocking != 0;
   return req;
 }
 
@@ -197,7 +198,7 @@ const char* aidb_version(void) { return AIDB_VERSION; }
 int aidb_version_number(void) { return AIDB_VERSION_NUMBER; }
 
 const char* aidb_status_name(int status) {
-  if (status < 0 || status > AIDB_INTERNAL) return "UNKNOWN";
+  if (status < 0 || status > AIDB_BUSY) return "UNKNOWN";
   return Status::CodeName(static_cast<Status::Code>(status));
 }
 

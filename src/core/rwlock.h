@@ -24,10 +24,22 @@ class RwLock {
   void lock() { pthread_rwlock_wrlock(&lock_); }
   void unlock() { pthread_rwlock_unlock(&lock_); }
   void lock_shared() { pthread_rwlock_rdlock(&lock_); }
+  // False, at once, if a writer holds or waits for the lock.
+  bool try_lock_shared() { return pthread_rwlock_tryrdlock(&lock_) == 0; }
   void unlock_shared() { pthread_rwlock_unlock(&lock_); }
 
  private:
   pthread_rwlock_t lock_;
 };
+
+// Takes the shared side of a deferred std::shared_lock<RwLock>. With
+// `nonblocking` it only tries (false if a writer holds or waits for the lock);
+// otherwise it waits and returns true.
+template <class SharedLock>
+bool LockShared(SharedLock& lock, bool nonblocking) {
+  if (nonblocking) return lock.try_lock();
+  lock.lock();
+  return true;
+}
 
 }  // namespace aidb

@@ -24,6 +24,7 @@ const char* Status::CodeName(Code c) noexcept {
     case Code::kNoMemory: return "NO_MEMORY";
     case Code::kUnsupported: return "UNSUPPORTED";
     case Code::kInternal: return "INTERNAL";
+    case Code::kBusy: return "BUSY";
   }
   return "UNKNOWN";
 }

@@ -24,6 +24,7 @@ class [[nodiscard]] Status {
     kNoMemory = 8,
     kUnsupported = 9,
     kInternal = 10,
+    kBusy = 11,
   };
 
   Status() noexcept = default;
@@ -50,6 +51,7 @@ class [[nodiscard]] Status {
   static Status NoMemory(std::string_view m) { return Status(Code::kNoMemory, m); }
   static Status Unsupported(std::string_view m) { return Status(Code::kUnsupported, m); }
   static Status Internal(std::string_view m) { return Status(Code::kInternal, m); }
+  static Status Busy(std::string_view m) { return Status(Code::kBusy, m); }
 
   bool ok() const noexcept { return rep_ == nullptr; }
   Code code() const noexcept { return rep_ ? rep_->code : Code::kOk; }

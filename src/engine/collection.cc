@@ -282,6 +282,13 @@ Status Collection::NewState(const CollectionConfig& config, std::unique_ptr<Stat
   return Status::OK();
 }
 
+Status Collection::Busy() const {
+  return Status::Busy("collection '" + name_ +
+                      "' is locked by a writer (an upsert being applied, a snapshot load, "
+                      "restore, recovery or compaction); retry, or search without "
+                      "nonblocking");
+}
+
 Status Collection::CheckUsable() const {
   if (dropped_.load(std::memory_order_acquire)) {
     return Status::NotFound("collection '" + name_ + "' was dropped");
@@ -572,8 +579,11 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
   params.ef = req.ef_search;
   params.filter = need_filter ? &pf : nullptr;
   params.exact = req.exact;
+  params.nonblocking = req.nonblocking;
   std::vector<index::Hit> hits;
-  AIDB_RETURN_IF_ERROR(st.index->Search(query, params, &hits));
+  Status s = st.index->Search(query, params, &hits);
+  if (s.code() == Status::Code::kBusy) return Busy();
+  AIDB_RETURN_IF_ERROR(s);
   out->reserve(hits.size());
   for (const index::Hit& h : hits) {
     if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;
@@ -589,7 +599,8 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
 Status Collection::Search(const float* query, size_t dim, const SearchRequest& req,
                           std::vector<SearchHit>* out) const {
   AIDB_RETURN_IF_ERROR(CheckUsable());
-  std::shared_lock lock(mu_);
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, req.nonblocking)) return Busy();
   const State& st = *state_;
   if (dim != st.config.index.dim) {
     return Status::DimensionMismatch("query has " + std::to_string(dim) +
@@ -609,7 +620,8 @@ Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
                                const SearchRequest& req, uint32_t threads,
                                std::vector<std::vector<SearchHit>>* out) const {
   AIDB_RETURN_IF_ERROR(CheckUsable());
-  std::shared_lock lock(mu_);
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, req.nonblocking)) return Busy();
   const State& st = *state_;
   if (dim != st.config.index.dim) {
     return Status::DimensionMismatch("queries have " + std::to_string(dim) +

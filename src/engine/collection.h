@@ -54,6 +54,7 @@ struct SearchRequest {
   const filter::Filter* filter = nullptr;
   bool with_payload = true;
   bool exact = false;
+  bool nonblocking = false;  // Status::Busy instead of waiting for a writer
 };
 
 struct SearchHit {
@@ -151,6 +152,8 @@ class Collection {
   Collection() = default;
 
   Status CheckUsable() const;
+  // The answer of a nonblocking read that found the collection locked.
+  Status Busy() const;
   Status NewState(const CollectionConfig& config, std::unique_ptr<State>* out) const;
   // Applies a WAL record to `st`; `live` = st is the published state (locks).
   Status ApplyRecord(State& st, bool live, uint8_t op, std::string_view body, uint64_t lsn);

@@ -130,7 +130,10 @@ Status FlatIndex::Search(const float* query, const SearchParams& params,
   const distance::Kernel kernel = l2 ? distance::L2Squared() : distance::Dot();
   const SlotFilter* filter = params.filter;
 
-  std::shared_lock lock(mu_);
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, params.nonblocking)) {
+    return Status::Busy("flat: the index is being written");
+  }
   TopK top(params.k);
   auto consider = [&](uint32_t slot) {
     float raw = kernel(query, SlotPtr(slot), dim);

@@ -755,7 +755,10 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
   if (query == nullptr || out == nullptr) return Status::InvalidArgument("hnsw: null argument");
   out->clear();
   if (params.k == 0) return Status::OK();
-  std::shared_lock<RwLock> g(struct_mu_);
+  std::shared_lock<RwLock> g(struct_mu_, std::defer_lock);
+  if (!LockShared(g, params.nonblocking)) {
+    return Status::Busy("hnsw: the index is being restructured (compaction, load or training)");
+  }
   Ctx& ctx = ThreadCtx();
   const float* q = query;
   if (config_.metric == Metric::kCosine) {

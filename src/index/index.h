@@ -65,6 +65,7 @@ struct SearchParams {
   uint32_t ef = 0;                    // 0 = index default
   const SlotFilter* filter = nullptr; // nullptr = every live slot
   bool exact = false;                 // brute force even on approximate indexes
+  bool nonblocking = false;           // Status::Busy instead of waiting for a writer
 };
 
 class VectorIndex {

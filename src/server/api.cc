@@ -514,7 +514,8 @@ int HttpStatusFor(int s) {
     case AIDB_UNSUPPORTED: return 400;
     case AIDB_NOT_FOUND: return 404;
     case AIDB_ALREADY_EXISTS: return 409;
-    case AIDB_NO_MEMORY: return 503;
+    case AIDB_NO_MEMORY:
+    case AIDB_BUSY: return 503;
     case AIDB_IO_ERROR:
     case AIDB_CORRUPTION:
     case AIDB_MISUSE:

@@ -24,7 +24,7 @@ struct ApiConfig {
 
 // The HTTP status for an AIDB_* status code (the one place that maps them):
 //   INVALID_ARGUMENT, DIMENSION_MISMATCH, UNSUPPORTED -> 400
-//   NOT_FOUND -> 404, ALREADY_EXISTS -> 409, NO_MEMORY -> 503
+//   NOT_FOUND -> 404, ALREADY_EXISTS -> 409, NO_MEMORY and BUSY -> 503
 //   IO_ERROR, CORRUPTION, MISUSE, INTERNAL and unknown codes -> 500
 int HttpStatusFor(int aidb_status);
 

@@ -463,3 +463,100 @@ INSTANTIATE_TEST_SUITE_P(IndexKinds, WriterProgress,
                          ::testing::Values(AIDB_INDEX_FLAT, AIDB_INDEX_HNSW));
 
 }  // namespace
+
+namespace {
+
+// aidb_search_options.nonblocking: the same answers as a blocking search when
+// nothing writes, AIDB_BUSY (and nothing else) while writers hold the locks.
+class NonblockingSearch : public ::testing::TestWithParam<int> {};
+
+TEST_P(NonblockingSearch, AnswersLikeABlockingSearchOrSaysBusy) {
+  constexpr uint32_t kD = 32;
+  constexpr uint32_t kN = 4000;
+  aidb_collection_options o;
+  aidb_collection_options_init(&o);
+  o.name = "nb";
+  o.dim = kD;
+  o.metric = AIDB_METRIC_EUCLIDEAN;
+  o.index_kind = GetParam();
+  aidb_collection* c = nullptr;
+  AIDB_ASSERT_OK(aidb_collection_open(&o, &c, &_m));
+  std::vector<std::string> ids(kN);
+  std::vector<const char*> idp(kN);
+  std::vector<float> vecs(static_cast<size_t>(kN) * kD);
+  for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = static_cast<float>((i * 7919) % 1000) / 1000.f;
+  for (uint32_t i = 0; i < kN; ++i) {
+    ids[i] = Id(i);
+    idp[i] = ids[i].c_str();
+  }
+  AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kD, nullptr, &_m));
+
+  aidb_search_options blocking, nonblocking;
+  aidb_search_options_init(&blocking);
+  EXPECT_EQ(blocking.nonblocking, 0);
+  nonblocking = blocking;
+  nonblocking.nonblocking = 1;
+  for (uint32_t q = 0; q < 20; ++q) {
+    aidb_search_result *a = nullptr, *b = nullptr;
+    AIDB_ASSERT_OK(aidb_collection_search(c, &vecs[q * 97 * kD], kD, &blocking, &a, &_m));
+    AIDB_ASSERT_OK(aidb_collection_search(c, &vecs[q * 97 * kD], kD, &nonblocking, &b, &_m));
+    EXPECT_EQ(HitIds(a), HitIds(b));
+    aidb_search_result_free(a);
+    aidb_search_result_free(b);
+  }
+  EXPECT_STREQ(aidb_status_name(AIDB_BUSY), "BUSY");
+
+  // A writer applies upserts, deletes and compactions (each takes a lock
+  // exclusively) until the nonblocking reader has been told BUSY a few times.
+  std::atomic<int> busy{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> writer_errors{0};
+  std::thread writer([&] {
+    for (uint32_t round = 0; !stop.load(); ++round) {
+      const uint32_t base = kN + (round % 4) * 200;
+      for (uint32_t i = 0; i < 200 && !stop.load(); ++i) {
+        if (aidb_collection_upsert(c, Id(base + i).c_str(), &vecs[i * kD], kD, nullptr, 0,
+                                   nullptr) != AIDB_OK) {
+          ++writer_errors;
+        }
+      }
+      for (uint32_t i = 0; i < 200 && !stop.load(); i += 2) {
+        aidb_collection_delete(c, Id(base + i).c_str(), nullptr);
+      }
+      if (aidb_collection_compact(c, nullptr) != AIDB_OK) ++writer_errors;
+    }
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int answered = 0;
+  while (busy.load() < 3 && std::chrono::steady_clock::now() < deadline) {
+    aidb_search_result* r = nullptr;
+    char* err = nullptr;
+    int st = aidb_collection_search(c, vecs.data(), kD, &nonblocking, &r, &err);
+    if (st == AIDB_BUSY) {
+      ++busy;
+      ASSERT_NE(err, nullptr);
+      EXPECT_NE(std::string(err).find("nonblocking"), std::string::npos) << err;
+      EXPECT_EQ(r, nullptr);
+    } else {
+      ASSERT_EQ(st, AIDB_OK) << (err ? err : "");
+      ++answered;
+      aidb_search_result_free(r);
+    }
+    aidb_free(err);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GE(busy.load(), 3) << "a nonblocking search never saw a writer's lock (" << answered
+                            << " answered)";
+  EXPECT_EQ(writer_errors.load(), 0);
+  // Blocking searches wait instead.
+  aidb_search_result* r = nullptr;
+  AIDB_ASSERT_OK(aidb_collection_search(c, vecs.data(), kD, &blocking, &r, &_m));
+  aidb_search_result_free(r);
+  aidb_collection_close(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(IndexKinds, NonblockingSearch,
+                         ::testing::Values(AIDB_INDEX_FLAT, AIDB_INDEX_HNSW));
+
+}  // namespace
