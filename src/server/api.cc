@@ -46,6 +46,17 @@ enum Route {
 };
 
 constexpr size_t kMaxTopK = 100000;
+
+// Searches served on an event loop (Api::TryInline) rather than the thread
+// pool: the two thread hand-offs of the pool cost as much as a short search.
+// Only unfiltered, approximate HNSW searches qualify, whose walk is bounded by
+// ef x dim (about 0.1-0.5 ms on one core at the limit), with few hits and
+// little payload to render; the engine call is nonblocking, so a writer's
+// lock (restore, compaction, an upsert being applied) sends the search to the
+// pool instead of stalling the loop.
+constexpr uint32_t kInlineMaxTopK = 100;
+constexpr uint64_t kInlineMaxEfDims = 512 * 1024;
+constexpr size_t kInlineMaxPayloadBytes = 256 << 10;
 constexpr size_t kWalPieceBytes = 64 * 1024;
 
 // An error answer: thrown inside handlers, turned into {"error": ...}.
@@ -552,9 +563,18 @@ std::shared_ptr<Api::Coll> Api::GetColl(const std::string& name) {
   aidb_collection_info_init(&info);
   Check(aidb_collection_get_info(c->handle, &info, err.out()), err);
   c->dim = info.dim;
+  c->index_kind = info.index_kind;
+  c->ef_search = info.hnsw_ef_search;
   c->name = name;
   colls_[name] = c;
   return c;
+}
+
+std::shared_ptr<Api::Coll> Api::TryGetColl(const std::string& name) {
+  std::shared_lock<std::shared_mutex> lock(colls_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return nullptr;
+  auto it = colls_.find(name);
+  return it == colls_.end() ? nullptr : it->second;
 }
 
 void Api::Forget(const std::string& name) {
@@ -622,8 +642,41 @@ bool Api::Prepare(HttpRequest* req, HttpResponse* resp) {
   return false;
 }
 
-void Api::Execute(HttpRequest* req, HttpResponse* resp) {
+namespace {
+
+// Runs `fn` (which returns whether it answered); what it throws becomes an
+// error answer in *resp.
+template <class Fn>
+bool Answering(HttpResponse* resp, Fn&& fn) {
   try {
+    return fn();
+  } catch (const ApiError& e) {
+    *resp = HttpResponse();
+    resp->status = e.status;
+    resp->body = ErrorBody(e.message);
+  } catch (const std::bad_alloc&) {
+    *resp = HttpResponse();
+    resp->status = 503;
+    resp->body = ErrorBody("out of memory");
+  } catch (const std::exception& e) {
+    *resp = HttpResponse();
+    resp->status = 500;
+    resp->body = ErrorBody(std::string("internal error: ") + e.what());
+  }
+  return true;
+}
+
+}  // namespace
+
+bool Api::TryInline(HttpRequest* req, HttpResponse* resp) {
+  if (req->route != kSearch) return false;
+  std::shared_ptr<Coll> c = TryGetColl(req->params[0]);
+  if (!c || c->index_kind != AIDB_INDEX_HNSW) return false;
+  return Answering(resp, [&] { return SearchOne(*c, req, resp, /*on_loop=*/true); });
+}
+
+void Api::Execute(HttpRequest* req, HttpResponse* resp) {
+  Answering(resp, [&] {
     switch (req->route) {
       case kMetrics: Metrics(resp); break;
       case kListCollections: ListCollections(resp); break;
@@ -644,19 +697,8 @@ void Api::Execute(HttpRequest* req, HttpResponse* resp) {
       case kWal: Wal(req, resp); break;
       default: Fail(404, "no route");
     }
-  } catch (const ApiError& e) {
-    *resp = HttpResponse();
-    resp->status = e.status;
-    resp->body = ErrorBody(e.message);
-  } catch (const std::bad_alloc&) {
-    *resp = HttpResponse();
-    resp->status = 503;
-    resp->body = ErrorBody("out of memory");
-  } catch (const std::exception& e) {
-    *resp = HttpResponse();
-    resp->status = 500;
-    resp->body = ErrorBody(std::string("internal error: ") + e.what());
-  }
+    return true;
+  });
 }
 
 void Api::Completed(const HttpRequest& req, int status, double seconds) {
@@ -933,20 +975,43 @@ void Api::DeletePoint(HttpRequest* req, HttpResponse* resp) {
 
 void Api::Search(HttpRequest* req, HttpResponse* resp) {
   auto c = GetColl(req->params[0]);
+  SearchOne(*c, req, resp, /*on_loop=*/false);
+}
+
+bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop) {
   element body = ParseBody(req, false);
   SearchSpec s;
   auto v = FieldAny(body, {"vector", "query"});
   if (!v) Fail(400, "'vector' is required");
-  s.vector.reserve(c->dim);
+  s.vector.reserve(c.dim);
   AppendVector(*v, "vector", &s.vector);
   ReadSearchOptions(body, &s);
   aidb_search_options opts = s.Options();
+  if (on_loop) {
+    if (s.has_filter || s.exact || s.top_k > kInlineMaxTopK) return false;
+    uint32_t ef = s.ef_search ? s.ef_search : c.ef_search.load(std::memory_order_relaxed);
+    if (ef == 0) ef = std::max<uint32_t>(64, 2 * s.top_k);  // the index's adaptive default
+    ef = std::max(ef, s.top_k);
+    if (static_cast<uint64_t>(ef) * c.dim > kInlineMaxEfDims) return false;
+    opts.nonblocking = 1;
+  }
   ResultGuard result;
   ErrMsg err;
-  Check(aidb_collection_search(c->handle, s.vector.data(), s.vector.size(), &opts, &result.r,
-                               err.out()),
-        err);
+  int st = aidb_collection_search(c.handle, s.vector.data(), s.vector.size(), &opts, &result.r,
+                                  err.out());
+  if (on_loop && st == AIDB_BUSY) return false;
+  Check(st, err);
+  if (on_loop && s.with_payload) {
+    const aidb_hit* hits = nullptr;
+    size_t count = 0;
+    size_t bytes = 0;
+    if (aidb_search_result_hits(result.r, 0, &hits, &count) == AIDB_OK) {
+      for (size_t i = 0; i < count; ++i) bytes += hits[i].payload_len;
+    }
+    if (bytes > kInlineMaxPayloadBytes) return false;  // long to render: the pool does it
+  }
   Reply(resp, 200, Json{{"results", HitsJson(result.r, 0, s.with_payload)}});
+  return true;
 }
 
 void Api::SearchBatch(HttpRequest* req, HttpResponse* resp) {
@@ -1129,6 +1194,7 @@ void Api::Params(HttpRequest* req, HttpResponse* resp) {
   uint32_t v = static_cast<uint32_t>(ToUint(*ef, "ef_search"));
   ErrMsg err;
   Check(aidb_collection_set_ef_search(c->handle, v, err.out()), err);
+  c->ef_search = v;
   Reply(resp, 200, CollectionJson(c->handle));
 }
 

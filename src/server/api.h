@@ -4,6 +4,7 @@
 
 #include <aidb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,10 @@ class Api : public Handler {
   ~Api() override;
 
   bool Prepare(HttpRequest* req, HttpResponse* resp) override;
+  // Serves on the event loop what is short and cannot wait: unfiltered HNSW
+  // searches with a bounded walk (see kInline* in api.cc), through a
+  // nonblocking engine call; everything else goes to Execute().
+  bool TryInline(HttpRequest* req, HttpResponse* resp) override;
   void Execute(HttpRequest* req, HttpResponse* resp) override;
   void Completed(const HttpRequest& req, int status, double seconds) override;
 
@@ -44,12 +49,20 @@ class Api : public Handler {
   struct Coll {
     aidb_collection* handle = nullptr;
     uint32_t dim = 0;
+    int index_kind = AIDB_INDEX_FLAT;
+    std::atomic<uint32_t> ef_search{0};  // the collection's default (0 = adapts to k)
     std::string name;
     ~Coll();
   };
 
  private:
   std::shared_ptr<Coll> GetColl(const std::string& name);
+  // The cached handle, or nullptr if it is not cached or the cache is locked
+  // (never waits).
+  std::shared_ptr<Coll> TryGetColl(const std::string& name);
+  // One search; `on_loop`: only if short and lock-free, else false (nothing
+  // answered).
+  bool SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop);
   void Forget(const std::string& name);
 
   void Metrics(HttpResponse* resp);

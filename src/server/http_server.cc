@@ -2,11 +2,18 @@
 
 #include <http_parser.h>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "util.h"
 
@@ -117,6 +124,7 @@ enum class TimerMode { kNone, kIdle, kRequest, kWrite, kLinger };
 
 struct HttpServer::Conn {
   HttpServer* server = nullptr;
+  IoLoop* io = nullptr;  // the loop that serves it
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_write_t wreq;
@@ -153,6 +161,52 @@ struct HttpServer::Conn {
   std::string chunk;  // next streamed piece
   bool streaming = false;
   bool stream_more = false;
+};
+
+struct HttpServer::IoLoop {
+  HttpServer* server = nullptr;
+  uv_loop_t* loop = nullptr;  // &own_loop, or the server's loop
+  uv_loop_t own_loop;
+  bool threaded = false;
+  std::thread thread;
+  uv_async_t wake;  // threaded: runs `tasks`
+  std::mutex mu;
+  std::vector<std::function<void()>> tasks;  // guarded by mu
+  std::atomic<size_t> load{0};  // connections handed to this loop and still open
+
+  // Loop thread only.
+  std::unordered_set<Conn*> conns;
+  size_t jobs = 0;  // work items queued or running
+  bool shutting_down = false;
+  bool forced = false;
+  bool drained = false;
+
+  // Runs `fn` on this loop's thread (at once if it is the caller's).
+  void Run(std::function<void()> fn) {
+    if (!threaded) {
+      fn();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      tasks.push_back(std::move(fn));
+    }
+    uv_async_send(&wake);
+  }
+
+  static void OnWake(uv_async_t* a) {
+    auto* io = static_cast<IoLoop*>(a->data);
+    std::vector<std::function<void()>> batch;
+    {
+      std::lock_guard<std::mutex> lock(io->mu);
+      batch.swap(io->tasks);
+    }
+    for (auto& fn : batch) fn();
+  }
+
+  void Adopt(int fd);
+  void BeginShutdown(bool force);
+  void MaybeDrained();
 };
 
 struct Job {
@@ -261,7 +315,7 @@ struct ConnOps {
     if (const std::string* e = r->Header("expect")) {
       std::string v = *e;
       std::transform(v.begin(), v.end(), v.begin(), ::tolower);
-      if (v == "100-continue" && !c->server->shutting_down_) {
+      if (v == "100-continue" && !c->io->shutting_down) {
         static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(const_cast<char*>(kContinue), sizeof kContinue - 1);
         // Best effort: a client that does not get it sends the body anyway.
@@ -440,7 +494,7 @@ struct ConnOps {
     BeginExchange(c, std::move(c->ready));
     HttpServer* srv = c->server;
     if (!c->req->keep_alive) c->close_after = true;
-    if (srv->shutting_down_) {
+    if (c->io->shutting_down) {
       c->req->route_label = "shutdown";
       c->resp->status = 503;
       c->resp->body = ErrorBody("server is shutting down");
@@ -456,6 +510,16 @@ struct ConnOps {
       c->resp->status = 500;
       c->resp->body = ErrorBody(std::string("internal error: ") + e.what());
     }
+    if (!answered) {
+      try {
+        answered = srv->handler_->TryInline(c->req.get(), c->resp.get());
+      } catch (const std::exception& e) {
+        *c->resp = HttpResponse();
+        c->resp->status = 500;
+        c->resp->body = ErrorBody(std::string("internal error: ") + e.what());
+        answered = true;
+      }
+    }
     if (answered) {
       StartResponse(c);
       return;
@@ -468,7 +532,7 @@ struct ConnOps {
     job->work.data = job;
     job->conn = c;
     job->stream_piece = stream_piece;
-    int rc = uv_queue_work(c->server->loop_, &job->work, OnWork, OnAfterWork);
+    int rc = uv_queue_work(c->io->loop, &job->work, OnWork, OnAfterWork);
     if (rc != 0) {
       delete job;
       Log(LogLevel::kError, "queue_work_failed", KV().Add("error", uv_strerror(rc)));
@@ -484,7 +548,7 @@ struct ConnOps {
       return;
     }
     c->refs++;
-    c->server->jobs_++;
+    c->io->jobs++;
   }
 
   static void OnWork(uv_work_t* w) {
@@ -514,13 +578,13 @@ struct ConnOps {
     HttpServer::Conn* c = job->conn;
     bool stream_piece = job->stream_piece;
     delete job;
-    HttpServer* srv = c->server;
-    srv->jobs_--;
+    HttpServer::IoLoop* io = c->io;
+    io->jobs--;
     c->refs--;
     if (c->closing) {
       if (!stream_piece && c->req) FinishMetrics(c);
       MaybeFree(c);
-      srv->MaybeDrained();
+      io->MaybeDrained();
       return;
     }
     if (stream_piece) {
@@ -528,7 +592,7 @@ struct ConnOps {
     } else {
       StartResponse(c);
     }
-    srv->MaybeDrained();
+    io->MaybeDrained();
   }
 
   static void AppendChunk(std::string* out, std::string_view data) {
@@ -542,8 +606,7 @@ struct ConnOps {
 
   static void StartResponse(HttpServer::Conn* c) {
     HttpResponse* r = c->resp.get();
-    HttpServer* srv = c->server;
-    if (r->close || srv->shutting_down_) c->close_after = true;
+    if (r->close || c->io->shutting_down) c->close_after = true;
     std::string& h = c->head;
     h.clear();
     h.append("HTTP/1.1 ").append(std::to_string(r->status)).append(" ");
@@ -591,7 +654,29 @@ struct ConnOps {
 
   static void Write(HttpServer::Conn* c, uv_buf_t* bufs, unsigned nbufs) {
     c->wreq.data = c;
-    int rc = uv_write(&c->wreq, reinterpret_cast<uv_stream_t*>(&c->tcp), bufs, nbufs, OnWrite);
+    auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+    // Fast path, the usual case: the socket takes the whole answer now.
+    // Then it completes here, without a write request and its loop
+    // iteration. Not with pipelined input waiting: completing serves the
+    // next request from this stack.
+    if (c->in_off >= c->in.size()) {
+      int n = uv_try_write(stream, bufs, nbufs);
+      if (n > 0) {
+        size_t sent = static_cast<size_t>(n);
+        while (nbufs > 0 && sent >= bufs[0].len) {
+          sent -= bufs[0].len;
+          ++bufs;
+          --nbufs;
+        }
+        if (nbufs == 0) {
+          OnWrite(&c->wreq, 0);
+          return;
+        }
+        bufs[0].base += sent;
+        bufs[0].len -= sent;
+      }
+    }
+    int rc = uv_write(&c->wreq, stream, bufs, nbufs, OnWrite);
     if (rc != 0) {
       Log(LogLevel::kDebug, "write_failed", KV().Add("error", uv_strerror(rc)));
       FinishMetrics(c);
@@ -611,7 +696,7 @@ struct ConnOps {
     }
     ArmTimer(c, TimerMode::kNone);
     if (c->streaming && c->stream_more) {
-      if (c->server->forced_) {
+      if (c->io->forced) {
         FinishMetrics(c);
         CloseConn(c);
         return;
@@ -627,7 +712,7 @@ struct ConnOps {
       // Closing with unread input would reset the connection and could
       // destroy the answer in flight: half-close and drain first, unless the
       // client has closed its side already.
-      if ((c->linger || c->in_off < c->in.size() || !c->server->shutting_down_) && !c->eof) {
+      if ((c->linger || c->in_off < c->in.size() || !c->io->shutting_down) && !c->eof) {
         Linger(c);
       } else {
         CloseConn(c);
@@ -685,11 +770,13 @@ struct ConnOps {
     if (c->closing) return;
     StopReading(c);
     c->closing = true;
-    c->server->conns_.erase(c);
+    c->io->conns.erase(c);
+    c->io->load--;
+    c->server->connections_--;
     (void)uv_timer_stop(&c->timer);
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnClosed);
     uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), OnClosed);
-    c->server->MaybeDrained();
+    c->io->MaybeDrained();
   }
 
   static void OnClosed(uv_handle_t* h) {
@@ -726,11 +813,6 @@ http_parser_settings ConnOps::settings = [] {
 
 // ---------------------------------------------------------------------------
 
-HttpServer::HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits)
-    : loop_(loop), handler_(handler), limits_(limits) {}
-
-HttpServer::~HttpServer() = default;
-
 int HttpServer::Listen(const std::string& host, int port, std::string* bound) {
   struct sockaddr_storage addr;
   int rc;
@@ -743,15 +825,11 @@ int HttpServer::Listen(const std::string& host, int port, std::string* bound) {
   rc = uv_tcp_init(loop_, &listener_);
   if (rc != 0) return rc;
   listener_.data = this;
-  listening_ = true;
+  listening_ = true;  // closed by Shutdown() or the destructor
   rc = uv_tcp_bind(&listener_, reinterpret_cast<const struct sockaddr*>(&addr), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511,
                               ConnOps::OnConnection);
-  if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    listening_ = false;
-    return rc;
-  }
+  if (rc != 0) return rc;
   struct sockaddr_storage name;
   int len = sizeof name;
   rc = uv_tcp_getsockname(&listener_, reinterpret_cast<struct sockaddr*>(&name), &len);
@@ -777,40 +855,87 @@ void HttpServer::OnConnection(int status) {
     Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(status)));
     return;
   }
-  auto* c = new Conn();
-  c->server = this;
-  int rc = uv_tcp_init(loop_, &c->tcp);
+  // Accepted on this loop, served on an I/O loop: the socket changes loops
+  // as a file descriptor (a libuv handle belongs to one loop).
+  auto* tmp = new uv_tcp_t;
+  int rc = uv_tcp_init(loop_, tmp);
   if (rc != 0) {
     Log(LogLevel::kError, "tcp_init_failed", KV().Add("error", uv_strerror(rc)));
+    delete tmp;
+    return;
+  }
+  auto free_tmp = [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); };
+  rc = uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), reinterpret_cast<uv_stream_t*>(tmp));
+  uv_os_fd_t fd = -1;
+  if (rc == 0) rc = uv_fileno(reinterpret_cast<uv_handle_t*>(tmp), &fd);
+  int own = -1;
+  if (rc == 0) {
+    own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) rc = uv_translate_sys_error(errno);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(tmp), free_tmp);
+  if (rc != 0) {
+    Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(rc)));
+    return;
+  }
+  if (shutting_down_) {
+    ::close(own);
+    return;
+  }
+  IoLoop* best = loops_[0].get();
+  for (auto& io : loops_) {
+    if (io->load.load() < best->load.load()) best = io.get();
+  }
+  best->load++;
+  best->Run([best, own] { best->Adopt(own); });
+}
+
+void HttpServer::IoLoop::Adopt(int fd) {
+  HttpServer* srv = server;
+  auto* c = new Conn();
+  c->server = srv;
+  c->io = this;
+  int rc = uv_tcp_init(loop, &c->tcp);
+  if (rc != 0) {
+    Log(LogLevel::kError, "tcp_init_failed", KV().Add("error", uv_strerror(rc)));
+    ::close(fd);
+    load--;
     delete c;
     return;
   }
   c->tcp.data = c;
   c->refs = 1;
-  rc = uv_timer_init(loop_, &c->timer);
+  conns.insert(c);
+  srv->connections_++;
+  rc = uv_timer_init(loop, &c->timer);
   if (rc != 0) {
     Log(LogLevel::kError, "timer_init_failed", KV().Add("error", uv_strerror(rc)));
+    ::close(fd);
+    // Only the tcp handle to close: CloseConn would close the timer too.
     c->closing = true;
+    conns.erase(c);
+    load--;
+    srv->connections_--;
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), ConnOps::OnClosed);
+    MaybeDrained();
     return;
   }
   c->timer.data = c;
   c->refs = 2;
-  conns_.insert(c);
-  rc = uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
-                 reinterpret_cast<uv_stream_t*>(&c->tcp));
+  rc = uv_tcp_open(&c->tcp, fd);
   if (rc != 0) {
-    Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(rc)));
+    Log(LogLevel::kError, "tcp_open_failed", KV().Add("error", uv_strerror(rc)));
+    ::close(fd);
     ConnOps::CloseConn(c);
     return;
   }
-  if (shutting_down_) {
+  if (shutting_down) {
     ConnOps::CloseConn(c);
     return;
   }
-  if (conns_.size() > limits_.max_connections) {
+  if (srv->connections_.load() > srv->limits_.max_connections) {
     Log(LogLevel::kWarn, "too_many_connections",
-        KV().Add("limit", static_cast<unsigned long long>(limits_.max_connections)));
+        KV().Add("limit", static_cast<unsigned long long>(srv->limits_.max_connections)));
     ConnOps::CloseConn(c);
     return;
   }
@@ -822,20 +947,135 @@ void HttpServer::OnConnection(int status) {
   ConnOps::StartReading(c);
 }
 
+void HttpServer::IoLoop::BeginShutdown(bool force) {
+  shutting_down = true;
+  if (force) forced = true;
+  std::vector<Conn*> all(conns.begin(), conns.end());
+  for (Conn* c : all) {
+    if (c->busy && !force) {
+      c->close_after = true;
+    } else {
+      ConnOps::CloseConn(c);
+    }
+  }
+  MaybeDrained();
+}
+
+void HttpServer::IoLoop::MaybeDrained() {
+  if (!shutting_down || drained || !conns.empty() || jobs != 0) return;
+  drained = true;
+  if (!threaded) {
+    server->loops_drained_++;
+    server->OnLoopDrained();
+    return;
+  }
+  // Under the mutex that OnLoopDrained() closes the handle under: the send
+  // cannot come after the close.
+  std::lock_guard<std::mutex> lock(server->drained_mu_);
+  server->loops_drained_++;
+  uv_async_send(&server->drained_async_);
+}
+
+HttpServer::HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits, unsigned io_threads)
+    : loop_(loop), handler_(handler), limits_(limits) {
+  int rc = uv_async_init(loop_, &drained_async_, [](uv_async_t* a) {
+    static_cast<HttpServer*>(a->data)->OnLoopDrained();
+  });
+  if (rc != 0) throw std::runtime_error(std::string("uv_async_init: ") + uv_strerror(rc));
+  drained_async_.data = this;
+  open_handles_ = 1;
+  if (io_threads == 0) {
+    auto io = std::make_unique<IoLoop>();
+    io->server = this;
+    io->loop = loop_;
+    loops_.push_back(std::move(io));
+    return;
+  }
+  for (unsigned i = 0; i < io_threads; ++i) {
+    auto io = std::make_unique<IoLoop>();
+    io->server = this;
+    io->loop = &io->own_loop;
+    io->threaded = true;
+    rc = uv_loop_init(&io->own_loop);
+    if (rc == 0) {
+      rc = uv_async_init(&io->own_loop, &io->wake, IoLoop::OnWake);
+      if (rc != 0) uv_loop_close(&io->own_loop);
+    }
+    if (rc != 0) {
+      StopLoops();
+      throw std::runtime_error(std::string("I/O loop: ") + uv_strerror(rc));
+    }
+    io->wake.data = io.get();
+    IoLoop* p = io.get();
+    loops_.push_back(std::move(io));
+    p->thread = std::thread([p, i] {
+      std::string name = "aidbd-io-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.c_str());
+      uv_run(p->loop, UV_RUN_DEFAULT);
+    });
+  }
+}
+
+HttpServer::~HttpServer() {
+  StopLoops();
+  // The handles on the caller's loop: closed, and their close callbacks run,
+  // before their memory goes away with this object.
+  if (listening_) {
+    listening_ = false;
+    open_handles_++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), OnHandleClosed);
+  }
+  if (shutdown_timer_init_) {
+    shutdown_timer_init_ = false;
+    open_handles_++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), OnHandleClosed);
+  }
+  CloseDrainedAsync();
+  while (open_handles_ > 0) uv_run(loop_, UV_RUN_ONCE);
+}
+
+void HttpServer::OnHandleClosed(uv_handle_t* h) {
+  static_cast<HttpServer*>(h->data)->open_handles_--;
+}
+
+void HttpServer::CloseDrainedAsync() {
+  std::lock_guard<std::mutex> lock(drained_mu_);
+  if (drained_async_closed_) return;
+  drained_async_closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&drained_async_), OnHandleClosed);
+}
+
+void HttpServer::StopLoops() {
+  for (auto& io : loops_) {
+    if (!io->threaded || !io->thread.joinable()) continue;
+    IoLoop* p = io.get();
+    p->Run([p] {
+      p->BeginShutdown(/*force=*/true);
+      uv_close(reinterpret_cast<uv_handle_t*>(&p->wake), nullptr);
+    });
+    p->thread.join();
+    // Close callbacks of work cancelled by the forced close have run: uv_run
+    // returned only once no handle and no request was left.
+    int rc = uv_loop_close(p->loop);
+    if (rc != 0) Log(LogLevel::kError, "loop_close_failed", KV().Add("error", uv_strerror(rc)));
+  }
+}
+
 void HttpServer::Shutdown(std::function<void()> drained) {
   if (shutting_down_) {
     // Second signal: stop waiting for slow clients.
-    forced_ = true;
-    std::vector<Conn*> all(conns_.begin(), conns_.end());
-    for (Conn* c : all) ConnOps::CloseConn(c);
-    MaybeDrained();
+    for (auto& io : loops_) {
+      IoLoop* p = io.get();
+      p->Run([p] { p->BeginShutdown(/*force=*/true); });
+    }
     return;
   }
   shutting_down_ = true;
   drained_ = std::move(drained);
   if (listening_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listening_ = false;
+    open_handles_++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), OnHandleClosed);
   }
   int rc = uv_timer_init(loop_, &shutdown_timer_);
   if (rc == 0) {
@@ -846,30 +1086,27 @@ void HttpServer::Shutdown(std::function<void()> drained) {
         [](uv_timer_t* t) {
           auto* self = static_cast<HttpServer*>(t->data);
           Log(LogLevel::kWarn, "shutdown_deadline",
-              KV().Add("connections", static_cast<unsigned long long>(self->conns_.size())));
+              KV().Add("connections", static_cast<unsigned long long>(self->connections_.load())));
           self->Shutdown(nullptr);
         },
         limits_.shutdown_timeout_ms, 0);
   }
   if (rc != 0) Log(LogLevel::kError, "shutdown_timer_failed", KV().Add("error", uv_strerror(rc)));
-  std::vector<Conn*> all(conns_.begin(), conns_.end());
-  for (Conn* c : all) {
-    if (c->busy) {
-      c->close_after = true;
-    } else {
-      ConnOps::CloseConn(c);
-    }
+  for (auto& io : loops_) {
+    IoLoop* p = io.get();
+    p->Run([p] { p->BeginShutdown(/*force=*/false); });
   }
-  MaybeDrained();
 }
 
-void HttpServer::MaybeDrained() {
-  if (!shutting_down_ || drained_called_ || !conns_.empty() || jobs_ != 0) return;
+void HttpServer::OnLoopDrained() {
+  if (drained_called_ || loops_drained_.load() != loops_.size()) return;
   drained_called_ = true;
   if (shutdown_timer_init_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
     shutdown_timer_init_ = false;
+    open_handles_++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), OnHandleClosed);
   }
+  CloseDrainedAsync();
   if (drained_) drained_();
 }
 

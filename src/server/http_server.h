@@ -2,16 +2,22 @@
 // pipelining, back-pressure, limits and timeouts. It knows nothing about AIDB:
 // it hands complete requests to a Handler and writes back what it answers.
 //
-// Threading: everything here runs on the loop thread, except
-// Handler::Execute() and BodyStream::Next(), which run on libuv's thread pool
-// (uv_queue_work; size it with UV_THREADPOOL_SIZE).
+// Threading: the caller's loop accepts connections and hands each to one of
+// the server's I/O loops (threads of their own, the one with the fewest
+// connections first; or the caller's loop itself with io_threads = 0). A
+// connection lives on its I/O loop: parsing, Prepare(), TryInline(),
+// writing and Completed() run there. Handler::Execute() and BodyStream::Next()
+// run on libuv's thread pool (uv_queue_work; size it with UV_THREADPOOL_SIZE).
+// So a handler's Prepare/TryInline/Completed may run on several loops at once.
 #pragma once
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -66,6 +72,11 @@ class Handler {
   // answered already into *resp (cheap routes, errors); false to have
   // Execute() run on the thread pool.
   virtual bool Prepare(HttpRequest* req, HttpResponse* resp) = 0;
+  // Loop thread, after Prepare() returned false: serves the request right
+  // there and returns true if that is cheap and cannot wait (for a lock, the
+  // disk); returns false to have Execute() run on the thread pool. Saves the
+  // two thread hand-offs of the pool for short requests.
+  virtual bool TryInline(HttpRequest*, HttpResponse*) { return false; }
   // Pool thread: the blocking work.
   virtual void Execute(HttpRequest* req, HttpResponse* resp) = 0;
   // Loop thread, once the response (all of it) has been written or dropped.
@@ -87,7 +98,11 @@ const char* StatusReason(int status);
 
 class HttpServer {
  public:
-  HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits);
+  // `loop` accepts connections and runs the shutdown; with io_threads > 0 the
+  // connections are served by that many loops on threads of their own, with 0
+  // on `loop` itself.
+  HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits, unsigned io_threads = 0);
+  // Stops and joins the I/O threads (call once drained, or if never served).
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -96,18 +111,23 @@ class HttpServer {
   // error code (0 on success); *bound receives "host:port" actually bound.
   int Listen(const std::string& host, int port, std::string* bound);
 
-  // Stops accepting, closes idle connections, lets in-flight requests finish
-  // (answering with Connection: close), then calls `drained` once no
-  // connection and no work remain. A second call forces every connection shut.
+  // On `loop`'s thread. Stops accepting, closes idle connections, lets
+  // in-flight requests finish (answering with Connection: close), then calls
+  // `drained` (on `loop`'s thread) once no connection and no work remain on
+  // any I/O loop. A second call forces every connection shut.
   void Shutdown(std::function<void()> drained);
   bool shutting_down() const { return shutting_down_; }
 
-  struct Conn;  // one per accepted connection (http_server.cc)
+  struct Conn;    // one per accepted connection (http_server.cc)
+  struct IoLoop;  // one per I/O loop (http_server.cc)
 
  private:
   friend struct ConnOps;
   void OnConnection(int status);
-  void MaybeDrained();
+  void OnLoopDrained();  // on `loop`'s thread
+  void StopLoops();      // forces the I/O loops shut and joins their threads
+  void CloseDrainedAsync();
+  static void OnHandleClosed(uv_handle_t* h);
 
   uv_loop_t* loop_;
   Handler* handler_;
@@ -115,13 +135,17 @@ class HttpServer {
   uv_tcp_t listener_;
   bool listening_ = false;
   bool shutting_down_ = false;
-  bool forced_ = false;
   bool drained_called_ = false;
   uv_timer_t shutdown_timer_;
   bool shutdown_timer_init_ = false;
+  uv_async_t drained_async_;  // an I/O thread's loop drained
+  std::mutex drained_mu_;     // orders its sends before its close
+  bool drained_async_closed_ = false;
+  int open_handles_ = 0;      // on `loop`, until their close callbacks ran
   std::function<void()> drained_;
-  std::unordered_set<Conn*> conns_;
-  size_t jobs_ = 0;  // work items queued or running
+  std::vector<std::unique_ptr<IoLoop>> loops_;
+  std::atomic<size_t> loops_drained_{0};
+  std::atomic<size_t> connections_{0};  // open on every loop, for max_connections
 };
 
 }  // namespace aidbd

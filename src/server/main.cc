@@ -1,12 +1,16 @@
 // aidbd: the AIDB HTTP daemon. See `aidbd --help` and src/server/README.md.
 #include <aidb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -54,6 +58,12 @@ wins over the variable.
                             requests [AIDB_SHUTDOWN_TIMEOUT_MS] (default 30000)
   --max-connections N       open connections beyond this are closed at once
                             [AIDB_MAX_CONNECTIONS] (default 4096)
+  --io-threads N            event loops serving connections, each on a thread
+                            of its own; a new connection goes to the loop with
+                            the fewest. Short searches run on these loops, all
+                            other engine calls on the worker threads. 0 serves
+                            on the accepting loop [AIDB_IO_THREADS] (default:
+                            the number of CPUs; at most 256)
   --threads N               worker threads for engine calls: libuv's thread pool
                             [UV_THREADPOOL_SIZE] (default 8; at most 1024)
   --help                    print this text
@@ -73,6 +83,7 @@ struct Options {
   uint64_t batch_interval_ms = 10;
   HttpLimits limits;
   uint64_t threads = 0;
+  int64_t io_threads = -1;  // -1: one per CPU
 };
 
 [[noreturn]] void UsageError(const std::string& msg) {
@@ -100,6 +111,7 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--idle-timeout-ms") o->limits.idle_timeout_ms = ParseUint(key, v);
   else if (key == "--shutdown-timeout-ms") o->limits.shutdown_timeout_ms = ParseUint(key, v);
   else if (key == "--threads") o->threads = ParseUint(key, v);
+  else if (key == "--io-threads") o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
   else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
   else UsageError("unknown option " + key);
 }
@@ -120,6 +132,7 @@ Options ParseOptions(int argc, char** argv) {
       {"AIDB_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms"},
       {"AIDB_MAX_CONNECTIONS", "--max-connections"},
       {"UV_THREADPOOL_SIZE", "--threads"},
+      {"AIDB_IO_THREADS", "--io-threads"},
   };
   for (auto& [env, flag] : kEnv) {
     if (const char* v = std::getenv(env); v && *v) Apply(&o, flag, v);
@@ -178,16 +191,30 @@ struct Daemon {
   HttpServer* server = nullptr;
 };
 
+// SIGINT and SIGTERM: blocked in every thread but the loop's, and there only
+// while the loop runs (threads inherit the mask of their creator, so they are
+// blocked from the start of main()).
+sigset_t StopSignals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGTERM);
+  return s;
+}
+
 void OnSignal(uv_signal_t* h, int signum) {
   auto* d = static_cast<Daemon*>(h->data);
   Log(LogLevel::kInfo, "shutdown", KV().Add("signal", signum == SIGINT ? "SIGINT" : "SIGTERM"));
   d->server->Shutdown([d] {
     Log(LogLevel::kInfo, "drained");
+    // Closing the handles restores the default dispositions: a SIGTERM or
+    // SIGINT then would kill the process while it flushes the WALs. Shutdown
+    // is under way, so further signals are ignored: blocked (held pending)
+    // across the switch, then discarded by SIG_IGN.
+    sigset_t stop = StopSignals();
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&d->sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&d->sigterm), nullptr);
-    // Closing the handles restored the default dispositions: a second
-    // SIGTERM/SIGINT now would kill the process while it flushes the WALs.
-    // Shutdown is already under way, so further signals are ignored.
     ::signal(SIGINT, SIG_IGN);
     ::signal(SIGTERM, SIG_IGN);
   });
@@ -199,6 +226,8 @@ int main(int argc, char** argv) {
   // Only the daemon ignores SIGPIPE: a client that goes away makes writes fail
   // with EPIPE instead of killing the process. The library never touches signals.
   ::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   Options o = ParseOptions(argc, argv);
 
   LogLevel level;
@@ -218,6 +247,8 @@ int main(int argc, char** argv) {
   uint64_t threads = o.threads ? o.threads : 8;
   if (threads > 1024) threads = 1024;
   ::setenv("UV_THREADPOOL_SIZE", std::to_string(threads).c_str(), 1);
+  unsigned io_threads = o.io_threads >= 0 ? static_cast<unsigned>(o.io_threads)
+                                          : std::max(1u, std::thread::hardware_concurrency());
 
   InstallLibraryLogger(level);
 
@@ -235,6 +266,7 @@ int main(int argc, char** argv) {
   Log(LogLevel::kInfo, "starting",
       KV().Add("version", aidb_version()).Add("data_dir", data_dir).Add("durability", o.durability)
           .Add("threads", static_cast<unsigned long long>(threads))
+          .Add("io_threads", io_threads)
           .Add("auth", o.api_key.empty() ? "off" : "api-key"));
 
   aidb_db_options dbo;
@@ -269,11 +301,19 @@ int main(int argc, char** argv) {
     cfg.api_key = o.api_key;
     cfg.start_unix_ns = NowUnixNs();
     Api api(db, cfg);
-    HttpServer server(&d.loop, &api, o.limits);
-    d.server = &server;
+    std::unique_ptr<HttpServer> server;
+    try {
+      server = std::make_unique<HttpServer>(&d.loop, &api, o.limits, io_threads);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "server_init_failed", KV().Add("error", e.what()));
+      api.ReleaseHandles();
+      aidb_db_close(db);
+      return 1;
+    }
+    d.server = server.get();
 
     std::string bound;
-    rc = server.Listen(host, port, &bound);
+    rc = server->Listen(host, port, &bound);
     if (rc != 0) {
       Log(LogLevel::kError, "listen_failed",
           KV().Add("addr", o.listen).Add("error", uv_strerror(rc)));
@@ -295,9 +335,11 @@ int main(int argc, char** argv) {
       // Printed at every log level: with --listen HOST:0 it is how callers
       // learn the port.
       LogLine(static_cast<int>(LogLevel::kInfo), "aidbd", "listening", KV().Add("addr", bound).str());
+      pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
       rc = uv_run(&d.loop, UV_RUN_DEFAULT);
       (void)rc;  // non-zero only if uv_stop() was called; handles are closed below
     }
+    server.reset();  // joins the I/O threads: no request runs any more
     api.ReleaseHandles();
   }
   aidb_db_close(db);
