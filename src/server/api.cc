@@ -671,8 +671,15 @@ bool Answering(HttpResponse* resp, Fn&& fn) {
 bool Api::TryInline(HttpRequest* req, HttpResponse* resp) {
   if (req->route != kSearch) return false;
   std::shared_ptr<Coll> c = TryGetColl(req->params[0]);
-  if (!c || c->index_kind != AIDB_INDEX_HNSW) return false;
-  return Answering(resp, [&] { return SearchOne(*c, req, resp, /*on_loop=*/true); });
+  Deferral why = !c ? kBusy : kShape;
+  bool answered = c && c->index_kind == AIDB_INDEX_HNSW &&
+                  Answering(resp, [&] { return SearchOne(*c, req, resp, true, &why); });
+  if (answered) {
+    searches_on_loop_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    searches_deferred_[why].fetch_add(1, std::memory_order_relaxed);
+  }
+  return answered;
 }
 
 void Api::Execute(HttpRequest* req, HttpResponse* resp) {
@@ -776,6 +783,20 @@ void Api::Metrics(HttpResponse* resp) {
   }
   family("aidb_wal_last_lsn", "gauge", "LSN of the last WAL record written or applied.");
   for (auto& r : rows) sample("aidb_wal_last_lsn", r.name, std::to_string(r.wal.last_lsn));
+  family("aidb_http_searches_on_loop_total", "counter",
+         "Searches answered on an event loop (short, unfiltered HNSW searches).");
+  o.append("aidb_http_searches_on_loop_total ")
+      .append(std::to_string(searches_on_loop_.load()))
+      .append("\n");
+  family("aidb_http_searches_deferred_total", "counter",
+         "Searches sent from an event loop to the thread pool: reason=shape (a filter, exact, "
+         "a FLAT index, large ef x dim or top_k), busy (a writer held a lock, or the collection "
+         "was not open yet), payload (many payload bytes to render).");
+  static const char* const kReasons[kDeferralCount] = {"shape", "busy", "payload"};
+  for (int i = 0; i < kDeferralCount; ++i) {
+    o.append("aidb_http_searches_deferred_total{reason=\"").append(kReasons[i]).append("\"} ");
+    o.append(std::to_string(searches_deferred_[i].load())).append("\n");
+  }
   http_metrics_.Render(&o);
   resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
@@ -978,7 +999,8 @@ void Api::Search(HttpRequest* req, HttpResponse* resp) {
   SearchOne(*c, req, resp, /*on_loop=*/false);
 }
 
-bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop) {
+bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop,
+                    Deferral* why) {
   element body = ParseBody(req, false);
   SearchSpec s;
   auto v = FieldAny(body, {"vector", "query"});
@@ -988,6 +1010,7 @@ bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on
   ReadSearchOptions(body, &s);
   aidb_search_options opts = s.Options();
   if (on_loop) {
+    *why = kShape;
     if (s.has_filter || s.exact || s.top_k > kInlineMaxTopK) return false;
     uint32_t ef = s.ef_search ? s.ef_search : c.ef_search.load(std::memory_order_relaxed);
     if (ef == 0) ef = std::max<uint32_t>(64, 2 * s.top_k);  // the index's adaptive default
@@ -999,7 +1022,10 @@ bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on
   ErrMsg err;
   int st = aidb_collection_search(c.handle, s.vector.data(), s.vector.size(), &opts, &result.r,
                                   err.out());
-  if (on_loop && st == AIDB_BUSY) return false;
+  if (on_loop && st == AIDB_BUSY) {
+    *why = kBusy;
+    return false;
+  }
   Check(st, err);
   if (on_loop && s.with_payload) {
     const aidb_hit* hits = nullptr;
@@ -1008,7 +1034,10 @@ bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on
     if (aidb_search_result_hits(result.r, 0, &hits, &count) == AIDB_OK) {
       for (size_t i = 0; i < count; ++i) bytes += hits[i].payload_len;
     }
-    if (bytes > kInlineMaxPayloadBytes) return false;  // long to render: the pool does it
+    if (bytes > kInlineMaxPayloadBytes) {  // long to render: the pool does it
+      *why = kPayload;
+      return false;
+    }
   }
   Reply(resp, 200, Json{{"results", HitsJson(result.r, 0, s.with_payload)}});
   return true;

@@ -60,9 +60,12 @@ class Api : public Handler {
   // The cached handle, or nullptr if it is not cached or the cache is locked
   // (never waits).
   std::shared_ptr<Coll> TryGetColl(const std::string& name);
-  // One search; `on_loop`: only if short and lock-free, else false (nothing
-  // answered).
-  bool SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop);
+  // Why a search did not run on the event loop (aidb_http_searches_deferred_total).
+  enum Deferral { kShape, kBusy, kPayload, kDeferralCount };
+  // One search. With `on_loop` only if short and lock-free; else it answers
+  // nothing, sets *why and returns false.
+  bool SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop,
+                 Deferral* why = nullptr);
   void Forget(const std::string& name);
 
   void Metrics(HttpResponse* resp);
@@ -90,6 +93,8 @@ class Api : public Handler {
   aidb_db* db_;
   ApiConfig config_;
   HttpMetrics http_metrics_;
+  std::atomic<uint64_t> searches_on_loop_{0};
+  std::atomic<uint64_t> searches_deferred_[kDeferralCount] = {};
   std::shared_mutex colls_mu_;  // shared for lookups, exclusive to open/create/drop
   std::unordered_map<std::string, std::shared_ptr<Coll>> colls_;
 };

@@ -329,3 +329,116 @@ def test_repeated_signals_during_shutdown_do_not_kill_the_daemon(start_daemon):
             break
     s.close()
     assert d.stop() == 0, d.log_text()
+
+
+def search_counters(d):
+    m = parse_metrics(d.get("/metrics").body)
+    return (m["aidb_http_searches_on_loop_total"],
+            {r: m[f'aidb_http_searches_deferred_total{{reason="{r}"}}']
+             for r in ("shape", "busy", "payload")})
+
+
+def test_short_searches_run_on_the_loop_and_the_others_on_the_pool(start_daemon):
+    # One I/O loop: what runs on it must be short and never wait; filtered,
+    # exact, FLAT and wide searches go to the thread pool, with the same answers.
+    d = start_daemon("--io-threads", "1")
+    create(d, "h", 8, index="hnsw", metric="euclidean", hnsw={"ef_search": 200})
+    create(d, "f", 8, metric="euclidean")
+    rnd = random.Random(5)
+    pts = [{"vector": [rnd.random() for _ in range(8)], "payload": {"i": i}} for i in range(200)]
+    for name in ("h", "f"):
+        assert d.post(f"/collections/{name}/points:batch", {"points": pts}).status == 200
+    q = {"vector": pts[17]["vector"], "top_k": 5}
+    d.post("/collections/h/search", q)  # opens the cached handle (first use: pool)
+    loop0, deferred0 = search_counters(d)
+
+    on_loop = d.post("/collections/h/search", q).json()["results"]
+    loop1, deferred1 = search_counters(d)
+    assert loop1 == loop0 + 1 and deferred1 == deferred0
+    assert on_loop[0]["payload"] == {"i": 17} and len(on_loop) == 5
+
+    pooled = [
+        d.post("/collections/h/search", {**q, "filter": {"must": []}}).json()["results"],
+        d.post("/collections/h/search", {**q, "exact": True}).json()["results"],
+        d.post("/collections/f/search", q).json()["results"],
+        d.post("/collections/h/search", {**q, "ef_search": 100000}).json()["results"],
+    ]
+    loop2, deferred2 = search_counters(d)
+    assert loop2 == loop1
+    assert deferred2["shape"] == deferred1["shape"] + 4
+    for n, res in enumerate(pooled):  # the same points (ids differ in "f")
+        assert [h["payload"] for h in res] == [h["payload"] for h in on_loop], (n, res, on_loop)
+
+    # Bad input is answered on the loop too, with the same errors.
+    r = d.post("/collections/h/search", {"vector": [1, 2, 3], "top_k": 5})
+    assert r.status == 400 and "dimension" in r.json()["error"]
+    r = d.post("/collections/h/search", {"vector": [1, 2, 3, 4, 5, 6, 7, "x"]})
+    assert r.status == 400
+    assert search_counters(d)[0] == loop2 + 2
+    assert d.stop() == 0
+
+
+def test_searches_on_one_loop_while_writers_hold_the_locks(start_daemon):
+    # Compaction, restore and upserts take the collection's locks exclusively:
+    # a search on the loop then must not wait there (it goes to the pool), and
+    # /health and the searches keep being answered, correctly.
+    d = start_daemon("--io-threads", "1")
+    create(d, "docs", 16, index="hnsw", metric="euclidean")
+    rnd = random.Random(9)
+    base = [[rnd.random() for _ in range(16)] for _ in range(3000)]
+    r = d.post("/collections/docs/points:batch", {"points": [{"vector": v} for v in base]})
+    ids = r.json()["ids"]
+    assert d.post("/collections/docs/snapshot").status == 200
+    snap = d.get("/collections/docs/snapshots").json()["snapshots"][-1]["file"]
+    errors = []
+    stop = threading.Event()
+
+    def searcher(seed):
+        rs = random.Random(seed)
+        while not stop.is_set():
+            i = rs.randrange(len(base))
+            r = d.post("/collections/docs/search",
+                       {"vector": base[i], "top_k": 3, "ef_search": 100})
+            if r.status != 200:
+                errors.append(("search", r.status, r.body[:200]))
+            elif ids[i] not in [h["id"] for h in r.json()["results"]]:
+                errors.append(("search missed its own point", i))
+
+    def health():
+        while not stop.is_set():
+            r = d.get("/health")
+            if r.status != 200:
+                errors.append(("health", r.status))
+
+    def writer():
+        while not stop.is_set():
+            r = d.post("/collections/docs/points:batch",
+                       {"points": [{"vector": [rnd.random() for _ in range(16)]}
+                                   for _ in range(100)]})
+            if r.status != 200:
+                errors.append(("upsert", r.status))
+                continue
+            new = r.json()["ids"]
+            for pid in new[:50]:
+                # 404: a restore in between took the collection back to the snapshot.
+                if d.delete(f"/collections/docs/points/{pid}").status not in (200, 404):
+                    errors.append(("delete", pid))
+
+    threads = [threading.Thread(target=f, args=a) for f, a in
+               ((searcher, (1,)), (searcher, (2,)), (health, ()), (writer, ()))]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            assert d.post("/collections/docs/compact").status == 200
+            r = d.post("/collections/docs/restore", {"snapshot": snap})
+            assert r.status == 200, r
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:5]
+    on_loop, deferred = search_counters(d)
+    assert on_loop > 0
+    print(f"searches on the loop {on_loop:.0f}, deferred {deferred}")
+    assert d.stop() == 0
