@@ -1002,7 +1002,7 @@ HttpServer::HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits, uns
       if (rc != 0) uv_loop_close(&io->own_loop);
     }
     if (rc != 0) {
-      StopLoops();
+      Teardown();
       throw std::runtime_error(std::string("I/O loop: ") + uv_strerror(rc));
     }
     io->wake.data = io.get();
@@ -1016,7 +1016,9 @@ HttpServer::HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits, uns
   }
 }
 
-HttpServer::~HttpServer() {
+HttpServer::~HttpServer() { Teardown(); }
+
+void HttpServer::Teardown() {
   StopLoops();
   // The handles on the caller's loop: closed, and their close callbacks run,
   // before their memory goes away with this object.

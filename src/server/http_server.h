@@ -126,6 +126,7 @@ class HttpServer {
   void OnConnection(int status);
   void OnLoopDrained();  // on `loop`'s thread
   void StopLoops();      // forces the I/O loops shut and joins their threads
+  void Teardown();       // StopLoops(), then closes the handles on `loop`
   void CloseDrainedAsync();
   static void OnHandleClosed(uv_handle_t* h);
 
