@@ -10,9 +10,9 @@
 #include <cctype>
 #include <cstring>
 #include <exception>
-#include <stdexcept>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <thread>
 
 #include "util.h"
@@ -502,29 +502,29 @@ struct ConnOps {
       StartResponse(c);
       return;
     }
-    bool answered = true;
-    try {
-      answered = srv->handler_->Prepare(c->req.get(), c->resp.get());
-    } catch (const std::exception& e) {
-      *c->resp = HttpResponse();
-      c->resp->status = 500;
-      c->resp->body = ErrorBody(std::string("internal error: ") + e.what());
-    }
-    if (!answered) {
-      try {
-        answered = srv->handler_->TryInline(c->req.get(), c->resp.get());
-      } catch (const std::exception& e) {
-        *c->resp = HttpResponse();
-        c->resp->status = 500;
-        c->resp->body = ErrorBody(std::string("internal error: ") + e.what());
-        answered = true;
-      }
-    }
+    HttpRequest* req = c->req.get();
+    HttpResponse* resp = c->resp.get();
+    bool answered = Guard(resp, [&] { return srv->handler_->Prepare(req, resp); }) ||
+                    Guard(resp, [&] { return srv->handler_->TryInline(req, resp); });
     if (answered) {
       StartResponse(c);
       return;
     }
     QueueJob(c, /*stream_piece=*/false);
+  }
+
+  // Runs a handler call; an exception it lets out becomes a 500 answer in
+  // *resp (and counts as answered).
+  template <class Fn>
+  static bool Guard(HttpResponse* resp, Fn&& fn) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      *resp = HttpResponse();
+      resp->status = 500;
+      resp->body = ErrorBody(std::string("internal error: ") + e.what());
+      return true;
+    }
   }
 
   static void QueueJob(HttpServer::Conn* c, bool stream_piece) {
@@ -564,13 +564,10 @@ struct ConnOps {
       }
       return;
     }
-    try {
+    Guard(c->resp.get(), [c] {
       c->server->handler_->Execute(c->req.get(), c->resp.get());
-    } catch (const std::exception& e) {
-      *c->resp = HttpResponse();
-      c->resp->status = 500;
-      c->resp->body = ErrorBody(std::string("internal error: ") + e.what());
-    }
+      return true;
+    });
   }
 
   static void OnAfterWork(uv_work_t* w, int status) {
