@@ -116,8 +116,10 @@ def parse_latency(text, pct):
 
 
 def run_wrk(wrk, url, lua, bodies, connections, seconds):
-    cmd = [wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency", "-s", lua, url,
-           "--", bodies]
+    cmd = [wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency", url]
+    if lua:
+        cmd[5:5] = ["-s", lua]
+        cmd += ["--", bodies]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -209,6 +211,7 @@ def main():
     # medians, so a load change hits both sides alike. The daemon is stopped
     # while the in-process side has the directory open.
     rounds = {"search": [], "upsert": []}
+    empty = []
     for rnd in range(args.rounds):
         in_search = run_json([inproc, "search", db, "bench", paths["queries.f32"], str(dim),
                               str(c), str(s), str(args.top_k), str(args.ef_search)])
@@ -232,20 +235,24 @@ def main():
                                   paths["search.ndjson"], c, s)
             http_upsert = run_wrk(wrk, url + "/collections/ingest_http/points", paths["wrk.lua"],
                                   paths["upsert.ndjson"], c, s)
+            # The cost of a request that does no work (GET /health, answered
+            # on the loop), with the client on the same cores.
+            http_empty = run_wrk(wrk, url + "/health", None, None, c, s)
         finally:
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(120)
         if rc != 0:
             raise SystemExit(f"aidbd exited with {rc}; see {paths['aidbd.log']}")
-        for name, r in (("search", http_search), ("upsert", http_upsert)):
+        for name, r in (("search", http_search), ("upsert", http_upsert), ("health", http_empty)):
             if r["non_2xx"] or r["socket_errors"]:
                 raise SystemExit(f"HTTP {name} had errors:\n{r['raw']}")
         rounds["search"].append((in_search, http_search))
         rounds["upsert"].append((in_upsert, http_upsert))
+        empty.append(http_empty["qps"])
         print(f"# round {rnd + 1}: search in-process {in_search['qps']:.0f} QPS, HTTP "
               f"{http_search['qps']:.0f} QPS ({100 * http_search['qps'] / in_search['qps']:.0f}%);"
-              f" upsert in-process {in_upsert['qps']:.0f}, HTTP {http_upsert['qps']:.0f}",
-              flush=True)
+              f" upsert in-process {in_upsert['qps']:.0f}, HTTP {http_upsert['qps']:.0f};"
+              f" GET /health {http_empty['qps']:.0f}", flush=True)
 
     def med(values):
         v = sorted(values)
@@ -274,6 +281,14 @@ def main():
           ", ".join(f"{100 * r:.0f}%" for r in per_round))
     print(f"search over HTTP = {100 * med(per_round):.0f}% of in-process QPS "
           f"(median of the per-round ratios; target >= 70%)")
+    # Both sides keep the same cores busy: a search over HTTP costs at least
+    # the search plus an empty request, so HTTP / in-process <= e / (e + s)
+    # with e, s the QPS of empty requests and of in-process searches.
+    e = med(empty)
+    print(f"GET /health over HTTP: {e:.0f} requests/s at {c} connections, i.e. "
+          f"{1e6 * (os.cpu_count() or 1) / e:.0f} us of CPU per empty request on this machine; "
+          f"ceiling for search over HTTP with the client on these cores: "
+          f"{100 * e / (e + in_search['qps']):.0f}% of in-process")
     if not args.keep and not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 
