@@ -82,6 +82,25 @@ def write_bodies(path, vecs, count, dim, extra):
             f.write(body + "\n")
 
 
+def busy_cpu_seconds():
+    """CPU seconds spent by all CPUs outside idle and iowait (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_op(fn):
+    """Runs fn() -> result with "ops" or "requests"; adds "cpu_us_per_op": the
+    machine's busy CPU time (all processes) per operation."""
+    before = busy_cpu_seconds()
+    r = fn()
+    spent = busy_cpu_seconds() - before
+    n = r.get("ops") or r.get("requests")
+    r["cpu_us_per_op"] = 1e6 * spent / n if n else float("nan")
+    return r
+
+
 def run_json(cmd):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -215,6 +234,8 @@ def main():
     for rnd in range(args.rounds):
         in_search = run_json([inproc, "search", db, "bench", paths["queries.f32"], str(dim),
                               str(c), str(s), str(args.top_k), str(args.ef_search)])
+        # Its C threads only search (never wait): c threads' time per search.
+        in_search["cpu_us_per_op"] = 1e6 * c / in_search["qps"]
         in_upsert = run_json([inproc, "upsert", db, "ingest", paths["queries.f32"], str(dim),
                               str(c), str(s), args.durability])
         proc, addr = start_aidbd(aidbd, db, args.durability, paths["aidbd.log"])
@@ -231,13 +252,14 @@ def main():
                         raise
             run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
                     paths["search.ndjson"], c, 1)  # warm-up
-            http_search = run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
-                                  paths["search.ndjson"], c, s)
+            http_search = cpu_per_op(lambda: run_wrk(
+                wrk, url + "/collections/bench/search", paths["wrk.lua"], paths["search.ndjson"],
+                c, s))
             http_upsert = run_wrk(wrk, url + "/collections/ingest_http/points", paths["wrk.lua"],
                                   paths["upsert.ndjson"], c, s)
             # The cost of a request that does no work (GET /health, answered
             # on the loop), with the client on the same cores.
-            http_empty = run_wrk(wrk, url + "/health", None, None, c, s)
+            http_empty = cpu_per_op(lambda: run_wrk(wrk, url + "/health", None, None, c, s))
         finally:
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(120)
@@ -248,7 +270,7 @@ def main():
                 raise SystemExit(f"HTTP {name} had errors:\n{r['raw']}")
         rounds["search"].append((in_search, http_search))
         rounds["upsert"].append((in_upsert, http_upsert))
-        empty.append(http_empty["qps"])
+        empty.append(http_empty)
         print(f"# round {rnd + 1}: search in-process {in_search['qps']:.0f} QPS, HTTP "
               f"{http_search['qps']:.0f} QPS ({100 * http_search['qps'] / in_search['qps']:.0f}%);"
               f" upsert in-process {in_upsert['qps']:.0f}, HTTP {http_upsert['qps']:.0f};"
@@ -281,14 +303,19 @@ def main():
           ", ".join(f"{100 * r:.0f}%" for r in per_round))
     print(f"search over HTTP = {100 * med(per_round):.0f}% of in-process QPS "
           f"(median of the per-round ratios; target >= 70%)")
-    # Both sides keep the same cores busy: a search over HTTP costs at least
-    # the search plus an empty request, so HTTP / in-process <= e / (e + s)
-    # with e, s the QPS of empty requests and of in-process searches.
-    e = med(empty)
-    print(f"GET /health over HTTP: {e:.0f} requests/s at {c} connections, i.e. "
-          f"{1e6 * (os.cpu_count() or 1) / e:.0f} us of CPU per empty request on this machine; "
-          f"ceiling for search over HTTP with the client on these cores: "
-          f"{100 * e / (e + in_search['qps']):.0f}% of in-process")
+    # CPU per operation (the whole machine's busy time: aidbd, wrk, kernel).
+    # With every core busy on both sides, a search over HTTP costs at least
+    # the search plus an empty request (GET /health, answered on the loop):
+    # HTTP / in-process <= s / (s + e), s and e their CPU per operation.
+    s_cpu = med([a["cpu_us_per_op"] for a, _ in rounds["search"]])
+    h_cpu = med([b["cpu_us_per_op"] for _, b in rounds["search"]])
+    e_cpu = med([r["cpu_us_per_op"] for r in empty])
+    print(f"CPU per operation (all processes, {os.cpu_count()} CPUs): in-process search "
+          f"{s_cpu:.0f} us, search over HTTP {h_cpu:.0f} us, GET /health over HTTP "
+          f"{e_cpu:.0f} us ({med([r['qps'] for r in empty]):.0f} requests/s)")
+    print(f"ceiling for search over HTTP with the client on the same CPUs, if aidbd spent "
+          f"nothing beyond the search and an empty request: {100 * s_cpu / (s_cpu + e_cpu):.0f}%"
+          f" of in-process")
     if not args.keep and not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 
