@@ -398,6 +398,37 @@ TEST(CApi, EqualityFilterFollowsUpdatesAndDeletes) {
 
 namespace {
 
+// An in-memory collection of `kind` holding vecs.size() / dim points with
+// ids Id(0), Id(1), ...
+aidb_collection* FilledCollection(const char* name, uint32_t dim, int metric, int kind,
+                                  const std::vector<float>& vecs) {
+  aidb_collection_options o;
+  aidb_collection_options_init(&o);
+  o.name = name;
+  o.dim = dim;
+  o.metric = metric;
+  o.index_kind = kind;
+  aidb_collection* c = nullptr;
+  char* err = nullptr;
+  if (aidb_collection_open(&o, &c, &err) != AIDB_OK) {
+    ADD_FAILURE() << "open failed: " << (err ? err : "");
+    aidb_free(err);
+    return nullptr;
+  }
+  const size_t n = vecs.size() / dim;
+  std::vector<std::string> ids(n);
+  std::vector<const char*> idp(n);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = Id(static_cast<uint32_t>(i));
+    idp[i] = ids[i].c_str();
+  }
+  if (aidb_collection_upsert_batch(c, n, idp.data(), vecs.data(), dim, nullptr, &err) != AIDB_OK) {
+    ADD_FAILURE() << "upsert failed: " << (err ? err : "");
+    aidb_free(err);
+  }
+  return c;
+}
+
 // Overlapping searches must not starve writers (a reader-preferring lock lets
 // a steady stream of searches hold the collection forever).
 class WriterProgress : public ::testing::TestWithParam<int> {};
@@ -405,22 +436,9 @@ class WriterProgress : public ::testing::TestWithParam<int> {};
 TEST_P(WriterProgress, WritersProgressUnderContinuousSearchLoad) {
   constexpr uint32_t kD = 64;
   const uint32_t kN = GetParam() == AIDB_INDEX_FLAT ? 20000 : 3000;
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "busy";
-  o.dim = kD;
-  o.metric = AIDB_METRIC_DOT;
-  o.index_kind = GetParam();
-  aidb_collection* c = nullptr;
-  AIDB_ASSERT_OK(aidb_collection_open(&o, &c, &_m));
-  std::vector<std::string> ids(kN);
-  std::vector<const char*> idp(kN);
   std::vector<float> vecs(static_cast<size_t>(kN) * kD, 0.5f);
-  for (uint32_t i = 0; i < kN; ++i) {
-    ids[i] = Id(i);
-    idp[i] = ids[i].c_str();
-  }
-  AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kD, nullptr, &_m));
+  aidb_collection* c = FilledCollection("busy", kD, AIDB_METRIC_DOT, GetParam(), vecs);
+  ASSERT_NE(c, nullptr);
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers;
   for (int r = 0; r < 4; ++r) {
@@ -473,23 +491,10 @@ class NonblockingSearch : public ::testing::TestWithParam<int> {};
 TEST_P(NonblockingSearch, AnswersLikeABlockingSearchOrSaysBusy) {
   constexpr uint32_t kD = 32;
   constexpr uint32_t kN = 4000;
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "nb";
-  o.dim = kD;
-  o.metric = AIDB_METRIC_EUCLIDEAN;
-  o.index_kind = GetParam();
-  aidb_collection* c = nullptr;
-  AIDB_ASSERT_OK(aidb_collection_open(&o, &c, &_m));
-  std::vector<std::string> ids(kN);
-  std::vector<const char*> idp(kN);
   std::vector<float> vecs(static_cast<size_t>(kN) * kD);
   for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = static_cast<float>((i * 7919) % 1000) / 1000.f;
-  for (uint32_t i = 0; i < kN; ++i) {
-    ids[i] = Id(i);
-    idp[i] = ids[i].c_str();
-  }
-  AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kD, nullptr, &_m));
+  aidb_collection* c = FilledCollection("nb", kD, AIDB_METRIC_EUCLIDEAN, GetParam(), vecs);
+  ASSERT_NE(c, nullptr);
 
   aidb_search_options blocking, nonblocking;
   aidb_search_options_init(&blocking);
