@@ -205,6 +205,23 @@ TEST(DistanceKernels, NormalizeAndScores) {
   EXPECT_EQ(z, std::vector<float>({0.f, 0.f, 0.f}));
   EXPECT_FLOAT_EQ(ScoreFromL2Squared(9.f), -3.f);
   EXPECT_FLOAT_EQ(ScoreFromL2Squared(-1e-9f), 0.f);
+
+  // Every length around the 8-lane blocks: unit norm, same direction.
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-100.f, 100.f);
+  for (size_t n : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 784u, 1023u}) {
+    std::vector<float> x(n);
+    for (float& f : x) f = u(rng);
+    std::vector<float> y = x;
+    Normalize(y.data(), n);
+    double norm = 0, ref = 0;
+    for (size_t i = 0; i < n; ++i) {
+      norm += static_cast<double>(y[i]) * y[i];
+      ref += static_cast<double>(x[i]) * x[i];
+    }
+    EXPECT_NEAR(norm, 1.0, 1e-5) << n;
+    for (size_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i] / std::sqrt(ref), 1e-6) << n << " " << i;
+  }
 }
 
 }  // namespace
