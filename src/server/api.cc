@@ -54,9 +54,12 @@ constexpr size_t kMaxTopK = 100000;
 // little payload to render; the engine call is nonblocking, so a writer's
 // lock (restore, compaction, an upsert being applied) sends the search to the
 // pool instead of stalling the loop.
+// The body is parsed on the loop too: at most kInlineMaxBodyBytes (also
+// bounds the thread-local parser each loop keeps; a 8192-dim query is ~100 KB).
 constexpr uint32_t kInlineMaxTopK = 100;
 constexpr uint64_t kInlineMaxEfDims = 512 * 1024;
 constexpr size_t kInlineMaxPayloadBytes = 256 << 10;
+constexpr size_t kInlineMaxBodyBytes = 256 << 10;
 constexpr size_t kWalPieceBytes = 64 * 1024;
 
 // An error answer: thrown inside handlers, turned into {"error": ...}.
@@ -1001,6 +1004,10 @@ void Api::Search(HttpRequest* req, HttpResponse* resp) {
 
 bool Api::SearchOne(const Coll& c, HttpRequest* req, HttpResponse* resp, bool on_loop,
                     Deferral* why) {
+  if (on_loop && req->body.size() > kInlineMaxBodyBytes) {
+    *why = kShape;
+    return false;
+  }
   element body = ParseBody(req, false);
   SearchSpec s;
   auto v = FieldAny(body, {"vector", "query"});

@@ -362,10 +362,13 @@ def test_short_searches_run_on_the_loop_and_the_others_on_the_pool(start_daemon)
         d.post("/collections/h/search", {**q, "exact": True}).json()["results"],
         d.post("/collections/f/search", q).json()["results"],
         d.post("/collections/h/search", {**q, "ef_search": 100000}).json()["results"],
+        # A body too large to parse on the loop (whitespace is valid JSON).
+        d.post("/collections/h/search",
+               raw=json.dumps(q).encode() + b" " * (300 << 10)).json()["results"],
     ]
     loop2, deferred2 = search_counters(d)
     assert loop2 == loop1
-    assert deferred2["shape"] == deferred1["shape"] + 4
+    assert deferred2["shape"] == deferred1["shape"] + 5
     for n, res in enumerate(pooled):  # the same points (ids differ in "f")
         assert [h["payload"] for h in res] == [h["payload"] for h in on_loop], (n, res, on_loop)
 
