@@ -793,7 +793,7 @@ void Api::Metrics(HttpResponse* resp) {
       .append("\n");
   family("aidb_http_searches_deferred_total", "counter",
          "Searches sent from an event loop to the thread pool: reason=shape (a filter, exact, "
-         "a FLAT index, large ef x dim or top_k), busy (a writer held a lock, or the collection "
+         "a FLAT index, large ef x dim or top_k, a body over 256 KiB), busy (a writer held a lock, or the collection "
          "was not open yet), payload (many payload bytes to render).");
   static const char* const kReasons[kDeferralCount] = {"shape", "busy", "payload"};
   for (int i = 0; i < kDeferralCount; ++i) {
