@@ -19,13 +19,14 @@
 #   tsan-daemon  the daemon integration tests (tests/server) against an aidbd
 #             built with TSan (build/tsan): its I/O loops, thread pool and
 #             engine calls; any ThreadSanitizer report fails the stage
+#   asan-daemon  the same with ASan+UBSan and leak checks (build/asan)
 # AIDB_RELIABILITY_STAGES="fault crash ..." runs a subset. Exits non-zero if a
 # stage fails; prints each stage's time.
 set -uo pipefail
 ROOT=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 cd "$ROOT"
 BUILD=${AIDB_BUILD:-$ROOT/build/release}
-STAGES=${AIDB_RELIABILITY_STAGES:-fault tmpfs crash daemon corrupt fuzz asan tsan tsan-daemon}
+STAGES=${AIDB_RELIABILITY_STAGES:-fault tmpfs crash daemon corrupt fuzz asan tsan tsan-daemon asan-daemon}
 FUZZ_SECONDS=${AIDB_FUZZ_SECONDS:-20}
 KILLS=${AIDB_CRASH_KILLS:-30}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/aidb-ccache}
@@ -156,28 +157,34 @@ run_sanitizer() {
   return $rc
 }
 
-# The daemon's integration tests against aidbd built with TSan. The daemon
-# keeps running after a report (halt_on_error=0, so the test that caused it
-# still gets its answer) and writes it to a file: any file fails the stage.
-run_tsan_daemon() {
-  local dir=$ROOT/build/tsan
+# The daemon's integration tests against aidbd built with a sanitizer. The
+# daemon keeps running after a report (so the test that caused it still gets
+# its answer) and writes it to a file: any file fails the stage.
+run_sanitized_daemon() {
+  local preset=$1
+  local dir=$ROOT/build/$preset
   if [ ! -f "$dir/build.ninja" ]; then
-    cmake --preset tsan >/dev/null || return 1
+    cmake --preset "$preset" >/dev/null || return 1
   fi
-  cmake --build "$dir" -j "$JOBS" --target aidbd aidb_cli >"$WORK/tsan-daemon-build.log" 2>&1 || {
-    tail -50 "$WORK/tsan-daemon-build.log"
+  cmake --build "$dir" -j "$JOBS" --target aidbd aidb_cli >"$WORK/$preset-daemon-build.log" 2>&1 || {
+    tail -50 "$WORK/$preset-daemon-build.log"
     return 1
   }
-  local reports=$WORK/tsan-daemon-reports
+  local reports=$WORK/$preset-daemon-reports
   rm -rf "$reports"
   mkdir -p "$reports"
-  TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$reports/aidbd" \
-    bash "$ROOT/tests/server/run.sh" "$dir" -q -p no:cacheprovider >"$WORK/tsan-daemon.log" 2>&1
+  local env=(TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$reports/aidbd")
+  if [ "$preset" = asan ]; then
+    env=(ASAN_OPTIONS="detect_leaks=1 halt_on_error=0 log_path=$reports/aidbd"
+         UBSAN_OPTIONS="print_stacktrace=1 log_path=$reports/aidbd")
+  fi
+  env "${env[@]}" bash "$ROOT/tests/server/run.sh" "$dir" -q -p no:cacheprovider \
+    >"$WORK/$preset-daemon.log" 2>&1
   local rc=$?
-  tail -3 "$WORK/tsan-daemon.log"
-  [ $rc -ne 0 ] && grep -E -B5 -A30 '^(E |FAILED)' "$WORK/tsan-daemon.log" | head -150
+  tail -3 "$WORK/$preset-daemon.log"
+  [ $rc -ne 0 ] && grep -E -B5 -A30 '^(E |FAILED)' "$WORK/$preset-daemon.log" | head -150
   if compgen -G "$reports/aidbd*" >/dev/null; then
-    echo "ThreadSanitizer reports from aidbd:"
+    echo "sanitizer reports from aidbd ($preset):"
     head -120 "$reports"/aidbd*
     rc=1
   fi
@@ -202,7 +209,8 @@ stage corrupt run_corrupt
 stage fuzz run_fuzz
 stage asan run_sanitizer asan
 stage tsan run_sanitizer tsan
-stage tsan-daemon run_tsan_daemon
+stage tsan-daemon run_sanitized_daemon tsan
+stage asan-daemon run_sanitized_daemon asan
 
 echo "reliability: passed: ${passed[*]:-none}; failed: ${failed[*]:-none}"
 [ ${#failed[@]} -eq 0 ]
