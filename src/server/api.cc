@@ -53,9 +53,9 @@ constexpr size_t kMaxTopK = 100000;
 // ef x dim (about 0.1-0.5 ms on one core at the limit), with few hits and
 // little payload to render; the engine call is nonblocking, so a writer's
 // lock (restore, compaction, an upsert being applied) sends the search to the
-// pool instead of stalling the loop.
-// The body is parsed on the loop too: at most kInlineMaxBodyBytes (also
-// bounds the thread-local parser each loop keeps; a 8192-dim query is ~100 KB).
+// pool instead of stalling the loop. The body is parsed on the loop too, so it
+// is bounded as well (which also bounds the thread-local parser each loop
+// keeps; an 8192-dim query is ~100 KB).
 constexpr uint32_t kInlineMaxTopK = 100;
 constexpr uint64_t kInlineMaxEfDims = 512 * 1024;
 constexpr size_t kInlineMaxPayloadBytes = 256 << 10;
@@ -792,9 +792,10 @@ void Api::Metrics(HttpResponse* resp) {
       .append(std::to_string(searches_on_loop_.load()))
       .append("\n");
   family("aidb_http_searches_deferred_total", "counter",
-         "Searches sent from an event loop to the thread pool: reason=shape (a filter, exact, "
-         "a FLAT index, large ef x dim or top_k, a body over 256 KiB), busy (a writer held a lock, or the collection "
-         "was not open yet), payload (many payload bytes to render).");
+         "Searches sent from an event loop to the thread pool: reason=shape (a filter, "
+         "exact, a FLAT index, large ef x dim or top_k, a body over 256 KiB), busy (a writer "
+         "held a lock, or the collection was not open yet), payload (many payload bytes to "
+         "render).");
   static const char* const kReasons[kDeferralCount] = {"shape", "busy", "payload"};
   for (int i = 0; i < kDeferralCount; ++i) {
     o.append("aidb_http_searches_deferred_total{reason=\"").append(kReasons[i]).append("\"} ");
