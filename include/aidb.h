@@ -286,8 +286,12 @@ typedef struct aidb_search_options {
   int nonblocking;             /* non-zero: never wait for a lock; AIDB_BUSY instead
                                 * when a writer holds or waits for the collection
                                 * (an upsert being applied, snapshot load, restore,
-                                * recovery, HNSW compaction). For event loops: try
-                                * inline, hand the query to a worker on AIDB_BUSY.
+                                * recovery, HNSW compaction), and instead of an
+                                * HNSW walk far longer than ef predicts (more than
+                                * 64 x ef distance computations: a graph mostly of
+                                * deleted points, a filter few points pass). For
+                                * event loops: try inline, hand the query to a
+                                * worker on AIDB_BUSY.
                                 * Default 0 (wait). Since 0.1.0. */
 } aidb_search_options;
 

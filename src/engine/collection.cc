@@ -582,8 +582,7 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
   params.nonblocking = req.nonblocking;
   std::vector<index::Hit> hits;
   Status s = st.index->Search(query, params, &hits);
-  if (s.code() == Status::Code::kBusy) return Busy();
-  AIDB_RETURN_IF_ERROR(s);
+  if (!s.ok()) return s.WithContext("collection '" + name_ + "'");
   out->reserve(hits.size());
   for (const index::Hit& h : hits) {
     if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;

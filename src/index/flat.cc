@@ -132,7 +132,7 @@ Status FlatIndex::Search(const float* query, const SearchParams& params,
 
   std::shared_lock<RwLock> lock(mu_, std::defer_lock);
   if (!LockShared(lock, params.nonblocking)) {
-    return Status::Busy("flat: the index is being written");
+    return Status::Busy("flat: the index is being written; retry, or search without nonblocking");
   }
   TopK top(params.k);
   auto consider = [&](uint32_t slot) {

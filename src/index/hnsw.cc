@@ -76,6 +76,10 @@ struct HnswIndex::Ctx {
   std::vector<float> query;
   std::vector<int16_t> sq_query;
   std::vector<Cand> scratch;
+  // Distance computations a walk may still make (SIZE_MAX: no limit). A walk
+  // that would need more stops early and sets over_budget.
+  size_t visit_budget = SIZE_MAX;
+  bool over_budget = false;
 
   void Reset(uint32_t limit) {
     if (tags.size() < limit) tags.resize(limit + limit / 4 + 1024, 0);
@@ -338,6 +342,11 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
     for (uint32_t i = 0; i < n; ++i)
       if (ctx.Visit(buf[i])) buf[k++] = buf[i];
     if (k == 0) continue;
+    if (k > ctx.visit_budget) {
+      ctx.over_budget = true;
+      return;
+    }
+    ctx.visit_budget -= k;
     distance::Prefetch(Node(buf[0]), prefetch);
     for (uint32_t i = 0; i < k; ++i) {
       if (i + 1 < k) distance::Prefetch(Node(buf[i + 1]), prefetch);
@@ -757,7 +766,9 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
   if (params.k == 0) return Status::OK();
   std::shared_lock<RwLock> g(struct_mu_, std::defer_lock);
   if (!LockShared(g, params.nonblocking)) {
-    return Status::Busy("hnsw: the index is being restructured (compaction, load or training)");
+    return Status::Busy(
+        "hnsw: the index is being restructured (compaction, load or training); retry, or "
+        "search without nonblocking");
   }
   Ctx& ctx = ThreadCtx();
   const float* q = query;
@@ -781,6 +792,10 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
     } else {
       uint32_t ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
       const uint32_t ef = EffectiveEf(params.k, params.ef);
+      // Nonblocking: a walk that strays far beyond what ef predicts (a graph
+      // mostly of tombstones, a filter few points pass) is cut short.
+      ctx.visit_budget = params.nonblocking ? size_t{kNonblockingVisitsPerEf} * ef : SIZE_MAX;
+      ctx.over_budget = false;
       if (sq_ready_.load(std::memory_order_acquire)) {
         // Walk with the 8-bit codes, then re-rank the ef candidates exactly.
         ctx.sq_query.resize(dim_);
@@ -789,6 +804,13 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
         for (Cand& c : ctx.res) c.d = Dist(q, Vec(c.id));
       } else {
         SearchLayerT<false, float>(ctx, q, ep, ef, 0, filter, kNoSlot);
+      }
+      ctx.visit_budget = SIZE_MAX;
+      if (ctx.over_budget) {
+        return Status::Busy("hnsw: the graph walk needs more than " +
+                            std::to_string(size_t{kNonblockingVisitsPerEf} * ef) +
+                            " distance computations (many deleted points, or a filter few "
+                            "points pass); search without nonblocking, or compact");
       }
       // Fewer results than there can be (a very selective filter, or many
       // tombstones): the exact scan guarantees min(k, matches).

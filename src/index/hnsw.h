@@ -116,6 +116,9 @@ class HnswIndex final : public VectorIndex {
   // when there are at most kExactScanMinMatches).
   bool PrefersExactScan(int64_t estimated_matches, uint32_t k, uint32_t ef) const;
   static constexpr double kWalkCostPerVisit = 10.0;
+  // A nonblocking search's walk may make this many distance computations per
+  // unit of ef (an ordinary walk makes ~15-30).
+  static constexpr uint32_t kNonblockingVisitsPerEf = 64;
   static constexpr int64_t kExactScanMinMatches = 1000;
 
  private:

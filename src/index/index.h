@@ -65,7 +65,9 @@ struct SearchParams {
   uint32_t ef = 0;                    // 0 = index default
   const SlotFilter* filter = nullptr; // nullptr = every live slot
   bool exact = false;                 // brute force even on approximate indexes
-  bool nonblocking = false;           // Status::Busy instead of waiting for a writer
+  // Status::Busy instead of waiting for a writer's lock, or instead of an
+  // HNSW walk far longer than ef predicts (HnswIndex::kNonblockingVisitsPerEf).
+  bool nonblocking = false;
 };
 
 class VectorIndex {

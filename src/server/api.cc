@@ -52,7 +52,8 @@ constexpr size_t kMaxTopK = 100000;
 // Only unfiltered, approximate HNSW searches qualify, whose walk is bounded by
 // ef x dim (about 0.1-0.5 ms on one core at the limit), with few hits and
 // little payload to render; the engine call is nonblocking, so a writer's
-// lock (restore, compaction, an upsert being applied) sends the search to the
+// lock (restore, compaction, an upsert being applied) or a walk far longer
+// than ef predicts (a graph mostly of deleted points) sends the search to the
 // pool instead of stalling the loop. The body is parsed on the loop too, so it
 // is bounded as well (which also bounds the thread-local parser each loop
 // keeps; an 8192-dim query is ~100 KB).
@@ -794,8 +795,8 @@ void Api::Metrics(HttpResponse* resp) {
   family("aidb_http_searches_deferred_total", "counter",
          "Searches sent from an event loop to the thread pool: reason=shape (a filter, "
          "exact, a FLAT index, large ef x dim or top_k, a body over 256 KiB), busy (a writer "
-         "held a lock, or the collection was not open yet), payload (many payload bytes to "
-         "render).");
+         "held a lock, the HNSW walk ran far beyond ef, or the collection was not open yet), "
+         "payload (many payload bytes to render).");
   static const char* const kReasons[kDeferralCount] = {"shape", "busy", "payload"};
   for (int i = 0; i < kDeferralCount; ++i) {
     o.append("aidb_http_searches_deferred_total{reason=\"").append(kReasons[i]).append("\"} ");

@@ -382,6 +382,42 @@ TEST(Hnsw, RemovedSlotsAreNeverReturnedAndRecallHolds) {
   EXPECT_EQ(got[0].slot, s);
 }
 
+// A walk through a graph mostly of tombstones visits nearly every node: a
+// nonblocking search stops it (Busy) past 64 x ef distance computations; a
+// blocking one, or one over a healthy graph, answers.
+TEST(Hnsw, NonblockingSearchStopsAWalkThroughTombstones) {
+  const uint32_t dim = 16;
+  const size_t n = 6000;
+  // One Gaussian blob, built on one thread: a well-connected graph the walk
+  // can cross entirely (with clusters, a walk may exhaust its part of the
+  // graph before the budget and fall back to the exact scan).
+  auto all = Clustered(n, dim, 1, 17, 1.0f);
+  HnswIndex idx(Hnsw(dim, Metric::kEuclidean, 16, 100));
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 1).ok());
+  std::vector<Hit> got;
+  SearchParams p;
+  p.k = 10;
+  p.nonblocking = true;
+  for (size_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(idx.Search(all.data() + i * 97 * dim, p, &got).ok()) << i;
+    EXPECT_EQ(got.size(), 10u);
+  }
+  for (uint32_t s = 0; s < n; ++s)
+    if (s % 3000 != 0) idx.Remove(s);
+  ASSERT_EQ(idx.Size(), 2u);
+  Status st = idx.Search(all.data(), p, &got);
+  EXPECT_EQ(st.code(), Status::Code::kBusy) << st.ToString();
+  EXPECT_NE(st.message().find("graph walk"), std::string::npos) << st.ToString();
+  p.nonblocking = false;
+  ASSERT_TRUE(idx.Search(all.data(), p, &got).ok());
+  EXPECT_EQ(got.size(), 2u);
+  ASSERT_TRUE(idx.Compact().ok());  // the cure: the walk is short again
+  p.nonblocking = true;
+  ASSERT_TRUE(idx.Search(all.data(), p, &got).ok());
+  EXPECT_EQ(got.size(), 2u);
+}
+
 TEST(Hnsw, UpdateMovesAPoint) {
   const uint32_t dim = 32;
   const size_t n = 3000;
