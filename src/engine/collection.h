@@ -54,7 +54,7 @@ struct SearchRequest {
   const filter::Filter* filter = nullptr;
   bool with_payload = true;
   bool exact = false;
-  bool nonblocking = false;  // Status::Busy instead of waiting for a writer
+  bool nonblocking = false;  // Status::Busy instead of waiting (see index::SearchParams)
 };
 
 struct SearchHit {
