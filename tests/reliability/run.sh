@@ -173,7 +173,7 @@ run_sanitized_daemon() {
   local reports=$WORK/$preset-daemon-reports
   rm -rf "$reports"
   mkdir -p "$reports"
-  local env=(TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$reports/aidbd")
+  local env=(TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$reports/aidbd suppressions=$ROOT/tests/reliability/tsan-daemon.supp")
   if [ "$preset" = asan ]; then
     env=(ASAN_OPTIONS="detect_leaks=1 halt_on_error=0 log_path=$reports/aidbd"
          UBSAN_OPTIONS="print_stacktrace=1 log_path=$reports/aidbd")
