@@ -517,8 +517,18 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
   Ctx& ctx = ThreadCtx();
   const float* q = Vec(s);
   if (top > level) ep = GreedyDescend(q, ep, top, level);
-  uint32_t ids[2 * kMaxM];
-  for (int lev = std::min(level, top); lev >= 0; --lev) {
+  // Three phases: choose s's neighbours on every level, publish all of s's
+  // own lists, and only then link back to s. s becomes reachable (gets an
+  // in-link) only once every list of its own exists. Linking level by level
+  // made s reachable on an upper level while its level-0 list was still
+  // empty: a concurrent insert descending onto s walked into that empty list
+  // and linked only to s and nodes like it (an island no search could
+  // enter), and s's late level-0 write then dropped the reverse links those
+  // inserts had added to s.
+  const int from = std::min(level, top);
+  std::vector<uint32_t> chosen(static_cast<size_t>(from + 1) * m_);
+  std::vector<uint32_t> count(static_cast<size_t>(from + 1), 0);
+  for (int lev = from; lev >= 0; --lev) {
     SearchLayer(ctx, q, ep, ef_construction_, lev, nullptr, s);
     std::vector<Cand>& cands = ctx.scratch;
     cands.assign(ctx.res.begin(), ctx.res.end());
@@ -526,12 +536,17 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
     if (cands.empty()) continue;
     ep = cands.front().id;
     SelectNeighbors(&cands, m_);
-    uint32_t k = 0;
-    for (const Cand& c : cands) ids[k++] = c.id;
-    LockNode(s);
-    WriteLinks(s, lev, ids, k);
-    UnlockNode(s);
-    for (uint32_t i = 0; i < k; ++i) AddReverseLink(ids[i], s, lev);
+    uint32_t* ids = chosen.data() + static_cast<size_t>(lev) * m_;
+    for (const Cand& c : cands) ids[count[lev]++] = c.id;
+  }
+  LockNode(s);
+  for (int lev = from; lev >= 0; --lev) {
+    if (count[lev] != 0) WriteLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
+  }
+  UnlockNode(s);
+  for (int lev = from; lev >= 0; --lev) {
+    const uint32_t* ids = chosen.data() + static_cast<size_t>(lev) * m_;
+    for (uint32_t i = 0; i < count[lev]; ++i) AddReverseLink(ids[i], s, lev);
   }
 }
 
