@@ -157,6 +157,20 @@ static aidb_collection* sa_open(struct sa* s, int recover) {
   return c;
 }
 
+/* A fresh standalone collection in root/sub (emptied first), with an empty
+ * model; s->c is NULL if it could not be opened. */
+static void sa_fresh(struct sa* s, const char* root, const char* sub) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->dir, sizeof s->dir, "%s/%s", root, sub);
+  rm_rf(s->dir);
+  mkdir(s->dir, 0755);
+  snprintf(s->wal, sizeof s->wal, "%s/wal.log", s->dir);
+  snprintf(s->snap, sizeof s->snap, "%s/latest.aidbsnap", s->dir);
+  memset(model, 0, sizeof model);
+  next_id = 0;
+  s->c = sa_open(s, 0);
+}
+
 enum sa_op { SA_UPSERT, SA_BATCH, SA_DELETE, SA_SNAPSHOT, SA_NOPS };
 static const char* sa_names[] = {"upsert", "upsert_batch", "delete", "snapshot_to"};
 
@@ -215,15 +229,7 @@ static int sa_run(struct sa* s, int op) {
  * fewer such calls; the sweep stops). */
 static long long sa_case(const char* root, int op, const char* spec) {
   struct sa s;
-  memset(&s, 0, sizeof s);
-  snprintf(s.dir, sizeof s.dir, "%s/sa", root);
-  rm_rf(s.dir);
-  mkdir(s.dir, 0755);
-  snprintf(s.wal, sizeof s.wal, "%s/wal.log", s.dir);
-  snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
-  memset(model, 0, sizeof model);
-  next_id = 0;
-  s.c = sa_open(&s, 0);
+  sa_fresh(&s, root, "sa");
   if (!s.c) return 0;
   for (int i = 0; i < 30; ++i) {
     int k = next_id++;
@@ -277,15 +283,7 @@ static long long sa_case(const char* root, int op, const char* spec) {
  * crash right after the error would. */
 static void sa_case_crash(const char* root, int op, const char* spec) {
   struct sa s;
-  memset(&s, 0, sizeof s);
-  snprintf(s.dir, sizeof s.dir, "%s/sa2", root);
-  rm_rf(s.dir);
-  mkdir(s.dir, 0755);
-  snprintf(s.wal, sizeof s.wal, "%s/wal.log", s.dir);
-  snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
-  memset(model, 0, sizeof model);
-  next_id = 0;
-  s.c = sa_open(&s, 0);
+  sa_fresh(&s, root, "sa2");
   if (!s.c) return;
   for (int i = 0; i < 20; ++i) {
     int k = next_id++;
@@ -519,15 +517,7 @@ static void recover_cases(const char* root) {
   for (size_t k = 0; k < sizeof specs / sizeof specs[0]; ++k) {
     snprintf(g_case, sizeof g_case, "recover cutting a torn tail under %s", specs[k]);
     struct sa s;
-    memset(&s, 0, sizeof s);
-    snprintf(s.dir, sizeof s.dir, "%s/rec", root);
-    rm_rf(s.dir);
-    mkdir(s.dir, 0755);
-    snprintf(s.wal, sizeof s.wal, "%s/wal.log", s.dir);
-    snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
-    memset(model, 0, sizeof model);
-    next_id = 0;
-    s.c = sa_open(&s, 0);
+    sa_fresh(&s, root, "rec");
     for (int i = 0; i < 10; ++i) (void)sa_run(&s, SA_UPSERT);
     aidb_collection_close(s.c);
     /* A torn tail: half of one more record. */
@@ -662,15 +652,7 @@ int main(int argc, char** argv) {
   {
     snprintf(g_case, sizeof g_case, "persistent fdatasync failure");
     struct sa s;
-    memset(&s, 0, sizeof s);
-    snprintf(s.dir, sizeof s.dir, "%s/persist", root);
-    rm_rf(s.dir);
-    mkdir(s.dir, 0755);
-    snprintf(s.wal, sizeof s.wal, "%s/wal.log", s.dir);
-    snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
-    memset(model, 0, sizeof model);
-    next_id = 0;
-    s.c = sa_open(&s, 0);
+    sa_fresh(&s, root, "persist");
     for (int i = 0; i < 5; ++i) (void)sa_run(&s, SA_UPSERT);
     fault_configure("ops=fsync;path=wal.log;errno=EIO");
     for (int i = 0; i < 20; ++i) {
