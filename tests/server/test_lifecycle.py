@@ -22,6 +22,19 @@ def create(d, name, dim, **extra):
     assert r.status == 201, r
 
 
+def batch_upsert_in_flight(d):
+    """Creates "docs" and starts a 3000-point batch upsert on a raw socket
+    (returned, unread), so a request is in flight when the caller signals."""
+    create(d, "docs", 64)
+    pts = [{"vector": [random.random() for _ in range(64)]} for _ in range(3000)]
+    body = json.dumps({"points": pts}).encode()
+    s = d.connect(timeout=60)
+    s.sendall(b"POST /collections/docs/points:batch HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    time.sleep(0.05)
+    return s
+
+
 def all_points(d, name, ids):
     out = {}
     for pid in ids:
@@ -48,13 +61,7 @@ def test_signal_shuts_down_gracefully(start_daemon, sig):
 
 def test_shutdown_finishes_requests_in_flight(start_daemon):
     d = start_daemon()
-    create(d, "docs", 64)
-    pts = [{"vector": [random.random() for _ in range(64)]} for _ in range(3000)]
-    body = json.dumps({"points": pts}).encode()
-    s = d.connect(timeout=60)
-    s.sendall(b"POST /collections/docs/points:batch HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
-              % len(body) + body)
-    time.sleep(0.05)
+    s = batch_upsert_in_flight(d)
     d.proc.send_signal(signal.SIGTERM)
     r = read_response(s.makefile("rb"))
     s.close()
@@ -313,13 +320,7 @@ def test_repeated_signals_during_shutdown_do_not_kill_the_daemon(start_daemon):
     # arrive after the signal handles were closed and kill aidbd (-15) while
     # it flushed the WALs.
     d = start_daemon()
-    create(d, "docs", 64)
-    pts = [{"vector": [random.random() for _ in range(64)]} for _ in range(3000)]
-    body = json.dumps({"points": pts}).encode()
-    s = d.connect(timeout=60)
-    s.sendall(b"POST /collections/docs/points:batch HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
-              % len(body) + body)
-    time.sleep(0.05)
+    s = batch_upsert_in_flight(d)
     # Signals back to back until the process is gone, so one lands in the
     # window between the drain and the exit; at most 10 s of them (under ASan
     # the leak check at exit runs under ptrace, where every ignored signal
