@@ -65,9 +65,10 @@ func TestIDsAreCanonicalised(t *testing.T) {
 	}
 }
 
-// The runbook: checkpoint (snapshot truncates the WAL to zero bytes), more
-// writes, then restore into a fresh collection on the same WAL path by loading
-// the snapshot and replaying the WAL.
+// Checkpoint and restore as docs/operations.md describes them: checkpoint
+// (snapshot truncates the WAL to zero bytes), more writes, then restore into
+// a fresh collection on the same WAL path by loading the snapshot and
+// replaying the WAL.
 func TestCheckpointThenRestoreSeesPointsFromBeforeAndAfter(t *testing.T) {
 	dir := t.TempDir()
 	wal := filepath.Join(dir, "docs.wal")

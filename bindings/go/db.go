@@ -14,7 +14,7 @@ import (
 )
 
 // DBOptions configures a database directory; nil or zero values mean the
-// library's defaults.
+// library's defaults (aidb_db_options_init, see aidb.h).
 type DBOptions struct {
 	// ErrorIfMissing fails Open when the directory does not exist (the
 	// default creates it).
@@ -189,16 +189,10 @@ func (db *DB) Collections() ([]string, error) {
 // Snapshot snapshots a collection into <dir>/<name>/snapshots/, truncates its
 // WAL, and returns the snapshot's path.
 func (db *DB) Snapshot(name string) (string, error) {
-	const op = "snapshot"
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
-	p, err := db.acquire(op)
-	if err != nil {
-		return "", err
-	}
-	defer db.s.mu.RUnlock()
-	var path, msg *C.char
-	if err := check(op, C.aidb_db_snapshot(p, cname, &path, &msg), msg); err != nil {
+	var path *C.char
+	if err := db.nameOp("snapshot", name, func(p *C.aidb_db, n *C.char, m **C.char) C.int {
+		return C.aidb_db_snapshot(p, n, &path, m)
+	}); err != nil {
 		return "", err
 	}
 	defer C.aidb_free(unsafe.Pointer(path))
@@ -226,44 +220,29 @@ func snapshotInfo(i *C.aidb_snapshot_info) SnapshotInfo {
 
 // Snapshots lists a collection's snapshots, oldest first.
 func (db *DB) Snapshots(name string) ([]SnapshotInfo, error) {
-	const op = "list_snapshots"
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
-	p, err := db.acquire(op)
-	if err != nil {
-		return nil, err
-	}
-	defer db.s.mu.RUnlock()
 	var infos *C.aidb_snapshot_info
 	var n C.size_t
-	var msg *C.char
-	if err := check(op, C.aidb_db_list_snapshots(p, cname, &infos, &n, &msg), msg); err != nil {
+	if err := db.nameOp("list_snapshots", name, func(p *C.aidb_db, cn *C.char, m **C.char) C.int {
+		return C.aidb_db_list_snapshots(p, cn, &infos, &n, m)
+	}); err != nil {
 		return nil, err
 	}
 	defer C.aidb_free(unsafe.Pointer(infos))
-	out := make([]SnapshotInfo, int(n))
-	if n > 0 {
-		for i := range unsafe.Slice(infos, int(n)) {
-			out[i] = snapshotInfo(&unsafe.Slice(infos, int(n))[i])
-		}
+	all := unsafe.Slice(infos, int(n))
+	out := make([]SnapshotInfo, len(all))
+	for i := range all {
+		out[i] = snapshotInfo(&all[i])
 	}
 	return out, nil
 }
 
-// Restore runs the runbook's restore workflow on a collection: load the
-// snapshot at path (absolute, or relative to its snapshots folder), replay
-// newer WAL records, and seal the result as the new baseline.
+// Restore runs the restore workflow of docs/operations.md on a collection:
+// load the snapshot at path (absolute, or relative to its snapshots folder),
+// replay newer WAL records, and seal the result as the new baseline.
 func (db *DB) Restore(name, path string) error {
-	const op = "restore"
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	p, err := db.acquire(op)
-	if err != nil {
-		return err
-	}
-	defer db.s.mu.RUnlock()
-	var msg *C.char
-	return check(op, C.aidb_db_restore(p, cname, cpath, &msg), msg)
+	return db.nameOp("restore", name, func(p *C.aidb_db, n *C.char, m **C.char) C.int {
+		return C.aidb_db_restore(p, n, cpath, m)
+	})
 }

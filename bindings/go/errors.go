@@ -30,6 +30,7 @@ const (
 	CodeNoMemory          Code = C.AIDB_NO_MEMORY
 	CodeUnsupported       Code = C.AIDB_UNSUPPORTED
 	CodeInternal          Code = C.AIDB_INTERNAL
+	CodeBusy              Code = C.AIDB_BUSY
 )
 
 // Sentinel errors, one per status code, for errors.Is.
@@ -44,6 +45,10 @@ var (
 	ErrNoMemory          error = CodeNoMemory
 	ErrUnsupported       error = CodeUnsupported
 	ErrInternal          error = CodeInternal
+	// ErrBusy: a nonblocking call (SearchOptions.Nonblocking) found a lock
+	// taken, or an HNSW walk far longer than ef predicts; nothing changed.
+	// Retry, or search without Nonblocking.
+	ErrBusy error = CodeBusy
 )
 
 // ErrClosed is returned by every method of a Collection, DB or WALIterator

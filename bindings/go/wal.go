@@ -40,15 +40,10 @@ type WALIterator struct {
 
 // WAL returns an iterator over the collection's WAL records with LSN >= fromLSN.
 func (c *Collection) WAL(fromLSN uint64) (*WALIterator, error) {
-	const op = "wal_iterator"
-	p, err := c.s.acquire(op)
-	if err != nil {
-		return nil, err
-	}
-	defer c.s.mu.RUnlock()
 	var it *C.aidb_wal_iterator
-	var msg *C.char
-	if err := check(op, C.aidb_wal_iterator_open(p, C.uint64_t(fromLSN), &it, &msg), msg); err != nil {
+	if err := c.do("wal_iterator", func(p *C.aidb_collection, msg **C.char) C.int {
+		return C.aidb_wal_iterator_open(p, C.uint64_t(fromLSN), &it, msg)
+	}); err != nil {
 		return nil, err
 	}
 	w := &WALIterator{ptr: it, coll: c}
