@@ -26,7 +26,9 @@ fn main() {
         return;
     }
     let statik = env::var_os("AIDB_STATIC").is_some();
-    if let Err(e) = pkg_config::Config::new().atleast_version("0.1.0").statik(statik).probe("aidb") {
+    // The crate is versioned with the library: at least this version.
+    let version = env::var("CARGO_PKG_VERSION").unwrap();
+    if let Err(e) = pkg_config::Config::new().atleast_version(&version).statik(statik).probe("aidb") {
         panic!(
             "aidb-sys: libaidb not found ({e}).\n\
              Install AIDB and point PKG_CONFIG_PATH at its lib/pkgconfig, set \

@@ -1,5 +1,7 @@
-//! Raw declarations of AIDB's C API, hand-checked against `include/aidb.h`
-//! (AIDB 0.1, ABI 0). See that header for the contract of every function.
+//! Raw declarations of AIDB's C API, written by hand after `include/aidb.h`
+//! (ABI 0). See that header for the contract of every function. The test
+//! `tests/layout.rs` compiles a C program against the header and checks
+//! every struct's size, alignment and field offsets, and every constant.
 //!
 //! By default the library is linked (found by build.rs through pkg-config or
 //! `AIDB_LIB_DIR`). With the `dlopen` feature it is loaded at run time
@@ -16,10 +18,24 @@ extern crate std;
 use core::ffi::{c_char, c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
 
-pub const AIDB_VERSION_MAJOR: c_int = 0;
-pub const AIDB_VERSION_MINOR: c_int = 1;
-pub const AIDB_VERSION_PATCH: c_int = 0;
-pub const AIDB_VERSION: &str = "0.1.0";
+/// A decimal number of a version component (`const` parsing).
+const fn version_part(s: &str) -> c_int {
+    let b = s.as_bytes();
+    let mut v: c_int = 0;
+    let mut i = 0;
+    while i < b.len() {
+        v = v * 10 + (b[i] - b'0') as c_int;
+        i += 1;
+    }
+    v
+}
+
+// The crates are versioned with the library (the workspace's Cargo.toml),
+// so the header's version is the crate's; tests/layout.rs checks it.
+pub const AIDB_VERSION_MAJOR: c_int = version_part(env!("CARGO_PKG_VERSION_MAJOR"));
+pub const AIDB_VERSION_MINOR: c_int = version_part(env!("CARGO_PKG_VERSION_MINOR"));
+pub const AIDB_VERSION_PATCH: c_int = version_part(env!("CARGO_PKG_VERSION_PATCH"));
+pub const AIDB_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const AIDB_VERSION_NUMBER: c_int = AIDB_VERSION_MAJOR * 1_000_000 + AIDB_VERSION_MINOR * 1000 + AIDB_VERSION_PATCH;
 pub const AIDB_ABI_VERSION: c_int = 0;
 
@@ -34,6 +50,7 @@ pub const AIDB_MISUSE: c_int = 7;
 pub const AIDB_NO_MEMORY: c_int = 8;
 pub const AIDB_UNSUPPORTED: c_int = 9;
 pub const AIDB_INTERNAL: c_int = 10;
+pub const AIDB_BUSY: c_int = 11;
 
 pub const AIDB_METRIC_COSINE: c_int = 0;
 pub const AIDB_METRIC_EUCLIDEAN: c_int = 1;
@@ -123,6 +140,7 @@ pub struct aidb_search_options {
     pub with_payload: c_int,
     pub threads: u32,
     pub exact: c_int,
+    pub nonblocking: c_int,
 }
 
 #[repr(C)]
@@ -345,45 +363,3 @@ mod loader {
 use loader::api;
 #[cfg(feature = "dlopen")]
 pub use loader::{library_name, load};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use core::mem::{align_of, offset_of, size_of};
-
-    // Sizes and offsets printed by a C program compiled against aidb.h on
-    // x86_64/aarch64 Linux (LP64).
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn struct_layouts_match_the_header() {
-        assert_eq!(size_of::<aidb_collection_options>(), 64);
-        assert_eq!(offset_of!(aidb_collection_options, wal_path), 40);
-        assert_eq!(offset_of!(aidb_collection_options, wal_mmap_threshold), 56);
-        assert_eq!(size_of::<aidb_collection_info>(), 120);
-        assert_eq!(offset_of!(aidb_collection_info, dim), 80);
-        assert_eq!(offset_of!(aidb_collection_info, count), 112);
-        assert_eq!(size_of::<aidb_search_options>(), 40);
-        assert_eq!(offset_of!(aidb_search_options, filter), 16);
-        assert_eq!(offset_of!(aidb_search_options, exact), 32);
-        assert_eq!(size_of::<aidb_hit>(), 64);
-        assert_eq!(offset_of!(aidb_hit, score), 40);
-        assert_eq!(offset_of!(aidb_hit, payload), 48);
-        assert_eq!(offset_of!(aidb_hit, payload_len), 56);
-        assert_eq!(size_of::<aidb_recover_options>(), 32);
-        assert_eq!(offset_of!(aidb_recover_options, timestamp_ns), 24);
-        assert_eq!(size_of::<aidb_recover_stats>(), 56);
-        assert_eq!(offset_of!(aidb_recover_stats, used_mmap), 52);
-        assert_eq!(size_of::<aidb_wal_info>(), 48);
-        assert_eq!(offset_of!(aidb_wal_info, last_truncate_unix_ns), 24);
-        assert_eq!(offset_of!(aidb_wal_info, last_lsn), 40);
-        assert_eq!(size_of::<aidb_wal_entry>(), 48);
-        assert_eq!(offset_of!(aidb_wal_entry, json), 32);
-        assert_eq!(offset_of!(aidb_wal_entry, json_len), 40);
-        assert_eq!(size_of::<aidb_db_options>(), 32);
-        assert_eq!(offset_of!(aidb_db_options, wal_mmap_threshold), 24);
-        assert_eq!(size_of::<aidb_snapshot_info>(), 4128);
-        assert_eq!(offset_of!(aidb_snapshot_info, lsn), 4096);
-        assert_eq!(offset_of!(aidb_snapshot_info, count), 4120);
-        assert_eq!(align_of::<aidb_snapshot_info>(), 8);
-    }
-}

@@ -1,12 +1,14 @@
-use crate::collection::{time_from_ns, Collection, CollectionOptions, Durability};
-use crate::error::{check, ensure_loaded, Error, Result, Status};
-use crate::{cstr_to_string, cstring, path_cstring, sys};
+use crate::collection::Collection;
+use crate::error::{call, ensure_loaded, Error, Result, Status};
+use crate::options::{millis_u32, CollectionOptions, Durability};
+use crate::{c_init, cstr_to_string, cstring, path_cstring, sys, time_from_ns};
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Options of [`Db::open`]; `None` fields take the library's defaults.
+/// Options of [`Db::open`]; `None` fields take the library's defaults
+/// (`aidb_db_options_init`).
 #[derive(Debug, Clone, Default)]
 pub struct DbOptions {
     /// Fail when the directory does not exist (default: create it).
@@ -68,27 +70,20 @@ impl SnapshotInfo {
     }
 }
 
-fn call(f: impl FnOnce(*mut *mut std::os::raw::c_char) -> i32) -> Result<()> {
-    let mut msg = ptr::null_mut();
-    let rc = f(&mut msg);
-    check(rc, msg)
-}
-
 impl Db {
     /// Opens (and recovers) the database directory `dir`.
     pub fn open(dir: impl AsRef<Path>, opts: Option<&DbOptions>) -> Result<Db> {
         ensure_loaded()?;
         let cdir = path_cstring(dir.as_ref())?;
-        // SAFETY: plain data, initialised by the library.
-        let mut o: sys::aidb_db_options = unsafe { std::mem::zeroed() };
-        unsafe { sys::aidb_db_options_init(&mut o) };
+        // SAFETY: the library initialises the struct.
+        let mut o = c_init(|p| unsafe { sys::aidb_db_options_init(p) });
         if let Some(opts) = opts {
             if opts.error_if_missing {
                 o.create_if_missing = 0;
             }
             o.durability = opts.durability.raw();
             if let Some(d) = opts.batch_interval {
-                o.batch_interval_ms = d.as_millis().min(u32::MAX as u128) as u32;
+                o.batch_interval_ms = millis_u32(d);
             }
             if let Some(t) = opts.wal_mmap_threshold {
                 o.wal_mmap_threshold = t;
@@ -173,7 +168,7 @@ impl Db {
         }
     }
 
-    /// The runbook's restore in one call: load the snapshot at `path`
+    /// The restore of docs/operations.md in one call: load the snapshot at `path`
     /// (absolute, or relative to the collection's snapshots folder), replay
     /// newer WAL records, seal the result as the new baseline.
     pub fn restore(&self, name: &str, path: impl AsRef<Path>) -> Result<()> {

@@ -17,6 +17,10 @@ pub enum Status {
     NoMemory,
     Unsupported,
     Internal,
+    /// A nonblocking call found a lock taken (or an HNSW walk far longer
+    /// than ef predicts); nothing changed: retry, or call without
+    /// [`SearchOptions::nonblocking`](crate::SearchOptions::nonblocking).
+    Busy,
     /// The library could not be loaded (`dlopen` feature only); not a C code.
     LibraryUnavailable,
     /// A code this crate does not know.
@@ -37,6 +41,7 @@ impl Status {
             sys::AIDB_NO_MEMORY => Status::NoMemory,
             sys::AIDB_UNSUPPORTED => Status::Unsupported,
             sys::AIDB_INTERNAL => Status::Internal,
+            sys::AIDB_BUSY => Status::Busy,
             other => Status::Unknown(other),
         }
     }
@@ -54,6 +59,7 @@ impl Status {
             Status::NoMemory => sys::AIDB_NO_MEMORY,
             Status::Unsupported => sys::AIDB_UNSUPPORTED,
             Status::Internal => sys::AIDB_INTERNAL,
+            Status::Busy => sys::AIDB_BUSY,
             Status::LibraryUnavailable => -1,
             Status::Unknown(c) => c,
         }
@@ -127,6 +133,14 @@ pub(crate) fn check(rc: c_int, msg: *mut c_char) -> Result<()> {
         }
     };
     Err(Error { status: Status::from_code(rc), message })
+}
+
+/// Calls `f(errmsg)` (one C call) and maps its status.
+#[inline]
+pub(crate) fn call(f: impl FnOnce(*mut *mut c_char) -> c_int) -> Result<()> {
+    let mut msg = std::ptr::null_mut();
+    let rc = f(&mut msg);
+    check(rc, msg)
 }
 
 /// With the `dlopen` feature, loads the library or reports why it cannot.

@@ -32,16 +32,25 @@ mod collection;
 mod db;
 mod error;
 mod log;
+mod options;
+mod points;
+mod recovery;
+mod search;
 
 pub use collection::*;
 pub use db::*;
 pub use error::{Error, Result, Status};
 pub use log::{set_logger, LogEvent, LogLevel};
+pub use options::*;
+pub use points::*;
+pub use recovery::*;
+pub use search::*;
 
 use aidb_sys as sys;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The version of the loaded library, e.g. "0.1.0".
 pub fn version() -> Result<String> {
@@ -57,7 +66,8 @@ pub fn version_number() -> Result<i32> {
     Ok(unsafe { sys::aidb_version_number() })
 }
 
-/// The version of `aidb.h` this crate was written against.
+/// The version of `aidb.h` this crate was written against (the crates'
+/// version, see `aidb-sys`).
 pub const HEADER_VERSION_NUMBER: i32 = sys::AIDB_VERSION_NUMBER;
 
 /// A new random (version 4) UUID in canonical form.
@@ -88,8 +98,8 @@ pub fn canonical_id(id: &str) -> Result<String> {
 pub fn verify_snapshot(path: impl AsRef<Path>) -> Result<SnapshotInfo> {
     error::ensure_loaded()?;
     let cpath = path_cstring(path.as_ref())?;
-    // SAFETY: aidb_snapshot_info is plain data; all-zero is a valid value.
-    let mut info: sys::aidb_snapshot_info = unsafe { std::mem::zeroed() };
+    // All-zero is a valid aidb_snapshot_info (it has no init function).
+    let mut info: sys::aidb_snapshot_info = c_init(|_| {});
     let mut msg = std::ptr::null_mut();
     // SAFETY: valid pointers for the duration of the call.
     let rc = unsafe { sys::aidb_snapshot_verify(cpath.as_ptr(), &mut info, &mut msg) };
@@ -127,4 +137,23 @@ pub(crate) fn cstring(s: &str) -> Result<CString> {
 pub(crate) fn path_cstring(p: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::new(Status::InvalidArgument, "path contains a NUL byte"))
+}
+
+/// A C struct of `aidb.h` filled by `init` (an `aidb_*_init` function) from
+/// all zeros, so the defaults are the library's.
+pub(crate) fn c_init<T: Copy>(init: impl FnOnce(*mut T)) -> T {
+    let mut v = std::mem::MaybeUninit::<T>::zeroed();
+    init(v.as_mut_ptr());
+    // SAFETY: the structs of aidb.h are plain data (integers, arrays and
+    // pointers), for which all-zero is a valid value.
+    unsafe { v.assume_init() }
+}
+
+/// A time in Unix nanoseconds, as the C API reports them.
+pub(crate) fn time_from_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
 }

@@ -1,5 +1,5 @@
-//! The binding's behaviour against the real library: the runbook's
-//! checkpoint/restore flow, a database directory, filtered search, threads,
+//! The binding's behaviour against the real library: the checkpoint/restore
+//! flow of docs/operations.md, a database directory, filtered search, threads,
 //! bad input.
 use aidb::{
     Collection, CollectionOptions, Db, Durability, IndexKind, Metric, RecoverTarget, SearchOptions, Status, WalOp,
@@ -34,7 +34,85 @@ fn vec_for(i: usize, dim: usize) -> Vec<f32> {
 #[test]
 fn version_matches_header() {
     assert_eq!(aidb::version_number().unwrap(), aidb::HEADER_VERSION_NUMBER);
-    assert!(!aidb::version().unwrap().is_empty());
+    // The crates are versioned with the library.
+    assert_eq!(aidb::version().unwrap(), env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn every_library_status_has_a_variant() {
+    let mut named = 0;
+    for code in 1..1000 {
+        let name = Status::Unknown(code).to_string();
+        if name == "UNKNOWN" {
+            break;
+        }
+        named += 1;
+        let s = Status::from_code(code);
+        assert!(!matches!(s, Status::Unknown(_)), "status {code} ({name}) has no variant");
+        assert_eq!((s.code(), s.to_string()), (code, name));
+    }
+    assert!(named >= 11, "{named}");
+    assert_eq!(Status::from_code(11), Status::Busy);
+    assert_eq!(Status::Busy.to_string(), "BUSY");
+}
+
+#[test]
+fn enum_names_are_the_librarys() {
+    assert_eq!("l2".parse::<Metric>().unwrap(), Metric::Euclidean);
+    assert_eq!("hnsw".parse::<IndexKind>().unwrap(), IndexKind::Hnsw);
+    assert_eq!("batch".parse::<Durability>().unwrap(), Durability::Batch);
+    assert_eq!("nope".parse::<Metric>().unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(Metric::Dot.to_string(), "dot");
+    assert_eq!(IndexKind::Flat.to_string(), "flat");
+    assert_eq!(Durability::None.to_string(), "none");
+    // Defaults are the library's (aidb_search_options_init).
+    let o = SearchOptions::new();
+    assert!(o.top_k > 0 && o.with_payload && !o.exact && !o.nonblocking, "{o:?}");
+}
+
+/// An HNSW collection of a cluster of points and one far away: the cluster's
+/// ids and the far point's.
+fn busy_collection() -> (Collection, Vec<String>, String) {
+    let dim = 8;
+    let c =
+        Collection::open(&CollectionOptions::new("busy", dim as u32).metric(Metric::Euclidean).index(IndexKind::Hnsw))
+            .unwrap();
+    let cluster: Vec<String> = (0..500).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+    let far = aidb::new_id();
+    let mut flat: Vec<f32> = (0..500 * dim).map(|k| ((k + 1) as f32).sin()).collect();
+    flat.extend(std::iter::repeat(100.0).take(dim));
+    let ids: Vec<&str> = cluster.iter().map(String::as_str).chain([far.as_str()]).collect();
+    c.upsert_batch(&ids, &flat, None).unwrap();
+    (c, cluster, far)
+}
+
+/// `nonblocking` reaches the library: on an idle collection it answers like
+/// a blocking search, and it gets `Status::Busy` where the library must
+/// refuse (an HNSW walk through a graph of deleted points needs far more
+/// distance computations than ef predicts) while a blocking search answers.
+#[test]
+fn nonblocking_search_answers_or_says_busy() {
+    let (c, cluster, far) = busy_collection();
+    for q in 0..20 {
+        let query = c.get(&cluster[q * 17]).unwrap().vector;
+        let want = c.search(&query, &SearchOptions::new().top_k(5)).unwrap();
+        let got = c.search(&query, &SearchOptions::new().top_k(5).nonblocking(true)).unwrap();
+        assert_eq!(got, want);
+        let batch = c.search_batch(&query, query.len(), &SearchOptions::new().top_k(5).nonblocking(true)).unwrap();
+        assert_eq!(batch, vec![want]);
+    }
+    let query = c.get(&cluster[0]).unwrap().vector;
+    for id in &cluster {
+        c.delete(id).unwrap();
+    }
+    let opts = SearchOptions::new().top_k(1).ef_search(1).nonblocking(true);
+    let err = c.search(&query, &opts).unwrap_err();
+    assert_eq!(err.status(), Status::Busy, "{err}");
+    assert_eq!(err.code(), 11);
+    assert!(!err.message().is_empty());
+    assert_eq!(c.search_batch(&query, query.len(), &opts).unwrap_err().status(), Status::Busy);
+    let hits = c.search(&query, &opts.nonblocking(false)).unwrap();
+    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), vec![far.as_str()]);
 }
 
 #[test]
