@@ -1,5 +1,7 @@
-"""ctypes declarations of AIDB's C API, checked by hand against include/aidb.h
-(AIDB 0.1, ABI 0).
+"""ctypes declarations of AIDB's C API, written by hand after include/aidb.h
+(ABI 0). tests/test_layout.py compiles a C program against the header and
+checks every structure's size, alignment and field offsets, and every
+constant (``AIDB_X`` of the header is ``X`` here).
 
 The library is loaded from $AIDB_LIBRARY when set (a path or a file name),
 else as ``libaidb.so.0`` through the dynamic loader (LD_LIBRARY_PATH, the
@@ -11,17 +13,23 @@ import os
 from ctypes import (POINTER, Structure, c_char, c_char_p, c_float, c_int, c_int64,
                     c_size_t, c_uint32, c_uint64, c_void_p)
 
-AIDB_ABI_VERSION = 0
-AIDB_VERSION_NUMBER = 0 * 1000000 + 1 * 1000 + 0  # the header this module mirrors
+from ._version import __version__
+
+# The package is versioned with the library, so the header's version is ours.
+VERSION = __version__
+VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = (int(x) for x in VERSION.split("."))
+VERSION_NUMBER = VERSION_MAJOR * 1000000 + VERSION_MINOR * 1000 + VERSION_PATCH
+ABI_VERSION = 0
 
 OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, DIMENSION_MISMATCH, IO_ERROR, \
-    CORRUPTION, MISUSE, NO_MEMORY, UNSUPPORTED, INTERNAL = range(11)
+    CORRUPTION, MISUSE, NO_MEMORY, UNSUPPORTED, INTERNAL, BUSY = range(12)
 
-METRICS = {"cosine": 0, "euclidean": 1, "l2": 1, "dot": 2}
-INDEX_KINDS = {"flat": 0, "hnsw": 1}
-DURABILITY = {"fsync": 0, "batch": 1, "none": 2}
+METRIC_COSINE, METRIC_EUCLIDEAN, METRIC_DOT = 0, 1, 2
+INDEX_FLAT, INDEX_HNSW = 0, 1
+DURABILITY_FSYNC, DURABILITY_BATCH, DURABILITY_NONE = 0, 1, 2
+LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF = range(5)
 RECOVER_LATEST, RECOVER_TO_LSN, RECOVER_TO_TIME = 0, 1, 2
-WAL_OPS = {1: "upsert", 2: "delete", 3: "set_params"}
+WAL_OP_UPSERT, WAL_OP_DELETE, WAL_OP_SET_PARAMS = 1, 2, 3
 
 
 class aidb_collection_options(Structure):
@@ -42,7 +50,7 @@ class aidb_collection_info(Structure):
 class aidb_search_options(Structure):
     _fields_ = [("struct_size", c_size_t), ("top_k", c_uint32), ("ef_search", c_uint32),
                 ("filter", c_char_p), ("with_payload", c_int), ("threads", c_uint32),
-                ("exact", c_int)]
+                ("exact", c_int), ("nonblocking", c_int)]
 
 
 class aidb_hit(Structure):
@@ -156,7 +164,7 @@ PROTOTYPES = {
 
 def _load():
     name = os.environ.get("AIDB_LIBRARY")
-    candidates = [name] if name else [f"libaidb.so.{AIDB_ABI_VERSION}",
+    candidates = [name] if name else [f"libaidb.so.{ABI_VERSION}",
                                        ctypes.util.find_library("aidb")]
     errors = []
     for cand in candidates:

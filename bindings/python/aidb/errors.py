@@ -60,9 +60,17 @@ class InternalError(AidbError):
     code = C.INTERNAL
 
 
+class BusyError(AidbError):
+    """A nonblocking call (``nonblocking=True``) found a lock taken, or an
+    HNSW walk far longer than ef predicts; nothing changed. Retry, or call
+    without ``nonblocking``."""
+    code = C.BUSY
+
+
 _BY_CODE = {cls.code: cls for cls in (
     InvalidArgumentError, NotFoundError, AlreadyExistsError, DimensionMismatchError,
-    AidbIOError, CorruptionError, MisuseError, NoMemoryError, UnsupportedError, InternalError)}
+    AidbIOError, CorruptionError, MisuseError, NoMemoryError, UnsupportedError, InternalError,
+    BusyError)}
 
 
 def error_for(code, message=""):

@@ -1,5 +1,5 @@
-"""The Python binding against the real library: the runbook's checkpoint and
-restore flow, a database directory, filtered search, threads, bad input,
+"""The Python binding against the real library: the checkpoint and restore
+flow of docs/operations.md, a database directory, filtered search, threads, bad input,
 use after close."""
 import json
 import math
@@ -18,7 +18,63 @@ def vecs(n, dim, seed=0):
 
 def test_version_matches_header():
     assert aidb.version_number() == aidb.HEADER_VERSION_NUMBER
-    assert aidb.version()
+    # The package is versioned with the library.
+    assert aidb.__version__ == aidb.version()
+
+
+def test_every_library_status_has_an_exception():
+    named = 0
+    for code in range(1, 1000):
+        name = aidb.errors.error_for(code).status
+        if name == "UNKNOWN":
+            break
+        named += 1
+        e = aidb.errors.error_for(code, "msg")
+        assert type(e) is not aidb.AidbError, f"status {code} ({name}) has no exception class"
+        assert (e.code, e.status, e.message) == (code, name, "msg")
+    assert named >= 11
+    e = aidb.errors.error_for(11, "retry")
+    assert isinstance(e, aidb.BusyError) and isinstance(e, aidb.AidbError) and e.status == "BUSY"
+
+
+def test_enum_names_are_the_librarys():
+    with aidb.Collection("names", 2, metric="l2", index="hnsw", durability="batch") as c:
+        info = c.info()
+        assert (info["metric"], info["index"], info["durability"]) == ("euclidean", "hnsw", "batch")
+    with pytest.raises(aidb.InvalidArgumentError, match="bogus"):
+        aidb.Collection("names", 2, metric="bogus")
+
+
+def busy_collection():
+    """An HNSW collection of a cluster of points and one far away."""
+    n, dim = 500, 8
+    c = aidb.Collection("busy", dim, metric="euclidean", index="hnsw")
+    cluster = np.sin(np.arange(1, n * dim + 1, dtype=np.float64)).astype(np.float32).reshape(n, dim)
+    ids = ["00000000-0000-4000-8000-%012d" % i for i in range(n)]
+    far = aidb.new_id()
+    c.upsert_batch(ids + [far], np.vstack([cluster, np.full((1, dim), 100, np.float32)]))
+    return c, ids, cluster, far
+
+
+def test_nonblocking_search_answers_or_says_busy():
+    """nonblocking reaches the library: on an idle collection it answers like
+    a blocking search, and it raises BusyError where the library must refuse
+    (an HNSW walk through a graph of deleted points needs far more distance
+    computations than ef predicts) while a blocking search answers."""
+    c, ids, cluster, far = busy_collection()
+    with c:
+        for q in cluster[::25]:
+            want = c.search(q, k=5)
+            assert c.search(q, k=5, nonblocking=True) == want
+            assert c.search_batch(q, k=5, nonblocking=True) == [want]
+        for i in ids:
+            c.delete(i)
+        with pytest.raises(aidb.BusyError) as info:
+            c.search(cluster[0], k=1, ef_search=1, nonblocking=True)
+        assert info.value.code == 11 and info.value.message
+        with pytest.raises(aidb.BusyError):
+            c.search_batch(cluster[:2], k=1, ef_search=1, nonblocking=True)
+        assert [h.id for h in c.search(cluster[0], k=1, ef_search=1)] == [far]
 
 
 def test_ids_are_canonicalised():

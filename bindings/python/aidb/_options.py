@@ -1,0 +1,88 @@
+"""Options structs built from keyword arguments, starting from the
+library's defaults (the aidb_*_options_init functions)."""
+import numpy as np
+
+from . import _capi as C
+from ._util import _c_init, _cstr, _enum, _json
+from .errors import InvalidArgumentError
+
+_lib = C.lib
+
+
+def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
+                        wal_path, durability, batch_interval_ms, wal_mmap_threshold, keep):
+    """An aidb_collection_options; None (or 0) keeps the library's default.
+    The byte strings its pointers refer to are appended to ``keep``."""
+    o = _c_init(C.aidb_collection_options, _lib.aidb_collection_options_init)
+    name_b = _cstr(name, "name")
+    keep.append(name_b)
+    o.name = name_b
+    if not isinstance(dim, (int, np.integer)) or dim < 0 or dim > 0xFFFFFFFF:
+        raise InvalidArgumentError(f"bad dim {dim!r}")
+    o.dim = int(dim)
+    o.metric = _enum("metric", metric)
+    o.index_kind = _enum("index", index)
+    o.durability = _enum("durability", durability)
+    if m:
+        o.hnsw_m = m
+    if ef_construction:
+        o.hnsw_ef_construction = ef_construction
+    o.hnsw_ef_search = ef_search or 0
+    if wal_path is not None:
+        w = _cstr(wal_path, "wal_path")
+        keep.append(w)
+        o.wal_path = w
+    if batch_interval_ms:
+        o.batch_interval_ms = batch_interval_ms
+    if wal_mmap_threshold:
+        o.wal_mmap_threshold = wal_mmap_threshold
+    return o
+
+
+def _db_options(create_if_missing, durability, batch_interval_ms, wal_mmap_threshold):
+    o = _c_init(C.aidb_db_options, _lib.aidb_db_options_init)
+    o.create_if_missing = 1 if create_if_missing else 0
+    o.durability = _enum("durability", durability)
+    if batch_interval_ms:
+        o.batch_interval_ms = batch_interval_ms
+    if wal_mmap_threshold:
+        o.wal_mmap_threshold = wal_mmap_threshold
+    return o
+
+
+def _default_top_k():
+    """The library's default number of hits (aidb_search_options_init)."""
+    return _c_init(C.aidb_search_options, _lib.aidb_search_options_init).top_k
+
+
+def _build_search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking):
+    """An aidb_search_options and the filter bytes it points to."""
+    o = _c_init(C.aidb_search_options, _lib.aidb_search_options_init)
+    if k is not None:
+        o.top_k = k
+    o.ef_search = ef_search
+    f = _json(filter, "filter")
+    if f is not None:
+        o.filter = f
+    o.with_payload = 1 if with_payload else 0
+    o.threads = threads
+    o.exact = 1 if exact else 0
+    o.nonblocking = 1 if nonblocking else 0
+    return o, f
+
+
+_search_options_cache = {}
+
+
+def _search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking):
+    """Like _build_search_options; without a filter the struct is read-only
+    for the library, so one struct per setting is shared."""
+    if filter is not None:
+        return _build_search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking)
+    key = (k, ef_search, with_payload, threads, exact, nonblocking)
+    o = _search_options_cache.get(key)
+    if o is None:
+        o, _ = _build_search_options(k, None, ef_search, with_payload, threads, exact, nonblocking)
+        if len(_search_options_cache) < 64:
+            _search_options_cache[key] = o
+    return o, None
