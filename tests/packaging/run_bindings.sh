@@ -2,7 +2,9 @@
 # Packaging and binding tests against the library built in BUILD_DIR:
 #   tests/packaging/run_bindings.sh BUILD_DIR
 # 1. `cmake --install BUILD_DIR` into BUILD_DIR/packaging/prefix
-# 2. the packaging tests (run_packaging.sh) against that prefix
+# 2. the packaging tests (run_packaging.sh) against that prefix, and checks
+#    that every binding declares every header function and carries the
+#    version of CMakeLists.txt's project(VERSION) (the library's)
 # 3. Go: go vet + go test -race (cgo finds aidb.pc through PKG_CONFIG_PATH)
 # 4. Rust: cargo test + clippy -D warnings, linked (pkg-config) and with the
 #    `dlopen` feature (loading $AIDB_LIBRARY, no LD_LIBRARY_PATH)
@@ -62,6 +64,8 @@ LIBDIR=$PREFIX/lib
 LIB=$LIBDIR/libaidb.so.$(sed -n 's/^#define AIDB_ABI_VERSION \([0-9]*\).*/\1/p' "$PREFIX/include/aidb.h")
 export PKG_CONFIG_PATH=$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The header the Rust and Python layout tests compile against.
+export AIDB_INCLUDE_DIR=$PREFIX/include
 echo "installed $(basename "$LIB") into $PREFIX"
 
 # --- packaging ----------------------------------------------------------------
@@ -82,6 +86,46 @@ bindings_cover_header() {
   [ "$missing" -eq 0 ] && echo "$(wc -l <"$OUT/declared.txt") functions declared by aidb-sys and the Python binding"
 }
 run header_coverage bindings_cover_header
+
+# --- one version: CMakeLists.txt's project(VERSION) everywhere ---------------
+# aidb.h and aidb.pc follow CMake; the Rust crates (Cargo.toml) and the
+# Python package (aidb/_version.py, read by pyproject.toml) state it once
+# each, and their tests compare it with the loaded library's aidb_version().
+# The Go package has no version of its own (cgo reads aidb.h's).
+bindings_versions() {
+  local want
+  want=$(sed -n 's/^project(aidb VERSION \([0-9][0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
+  [ -n "$want" ] || { echo "no project(aidb VERSION ...) in CMakeLists.txt"; return 1; }
+  {
+    printf 'libaidb aidb_version()\t'
+    python3 -c 'import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1]); lib.aidb_version.restype = ctypes.c_char_p
+print(lib.aidb_version().decode())' "$LIB"
+    printf 'include/aidb.h AIDB_VERSION\t%s\n' \
+      "$(sed -n 's/^#define AIDB_VERSION "\(.*\)"/\1/p' "$PREFIX/include/aidb.h")"
+    printf 'aidb.pc\t%s\n' "$(pkg-config --modversion aidb)"
+    cargo metadata --no-deps --format-version 1 --manifest-path "$ROOT/bindings/rust/Cargo.toml" |
+      python3 -c 'import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    print("crate %s\t%s" % (p["name"], p["version"]))
+    for d in p["dependencies"]:
+        if d["name"].startswith("aidb"):
+            print("crate %s: dependency %s\t%s" % (p["name"], d["name"], d["req"].lstrip("^=")))'
+    printf 'python aidb/_version.py\t'
+    python3 -c 'import runpy, sys; print(runpy.run_path(sys.argv[1])["__version__"])' \
+      "$ROOT/bindings/python/aidb/_version.py"
+  } >"$OUT/versions.txt"
+  local bad=0 what got
+  while IFS=$'\t' read -r what got; do
+    if [ "$got" != "$want" ]; then
+      echo "$what is ${got:-missing}, CMakeLists.txt says $want"
+      bad=1
+    fi
+  done <"$OUT/versions.txt"
+  [ "$(wc -l <"$OUT/versions.txt")" -ge 7 ] || { echo "too few versions found:"; cat "$OUT/versions.txt"; return 1; }
+  [ "$bad" -eq 0 ] && echo "$(wc -l <"$OUT/versions.txt") declared versions are $want"
+}
+run versions bindings_versions
 
 # --- Go -----------------------------------------------------------------------
 go_tests() {
