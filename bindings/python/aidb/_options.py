@@ -3,7 +3,7 @@ library's defaults (the aidb_*_options_init functions)."""
 import numpy as np
 
 from . import _capi as C
-from ._util import _c_init, _cstr, _enum, _json
+from ._util import _c_init, _cstr, _json, _set_enum
 from .errors import InvalidArgumentError
 
 _lib = C.lib
@@ -20,9 +20,9 @@ def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
     if not isinstance(dim, (int, np.integer)) or dim < 0 or dim > 0xFFFFFFFF:
         raise InvalidArgumentError(f"bad dim {dim!r}")
     o.dim = int(dim)
-    o.metric = _enum("metric", metric)
-    o.index_kind = _enum("index", index)
-    o.durability = _enum("durability", durability)
+    _set_enum(o, "metric", "metric", metric)
+    _set_enum(o, "index_kind", "index", index)
+    _set_enum(o, "durability", "durability", durability)
     if m:
         o.hnsw_m = m
     if ef_construction:
@@ -42,7 +42,7 @@ def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
 def _db_options(create_if_missing, durability, batch_interval_ms, wal_mmap_threshold):
     o = _c_init(C.aidb_db_options, _lib.aidb_db_options_init)
     o.create_if_missing = 1 if create_if_missing else 0
-    o.durability = _enum("durability", durability)
+    _set_enum(o, "durability", "durability", durability)
     if batch_interval_ms:
         o.batch_interval_ms = batch_interval_ms
     if wal_mmap_threshold:

@@ -73,6 +73,13 @@ _FROM_STRING = {"metric": _lib.aidb_metric_from_string,
                 "durability": _lib.aidb_durability_from_string}
 
 
+def _set_enum(o, field, what, value):
+    """Sets a metric, index kind or durability field of an options struct
+    unless ``value`` is None (the library's default stays)."""
+    if value is not None:
+        setattr(o, field, _enum(what, value))
+
+
 def _enum(what, value):
     """A metric, index kind or durability: a name the library parses
     (aidb_*_from_string, aliases included) or the AIDB_* number."""

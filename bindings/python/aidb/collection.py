@@ -16,15 +16,16 @@ _lib = C.lib
 class Collection(_Points, _Search, _Recovery, _Handle):
     """A collection of points (UUID id, float32 vector, optional JSON payload).
 
-    ``Collection(name, dim, metric="cosine", index="flat", wal_path=None, ...)``
-    opens a standalone collection. If ``wal_path`` names an existing WAL, its
+    ``Collection(name, dim, metric=None, index=None, wal_path=None, ...)``
+    opens a standalone collection. Options left None take the library's
+    defaults (aidb_collection_options_init: cosine, flat, fsync, ...). If ``wal_path`` names an existing WAL, its
     records are not applied until ``load_snapshot()`` and/or ``recover()``
     run (the restore workflow of docs/operations.md). Use it as a context
     manager.
     """
 
-    def __init__(self, name=None, dim=None, metric="cosine", index="flat", m=None,
-                 ef_construction=None, ef_search=0, wal_path=None, durability="fsync",
+    def __init__(self, name=None, dim=None, metric=None, index=None, m=None,
+                 ef_construction=None, ef_search=0, wal_path=None, durability=None,
                  batch_interval_ms=None, wal_mmap_threshold=None, *, _ptr=None, _owner=None):
         self._owner = _owner  # the Database this handle belongs to, kept alive
         if _ptr is None:

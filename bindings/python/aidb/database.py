@@ -15,9 +15,10 @@ _lib = C.lib
 class Database(_Handle):
     """A directory of collections. Opening it brings every collection back
     (latest snapshot, then WAL replay). Closing it closes the collection
-    handles obtained from it first."""
+    handles obtained from it first. Options left None take the library's
+    defaults (aidb_db_options_init)."""
 
-    def __init__(self, path, create_if_missing=True, durability="fsync",
+    def __init__(self, path, create_if_missing=True, durability=None,
                  batch_interval_ms=None, wal_mmap_threshold=None):
         o = _db_options(create_if_missing, durability, batch_interval_ms, wal_mmap_threshold)
         out, msg = c_void_p(), c_void_p()
@@ -47,12 +48,12 @@ class Database(_Handle):
         finally:
             self._leave()
 
-    def create_collection(self, name, dim, metric="cosine", index="flat", m=None,
+    def create_collection(self, name, dim, metric=None, index=None, m=None,
                           ef_construction=None, ef_search=0):
         """Creates a collection and returns a handle to it."""
         keep = []
         o = _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
-                                None, "fsync", None, None, keep)
+                                None, None, None, None, keep)
         return self._open(_lib.aidb_db_create_collection, byref(o))
 
     def collection(self, name):
