@@ -1,8 +1,5 @@
 #include "engine/collection.h"
 
-#include <capnp/message.h>
-#include <kj/exception.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,12 +8,13 @@
 #include <unordered_set>
 
 #include "core/payload.h"
-#include "engine/wal_codec.h"
+#include "storage/file.h"
 #include "storage/snapshot.h"
+#include "storage/wal_codec.h"
 
 namespace aidb::engine {
 
-namespace schema = storage::schema;
+using storage::WalOp;
 
 // Payload indexes: for a payload key, the slots holding each scalar value
 // (canonical JSON text, see filter::CollectKeyValues). An index on a key is
@@ -130,55 +128,6 @@ int64_t NowNs() {
       .count();
 }
 
-schema::Metric ToSchema(Metric m) {
-  switch (m) {
-    case Metric::kCosine: return schema::Metric::COSINE;
-    case Metric::kEuclidean: return schema::Metric::EUCLIDEAN;
-    case Metric::kDot: return schema::Metric::DOT;
-  }
-  return schema::Metric::COSINE;
-}
-
-Metric FromSchema(schema::Metric m) {
-  switch (m) {
-    case schema::Metric::COSINE: return Metric::kCosine;
-    case schema::Metric::EUCLIDEAN: return Metric::kEuclidean;
-    case schema::Metric::DOT: return Metric::kDot;
-  }
-  return Metric::kCosine;
-}
-
-void WriteConfig(const CollectionConfig& c, schema::CollectionConfig::Builder b) {
-  b.setName(c.name);
-  b.setDim(c.index.dim);
-  b.setMetric(ToSchema(c.index.metric));
-  if (c.index.kind == index::IndexKind::kHnsw) {
-    auto h = b.getIndex().initHnsw();
-    h.setM(c.index.hnsw.m);
-    h.setEfConstruction(c.index.hnsw.ef_construction);
-    h.setEfSearch(c.index.hnsw.ef_search);
-  } else {
-    b.getIndex().setFlat();
-  }
-}
-
-CollectionConfig ReadConfig(schema::CollectionConfig::Reader r) {
-  CollectionConfig c;
-  c.name = r.getName().cStr();
-  c.index.dim = r.getDim();
-  c.index.metric = FromSchema(r.getMetric());
-  if (r.getIndex().isHnsw()) {
-    c.index.kind = index::IndexKind::kHnsw;
-    auto h = r.getIndex().getHnsw();
-    c.index.hnsw.m = h.getM();
-    c.index.hnsw.ef_construction = h.getEfConstruction();
-    c.index.hnsw.ef_search = h.getEfSearch();
-  } else {
-    c.index.kind = index::IndexKind::kFlat;
-  }
-  return c;
-}
-
 // Restricts a search to mapped slots matching an optional payload filter.
 // With a payload index on a key the filter requires to equal some values, it
 // can count and list the candidate slots (the index decides between a graph
@@ -211,9 +160,6 @@ class PointFilter final : public index::SlotFilter {
   const filter::EqualityHint* best_hint_ = nullptr;
   int64_t estimate_ = -1;
 };
-
-constexpr uint32_t kPointChunkSlots = 1u << 16;
-constexpr uint64_t kPointChunkPayloadBytes = 256ull << 20;
 
 }  // namespace
 
@@ -319,11 +265,10 @@ storage::WalStats Collection::WalStats() const {
   return wal_->Stats();
 }
 
-Status Collection::ReadWal(const std::function<Status(const storage::WalRecord&)>& fn) const {
+Status Collection::OpenWalIterator(uint64_t from_lsn,
+                                   std::unique_ptr<storage::WalIterator>* out) const {
   AIDB_RETURN_IF_ERROR(CheckUsable());
-  if (!wal_) return Status::OK();
-  storage::WalReadStats stats;
-  return wal_->Read(fn, &stats);
+  return storage::WalIterator::Open(wal_.get(), from_lsn, out);
 }
 
 Status Collection::Flush() { return wal_ ? wal_->Sync() : Status::OK(); }
@@ -380,7 +325,7 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
     }
   }
   std::string body;
-  EncodeUpsert(uuids, vectors, cdim, canon, &body);
+  storage::EncodeUpsert(uuids, vectors, cdim, canon, &body);
   return Commit(static_cast<uint8_t>(WalOp::kUpsert), body, [&](uint64_t lsn) {
     std::vector<std::string_view> views(canon.begin(), canon.end());
     ApplyUpsert(*state_, true, static_cast<uint32_t>(n), uuids.data(), vectors, views.data(),
@@ -401,7 +346,7 @@ Status Collection::Delete(std::string_view id_text) {
   }
   std::vector<Uuid> ids{id};
   std::string body;
-  EncodeDelete(ids, &body);
+  storage::EncodeDelete(ids, &body);
   return Commit(static_cast<uint8_t>(WalOp::kDelete), body,
                 [&](uint64_t lsn) { ApplyDelete(*state_, true, ids, lsn); });
 }
@@ -416,7 +361,7 @@ Status Collection::SetEfSearch(uint32_t ef) {
   }
   if (ef > 65536) return Status::InvalidArgument("ef_search must be 0..65536");
   std::string body;
-  EncodeSetParams(ef, &body);
+  storage::EncodeSetParams(ef, &body);
   Status applied;
   Status s = Commit(static_cast<uint8_t>(WalOp::kSetParams), body, [&](uint64_t lsn) {
     applied = ApplyRecord(*state_, true, static_cast<uint8_t>(WalOp::kSetParams), body, lsn);
@@ -498,8 +443,8 @@ Status Collection::ApplyRecord(State& st, bool live, uint8_t op, std::string_vie
                                uint64_t lsn) {
   switch (static_cast<WalOp>(op)) {
     case WalOp::kUpsert: {
-      UpsertView v;
-      AIDB_RETURN_IF_ERROR(DecodeUpsert(body, &v));
+      storage::UpsertView v;
+      AIDB_RETURN_IF_ERROR(storage::DecodeUpsert(body, &v));
       if (v.dim != st.config.index.dim) {
         return Status::Corruption("WAL record at LSN " + std::to_string(lsn) + " has dimension " +
                                   std::to_string(v.dim) + ", collection has " +
@@ -519,13 +464,13 @@ Status Collection::ApplyRecord(State& st, bool live, uint8_t op, std::string_vie
     }
     case WalOp::kDelete: {
       std::vector<Uuid> ids;
-      AIDB_RETURN_IF_ERROR(DecodeDelete(body, &ids));
+      AIDB_RETURN_IF_ERROR(storage::DecodeDelete(body, &ids));
       ApplyDelete(st, live, ids, lsn);
       return Status::OK();
     }
     case WalOp::kSetParams: {
       uint32_t ef = 0;
-      AIDB_RETURN_IF_ERROR(DecodeSetParams(body, &ef));
+      AIDB_RETURN_IF_ERROR(storage::DecodeSetParams(body, &ef));
       std::unique_lock<RwLock> lock(mu_, std::defer_lock);
       if (live) lock.lock();
       if (st.config.index.kind == index::IndexKind::kHnsw) {
@@ -668,68 +613,22 @@ Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
 Status Collection::SnapshotLocked(const std::string& path) {
   // Runs inside the exclusive section: no writer can append or apply.
   uint64_t lsn;
-  capnp::MallocMessageBuilder msg(1 << 20, capnp::AllocationStrategy::GROW_HEURISTICALLY);
+  storage::SnapshotWriter writer;
   {
     std::shared_lock lock(mu_);
     const State& st = *state_;
     lsn = std::max(st.applied_lsn, wal_ ? wal_->last_lsn() : mem_lsn_);
-    auto root = msg.initRoot<schema::Snapshot>();
-    root.setFormatVersion(storage::kSnapshotFormatVersion);
-    root.setCreatedUnixNs(NowNs());
-    root.setLastLsn(lsn);
-    WriteConfig(st.config, root.initConfig());
-    root.setCount(st.id_to_slot.size());
-    const uint32_t limit = st.index->SlotLimit();
-    root.setSlotLimit(limit);
-
-    // Point chunks: at most kPointChunkSlots slots and ~256 MiB of payloads.
-    std::vector<std::pair<uint32_t, uint32_t>> ranges;
-    for (uint32_t first = 0; first < limit;) {
-      uint32_t n = 0;
-      uint64_t bytes = 0;
-      while (first + n < limit && n < kPointChunkSlots) {
-        uint32_t s = first + n;
-        uint64_t b = s < st.payloads.size() ? st.payloads[s].size() : 0;
-        if (n > 0 && bytes + b > kPointChunkPayloadBytes) break;
-        bytes += b;
-        ++n;
-      }
-      ranges.emplace_back(first, n);
-      first += n;
-    }
-    auto chunks = root.initPoints(static_cast<unsigned>(ranges.size()));
-    for (size_t c = 0; c < ranges.size(); ++c) {
-      auto [first, n] = ranges[c];
-      auto pc = chunks[c];
-      pc.setFirstSlot(first);
-      pc.setCount(n);
-      auto ids = pc.initIds(static_cast<size_t>(n) * 16);
-      auto ends = pc.initPayloadEnds(n);
-      uint64_t total = 0;
-      for (uint32_t i = 0; i < n; ++i) {
-        uint32_t s = first + i;
-        if (s < st.slot_ids.size()) {
-          std::memcpy(ids.begin() + static_cast<size_t>(i) * 16, st.slot_ids[s].bytes.data(), 16);
-          total += st.payloads[s].size();
-        } else {
-          std::memset(ids.begin() + static_cast<size_t>(i) * 16, 0, 16);
-        }
-        ends.set(i, static_cast<uint32_t>(total));
-      }
-      auto blob = pc.initPayloads(total);
-      uint64_t pos = 0;
-      for (uint32_t i = 0; i < n; ++i) {
-        uint32_t s = first + i;
-        if (s < st.payloads.size() && !st.payloads[s].empty()) {
-          std::memcpy(blob.begin() + pos, st.payloads[s].data(), st.payloads[s].size());
-          pos += st.payloads[s].size();
-        }
-      }
-    }
-    storage::SnapshotIndexWriter w(root, st.config.index.dim);
-    AIDB_RETURN_IF_ERROR(st.index->Save(w));
+    SnapshotMeta meta;
+    meta.last_lsn = lsn;
+    meta.created_unix_ns = NowNs();
+    meta.config = st.config;
+    meta.count = st.id_to_slot.size();
+    meta.slot_limit = st.index->SlotLimit();
+    AIDB_RETURN_IF_ERROR(writer.SetCollection(meta, st.slot_ids, st.payloads));
+    AIDB_RETURN_IF_ERROR(
+        st.index->Save([&](const IndexImage& image) { return writer.SetIndex(image); }));
   }
-  AIDB_RETURN_IF_ERROR(storage::WriteSnapshotFile(path, msg));
+  AIDB_RETURN_IF_ERROR(writer.WriteFile(path));
   CheckpointHook hook;
   {
     std::lock_guard<std::mutex> lock(hook_mu_);
@@ -743,85 +642,74 @@ Status Collection::SnapshotLocked(const std::string& path) {
 Status Collection::SnapshotTo(const std::string& path) {
   AIDB_RETURN_IF_ERROR(CheckUsable());
   if (path.empty()) return Status::InvalidArgument("snapshot path is empty");
-  try {
-    return Exclusive([&] { return SnapshotLocked(path); });
-  } catch (const kj::Exception& e) {
-    return Status::IOError(std::string("snapshot: ") + e.getDescription().cStr());
-  }
+  return Exclusive([&] { return SnapshotLocked(path); });
 }
 
 Status Collection::BuildStateFromSnapshot(const std::string& path,
                                           std::unique_ptr<State>* out) const {
   std::unique_ptr<storage::SnapshotFile> file;
   AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
-  try {
-    auto root = file->root();
-    CollectionConfig cfg = ReadConfig(root.getConfig());
-    {
-      std::shared_lock lock(mu_);
-      if (cfg.index.dim != state_->config.index.dim) {
-        return Status::DimensionMismatch("snapshot " + path + " has dimension " +
-                                         std::to_string(cfg.index.dim) + ", collection '" +
-                                         name_ + "' has " +
-                                         std::to_string(state_->config.index.dim));
-      }
+  const SnapshotImage& image = file->image();
+  CollectionConfig cfg = image.meta.config;
+  {
+    std::shared_lock lock(mu_);
+    if (cfg.index.dim != state_->config.index.dim) {
+      return Status::DimensionMismatch("snapshot " + path + " has dimension " +
+                                       std::to_string(cfg.index.dim) + ", collection '" +
+                                       name_ + "' has " +
+                                       std::to_string(state_->config.index.dim));
     }
-    cfg.name = name_;
-    Status s = ValidateConfig(cfg);
-    if (!s.ok()) return Status::Corruption("snapshot " + path + ": " + s.message());
-    std::unique_ptr<State> st;
-    AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
-    storage::SnapshotIndexReader reader(*file);
-    AIDB_RETURN_IF_ERROR(st->index->Load(reader).WithContext("snapshot " + path));
-    const uint32_t limit = root.getSlotLimit();
-    // The index validated its own slot limit against the data it loaded; the
-    // root's must agree before it sizes anything.
-    if (limit != st->index->SlotLimit()) {
-      return Status::Corruption("snapshot " + path + ": slot limit " + std::to_string(limit) +
-                                " but the index holds " + std::to_string(st->index->SlotLimit()));
-    }
-    st->slot_ids.resize(limit);
-    st->payloads.resize(limit);
-    // The header's count is checked against the ids at the end; as a sizing
-    // hint it cannot exceed the slots the index just loaded.
-    st->id_to_slot.reserve(std::min<uint64_t>(root.getCount(), limit));
-    for (auto pc : root.getPoints()) {
-      auto ids = pc.getIds();
-      auto ends = pc.getPayloadEnds();
-      auto blob = pc.getPayloads();
-      const uint32_t first = pc.getFirstSlot(), n = pc.getCount();
-      if (ids.size() != static_cast<size_t>(n) * 16 || ends.size() != n ||
-          static_cast<uint64_t>(first) + n > limit) {
-        return Status::Corruption("snapshot " + path + ": malformed point chunk");
-      }
-      uint32_t pos = 0;
-      for (uint32_t i = 0; i < n; ++i) {
-        const uint32_t end = ends[i];
-        if (end < pos || end > blob.size()) {
-          return Status::Corruption("snapshot " + path + ": bad payload offsets");
-        }
-        Uuid id;
-        std::memcpy(id.bytes.data(), ids.begin() + static_cast<size_t>(i) * 16, 16);
-        if (!id.IsNil()) {
-          const uint32_t slot = first + i;
-          if (!st->id_to_slot.emplace(id, slot).second) {
-            return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
-          }
-          st->slot_ids[slot] = id;
-          st->payloads[slot].assign(reinterpret_cast<const char*>(blob.begin()) + pos, end - pos);
-        }
-        pos = end;
-      }
-    }
-    if (st->id_to_slot.size() != root.getCount()) {
-      return Status::Corruption("snapshot " + path + ": point count mismatch");
-    }
-    st->applied_lsn = root.getLastLsn();
-    *out = std::move(st);
-    return Status::OK();
-  } catch (const kj::Exception& e) {
-    return Status::Corruption("snapshot " + path + ": " + e.getDescription().cStr());
   }
+  cfg.name = name_;
+  Status s = ValidateConfig(cfg);
+  if (!s.ok()) return Status::Corruption("snapshot " + path + ": " + s.message());
+  std::unique_ptr<State> st;
+  AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
+  AIDB_RETURN_IF_ERROR(
+      st->index->Load(image, file->keepalive()).WithContext("snapshot " + path));
+  const uint32_t limit = image.meta.slot_limit;
+  // The index validated its own slot limit against the data it loaded; the
+  // root's must agree before it sizes anything.
+  if (limit != st->index->SlotLimit()) {
+    return Status::Corruption("snapshot " + path + ": slot limit " + std::to_string(limit) +
+                              " but the index holds " + std::to_string(st->index->SlotLimit()));
+  }
+  st->slot_ids.resize(limit);
+  st->payloads.resize(limit);
+  // The header's count is checked against the ids at the end; as a sizing
+  // hint it cannot exceed the slots the index just loaded.
+  st->id_to_slot.reserve(std::min<uint64_t>(image.meta.count, limit));
+  for (const PointChunkImage& pc : image.points) {
+    const uint32_t first = pc.first_slot, n = pc.count;
+    if (pc.ids.size() != static_cast<size_t>(n) * 16 || pc.payload_ends.size() != n ||
+        static_cast<uint64_t>(first) + n > limit) {
+      return Status::Corruption("snapshot " + path + ": malformed point chunk");
+    }
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t end = pc.payload_ends[i];
+      if (end < pos || end > pc.payloads.size()) {
+        return Status::Corruption("snapshot " + path + ": bad payload offsets");
+      }
+      Uuid id;
+      std::memcpy(id.bytes.data(), pc.ids.data() + static_cast<size_t>(i) * 16, 16);
+      if (!id.IsNil()) {
+        const uint32_t slot = first + i;
+        if (!st->id_to_slot.emplace(id, slot).second) {
+          return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
+        }
+        st->slot_ids[slot] = id;
+        st->payloads[slot].assign(pc.payloads.data() + pos, end - pos);
+      }
+      pos = end;
+    }
+  }
+  if (st->id_to_slot.size() != image.meta.count) {
+    return Status::Corruption("snapshot " + path + ": point count mismatch");
+  }
+  st->applied_lsn = image.meta.last_lsn;
+  *out = std::move(st);
+  return Status::OK();
 }
 
 Status Collection::LoadSnapshot(const std::string& path) {
@@ -851,14 +739,8 @@ Status Collection::ReplayInto(State& st, bool live, const RecoverOptions& opts,
   AIDB_RETURN_IF_ERROR(storage::ReadWal(
       wal_path_, wal_opts_.mmap_threshold,
       [&](const storage::WalRecord& r) {
-        if (r.op == static_cast<uint8_t>(WalOp::kUpsert) && r.lsn > st.applied_lsn &&
-            r.body.size() >= 4) {
-          uint32_t n;
-          std::memcpy(&n, r.body.data(), 4);
-          // The count is only a sizing hint here (the decoder checks it): a
-          // record holds at most one point per 20 bytes (16-byte id + 4-byte
-          // payload length), whatever its count field says.
-          upserted += std::min<uint64_t>(n, r.body.size() / 20);
+        if (r.op == static_cast<uint8_t>(WalOp::kUpsert) && r.lsn > st.applied_lsn) {
+          upserted += storage::UpsertCountHint(r.body);  // a sizing hint only
         }
         return Status::OK();
       },
@@ -950,17 +832,13 @@ Status Collection::Restore(const std::string& snapshot_path, const std::string& 
 Status ReadSnapshotInfo(const std::string& path, SnapshotInfo* info) {
   std::unique_ptr<storage::SnapshotFile> file;
   AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
-  try {
-    auto root = file->root();
-    info->path = path;
-    info->lsn = root.getLastLsn();
-    info->size_bytes = file->file_size();
-    info->created_unix_ns = root.getCreatedUnixNs();
-    info->count = root.getCount();
-    info->config = ReadConfig(root.getConfig());
-  } catch (const kj::Exception& e) {
-    return Status::Corruption("snapshot " + path + ": " + e.getDescription().cStr());
-  }
+  const SnapshotMeta& m = file->meta();
+  info->path = path;
+  info->lsn = m.last_lsn;
+  info->size_bytes = file->file_size();
+  info->created_unix_ns = m.created_unix_ns;
+  info->count = m.count;
+  info->config = m.config;
   return Status::OK();
 }
 

@@ -24,19 +24,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/config.h"
 #include "core/filter.h"
 #include "core/rwlock.h"
 #include "core/status.h"
 #include "core/uuid.h"
 #include "index/index.h"
 #include "storage/wal.h"
+#include "storage/wal_iterator.h"
 
 namespace aidb::engine {
 
-struct CollectionConfig {
-  std::string name;
-  index::IndexConfig index;
-};
+using aidb::CollectionConfig;
 
 struct CollectionOptions {
   CollectionConfig config;
@@ -129,9 +128,9 @@ class Collection {
   Status Restore(const std::string& snapshot_path, const std::string& new_baseline_path);
 
   storage::WalStats WalStats() const;
-  // Reads the WAL's committed records (change feed); safe beside writers and
-  // snapshots. An in-memory collection has none.
-  Status ReadWal(const std::function<Status(const storage::WalRecord&)>& fn) const;
+  // An iterator over the WAL's committed records from `from_lsn` on (change
+  // feed); safe beside writers and snapshots. An in-memory collection has none.
+  Status OpenWalIterator(uint64_t from_lsn, std::unique_ptr<storage::WalIterator>* out) const;
   const std::string& wal_path() const { return wal_path_; }
   CollectionConfig config() const;
   uint64_t Count() const;

@@ -11,8 +11,6 @@
 
 #include <sys/mman.h>
 
-#include "storage/snapshot.h"
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -25,7 +23,6 @@ constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
 constexpr int kMaxLevel = 31;
 constexpr uint32_t kMaxM = 256;  // m0 = 2 * m must fit the uint16 count
 constexpr size_t kChunkTargetBytes = 8u << 20;
-constexpr uint32_t kGraphChunkSlots = 1u << 16;  // slots per HnswChunk in snapshots
 
 inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node); }
 
@@ -942,33 +939,31 @@ Status HnswIndex::Compact() {
 
 // ---- snapshots -------------------------------------------------------------------
 
-Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
+Status HnswIndex::Save(const ImageSink& sink) const {
   std::shared_lock<RwLock> g(struct_mu_);
-  if (w.dim() != dim_) return Status::InvalidArgument("hnsw: snapshot dimension mismatch");
   const uint32_t limit = SlotLimit();
-  w.WriteVectors(limit, [&](uint32_t first, uint32_t n, float* out) {
+  IndexImage image;
+  image.kind = IndexKind::kHnsw;
+  image.vector_slots = limit;
+  image.fill_vectors = [&](uint32_t first, uint32_t n, float* out) {
     for (uint32_t i = 0; i < n; ++i)
       std::memcpy(out + static_cast<size_t>(i) * dim_, Vec(first + i), sizeof(float) * dim_);
-  });
-  auto graph = w.root().initIndex().initHnsw();
+  };
+  HnswGraphImage& graph = image.hnsw;
   uint64_t e = entry_.load(std::memory_order_acquire);
-  graph.setEntryPoint(e == kNoEntry ? kNoSlot : EntrySlot(e));
-  graph.setMaxLevel(e == kNoEntry ? -1 : EntryLevel(e));
-  graph.setM(m_);
-  graph.setSlotLimit(limit);
+  graph.entry_point = e == kNoEntry ? HnswGraphImage::kNoEntryPoint : EntrySlot(e);
+  graph.max_level = e == kNoEntry ? -1 : EntryLevel(e);
+  graph.m = m_;
+  graph.slot_limit = limit;
   if (sq_ready_.load(std::memory_order_acquire)) {
-    auto off = graph.initSqOffset(dim_);
-    for (uint32_t j = 0; j < dim_; ++j) off.set(j, sq_offset_[j]);
-    graph.setSqScale(sq_scale_);
+    graph.has_quantizer = true;
+    graph.sq_offset = std::span<const float>(sq_offset_.data(), dim_);
+    graph.sq_scale = sq_scale_;
   }
-  uint32_t nchunks = (limit + kGraphChunkSlots - 1) / kGraphChunkSlots;
-  auto chunks = graph.initChunks(nchunks);
   std::vector<uint32_t> offsets, neighbors;
   std::vector<uint8_t> levels, deleted, freebits;
-  uint32_t buf[2 * kMaxM];
-  for (uint32_t c = 0; c < nchunks; ++c) {
-    uint32_t first = c * kGraphChunkSlots;
-    uint32_t count = std::min(kGraphChunkSlots, limit - first);
+  graph.fill_chunk = [&](uint32_t first, uint32_t count, HnswChunkImage* ch) {
+    uint32_t buf[2 * kMaxM];
     levels.assign(count, 0);
     deleted.assign((count + 7) / 8, 0);
     freebits.assign((count + 7) / 8, 0);
@@ -988,42 +983,40 @@ Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
         offsets.push_back(static_cast<uint32_t>(neighbors.size()));
       }
     }
-    auto ch = chunks[c];
-    ch.setFirstSlot(first);
-    ch.setCount(count);
-    ch.setLevels(kj::arrayPtr(levels.data(), levels.size()));
-    ch.setDeleted(kj::arrayPtr(deleted.data(), deleted.size()));
-    ch.setFree(kj::arrayPtr(freebits.data(), freebits.size()));
-    auto off = ch.initOffsets(static_cast<unsigned>(offsets.size()));
-    for (size_t i = 0; i < offsets.size(); ++i) off.set(static_cast<unsigned>(i), offsets[i]);
-    auto nb = ch.initNeighbors(static_cast<unsigned>(neighbors.size()));
-    for (size_t i = 0; i < neighbors.size(); ++i) nb.set(static_cast<unsigned>(i), neighbors[i]);
-  }
-  return Status::OK();
+    ch->first_slot = first;
+    ch->count = count;
+    ch->levels = levels;
+    ch->deleted = deleted;
+    ch->free = freebits;
+    ch->offsets = offsets;
+    ch->neighbors = neighbors;
+  };
+  return sink(image);
 }
 
-Status HnswIndex::Load(const storage::SnapshotIndexReader& r) {
+Status HnswIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
+  // Vectors and links are copied into the node blocks: keepalive not needed.
   std::unique_lock<RwLock> g(struct_mu_);
   ResetLocked();
-  Status st = LoadLocked(r);
+  Status st = LoadLocked(image);
   if (!st.ok()) ResetLocked();
   return st;
 }
 
-Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
-  auto root = r.root();
-  if (!root.getIndex().isHnsw()) return Status::Corruption("hnsw: snapshot holds no HNSW graph");
-  auto graph = root.getIndex().getHnsw();
-  if (graph.getM() != m_)
-    return Status::Corruption("hnsw: snapshot graph has m=" + std::to_string(graph.getM()) +
+Status HnswIndex::LoadLocked(const SnapshotImage& image) {
+  if (image.index.kind != IndexKind::kHnsw)
+    return Status::Corruption("hnsw: snapshot holds no HNSW graph");
+  const HnswGraphImage& graph = image.index.hnsw;
+  if (graph.m != m_)
+    return Status::Corruption("hnsw: snapshot graph has m=" + std::to_string(graph.m) +
                               ", index has m=" + std::to_string(m_));
-  const uint32_t limit = graph.getSlotLimit();
+  const uint32_t limit = graph.slot_limit;
   if (limit >= kNoSlot - 1) return Status::Corruption("hnsw: slot limit out of range");
   // The graph chunks must cover [0, limit) (checked again below); check the
   // sizes first, so a lying slot limit cannot make us allocate node storage
   // for slots the file does not hold.
   uint64_t covered = 0;
-  for (auto ch : graph.getChunks()) covered += ch.getLevels().size();
+  for (const HnswChunkImage& ch : graph.chunks) covered += ch.levels.size();
   if (covered != limit) return Status::Corruption("hnsw: graph does not cover the slot limit");
   try {
     for (uint64_t s = 0; s < limit; s += (uint64_t{1} << chunk_shift_))
@@ -1035,10 +1028,11 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
 
   // Vectors.
   std::vector<uint8_t> have(limit, 0);
-  for (auto vc : root.getVectors()) {
-    uint64_t first = vc.getFirstSlot(), count = vc.getCount();
+  for (const VectorChunkImage& vc : image.index.vector_chunks) {
+    uint64_t first = vc.first_slot, count = vc.count;
     if (first + count > limit) return Status::Corruption("hnsw: vector chunk beyond slot limit");
-    const float* data = r.VectorData(vc, dim_);
+    const bool sized = !vc.data.empty() && vc.data.size() == count * dim_;
+    const float* data = sized ? vc.data.data() : nullptr;
     if (data == nullptr && count > 0) return Status::Corruption("hnsw: vector chunk size mismatch");
     for (uint64_t i = 0; i < count; ++i) {
       uint32_t s = static_cast<uint32_t>(first + i);
@@ -1049,16 +1043,16 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
 
   // Graph.
   uint64_t expect_first = 0, live = 0, dead = 0;
-  for (auto ch : graph.getChunks()) {
-    uint32_t first = ch.getFirstSlot(), count = ch.getCount();
+  for (const HnswChunkImage& ch : graph.chunks) {
+    uint32_t first = ch.first_slot, count = ch.count;
     if (first != expect_first || uint64_t{first} + count > limit)
       return Status::Corruption("hnsw: graph chunks out of order");
     expect_first = uint64_t{first} + count;
-    auto levels = ch.getLevels();
-    auto del = ch.getDeleted();
-    auto fr = ch.getFree();
-    auto off = ch.getOffsets();
-    auto nb = ch.getNeighbors();
+    const std::span<const uint8_t>& levels = ch.levels;
+    const std::span<const uint8_t>& del = ch.deleted;
+    const std::span<const uint8_t>& fr = ch.free;
+    const std::span<const uint32_t>& off = ch.offsets;
+    const std::span<const uint32_t>& nb = ch.neighbors;
     if (levels.size() != count || del.size() != (count + 7) / 8 || fr.size() != (count + 7) / 8)
       return Status::Corruption("hnsw: graph chunk arrays have the wrong size");
     if (off.size() == 0 || off[0] != 0) return Status::Corruption("hnsw: bad graph offsets");
@@ -1112,8 +1106,8 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
           return Status::Corruption("hnsw: dangling link at slot " + std::to_string(s));
     }
   }
-  uint32_t ep = graph.getEntryPoint();
-  int top = graph.getMaxLevel();
+  uint32_t ep = graph.entry_point;
+  int top = graph.max_level;
   if (ep == kNoSlot) {
     if (top != -1 || live + dead != 0) return Status::Corruption("hnsw: graph without entry point");
   } else {
@@ -1124,8 +1118,8 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
   // The quantiser of the saved index (codes are derived from the vectors):
   // searches after the load walk exactly as before the save.
-  if (sq8_ && graph.hasSqOffset()) {
-    auto off = graph.getSqOffset();
+  if (sq8_ && graph.has_quantizer) {
+    const std::span<const float>& off = graph.sq_offset;
     if (off.size() != dim_)
       return Status::Corruption("hnsw: quantiser size does not match the dimension");
     std::vector<float> o(dim_);
@@ -1133,7 +1127,7 @@ Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
       o[j] = off[j];
       if (!std::isfinite(o[j])) return Status::Corruption("hnsw: bad quantiser");
     }
-    float sc = graph.getSqScale();
+    float sc = graph.sq_scale;
     if (!std::isfinite(sc) || sc <= 0.f) return Status::Corruption("hnsw: bad quantiser");
     SetQuantizer(o.data(), sc);
     EncodeAllLocked();

@@ -94,8 +94,8 @@ class HnswIndex final : public VectorIndex {
                 std::vector<Hit>* out) const override;
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
-  Status Save(storage::SnapshotIndexWriter& w) const override;
-  Status Load(const storage::SnapshotIndexReader& r) override;
+  Status Save(const ImageSink& sink) const override;
+  Status Load(const SnapshotImage& image, KeepAlive keepalive) override;
 
   // The ef a search with `k` and `ef` (0 = index default) really uses.
   uint32_t EffectiveEf(uint32_t k, uint32_t ef) const;
@@ -228,7 +228,7 @@ class HnswIndex final : public VectorIndex {
   void ExactSearch(Ctx& ctx, const float* q, size_t k, const SlotFilter* filter,
                    bool use_list) const;
   void ResetLocked();
-  Status LoadLocked(const storage::SnapshotIndexReader& r);
+  Status LoadLocked(const SnapshotImage& image);
 
   static constexpr size_t kSqTrainMin = 1000;
   static constexpr size_t kSqTrainMax = 20000;

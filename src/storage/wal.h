@@ -47,13 +47,15 @@
 #include <string>
 #include <string_view>
 
+#include "core/config.h"
 #include "core/status.h"
 
 namespace aidb::storage {
 
-enum class Durability : int { kFsync = 0, kBatch = 1, kNone = 2 };
+using aidb::Durability;
 
 inline constexpr uint32_t kWalHeaderSize = 28;
+inline constexpr uint32_t kWalLsnOffset = 8;  // the LSN's place in a record header
 inline constexpr uint32_t kMaxRecordBody = 1u << 30;  // 1 GiB
 
 // Logs "wal_growth" (target aidb::storage) each time a WAL crosses a multiple

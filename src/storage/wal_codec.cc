@@ -1,11 +1,12 @@
-#include "engine/wal_codec.h"
+#include "storage/wal_codec.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
-namespace aidb::engine {
+namespace aidb::storage {
 namespace {
 
 void PutU32(std::string* s, uint32_t v) { s->append(reinterpret_cast<const char*>(&v), 4); }
@@ -89,6 +90,11 @@ Status DecodeDelete(std::string_view body, std::vector<Uuid>* ids) {
   return Status::OK();
 }
 
+uint64_t UpsertCountHint(std::string_view body) {
+  if (body.size() < 4) return 0;
+  return std::min<uint64_t>(GetU32(body.data()), body.size() / 20);
+}
+
 Status DecodeSetParams(std::string_view body, uint32_t* ef_search) {
   if (body.size() != 4) return Status::Corruption("WAL params record: bad size");
   *ef_search = GetU32(body.data());
@@ -159,4 +165,4 @@ Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::str
   return Status::OK();
 }
 
-}  // namespace aidb::engine
+}  // namespace aidb::storage
