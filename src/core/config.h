@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/defaults.h"
 #include "core/distance.h"
 
 namespace aidb {
@@ -14,9 +15,9 @@ namespace aidb {
 enum class IndexKind : int { kFlat = 0, kHnsw = 1 };
 
 struct HnswParams {
-  uint32_t m = 16;
-  uint32_t ef_construction = 200;
-  uint32_t ef_search = 0;  // 0 = adapt to k
+  uint32_t m = kDefaultHnswM;
+  uint32_t ef_construction = kDefaultHnswEfConstruction;
+  uint32_t ef_search = kDefaultHnswEfSearch;  // 0 = adapt to k
 };
 
 struct IndexConfig {

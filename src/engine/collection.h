@@ -25,17 +25,18 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/defaults.h"
 #include "core/filter.h"
 #include "core/rwlock.h"
 #include "core/status.h"
 #include "core/uuid.h"
+#include "engine/config.h"
 #include "index/index.h"
 #include "storage/wal.h"
 #include "storage/wal_iterator.h"
 
 namespace aidb::engine {
 
-using aidb::CollectionConfig;
 
 struct CollectionOptions {
   CollectionConfig config;
@@ -43,12 +44,9 @@ struct CollectionOptions {
   storage::WalOptions wal;
 };
 
-// [A-Za-z0-9_-]{1,64}
-Status ValidateCollectionName(std::string_view name);
-Status ValidateConfig(const CollectionConfig& config);
 
 struct SearchRequest {
-  uint32_t top_k = 10;
+  uint32_t top_k = kDefaultTopK;
   uint32_t ef_search = 0;
   const filter::Filter* filter = nullptr;
   bool with_payload = true;

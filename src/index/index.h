@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/defaults.h"
 #include "core/distance.h"
 #include "core/snapshot_image.h"
 #include "core/status.h"
@@ -47,7 +48,7 @@ class SlotFilter {
 };
 
 struct SearchParams {
-  uint32_t k = 10;
+  uint32_t k = kDefaultTopK;
   uint32_t ef = 0;                    // 0 = index default
   const SlotFilter* filter = nullptr; // nullptr = every live slot
   bool exact = false;                 // brute force even on approximate indexes

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/coding.h"
 #include "storage/crc32c.h"
 #include "storage/file.h"
 #include "storage/snapshot.capnp.h"
@@ -21,18 +22,6 @@
 namespace aidb::storage {
 namespace {
 
-void PutU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
-void PutU64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
-uint32_t GetU32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t GetU64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
 
 uint32_t HeaderCrc(const uint8_t* h) {
   uint32_t crc = crc32c::Extend(0, h, 12);
@@ -172,11 +161,11 @@ Status WriteMessageFile(const std::string& path, capnp::MessageBuilder& message)
   if (!s.ok()) return fail(s.WithContext("snapshot: write failed"));
 
   std::memcpy(header, kSnapshotMagic, 8);
-  PutU32(header + 8, kSnapshotFileVersion);
-  PutU64(header + 16, w.bytes());
-  PutU32(header + 24, w.crc());
-  PutU32(header + 28, 0);
-  PutU32(header + 12, HeaderCrc(header));
+  EncodeFixed32(header + 8, kSnapshotFileVersion);
+  EncodeFixed64(header + 16, w.bytes());
+  EncodeFixed32(header + 24, w.crc());
+  EncodeFixed32(header + 28, 0);
+  EncodeFixed32(header + 12, HeaderCrc(header));
   s = PWriteAll(fd, header, sizeof(header), 0, tmp);
   if (s.ok()) s = Fsync(fd, tmp);
   if (!s.ok()) return fail(s.WithContext("snapshot: write failed"));
@@ -483,12 +472,12 @@ Status SnapshotFile::Open(const std::string& path, std::unique_ptr<SnapshotFile>
     return corrupt("file too short (" + std::to_string(size) + " bytes) for a snapshot header");
   }
   if (std::memcmp(p, kSnapshotMagic, 8) != 0) return corrupt("not an AIDB snapshot (bad magic)");
-  if (GetU32(p + 12) != HeaderCrc(p)) return corrupt("header checksum mismatch at offset 0");
-  const uint32_t version = GetU32(p + 8);
+  if (DecodeFixed32(p + 12) != HeaderCrc(p)) return corrupt("header checksum mismatch at offset 0");
+  const uint32_t version = DecodeFixed32(p + 8);
   if (version != kSnapshotFileVersion) {
     return corrupt("unsupported snapshot file version " + std::to_string(version));
   }
-  const uint64_t msg_bytes = GetU64(p + 16);
+  const uint64_t msg_bytes = DecodeFixed64(p + 16);
   if (msg_bytes % 8 != 0 || msg_bytes == 0) return corrupt("invalid message size in header");
   if (kSnapshotHeaderSize + msg_bytes > size) {
     return corrupt("truncated: header announces " + std::to_string(msg_bytes) +
@@ -500,7 +489,7 @@ Status SnapshotFile::Open(const std::string& path, std::unique_ptr<SnapshotFile>
   }
   rep.map->AdviseSequential();
   const uint32_t crc = crc32c::Value(p + kSnapshotHeaderSize, msg_bytes);
-  if (crc != GetU32(p + 24)) {
+  if (crc != DecodeFixed32(p + 24)) {
     return corrupt("message checksum mismatch (bytes " + std::to_string(kSnapshotHeaderSize) +
                    ".." + std::to_string(kSnapshotHeaderSize + msg_bytes) + ")");
   }

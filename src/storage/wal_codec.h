@@ -52,7 +52,4 @@ uint64_t UpsertCountHint(std::string_view body);
 Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::string_view body,
                         std::string* out);
 
-// RFC 3339 UTC with nanoseconds, e.g. "2026-11-25T10:00:00.123456789Z".
-std::string FormatRfc3339(int64_t unix_ns);
-
 }  // namespace aidb::storage
