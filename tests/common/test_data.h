@@ -1,4 +1,4 @@
-// Generated data sets for the index tests.
+// Generated data sets for the index and engine tests.
 #pragma once
 
 #include <algorithm>

@@ -9,6 +9,7 @@
 
 #include "index/hnsw.h"
 #include "storage/snapshot.h"
+#include "temp_dir.h"
 #include "test_data.h"
 
 namespace aidb::index {
@@ -25,10 +26,6 @@ IndexConfig Hnsw(uint32_t dim, Metric metric, uint32_t m = 16, uint32_t efc = 20
   c.hnsw.ef_construction = efc;
   c.hnsw.ef_search = 0;
   return c;
-}
-
-std::string TempPath(const std::string& name) {
-  return std::string(AIDB_TEST_BINARY_DIR) + "/" + name + "." + std::to_string(getpid());
 }
 
 // The index alone through a snapshot file (no points: every slot free as far
@@ -61,7 +58,8 @@ TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
   for (uint32_t s = 0; s < n; s += 11) idx.Remove(s);
   ASSERT_TRUE(idx.Compact().ok());           // free slots
   for (uint32_t s = 1; s < n; s += 13) idx.Remove(s);  // and tombstones
-  const std::string path = TempPath("hnsw_roundtrip.snap");
+  aidbtest::TempDir tmp;
+  const std::string path = tmp / "hnsw_roundtrip.snap";
   ASSERT_TRUE(SaveToFile(idx, path).ok());
 
   std::unique_ptr<storage::SnapshotFile> file;
@@ -98,14 +96,13 @@ TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
   EXPECT_EQ(s, 0u);
   ASSERT_TRUE(loaded.Compact().ok());
   EXPECT_EQ(loaded.Size(), idx.Size() + 1);
-  file.reset();
-  unlink(path.c_str());
 }
 
 TEST(HnswSnapshot, EmptyIndexAndMismatchedM) {
   IndexConfig cfg = Hnsw(8, Metric::kEuclidean, 16);
   HnswIndex empty(cfg);
-  const std::string path = TempPath("hnsw_empty.snap");
+  aidbtest::TempDir tmp;
+  const std::string path = tmp / "hnsw_empty.snap";
   ASSERT_TRUE(SaveToFile(empty, path).ok());
   std::unique_ptr<storage::SnapshotFile> file;
   ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
@@ -114,8 +111,6 @@ TEST(HnswSnapshot, EmptyIndexAndMismatchedM) {
   EXPECT_EQ(loaded.Size(), 0u);
   HnswIndex other(Hnsw(8, Metric::kEuclidean, 8));
   EXPECT_TRUE(other.Load(file->image(), file->keepalive()).IsCorruption());
-  file.reset();
-  unlink(path.c_str());
 }
 
 }  // namespace
