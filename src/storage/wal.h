@@ -78,7 +78,7 @@ class Wal {
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
 
   // Runs fn while no Commit is in flight and none can start (the "write lock"
-  // of the runbook). Snapshots run under it; Truncate must be called inside.
+  // of docs/operations.md). Snapshots run under it; Truncate must be called inside.
   // fn must not call Commit or Exclusive (it would wait for itself). Returns
   // fn's status.
   Status Exclusive(const std::function<Status()>& fn);
