@@ -165,6 +165,10 @@ class Collection {
   Status ReplayInto(State& st, bool live, const RecoverOptions& opts, RecoverStats* stats);
   Status SearchLocked(const State& st, const float* query, const SearchRequest& req,
                       std::vector<SearchHit>* out) const;
+  // DimensionMismatch / InvalidArgument (NaN, Inf) for nq queries of dim
+  // floats; `batch` words the messages for SearchBatch.
+  Status CheckQueries(const State& st, const float* queries, size_t nq, size_t dim,
+                      bool batch) const;
 
   std::string name_;
   std::string wal_path_;

@@ -75,23 +75,31 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
   return Status::OK();
 }
 
+Status Collection::CheckQueries(const State& st, const float* queries, size_t nq, size_t dim,
+                                bool batch) const {
+  const bool one = !batch;
+  if (dim != st.config.index.dim) {
+    return Status::DimensionMismatch(std::string(one ? "query has " : "queries have ") +
+                                     std::to_string(dim) + " dimensions, collection '" + name_ +
+                                     "' expects " + std::to_string(st.config.index.dim));
+  }
+  for (size_t i = 0; i < nq * dim; ++i) {
+    if (!std::isfinite(queries[i])) {
+      return Status::InvalidArgument(
+          (one ? "query" : "query " + std::to_string(i / dim)) + " component " +
+          std::to_string(i % dim) + " is not finite (NaN or Inf)");
+    }
+  }
+  return Status::OK();
+}
+
 Status Collection::Search(const float* query, size_t dim, const SearchRequest& req,
                           std::vector<SearchHit>* out) const {
   AIDB_RETURN_IF_ERROR(CheckUsable());
   std::shared_lock<RwLock> lock(mu_, std::defer_lock);
   if (!LockShared(lock, req.nonblocking)) return Busy();
   const State& st = *state_;
-  if (dim != st.config.index.dim) {
-    return Status::DimensionMismatch("query has " + std::to_string(dim) +
-                                     " dimensions, collection '" + name_ + "' expects " +
-                                     std::to_string(st.config.index.dim));
-  }
-  for (size_t d = 0; d < dim; ++d) {
-    if (!std::isfinite(query[d])) {
-      return Status::InvalidArgument("query component " + std::to_string(d) +
-                                     " is not finite (NaN or Inf)");
-    }
-  }
+  AIDB_RETURN_IF_ERROR(CheckQueries(st, query, 1, dim, /*batch=*/false));
   return SearchLocked(st, query, req, out);
 }
 
@@ -102,17 +110,7 @@ Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
   std::shared_lock<RwLock> lock(mu_, std::defer_lock);
   if (!LockShared(lock, req.nonblocking)) return Busy();
   const State& st = *state_;
-  if (dim != st.config.index.dim) {
-    return Status::DimensionMismatch("queries have " + std::to_string(dim) +
-                                     " dimensions, collection '" + name_ + "' expects " +
-                                     std::to_string(st.config.index.dim));
-  }
-  for (size_t i = 0; i < nq * dim; ++i) {
-    if (!std::isfinite(queries[i])) {
-      return Status::InvalidArgument("query " + std::to_string(i / dim) + " component " +
-                                     std::to_string(i % dim) + " is not finite (NaN or Inf)");
-    }
-  }
+  AIDB_RETURN_IF_ERROR(CheckQueries(st, queries, nq, dim, /*batch=*/true));
   out->assign(nq, {});
   uint32_t nthreads = threads ? threads : DefaultThreads();
   nthreads = static_cast<uint32_t>(std::min<size_t>(nthreads, nq));

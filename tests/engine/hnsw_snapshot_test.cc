@@ -16,17 +16,7 @@ namespace aidb::index {
 namespace {
 
 using testing::Clustered;
-
-IndexConfig Hnsw(uint32_t dim, Metric metric, uint32_t m = 16, uint32_t efc = 200) {
-  IndexConfig c;
-  c.dim = dim;
-  c.metric = metric;
-  c.kind = IndexKind::kHnsw;
-  c.hnsw.m = m;
-  c.hnsw.ef_construction = efc;
-  c.hnsw.ef_search = 0;
-  return c;
-}
+using testing::Hnsw;
 
 // The index alone through a snapshot file (no points: every slot free as far
 // as the point chunks go; the graph keeps its own liveness).

@@ -19,6 +19,7 @@ namespace aidb::index {
 namespace {
 
 using testing::Clustered;
+using testing::Hnsw;
 using testing::Recall;
 
 #if defined(__SANITIZE_THREAD__)
@@ -32,17 +33,6 @@ constexpr bool kThreadSanitizer = false;
 #else
 constexpr bool kThreadSanitizer = false;
 #endif
-
-IndexConfig Hnsw(uint32_t dim, Metric metric, uint32_t m = 16, uint32_t efc = 200) {
-  IndexConfig c;
-  c.dim = dim;
-  c.metric = metric;
-  c.kind = IndexKind::kHnsw;
-  c.hnsw.m = m;
-  c.hnsw.ef_construction = efc;
-  c.hnsw.ef_search = 0;
-  return c;
-}
 
 double MeanRecall(const HnswIndex& idx, const std::vector<float>& queries, size_t nq,
                   uint32_t k, uint32_t ef = 0) {
