@@ -9,9 +9,9 @@
 //   4      4     length of the body in bytes (<= kMaxRecordBody)
 //   8      8     LSN (> 0, strictly increasing within a file)
 //   16     8     wall-clock timestamp, Unix nanoseconds
-//   24     1     op (engine-defined, != 0)
+//   24     1     op (!= 0; the record codec's WalOp, wal_codec.h)
 //   25     3     reserved, zero
-//   28     len   body (engine-defined encoding of the operation)
+//   28     len   body (the operation, encoded by wal_codec.h)
 //
 // Why not LevelDB's 32 KiB block framing: we never resynchronise after damage
 // (the replay stops at the first corrupt record and reports its offset), so

@@ -26,7 +26,6 @@ namespace aidb::storage {
 
 using aidb::Durability;
 
-
 // Logs "wal_growth" (target aidb::storage) each time a WAL crosses a multiple
 // of this many bytes.
 inline constexpr uint64_t kWalGrowthStep = 64ull << 20;
