@@ -4,11 +4,10 @@
 #
 # The shared library is exported with install(EXPORT): its engine dependencies
 # are PRIVATE, so consumers see nothing but the header directory. The static
-# library links the build-tree-only INTERFACE target aidb_common (source-dir
-# include paths, the engine's third-party targets), which cannot be exported as
-# is; aidbConfig.cmake therefore declares aidb::aidb_static itself as an
-# IMPORTED target with the same third-party link interface, found again with
-# find_dependency. That keeps src/CMakeLists.txt untouched.
+# library's link interface is the engine's third-party targets (Cap'n Proto,
+# simdjson, ISA-L, ...), which are not ours to export; aidbConfig.cmake
+# therefore declares aidb::aidb_static itself as an IMPORTED target with the
+# same third-party link interface, found again with find_dependency.
 
 include(CMakePackageConfigHelpers)
 

@@ -237,13 +237,15 @@ std::unique_ptr<HnswlibEngine> BuildHnswlib(const Matrix& base, unsigned threads
 }
 
 bool SaveAidb(const AidbEngine& e, const std::string& path) {
-  capnp::MallocMessageBuilder msg;
-  auto root = msg.initRoot<aidb::storage::schema::Snapshot>();
-  root.setFormatVersion(aidb::storage::kSnapshotFormatVersion);
-  root.setSlotLimit(e.idx->SlotLimit());
-  root.setCount(e.idx->Size());
-  aidb::storage::SnapshotIndexWriter w(root, e.idx->config().dim);
-  return e.idx->Save(w).ok() && aidb::storage::WriteSnapshotFile(path, msg).ok();
+  aidb::SnapshotMeta meta;
+  meta.config.name = "ann";
+  meta.config.index = e.idx->config();
+  meta.slot_limit = e.idx->SlotLimit();
+  meta.count = e.idx->Size();
+  aidb::storage::SnapshotWriter w;
+  return w.SetCollection(meta, {}, {}).ok() &&
+         e.idx->Save([&](const aidb::IndexImage& image) { return w.SetIndex(image); }).ok() &&
+         w.WriteFile(path).ok();
 }
 
 std::unique_ptr<AidbEngine> LoadAidb(uint32_t dim, const std::string& path) {
@@ -251,7 +253,7 @@ std::unique_ptr<AidbEngine> LoadAidb(uint32_t dim, const std::string& path) {
   if (!aidb::storage::SnapshotFile::Open(path, &file).ok()) return nullptr;
   auto e = std::make_unique<AidbEngine>();
   e->idx = std::make_unique<HnswIndex>(AidbConfig(dim));
-  if (!e->idx->Load(aidb::storage::SnapshotIndexReader(*file)).ok()) return nullptr;
+  if (!e->idx->Load(file->image(), file->keepalive()).ok()) return nullptr;
   return e;
 }
 

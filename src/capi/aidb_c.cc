@@ -23,9 +23,10 @@
 #include "core/uuid.h"
 #include "engine/collection.h"
 #include "engine/database.h"
-#include "engine/wal_codec.h"
 #include "storage/file.h"
 #include "storage/wal.h"
+#include "storage/wal_codec.h"
+#include "storage/wal_iterator.h"
 
 using aidb::Status;
 namespace engine = aidb::engine;
@@ -44,13 +45,8 @@ struct aidb_search_result {
 };
 
 struct aidb_wal_iterator {
-  std::vector<aidb::storage::WalRecord> records;  // bodies not kept: re-read
-  std::string path;
-  size_t next = 0;
-  int fd = -1;
-  std::string body;
-  std::string json;
-  ~aidb_wal_iterator();
+  std::unique_ptr<aidb::storage::WalIterator> impl;
+  std::string json;  // behind aidb_wal_entry::json
 };
 
 namespace {
@@ -189,8 +185,6 @@ void FillSnapshotInfo(const engine::SnapshotInfo& s, aidb_snapshot_info* out) {
 }
 
 }  // namespace
-
-aidb_wal_iterator::~aidb_wal_iterator() = default;
 
 extern "C" {
 
@@ -632,23 +626,7 @@ int aidb_wal_iterator_open(aidb_collection* coll, uint64_t from_lsn, aidb_wal_it
     if (coll == nullptr) return Misuse("coll");
     if (out == nullptr) return Misuse("out");
     auto it = std::make_unique<aidb_wal_iterator>();
-    it->path = coll->impl->wal_path();
-    if (!it->path.empty()) {
-      // One pass checks every record and remembers where each one is; bodies
-      // are re-read one at a time by next().
-      AIDB_RETURN_IF_ERROR(coll->impl->ReadWal([&](const aidb::storage::WalRecord& r) {
-        if (r.lsn >= from_lsn) {
-          aidb::storage::WalRecord rec = r;
-          rec.body = std::string_view(nullptr, r.body.size());
-          it->records.push_back(rec);
-        }
-        return Status::OK();
-      }));
-      it->fd = ::open(it->path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (it->fd < 0 && !it->records.empty()) {
-        return Status::IOErrorFromErrno("cannot open " + it->path, errno);
-      }
-    }
+    AIDB_RETURN_IF_ERROR(coll->impl->OpenWalIterator(from_lsn, &it->impl));
     *out = it.release();
     return Status::OK();
   });
@@ -661,22 +639,13 @@ int aidb_wal_iterator_next(aidb_wal_iterator* it, aidb_wal_entry* entry, int* ha
     if (has_entry == nullptr) return Misuse("has_entry");
     AIDB_RETURN_IF_ERROR(CheckStruct(entry, "entry"));
     *has_entry = 0;
-    if (it->next >= it->records.size()) return Status::OK();
-    const aidb::storage::WalRecord& r = it->records[it->next];
-    // Re-read header + body; the LSN check catches a file that a snapshot
-    // truncated (and new writes refilled) since the iterator was opened.
-    it->body.resize(aidb::storage::kWalHeaderSize + r.body.size());
-    Status s = aidb::storage::PReadAll(it->fd, it->body.data(), it->body.size(), r.offset, it->path);
-    uint64_t lsn = 0;
-    if (s.ok()) std::memcpy(&lsn, it->body.data() + 8, sizeof(lsn));
-    if (!s.ok() || lsn != r.lsn) {
-      return Status::NotFound("WAL " + it->path +
-                              " changed during iteration (truncated by a snapshot); reopen the "
-                              "iterator from LSN " + std::to_string(r.lsn));
-    }
-    it->body.erase(0, aidb::storage::kWalHeaderSize);
-    AIDB_RETURN_IF_ERROR(engine::RenderRecordJson(r.lsn, r.timestamp_ns, r.op, it->body, &it->json));
-    ++it->next;
+    aidb::storage::WalRecord r;
+    bool has = false;
+    AIDB_RETURN_IF_ERROR(it->impl->Peek(&r, &has));
+    if (!has) return Status::OK();
+    AIDB_RETURN_IF_ERROR(
+        aidb::storage::RenderRecordJson(r.lsn, r.timestamp_ns, r.op, r.body, &it->json));
+    it->impl->Advance();
     aidb_wal_entry e;
     std::memset(&e, 0, sizeof(e));
     e.struct_size = sizeof(e);
@@ -693,11 +662,7 @@ int aidb_wal_iterator_next(aidb_wal_iterator* it, aidb_wal_entry* entry, int* ha
   });
 }
 
-void aidb_wal_iterator_close(aidb_wal_iterator* it) {
-  if (it == nullptr) return;
-  if (it->fd >= 0) ::close(it->fd);
-  delete it;
-}
+void aidb_wal_iterator_close(aidb_wal_iterator* it) { delete it; }
 
 int aidb_collection_compact(aidb_collection* coll, char** errmsg) {
   return Guard(errmsg, [&] {

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include "core/defaults.h"
 #include "core/json_types.h"
 
 #include <algorithm>
@@ -14,10 +15,6 @@ namespace aidb::filter {
 namespace dom = simdjson::dom;
 
 namespace {
-
-// Documents above this size are parsed with a one-off parser so that a thread
-// does not keep a huge tape allocated after one large document.
-constexpr size_t kThreadParserMaxBytes = 1u << 20;
 
 dom::parser& ThreadParser() {
   thread_local dom::parser parser;

@@ -1,4 +1,4 @@
-// Payload filters (DESIGN.md 1.), parsed once and evaluated per point.
+// Payload filters (docs/design.md), parsed once and evaluated per point.
 //
 // Short form: {"key": value, ...}: every key equals its value (scalar values;
 // null means "is null"). Full form: an object with any of "must", "should",

@@ -2,16 +2,13 @@
 
 #include <simdjson.h>
 
+#include "core/defaults.h"
 #include "core/json_types.h"
 
 #include <string>
 
 namespace aidb::payload {
 namespace {
-
-// Documents above this size are parsed with a one-off parser so that a thread
-// does not keep a huge tape allocated after one large payload.
-constexpr size_t kThreadParserMaxBytes = 1u << 20;
 
 using json::TypeName;
 

@@ -24,19 +24,19 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/config.h"
+#include "core/defaults.h"
 #include "core/filter.h"
 #include "core/rwlock.h"
 #include "core/status.h"
 #include "core/uuid.h"
+#include "engine/config.h"
 #include "index/index.h"
 #include "storage/wal.h"
+#include "storage/wal_iterator.h"
 
 namespace aidb::engine {
 
-struct CollectionConfig {
-  std::string name;
-  index::IndexConfig index;
-};
 
 struct CollectionOptions {
   CollectionConfig config;
@@ -44,12 +44,9 @@ struct CollectionOptions {
   storage::WalOptions wal;
 };
 
-// [A-Za-z0-9_-]{1,64}
-Status ValidateCollectionName(std::string_view name);
-Status ValidateConfig(const CollectionConfig& config);
 
 struct SearchRequest {
-  uint32_t top_k = 10;
+  uint32_t top_k = kDefaultTopK;
   uint32_t ef_search = 0;
   const filter::Filter* filter = nullptr;
   bool with_payload = true;
@@ -129,9 +126,9 @@ class Collection {
   Status Restore(const std::string& snapshot_path, const std::string& new_baseline_path);
 
   storage::WalStats WalStats() const;
-  // Reads the WAL's committed records (change feed); safe beside writers and
-  // snapshots. An in-memory collection has none.
-  Status ReadWal(const std::function<Status(const storage::WalRecord&)>& fn) const;
+  // An iterator over the WAL's committed records from `from_lsn` on (change
+  // feed); safe beside writers and snapshots. An in-memory collection has none.
+  Status OpenWalIterator(uint64_t from_lsn, std::unique_ptr<storage::WalIterator>* out) const;
   const std::string& wal_path() const { return wal_path_; }
   CollectionConfig config() const;
   uint64_t Count() const;
@@ -168,6 +165,10 @@ class Collection {
   Status ReplayInto(State& st, bool live, const RecoverOptions& opts, RecoverStats* stats);
   Status SearchLocked(const State& st, const float* query, const SearchRequest& req,
                       std::vector<SearchHit>* out) const;
+  // DimensionMismatch / InvalidArgument (NaN, Inf) for nq queries of dim
+  // floats; `batch` words the messages for SearchBatch.
+  Status CheckQueries(const State& st, const float* queries, size_t nq, size_t dim,
+                      bool batch) const;
 
   std::string name_;
   std::string wal_path_;

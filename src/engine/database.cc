@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 
+#include "core/clock.h"
 #include "storage/file.h"
 
 namespace aidb::engine {
@@ -23,15 +23,6 @@ constexpr const char* kConfigFile = "collection.json";
 constexpr const char* kWalFile = "wal.log";
 constexpr const char* kManifestFile = "MANIFEST";
 
-const char* MetricName(Metric m) {
-  switch (m) {
-    case Metric::kCosine: return "cosine";
-    case Metric::kEuclidean: return "euclidean";
-    case Metric::kDot: return "dot";
-  }
-  return "cosine";
-}
-
 std::string AbsolutePath(const std::string& p) {
   if (!p.empty() && p[0] == '/') return p;
   char buf[4096];
@@ -40,44 +31,6 @@ std::string AbsolutePath(const std::string& p) {
 }
 
 }  // namespace
-
-std::string ConfigToJson(const CollectionConfig& c) {
-  nlohmann::json j;
-  j["format"] = 1;
-  j["name"] = c.name;
-  j["dim"] = c.index.dim;
-  j["metric"] = MetricName(c.index.metric);
-  j["index"] = c.index.kind == index::IndexKind::kHnsw ? "hnsw" : "flat";
-  j["hnsw"] = {{"m", c.index.hnsw.m},
-               {"ef_construction", c.index.hnsw.ef_construction},
-               {"ef_search", c.index.hnsw.ef_search}};
-  return j.dump(2) + "\n";
-}
-
-Status ConfigFromJson(const std::string& text, CollectionConfig* c) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Corruption("collection.json is not valid JSON");
-  try {
-    c->name = j.at("name").get<std::string>();
-    c->index.dim = j.at("dim").get<uint32_t>();
-    std::string metric = j.at("metric").get<std::string>();
-    if (metric == "cosine") c->index.metric = Metric::kCosine;
-    else if (metric == "euclidean") c->index.metric = Metric::kEuclidean;
-    else if (metric == "dot") c->index.metric = Metric::kDot;
-    else return Status::Corruption("collection.json: unknown metric " + metric);
-    std::string kind = j.at("index").get<std::string>();
-    c->index.kind = kind == "hnsw" ? index::IndexKind::kHnsw : index::IndexKind::kFlat;
-    if (j.contains("hnsw")) {
-      const auto& h = j["hnsw"];
-      c->index.hnsw.m = h.value("m", 16u);
-      c->index.hnsw.ef_construction = h.value("ef_construction", 200u);
-      c->index.hnsw.ef_search = h.value("ef_search", 0u);
-    }
-  } catch (const std::exception& e) {
-    return Status::Corruption(std::string("collection.json: ") + e.what());
-  }
-  return ValidateConfig(*c).WithContext("collection.json");
-}
 
 Status Database::Open(const std::string& dir_in, const DatabaseOptions& opts,
                       std::unique_ptr<Database>* out) {
@@ -263,9 +216,7 @@ std::vector<std::string> Database::ListCollections() const {
 }
 
 std::string Database::NewSnapshotPath(const std::string& name, uint64_t lsn) const {
-  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const int64_t ns = UnixNowNs();
   char buf[96];
   std::snprintf(buf, sizeof(buf), "/snap-%020llu-%019lld.aidbsnap",
                 static_cast<unsigned long long>(lsn), static_cast<long long>(ns));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/defaults.h"
 #include "engine/collection.h"
 
 namespace aidb::engine {
@@ -15,8 +16,8 @@ namespace aidb::engine {
 struct DatabaseOptions {
   bool create_if_missing = true;
   storage::Durability durability = storage::Durability::kFsync;
-  uint32_t batch_interval_ms = 10;
-  uint64_t wal_mmap_threshold = 1u << 20;
+  uint32_t batch_interval_ms = kDefaultBatchIntervalMs;
+  uint64_t wal_mmap_threshold = kDefaultWalMmapThreshold;
 };
 
 class Database {
@@ -56,8 +57,5 @@ class Database {
   int lock_fd_ = -1;  // flock on <dir>/LOCK: one process per directory
 };
 
-// collection.json <-> config
-std::string ConfigToJson(const CollectionConfig& c);
-Status ConfigFromJson(const std::string& json, CollectionConfig* c);
 
 }  // namespace aidb::engine

@@ -6,14 +6,13 @@
 #include <shared_mutex>
 
 #include "index/topk.h"
-#include "storage/snapshot.h"
 
 namespace aidb::index {
 
 FlatIndex::FlatIndex(const IndexConfig& config)
     : config_(config),
-      shift_(storage::VectorChunkShift(config.dim)),
-      mask_((1u << storage::VectorChunkShift(config.dim)) - 1) {}
+      shift_(VectorChunkShift(config.dim)),
+      mask_((1u << VectorChunkShift(config.dim)) - 1) {}
 
 FlatIndex::~FlatIndex() = default;
 
@@ -168,23 +167,24 @@ Status FlatIndex::SetEfSearch(uint32_t) {
 
 Status FlatIndex::Compact() { return Status::OK(); }
 
-Status FlatIndex::Save(storage::SnapshotIndexWriter& w) const {
+Status FlatIndex::Save(const ImageSink& sink) const {
   std::shared_lock lock(mu_);
-  w.root().getIndex().setFlat();
+  IndexImage image;
+  image.kind = IndexKind::kFlat;
+  image.vector_slots = slot_limit_;
   const size_t vec_floats = config_.dim;
-  w.WriteVectors(slot_limit_, [&](uint32_t first, uint32_t n, float* dst) {
+  image.fill_vectors = [&](uint32_t first, uint32_t n, float* dst) {
     // Slots of one snapshot chunk are the slots of one index chunk.
     std::memcpy(dst, SlotPtr(first), static_cast<size_t>(n) * vec_floats * sizeof(float));
-  });
-  return Status::OK();
+  };
+  return sink(image);
 }
 
-Status FlatIndex::Load(const storage::SnapshotIndexReader& r) {
-  auto root = r.root();
-  if (!root.getIndex().isFlat()) return Status::Corruption("snapshot index is not flat");
-  const uint32_t limit = root.getSlotLimit();
+Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
+  if (image.index.kind != IndexKind::kFlat) return Status::Corruption("snapshot index is not flat");
+  const uint32_t limit = image.meta.slot_limit;
   const uint32_t per_chunk = 1u << shift_;
-  auto vchunks = root.getVectors();
+  const std::vector<VectorChunkImage>& vchunks = image.index.vector_chunks;
 
   // In 64 bits, and checked before allocating: a slot limit near 2^32 must
   // not wrap to "no chunks" and then size the liveness array below.
@@ -195,13 +195,13 @@ Status FlatIndex::Load(const storage::SnapshotIndexReader& r) {
   }
   std::vector<Chunk> chunks(n_chunks);
   for (uint32_t c = 0; c < vchunks.size(); ++c) {
-    auto vc = vchunks[c];
+    const VectorChunkImage& vc = vchunks[c];
     const uint32_t expect = std::min(per_chunk, limit - c * per_chunk);
-    if (vc.getFirstSlot() != c * per_chunk || vc.getCount() != expect) {
+    if (vc.first_slot != c * per_chunk || vc.count != expect) {
       return Status::Corruption("snapshot: vector chunk " + std::to_string(c) + " misplaced");
     }
-    float* data = r.VectorData(vc, config_.dim);
-    if (data == nullptr) {
+    float* data = vc.data.data();
+    if (vc.data.empty() || vc.data.size() != static_cast<size_t>(vc.count) * config_.dim) {
       return Status::Corruption("snapshot: vector chunk " + std::to_string(c) + " has wrong size");
     }
     chunks[c].data = data;
@@ -212,14 +212,14 @@ Status FlatIndex::Load(const storage::SnapshotIndexReader& r) {
   std::vector<uint8_t> live(limit, 0);
   std::vector<uint32_t> free_slots;
   uint64_t size = 0;
-  for (auto pc : root.getPoints()) {
-    auto ids = pc.getIds();
-    const uint32_t first = pc.getFirstSlot(), n = pc.getCount();
+  for (const PointChunkImage& pc : image.points) {
+    const std::span<const uint8_t>& ids = pc.ids;
+    const uint32_t first = pc.first_slot, n = pc.count;
     if (ids.size() != static_cast<size_t>(n) * 16 || first + static_cast<uint64_t>(n) > limit) {
       return Status::Corruption("snapshot: malformed point chunk");
     }
     for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* id = ids.begin() + static_cast<size_t>(i) * 16;
+      const uint8_t* id = ids.data() + static_cast<size_t>(i) * 16;
       bool nil = true;
       for (int b = 0; b < 16; ++b) nil = nil && id[b] == 0;
       if (!nil) {
@@ -238,7 +238,7 @@ Status FlatIndex::Load(const storage::SnapshotIndexReader& r) {
   free_ = std::move(free_slots);
   slot_limit_ = limit;
   size_ = size;
-  mapping_ = r.keepalive();
+  mapping_ = std::move(keepalive);
   return Status::OK();
 }
 

@@ -12,7 +12,6 @@
 #include "core/memory.h"
 #include "core/rwlock.h"
 #include "index/index.h"
-#include "storage/file.h"
 
 namespace aidb::index {
 
@@ -34,8 +33,8 @@ class FlatIndex final : public VectorIndex {
                 std::vector<Hit>* out) const override;
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
-  Status Save(storage::SnapshotIndexWriter& w) const override;
-  Status Load(const storage::SnapshotIndexReader& r) override;
+  Status Save(const ImageSink& sink) const override;
+  Status Load(const SnapshotImage& image, KeepAlive keepalive) override;
 
  private:
   struct Chunk {
@@ -59,7 +58,7 @@ class FlatIndex final : public VectorIndex {
   std::vector<uint32_t> free_;         // removed slots, reused by Add
   uint32_t slot_limit_ = 0;
   uint64_t size_ = 0;
-  std::shared_ptr<storage::MappedFile> mapping_;  // keeps loaded chunks alive
+  KeepAlive mapping_;  // keeps chunks loaded from a snapshot alive
 };
 
 }  // namespace aidb::index

@@ -1,5 +1,8 @@
 #include "index/hnsw.h"
 
+#include "core/thread_pool.h"
+#include "index/hnsw_internal.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -7,11 +10,8 @@
 #include <limits>
 #include <new>
 #include <string>
-#include <thread>
 
 #include <sys/mman.h>
-
-#include "storage/snapshot.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,13 +19,11 @@
 
 namespace aidb::index {
 
+using namespace hnsw_internal;
+
 namespace {
 
-constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
-constexpr int kMaxLevel = 31;
-constexpr uint32_t kMaxM = 256;  // m0 = 2 * m must fit the uint16 count
 constexpr size_t kChunkTargetBytes = 8u << 20;
-constexpr uint32_t kGraphChunkSlots = 1u << 16;  // slots per HnswChunk in snapshots
 
 inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node); }
 
@@ -49,11 +47,6 @@ inline uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-inline uint64_t PackEntry(uint32_t slot, int level) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(level)) << 32) | slot;
-}
-inline uint32_t EntrySlot(uint64_t e) { return static_cast<uint32_t>(e); }
-inline int EntryLevel(uint64_t e) { return static_cast<int>(static_cast<uint32_t>(e >> 32)); }
 
 struct MinFirst {  // for a min-heap with std::*_heap
   template <class C>
@@ -120,7 +113,7 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
   vec_offset_ = head;
   vstride_ = (sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
   stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : vstride_);
-  if (sq8_) sq_offset_.assign(dim_, 0.f);
+  if (sq8_) sq_ = Sq8Quantizer(dim_, l2_);
   uint32_t shift = 6;
   while (shift < 16 && ((stride_ + (sq8_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes) ++shift;
   chunk_shift_ = shift;
@@ -305,7 +298,8 @@ void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, in
   SearchLayerT<false, float>(ctx, q, ep, ef, level, filter, exclude);
 }
 
-// kSq: score with the 8-bit codes (q is the prepared query, see PrepareSqQuery);
+// kSq: score with the 8-bit codes (q is the prepared query, see
+// Sq8Quantizer::PrepareQuery);
 // otherwise with the float vectors (L2 with early abandoning once ef results
 // are held).
 template <bool kSq, class Q>
@@ -317,7 +311,7 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
   };
   auto dist = [&](uint32_t id, bool bounded, float bound) {
     if constexpr (kSq) {
-      return SqDist(q, Codes(id));
+      return sq_.Dist(q, Codes(id));
     } else {
       return bounded ? DistBounded(q, Vec(id), bound) : Dist(q, Vec(id));
     }
@@ -370,73 +364,17 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
   }
 }
 
-float HnswIndex::SqDist(const int16_t* prepared, const uint8_t* code) const {
-  if (l2_) return static_cast<float>(sq_l2_(code, prepared, dim_));
-  return -static_cast<float>(sq_dot_(code, prepared, dim_));
-}
-
-// L2: the query in code units (offset removed), clamped to [-255, 510]: a
-// query that far outside the trained range is scored approximately, and the
-// re-ranking restores the exact order. Dot: the query on its own int16 scale
-// (|q| <= 1023); codes times query, the offset term being the same for all.
-void HnswIndex::PrepareSqQuery(const float* q, int16_t* out) const {
-  if (l2_) {
-    for (uint32_t j = 0; j < dim_; ++j) {
-      float x = std::nearbyint((q[j] - sq_offset_[j]) * sq_inv_);
-      out[j] = static_cast<int16_t>(std::clamp(x, -255.f, 510.f));
-    }
-  } else {
-    float mx = 0.f;
-    for (uint32_t j = 0; j < dim_; ++j) mx = std::max(mx, std::fabs(q[j]));
-    float inv = mx > 0.f ? 1023.f / mx : 0.f;
-    for (uint32_t j = 0; j < dim_; ++j)
-      out[j] = static_cast<int16_t>(std::clamp(std::nearbyint(q[j] * inv), -1023.f, 1023.f));
-  }
-}
-
-void HnswIndex::Encode(const float* v, uint8_t* code) const {
-  for (uint32_t j = 0; j < dim_; ++j) {
-    float x = std::nearbyint((v[j] - sq_offset_[j]) * sq_inv_);
-    code[j] = static_cast<uint8_t>(std::clamp(x, 0.f, 255.f));
-  }
-}
-
-void HnswIndex::SetQuantizer(const float* offset, float scale) {
-  for (uint32_t j = 0; j < dim_; ++j) sq_offset_[j] = offset[j];
-  sq_scale_ = scale > 0.f ? scale : 1.f;
-  sq_inv_ = 1.f / sq_scale_;
-}
-
 void HnswIndex::TrainQuantizerLocked(const float* rows, size_t n) {
-  // Per-dimension low end of the sample; one step (the widest range / 255)
-  // for all dimensions, so codes compare in integers. Ranges are widened by
-  // 1/16 on each side for later vectors; values outside are clamped (the exact re-ranking of the
-  // final candidates keeps results exact in order).
-  std::vector<float> lo(dim_, std::numeric_limits<float>::infinity());
-  std::vector<float> hi(dim_, -std::numeric_limits<float>::infinity());
-  for (size_t i = 0; i < n; ++i) {
-    const float* v = rows + i * dim_;
-    for (uint32_t j = 0; j < dim_; ++j) {
-      lo[j] = std::min(lo[j], v[j]);
-      hi[j] = std::max(hi[j], v[j]);
-    }
-  }
-  float range = 0.f;
-  for (uint32_t j = 0; j < dim_; ++j) {
-    if (n == 0) lo[j] = hi[j] = 0.f;
-    float pad = (hi[j] - lo[j]) / 16.f;
-    lo[j] -= pad;
-    hi[j] += pad;
-    range = std::max(range, hi[j] - lo[j]);
-  }
-  SetQuantizer(lo.data(), range / 255.f);
+  // Values outside the trained range are clamped; the exact re-ranking of
+  // the final candidates keeps results exact in order.
+  sq_.Train(rows, n);
   EncodeAllLocked();
 }
 
 void HnswIndex::EncodeAllLocked() {
   const uint32_t limit = SlotLimit();
   for (uint32_t s = 0; s < limit; ++s)
-    if (StateOf(s) != kFree) Encode(Vec(s), Codes(s));
+    if (StateOf(s) != kFree) sq_.Encode(Vec(s), Codes(s));
   sq_ready_.store(true, std::memory_order_release);
 }
 
@@ -579,7 +517,7 @@ Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   }
   ChunkOf(s)->upper[s & chunk_mask_].store(up, std::memory_order_release);
   PrepareVector(vec, MutVec(s));
-  if (sq_ready_.load(std::memory_order_acquire)) Encode(Vec(s), Codes(s));
+  if (sq_ready_.load(std::memory_order_acquire)) sq_.Encode(Vec(s), Codes(s));
   h.state.store(kLive, std::memory_order_release);
   Insert(s, level);
   live_.fetch_add(1, std::memory_order_relaxed);
@@ -620,35 +558,20 @@ Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_
       return st;
     }
   }
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<uint32_t>(std::min<size_t>(threads, n));
-  std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex err_mu;
   Status err;
-  auto work = [&] {
-    for (;;) {
-      size_t i = next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n) return;
-      Status st = InitNode(slots[i], vecs + i * dim_);
-      if (!st.ok()) {
-        // Only allocation failures: the slot stays unused.
-        ReleaseSlot(slots[i]);
-        slots[i] = kNoSlot;
-        std::lock_guard<std::mutex> l(err_mu);
-        if (!failed.exchange(true)) err = st;
-      }
+  ParallelFor(n, threads, [&](size_t i, uint32_t) {
+    Status st = InitNode(slots[i], vecs + i * dim_);
+    if (!st.ok()) {
+      // Only allocation failures: the slot stays unused.
+      ReleaseSlot(slots[i]);
+      slots[i] = kNoSlot;
+      std::lock_guard<std::mutex> l(err_mu);
+      if (!failed.exchange(true)) err = st;
     }
-  };
-  if (threads <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(threads - 1);
-    for (uint32_t t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-  }
+    return true;
+  });
   return err;
 }
 
@@ -661,7 +584,7 @@ Status HnswIndex::Update(uint32_t slot, const float* vec) {
   ctx.query.resize(dim_);
   PrepareVector(vec, ctx.query.data());
   std::memcpy(MutVec(slot), ctx.query.data(), sizeof(float) * dim_);
-  if (sq_ready_.load(std::memory_order_acquire)) Encode(Vec(slot), Codes(slot));
+  if (sq_ready_.load(std::memory_order_acquire)) sq_.Encode(Vec(slot), Codes(slot));
   uint64_t e = entry_.load(std::memory_order_acquire);
   if (e == kNoEntry) return Status::OK();
   uint32_t ep = EntrySlot(e);
@@ -735,7 +658,7 @@ size_t HnswIndex::MemoryBytes() const {
   size_t per_chunk = ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
   return (stride_ + (sq8_ ? vstride_ : 0)) * SlotLimit() + per_chunk * num_chunks_ + upper_bytes_.load() +
          sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
-         free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_offset_.size();
+         free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
 }
 
 // ---- search --------------------------------------------------------------------
@@ -814,7 +737,7 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
       if (sq_ready_.load(std::memory_order_acquire)) {
         // Walk with the 8-bit codes, then re-rank the ef candidates exactly.
         ctx.sq_query.resize(dim_);
-        PrepareSqQuery(q, ctx.sq_query.data());
+        sq_.PrepareQuery(q, ctx.sq_query.data());
         SearchLayerT<true, int16_t>(ctx, ctx.sq_query.data(), ep, ef, 0, filter, kNoSlot);
         for (Cand& c : ctx.res) c.d = Dist(q, Vec(c.id));
       } else {
@@ -847,311 +770,6 @@ bool HnswIndex::PrefersExactScan(int64_t est, uint32_t k, uint32_t ef) const {
   if (est <= kExactScanMinMatches) return true;
   double e = static_cast<double>(est);
   return e * e <= kWalkCostPerVisit * EffectiveEf(k, ef) * static_cast<double>(Size());
-}
-
-// ---- compaction ------------------------------------------------------------------
-
-Status HnswIndex::Compact() {
-  std::unique_lock<RwLock> g(struct_mu_);
-  if (deleted_.load() == 0) return Status::OK();
-  const uint32_t limit = SlotLimit();
-  std::vector<uint8_t> state(limit);
-  for (uint32_t s = 0; s < limit; ++s) state[s] = StateOf(s);
-
-  // Phase 1: every live node that links to a tombstone picks new neighbours
-  // among its live neighbours and the live neighbours of those tombstones.
-  // Only live nodes' lists are written, only tombstones' lists are read
-  // besides one's own: nodes can be repaired in parallel.
-  std::atomic<uint32_t> next{0};
-  auto work = [&] {
-    std::vector<Cand> cands;
-    std::vector<uint32_t> seen;
-    uint32_t buf[2 * kMaxM], buf2[2 * kMaxM], ids[2 * kMaxM];
-    for (;;) {
-      uint32_t s = next.fetch_add(1, std::memory_order_relaxed);
-      if (s >= limit) return;
-      if (state[s] != kLive) continue;
-      for (int lev = 0; lev <= LevelOf(s); ++lev) {
-        uint32_t n = ReadLinks(s, lev, buf);
-        bool touched = false;
-        for (uint32_t i = 0; i < n && !touched; ++i) touched = state[buf[i]] != kLive;
-        if (!touched) continue;
-        seen.clear();
-        for (uint32_t i = 0; i < n; ++i) {
-          if (state[buf[i]] == kLive) {
-            seen.push_back(buf[i]);
-          } else if (state[buf[i]] == kDeleted) {
-            uint32_t n2 = ReadLinks(buf[i], lev, buf2);
-            for (uint32_t j = 0; j < n2; ++j)
-              if (buf2[j] != s && state[buf2[j]] == kLive) seen.push_back(buf2[j]);
-          }
-        }
-        std::sort(seen.begin(), seen.end());
-        seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-        cands.clear();
-        const float* v = Vec(s);
-        for (uint32_t x : seen) cands.push_back({Dist(v, Vec(x)), x});
-        std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
-        SelectNeighbors(&cands, MaxDegree(lev));
-        uint32_t k = 0;
-        for (const Cand& c : cands) ids[k++] = c.id;
-        WriteLinks(s, lev, ids, k);
-      }
-    }
-  };
-  uint32_t threads = std::max(1u, std::min(std::thread::hardware_concurrency(), limit / 1024 + 1));
-  std::vector<std::thread> pool;
-  for (uint32_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-
-  // Entry point: keep it if live, else the live node with the highest level.
-  uint64_t e = entry_.load();
-  if (e != kNoEntry && state[EntrySlot(e)] != kLive) {
-    uint64_t best = kNoEntry;
-    int best_level = -1;
-    for (uint32_t s = 0; s < limit; ++s) {
-      if (state[s] == kLive && LevelOf(s) > best_level) {
-        best_level = LevelOf(s);
-        best = PackEntry(s, best_level);
-      }
-    }
-    entry_.store(best);
-  }
-
-  // Phase 2: tombstones become free slots.
-  std::lock_guard<std::mutex> al(alloc_mu_);
-  for (uint32_t s = 0; s < limit; ++s) {
-    if (state[s] != kDeleted) continue;
-    Meta& h = MetaOf(s);
-    h.count0.store(0);
-    h.state.store(kFree);
-    delete[] ChunkOf(s)->upper[s & chunk_mask_].exchange(nullptr);
-    free_slots_.push_back(s);
-  }
-  // Recount the upper-level bytes (freed arrays).
-  size_t ub = 0;
-  for (uint32_t s = 0; s < limit; ++s)
-    if (state[s] == kLive) ub += UpperBytes(LevelOf(s));
-  upper_bytes_.store(ub);
-  // Hand out low slots first.
-  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
-  deleted_.store(0);
-  return Status::OK();
-}
-
-// ---- snapshots -------------------------------------------------------------------
-
-Status HnswIndex::Save(storage::SnapshotIndexWriter& w) const {
-  std::shared_lock<RwLock> g(struct_mu_);
-  if (w.dim() != dim_) return Status::InvalidArgument("hnsw: snapshot dimension mismatch");
-  const uint32_t limit = SlotLimit();
-  w.WriteVectors(limit, [&](uint32_t first, uint32_t n, float* out) {
-    for (uint32_t i = 0; i < n; ++i)
-      std::memcpy(out + static_cast<size_t>(i) * dim_, Vec(first + i), sizeof(float) * dim_);
-  });
-  auto graph = w.root().initIndex().initHnsw();
-  uint64_t e = entry_.load(std::memory_order_acquire);
-  graph.setEntryPoint(e == kNoEntry ? kNoSlot : EntrySlot(e));
-  graph.setMaxLevel(e == kNoEntry ? -1 : EntryLevel(e));
-  graph.setM(m_);
-  graph.setSlotLimit(limit);
-  if (sq_ready_.load(std::memory_order_acquire)) {
-    auto off = graph.initSqOffset(dim_);
-    for (uint32_t j = 0; j < dim_; ++j) off.set(j, sq_offset_[j]);
-    graph.setSqScale(sq_scale_);
-  }
-  uint32_t nchunks = (limit + kGraphChunkSlots - 1) / kGraphChunkSlots;
-  auto chunks = graph.initChunks(nchunks);
-  std::vector<uint32_t> offsets, neighbors;
-  std::vector<uint8_t> levels, deleted, freebits;
-  uint32_t buf[2 * kMaxM];
-  for (uint32_t c = 0; c < nchunks; ++c) {
-    uint32_t first = c * kGraphChunkSlots;
-    uint32_t count = std::min(kGraphChunkSlots, limit - first);
-    levels.assign(count, 0);
-    deleted.assign((count + 7) / 8, 0);
-    freebits.assign((count + 7) / 8, 0);
-    offsets.clear();
-    neighbors.clear();
-    offsets.push_back(0);
-    for (uint32_t i = 0; i < count; ++i) {
-      uint32_t s = first + i;
-      uint8_t st = StateOf(s);
-      int level = st == kFree ? 0 : LevelOf(s);
-      levels[i] = static_cast<uint8_t>(level);
-      if (st == kDeleted) deleted[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-      if (st == kFree) freebits[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-      for (int lev = 0; lev <= level; ++lev) {
-        uint32_t n = st == kFree ? 0 : ReadLinks(s, lev, buf);
-        neighbors.insert(neighbors.end(), buf, buf + n);
-        offsets.push_back(static_cast<uint32_t>(neighbors.size()));
-      }
-    }
-    auto ch = chunks[c];
-    ch.setFirstSlot(first);
-    ch.setCount(count);
-    ch.setLevels(kj::arrayPtr(levels.data(), levels.size()));
-    ch.setDeleted(kj::arrayPtr(deleted.data(), deleted.size()));
-    ch.setFree(kj::arrayPtr(freebits.data(), freebits.size()));
-    auto off = ch.initOffsets(static_cast<unsigned>(offsets.size()));
-    for (size_t i = 0; i < offsets.size(); ++i) off.set(static_cast<unsigned>(i), offsets[i]);
-    auto nb = ch.initNeighbors(static_cast<unsigned>(neighbors.size()));
-    for (size_t i = 0; i < neighbors.size(); ++i) nb.set(static_cast<unsigned>(i), neighbors[i]);
-  }
-  return Status::OK();
-}
-
-Status HnswIndex::Load(const storage::SnapshotIndexReader& r) {
-  std::unique_lock<RwLock> g(struct_mu_);
-  ResetLocked();
-  Status st = LoadLocked(r);
-  if (!st.ok()) ResetLocked();
-  return st;
-}
-
-Status HnswIndex::LoadLocked(const storage::SnapshotIndexReader& r) {
-  auto root = r.root();
-  if (!root.getIndex().isHnsw()) return Status::Corruption("hnsw: snapshot holds no HNSW graph");
-  auto graph = root.getIndex().getHnsw();
-  if (graph.getM() != m_)
-    return Status::Corruption("hnsw: snapshot graph has m=" + std::to_string(graph.getM()) +
-                              ", index has m=" + std::to_string(m_));
-  const uint32_t limit = graph.getSlotLimit();
-  if (limit >= kNoSlot - 1) return Status::Corruption("hnsw: slot limit out of range");
-  // The graph chunks must cover [0, limit) (checked again below); check the
-  // sizes first, so a lying slot limit cannot make us allocate node storage
-  // for slots the file does not hold.
-  uint64_t covered = 0;
-  for (auto ch : graph.getChunks()) covered += ch.getLevels().size();
-  if (covered != limit) return Status::Corruption("hnsw: graph does not cover the slot limit");
-  try {
-    for (uint64_t s = 0; s < limit; s += (uint64_t{1} << chunk_shift_))
-      EnsureChunk(static_cast<uint32_t>(s >> chunk_shift_));
-  } catch (const std::bad_alloc&) {
-    return Status::NoMemory("hnsw: cannot allocate node storage for the snapshot");
-  }
-  slot_limit_.store(limit);
-
-  // Vectors.
-  std::vector<uint8_t> have(limit, 0);
-  for (auto vc : root.getVectors()) {
-    uint64_t first = vc.getFirstSlot(), count = vc.getCount();
-    if (first + count > limit) return Status::Corruption("hnsw: vector chunk beyond slot limit");
-    const float* data = r.VectorData(vc, dim_);
-    if (data == nullptr && count > 0) return Status::Corruption("hnsw: vector chunk size mismatch");
-    for (uint64_t i = 0; i < count; ++i) {
-      uint32_t s = static_cast<uint32_t>(first + i);
-      std::memcpy(MutVec(s), data + i * dim_, sizeof(float) * dim_);
-      have[s] = 1;
-    }
-  }
-
-  // Graph.
-  uint64_t expect_first = 0, live = 0, dead = 0;
-  for (auto ch : graph.getChunks()) {
-    uint32_t first = ch.getFirstSlot(), count = ch.getCount();
-    if (first != expect_first || uint64_t{first} + count > limit)
-      return Status::Corruption("hnsw: graph chunks out of order");
-    expect_first = uint64_t{first} + count;
-    auto levels = ch.getLevels();
-    auto del = ch.getDeleted();
-    auto fr = ch.getFree();
-    auto off = ch.getOffsets();
-    auto nb = ch.getNeighbors();
-    if (levels.size() != count || del.size() != (count + 7) / 8 || fr.size() != (count + 7) / 8)
-      return Status::Corruption("hnsw: graph chunk arrays have the wrong size");
-    if (off.size() == 0 || off[0] != 0) return Status::Corruption("hnsw: bad graph offsets");
-    uint32_t pair = 0;
-    uint32_t ids[2 * kMaxM];
-    for (uint32_t i = 0; i < count; ++i) {
-      uint32_t s = first + i;
-      int level = levels[i];
-      bool is_free = (fr[i / 8] >> (i % 8)) & 1;
-      bool is_del = (del[i / 8] >> (i % 8)) & 1;
-      if (level > kMaxLevel || (is_free && (level != 0 || is_del)))
-        return Status::Corruption("hnsw: bad node level or state at slot " + std::to_string(s));
-      if (!is_free && !have[s])
-        return Status::Corruption("hnsw: no vector for slot " + std::to_string(s));
-      Meta& h = MetaOf(s);
-      if (level > 0) {
-        uint32_t* up = NewUpper(level);
-        if (up == nullptr) return Status::NoMemory("hnsw: cannot allocate links");
-        ChunkOf(s)->upper[s & chunk_mask_].store(up);
-      }
-      for (int lev = 0; lev <= level; ++lev, ++pair) {
-        if (pair + 1 >= off.size()) return Status::Corruption("hnsw: graph offsets too short");
-        uint32_t b = off[pair], e = off[pair + 1];
-        if (e < b || e > nb.size() || e - b > MaxDegree(lev) || (is_free && e != b))
-          return Status::Corruption("hnsw: bad adjacency at slot " + std::to_string(s));
-        for (uint32_t j = b; j < e; ++j) {
-          ids[j - b] = nb[j];
-          if (ids[j - b] >= limit)
-            return Status::Corruption("hnsw: neighbour out of range at slot " + std::to_string(s));
-        }
-        WriteLinks(s, lev, ids, e - b);
-      }
-      h.state.store(is_free ? kFree : (is_del ? kDeleted : kLive));
-      if (is_free) free_slots_.push_back(s);
-      else if (is_del) ++dead;
-      else ++live;
-    }
-    if (pair + 1 != off.size() || off[pair] != nb.size())
-      return Status::Corruption("hnsw: graph offsets do not match the neighbours");
-  }
-  if (expect_first != limit) return Status::Corruption("hnsw: graph does not cover the slot limit");
-
-  // Every link must point at a node that exists on that level.
-  uint32_t buf[2 * kMaxM];
-  for (uint32_t s = 0; s < limit; ++s) {
-    if (StateOf(s) == kFree) continue;
-    for (int lev = 0; lev <= LevelOf(s); ++lev) {
-      uint32_t n = ReadLinks(s, lev, buf);
-      for (uint32_t i = 0; i < n; ++i)
-        if (StateOf(buf[i]) == kFree || LevelOf(buf[i]) < lev)
-          return Status::Corruption("hnsw: dangling link at slot " + std::to_string(s));
-    }
-  }
-  uint32_t ep = graph.getEntryPoint();
-  int top = graph.getMaxLevel();
-  if (ep == kNoSlot) {
-    if (top != -1 || live + dead != 0) return Status::Corruption("hnsw: graph without entry point");
-  } else {
-    if (ep >= limit || StateOf(ep) == kFree || LevelOf(ep) != top)
-      return Status::Corruption("hnsw: bad entry point");
-    entry_.store(PackEntry(ep, top));
-  }
-  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
-  // The quantiser of the saved index (codes are derived from the vectors):
-  // searches after the load walk exactly as before the save.
-  if (sq8_ && graph.hasSqOffset()) {
-    auto off = graph.getSqOffset();
-    if (off.size() != dim_)
-      return Status::Corruption("hnsw: quantiser size does not match the dimension");
-    std::vector<float> o(dim_);
-    for (uint32_t j = 0; j < dim_; ++j) {
-      o[j] = off[j];
-      if (!std::isfinite(o[j])) return Status::Corruption("hnsw: bad quantiser");
-    }
-    float sc = graph.getSqScale();
-    if (!std::isfinite(sc) || sc <= 0.f) return Status::Corruption("hnsw: bad quantiser");
-    SetQuantizer(o.data(), sc);
-    EncodeAllLocked();
-  } else if (sq8_ && live >= kSqTrainMin) {
-    // Saved by an index that walked with floats: train on the vectors.
-    std::vector<float> rows;
-    size_t have = 0;
-    for (uint32_t s = 0; s < limit && have < kSqTrainMax; ++s) {
-      if (StateOf(s) != kLive) continue;
-      rows.insert(rows.end(), Vec(s), Vec(s) + dim_);
-      ++have;
-    }
-    TrainQuantizerLocked(rows.data(), have);
-  }
-  live_.store(live);
-  deleted_.store(dead);
-  level_counter_.store(limit);
-  return Status::OK();
 }
 
 HnswIndex::Ctx& HnswIndex::ThreadCtx() {

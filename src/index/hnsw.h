@@ -54,10 +54,11 @@
 #include <mutex>
 #include <shared_mutex>
 
-#include "core/rwlock.h"
 #include <vector>
 
+#include "core/rwlock.h"
 #include "index/index.h"
+#include "index/sq8.h"
 
 namespace aidb::index {
 
@@ -94,8 +95,8 @@ class HnswIndex final : public VectorIndex {
                 std::vector<Hit>* out) const override;
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
-  Status Save(storage::SnapshotIndexWriter& w) const override;
-  Status Load(const storage::SnapshotIndexReader& r) override;
+  Status Save(const ImageSink& sink) const override;
+  Status Load(const SnapshotImage& image, KeepAlive keepalive) override;
 
   // The ef a search with `k` and `ef` (0 = index default) really uses.
   uint32_t EffectiveEf(uint32_t k, uint32_t ef) const;
@@ -212,11 +213,8 @@ class HnswIndex final : public VectorIndex {
   void SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int level,
                     const SlotFilter* filter, uint32_t exclude) const;
 
-  // --- 8-bit scalar quantisation (HnswTuning::sq8)
-  float SqDist(const int16_t* prepared, const uint8_t* code) const;
-  void PrepareSqQuery(const float* q, int16_t* out) const;
-  void Encode(const float* v, uint8_t* code) const;
-  void SetQuantizer(const float* offset, float scale);
+  // --- 8-bit scalar quantisation (HnswTuning::sq8, index/sq8.h)
+  // Trains sq_ on n rows and encodes every node (exclusive lock held).
   void TrainQuantizerLocked(const float* rows, size_t n);
   void EncodeAllLocked();
   // Trains the quantiser (exclusive lock) once enough vectors exist or arrive.
@@ -228,7 +226,7 @@ class HnswIndex final : public VectorIndex {
   void ExactSearch(Ctx& ctx, const float* q, size_t k, const SlotFilter* filter,
                    bool use_list) const;
   void ResetLocked();
-  Status LoadLocked(const storage::SnapshotIndexReader& r);
+  Status LoadLocked(const SnapshotImage& image);
 
   static constexpr size_t kSqTrainMin = 1000;
   static constexpr size_t kSqTrainMax = 20000;
@@ -247,10 +245,7 @@ class HnswIndex final : public VectorIndex {
   uint32_t chunk_shift_, chunk_mask_;
   bool sq8_ = false;
   std::atomic<bool> sq_ready_{false};
-  std::vector<float> sq_offset_;  // per dimension
-  float sq_scale_ = 1.f, sq_inv_ = 1.f;  // one step for every dimension
-  distance::SqKernel sq_l2_ = distance::SqL2();
-  distance::SqKernel sq_dot_ = distance::SqDot();
+  Sq8Quantizer sq_;  // trained once sq_ready_ (changes under the exclusive lock)
   size_t vstride_;          // bytes per float vector (sq8: separate array)
   size_t stride_;           // bytes per node block
   size_t vec_offset_;       // bytes from a node block's start to its vector

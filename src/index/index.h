@@ -15,30 +15,17 @@
 #include <span>
 #include <vector>
 
+#include "core/config.h"
+#include "core/defaults.h"
 #include "core/distance.h"
+#include "core/snapshot_image.h"
 #include "core/status.h"
-
-namespace aidb::storage {
-class SnapshotIndexWriter;
-class SnapshotIndexReader;
-}  // namespace aidb::storage
 
 namespace aidb::index {
 
-enum class IndexKind : int { kFlat = 0, kHnsw = 1 };
-
-struct HnswParams {
-  uint32_t m = 16;
-  uint32_t ef_construction = 200;
-  uint32_t ef_search = 0;  // 0 = adapt to k
-};
-
-struct IndexConfig {
-  uint32_t dim = 0;
-  Metric metric = Metric::kCosine;
-  IndexKind kind = IndexKind::kFlat;
-  HnswParams hnsw;
-};
+using aidb::HnswParams;
+using aidb::IndexConfig;
+using aidb::IndexKind;
 
 // A hit inside the index: higher score is better.
 struct Hit {
@@ -61,7 +48,7 @@ class SlotFilter {
 };
 
 struct SearchParams {
-  uint32_t k = 10;
+  uint32_t k = kDefaultTopK;
   uint32_t ef = 0;                    // 0 = index default
   const SlotFilter* filter = nullptr; // nullptr = every live slot
   bool exact = false;                 // brute force even on approximate indexes
@@ -105,12 +92,18 @@ class VectorIndex {
   // Drops traces of removed slots (HNSW: relinks around tombstones).
   virtual Status Compact() = 0;
 
-  // Snapshot support: writes the index state (vectors of every slot below
-  // SlotLimit(), liveness, graph) / replaces the state with a snapshot's.
-  // Load must not rebuild a graph; it may keep pointers into the snapshot's
-  // mapping (the reader keeps it alive).
-  virtual Status Save(storage::SnapshotIndexWriter& w) const = 0;
-  virtual Status Load(const storage::SnapshotIndexReader& r) = 0;
+  // Snapshot support. Storage owns the file format; an index speaks plain
+  // data (core/snapshot_image.h).
+  // Save describes the index state (vectors of every slot below SlotLimit(),
+  // graph) as an image and passes it to `sink` while it holds its lock: the
+  // sink pulls the data through the image's fill functions. Returns the
+  // sink's status.
+  using ImageSink = std::function<Status(const IndexImage&)>;
+  virtual Status Save(const ImageSink& sink) const = 0;
+  // Replaces the state with a snapshot's (liveness: the slots the image's
+  // point chunks give an id). Must not rebuild a graph; may keep pointers
+  // into the image's memory, holding `keepalive` while it does.
+  virtual Status Load(const SnapshotImage& image, KeepAlive keepalive) = 0;
 };
 
 // Creates an empty index for `config` (flat or HNSW).

@@ -27,6 +27,24 @@ struct FdCloser {
   }
 };
 
+// Opens `path` read-only and returns its size; NotFound if it is missing.
+// The caller closes *fd.
+Status OpenForRead(const std::string& path, int* fd, uint64_t* size) {
+  *fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) {
+    if (errno == ENOENT) return Status::NotFound("file not found: " + path);
+    return Err("open", path, errno);
+  }
+  struct stat st;
+  if (::fstat(*fd, &st) != 0) {
+    Status s = Err("fstat", path, errno);
+    ::close(*fd);
+    return s;
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::OK();
+}
+
 }  // namespace
 
 Status WriteAll(int fd, const void* data, size_t n, const std::string& path_for_errors) {
@@ -127,16 +145,12 @@ Status RenameDurable(const std::string& from, const std::string& to) {
 }
 
 Status ReadFile(const std::string& path, std::string* out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound("file not found: " + path);
-    return Err("open", path, errno);
-  }
+  int fd;
+  uint64_t size;
+  AIDB_RETURN_IF_ERROR(OpenForRead(path, &fd, &size));
   FdCloser closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return Err("fstat", path, errno);
   out->clear();
-  out->resize(static_cast<size_t>(st.st_size));
+  out->resize(static_cast<size_t>(size));
   size_t got = 0;
   while (true) {
     if (got == out->size()) out->resize(out->size() + 4096);  // file grew, or /proc-like
@@ -185,16 +199,12 @@ Status RemoveAll(const std::string& path) {
 
 Status MappedFile::Open(const std::string& path, bool private_writable,
                         std::shared_ptr<MappedFile>* out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound("file not found: " + path);
-    return Err("open", path, errno);
-  }
+  int fd;
+  uint64_t size;
+  AIDB_RETURN_IF_ERROR(OpenForRead(path, &fd, &size));
   FdCloser closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return Err("fstat", path, errno);
   std::shared_ptr<MappedFile> m(new MappedFile());
-  m->size_ = static_cast<size_t>(st.st_size);
+  m->size_ = static_cast<size_t>(size);
   if (m->size_ > 0) {
     int prot = private_writable ? (PROT_READ | PROT_WRITE) : PROT_READ;
     int flags = private_writable ? MAP_PRIVATE : MAP_SHARED;

@@ -1,5 +1,7 @@
 // Snapshot files: a 32-byte header of our own followed by one Cap'n Proto
-// message (schema in snapshot.capnp).
+// message (schema in snapshot.capnp). Storage is the only owner of this
+// format: the engine and the indexes hand it plain data (core/snapshot_image.h)
+// and get plain data back.
 //
 // Header (little-endian):
 //   0   8  magic "AIDBSNAP"
@@ -13,17 +15,14 @@
 // (copy-on-write), so indexes can serve vectors straight from the mapping.
 #pragma once
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
-
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
+#include "core/snapshot_image.h"
 #include "core/status.h"
-#include "storage/file.h"
-#include "storage/snapshot.capnp.h"
+#include "core/uuid.h"
 
 namespace aidb::storage {
 
@@ -32,66 +31,57 @@ inline constexpr uint32_t kSnapshotFileVersion = 1;
 inline constexpr uint32_t kSnapshotFormatVersion = 1;  // Snapshot.formatVersion
 inline constexpr size_t kSnapshotHeaderSize = 32;
 
-// Vectors are kept in chunks of 2^VectorChunkShift(dim) slots (<= 64 MiB per
-// chunk, < 2^29 bytes as Cap'n Proto requires), by indexes and snapshots alike.
-uint32_t VectorChunkShift(uint32_t dim);
+// Builds one snapshot in memory, then publishes it as a file. Not
+// thread-safe; one use.
+class SnapshotWriter {
+ public:
+  SnapshotWriter();
+  ~SnapshotWriter();
+  SnapshotWriter(const SnapshotWriter&) = delete;
+  SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
-// Writes `message` to `path` atomically: "<path>.tmp" written and fsynced,
-// renamed over `path`, directory fsynced. On failure `path` is untouched and
-// the temp file removed.
-Status WriteSnapshotFile(const std::string& path, capnp::MessageBuilder& message);
+  // The summary, and the points of slots [0, meta.slot_limit): ids[s] (nil =
+  // free slot) and payloads[s] (empty = none); slots past the end of the
+  // spans are free. Copied: the spans may go once this returns.
+  [[nodiscard]] Status SetCollection(const SnapshotMeta& meta, std::span<const Uuid> ids,
+                                     std::span<const std::string> payloads);
+  // The index part (call after SetCollection: the dimension comes from it).
+  // Calls the image's fill functions before it returns.
+  [[nodiscard]] Status SetIndex(const IndexImage& index);
+  // Writes the file atomically: "<path>.tmp" written and fsynced, renamed
+  // over `path`, directory fsynced. On failure `path` is untouched and the
+  // temp file removed.
+  [[nodiscard]] Status WriteFile(const std::string& path);
 
-// An open, verified snapshot file.
+ private:
+  struct Rep;  // the Cap'n Proto message
+  std::unique_ptr<Rep> rep_;
+};
+
+// An open, verified, decoded snapshot file.
 class SnapshotFile {
  public:
-  // NotFound if missing; Corruption for a short, foreign or damaged file.
-  static Status Open(const std::string& path, std::unique_ptr<SnapshotFile>* out);
+  // NotFound if missing; Corruption for a short, foreign or damaged file
+  // (checksums, and a message whose structure cannot be read).
+  [[nodiscard]] static Status Open(const std::string& path, std::unique_ptr<SnapshotFile>* out);
+  ~SnapshotFile();
   SnapshotFile(const SnapshotFile&) = delete;
   SnapshotFile& operator=(const SnapshotFile&) = delete;
 
-  schema::Snapshot::Reader root() const { return root_; }
-  const std::shared_ptr<MappedFile>& mapping() const { return map_; }
-  uint64_t file_size() const { return map_ ? map_->size() : 0; }
+  // Spans into the mapping: valid while this file or keepalive() lives.
+  const SnapshotImage& image() const { return image_; }
+  const SnapshotMeta& meta() const { return image_.meta; }
+  // Keeps the mapping alive; hold it as long as pointers into it are used.
+  KeepAlive keepalive() const;
+  uint64_t file_size() const;
   const std::string& path() const { return path_; }
 
  private:
+  struct Rep;  // the mapping and the message reader
   SnapshotFile() = default;
   std::string path_;
-  std::shared_ptr<MappedFile> map_;
-  std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
-  schema::Snapshot::Reader root_;
-};
-
-// What an index sees when it saves itself into a snapshot.
-class SnapshotIndexWriter {
- public:
-  SnapshotIndexWriter(schema::Snapshot::Builder root, uint32_t dim) : root_(root), dim_(dim) {}
-  schema::Snapshot::Builder& root() { return root_; }
-  uint32_t dim() const { return dim_; }
-  // Fills Snapshot.vectors for slots [0, slot_limit): `fill(first, n, out)`
-  // must copy the n vectors of slots first.. into out (n * dim floats).
-  void WriteVectors(uint32_t slot_limit,
-                    const std::function<void(uint32_t first, uint32_t n, float* out)>& fill);
-
- private:
-  schema::Snapshot::Builder root_;
-  uint32_t dim_;
-};
-
-// What an index sees when it loads itself from a snapshot.
-class SnapshotIndexReader {
- public:
-  explicit SnapshotIndexReader(const SnapshotFile& file) : file_(file) {}
-  schema::Snapshot::Reader root() const { return file_.root(); }
-  // Keeps the mapping alive; hold it as long as pointers into it are used.
-  std::shared_ptr<MappedFile> keepalive() const { return file_.mapping(); }
-  // The floats of a vector chunk inside the private (copy-on-write) mapping:
-  // writable without touching the file. Returns nullptr if the chunk's size
-  // does not match count * dim (callers report Corruption).
-  float* VectorData(schema::VectorChunk::Reader chunk, uint32_t dim) const;
-
- private:
-  const SnapshotFile& file_;
+  std::shared_ptr<Rep> rep_;
+  SnapshotImage image_;
 };
 
 }  // namespace aidb::storage

@@ -1,36 +1,5 @@
-// The write-ahead log of one collection.
-//
-// File format (little-endian). The file is a sequence of records with no file
-// header, so a WAL truncated by a checkpoint is a valid empty log (0 bytes):
-//
-//   offset size  field
-//   0      4     masked CRC32C of bytes [4, 28 + length)  (LevelDB's mask)
-//   4      4     length of the body in bytes (<= kMaxRecordBody)
-//   8      8     LSN (> 0, strictly increasing within a file)
-//   16     8     wall-clock timestamp, Unix nanoseconds
-//   24     1     op (engine-defined, != 0)
-//   25     3     reserved, zero
-//   28     len   body (engine-defined encoding of the operation)
-//
-// Why not LevelDB's 32 KiB block framing: we never resynchronise after damage
-// (the replay stops at the first corrupt record and reports its offset), so
-// blocks buy nothing, while unfragmented records let the mmap replay hand every
-// body to the decoder straight from the mapping, without reassembly copies.
-//
-// Damage classes when reading (see ReadWal):
-//   - torn tail: the last record is cut short by end of file (header or body
-//     incomplete), or the bytes from a record's start to end of file are all
-//     zero, or the last record (its extent reaches end of file exactly) fails
-//     its checksum. Dropped, reported in stats; Replay cuts the file back.
-//     A record whose length runs past end of file counts as "the last record"
-//     only if no record with a valid checksum (and a higher LSN) starts after
-//     its offset; otherwise its length field is damaged: corruption.
-//   - corruption: a record that fails its checksum, has a zero op, a length
-//     above kMaxRecordBody, or a non-increasing LSN, and is followed by more
-//     bytes: Status::Corruption naming the byte offset, e.g.
-//     "WAL /x/wal.log: checksum mismatch in record at offset 1234 (lsn 17);
-//     5678 bytes after it". A length above kMaxRecordBody, a zero op or a
-//     non-increasing LSN under a valid checksum are corruption even at the end.
+// The write-ahead log of one collection: the group-commit writer. The file
+// format is in log_format.h, reading in wal_reader.h.
 //
 // Sidecar: "<path>.lsn" holds the last LSN before the latest truncation (8 bytes
 // LE + CRC32C), written atomically before the truncation, so LSNs are never
@@ -47,14 +16,15 @@
 #include <string>
 #include <string_view>
 
+#include "core/config.h"
+#include "core/defaults.h"
 #include "core/status.h"
+#include "storage/log_format.h"
+#include "storage/wal_reader.h"
 
 namespace aidb::storage {
 
-enum class Durability : int { kFsync = 0, kBatch = 1, kNone = 2 };
-
-inline constexpr uint32_t kWalHeaderSize = 28;
-inline constexpr uint32_t kMaxRecordBody = 1u << 30;  // 1 GiB
+using aidb::Durability;
 
 // Logs "wal_growth" (target aidb::storage) each time a WAL crosses a multiple
 // of this many bytes.
@@ -62,40 +32,11 @@ inline constexpr uint64_t kWalGrowthStep = 64ull << 20;
 
 struct WalOptions {
   Durability durability = Durability::kFsync;
-  uint32_t batch_interval_ms = 10;
-  uint64_t mmap_threshold = 1u << 20;  // read files >= this through mmap
+  uint32_t batch_interval_ms = kDefaultBatchIntervalMs;
+  uint64_t mmap_threshold = kDefaultWalMmapThreshold;  // read files >= this through mmap
   std::string collection;              // for log events
   uint64_t growth_step = kWalGrowthStep;  // wal_growth every this many bytes (tests lower it)
 };
-
-// A record as read back. `body` points into the reader's buffer or mapping and
-// is valid only during the callback.
-struct WalRecord {
-  uint64_t lsn = 0;
-  int64_t timestamp_ns = 0;
-  uint8_t op = 0;
-  std::string_view body;
-  uint64_t offset = 0;  // byte offset of the record header in the file
-};
-
-struct WalReadStats {
-  uint64_t records = 0;          // valid records seen
-  uint64_t valid_bytes = 0;      // offset just past the last valid record
-  uint64_t file_bytes = 0;       // file size when read
-  uint64_t torn_tail_bytes = 0;  // bytes after valid_bytes dropped as a torn tail
-  bool torn_tail = false;
-  bool used_mmap = false;
-  uint64_t last_lsn = 0;         // LSN of the last valid record (0 if none)
-  int64_t last_timestamp_ns = 0; // timestamp of the last valid record (0 if none)
-};
-
-// Reads every record of the WAL file at `path` in order and calls fn for each.
-// A missing file reads as empty. Stops with fn's status if fn fails. Torn tail:
-// OK, reported in stats. Corruption: Status::Corruption("... at offset N ...").
-// Files of at least mmap_threshold bytes are read through mmap, others with
-// read(2) into one buffer.
-Status ReadWal(const std::string& path, uint64_t mmap_threshold,
-               const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
 
 struct WalStats {
   uint64_t size_bytes = 0;
@@ -136,7 +77,7 @@ class Wal {
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
 
   // Runs fn while no Commit is in flight and none can start (the "write lock"
-  // of the runbook). Snapshots run under it; Truncate must be called inside.
+  // of docs/operations.md). Snapshots run under it; Truncate must be called inside.
   // fn must not call Commit or Exclusive (it would wait for itself). Returns
   // fn's status.
   Status Exclusive(const std::function<Status()>& fn);

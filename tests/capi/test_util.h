@@ -13,29 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "../common/temp_dir.h"
 #include "aidb.h"
 
 namespace aidbtest {
-
-// A fresh temporary directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "aidb-test-XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 inline uint64_t FileSize(const std::string& path) {
   struct stat sb;

@@ -1,5 +1,5 @@
 // HNSW: recall with the defaults, concurrency, tombstones and compaction,
-// updates, growth, snapshots.
+// updates, growth (snapshots: tests/engine/hnsw_snapshot_test.cc).
 #include "index/hnsw.h"
 
 #include <gtest/gtest.h>
@@ -13,13 +13,13 @@
 #include <string>
 #include <thread>
 
-#include "storage/snapshot.h"
 #include "test_data.h"
 
 namespace aidb::index {
 namespace {
 
 using testing::Clustered;
+using testing::Hnsw;
 using testing::Recall;
 
 #if defined(__SANITIZE_THREAD__)
@@ -33,17 +33,6 @@ constexpr bool kThreadSanitizer = false;
 #else
 constexpr bool kThreadSanitizer = false;
 #endif
-
-IndexConfig Hnsw(uint32_t dim, Metric metric, uint32_t m = 16, uint32_t efc = 200) {
-  IndexConfig c;
-  c.dim = dim;
-  c.metric = metric;
-  c.kind = IndexKind::kHnsw;
-  c.hnsw.m = m;
-  c.hnsw.ef_construction = efc;
-  c.hnsw.ef_search = 0;
-  return c;
-}
 
 double MeanRecall(const HnswIndex& idx, const std::vector<float>& queries, size_t nq,
                   uint32_t k, uint32_t ef = 0) {
@@ -506,97 +495,6 @@ TEST(Hnsw, EfSearchIsChangeableAtRuntimeAndPerQuery) {
   EXPECT_EQ(idx.EffectiveEf(50, 0), 50u);     // never below k
   ASSERT_TRUE(idx.SetEfSearch(0).ok());
   EXPECT_EQ(idx.EffectiveEf(10, 0), 64u);
-}
-
-// ---- snapshots
-
-std::string TempPath(const std::string& name) {
-  return std::string(AIDB_TEST_BINARY_DIR) + "/" + name + "." + std::to_string(getpid());
-}
-
-Status SaveToFile(const HnswIndex& idx, const std::string& path) {
-  capnp::MallocMessageBuilder msg;
-  auto root = msg.initRoot<storage::schema::Snapshot>();
-  root.setFormatVersion(storage::kSnapshotFormatVersion);
-  root.setSlotLimit(idx.SlotLimit());
-  root.setCount(idx.Size());
-  storage::SnapshotIndexWriter w(root, idx.config().dim);
-  Status st = idx.Save(w);
-  if (!st.ok()) return st;
-  return storage::WriteSnapshotFile(path, msg);
-}
-
-class HnswSnapshotRoundTrip : public ::testing::TestWithParam<uint32_t> {};
-
-// dim 40: float walk; dim 72: 8-bit walk (the quantiser is saved with the graph).
-INSTANTIATE_TEST_SUITE_P(FloatAndSq8, HnswSnapshotRoundTrip, ::testing::Values(40u, 72u));
-
-TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
-  const uint32_t dim = GetParam();
-  const size_t n = 7000, nq = 200;
-  auto all = Clustered(n + nq, dim, 25, 21, 0.5f);
-  IndexConfig cfg = Hnsw(dim, Metric::kCosine, 10, 80);
-  HnswIndex idx(cfg);
-  std::vector<uint32_t> slots(n);
-  ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
-  for (uint32_t s = 0; s < n; s += 11) idx.Remove(s);
-  ASSERT_TRUE(idx.Compact().ok());           // free slots
-  for (uint32_t s = 1; s < n; s += 13) idx.Remove(s);  // and tombstones
-  const std::string path = TempPath("hnsw_roundtrip.snap");
-  ASSERT_TRUE(SaveToFile(idx, path).ok());
-
-  std::unique_ptr<storage::SnapshotFile> file;
-  ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
-  HnswIndex loaded(cfg);
-  ASSERT_TRUE(loaded.Load(storage::SnapshotIndexReader(*file)).ok());
-  EXPECT_EQ(loaded.Size(), idx.Size());
-  EXPECT_EQ(loaded.Quantized(), dim >= 64);
-  EXPECT_EQ(idx.Quantized(), dim >= 64);
-  EXPECT_EQ(loaded.SlotLimit(), idx.SlotLimit());
-  EXPECT_EQ(loaded.MaxLevel(), idx.MaxLevel());
-  for (uint32_t s = 0; s < n; ++s) {
-    ASSERT_EQ(loaded.IsLive(s), idx.IsLive(s)) << s;
-    ASSERT_EQ(loaded.Degree0(s), idx.Degree0(s)) << s;
-  }
-  std::vector<Hit> a, b;
-  for (size_t i = 0; i < nq; ++i) {
-    for (uint32_t ef : {0u, 10u, 100u}) {
-      SearchParams p;
-      p.k = 10;
-      p.ef = ef;
-      ASSERT_TRUE(idx.Search(all.data() + (n + i) * dim, p, &a).ok());
-      ASSERT_TRUE(loaded.Search(all.data() + (n + i) * dim, p, &b).ok());
-      ASSERT_EQ(a.size(), b.size());
-      for (size_t j = 0; j < a.size(); ++j) {
-        ASSERT_EQ(a[j].slot, b[j].slot);
-        ASSERT_EQ(a[j].score, b[j].score);
-      }
-    }
-  }
-  // The loaded index keeps working: adds reuse free slots, compaction runs.
-  uint32_t s;
-  ASSERT_TRUE(loaded.Add(all.data() + n * dim, &s).ok());
-  EXPECT_EQ(s, 0u);
-  ASSERT_TRUE(loaded.Compact().ok());
-  EXPECT_EQ(loaded.Size(), idx.Size() + 1);
-  file.reset();
-  unlink(path.c_str());
-}
-
-TEST(HnswSnapshot, EmptyIndexAndMismatchedM) {
-  IndexConfig cfg = Hnsw(8, Metric::kEuclidean, 16);
-  HnswIndex empty(cfg);
-  const std::string path = TempPath("hnsw_empty.snap");
-  ASSERT_TRUE(SaveToFile(empty, path).ok());
-  std::unique_ptr<storage::SnapshotFile> file;
-  ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
-  HnswIndex loaded(cfg);
-  ASSERT_TRUE(loaded.Load(storage::SnapshotIndexReader(*file)).ok());
-  EXPECT_EQ(loaded.Size(), 0u);
-  HnswIndex other(Hnsw(8, Metric::kEuclidean, 8));
-  EXPECT_TRUE(other.Load(storage::SnapshotIndexReader(*file)).IsCorruption());
-  file.reset();
-  unlink(path.c_str());
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "storage/file.h"
 
+#include "temp_dir.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -13,13 +15,8 @@ namespace {
 
 class FileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/aidb_file_test_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { ASSERT_TRUE(RemoveAll(dir_).ok()); }
-  std::string dir_;
+  aidbtest::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST(DirNameTest, SplitsPaths) {

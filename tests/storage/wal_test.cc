@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "storage/crc32c.h"
 #include "storage/file.h"
+#include "temp_dir.h"
 
 namespace aidb::storage {
 namespace {
@@ -128,12 +129,9 @@ std::string Body(uint64_t i, size_t len) {
 class WalTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/aidb_wal_test_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = tmp_.path();
     path_ = dir_ + "/wal.log";
   }
-  void TearDown() override { EXPECT_TRUE(RemoveAll(dir_).ok()); }
 
   WalOptions Opts(Durability d = Durability::kFsync) {
     WalOptions o;
@@ -167,6 +165,7 @@ class WalTest : public ::testing::Test {
     return Slurp(path_);
   }
 
+  aidbtest::TempDir tmp_;
   std::string dir_;
   std::string path_;
 };

@@ -1,19 +1,16 @@
-#include "engine/wal_codec.h"
+#include "storage/wal_codec.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
-#include <ctime>
 
-namespace aidb::engine {
+#include "core/clock.h"
+#include "core/coding.h"
+
+namespace aidb::storage {
 namespace {
 
-void PutU32(std::string* s, uint32_t v) { s->append(reinterpret_cast<const char*>(&v), 4); }
-uint32_t GetU32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 void PadTo4(std::string* s) {
   while (s->size() % 4 != 0) s->push_back('\0');
 }
@@ -33,12 +30,12 @@ void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t d
   for (const auto& p : payloads) payload_bytes += p.size();
   out->clear();
   out->reserve(8 + n * 16ull + static_cast<size_t>(n) * dim * 4 + n * 4ull + payload_bytes + 3);
-  PutU32(out, n);
-  PutU32(out, dim);
+  PutFixed32(out, n);
+  PutFixed32(out, dim);
   for (const Uuid& id : ids) out->append(reinterpret_cast<const char*>(id.bytes.data()), 16);
   out->append(reinterpret_cast<const char*>(vectors), static_cast<size_t>(n) * dim * 4);
   for (uint32_t i = 0; i < n; ++i) {
-    PutU32(out, i < payloads.size() ? static_cast<uint32_t>(payloads[i].size()) : 0);
+    PutFixed32(out, i < payloads.size() ? static_cast<uint32_t>(payloads[i].size()) : 0);
   }
   for (uint32_t i = 0; i < n && i < payloads.size(); ++i) out->append(payloads[i]);
   PadTo4(out);
@@ -46,13 +43,13 @@ void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t d
 
 void EncodeDelete(const std::vector<Uuid>& ids, std::string* out) {
   out->clear();
-  PutU32(out, static_cast<uint32_t>(ids.size()));
+  PutFixed32(out, static_cast<uint32_t>(ids.size()));
   for (const Uuid& id : ids) out->append(reinterpret_cast<const char*>(id.bytes.data()), 16);
 }
 
 void EncodeSetParams(uint32_t ef_search, std::string* out) {
   out->clear();
-  PutU32(out, ef_search);
+  PutFixed32(out, ef_search);
 }
 
 Status DecodeUpsert(std::string_view body, UpsertView* out) {
@@ -60,7 +57,7 @@ Status DecodeUpsert(std::string_view body, UpsertView* out) {
     return Status::Corruption(std::string("WAL upsert record: ") + why);
   };
   if (body.size() < 8) return bad("too short");
-  const uint32_t n = GetU32(body.data()), dim = GetU32(body.data() + 4);
+  const uint32_t n = DecodeFixed32(body.data()), dim = DecodeFixed32(body.data() + 4);
   const uint64_t fixed = 8 + n * 16ull + static_cast<uint64_t>(n) * dim * 4 + n * 4ull;
   if (fixed > body.size()) return bad("counts exceed the record");
   out->count = n;
@@ -71,7 +68,7 @@ Status DecodeUpsert(std::string_view body, UpsertView* out) {
   uint64_t pos = fixed;
   out->payloads.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
-    const uint32_t len = GetU32(lens + i * 4ull);
+    const uint32_t len = DecodeFixed32(lens + i * 4ull);
     if (pos + len > body.size()) return bad("payload exceeds the record");
     out->payloads[i] = std::string_view(body.data() + pos, len);
     pos += len;
@@ -82,32 +79,22 @@ Status DecodeUpsert(std::string_view body, UpsertView* out) {
 
 Status DecodeDelete(std::string_view body, std::vector<Uuid>* ids) {
   if (body.size() < 4) return Status::Corruption("WAL delete record: too short");
-  const uint32_t n = GetU32(body.data());
+  const uint32_t n = DecodeFixed32(body.data());
   if (body.size() != 4 + n * 16ull) return Status::Corruption("WAL delete record: bad size");
   ids->resize(n);
   for (uint32_t i = 0; i < n; ++i) std::memcpy((*ids)[i].bytes.data(), body.data() + 4 + i * 16ull, 16);
   return Status::OK();
 }
 
-Status DecodeSetParams(std::string_view body, uint32_t* ef_search) {
-  if (body.size() != 4) return Status::Corruption("WAL params record: bad size");
-  *ef_search = GetU32(body.data());
-  return Status::OK();
+uint64_t UpsertCountHint(std::string_view body) {
+  if (body.size() < 4) return 0;
+  return std::min<uint64_t>(DecodeFixed32(body.data()), body.size() / 20);
 }
 
-std::string FormatRfc3339(int64_t unix_ns) {
-  time_t secs = static_cast<time_t>(unix_ns / 1000000000);
-  long nanos = static_cast<long>(unix_ns % 1000000000);
-  if (nanos < 0) {
-    nanos += 1000000000;
-    --secs;
-  }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", nanos);
-  return buf;
+Status DecodeSetParams(std::string_view body, uint32_t* ef_search) {
+  if (body.size() != 4) return Status::Corruption("WAL params record: bad size");
+  *ef_search = DecodeFixed32(body.data());
+  return Status::OK();
 }
 
 Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::string_view body,
@@ -159,4 +146,4 @@ Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::str
   return Status::OK();
 }
 
-}  // namespace aidb::engine
+}  // namespace aidb::storage

@@ -1,4 +1,6 @@
-// Encoding of collection operations as WAL record bodies.
+// Encoding of collection operations as WAL record bodies. Storage owns this
+// format (and the record framing, storage/wal.h); the engine hands it plain
+// ids, vectors and payloads and gets views of them back.
 //
 // Upsert (op 1), little-endian, padded to a multiple of 4 bytes so vector
 // floats stay 4-byte aligned in the file (records start 4-aligned):
@@ -16,7 +18,7 @@
 #include "core/status.h"
 #include "core/uuid.h"
 
-namespace aidb::engine {
+namespace aidb::storage {
 
 enum class WalOp : uint8_t { kUpsert = 1, kDelete = 2, kSetParams = 3 };
 
@@ -39,12 +41,15 @@ Status DecodeUpsert(std::string_view body, UpsertView* out);
 Status DecodeDelete(std::string_view body, std::vector<Uuid>* ids);
 Status DecodeSetParams(std::string_view body, uint32_t* ef_search);
 
+// A cheap upper bound of the points an upsert body holds, for sizing before a
+// replay (DecodeUpsert checks the body; this only reads its count field): at
+// most one point per 20 bytes (16-byte id + 4-byte payload length), whatever
+// the count field says. 0 for a body too short to hold one.
+uint64_t UpsertCountHint(std::string_view body);
+
 // The record as the change feed's JSON object:
 // {"lsn":N,"timestamp":"RFC3339","timestamp_ns":N,"op":"upsert","points":[...]}.
 Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::string_view body,
                         std::string* out);
 
-// RFC 3339 UTC with nanoseconds, e.g. "2026-11-25T10:00:00.123456789Z".
-std::string FormatRfc3339(int64_t unix_ns);
-
-}  // namespace aidb::engine
+}  // namespace aidb::storage

@@ -1,4 +1,4 @@
-// Generated data sets for the index tests.
+// Generated data sets for the index and engine tests.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +10,18 @@
 #include "index/index.h"
 
 namespace aidb::index::testing {
+
+// An HNSW index config with the given parameters (ef_search 0: adaptive).
+inline IndexConfig Hnsw(uint32_t dim, Metric metric, uint32_t m = 16, uint32_t efc = 200) {
+  IndexConfig c;
+  c.dim = dim;
+  c.metric = metric;
+  c.kind = IndexKind::kHnsw;
+  c.hnsw.m = m;
+  c.hnsw.ef_construction = efc;
+  c.hnsw.ef_search = 0;
+  return c;
+}
 
 // n points around `clusters` random centres (typical embedding data: a few
 // hundred dims, clustered), row-major.

@@ -132,7 +132,9 @@ TEST(DistanceKernels, AdversarialValues) {
         ExpectClose(k.dot(pa, pb, n), DotRef(pa, pb, n), n, "dot", k.name);
         ExpectClose(k.l2_squared(pa, pb, n), L2Ref(pa, pb, n), n, "l2", k.name);
         ExpectClose(k.l2_squared_bounded(pa, pb, n, INFINITY), L2Ref(pa, pb, n), n, "l2b", k.name);
-        if (pattern == 3) EXPECT_EQ(k.l2_squared(pa, pb, n), 0.f) << k.name << " n=" << n;
+        if (pattern == 3) {
+          EXPECT_EQ(k.l2_squared(pa, pb, n), 0.f) << k.name << " n=" << n;
+        }
         EXPECT_FALSE(std::isnan(k.dot(pa, pb, n))) << k.name;
       }
     }

@@ -1,0 +1,31 @@
+// The one table of the names of metrics, index kinds and durability modes:
+// the C API (aidb_metric_name, aidb_metric_from_string, ...), collection.json
+// and log events all use these.
+#pragma once
+
+#include <string_view>
+
+#include "core/config.h"
+#include "core/distance.h"
+
+namespace aidb {
+
+// Canonical names: "cosine", "euclidean", "dot"; "flat", "hnsw"; "fsync",
+// "batch", "none". "unknown" for a value outside the enum.
+const char* MetricName(Metric m);
+const char* IndexKindName(IndexKind k);
+const char* DurabilityName(Durability d);
+
+// Case-insensitive; metrics also accept the aliases "euclid" and "l2"
+// (euclidean), "ip" and "inner_product" (dot). False for an unknown name
+// (*out untouched).
+bool ParseMetric(std::string_view name, Metric* out);
+bool ParseIndexKind(std::string_view name, IndexKind* out);
+bool ParseDurability(std::string_view name, Durability* out);
+
+// The accepted canonical names, for error messages: "cosine, euclidean or dot".
+const char* MetricChoices();
+const char* IndexKindChoices();
+const char* DurabilityChoices();
+
+}  // namespace aidb

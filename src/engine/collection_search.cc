@@ -1,0 +1,133 @@
+// Collection: searches, and SearchBatch's worker threads.
+#include "engine/collection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/collection_state.h"
+#include "core/thread_pool.h"
+
+namespace aidb::engine {
+namespace {
+
+// Restricts a search to mapped slots matching an optional payload filter.
+// With a payload index on a key the filter requires to equal some values, it
+// can count and list the candidate slots (the index decides between a graph
+// walk and an exact scan of those).
+class PointFilter final : public index::SlotFilter {
+ public:
+  PointFilter(const std::vector<Uuid>& ids, const std::vector<std::string>& payloads,
+              const filter::Filter* f, PayloadIndexes* pidx)
+      : ids_(ids), payloads_(payloads), filter_(f), pidx_(pidx) {
+    if (filter_ != nullptr && pidx_ != nullptr) {
+      best_hint_ = pidx_->BestHint(*filter_, payloads_, &estimate_);
+    }
+  }
+  bool Allowed(uint32_t slot) const override {
+    if (slot >= ids_.size() || ids_[slot].IsNil()) return false;
+    return filter_ == nullptr || filter_->Matches(ids_[slot], payloads_[slot]);
+  }
+  int64_t EstimatedMatches() const override { return estimate_; }
+  bool ListMatches(std::vector<uint32_t>* out) const override {
+    if (best_hint_ == nullptr) return false;
+    pidx_->List(*best_hint_, out);
+    return true;
+  }
+
+ private:
+  const std::vector<Uuid>& ids_;
+  const std::vector<std::string>& payloads_;
+  const filter::Filter* filter_;
+  PayloadIndexes* pidx_;
+  const filter::EqualityHint* best_hint_ = nullptr;
+  int64_t estimate_ = -1;
+};
+
+}  // namespace
+
+Status Collection::SearchLocked(const State& st, const float* query, const SearchRequest& req,
+                                std::vector<SearchHit>* out) const {
+  out->clear();
+  if (req.top_k == 0) return Status::OK();
+  const bool need_filter = (req.filter != nullptr && !req.filter->MatchesAll()) ||
+                           adds_in_flight_.load(std::memory_order_acquire) > 0;
+  const filter::Filter* f = req.filter && !req.filter->MatchesAll() ? req.filter : nullptr;
+  PointFilter pf(st.slot_ids, st.payloads, f, &const_cast<State&>(st).payload_index);
+  index::SearchParams params;
+  params.k = req.top_k;
+  params.ef = req.ef_search;
+  params.filter = need_filter ? &pf : nullptr;
+  params.exact = req.exact;
+  params.nonblocking = req.nonblocking;
+  std::vector<index::Hit> hits;
+  Status s = st.index->Search(query, params, &hits);
+  if (!s.ok()) return s.WithContext("collection '" + name_ + "'");
+  out->reserve(hits.size());
+  for (const index::Hit& h : hits) {
+    if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;
+    SearchHit sh;
+    sh.id = st.slot_ids[h.slot];
+    sh.score = h.score;
+    if (req.with_payload) sh.payload = st.payloads[h.slot];
+    out->push_back(std::move(sh));
+  }
+  return Status::OK();
+}
+
+Status Collection::CheckQueries(const State& st, const float* queries, size_t nq, size_t dim,
+                                bool batch) const {
+  const bool one = !batch;
+  if (dim != st.config.index.dim) {
+    return Status::DimensionMismatch(std::string(one ? "query has " : "queries have ") +
+                                     std::to_string(dim) + " dimensions, collection '" + name_ +
+                                     "' expects " + std::to_string(st.config.index.dim));
+  }
+  for (size_t i = 0; i < nq * dim; ++i) {
+    if (!std::isfinite(queries[i])) {
+      return Status::InvalidArgument(
+          (one ? "query" : "query " + std::to_string(i / dim)) + " component " +
+          std::to_string(i % dim) + " is not finite (NaN or Inf)");
+    }
+  }
+  return Status::OK();
+}
+
+Status Collection::Search(const float* query, size_t dim, const SearchRequest& req,
+                          std::vector<SearchHit>* out) const {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, req.nonblocking)) return Busy();
+  const State& st = *state_;
+  AIDB_RETURN_IF_ERROR(CheckQueries(st, query, 1, dim, /*batch=*/false));
+  return SearchLocked(st, query, req, out);
+}
+
+Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
+                               const SearchRequest& req, uint32_t threads,
+                               std::vector<std::vector<SearchHit>>* out) const {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, req.nonblocking)) return Busy();
+  const State& st = *state_;
+  AIDB_RETURN_IF_ERROR(CheckQueries(st, queries, nq, dim, /*batch=*/true));
+  out->assign(nq, {});
+  uint32_t nthreads = threads ? threads : DefaultThreads();
+  nthreads = static_cast<uint32_t>(std::min<size_t>(nthreads, nq));
+  if (nthreads <= 1) {
+    for (size_t q = 0; q < nq; ++q) {
+      AIDB_RETURN_IF_ERROR(SearchLocked(st, queries + q * dim, req, &(*out)[q]));
+    }
+    return Status::OK();
+  }
+  // The shared lock is held by this thread for all workers: writers wait.
+  std::vector<Status> errors(nthreads);
+  ParallelFor(nq, nthreads, [&](size_t q, uint32_t t) {
+    errors[t] = SearchLocked(st, queries + q * dim, req, &(*out)[q]);
+    return errors[t].ok();
+  });
+  for (auto& e : errors) AIDB_RETURN_IF_ERROR(e);
+  return Status::OK();
+}
+
+}  // namespace aidb::engine

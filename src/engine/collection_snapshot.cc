@@ -1,0 +1,176 @@
+// Collection: snapshots (through storage's SnapshotWriter / SnapshotFile),
+// load, restore.
+#include "engine/collection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/collection_state.h"
+#include "core/clock.h"
+#include "storage/file.h"
+#include "storage/snapshot.h"
+
+namespace aidb::engine {
+
+Status Collection::SnapshotLocked(const std::string& path) {
+  // Runs inside the exclusive section: no writer can append or apply.
+  uint64_t lsn;
+  storage::SnapshotWriter writer;
+  {
+    std::shared_lock lock(mu_);
+    const State& st = *state_;
+    lsn = std::max(st.applied_lsn, wal_ ? wal_->last_lsn() : mem_lsn_);
+    SnapshotMeta meta;
+    meta.last_lsn = lsn;
+    meta.created_unix_ns = UnixNowNs();
+    meta.config = st.config;
+    meta.count = st.id_to_slot.size();
+    meta.slot_limit = st.index->SlotLimit();
+    AIDB_RETURN_IF_ERROR(writer.SetCollection(meta, st.slot_ids, st.payloads));
+    AIDB_RETURN_IF_ERROR(
+        st.index->Save([&](const IndexImage& image) { return writer.SetIndex(image); }));
+  }
+  AIDB_RETURN_IF_ERROR(writer.WriteFile(path));
+  CheckpointHook hook;
+  {
+    std::lock_guard<std::mutex> lock(hook_mu_);
+    hook = hook_;
+  }
+  if (hook) AIDB_RETURN_IF_ERROR(hook(path, lsn));
+  if (wal_) AIDB_RETURN_IF_ERROR(wal_->Truncate());
+  return Status::OK();
+}
+
+Status Collection::SnapshotTo(const std::string& path) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  if (path.empty()) return Status::InvalidArgument("snapshot path is empty");
+  return Exclusive([&] { return SnapshotLocked(path); });
+}
+
+Status Collection::BuildStateFromSnapshot(const std::string& path,
+                                          std::unique_ptr<State>* out) const {
+  std::unique_ptr<storage::SnapshotFile> file;
+  AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
+  const SnapshotImage& image = file->image();
+  CollectionConfig cfg = image.meta.config;
+  {
+    std::shared_lock lock(mu_);
+    if (cfg.index.dim != state_->config.index.dim) {
+      return Status::DimensionMismatch("snapshot " + path + " has dimension " +
+                                       std::to_string(cfg.index.dim) + ", collection '" +
+                                       name_ + "' has " +
+                                       std::to_string(state_->config.index.dim));
+    }
+  }
+  cfg.name = name_;
+  Status s = ValidateConfig(cfg);
+  if (!s.ok()) return Status::Corruption("snapshot " + path + ": " + s.message());
+  std::unique_ptr<State> st;
+  AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
+  AIDB_RETURN_IF_ERROR(
+      st->index->Load(image, file->keepalive()).WithContext("snapshot " + path));
+  const uint32_t limit = image.meta.slot_limit;
+  // The index validated its own slot limit against the data it loaded; the
+  // root's must agree before it sizes anything.
+  if (limit != st->index->SlotLimit()) {
+    return Status::Corruption("snapshot " + path + ": slot limit " + std::to_string(limit) +
+                              " but the index holds " + std::to_string(st->index->SlotLimit()));
+  }
+  st->slot_ids.resize(limit);
+  st->payloads.resize(limit);
+  // The header's count is checked against the ids at the end; as a sizing
+  // hint it cannot exceed the slots the index just loaded.
+  st->id_to_slot.reserve(std::min<uint64_t>(image.meta.count, limit));
+  for (const PointChunkImage& pc : image.points) {
+    const uint32_t first = pc.first_slot, n = pc.count;
+    if (pc.ids.size() != static_cast<size_t>(n) * 16 || pc.payload_ends.size() != n ||
+        static_cast<uint64_t>(first) + n > limit) {
+      return Status::Corruption("snapshot " + path + ": malformed point chunk");
+    }
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t end = pc.payload_ends[i];
+      if (end < pos || end > pc.payloads.size()) {
+        return Status::Corruption("snapshot " + path + ": bad payload offsets");
+      }
+      Uuid id;
+      std::memcpy(id.bytes.data(), pc.ids.data() + static_cast<size_t>(i) * 16, 16);
+      if (!id.IsNil()) {
+        const uint32_t slot = first + i;
+        if (!st->id_to_slot.emplace(id, slot).second) {
+          return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
+        }
+        st->slot_ids[slot] = id;
+        st->payloads[slot].assign(pc.payloads.data() + pos, end - pos);
+      }
+      pos = end;
+    }
+  }
+  if (st->id_to_slot.size() != image.meta.count) {
+    return Status::Corruption("snapshot " + path + ": point count mismatch");
+  }
+  st->applied_lsn = image.meta.last_lsn;
+  *out = std::move(st);
+  return Status::OK();
+}
+
+Status Collection::LoadSnapshot(const std::string& path) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  return Exclusive([&] {
+    std::unique_ptr<State> st;
+    AIDB_RETURN_IF_ERROR(BuildStateFromSnapshot(path, &st));
+    const uint64_t lsn = st->applied_lsn;
+    {
+      std::unique_lock lock(mu_);
+      state_.swap(st);
+    }
+    if (wal_) wal_->AdvanceLsn(lsn);
+    mem_lsn_ = std::max(mem_lsn_, lsn);
+    return Status::OK();
+  });
+}
+
+Status Collection::Restore(const std::string& snapshot_path, const std::string& baseline) {
+  AIDB_RETURN_IF_ERROR(CheckUsable());
+  return Exclusive([&] {
+    std::unique_ptr<State> st;
+    AIDB_RETURN_IF_ERROR(BuildStateFromSnapshot(snapshot_path, &st));
+    if (wal_) {
+      RecoverStats rstats;
+      AIDB_RETURN_IF_ERROR(ReplayInto(*st, false, RecoverOptions{}, &rstats));
+      wal_->AdvanceLsn(st->applied_lsn);
+    }
+    {
+      std::unique_lock lock(mu_);
+      state_.swap(st);
+    }
+    Status s = SnapshotLocked(baseline);
+    if (!s.ok()) {
+      // Put the previous state back: the WAL and the old baseline still
+      // describe it (the failed snapshot did not truncate anything), unless
+      // the failure came after the new baseline was recorded.
+      if (!storage::FileExists(baseline)) {
+        std::unique_lock lock(mu_);
+        state_.swap(st);
+      }
+      return s;
+    }
+    return Status::OK();
+  });
+}
+
+Status ReadSnapshotInfo(const std::string& path, SnapshotInfo* info) {
+  std::unique_ptr<storage::SnapshotFile> file;
+  AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
+  const SnapshotMeta& m = file->meta();
+  info->path = path;
+  info->lsn = m.last_lsn;
+  info->size_bytes = file->file_size();
+  info->created_unix_ns = m.created_unix_ns;
+  info->count = m.count;
+  info->config = m.config;
+  return Status::OK();
+}
+
+}  // namespace aidb::engine

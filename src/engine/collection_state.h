@@ -1,0 +1,36 @@
+// The in-memory state of a collection (collection.h): internal to the
+// engine's collection_*.cc files.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/uuid.h"
+#include "engine/collection.h"
+#include "engine/payload_index.h"
+#include "index/index.h"
+
+namespace aidb::engine {
+
+struct Collection::State {
+  CollectionConfig config;
+  std::unique_ptr<index::VectorIndex> index;
+  std::unordered_map<Uuid, uint32_t, UuidHash> id_to_slot;
+  std::vector<Uuid> slot_ids;         // nil: slot not mapped to a point
+  std::vector<std::string> payloads;  // per slot; empty: none
+  uint64_t applied_lsn = 0;
+  PayloadIndexes payload_index;
+
+  void EnsureSlot(uint32_t slot) {
+    if (slot >= slot_ids.size()) {
+      size_t n = std::max<size_t>(slot + 1, slot_ids.size() * 3 / 2);
+      slot_ids.resize(n);
+      payloads.resize(n);
+    }
+  }
+};
+
+}  // namespace aidb::engine

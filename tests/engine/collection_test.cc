@@ -1,0 +1,233 @@
+// engine::Collection on its own: the write path through the WAL, recovery,
+// snapshots through storage, the change-feed iterator, batch search.
+#include "engine/collection.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "temp_dir.h"
+
+namespace aidb::engine {
+namespace {
+
+std::string Id(int i) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "00000000-0000-4000-8000-%012d", i);
+  return buf;
+}
+
+std::vector<float> Vec(int i, uint32_t dim) {
+  std::vector<float> v(dim);
+  for (uint32_t j = 0; j < dim; ++j) v[j] = static_cast<float>((i * 7 + j * 13) % 31) - 15.f;
+  return v;
+}
+
+CollectionOptions Options(IndexKind kind, uint32_t dim, const std::string& wal_path) {
+  CollectionOptions o;
+  o.config.name = "c";
+  o.config.index.dim = dim;
+  o.config.index.metric = Metric::kEuclidean;
+  o.config.index.kind = kind;
+  o.wal_path = wal_path;
+  return o;
+}
+
+std::shared_ptr<Collection> Open(const CollectionOptions& o) {
+  std::shared_ptr<Collection> c;
+  Status s = Collection::Open(o, &c);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return c;
+}
+
+Status Put(Collection& c, int i, uint32_t dim, const char* payload = nullptr) {
+  const std::string id = Id(i);
+  const char* ids[] = {id.c_str()};
+  std::vector<float> v = Vec(i, dim);
+  std::string_view p = payload ? std::string_view(payload) : std::string_view();
+  return c.Upsert(1, ids, v.data(), dim, payload ? &p : nullptr);
+}
+
+std::vector<std::string> TopIds(const Collection& c, int query, uint32_t dim, uint32_t k) {
+  SearchRequest req;
+  req.top_k = k;
+  std::vector<SearchHit> hits;
+  std::vector<float> q = Vec(query, dim);
+  EXPECT_TRUE(c.Search(q.data(), dim, req, &hits).ok());
+  std::vector<std::string> ids;
+  for (const SearchHit& h : hits) ids.push_back(h.id.ToString() + " " + h.payload);
+  return ids;
+}
+
+TEST(CollectionTest, WalReplayRebuildsTheState) {
+  aidbtest::TempDir tmp;
+  const auto opts = Options(IndexKind::kFlat, 4, tmp / "wal.log");
+  {
+    auto c = Open(opts);
+    ASSERT_TRUE(Put(*c, 1, 4, R"({"a":1})").ok());
+    ASSERT_TRUE(Put(*c, 2, 4).ok());
+    ASSERT_TRUE(Put(*c, 3, 4).ok());
+    ASSERT_TRUE(c->Delete(Id(2)).ok());
+    EXPECT_EQ(c->WalStats().last_lsn, 4u);
+  }
+  auto c = Open(opts);
+  EXPECT_EQ(c->Count(), 0u);  // nothing until recovery
+  RecoverStats stats;
+  ASSERT_TRUE(c->Recover(RecoverOptions{}, &stats).ok());
+  EXPECT_EQ(stats.records_applied, 4u);
+  EXPECT_EQ(stats.last_lsn, 4u);
+  EXPECT_FALSE(stats.torn_tail);
+  EXPECT_EQ(c->Count(), 2u);
+  std::vector<float> v(4);
+  std::string payload;
+  bool has = false;
+  ASSERT_TRUE(c->Get(Id(1), v.data(), 4, &payload, &has).ok());
+  EXPECT_EQ(v, Vec(1, 4));
+  EXPECT_TRUE(has);
+  EXPECT_EQ(payload, R"({"a":1})");
+  EXPECT_TRUE(c->Get(Id(2), v.data(), 4, &payload, &has).IsNotFound());
+  // Writes continue after the replayed LSNs.
+  ASSERT_TRUE(Put(*c, 4, 4).ok());
+  EXPECT_EQ(c->WalStats().last_lsn, 5u);
+}
+
+TEST(CollectionTest, RecoverToLsnStopsThere) {
+  aidbtest::TempDir tmp;
+  const auto opts = Options(IndexKind::kFlat, 4, tmp / "wal.log");
+  {
+    auto c = Open(opts);
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE(Put(*c, i, 4).ok());
+  }
+  auto c = Open(opts);
+  RecoverOptions ro;
+  ro.target = RecoverTarget::kToLsn;
+  ro.lsn = 3;
+  RecoverStats stats;
+  ASSERT_TRUE(c->Recover(ro, &stats).ok());
+  EXPECT_EQ(stats.records_applied, 3u);
+  EXPECT_EQ(stats.records_skipped, 2u);
+  EXPECT_EQ(c->Count(), 3u);
+}
+
+class CollectionSnapshotTest : public ::testing::TestWithParam<IndexKind> {};
+INSTANTIATE_TEST_SUITE_P(IndexKinds, CollectionSnapshotTest,
+                         ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw));
+
+TEST_P(CollectionSnapshotTest, SnapshotThenLoadGivesTheSameCollection) {
+  aidbtest::TempDir tmp;
+  const uint32_t dim = 8;
+  auto c = Open(Options(GetParam(), dim, tmp / "wal.log"));
+  for (int i = 1; i <= 300; ++i) {
+    const std::string p = "{\"i\":" + std::to_string(i) + "}";
+    ASSERT_TRUE(Put(*c, i, dim, i % 3 ? p.c_str() : nullptr).ok());
+  }
+  for (int i = 1; i <= 300; i += 7) ASSERT_TRUE(c->Delete(Id(i)).ok());
+  const std::string snap = tmp / "c.aidbsnap";
+  ASSERT_TRUE(c->SnapshotTo(snap).ok());
+  EXPECT_EQ(c->WalStats().size_bytes, 0u);  // the snapshot covers the log
+
+  SnapshotInfo info;
+  ASSERT_TRUE(ReadSnapshotInfo(snap, &info).ok());
+  EXPECT_EQ(info.count, c->Count());
+  EXPECT_EQ(info.lsn, c->WalStats().last_lsn);
+  EXPECT_EQ(info.config.index.kind, GetParam());
+  EXPECT_EQ(info.config.index.dim, dim);
+
+  auto loaded = Open(Options(GetParam(), dim, ""));
+  ASSERT_TRUE(loaded->LoadSnapshot(snap).ok());
+  EXPECT_EQ(loaded->Count(), c->Count());
+  for (int q = 0; q < 20; ++q) EXPECT_EQ(TopIds(*loaded, q, dim, 5), TopIds(*c, q, dim, 5)) << q;
+  std::string payload;
+  bool has = false;
+  std::vector<float> v(dim);
+  ASSERT_TRUE(loaded->Get(Id(2), v.data(), dim, &payload, &has).ok());
+  EXPECT_EQ(payload, "{\"i\":2}");
+  EXPECT_EQ(v, Vec(2, dim));
+  ASSERT_TRUE(loaded->Get(Id(3), v.data(), dim, &payload, &has).ok());
+  EXPECT_FALSE(has);
+  EXPECT_TRUE(loaded->Get(Id(8), v.data(), dim, &payload, &has).IsNotFound());
+  // The loaded collection takes writes (slots freed by deletes are reused).
+  ASSERT_TRUE(Put(*loaded, 1000, dim).ok());
+  EXPECT_EQ(loaded->Count(), c->Count() + 1);
+}
+
+TEST(CollectionTest, LoadSnapshotRejectsAnotherDimension) {
+  aidbtest::TempDir tmp;
+  auto c = Open(Options(IndexKind::kFlat, 4, ""));
+  ASSERT_TRUE(Put(*c, 1, 4).ok());
+  ASSERT_TRUE(c->SnapshotTo(tmp / "s").ok());
+  auto other = Open(Options(IndexKind::kFlat, 5, ""));
+  EXPECT_TRUE(other->LoadSnapshot(tmp / "s").IsDimensionMismatch());
+  EXPECT_TRUE(other->LoadSnapshot(tmp / "missing").IsNotFound());
+}
+
+TEST(CollectionTest, WalIteratorReadsFromAnLsnAndNoticesTruncation) {
+  aidbtest::TempDir tmp;
+  auto c = Open(Options(IndexKind::kFlat, 4, tmp / "wal.log"));
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(Put(*c, i, 4).ok());
+
+  std::unique_ptr<storage::WalIterator> it;
+  ASSERT_TRUE(c->OpenWalIterator(2, &it).ok());
+  std::vector<uint64_t> lsns;
+  for (;;) {
+    storage::WalRecord r;
+    bool has = false;
+    ASSERT_TRUE(it->Peek(&r, &has).ok());
+    if (!has) break;
+    EXPECT_EQ(r.op, 1);  // upsert
+    EXPECT_FALSE(r.body.empty());
+    lsns.push_back(r.lsn);
+    it->Advance();
+  }
+  EXPECT_EQ(lsns, (std::vector<uint64_t>{2, 3}));
+
+  ASSERT_TRUE(c->OpenWalIterator(1, &it).ok());
+  ASSERT_TRUE(c->SnapshotTo(tmp / "s").ok());  // truncates the WAL
+  ASSERT_TRUE(Put(*c, 4, 4).ok());             // and refills it
+  storage::WalRecord r;
+  bool has = false;
+  EXPECT_TRUE(it->Peek(&r, &has).IsNotFound());
+
+  auto mem = Open(Options(IndexKind::kFlat, 4, ""));
+  ASSERT_TRUE(mem->OpenWalIterator(0, &it).ok());
+  ASSERT_TRUE(it->Peek(&r, &has).ok());
+  EXPECT_FALSE(has);  // in memory: no log
+}
+
+TEST(CollectionTest, SearchBatchOnThreadsMatchesSingleSearches) {
+  const uint32_t dim = 16;
+  auto c = Open(Options(IndexKind::kHnsw, dim, ""));
+  for (int i = 1; i <= 500; ++i) ASSERT_TRUE(Put(*c, i, dim).ok());
+  const size_t nq = 37;
+  std::vector<float> queries;
+  for (size_t q = 0; q < nq; ++q) {
+    std::vector<float> v = Vec(static_cast<int>(q) * 3 + 1, dim);
+    queries.insert(queries.end(), v.begin(), v.end());
+  }
+  SearchRequest req;
+  req.top_k = 7;
+  for (uint32_t threads : {1u, 3u, 0u}) {
+    std::vector<std::vector<SearchHit>> batch;
+    ASSERT_TRUE(c->SearchBatch(queries.data(), nq, dim, req, threads, &batch).ok());
+    ASSERT_EQ(batch.size(), nq);
+    for (size_t q = 0; q < nq; ++q) {
+      std::vector<SearchHit> one;
+      ASSERT_TRUE(c->Search(queries.data() + q * dim, dim, req, &one).ok());
+      ASSERT_EQ(one.size(), batch[q].size());
+      for (size_t j = 0; j < one.size(); ++j) {
+        EXPECT_EQ(one[j].id, batch[q][j].id);
+        EXPECT_EQ(one[j].score, batch[q][j].score);
+      }
+    }
+  }
+  std::vector<float> bad(queries);
+  bad[dim + 2] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<std::vector<SearchHit>> out;
+  EXPECT_TRUE(c->SearchBatch(bad.data(), nq, dim, req, 3, &out).IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace aidb::engine
