@@ -19,10 +19,6 @@ namespace aidb::engine {
 
 namespace {
 
-constexpr const char* kConfigFile = "collection.json";
-constexpr const char* kWalFile = "wal.log";
-constexpr const char* kManifestFile = "MANIFEST";
-
 const char* MetricName(Metric m) {
   switch (m) {
     case Metric::kCosine: return "cosine";

@@ -236,7 +236,7 @@ TEST(Recovery, SigkilledWriterLosesNoAcknowledgedWrite) {
     }
     next_id += 1000;  // ids of unacknowledged writes are never reused
 
-    // Recover the way the runbook says: latest snapshot (if any) + WAL.
+    // Recover the way docs/operations.md says: latest snapshot (if any) + WAL.
     aidb_collection* c = OpenCollection("crash", kDim, wal, AIDB_METRIC_EUCLIDEAN);
     ASSERT_NE(c, nullptr);
     const std::string latest = dir / "snaps/latest.aidbsnap";
