@@ -268,7 +268,7 @@ def test_routes_and_methods(daemon):
 
 
 def test_checkpoint_and_restore_workflow(daemon):
-    """The runbook over HTTP: checkpoint truncates the WAL; restore = snapshot + newer WAL."""
+    """docs/operations.md over HTTP: checkpoint truncates the WAL; restore = snapshot + newer WAL."""
     make(daemon, "docs", 2, metric="euclidean")
     before = [upsert(daemon, "docs", [float(i), 1.0], payload={"phase": "before"})
               for i in range(5)]
