@@ -280,8 +280,8 @@ void FillSnapshotInfo(const engine::SnapshotInfo& s, aidb_snapshot_info* out) {
   out->count = s.count;
 }
 
-// Copies src to "<dest>.tmp" (fsynced), checks the copy, renames it over dest
-// and fsyncs the directory; on failure removes the temporary file.
+// Copies src to `tmp` (fsynced), checks the copy, renames it over dest and
+// fsyncs the directory. The caller removes `tmp` on failure.
 Status CopySnapshotTo(const std::string& src, const std::string& dest, const std::string& tmp,
                       engine::SnapshotInfo* si) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
