@@ -23,7 +23,7 @@ install(TARGETS aidb
 install(TARGETS aidb_static
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT devel)
 
-install(FILES ${PROJECT_SOURCE_DIR}/include/aidb.h
+install(FILES ${PROJECT_BINARY_DIR}/include/aidb.h  # generated from aidb.h.in
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT devel)
 
 # --- pkg-config -------------------------------------------------------------

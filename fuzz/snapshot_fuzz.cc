@@ -39,7 +39,7 @@ void UseCollection(aidb_collection* c, const std::string& again) {
     if (aidb_collection_search(c, q.data(), q.size(), &so, &r, nullptr) == AIDB_OK) {
       const aidb_hit* hits = nullptr;
       size_t nh = 0;
-      if (aidb_search_result_hits(r, 0, &hits, &nh) == AIDB_OK) {
+      if (aidb_search_result_hits_v2(r, 0, &hits, &nh, nullptr) == AIDB_OK) {
         for (size_t i = 0; i < nh; ++i) {
           char* payload = nullptr;
           std::vector<float> v(info.dim);

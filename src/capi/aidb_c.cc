@@ -8,14 +8,14 @@
 
 #include <kj/exception.h>
 
-#include <cctype>
 #include <cerrno>
-
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/filter.h"
@@ -58,6 +58,20 @@ char* CopyString(const std::string& s) {
   p[s.size()] = '\0';
   return p;
 }
+
+// Internal codes are the AIDB_* codes: ToCode() is a cast.
+static_assert(static_cast<int>(Status::Code::kOk) == AIDB_OK);
+static_assert(static_cast<int>(Status::Code::kInvalidArgument) == AIDB_INVALID_ARGUMENT);
+static_assert(static_cast<int>(Status::Code::kNotFound) == AIDB_NOT_FOUND);
+static_assert(static_cast<int>(Status::Code::kAlreadyExists) == AIDB_ALREADY_EXISTS);
+static_assert(static_cast<int>(Status::Code::kDimensionMismatch) == AIDB_DIMENSION_MISMATCH);
+static_assert(static_cast<int>(Status::Code::kIOError) == AIDB_IO_ERROR);
+static_assert(static_cast<int>(Status::Code::kCorruption) == AIDB_CORRUPTION);
+static_assert(static_cast<int>(Status::Code::kMisuse) == AIDB_MISUSE);
+static_assert(static_cast<int>(Status::Code::kNoMemory) == AIDB_NO_MEMORY);
+static_assert(static_cast<int>(Status::Code::kUnsupported) == AIDB_UNSUPPORTED);
+static_assert(static_cast<int>(Status::Code::kInternal) == AIDB_INTERNAL);
+static_assert(static_cast<int>(Status::Code::kBusy) == AIDB_BUSY);
 
 int ToCode(const Status& s) { return static_cast<int>(s.code()); }
 
@@ -111,9 +125,87 @@ T Widen(const T* p, void (*init)(T*)) {
   return out;
 }
 
+// The other direction: copies a full-size output struct into the caller's,
+// as much of it as the caller's struct_size covers (an older caller gets the
+// fields it knows); the caller's struct_size is kept.
+template <typename T>
+void CopyOut(const T& full, T* out) {
+  const size_t caller = out->struct_size;
+  std::memcpy(out, &full, caller < sizeof(T) ? caller : sizeof(T));
+  out->struct_size = caller;
+}
+
+// --- names ------------------------------------------------------------------
+// One table per enumeration: the first entry of a value is its name, later
+// ones are aliases accepted when parsing (aidb.h lists them).
+struct NameEntry {
+  const char* name;
+  int value;
+};
+
+constexpr NameEntry kMetricNames[] = {
+    {"cosine", AIDB_METRIC_COSINE},        {"euclidean", AIDB_METRIC_EUCLIDEAN},
+    {"dot", AIDB_METRIC_DOT},              {"euclid", AIDB_METRIC_EUCLIDEAN},
+    {"l2", AIDB_METRIC_EUCLIDEAN},         {"l2sq", AIDB_METRIC_EUCLIDEAN},
+    {"euclidean_distance", AIDB_METRIC_EUCLIDEAN},
+    {"ip", AIDB_METRIC_DOT},               {"inner_product", AIDB_METRIC_DOT},
+    {"dot_product", AIDB_METRIC_DOT},
+};
+constexpr NameEntry kIndexKindNames[] = {{"flat", AIDB_INDEX_FLAT}, {"hnsw", AIDB_INDEX_HNSW}};
+constexpr NameEntry kDurabilityNames[] = {{"fsync", AIDB_DURABILITY_FSYNC},
+                                          {"batch", AIDB_DURABILITY_BATCH},
+                                          {"none", AIDB_DURABILITY_NONE}};
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]);
+    unsigned char y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+template <size_t N>
+const char* NameOf(const NameEntry (&table)[N], int value) {
+  for (const NameEntry& e : table) {
+    if (e.value == value) return e.name;
+  }
+  return "unknown";
+}
+
+// Parses `name` (any case) against `table`. `what` names the enumeration in
+// messages, `expected` lists its names.
+template <size_t N>
+Status ValueOf(const NameEntry (&table)[N], const char* name, const char* what,
+               const char* expected, int* value) {
+  for (const NameEntry& e : table) {
+    if (EqualsNoCase(name, e.name)) {
+      *value = e.value;
+      return Status::OK();
+    }
+  }
+  return Status::InvalidArgument("unknown " + std::string(what) + " '" + name +
+                                 "': expected " + expected);
+}
+
+template <size_t N>
+int ParseName(const NameEntry (&table)[N], const char* name, int* value, const char* out_name,
+              const char* what, const char* expected, char** errmsg) {
+  return Guard(errmsg, [&] {
+    if (name == nullptr) return Misuse("name");
+    if (value == nullptr) return Misuse(out_name);
+    return ValueOf(table, name, what, expected, value);
+  });
+}
+
 aidb::storage::Durability ToDurability(int mode) {
   return static_cast<aidb::storage::Durability>(mode);
 }
+
+// batch_interval_ms 0 means the default.
+uint32_t BatchInterval(uint32_t ms) { return ms ? ms : AIDB_DEFAULT_BATCH_INTERVAL_MS; }
 
 Status BuildConfig(const aidb_collection_options& o, engine::CollectionConfig* c) {
   if (o.name == nullptr) return Status::InvalidArgument("collection name is required");
@@ -184,6 +276,74 @@ void FillSnapshotInfo(const engine::SnapshotInfo& s, aidb_snapshot_info* out) {
   out->count = s.count;
 }
 
+// Copies src to `tmp` (fsynced), checks the copy, renames it over dest and
+// fsyncs the directory. The caller removes `tmp` on failure.
+Status CopySnapshotTo(const std::string& src, const std::string& dest, const std::string& tmp,
+                      engine::SnapshotInfo* si) {
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    if (errno == ENOENT) return Status::NotFound("snapshot file not found: " + src);
+    return Status::IOErrorFromErrno("cannot open " + src, errno);
+  }
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    int e = errno;
+    ::close(in);
+    return Status::IOErrorFromErrno("cannot create " + tmp, e);
+  }
+  std::vector<char> buf(1 << 20);
+  Status s;
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      s = Status::IOErrorFromErrno("cannot read " + src, errno);
+      break;
+    }
+    s = aidb::storage::WriteAll(out, buf.data(), static_cast<size_t>(n), tmp);
+    if (!s.ok()) break;
+  }
+  ::close(in);
+  if (s.ok()) s = aidb::storage::Fsync(out, tmp);
+  if (::close(out) != 0 && s.ok()) s = Status::IOErrorFromErrno("cannot close " + tmp, errno);
+  if (s.ok()) s = engine::ReadSnapshotInfo(tmp, si).WithContext(src);
+  if (s.ok()) s = aidb::storage::RenameDurable(tmp, dest);
+  return s;
+}
+
+Status ExportSnapshot(const std::string& src, const std::string& dest, aidb_snapshot_info* info) {
+  if (dest.empty()) return Status::InvalidArgument("dest_path is empty");
+  AIDB_RETURN_IF_ERROR(aidb::storage::CreateDirs(aidb::storage::DirName(dest)));
+  const std::string tmp = dest + ".tmp";
+  engine::SnapshotInfo si;
+  Status s = CopySnapshotTo(src, dest, tmp, &si);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  si.path = dest;
+  if (info != nullptr) FillSnapshotInfo(si, info);
+  return Status::OK();
+}
+
+// Whether some folder from db_dir down to path's parent holds a collection's
+// configuration file (see aidb_db_path_is_managed).
+bool PathIsManaged(const std::string& db_dir, const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path root = fs::path(db_dir).lexically_normal();
+  fs::path p(path);
+  if (p.is_relative()) p = root / p;
+  fs::path rel = p.lexically_normal().lexically_relative(root);
+  if (rel.empty() || rel == "." || *rel.begin() == "..") return false;
+  fs::path dir = root;
+  for (const fs::path& part : rel) {
+    if (aidb::storage::FileExists((dir / engine::kConfigFile).string())) return true;
+    dir /= part;
+  }
+  return false;
+}
+
 }  // namespace
 
 extern "C" {
@@ -205,77 +365,22 @@ void aidb_free_string_array(char** strings, size_t count) {
 }
 
 int aidb_metric_from_string(const char* name, int* metric, char** errmsg) {
-  return Guard(errmsg, [&] {
-    if (name == nullptr) return Misuse("name");
-    if (metric == nullptr) return Misuse("metric");
-    std::string n = name;
-    for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (n == "cosine") *metric = AIDB_METRIC_COSINE;
-    else if (n == "euclidean" || n == "euclid" || n == "l2") *metric = AIDB_METRIC_EUCLIDEAN;
-    else if (n == "dot" || n == "ip" || n == "inner_product") *metric = AIDB_METRIC_DOT;
-    else
-      return Status::InvalidArgument("unknown metric '" + std::string(name) +
-                                     "': expected cosine, euclidean or dot");
-    return Status::OK();
-  });
+  return ParseName(kMetricNames, name, metric, "metric", "metric", "cosine, euclidean or dot",
+                   errmsg);
 }
 
 int aidb_index_kind_from_string(const char* name, int* kind, char** errmsg) {
-  return Guard(errmsg, [&] {
-    if (name == nullptr) return Misuse("name");
-    if (kind == nullptr) return Misuse("kind");
-    std::string n = name;
-    for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (n == "flat") *kind = AIDB_INDEX_FLAT;
-    else if (n == "hnsw") *kind = AIDB_INDEX_HNSW;
-    else
-      return Status::InvalidArgument("unknown index kind '" + std::string(name) +
-                                     "': expected flat or hnsw");
-    return Status::OK();
-  });
+  return ParseName(kIndexKindNames, name, kind, "kind", "index kind", "flat or hnsw", errmsg);
 }
 
 int aidb_durability_from_string(const char* name, int* mode, char** errmsg) {
-  return Guard(errmsg, [&] {
-    if (name == nullptr) return Misuse("name");
-    if (mode == nullptr) return Misuse("mode");
-    std::string n = name;
-    for (char& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (n == "fsync") *mode = AIDB_DURABILITY_FSYNC;
-    else if (n == "batch") *mode = AIDB_DURABILITY_BATCH;
-    else if (n == "none") *mode = AIDB_DURABILITY_NONE;
-    else
-      return Status::InvalidArgument("unknown durability mode '" + std::string(name) +
-                                     "': expected fsync, batch or none");
-    return Status::OK();
-  });
+  return ParseName(kDurabilityNames, name, mode, "mode", "durability mode",
+                   "fsync, batch or none", errmsg);
 }
 
-const char* aidb_metric_name(int metric) {
-  switch (metric) {
-    case AIDB_METRIC_COSINE: return "cosine";
-    case AIDB_METRIC_EUCLIDEAN: return "euclidean";
-    case AIDB_METRIC_DOT: return "dot";
-  }
-  return "unknown";
-}
-
-const char* aidb_index_kind_name(int kind) {
-  switch (kind) {
-    case AIDB_INDEX_FLAT: return "flat";
-    case AIDB_INDEX_HNSW: return "hnsw";
-  }
-  return "unknown";
-}
-
-const char* aidb_durability_name(int mode) {
-  switch (mode) {
-    case AIDB_DURABILITY_FSYNC: return "fsync";
-    case AIDB_DURABILITY_BATCH: return "batch";
-    case AIDB_DURABILITY_NONE: return "none";
-  }
-  return "unknown";
-}
+const char* aidb_metric_name(int metric) { return NameOf(kMetricNames, metric); }
+const char* aidb_index_kind_name(int kind) { return NameOf(kIndexKindNames, kind); }
+const char* aidb_durability_name(int mode) { return NameOf(kDurabilityNames, mode); }
 
 void aidb_set_log_callback(aidb_log_fn fn, void* user_data, int min_level) {
   if (min_level < AIDB_LOG_DEBUG) min_level = AIDB_LOG_DEBUG;
@@ -283,10 +388,15 @@ void aidb_set_log_callback(aidb_log_fn fn, void* user_data, int min_level) {
   aidb::log::SetCallback(fn, user_data, static_cast<aidb::log::Level>(min_level));
 }
 
-void aidb_uuid_generate(char out[37]) {
-  if (out == nullptr) return;
-  aidb::Uuid::Random().ToChars(out);
+int aidb_uuid_generate_v2(char out[37], char** errmsg) {
+  return Guard(errmsg, [&] {
+    if (out == nullptr) return Misuse("out");
+    aidb::Uuid::Random().ToChars(out);
+    return Status::OK();
+  });
 }
+
+void aidb_uuid_generate(char out[37]) { (void)aidb_uuid_generate_v2(out, nullptr); }
 
 int aidb_uuid_canonical(const char* id, char out[37], char** errmsg) {
   return Guard(errmsg, [&] {
@@ -305,14 +415,14 @@ void aidb_collection_options_init(aidb_collection_options* o) {
   if (o == nullptr) return;
   std::memset(o, 0, sizeof(*o));
   o->struct_size = sizeof(*o);
-  o->metric = AIDB_METRIC_COSINE;
-  o->index_kind = AIDB_INDEX_FLAT;
-  o->hnsw_m = 16;
-  o->hnsw_ef_construction = 200;
-  o->hnsw_ef_search = 0;
-  o->durability = AIDB_DURABILITY_FSYNC;
-  o->batch_interval_ms = 10;
-  o->wal_mmap_threshold = 1u << 20;
+  o->metric = AIDB_DEFAULT_METRIC;
+  o->index_kind = AIDB_DEFAULT_INDEX_KIND;
+  o->hnsw_m = AIDB_DEFAULT_HNSW_M;
+  o->hnsw_ef_construction = AIDB_DEFAULT_HNSW_EF_CONSTRUCTION;
+  o->hnsw_ef_search = AIDB_DEFAULT_HNSW_EF_SEARCH;
+  o->durability = AIDB_DEFAULT_DURABILITY;
+  o->batch_interval_ms = AIDB_DEFAULT_BATCH_INTERVAL_MS;
+  o->wal_mmap_threshold = AIDB_DEFAULT_WAL_MMAP_THRESHOLD;
 }
 
 int aidb_collection_open(const aidb_collection_options* opts, aidb_collection** out,
@@ -325,7 +435,7 @@ int aidb_collection_open(const aidb_collection_options* opts, aidb_collection** 
     AIDB_RETURN_IF_ERROR(BuildConfig(o, &co.config));
     if (o.wal_path != nullptr) co.wal_path = o.wal_path;
     co.wal.durability = ToDurability(o.durability);
-    co.wal.batch_interval_ms = o.batch_interval_ms ? o.batch_interval_ms : 10;
+    co.wal.batch_interval_ms = BatchInterval(o.batch_interval_ms);
     co.wal.mmap_threshold = o.wal_mmap_threshold;
     auto h = std::make_unique<aidb_collection>();
     AIDB_RETURN_IF_ERROR(engine::Collection::Open(co, &h->impl));
@@ -367,10 +477,7 @@ int aidb_collection_get_info(aidb_collection* coll, aidb_collection_info* out, c
     info.hnsw_ef_search = c.index.hnsw.ef_search;
     info.durability = static_cast<int>(coll->impl->durability());
     info.count = coll->impl->Count();
-    size_t n = out->struct_size < sizeof(info) ? out->struct_size : sizeof(info);
-    size_t caller_size = out->struct_size;
-    std::memcpy(out, &info, n);
-    out->struct_size = caller_size;
+    CopyOut(info, out);
     return Status::OK();
   });
 }
@@ -461,8 +568,8 @@ void aidb_search_options_init(aidb_search_options* o) {
   if (o == nullptr) return;
   std::memset(o, 0, sizeof(*o));
   o->struct_size = sizeof(*o);
-  o->top_k = 10;
-  o->with_payload = 1;
+  o->top_k = AIDB_DEFAULT_TOP_K;
+  o->with_payload = AIDB_DEFAULT_WITH_PAYLOAD;
 }
 
 int aidb_collection_search(aidb_collection* coll, const float* query, size_t dim,
@@ -510,13 +617,29 @@ size_t aidb_search_result_query_count(const aidb_search_result* result) {
   return result ? result->hits.size() : 0;
 }
 
-int aidb_search_result_hits(const aidb_search_result* result, size_t query,
-                            const aidb_hit** hits, size_t* count) {
-  if (result == nullptr || hits == nullptr || count == nullptr) return AIDB_MISUSE;
-  if (query >= result->hits.size()) return AIDB_INVALID_ARGUMENT;
+int aidb_search_result_hits_v2(const aidb_search_result* result, size_t query,
+                               const aidb_hit** hits, size_t* count, char** errmsg) {
+  // On the search path of every host: no Guard, nothing here throws, and the
+  // message is only built on failure.
+  if (result == nullptr || hits == nullptr || count == nullptr) {
+    return Guard(errmsg, [&] {
+      return Misuse(result == nullptr ? "result" : hits == nullptr ? "hits" : "count");
+    });
+  }
+  if (query >= result->hits.size()) {
+    return Guard(errmsg, [&] {
+      return Status::InvalidArgument("query " + std::to_string(query) + " out of range: the "
+                                     "result holds " + std::to_string(result->hits.size()));
+    });
+  }
   *hits = result->hits[query].data();
   *count = result->hits[query].size();
   return AIDB_OK;
+}
+
+int aidb_search_result_hits(const aidb_search_result* result, size_t query,
+                            const aidb_hit** hits, size_t* count) {
+  return aidb_search_result_hits_v2(result, query, hits, count, nullptr);
 }
 
 void aidb_search_result_free(aidb_search_result* result) { delete result; }
@@ -580,9 +703,7 @@ int aidb_recover(aidb_collection* coll, const aidb_recover_options* opts,
       full.last_lsn = rs.last_lsn;
       full.torn_tail = rs.torn_tail ? 1 : 0;
       full.used_mmap = rs.used_mmap ? 1 : 0;
-      size_t caller = stats->struct_size;
-      std::memcpy(stats, &full, caller < sizeof(full) ? caller : sizeof(full));
-      stats->struct_size = caller;
+      CopyOut(full, stats);
     }
     return s;
   });
@@ -607,9 +728,7 @@ int aidb_wal_stats(aidb_collection* coll, aidb_wal_info* out, char** errmsg) {
     full.last_truncate_unix_ns = ws.last_truncate_ns.value_or(0);
     full.bytes_since_truncate = ws.bytes_since_truncate;
     full.last_lsn = ws.last_lsn;
-    size_t caller = out->struct_size;
-    std::memcpy(out, &full, caller < sizeof(full) ? caller : sizeof(full));
-    out->struct_size = caller;
+    CopyOut(full, out);
     return Status::OK();
   });
 }
@@ -677,10 +796,10 @@ void aidb_db_options_init(aidb_db_options* o) {
   if (o == nullptr) return;
   std::memset(o, 0, sizeof(*o));
   o->struct_size = sizeof(*o);
-  o->create_if_missing = 1;
-  o->durability = AIDB_DURABILITY_FSYNC;
-  o->batch_interval_ms = 10;
-  o->wal_mmap_threshold = 1u << 20;
+  o->create_if_missing = AIDB_DEFAULT_CREATE_IF_MISSING;
+  o->durability = AIDB_DEFAULT_DURABILITY;
+  o->batch_interval_ms = AIDB_DEFAULT_BATCH_INTERVAL_MS;
+  o->wal_mmap_threshold = AIDB_DEFAULT_WAL_MMAP_THRESHOLD;
 }
 
 int aidb_db_open(const char* dir, const aidb_db_options* opts, aidb_db** out, char** errmsg) {
@@ -695,7 +814,7 @@ int aidb_db_open(const char* dir, const aidb_db_options* opts, aidb_db** out, ch
     engine::DatabaseOptions dbo;
     dbo.create_if_missing = o.create_if_missing != 0;
     dbo.durability = ToDurability(o.durability);
-    dbo.batch_interval_ms = o.batch_interval_ms ? o.batch_interval_ms : 10;
+    dbo.batch_interval_ms = BatchInterval(o.batch_interval_ms);
     dbo.wal_mmap_threshold = o.wal_mmap_threshold;
     auto h = std::make_unique<aidb_db>();
     AIDB_RETURN_IF_ERROR(engine::Database::Open(dir, dbo, &h->impl));
@@ -828,9 +947,52 @@ int aidb_wal_verify(const char* path, uint64_t* records, uint64_t* valid_bytes, 
     if (!aidb::storage::FileExists(path)) return Status::NotFound(std::string("WAL file not found: ") + path);
     aidb::storage::WalReadStats st;
     AIDB_RETURN_IF_ERROR(aidb::storage::ReadWal(
-        path, 1u << 20, [](const aidb::storage::WalRecord&) { return Status::OK(); }, &st));
+        path, AIDB_DEFAULT_WAL_MMAP_THRESHOLD, [](const aidb::storage::WalRecord&) { return Status::OK(); }, &st));
     if (records != nullptr) *records = st.records;
     if (valid_bytes != nullptr) *valid_bytes = st.valid_bytes;
+    return Status::OK();
+  });
+}
+
+int aidb_snapshot_export(const char* src_path, const char* dest_path, aidb_snapshot_info* info,
+                         char** errmsg) {
+  return Guard(errmsg, [&] {
+    if (src_path == nullptr) return Misuse("src_path");
+    if (dest_path == nullptr) return Misuse("dest_path");
+    return ExportSnapshot(src_path, dest_path, info);
+  });
+}
+
+int aidb_db_collection_path(const char* db_dir, const char* name, int which, char** path,
+                            char** errmsg) {
+  return Guard(errmsg, [&] {
+    if (db_dir == nullptr) return Misuse("db_dir");
+    if (name == nullptr) return Misuse("name");
+    if (path == nullptr) return Misuse("path");
+    AIDB_RETURN_IF_ERROR(engine::ValidateCollectionName(name));
+    std::string dir = db_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    std::string p = dir + "/" + name;
+    switch (which) {
+      case AIDB_PATH_COLLECTION: break;
+      case AIDB_PATH_CONFIG: p += std::string("/") + engine::kConfigFile; break;
+      case AIDB_PATH_WAL: p += std::string("/") + engine::kWalFile; break;
+      case AIDB_PATH_MANIFEST: p += std::string("/") + engine::kManifestFile; break;
+      case AIDB_PATH_SNAPSHOTS: p += std::string("/") + engine::kSnapshotDir; break;
+      default: return Status::InvalidArgument("unknown path kind " + std::to_string(which));
+    }
+    *path = CopyString(p);
+    if (*path == nullptr) return Status::NoMemory("out of memory");
+    return Status::OK();
+  });
+}
+
+int aidb_db_path_is_managed(const char* db_dir, const char* path, int* managed, char** errmsg) {
+  return Guard(errmsg, [&] {
+    if (db_dir == nullptr) return Misuse("db_dir");
+    if (path == nullptr) return Misuse("path");
+    if (managed == nullptr) return Misuse("managed");
+    *managed = PathIsManaged(db_dir, path) ? 1 : 0;
     return Status::OK();
   });
 }

@@ -19,9 +19,6 @@ namespace aidb::engine {
 
 namespace {
 
-constexpr const char* kConfigFile = "collection.json";
-constexpr const char* kWalFile = "wal.log";
-constexpr const char* kManifestFile = "MANIFEST";
 
 std::string AbsolutePath(const std::string& p) {
   if (!p.empty() && p[0] == '/') return p;

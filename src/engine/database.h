@@ -13,6 +13,13 @@
 
 namespace aidb::engine {
 
+// The files of a collection's folder <dir>/<name>/ (the layout of aidb.h; the
+// C API hands these out through aidb_db_collection_path).
+inline constexpr const char kConfigFile[] = "collection.json";
+inline constexpr const char kWalFile[] = "wal.log";
+inline constexpr const char kManifestFile[] = "MANIFEST";
+inline constexpr const char kSnapshotDir[] = "snapshots";
+
 struct DatabaseOptions {
   bool create_if_missing = true;
   storage::Durability durability = storage::Durability::kFsync;
@@ -41,7 +48,7 @@ class Database {
 
   const std::string& dir() const { return dir_; }
   std::string CollectionDir(const std::string& name) const { return dir_ + "/" + name; }
-  std::string SnapshotDir(const std::string& name) const { return CollectionDir(name) + "/snapshots"; }
+  std::string SnapshotDir(const std::string& name) const { return CollectionDir(name) + "/" + kSnapshotDir; }
 
  private:
   Database() = default;

@@ -236,16 +236,30 @@ int WalDump(const std::string& dir, const std::string& name, uint64_t from) {
   return rc;
 }
 
+// Where file `which` (AIDB_PATH_*) of collection `name` lives; "" if `name`
+// cannot be a collection.
+std::string CollectionPath(const std::string& dir, const std::string& name, int which) {
+  char* p = nullptr;
+  if (aidb_db_collection_path(dir.c_str(), name.c_str(), which, &p, nullptr) != AIDB_OK) {
+    return std::string();
+  }
+  std::string s = p;
+  aidb_free(p);
+  return s;
+}
+
 int Verify(const std::string& dir) {
   if (!fs::is_directory(dir)) {
     std::fprintf(stderr, "aidb: %s is not a directory\n", dir.c_str());
     return 1;
   }
   int problems = 0, checked = 0;
-  std::vector<fs::path> colls;
+  std::vector<std::string> colls;  // names
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_directory() && fs::exists(e.path() / "collection.json")) colls.push_back(e.path());
+    if (!e.is_directory()) continue;
+    std::string config = CollectionPath(dir, e.path().filename().string(), AIDB_PATH_CONFIG);
+    if (!config.empty() && fs::exists(config)) colls.push_back(e.path().filename().string());
   }
   if (ec) {
     std::fprintf(stderr, "aidb: list %s: %s\n", dir.c_str(), ec.message().c_str());
@@ -253,7 +267,7 @@ int Verify(const std::string& dir) {
   }
   std::sort(colls.begin(), colls.end());
   for (const auto& c : colls) {
-    fs::path wal = c / "wal.log";
+    fs::path wal = CollectionPath(dir, c, AIDB_PATH_WAL);
     if (fs::exists(wal)) {
       ++checked;
       uint64_t records = 0, valid = 0;
@@ -271,7 +285,7 @@ int Verify(const std::string& dir) {
                     !ec && size > valid ? " (torn tail)" : "");
       }
     }
-    fs::path snaps = c / "snapshots";
+    fs::path snaps = CollectionPath(dir, c, AIDB_PATH_SNAPSHOTS);
     std::vector<fs::path> files;
     if (fs::is_directory(snaps)) {
       for (const auto& e : fs::directory_iterator(snaps, ec)) {

@@ -24,64 +24,9 @@
 #include <utility>
 #include <vector>
 
+#include "handler.h"
+
 namespace aidbd {
-
-struct HttpRequest {
-  std::string method;   // "GET", "POST", ...
-  std::string url;      // the raw request target
-  std::string path;     // percent-decoded path, without the query
-  std::string query;    // raw query string (after '?'), may be empty
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::string body;
-  bool keep_alive = true;
-
-  // Set by the handler's Prepare() for Execute() and metrics.
-  int route = -1;
-  std::string route_label;  // e.g. "/collections/:name/search"
-  std::vector<std::string> params;
-
-  const std::string* Header(std::string_view lower_name) const;
-  // The value of query parameter `key` (percent-decoded), or false.
-  bool QueryParam(std::string_view key, std::string* value) const;
-};
-
-// A response body produced piece by piece (sent with chunked transfer encoding).
-class BodyStream {
- public:
-  virtual ~BodyStream() = default;
-  // Runs on a pool thread, never concurrently with itself. Appends the next
-  // piece to `out`; returns false once the stream has ended (out may still
-  // hold a last piece).
-  virtual bool Next(std::string* out) = 0;
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::string content_type = "application/json";
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  // When set, `body` is the first piece and the rest comes from the stream.
-  std::unique_ptr<BodyStream> stream;
-  bool close = false;  // close the connection after this response
-};
-
-class Handler {
- public:
-  virtual ~Handler() = default;
-  // Loop thread. Routes the request (fills req->route*). Returns true if it
-  // answered already into *resp (cheap routes, errors); false to have
-  // Execute() run on the thread pool.
-  virtual bool Prepare(HttpRequest* req, HttpResponse* resp) = 0;
-  // Loop thread, after Prepare() returned false: serves the request right
-  // there and returns true if that is cheap and cannot wait (for a lock, the
-  // disk); returns false to have Execute() run on the thread pool. Saves the
-  // two thread hand-offs of the pool for short requests.
-  virtual bool TryInline(HttpRequest*, HttpResponse*) { return false; }
-  // Pool thread: the blocking work.
-  virtual void Execute(HttpRequest* req, HttpResponse* resp) = 0;
-  // Loop thread, once the response (all of it) has been written or dropped.
-  virtual void Completed(const HttpRequest& req, int status, double seconds) = 0;
-};
 
 struct HttpLimits {
   size_t max_body_bytes = 64 << 20;
@@ -91,10 +36,6 @@ struct HttpLimits {
   uint64_t shutdown_timeout_ms = 30000;  // drain deadline after a shutdown signal
   size_t max_connections = 4096;         // more are accepted and closed at once
 };
-
-// JSON error body {"error": message}.
-std::string ErrorBody(std::string_view message);
-const char* StatusReason(int status);
 
 class HttpServer {
  public:
@@ -118,8 +59,8 @@ class HttpServer {
   void Shutdown(std::function<void()> drained);
   bool shutting_down() const { return shutting_down_; }
 
-  struct Conn;    // one per accepted connection (http_server.cc)
-  struct IoLoop;  // one per I/O loop (http_server.cc)
+  struct Conn;    // one per accepted connection (http_internal.h)
+  struct IoLoop;  // one per I/O loop (http_internal.h)
 
  private:
   friend struct ConnOps;

@@ -1,4 +1,4 @@
-// aidbd: the AIDB HTTP daemon. See `aidbd --help` and src/server/README.md.
+// aidbd: the AIDB HTTP daemon. See `aidbd --help` and docs/http-api.md.
 #include <aidb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,9 +22,12 @@ namespace {
 
 using namespace aidbd;
 
+#define AIDBD_STR2(x) #x
+#define AIDBD_STR(x) AIDBD_STR2(x)
+
 const char kUsage[] = R"(Usage: aidbd [options]
 
-The AIDB vector database daemon: serves the REST API of DESIGN.md section 4 over
+The AIDB vector database daemon: serves the REST API of docs/http-api.md over
 HTTP/1.1. Collections persist in the data directory and come back on restart.
 Every option can also be set with the environment variable in brackets; a flag
 wins over the variable.
@@ -44,7 +47,7 @@ wins over the variable.
   --durability MODE         fsync, batch or none: when a write is acknowledged
                             [AIDB_DURABILITY] (default fsync)
   --batch-interval-ms N     fsync interval in batch mode [AIDB_BATCH_INTERVAL_MS]
-                            (default 10)
+                            (default )" AIDBD_STR(AIDB_DEFAULT_BATCH_INTERVAL_MS) R"()
   --max-body-bytes N        largest request body, else 413 [AIDB_MAX_BODY_BYTES]
                             (default 67108864)
   --max-header-bytes N      largest request line + headers, else 431
@@ -79,8 +82,8 @@ struct Options {
   std::string listen = "127.0.0.1:8080";
   std::string api_key;
   std::string log_level = "info";
-  std::string durability = "fsync";
-  uint64_t batch_interval_ms = 10;
+  std::string durability = aidb_durability_name(AIDB_DEFAULT_DURABILITY);
+  uint64_t batch_interval_ms = AIDB_DEFAULT_BATCH_INTERVAL_MS;
   HttpLimits limits;
   uint64_t threads = 0;
   int64_t io_threads = -1;  // -1: one per CPU
@@ -141,6 +144,7 @@ Options ParseOptions(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
+      std::printf("\nVersion: aidbd %s (libaidb %s)\n", AIDB_VERSION, aidb_version());
       std::exit(0);
     }
     if (a == "--version") {

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   err = NULL;
 
   CHECK(aidb_collection_search(c, v, 3, NULL, &r, NULL) == AIDB_OK);
-  CHECK(aidb_search_result_hits(r, 0, &hits, &n) == AIDB_OK);
+  CHECK(aidb_search_result_hits_v2(r, 0, &hits, &n, NULL) == AIDB_OK);
   CHECK(n == 1);
   if (n == 1) {
     CHECK(strcmp(hits[0].id, "6ba7b810-9dad-11d1-80b4-00c04fd430c8") == 0);
@@ -76,6 +76,17 @@ int main(int argc, char** argv) {
   CHECK(aidb_wal_stats(c, &w, NULL) == AIDB_OK);
   CHECK(w.size_bytes == 0 && w.has_last_truncate == 1 && w.last_lsn == 1);
   aidb_collection_close(c);
+
+  { /* the functions added after 0.1.0's first cut, from C */
+    char id[37];
+    char* p = NULL;
+    CHECK(aidb_uuid_generate_v2(id, NULL) == AIDB_OK && strlen(id) == 36);
+    CHECK(aidb_uuid_generate_v2(NULL, NULL) == AIDB_MISUSE);
+    CHECK(aidb_db_collection_path(dir, "c_test", AIDB_PATH_WAL, &p, NULL) == AIDB_OK);
+    CHECK(p != NULL && strstr(p, "/c_test/wal.log") != NULL);
+    aidb_free(p);
+    CHECK(AIDB_DEFAULT_HNSW_M == 16 && AIDB_DEFAULT_BATCH_INTERVAL_MS == 10);
+  }
 
   if (failures) {
     fprintf(stderr, "%d failed\n", failures);

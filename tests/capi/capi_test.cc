@@ -142,7 +142,7 @@ TEST(CApi, BadPointsAreRejectedAndChangeNothing) {
 std::vector<std::string> HitIds(aidb_search_result* r, size_t q = 0) {
   const aidb_hit* hits = nullptr;
   size_t n = 0;
-  EXPECT_EQ(aidb_search_result_hits(r, q, &hits, &n), AIDB_OK);
+  EXPECT_EQ(aidb_search_result_hits_v2(r, q, &hits, &n, nullptr), AIDB_OK);
   std::vector<std::string> ids;
   for (size_t i = 0; i < n; ++i) ids.push_back(hits[i].id);
   return ids;
@@ -158,7 +158,7 @@ TEST(CApi, SearchScoresForEveryMetric) {
     AIDB_ASSERT_OK(aidb_collection_search(c, q, 2, nullptr, &r, &_m));
     const aidb_hit* hits;
     size_t n;
-    ASSERT_EQ(aidb_search_result_hits(r, 0, &hits, &n), AIDB_OK);
+    ASSERT_EQ(aidb_search_result_hits_v2(r, 0, &hits, &n, nullptr), AIDB_OK);
     ASSERT_EQ(n, 2u);
     std::map<std::string, float> score;
     for (size_t i = 0; i < n; ++i) score[hits[i].id] = hits[i].score;
@@ -268,7 +268,7 @@ TEST(CApi, ConcurrentWritersReadersAndSnapshotLoseNothing) {
         if (aidb_collection_search(c, q.data(), kDim, nullptr, &res, nullptr) != AIDB_OK) ++errors;
         const aidb_hit* hits;
         size_t n;
-        aidb_search_result_hits(res, 0, &hits, &n);
+        aidb_search_result_hits_v2(res, 0, &hits, &n, nullptr);
         for (size_t i = 0; i < n; ++i) {
           // No torn read: a point's vector always has all components equal.
           if (aidb_collection_get(c, hits[i].id, v.data(), kDim, nullptr, nullptr) == AIDB_OK) {

@@ -1,4 +1,5 @@
-// The operations runbook (shared/seeds/000_...txt), step by step, through the C API.
+// The operations guide (docs/operations.md: checkpoints, restore, WAL
+// monitoring), step by step, through the C API.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -225,15 +226,16 @@ std::vector<std::string> Top(aidb_collection* c, const std::vector<float>& q, ui
   EXPECT_EQ(aidb_collection_search(c, q.data(), q.size(), &so, &r, nullptr), AIDB_OK);
   const aidb_hit* hits = nullptr;
   size_t n = 0;
-  aidb_search_result_hits(r, 0, &hits, &n);
+  aidb_search_result_hits_v2(r, 0, &hits, &n, nullptr);
   std::vector<std::string> ids;
   for (size_t i = 0; i < n; ++i) ids.push_back(std::string(hits[i].id) + "/" + std::to_string(hits[i].score));
   aidb_search_result_free(r);
   return ids;
 }
 
-// The runbook's workflow on an HNSW collection: the graph comes back from the
-// snapshot as it was (identical results), and the WAL adds the newer points.
+// The checkpoint and restore workflow of docs/operations.md on an HNSW
+// collection: the graph comes back from the snapshot as it was (identical
+// results), and the WAL adds the newer points.
 TEST(Runbook, HnswCheckpointAndRestoreKeepTheGraph) {
   TempDir dir;
   const std::string wal = dir / "wal.log";

@@ -1,7 +1,7 @@
 /* A user program of the installed library: built with nothing but
  * `pkg-config --cflags --libs aidb` (and, for the static variant,
  * `pkg-config --static`), or through CMake's find_package(aidb).
- * Exercises the runbook: upsert, checkpoint (WAL to 0 bytes), more upserts,
+ * Exercises the workflow of docs/operations.md: upsert, checkpoint (WAL to 0 bytes), more upserts,
  * restore into a fresh handle on the same WAL, search. Exit code 0 = pass. */
 #include <aidb.h>
 
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   CHECK(aidb_collection_search(c, d, 3, NULL, &r, &msg_));
   const aidb_hit* hits = NULL;
   size_t nh = 0;
-  EXPECT(aidb_search_result_hits(r, 0, &hits, &nh) == AIDB_OK && nh == 3);
+  EXPECT(aidb_search_result_hits_v2(r, 0, &hits, &nh, NULL) == AIDB_OK && nh == 3);
   EXPECT(strcmp(hits[0].id, idd) == 0);
   aidb_search_result_free(r);
   aidb_collection_close(c);

@@ -42,6 +42,8 @@ step() { # step NAME COMMAND...
 
 header_compiles() {
   local inc=$PREFIX/include
+  # The installed header is the one CMake configured: no @VAR@ left.
+  ! grep -n '@[A-Z_]*@' "$inc/aidb.h"
   printf '#include <aidb.h>\nint main(void) { return aidb_version_number() == AIDB_VERSION_NUMBER ? 0 : 1; }\n' >"$WORK/h.c"
   cp "$WORK/h.c" "$WORK/h.cc"
   for cc in gcc clang; do
@@ -75,7 +77,7 @@ exports_only_aidb_symbols() {
   if [ -n "$extra" ]; then
     echo "exported but not declared in aidb.h:"; echo "$extra"; return 1
   fi
-  readelf -d "$SO" | grep -q "SONAME.*\[libaidb.so.$ABI\]"
+  readelf -d "$SO" | grep "SONAME.*\[libaidb.so.$ABI\]" >/dev/null
   echo "$(wc -l <"$WORK/declared.txt") functions, SONAME libaidb.so.$ABI"
 }
 
@@ -86,7 +88,9 @@ pkgconfig_shared() {
   # shellcheck disable=SC2046
   cc -std=c99 -Wall -Wextra -Werror -o "$WORK/consumer_pc" "$HERE/consumer.c" $(pkg-config --cflags --libs aidb)
   LD_LIBRARY_PATH=$LIBDIR "$WORK/consumer_pc" "$WORK"
-  LD_LIBRARY_PATH=$LIBDIR ldd "$WORK/consumer_pc" | grep -q "libaidb.so.$ABI => $LIBDIR/"
+  # Not grep -q: under pipefail, ldd killed by SIGPIPE after an early match
+  # would fail the step now and then.
+  LD_LIBRARY_PATH=$LIBDIR ldd "$WORK/consumer_pc" | grep "libaidb.so.$ABI => $LIBDIR/" >/dev/null
 }
 
 pkgconfig_static() {
@@ -94,14 +98,14 @@ pkgconfig_static() {
   # shellcheck disable=SC2046
   cc -std=c99 -Wall -Wextra -Werror -o "$WORK/consumer_pc_static" "$HERE/consumer.c" \
     $(pkg-config --cflags aidb) $(pkg-config --static --libs aidb | sed 's/-laidb\b/-l:libaidb.a/')
-  ! ldd "$WORK/consumer_pc_static" | grep -q libaidb
+  ! ldd "$WORK/consumer_pc_static" | grep libaidb >/dev/null
   mkdir -p "$WORK/static" && "$WORK/consumer_pc_static" "$WORK/static"
 }
 
 dlopen_only() {
   # No -laidb: the library is reached through dlopen + dlsym only.
   cc -std=c99 -Wall -Wextra -Werror -I"$PREFIX/include" -o "$WORK/consumer_dl" "$HERE/consumer_dlopen.c" -ldl
-  ! ldd "$WORK/consumer_dl" | grep -q libaidb
+  ! ldd "$WORK/consumer_dl" | grep libaidb >/dev/null
   LD_LIBRARY_PATH=$LIBDIR "$WORK/consumer_dl"
   "$WORK/consumer_dl" "$SO" # by path, without LD_LIBRARY_PATH
 }
@@ -112,7 +116,7 @@ cmake_find_package() {
   LD_LIBRARY_PATH=$LIBDIR "$WORK/cmake/consumer_shared" "$WORK"
   [ -x "$WORK/cmake/consumer_static" ] # aidb::aidb_static exists
   mkdir -p "$WORK/cmake_static" && "$WORK/cmake/consumer_static" "$WORK/cmake_static"
-  ! ldd "$WORK/cmake/consumer_static" | grep -q libaidb
+  ! ldd "$WORK/cmake/consumer_static" | grep libaidb >/dev/null
 }
 
 abi_matches_baseline() {
@@ -120,7 +124,7 @@ abi_matches_baseline() {
   if ! command -v abidiff >/dev/null; then
     echo "abidiff not installed (Debian abigail-tools)"; return 1
   fi
-  if ! readelf -S "$SO" | grep -q debug_info; then
+  if ! readelf -S "$SO" | grep debug_info >/dev/null; then
     echo "SKIP: $SO has no debug info (build with RelWithDebInfo or Debug for the ABI check)"
     return 0
   fi
@@ -132,7 +136,8 @@ abi_matches_baseline() {
   # 8 incompatible ABI change. Additions (4 alone) are allowed.
   if (( rc & 1 || rc & 2 || rc & 8 )); then
     echo "ABI break against $base (exit $rc); if intended, bump AIDB_ABI_VERSION and refresh the"
-    echo "baseline: abidw --headers-dir include --drop-private-types --exported-interfaces-only \\"
+    echo "baseline (BUILD_DIR/include holds the aidb.h CMake generates from include/aidb.h.in):"
+    echo "  abidw --headers-dir BUILD_DIR/include --drop-private-types --exported-interfaces-only \\"
     echo "  --no-show-locs --no-corpus-path --out-file $base <libaidb.so>"
     return 1
   fi

@@ -54,6 +54,20 @@ def test_create_collection_accepts_original_bodies(daemon):
     assert h["len"] == 0 and h["wal_last_truncate"] is None
 
 
+def test_create_collection_accepts_every_metric_alias(daemon):
+    # The aliases aidb.h lists for aidb_metric_from_string, which the daemon
+    # relies on alone (any case); the answer names the canonical metric.
+    aliases = {"euclidean": ["euclid", "L2", "l2sq", "Euclidean_Distance"],
+               "dot": ["ip", "Inner_Product", "dot_product"]}
+    for canonical, names in aliases.items():
+        for i, name in enumerate(names):
+            info = make(daemon, f"{canonical}{i}", 2, metric=name)
+            assert info["metric"] == canonical, name
+    r = daemon.post("/collections", {"name": "x", "dim": 2, "metric": "L1"})
+    assert_error(r, 400)
+    assert "unknown metric 'l1'" in r.json()["error"]
+
+
 def test_create_collection_rejects_bad_input(daemon):
     make(daemon, "docs", 3)
     assert_error(daemon.post("/collections", {"name": "docs", "dim": 3}), 409)
@@ -268,7 +282,7 @@ def test_routes_and_methods(daemon):
 
 
 def test_checkpoint_and_restore_workflow(daemon):
-    """The runbook over HTTP: checkpoint truncates the WAL; restore = snapshot + newer WAL."""
+    """docs/operations.md over HTTP: checkpoint truncates the WAL; restore = snapshot + newer WAL."""
     make(daemon, "docs", 2, metric="euclidean")
     before = [upsert(daemon, "docs", [float(i), 1.0], payload={"phase": "before"})
               for i in range(5)]

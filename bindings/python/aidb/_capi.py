@@ -159,6 +159,12 @@ PROTOTYPES = {
     "aidb_db_restore": (c_int, [handle, c_char_p, c_char_p, errmsg]),
     "aidb_snapshot_verify": (c_int, [c_char_p, POINTER(aidb_snapshot_info), errmsg]),
     "aidb_wal_verify": (c_int, [c_char_p, POINTER(c_uint64), POINTER(c_uint64), errmsg]),
+    "aidb_uuid_generate_v2": (c_int, [c_char_p, errmsg]),
+    "aidb_search_result_hits_v2": (c_int, [handle, c_size_t, POINTER(c_void_p), POINTER(c_size_t),
+                                           errmsg]),
+    "aidb_snapshot_export": (c_int, [c_char_p, c_char_p, POINTER(aidb_snapshot_info), errmsg]),
+    "aidb_db_collection_path": (c_int, [c_char_p, c_char_p, c_int, POINTER(c_void_p), errmsg]),
+    "aidb_db_path_is_managed": (c_int, [c_char_p, c_char_p, POINTER(c_int), errmsg]),
 }
 
 

@@ -69,7 +69,7 @@ static int prepare(const char* dir, size_t n, size_t nq) {
     size_t m = n - done < batch ? n - done : batch;
     for (size_t i = 0; i < m; i++) {
       for (size_t j = 0; j < DIM; j++) vecs[i * DIM + j] = next_float();
-      aidb_uuid_generate(ids[i]);
+      aidb_uuid_generate_v2(ids[i], NULL);
       idp[i] = ids[i];
       snprintf(pbuf[i], sizeof pbuf[i], "{\"n\":%zu}", done + i);
       payloads[i] = pbuf[i];
@@ -137,7 +137,7 @@ static int run(const char* dir, int rounds) {
       if (rc != AIDB_OK) die("search", rc, msg);
       const aidb_hit* hits;
       size_t count;
-      aidb_search_result_hits(res, 0, &hits, &count);
+      aidb_search_result_hits_v2(res, 0, &hits, &count, NULL);
       total_hits += count;
       aidb_search_result_free(res);
     }

@@ -320,6 +320,11 @@ functions! {
     pub fn aidb_db_restore(db: *mut aidb_db, name: *const c_char, path: *const c_char, errmsg: *mut *mut c_char) -> c_int;
     pub fn aidb_snapshot_verify(path: *const c_char, info: *mut aidb_snapshot_info, errmsg: *mut *mut c_char) -> c_int;
     pub fn aidb_wal_verify(path: *const c_char, records: *mut u64, valid_bytes: *mut u64, errmsg: *mut *mut c_char) -> c_int;
+    pub fn aidb_uuid_generate_v2(out: *mut c_char, errmsg: *mut *mut c_char) -> c_int;
+    pub fn aidb_search_result_hits_v2(result: *const aidb_search_result, query: usize, hits: *mut *const aidb_hit, count: *mut usize, errmsg: *mut *mut c_char) -> c_int;
+    pub fn aidb_snapshot_export(src_path: *const c_char, dest_path: *const c_char, info: *mut aidb_snapshot_info, errmsg: *mut *mut c_char) -> c_int;
+    pub fn aidb_db_collection_path(db_dir: *const c_char, name: *const c_char, which: c_int, path: *mut *mut c_char, errmsg: *mut *mut c_char) -> c_int;
+    pub fn aidb_db_path_is_managed(db_dir: *const c_char, path: *const c_char, managed: *mut c_int, errmsg: *mut *mut c_char) -> c_int;
 }
 
 #[cfg(feature = "dlopen")]
