@@ -86,7 +86,9 @@ pkgconfig_shared() {
   # shellcheck disable=SC2046
   cc -std=c99 -Wall -Wextra -Werror -o "$WORK/consumer_pc" "$HERE/consumer.c" $(pkg-config --cflags --libs aidb)
   LD_LIBRARY_PATH=$LIBDIR "$WORK/consumer_pc" "$WORK"
-  LD_LIBRARY_PATH=$LIBDIR ldd "$WORK/consumer_pc" | grep -q "libaidb.so.$ABI => $LIBDIR/"
+  # grep reads all of ldd's output: with -q it may exit first, and ldd's
+  # SIGPIPE then fails the pipeline (pipefail); seen as a flake under load.
+  LD_LIBRARY_PATH=$LIBDIR ldd "$WORK/consumer_pc" | grep "libaidb.so.$ABI => $LIBDIR/" >/dev/null
 }
 
 pkgconfig_static() {
