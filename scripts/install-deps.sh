@@ -62,7 +62,7 @@ missing=()
 if want apt; then
   apt_missing=()
   for p in "${PKGS[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
       apt_missing+=("$p")
     fi
   done
