@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the storage benchmarks of issue 2 (ingest vs SQLite/RocksDB, WAL replay,
+# Runs the storage benchmarks (ingest vs SQLite/RocksDB, WAL replay,
 # snapshot load) and deletes their data afterwards. Builds the two harnesses in
 # BUILD_DIR (default build-bench) first.
 #   bench/run_storage_bench.sh [build-dir]

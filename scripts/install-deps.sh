@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages AIDB's build, tests and benchmarks need, when they
-# are missing. Idempotent; safe to run on every build. Needs root (or sudo).
+# Installs what AIDB's build, tests and benchmarks need, when it is missing:
+#   apt     the Debian packages below (apt-get, with sudo when not root)
+#   rust    the Rust binding's crates (cargo fetch --locked)
+#   python  a local wheelhouse with the Python test packages (numpy, pytest,
+#           setuptools, wheel), from which the test scripts build their venvs
+#           offline ($AIDB_WHEELHOUSE, default ~/.cache/aidb-wheels)
+#
+#   scripts/install-deps.sh [--check] [apt|rust|python ...]   (default: all)
+#
+# Installing is its own step: scripts/build.sh and scripts/test.sh never
+# install; they run this with --check, which only lists what is missing and
+# exits 1 if anything is. When everything is present this script does nothing
+# and reaches no package registry. Needs root (or sudo) only to install
+# Debian packages.
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS=(
   # build
@@ -12,26 +25,96 @@ PKGS=(
   libcapnp-dev capnproto libuv1-dev libgtest-dev libgmock-dev libbenchmark-dev
   # CRC32C (Intel ISA-L), JSON, HTTP parsing
   libisal-dev libsimdjson-dev nlohmann-json3-dev libhttp-parser-dev
+  # cluster mode: Kafka client; Kafka brokers for its tests (JDK + Maven)
+  librdkafka-dev default-jre-headless maven
   # benchmark peers and data
   libhnswlib-dev dataset-fashion-mnist zlib1g-dev libsqlite3-dev librocksdb-dev wrk
   # tooling used by tests
   prometheus curl python3-venv abigail-tools
+  # style checks (scripts/check-format.sh, scripts/lint.sh)
+  clang-format clang-tidy
 )
+PY_PKGS=(numpy pytest setuptools wheel)
+WHEELHOUSE=${AIDB_WHEELHOUSE:-$HOME/.cache/aidb-wheels}
+
+CHECK=0
+PARTS=()
+for a in "$@"; do
+  case "$a" in
+    --check) CHECK=1 ;;
+    apt | rust | python) PARTS+=("$a") ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown argument '$a'" >&2; exit 2 ;;
+  esac
+done
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(apt rust python)
+want() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
+
+# Toolchains installed in their default places but not on PATH.
+for d in /usr/local/go/bin "$HOME/go/bin" "$HOME/.cargo/bin"; do
+  [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH=$PATH:$d ;; esac
+done
+export PATH
 
 missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# --- Debian packages ----------------------------------------------------------
+if want apt; then
+  apt_missing=()
+  for p in "${PKGS[@]}"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+      apt_missing+=("$p")
+    fi
+  done
+  if [ ${#apt_missing[@]} -gt 0 ]; then
+    if [ "$CHECK" = 1 ]; then
+      missing+=("Debian packages: ${apt_missing[*]}")
+    else
+      SUDO=""
+      if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+      echo "install-deps: installing ${apt_missing[*]}" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      $SUDO apt-get update -qq
+      $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+    fi
+  fi
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# --- Rust crates of bindings/rust ---------------------------------------------
+if want rust && command -v cargo >/dev/null 2>&1; then
+  if ! (cd "$ROOT/bindings/rust" &&
+        cargo metadata --locked --offline --format-version 1 >/dev/null 2>&1); then
+    if [ "$CHECK" = 1 ]; then
+      missing+=("Rust crates of bindings/rust (cargo fetch)")
+    else
+      echo "install-deps: fetching the Rust binding's crates" >&2
+      (cd "$ROOT/bindings/rust" && cargo fetch --locked)
+    fi
+  fi
+fi
+
+# --- Python test packages (a local wheelhouse) --------------------------------
+if want python; then
+  have_wheels() {
+    python3 -m pip install --dry-run --quiet --no-index --find-links "$WHEELHOUSE" \
+      --disable-pip-version-check --ignore-installed "${PY_PKGS[@]}" >/dev/null 2>&1
+  }
+  if ! have_wheels; then
+    if [ "$CHECK" = 1 ]; then
+      missing+=("Python test wheels in $WHEELHOUSE: ${PY_PKGS[*]}")
+    else
+      echo "install-deps: downloading ${PY_PKGS[*]} into $WHEELHOUSE" >&2
+      mkdir -p "$WHEELHOUSE"
+      python3 -m pip download --quiet --disable-pip-version-check -d "$WHEELHOUSE" "${PY_PKGS[@]}"
+      have_wheels || { echo "install-deps: the wheelhouse is still incomplete" >&2; exit 1; }
+    fi
+  fi
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: missing:" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+  echo "install-deps: run scripts/install-deps.sh to install them" >&2
+  exit 1
+fi
+exit 0

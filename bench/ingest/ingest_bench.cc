@@ -16,7 +16,7 @@
 // on the same filesystem. Each configuration writes into a fresh directory
 // until it has written --records records or --seconds have passed, and runs
 // --runs times (configurations interleaved); medians are reported, then the
-// ratios of the targets in issue 2.
+// ratios the targets ask for (bench/README.md, "Targets").
 //
 // Usage: aidb_ingest_bench [--runs N] [--seconds S] [--records N] [--dir D]
 //                          [--systems aidb,sqlite,rocksdb,raw] [--batches 1,32,1000]

@@ -7,9 +7,10 @@
  * The writer is this program re-executed as a child ("writer" mode). It mixes
  * single upserts (new ids and replacements), atomic batch upserts, deletes and
  * checkpoints (lib: aidb_collection_snapshot_to to DIR/latest.aidbsnap, the
- * runbook's workflow; db: aidb_db_snapshot, what the daemon uses), and tells
- * the parent over a pipe what it is about to do ("B ...") and what was
- * acknowledged ("A"). Kills come two ways, alternately:
+ * workflow of docs/operations.md, "Checkpoints"; db: aidb_db_snapshot, what
+ * the daemon uses), and tells the parent over a pipe what it is about to do
+ * ("B ...") and what was acknowledged ("A"). Kills come two ways,
+ * alternately:
  *   - the parent sends SIGKILL after a random delay;
  *   - a crash point: when the faultfs shim is preloaded (AIDB_FAULTFS names
  *     it), the child is told to kill itself right before or right after its

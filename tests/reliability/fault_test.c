@@ -120,7 +120,7 @@ static int exists(const char* p) {
   return stat(p, &sb) == 0;
 }
 
-/* ---- standalone collections (the runbook's workflow) ---- */
+/* ---- standalone collections (docs/operations.md, "Restore") ---- */
 
 struct sa {
   char dir[4096], wal[4200], snap[4200];
@@ -268,7 +268,7 @@ static long long sa_case(const char* root, int op, const char* spec) {
   }
   check_model(s.c, "live, after the fault cleared");
   aidb_collection_close(s.c);
-  /* Reopen the runbook's way: snapshot + WAL replay. */
+  /* Reopen as docs/operations.md, "Restore", says: snapshot + WAL replay. */
   s.c = sa_open(&s, 1);
   if (s.c) {
     check_model(s.c, "after reopen");
