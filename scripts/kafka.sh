@@ -8,6 +8,7 @@
 #   scripts/kafka.sh status [--dir DIR]
 #   scripts/kafka.sh kill   ID [--dir DIR]     (SIGKILL one broker: fault tests)
 #   scripts/kafka.sh start  ID [--dir DIR]     (restart one stopped broker)
+#   scripts/kafka.sh prepare                   (install tools, resolve jars only)
 #
 # Defaults: 3 brokers, DIR=$ROOT/data/kafka, base port 19092. Broker i
 # (0-based) listens for clients on 127.0.0.1:(P+2i) and for the controller
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --brokers) brokers=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --base-port) base_port=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     [0-9]*) id_arg=$1; shift ;;
     *) echo "kafka.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -239,6 +240,10 @@ stop_pids() { # SIGTERM every pid file given, SIGKILL after the timeout
 }
 
 case "$cmd" in
+  prepare)
+    ensure_tools
+    ensure_jars
+    ;;
   up)
     ensure_tools
     ensure_jars
@@ -318,7 +323,7 @@ case "$cmd" in
     done
     ;;
   *)
-    sed -n '2,24p' "$0" >&2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
     exit 2
     ;;
 esac
