@@ -131,9 +131,15 @@ def node_by_id(cluster, nid):
     return [n for n in cluster.nodes if n.id == nid][0]
 
 
-def snapshot_lines(text, since_line=0):
-    lines = text.splitlines()[since_line:]
-    return [l for l in lines if "snapshot" in l.lower() and "event=" in l]
+def events(lines, event, collection):
+    """Log lines of `event` (key=value logs) about `collection`."""
+    return [l for l in lines if "event=%s " % event in l + " " and
+            re.search(r"\bcollection=%s\b" % re.escape(collection), l)]
+
+
+def next_offset(line):
+    m = re.search(r"\bnext_offset=(-?\d+)", line)
+    return int(m.group(1)) if m else None
 
 
 def test_kill9_node_searches_continue_and_it_catches_up(cluster, nodes, fcoll):
@@ -152,11 +158,16 @@ def test_kill9_node_searches_continue_and_it_catches_up(cluster, nodes, fcoll):
     victim.start()
     cluster.wait_ready()
     verify(cluster, fcoll)
-    # It came back from its own snapshot (taken before the kill), not from
-    # the start of the topic.
-    text = victim.daemon.log_text()
-    assert snapshot_lines(text), "no snapshot event in the restarted node's log:\n" + text[-3000:]
-    assert "rebuild" not in text.lower() or "rebuild=false" in text.lower(), text[-3000:]
+    # It came back from its own snapshot (taken before the kill) and WAL and
+    # consumed from the snapshot's offset, not from the start of the topic
+    # (event cluster_shard_opened, next_offset > 0), or took the shard over
+    # from a replica's snapshot (cluster_shard_taken_over).
+    lines = victim.daemon.log_text().splitlines()
+    opened = events(lines, "cluster_shard_opened", fcoll["name"])
+    taken = events(lines, "cluster_shard_taken_over", fcoll["name"])
+    assert opened or taken, "no shard reopened or taken over:\n" + "\n".join(lines[-40:])
+    for l in opened:
+        assert (next_offset(l) or 0) > 0, l
 
 
 def test_kill9_broker_ingest_continues(cluster, kafka, nodes, fcoll):
@@ -200,16 +211,15 @@ def test_node_leaves_for_good_shards_move_from_snapshot(cluster, nodes, fcoll):
         return h.get(heir.id) == list(range(SHARDS)) and h
     wait_until(taken, 120, "node1 holding every group-0 shard of %s" % name)
     verify(cluster, fcoll)
-    # The shards it took over came from a snapshot (its replica's, over HTTP),
-    # not from a rebuild out of the topic.
+    # The shards it took over came from a snapshot (its replica's, over HTTP:
+    # event cluster_shard_taken_over with the snapshot's offset), not from a
+    # rebuild out of the topic (which logs no such event).
     new = heir.daemon.log_text().splitlines()[heir_lines:]
-    events = snapshot_lines("\n".join(new))
-    assert events, "no snapshot event on node1 for the takeover:\n" + "\n".join(new[-40:])
+    taken = events(new, "cluster_shard_taken_over", name)
     for shard in moved:
-        hits = [l for l in events if re.search(r"shard=%d\b" % shard, l) or
-                re.search(r"%s\.%d\b" % (re.escape(name), shard), l)]
-        assert hits, "no snapshot load for shard %d on node1:\n%s" % (shard, "\n".join(events))
-    assert not [l for l in new if "rebuild" in l.lower() and name in l], new[-40:]
+        hits = [l for l in taken if re.search(r"\bshard=%d\b" % shard, l)]
+        assert hits, "shard %d not taken over from a snapshot on node1:\n%s" % (
+            shard, "\n".join(new[-60:]))
 
 
 def test_node_joins_shards_rebalance_to_it(cluster, nodes, fcoll):
