@@ -11,7 +11,7 @@ PKGS=(
   # required libraries
   libcapnp-dev capnproto libuv1-dev libgtest-dev libgmock-dev libbenchmark-dev
   # CRC32C (Intel ISA-L), JSON, HTTP parsing
-  libisal-dev libsimdjson-dev nlohmann-json3-dev libhttp-parser-dev
+  libisal-dev libsimdjson-dev nlohmann-json3-dev libhttp-parser-dev libcurl4-openssl-dev
   # benchmark peers and data
   libhnswlib-dev dataset-fashion-mnist zlib1g-dev libsqlite3-dev librocksdb-dev wrk
   # tooling used by tests
