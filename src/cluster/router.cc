@@ -991,6 +991,24 @@ struct Router::Impl {
 
   // ---------------------------------------------------------------- reads
 
+  // The high watermark of a partition (read_committed: its last stable
+  // offset), retrying while a new topic's metadata propagates.
+  rd_kafka_resp_err_t HighWatermark(const std::string& topic, int p, int64_t* hi, int timeout_ms) {
+    int64_t deadline = NowMs() + timeout_ms;
+    for (;;) {
+      int64_t lo = 0;
+      int left = static_cast<int>(std::max<int64_t>(100, deadline - NowMs()));
+      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(meta, topic.c_str(), p, &lo, hi, left);
+      if (!err || NowMs() >= deadline || stopping) return err;
+      if (err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+          err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+          err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR__TRANSPORT) {
+        return err;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
   struct Consistency {
     std::string level = "eventual";
     std::vector<std::string> tokens;
@@ -1056,9 +1074,9 @@ struct Router::Impl {
     }
     if (c.level == "strong") {
       for (int p : parts) {
-        int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            meta, cfg.Topic().c_str(), p, &lo, &hi, static_cast<int>(o.consistency_timeout_ms));
+        int64_t hi = 0;
+        rd_kafka_resp_err_t err =
+            HighWatermark(cfg.Topic(), p, &hi, static_cast<int>(o.consistency_timeout_ms));
         if (err) {
           Fail(503, "cannot read the high watermark of shard " + std::to_string(p) + " of '" +
                         cfg.name + "': " + rd_kafka_err2str(err));
@@ -1819,8 +1837,11 @@ struct Router::Impl {
 
   // ---------------------------------------------------------------- cluster
 
+  // Owned (assigned) shards under "shards"; local copies Kafka assigned to
+  // another member of the group (kept warm for a quick return) under
+  // "standby_shards".
   Json StatusJson() {
-    Json shards_json = Json::array();
+    Json shards_json = Json::array(), standby = Json::array();
     for (auto& s : ShardsOf("")) {
       int64_t next = s->next, hw = s->high_watermark;
       Json j{{"collection", s->coll},
@@ -1829,13 +1850,14 @@ struct Router::Impl {
              {"high_watermark", hw < 0 ? Json() : Json(hw)},
              {"lag", hw < 0 ? Json() : Json(std::max<int64_t>(0, hw - next))},
              {"assigned", s->assigned.load()}};
-      shards_json.push_back(j);
+      (s->assigned ? shards_json : standby).push_back(j);
     }
     return Json{{"id", o.node_id},
                 {"address", advertise},
                 {"replica_group", o.replica_group},
                 {"state", "up"},
-                {"shards", shards_json}};
+                {"shards", shards_json},
+                {"standby_shards", standby}};
   }
 
   void ClusterStatus(HttpResponse* resp) {
@@ -2046,8 +2068,8 @@ struct Router::Impl {
     rd_kafka_topic_partition_list_add(parts, kMetaTopic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(meta, parts);
     rd_kafka_topic_partition_list_destroy(parts);
-    int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(meta, kMetaTopic, 0, &lo, &hi, 15000);
+    int64_t hi = 0;
+    rd_kafka_resp_err_t kerr = HighWatermark(kMetaTopic, 0, &hi, 20000);
     if (kerr) {
       *error = std::string("cannot read ") + kMetaTopic + ": " + rd_kafka_err2str(kerr);
       return false;
