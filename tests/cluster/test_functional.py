@@ -87,11 +87,23 @@ def test_cluster_view_and_metrics(nodes):
         return g0 == [0, 1, 2, 3] and held.get("node2") == [0, 1, 2, 3] and held
     wait_until(placed, 60, "shards of %s on both replica groups" % name)
 
-    text = nodes[1].get("/metrics").body
-    for metric in ("aidb_cluster_shard_applied_offset", "aidb_cluster_shard_lag"):
-        lines = [l for l in text.splitlines() if l.startswith(metric + "{") and name in l]
-        assert lines, "%s of %s missing in /metrics:\n%s" % (metric, name, text[:2000])
-        assert 'collection="%s"' % name in lines[0] and 'shard="' in lines[0], lines
+    # Per-shard gauges, once the shards have records (a shard's lag is
+    # reported once its high watermark is known).
+    r = nodes[0].post("/collections/%s/points:batch" % name,
+                      {"points": [{"vector": [i, 1]} for i in range(20)]})
+    assert r.status == 200, r
+    for node in nodes:
+        assert node.get(strong("/collections/" + name)).json()["len"] == 20
+
+    def gauges():
+        text = nodes[1].get("/metrics").body
+        found = {}
+        for metric in ("aidb_cluster_shard_applied_offset", "aidb_cluster_shard_lag"):
+            found[metric] = [l for l in text.splitlines()
+                             if l.startswith(metric + '{collection="%s",shard="' % name)]
+        return all(len(v) == 4 for v in found.values()) and found
+    found = wait_until(gauges, 30, "per-shard gauges of %s on node2" % name)
+    assert all(l.endswith(" 0") for l in found["aidb_cluster_shard_lag"]), found
 
 
 def test_collection_routes_agree(standalone, nodes):
