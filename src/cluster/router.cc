@@ -1002,9 +1002,20 @@ struct Router::Impl {
       if (!err || NowMs() >= deadline || stopping) return err;
       if (err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
           err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-          err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR__TRANSPORT) {
+          err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR__TRANSPORT &&
+          err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT &&
+          err != RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE && err != RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH &&
+          err != RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH) {
         return err;
       }
+      // Stale leader information (a broker died or came back): refresh the
+      // topic's metadata before asking again.
+      rd_kafka_topic_t* t = rd_kafka_topic_new(meta, topic.c_str(), nullptr);
+      const rd_kafka_metadata_t* md = nullptr;
+      if (t && rd_kafka_metadata(meta, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+      }
+      if (t) rd_kafka_topic_destroy(t);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
