@@ -1180,13 +1180,26 @@ struct Router::Impl {
       std::vector<size_t> call_target;
       calls.reserve(targets.size());
       bool pending = false;
+      bool backoff = false;
       for (size_t i = 0; i < targets.size(); ++i) {
         Target& t = targets[i];
         if (t.done) continue;
         pending = true;
         if (t.next >= t.cands.size()) {
-          Fail(503, "no replica of shard " + std::to_string(t.p) + " of collection '" + cfg.name +
-                        "' answered" + (t.last_error.empty() ? "" : ": " + t.last_error));
+          // Every replica refused (a rebalance moving the shard, a new
+          // collection not assigned yet): ask again until the deadline.
+          if (NowMs() < wait_deadline && !stopping) {
+            t.cands = Candidates(cfg, t.p);
+            t.next = 0;
+            backoff = true;
+            continue;
+          }
+          bool waiting = wait[t.p] > 0;
+          Fail(waiting ? 504 : 503,
+               std::string(waiting ? "consistency wait timed out after " +
+                                         std::to_string(o.consistency_timeout_ms) + " ms: " : "") +
+                   "no replica of shard " + std::to_string(t.p) + " of collection '" + cfg.name +
+                   "' answered" + (t.last_error.empty() ? "" : ": " + t.last_error));
         }
         const Candidate& cand = t.cands[t.next++];
         int64_t w = wait[t.p];
@@ -1217,6 +1230,7 @@ struct Router::Impl {
         call_target.push_back(i);
       }
       if (!pending) break;
+      if (backoff) std::this_thread::sleep_for(std::chrono::milliseconds(200));
       std::vector<HttpCall*> ptrs;
       for (auto& c : calls) ptrs.push_back(&c);
       PerformAll(ptrs);
