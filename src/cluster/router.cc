@@ -11,6 +11,7 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -274,7 +275,15 @@ struct Router::Impl {
 
 
   Impl(Router* r, Api* l, aidb_db* d, ClusterOptions opts)
-      : self(r), local(l), db(d), o(std::move(opts)) {}
+      : self(r), local(l), db(d), o(std::move(opts)) {
+    int64_t v = 0;
+    if (const char* e = std::getenv("AIDB_CLUSTER_SNAPSHOT_RECORDS"); e && ParseIntStr(e, &v) && v > 0) {
+      o.snapshot_every_records = static_cast<uint64_t>(v);
+    }
+    if (const char* e = std::getenv("AIDB_CLUSTER_SNAPSHOT_SECONDS"); e && ParseIntStr(e, &v) && v > 0) {
+      o.snapshot_every_seconds = static_cast<uint64_t>(v);
+    }
+  }
 
   // ---------------------------------------------------------------- helpers
 
@@ -644,7 +653,11 @@ struct Router::Impl {
           KV().Add("collection", c.name).Add("shard", p).Add("error", error));
       return false;
     }
-    if (best < 0) return true;
+    if (best < 0) {
+      Log(LogLevel::kInfo, "cluster_shard_from_topic",
+          KV().Add("collection", c.name).Add("shard", p).Add("reason", "no snapshot on any live node"));
+      return true;
+    }
     std::string tmp = dir + "/download.tmp";
     int status = 0;
     int64_t t0 = NowMs();
@@ -1181,6 +1194,7 @@ struct Router::Impl {
       calls.reserve(targets.size());
       bool pending = false;
       bool backoff = false;
+      std::vector<std::pair<size_t, std::future<HttpResponse>>> local_calls;
       for (size_t i = 0; i < targets.size(); ++i) {
         Target& t = targets[i];
         if (t.done) continue;
@@ -1205,13 +1219,11 @@ struct Router::Impl {
         int64_t w = wait[t.p];
         uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, wait_deadline - NowMs()));
         if (cand.self) {
-          HttpResponse r = ServeShard(cfg.name, t.p, method, rest, query, body, w, wait_ms);
-          if (r.status == 503 || (r.status >= 500 && r.status != 504)) {
-            t.last_error = o.node_id + ": " + ErrorOf(r);
-          } else {
-            t.resp = std::move(r);
-            t.done = true;
-          }
+          // This node's replica, in process, while the remote calls run.
+          local_calls.emplace_back(i, std::async(std::launch::async, [this, &cfg, &t, &method, &rest,
+                                                                      &query, &body, w, wait_ms] {
+            return ServeShard(cfg.name, t.p, method, rest, query, body, w, wait_ms);
+          }));
           continue;
         }
         HttpCall c;
@@ -1234,6 +1246,16 @@ struct Router::Impl {
       std::vector<HttpCall*> ptrs;
       for (auto& c : calls) ptrs.push_back(&c);
       PerformAll(ptrs);
+      for (auto& [i, fut] : local_calls) {
+        Target& t = targets[i];
+        HttpResponse r = fut.get();
+        if (r.status == 503 || (r.status >= 500 && r.status != 504)) {
+          t.last_error = o.node_id + ": " + ErrorOf(r);
+        } else {
+          t.resp = std::move(r);
+          t.done = true;
+        }
+      }
       for (size_t k = 0; k < calls.size(); ++k) {
         Target& t = targets[call_target[k]];
         const HttpCall& c = calls[k];
