@@ -252,7 +252,10 @@ struct Router::Impl {
   std::mutex scratch_mu;
   std::map<std::string, uint64_t> scratch_writes;
 
-  rd_kafka_t* meta = nullptr;  // metadata consumer (also queries watermarks)
+  rd_kafka_t* meta = nullptr;  // metadata consumer
+  std::mutex wm_mu;
+  std::shared_ptr<rd_kafka_t> wm;  // watermark queries (WatermarkClient)
+  int64_t wm_created_ms = 0;
   std::thread meta_thread;
   rd_kafka_t* rep = nullptr;  // replica-group consumer
   std::thread apply_thread;
@@ -1004,14 +1007,37 @@ struct Router::Impl {
 
   // ---------------------------------------------------------------- reads
 
-  // The high watermark of a partition (read_committed: its last stable
-  // offset), retrying while a new topic's metadata propagates.
+  // A client for watermark queries (read_committed: ListOffsets answers
+  // the last stable offset). librdkafka may keep asking a partition's old
+  // leader after a broker died or came back (its cached leader is not
+  // refreshed on NOT_LEADER for these queries): then the client is replaced.
+  std::shared_ptr<rd_kafka_t> WatermarkClient(bool renew) {
+    std::lock_guard<std::mutex> lock(wm_mu);
+    int64_t now = NowMs();
+    if (wm && !(renew && now - wm_created_ms >= 1000)) return wm;
+    rd_kafka_conf_t* c = kafka.BaseConf();
+    char errstr[512];
+    rd_kafka_conf_set(c, "group.id", ("aidb.watermarks." + o.node_id).c_str(), errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "isolation.level", "read_committed", errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
+    if (!rk) return wm;
+    wm = std::shared_ptr<rd_kafka_t>(rk, [](rd_kafka_t* k) { rd_kafka_destroy(k); });
+    wm_created_ms = now;
+    return wm;
+  }
+
+  // The high watermark of a partition, retrying transient errors (a new
+  // topic's metadata propagating, a leader moving) within `timeout_ms`.
   rd_kafka_resp_err_t HighWatermark(const std::string& topic, int p, int64_t* hi, int timeout_ms) {
     int64_t deadline = NowMs() + timeout_ms;
+    bool renew = false;
     for (;;) {
       int64_t lo = 0;
-      int left = static_cast<int>(std::max<int64_t>(100, deadline - NowMs()));
-      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(meta, topic.c_str(), p, &lo, hi, left);
+      std::shared_ptr<rd_kafka_t> client = WatermarkClient(renew);
+      if (!client) return RD_KAFKA_RESP_ERR__STATE;
+      int left = static_cast<int>(std::max<int64_t>(100, std::min<int64_t>(2000, deadline - NowMs())));
+      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(client.get(), topic.c_str(), p, &lo, hi, left);
       if (!err || NowMs() >= deadline || stopping) return err;
       if (err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
           err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
@@ -1021,14 +1047,8 @@ struct Router::Impl {
           err != RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH) {
         return err;
       }
-      // Stale leader information (a broker died or came back): refresh the
-      // topic's metadata before asking again.
-      rd_kafka_topic_t* t = rd_kafka_topic_new(meta, topic.c_str(), nullptr);
-      const rd_kafka_metadata_t* md = nullptr;
-      if (t && rd_kafka_metadata(meta, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_metadata_destroy(md);
-      }
-      if (t) rd_kafka_topic_destroy(t);
+      renew = err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+              err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -2190,6 +2210,10 @@ struct Router::Impl {
       rd_kafka_consumer_close(meta);
       rd_kafka_destroy(meta);
       meta = nullptr;
+    }
+    {
+      std::lock_guard<std::mutex> lock(wm_mu);
+      wm.reset();
     }
     kafka.Stop();
     {
