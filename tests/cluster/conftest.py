@@ -212,9 +212,14 @@ class Cluster:
         raise AssertionError("cluster not ready: %r" % (last,))
 
     def shutdown(self):
-        for node in self.nodes:
-            if node.alive():
-                node.daemon.stop(timeout=30)
+        live = [n for n in self.nodes if n.alive()]
+        for node in live:  # every node drains at the same time
+            node.daemon.proc.send_signal(signal.SIGTERM)
+        for node in live:
+            try:
+                node.daemon.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                node.daemon.kill9()
 
 
 @pytest.fixture(scope="session")

@@ -168,6 +168,7 @@ def test_kill9_node_searches_continue_and_it_catches_up(cluster, nodes, fcoll):
     assert opened or taken, "no shard reopened or taken over:\n" + "\n".join(lines[-40:])
     for l in opened:
         assert (next_offset(l) or 0) > 0, l
+    assert not events(lines, "cluster_shard_from_topic", fcoll["name"]), lines[-40:]
 
 
 def test_kill9_broker_ingest_continues(cluster, kafka, nodes, fcoll):
@@ -198,6 +199,11 @@ def test_node_leaves_for_good_shards_move_from_snapshot(cluster, nodes, fcoll):
     moved = held.get(leaver.id, [])
     assert moved, "node3 held no shard of %s: %r" % (name, held)
     heir_lines = len(heir.daemon.log_text().splitlines())
+    # A shard the heir still keeps as a warm standby copy (from an earlier
+    # rebalance) is resumed from that copy; the others must come from a
+    # replica's snapshot.
+    standby = {s["shard"] for n in cluster_view(heir)["nodes"] if n["id"] == heir.id
+               for s in n.get("standby_shards", []) if s["collection"] == name}
 
     def fault(load):
         leaver.kill9()
@@ -213,12 +219,17 @@ def test_node_leaves_for_good_shards_move_from_snapshot(cluster, nodes, fcoll):
     verify(cluster, fcoll)
     # The shards it took over came from a snapshot (its replica's, over HTTP:
     # event cluster_shard_taken_over with the snapshot's offset), not from a
-    # rebuild out of the topic (which logs no such event).
+    # rebuild out of the topic (event cluster_shard_from_topic).
     new = heir.daemon.log_text().splitlines()[heir_lines:]
     taken = events(new, "cluster_shard_taken_over", name)
+    from_topic = events(new, "cluster_shard_from_topic", name)
     for shard in moved:
-        hits = [l for l in taken if re.search(r"\bshard=%d\b" % shard, l)]
-        assert hits, "shard %d not taken over from a snapshot on node1:\n%s" % (
+        mine = lambda ls: [l for l in ls if re.search(r"\bshard=%d\b" % shard, l)]
+        assert not mine(from_topic), "shard %d rebuilt from the topic:\n%s" % (
+            shard, "\n".join(mine(from_topic)))
+        if shard in standby:
+            continue
+        assert mine(taken), "shard %d not taken over from a snapshot on node1:\n%s" % (
             shard, "\n".join(new[-60:]))
 
 
@@ -236,6 +247,12 @@ def test_node_joins_shards_rebalance_to_it(cluster, nodes, fcoll):
         mine, other = h.get(joiner.id, []), h.get(nodes[0].id, [])
         return mine and sorted(mine + other) == list(range(SHARDS)) and h
     load, _ = run_load(cluster, fcoll, fault)
-    wait_until(balanced, 120, "shards of %s shared by node1 and node4" % name)
+    h = wait_until(balanced, 120, "shards of %s shared by node1 and node4" % name)
     assert not load.errors_from(), load.errors_from()[:5]
     verify(cluster, fcoll)
+    # The newcomer loaded its shards from a replica's snapshot.
+    lines = joiner.daemon.log_text().splitlines()
+    assert not events(lines, "cluster_shard_from_topic", name), lines[-40:]
+    taken = events(lines, "cluster_shard_taken_over", name)
+    for shard in h[joiner.id]:
+        assert [l for l in taken if re.search(r"\bshard=%d\b" % shard, l)], (shard, lines[-40:])
