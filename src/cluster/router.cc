@@ -1007,8 +1007,12 @@ struct Router::Impl {
 
   // ---------------------------------------------------------------- reads
 
-  // A client for watermark queries (read_committed: ListOffsets answers
-  // the last stable offset). librdkafka may keep asking a partition's old
+  // A client for watermark queries. It reads the high watermark itself
+  // (read_uncommitted), not the last stable offset: right after a batch's
+  // commit returns, the transaction markers may not be written yet and the
+  // LSO still lies before its records, so a strong read would miss them; the
+  // replica (read_committed) reaches the high watermark only once they are
+  // committed and applied. librdkafka may keep asking a partition's old
   // leader after a broker died or came back (its cached leader is not
   // refreshed on NOT_LEADER for these queries): then the client is replaced.
   std::shared_ptr<rd_kafka_t> WatermarkClient(bool renew) {
@@ -1018,7 +1022,7 @@ struct Router::Impl {
     rd_kafka_conf_t* c = kafka.BaseConf();
     char errstr[512];
     rd_kafka_conf_set(c, "group.id", ("aidb.watermarks." + o.node_id).c_str(), errstr, sizeof errstr);
-    rd_kafka_conf_set(c, "isolation.level", "read_committed", errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "isolation.level", "read_uncommitted", errstr, sizeof errstr);
     rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
     if (!rk) return wm;
