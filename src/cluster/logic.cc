@@ -115,10 +115,10 @@ std::optional<int64_t> ParseSnapshotFileName(std::string_view name) {
       name.substr(name.size() - kSuf.size()) != kSuf) {
     return std::nullopt;
   }
+  std::string_view digits = name.substr(kPre.size(), name.size() - kPre.size() - kSuf.size());
+  if (digits == "-1") return -1;  // an empty shard: covers no record
   int64_t off = 0;
-  if (!ParseInt64(name.substr(kPre.size(), name.size() - kPre.size() - kSuf.size()), &off)) {
-    return std::nullopt;
-  }
+  if (!ParseInt64(digits, &off)) return std::nullopt;
   return off;
 }
 

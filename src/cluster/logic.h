@@ -35,7 +35,7 @@ bool ParseToken(std::string_view text, WriteToken* out, std::string* error);
 std::string LocalShardName(std::string_view collection, int p);
 
 // "snap-<offset>.aidb": a snapshot covering every record of its partition up
-// to and including <offset>.
+// to and including <offset> ("snap--1.aidb": a shard that had applied none).
 std::string SnapshotFileName(int64_t offset);
 // The offset of a snapshot file name, or nullopt if it is not one.
 std::optional<int64_t> ParseSnapshotFileName(std::string_view name);

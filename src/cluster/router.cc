@@ -11,6 +11,7 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -639,13 +640,13 @@ struct Router::Impl {
     }
     PerformAll(ptrs);
     int best = -1;
-    int64_t best_off = -1;
+    int64_t best_off = INT64_MIN;
     for (size_t i = 0; i < calls.size(); ++i) {
       if (calls[i].status != 200) continue;
       Json j = Json::parse(calls[i].answer, nullptr, false);
       if (!j.is_object() || !j.contains("offset") || !j["offset"].is_number_integer()) continue;
       int64_t off = j["offset"];
-      if (off > best_off) {
+      if (off >= -1 && off > best_off) {
         best_off = off;
         best = static_cast<int>(i);
       }
@@ -902,12 +903,8 @@ struct Router::Impl {
   // Takes a snapshot of a shard (on the apply thread: nothing is applied
   // meanwhile) and names it after the last offset it covers.
   bool SnapshotShard(Shard& s, std::string* file, int64_t* offset, std::string* error) {
-    int64_t off = s.next.load() - 1;
+    int64_t off = s.next.load() - 1;  // -1: an empty shard, still worth a snapshot
     *offset = off;
-    if (off < 0) {
-      *file = "";
-      return true;  // nothing applied yet
-    }
     auto snaps = SnapshotFiles(s.dir);
     if (!snaps.empty() && snaps.back().first == off && s.since_snapshot == 0) {
       *file = fs::path(snaps.back().second).filename().string();

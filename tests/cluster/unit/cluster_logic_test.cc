@@ -101,7 +101,10 @@ TEST(SnapshotNames, RecordTheOffsetTheyCover) {
   EXPECT_EQ(SnapshotFileName(1234), "snap-1234.aidb");
   EXPECT_EQ(ParseSnapshotFileName("snap-1234.aidb"), 1234);
   EXPECT_EQ(ParseSnapshotFileName(SnapshotFileName(0)), 0);
-  for (const char* bad : {"snap-.aidb", "snap-12.aidb.tmp", "snap--1.aidb", "snap-1x.aidb",
+  // An empty shard's snapshot covers no record.
+  EXPECT_EQ(SnapshotFileName(-1), "snap--1.aidb");
+  EXPECT_EQ(ParseSnapshotFileName("snap--1.aidb"), -1);
+  for (const char* bad : {"snap-.aidb", "snap-12.aidb.tmp", "snap--2.aidb", "snap-1x.aidb",
                           "snap-1.aidbsnap", "download.tmp", "shard.json"}) {
     EXPECT_FALSE(ParseSnapshotFileName(bad).has_value()) << bad;
   }
