@@ -274,6 +274,10 @@ case "$cmd" in
     done
     for ((i = 0; i < brokers; i++)); do start_broker "$i"; done
     if ! wait_up "$brokers"; then
+      # Leave nothing half up (e.g. one broker could not bind its port).
+      files=()
+      for f in "$dir"/broker*/pid; do [ -e "$f" ] && files+=("$f"); done
+      [ ${#files[@]} -gt 0 ] && stop_pids "${files[@]}"
       exit 1
     fi
     bootstrap "$brokers" >"$dir/bootstrap"

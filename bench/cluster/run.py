@@ -63,26 +63,28 @@ def log(*a):
     print("#", *a, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_range(n):
-    for _ in range(200):
-        base = free_port()
+def free_port_range(n=1):
+    """Free ports P..P+n-1 below the kernel's ephemeral range (20000-32767),
+    so no outgoing connection takes them before the servers bind."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(500):
+        base = rng.randrange(20000, 32767 - n)
         ok = True
         for p in range(base, base + n):
             with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", p))
                 except OSError:
                     ok = False
                     break
-        if ok and base + n < 65000:
+        if ok:
             return base
     raise SystemExit("no free port range")
+
+
+def free_port():
+    return free_port_range(1)
 
 
 class Proc:

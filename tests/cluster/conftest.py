@@ -58,18 +58,28 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda it: 1 if it.get_closest_marker("disruptive") else 0)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
-def free_port_range(n):
-    """A base port P such that P..P+n-1 are free on 127.0.0.1 right now."""
-    for _ in range(200):
-        base = free_port()
-        if base + n > 65000:
-            continue
+def free_port_range(n=1):
+    """A base port P such that P..P+n-1 are free on 127.0.0.1 right now, below
+    the kernel's ephemeral range: the ports of fixed listeners (brokers, nodes
+    with --advertise) must not be taken by some client's outgoing connection
+    between this check and the server's bind."""
+    import random
+    lo = 20000
+    hi = _ephemeral_range()[0] - n - 1
+    if hi <= lo:
+        lo, hi = 10000, 65000 - n
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(500):
+        base = rng.randrange(lo, hi)
         socks = []
         try:
             for p in range(base, base + n):
@@ -86,19 +96,29 @@ def free_port_range(n):
     raise RuntimeError("no free port range")
 
 
+def free_port():
+    return free_port_range(1)
+
+
 class Kafka:
     """The 3 brokers of scripts/kafka.sh in a temporary directory."""
 
     def __init__(self, root, brokers=3):
         self.dir = os.path.join(root, "kafka")
         self.brokers = brokers
-        self.base_port = free_port_range(2 * brokers)
-        out = subprocess.run(
-            ["bash", KAFKA_SH, "up", "--brokers", str(brokers), "--dir", self.dir,
-             "--base-port", str(self.base_port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-        if out.returncode != 0:
-            raise RuntimeError("kafka.sh up failed:\n" + out.stderr[-4000:])
+        for attempt in range(3):
+            self.base_port = free_port_range(2 * brokers)
+            out = subprocess.run(
+                ["bash", KAFKA_SH, "up", "--brokers", str(brokers), "--dir", self.dir,
+                 "--base-port", str(self.base_port)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+            if out.returncode == 0:
+                break
+            # A port taken between the check and the bind: new ports, new dir.
+            self.down()
+            if "Address already in use" not in out.stderr or attempt == 2:
+                raise RuntimeError("kafka.sh up failed:\n" + out.stderr[-4000:])
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.bootstrap = out.stdout.strip().splitlines()[-1]
 
     def kill(self, i):
@@ -253,6 +273,10 @@ def cluster(workdir, kafka):
         c.shutdown()
         raise
     yield c
+    if os.environ.get("AIDB_CLUSTER_KEEP"):
+        for node in c.nodes:  # the nodes' stderr next to their data dirs
+            with open(node.data_dir + ".log", "w") as f:
+                f.write(node.log_text())
     try:
         c.shutdown()
     except Exception:  # a node that does not stop in time is killed

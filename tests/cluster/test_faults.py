@@ -11,6 +11,8 @@ import http.client
 import json
 import random
 import re
+import signal
+import subprocess
 import time
 import uuid
 
@@ -55,14 +57,24 @@ def snap(node, name):
     return r.json()
 
 
+T0 = time.monotonic()
+
+
+def step(what):
+    """Progress on stdout (pytest -s), to see where a slow fault test waits."""
+    print("[%6.1f s] %s" % (time.monotonic() - T0, what), flush=True)
+
+
 def run_load(cluster, state, fault, after=AROUND):
     """Runs writers and searchers, calls fault() once they are going, lets them
     run `after` seconds more, stops them and folds their results into state."""
     load = Load(cluster, state["name"], DIM, random.Random(len(state["acked"])))
     with load:
         wait_until(lambda: load.counts()[0] > 0 and load.counts()[1] > 0, 60, "load running")
+        step("load running; fault")
         info = fault(load)
         time.sleep(after)
+        step("stopping the load")
     for pid, v in load.acked.items():
         state["acked"][pid] = v
         state["unacked"].pop(pid, None)
@@ -92,7 +104,10 @@ def verify(cluster, state):
     """Every acknowledged write is found, with its vector, from every live
     node; unacknowledged ones are there at most once; len agrees."""
     name = state["name"]
+    step("verify: waiting until caught up")
     wait_caught_up(cluster, name, SHARDS, timeout=120)
+    step("verify: reading %d acknowledged points from %d nodes"
+         % (len(state["acked"]), len(cluster.live())))
     for node in cluster.live():
         r = node.get("/collections/%s?consistency=strong" % name, timeout=60)
         assert r.status == 200, (node.id, r)
@@ -154,9 +169,10 @@ def test_kill9_node_searches_continue_and_it_catches_up(cluster, nodes, fcoll):
     assert not errors, "searches through live nodes failed: %r" % errors[:5]
     werr = load.write_errors_from(exclude={victim.id})
     assert not werr, "writes through live nodes failed: %r" % werr[:5]
-    before = len(victim.log_text().splitlines())
+    step("restarting " + victim.id)
     victim.start()
     cluster.wait_ready()
+    step(victim.id + " back")
     verify(cluster, fcoll)
     # It came back from its own snapshot (taken before the kill) and WAL and
     # consumed from the snapshot's offset, not from the start of the topic
@@ -216,6 +232,7 @@ def test_node_leaves_for_good_shards_move_from_snapshot(cluster, nodes, fcoll):
         h = shards_of(cluster_view(heir), name)
         return h.get(heir.id) == list(range(SHARDS)) and h
     wait_until(taken, 120, "node1 holding every group-0 shard of %s" % name)
+    step("node1 holds every group-0 shard")
     verify(cluster, fcoll)
     # The shards it took over came from a snapshot (its replica's, over HTTP:
     # event cluster_shard_taken_over with the snapshot's offset), not from a
@@ -256,3 +273,23 @@ def test_node_joins_shards_rebalance_to_it(cluster, nodes, fcoll):
     taken = events(lines, "cluster_shard_taken_over", name)
     for shard in h[joiner.id]:
         assert [l for l in taken if re.search(r"\bshard=%d\b" % shard, l)], (shard, lines[-40:])
+
+
+def test_sigterm_stops_every_node(cluster):
+    """Last: SIGTERM drains and stops every node with exit status 0, as for a
+    standalone aidbd (a node that hangs fails here rather than being killed
+    silently at teardown)."""
+    live = cluster.live()
+    t0 = time.monotonic()
+    for node in live:
+        node.daemon.proc.send_signal(signal.SIGTERM)
+    for node in live:
+        try:
+            node.daemon.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            node.kill9()
+            raise AssertionError("%s did not stop within 90 s of SIGTERM:\n%s"
+                                 % (node.id, node.log_text()[-3000:]))
+        rc = node.daemon.stop()
+        print("%s stopped with %r after %.1f s" % (node.id, rc, time.monotonic() - t0))
+        assert rc == 0, "%s exited with %r:\n%s" % (node.id, rc, node.daemon.log_text()[-3000:])

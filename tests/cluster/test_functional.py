@@ -139,8 +139,24 @@ def test_collection_routes_agree(standalone, nodes):
     # compact and snapshot answer on every node.
     for node in nodes:
         assert node.post("/collections/%s/compact" % name).status == 200
+    r = nodes[0].post("/collections/%s/points:batch" % name,
+                      {"points": [{"vector": [i, 1, 2]} for i in range(30)]})
+    assert r.status == 200, r
     r = nodes[2].post("/collections/%s/snapshot" % name, {})
     assert r.status == 200, r
+    # One snapshot per replica of every shard (3 shards x 2 replicas).
+    snaps = r.json()["snapshots"]
+    assert len({(s["node"], s["shard"]) for s in snaps}) >= 6, r.json()
+    assert {s["shard"] for s in snaps} == {0, 1, 2} and not r.json()["errors"], r.json()
+    for node in nodes:
+        listed = node.get("/collections/%s/snapshots" % name)
+        assert listed.status == 200 and len(listed.json()["snapshots"]) >= 6, listed
+    # Documented differences of cluster mode (docs/cluster.md): a snapshot
+    # "path", restore and the WAL change feed are refused with a clear error.
+    for node in nodes:
+        assert_error(node.post("/collections/%s/snapshot" % name, {"path": "x.aidb"}), 400)
+        assert_error(node.post("/collections/%s/restore" % name, {"snapshot": "x"}), 501)
+        assert_error(node.get("/collections/%s/wal?from_lsn=0" % name), 501)
     # Drop through one node: gone everywhere.
     r = nodes[2].delete("/collections/" + name)
     assert r.status == 200 and r.json() == {"name": name, "deleted": True}, r
