@@ -246,7 +246,8 @@ struct Router::Impl {
   ClusterOptions o;
   std::string advertise;
   std::string cluster_dir;  // <data>/cluster
-  Kafka kafka;
+  std::unique_ptr<Kafka> kafka_owner = std::make_unique<Kafka>();
+  Kafka& kafka = *kafka_owner;
 
   aidb_db* scratch_db = nullptr;
   std::unique_ptr<Api> scratch;  // validates requests exactly as standalone
@@ -1023,7 +1024,8 @@ struct Router::Impl {
     rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
     if (!rk) return wm;
-    wm = std::shared_ptr<rd_kafka_t>(rk, [](rd_kafka_t* k) { rd_kafka_destroy(k); });
+    wm = std::shared_ptr<rd_kafka_t>(
+        rk, [](rd_kafka_t* k) { rd_kafka_destroy_flags(k, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE); });
     wm_created_ms = now;
     return wm;
   }
@@ -2197,26 +2199,48 @@ struct Router::Impl {
     return true;
   }
 
+  // Runs `fn` on a thread of its own and waits at most `seconds` for it: a
+  // Kafka client that cannot reach its brokers must not hold up the exit
+  // (everything that matters, the shards' snapshots, is done by then).
+  static bool Bounded(const char* what, int seconds, std::function<void()> fn) {
+    auto done = std::make_shared<std::promise<void>>();
+    std::future<void> f = done->get_future();
+    std::thread([fn = std::move(fn), done] {
+      fn();
+      done->set_value();
+    }).detach();
+    if (f.wait_for(std::chrono::seconds(seconds)) != std::future_status::ready) {
+      Log(LogLevel::kWarn, "cluster_stop_slow", KV().Add("step", what).Add("seconds", seconds));
+      return false;
+    }
+    return true;
+  }
+
   void Stop() {
     if (stopping.exchange(true)) return;
     Notify();
     if (apply_thread.joinable()) apply_thread.join();
-    if (rep) {
-      rd_kafka_consumer_close(rep);
-      rd_kafka_destroy(rep);
-      rep = nullptr;
-    }
     if (meta_thread.joinable()) meta_thread.join();
-    if (meta) {
-      rd_kafka_consumer_close(meta);
-      rd_kafka_destroy(meta);
-      meta = nullptr;
-    }
+    // Static members do not leave their group (a restart within the session
+    // timeout keeps the assignment), so the consumers are destroyed without
+    // the consumer close, which would wait for the group coordinator.
+    rd_kafka_t* r = rep;
+    rd_kafka_t* m = meta;
+    rep = meta = nullptr;
+    std::shared_ptr<rd_kafka_t> w;
     {
       std::lock_guard<std::mutex> lock(wm_mu);
-      wm.reset();
+      w.swap(wm);
     }
-    kafka.Stop();
+    Bounded("consumers", 10, [r, m, w]() mutable {
+      if (r) rd_kafka_destroy_flags(r, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+      if (m) rd_kafka_destroy_flags(m, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+      w.reset();
+    });
+    Kafka* k = kafka_owner.get();
+    if (!Bounded("producers", 30, [k] { k->Stop(); })) {
+      (void)kafka_owner.release();  // still in use by the stuck thread: left to the exit
+    }
     {
       std::lock_guard<std::mutex> lock(shards_mu);
       shards.clear();
