@@ -275,6 +275,17 @@ def test_node_joins_shards_rebalance_to_it(cluster, nodes, fcoll):
         assert [l for l in taken if re.search(r"\bshard=%d\b" % shard, l)], (shard, lines[-40:])
 
 
+def thread_stacks(pid):
+    """Every thread's stack of a hung process (gdb, when installed)."""
+    try:
+        out = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 15"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "(no stacks: %s)" % e
+    return "\n".join(l for l in out.splitlines() if l.startswith(("Thread", "#")))[-12000:]
+
+
 def test_sigterm_stops_every_node(cluster):
     """Last: SIGTERM drains and stops every node with exit status 0, as for a
     standalone aidbd (a node that hangs fails here rather than being killed
@@ -287,9 +298,10 @@ def test_sigterm_stops_every_node(cluster):
         try:
             node.daemon.proc.wait(90)
         except subprocess.TimeoutExpired:
+            stacks = thread_stacks(node.daemon.proc.pid)
             node.kill9()
-            raise AssertionError("%s did not stop within 90 s of SIGTERM:\n%s"
-                                 % (node.id, node.log_text()[-3000:]))
+            raise AssertionError("%s did not stop within 90 s of SIGTERM:\n%s\n\nthreads:\n%s"
+                                 % (node.id, node.log_text()[-3000:], stacks))
         rc = node.daemon.stop()
         print("%s stopped with %r after %.1f s" % (node.id, rc, time.monotonic() - t0))
         assert rc == 0, "%s exited with %r:\n%s" % (node.id, rc, node.daemon.log_text()[-3000:])
