@@ -26,7 +26,7 @@ PKGS=(
   # CRC32C (Intel ISA-L), JSON, HTTP parsing
   libisal-dev libsimdjson-dev nlohmann-json3-dev libhttp-parser-dev
   # cluster mode: Kafka client; Kafka brokers for its tests (JDK + Maven)
-  librdkafka-dev default-jre-headless maven
+  librdkafka-dev libcurl4-openssl-dev default-jre-headless maven
   # benchmark peers and data
   libhnswlib-dev dataset-fashion-mnist zlib1g-dev libsqlite3-dev librocksdb-dev wrk
   # tooling used by tests

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "api.h"
+#include "cluster/logic.h"
+#include "cluster/router.h"
 #include "http_server.h"
 #include "util.h"
 
@@ -69,6 +71,22 @@ wins over the variable.
                             the number of CPUs; at most 256)
   --threads N               worker threads for engine calls: libuv's thread pool
                             [UV_THREADPOOL_SIZE] (default 8; at most 1024)
+
+Cluster mode (see docs/cluster.md): with --kafka, collections are sharded and
+replicated over the nodes through Kafka topics; without it aidbd is the
+standalone daemon.
+  --kafka BROKERS           comma-separated host:port of Kafka brokers
+                            [AIDB_KAFKA]
+  --node-id ID              this node's name, [A-Za-z0-9_-]{1,64}; required
+                            with --kafka [AIDB_NODE_ID]
+  --advertise HOST:PORT     address other nodes use to reach this node
+                            [AIDB_ADVERTISE] (default: the bound --listen)
+  --replica-group G         replica group (0, 1, ...): a collection with
+                            replication R is held by groups 0..R-1
+                            [AIDB_REPLICA_GROUP] (default 0)
+  --consistency-timeout-ms N  longest wait of a session or strong read before
+                            it answers 504 [AIDB_CONSISTENCY_TIMEOUT_MS]
+                            (default 5000)
   --help                    print this text
   --version                 print the version
 
@@ -87,6 +105,11 @@ struct Options {
   HttpLimits limits;
   uint64_t threads = 0;
   int64_t io_threads = -1;  // -1: one per CPU
+  std::string kafka;        // cluster mode when set
+  std::string node_id;
+  std::string advertise;
+  uint64_t replica_group = 0;
+  uint64_t consistency_timeout_ms = 5000;
 };
 
 [[noreturn]] void UsageError(const std::string& msg) {
@@ -116,6 +139,11 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--threads") o->threads = ParseUint(key, v);
   else if (key == "--io-threads") o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
   else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
+  else if (key == "--kafka") o->kafka = v;
+  else if (key == "--node-id") o->node_id = v;
+  else if (key == "--advertise") o->advertise = v;
+  else if (key == "--replica-group") o->replica_group = ParseUint(key, v);
+  else if (key == "--consistency-timeout-ms") o->consistency_timeout_ms = ParseUint(key, v);
   else UsageError("unknown option " + key);
 }
 
@@ -136,6 +164,11 @@ Options ParseOptions(int argc, char** argv) {
       {"AIDB_MAX_CONNECTIONS", "--max-connections"},
       {"UV_THREADPOOL_SIZE", "--threads"},
       {"AIDB_IO_THREADS", "--io-threads"},
+      {"AIDB_KAFKA", "--kafka"},
+      {"AIDB_NODE_ID", "--node-id"},
+      {"AIDB_ADVERTISE", "--advertise"},
+      {"AIDB_REPLICA_GROUP", "--replica-group"},
+      {"AIDB_CONSISTENCY_TIMEOUT_MS", "--consistency-timeout-ms"},
   };
   for (auto& [env, flag] : kEnv) {
     if (const char* v = std::getenv(env); v && *v) Apply(&o, flag, v);
@@ -244,6 +277,11 @@ int main(int argc, char** argv) {
   int port = 0;
   if (!SplitHostPort(o.listen, &host, &port)) UsageError("bad --listen '" + o.listen + "'");
   if (o.limits.max_body_bytes == 0) UsageError("--max-body-bytes must be positive");
+  const bool cluster = !o.kafka.empty();
+  if (cluster && !aidbd::cluster::ValidNodeId(o.node_id)) {
+    UsageError("--kafka needs --node-id: 1 to 64 of A-Z a-z 0-9 _ -");
+  }
+  if (o.replica_group > 1024) UsageError("--replica-group must be at most 1024");
 
   // libuv sizes its process-wide pool from UV_THREADPOOL_SIZE when the first
   // work item is queued. Engine calls block (fsync, snapshots), so default to
@@ -267,6 +305,9 @@ int main(int argc, char** argv) {
     Log(LogLevel::kError, "data_dir_failed", KV().Add("dir", o.data_dir).Add("error", ec.message()));
     return 1;
   }
+  // In cluster mode the node's shard replicas are the collections of
+  // <data-dir>/shards; <data-dir>/cluster holds their offset-named snapshots.
+  std::string db_dir = cluster ? data_dir + "/shards" : data_dir;
   Log(LogLevel::kInfo, "starting",
       KV().Add("version", aidb_version()).Add("data_dir", data_dir).Add("durability", o.durability)
           .Add("threads", static_cast<unsigned long long>(threads))
@@ -281,15 +322,15 @@ int main(int argc, char** argv) {
   aidb_db* db = nullptr;
   char* err = nullptr;
   int64_t t0 = NowUnixNs();
-  int st = aidb_db_open(data_dir.c_str(), &dbo, &db, &err);
+  int st = aidb_db_open(db_dir.c_str(), &dbo, &db, &err);
   if (st != AIDB_OK) {
     Log(LogLevel::kError, "open_failed",
-        KV().Add("dir", data_dir).Add("status", aidb_status_name(st)).Add("error", err ? err : ""));
+        KV().Add("dir", db_dir).Add("status", aidb_status_name(st)).Add("error", err ? err : ""));
     aidb_free(err);
     return 1;
   }
   Log(LogLevel::kInfo, "opened",
-      KV().Add("dir", data_dir).Add("seconds", static_cast<double>(NowUnixNs() - t0) / 1e9));
+      KV().Add("dir", db_dir).Add("seconds", static_cast<double>(NowUnixNs() - t0) / 1e9));
 
   Daemon d;
   int rc = uv_loop_init(&d.loop);
@@ -301,13 +342,26 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   {
     ApiConfig cfg;
-    cfg.data_dir = data_dir;
+    cfg.data_dir = db_dir;
     cfg.api_key = o.api_key;
     cfg.start_unix_ns = NowUnixNs();
     Api api(db, cfg);
+    std::unique_ptr<aidbd::cluster::Router> router;
+    if (cluster) {
+      aidbd::cluster::ClusterOptions co;
+      co.brokers = o.kafka;
+      co.node_id = o.node_id;
+      co.advertise = o.advertise;
+      co.replica_group = static_cast<int>(o.replica_group);
+      co.consistency_timeout_ms = o.consistency_timeout_ms;
+      co.data_dir = data_dir;
+      co.api_key = o.api_key;
+      router = std::make_unique<aidbd::cluster::Router>(&api, db, co);
+    }
+    Handler* handler = router ? static_cast<Handler*>(router.get()) : &api;
     std::unique_ptr<HttpServer> server;
     try {
-      server = std::make_unique<HttpServer>(&d.loop, &api, o.limits, io_threads);
+      server = std::make_unique<HttpServer>(&d.loop, handler, o.limits, io_threads);
     } catch (const std::exception& e) {
       Log(LogLevel::kError, "server_init_failed", KV().Add("error", e.what()));
       api.ReleaseHandles();
@@ -335,6 +389,13 @@ int main(int argc, char** argv) {
         exit_code = 1;
       }
     }
+    if (exit_code == 0 && router) {
+      std::string cerr;
+      if (!router->Start(bound, &cerr)) {
+        Log(LogLevel::kError, "cluster_start_failed", KV().Add("error", cerr));
+        exit_code = 1;
+      }
+    }
     if (exit_code == 0) {
       // Printed at every log level: with --listen HOST:0 it is how callers
       // learn the port.
@@ -344,6 +405,7 @@ int main(int argc, char** argv) {
       (void)rc;  // non-zero only if uv_stop() was called; handles are closed below
     }
     server.reset();  // joins the I/O threads: no request runs any more
+    if (router) router->Stop();
     api.ReleaseHandles();
   }
   aidb_db_close(db);

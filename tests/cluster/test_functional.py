@@ -1,0 +1,292 @@
+"""Every route through every cluster node answers as one standalone aidbd
+does for the same data (same status codes, same JSON shapes and values), and
+cluster search recall@10 is at least a standalone node's at the same ef."""
+import math
+import os
+import random
+import uuid
+
+import pytest
+
+from conftest import (assert_error, cluster_view, shards_of, strong, unique, wait_caught_up,
+                      wait_until, write_token)
+
+# Fields of the collection info that describe the local storage of one node
+# (its WAL), not the collection's data: they differ by construction.
+LOCAL_FIELDS = {"wal_size_bytes", "wal_last_truncate", "wal_bytes_since_truncate",
+                "wal_last_lsn", "durability", "write_token"}
+
+
+def same(a, b, path="$"):
+    """Asserts the standalone answer `a` and the cluster answer `b` agree: every
+    key of `a` is in `b` with an equal value (floats to 1e-5), except the local
+    storage fields. `b` may carry more keys (e.g. shards, replication)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict), (path, a, b)
+        for k, v in a.items():
+            if k in LOCAL_FIELDS:
+                continue
+            assert k in b, "%s.%s missing in the cluster answer %r" % (path, k, b)
+            same(v, b[k], "%s.%s" % (path, k))
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), (path, a, b)
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, "%s[%d]" % (path, i))
+    elif isinstance(a, float) or isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+def mirror(standalone, nodes, method, path, body=None, cluster_path=None):
+    """Sends one request to the standalone node and to every cluster node and
+    asserts the answers agree. Returns the standalone answer."""
+    ref = standalone.request(method, path, body=body)
+    for node in nodes:
+        r = node.request(method, cluster_path or path, body=body)
+        assert r.status == ref.status, (node.id, method, path, body, ref, r)
+        if ref.status >= 400:
+            assert r.json().get("error"), (node.id, r)
+        else:
+            same(ref.json(), r.json())
+    return ref
+
+
+def create_both(standalone, nodes, body, shards, replication):
+    r = standalone.post("/collections", body)
+    assert r.status == 201, r
+    c = nodes[0].post("/collections", dict(body, shards=shards, replication=replication))
+    assert c.status == 201, c
+    same(r.json(), c.json())
+    return c.json()
+
+
+def test_cluster_view_and_metrics(nodes):
+    name = unique("view")
+    r = nodes[0].post("/collections", {"name": name, "dim": 2, "shards": 4, "replication": 2})
+    assert r.status == 201, r
+    for node in nodes:
+        view = cluster_view(node)
+        assert view["node_id"] == node.id
+        ids = {n["id"] for n in view["nodes"]}
+        assert {m.id for m in nodes} <= ids, view
+        for n in view["nodes"]:
+            for key in ("id", "address", "replica_group", "state", "shards"):
+                assert key in n, (key, n)
+            for s in n["shards"]:
+                for key in ("collection", "shard", "applied_offset", "high_watermark", "lag"):
+                    assert key in s, (key, s)
+        mine = [n for n in view["nodes"] if n["id"] == node.id][0]
+        assert mine["address"] == node.address and mine["replica_group"] == node.group
+
+    # Replication 2 on groups 0,1,0: every shard has one replica in group 0
+    # (node1 or node3) and one in group 1 (node2).
+    def placed():
+        held = shards_of(cluster_view(nodes[0]), name)
+        g0 = sorted(held.get("node1", []) + held.get("node3", []))
+        return g0 == [0, 1, 2, 3] and held.get("node2") == [0, 1, 2, 3] and held
+    wait_until(placed, 60, "shards of %s on both replica groups" % name)
+
+    # Per-shard gauges, once the shards have records (a shard's lag is
+    # reported once its high watermark is known).
+    r = nodes[0].post("/collections/%s/points:batch" % name,
+                      {"points": [{"vector": [i, 1]} for i in range(20)]})
+    assert r.status == 200, r
+    for node in nodes:
+        assert node.get(strong("/collections/" + name)).json()["len"] == 20
+
+    def gauges():
+        text = nodes[1].get("/metrics").body
+        found = {}
+        for metric in ("aidb_cluster_shard_applied_offset", "aidb_cluster_shard_lag"):
+            found[metric] = [l for l in text.splitlines()
+                             if l.startswith(metric + '{collection="%s",shard="' % name)]
+        return all(len(v) == 4 for v in found.values()) and found
+    found = wait_until(gauges, 30, "per-shard gauges of %s on node2" % name)
+    assert all(l.endswith(" 0") for l in found["aidb_cluster_shard_lag"]), found
+
+
+def test_collection_routes_agree(standalone, nodes):
+    name = unique("coll")
+    body = {"name": name, "dim": 3, "metric": "euclidean", "index": "hnsw",
+            "hnsw": {"m": 8, "ef_construction": 64, "ef_search": 32}}
+    create_both(standalone, nodes, body, shards=3, replication=2)
+    # Every node knows it (the metadata topic), with the standalone shape.
+    ref = standalone.get("/collections/" + name).json()
+    for node in nodes:
+        got = wait_until(lambda: node.get(strong("/collections/" + name)), 30,
+                         "%s on %s" % (name, node.id))
+        assert got.status == 200, got
+        same(ref, got.json())
+        listed = [c for c in node.get("/collections").json()["collections"] if c["name"] == name]
+        assert len(listed) == 1, node.id
+        same(ref, listed[0])
+    # Same errors for the same bad bodies.
+    for bad in ({"name": name, "dim": 3}, {"name": "../etc", "dim": 3}, {"name": "ok"},
+                {"name": "x" * 65, "dim": 3}, {"name": "ok", "dim": 0},
+                {"name": "ok", "dim": 3, "metric": "manhattan"},
+                {"name": "ok", "dim": 3, "index": "ivf"}, [1, 2]):
+        mirror(standalone, nodes, "POST", "/collections", bad)
+    mirror(standalone, nodes, "GET", "/collections/missing_" + name)
+    # ef_search goes through the metadata topic: every node sees it.
+    r = nodes[1].post("/collections/%s/params" % name, {"ef_search": 77})
+    assert r.status == 200, r
+    assert standalone.post("/collections/%s/params" % name, {"ef_search": 77}).status == 200
+    for node in nodes:
+        wait_until(lambda: node.get("/collections/" + name).json()["hnsw"]["ef_search"] == 77,
+                   30, "ef_search 77 on " + node.id)
+    mirror(standalone, nodes, "POST", "/collections/%s/params" % name, {"ef_search": "x"})
+    # compact and snapshot answer on every node.
+    for node in nodes:
+        assert node.post("/collections/%s/compact" % name).status == 200
+    r = nodes[0].post("/collections/%s/points:batch" % name,
+                      {"points": [{"vector": [i, 1, 2]} for i in range(30)]})
+    assert r.status == 200, r
+    r = nodes[2].post("/collections/%s/snapshot" % name, {})
+    assert r.status == 200, r
+    # One snapshot per replica of every shard (3 shards x 2 replicas).
+    snaps = r.json()["snapshots"]
+    assert len({(s["node"], s["shard"]) for s in snaps}) >= 6, r.json()
+    assert {s["shard"] for s in snaps} == {0, 1, 2} and not r.json()["errors"], r.json()
+    for node in nodes:
+        listed = node.get("/collections/%s/snapshots" % name)
+        assert listed.status == 200 and len(listed.json()["snapshots"]) >= 6, listed
+    # Documented differences of cluster mode (docs/cluster.md): a snapshot
+    # "path", restore and the WAL change feed are refused with a clear error.
+    for node in nodes:
+        assert_error(node.post("/collections/%s/snapshot" % name, {"path": "x.aidb"}), 400)
+        assert_error(node.post("/collections/%s/restore" % name, {"snapshot": "x"}), 501)
+        assert_error(node.get("/collections/%s/wal?from_lsn=0" % name), 501)
+    # Drop through one node: gone everywhere.
+    r = nodes[2].delete("/collections/" + name)
+    assert r.status == 200 and r.json() == {"name": name, "deleted": True}, r
+    assert standalone.delete("/collections/" + name).status == 200
+    for node in nodes:
+        wait_until(lambda: node.get("/collections/" + name).status == 404, 30,
+                   "%s dropped on %s" % (name, node.id))
+        assert_error(node.post("/collections/%s/search" % name, {"vector": [0, 0, 0]}), 404)
+        assert_error(node.delete("/collections/" + name), 404)
+
+
+def test_point_routes_agree(standalone, nodes, cluster):
+    name = unique("pts")
+    body = {"name": name, "dim": 4, "metric": "euclidean"}  # flat: exact answers
+    create_both(standalone, nodes, body, shards=3, replication=2)
+    rng = random.Random(7)
+    pts = [{"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "vector": [round(rng.uniform(-1, 1), 3) for _ in range(4)],
+            "payload": {"i": i, "even": i % 2 == 0, "tag": {"k": "t%d" % (i % 3)}}}
+           for i in range(60)]
+    # Singles through every node in turn, then one batch through node2.
+    for i, p in enumerate(pts[:30]):
+        a = standalone.post("/collections/%s/points" % name, p)
+        b = nodes[i % 3].post("/collections/%s/points" % name, p)
+        assert a.status == b.status == 200, (a, b)
+        same(a.json(), b.json())
+        write_token(b)
+    a = standalone.post("/collections/%s/points:batch" % name, {"points": pts[30:]})
+    b = nodes[1].post("/collections/%s/points:batch" % name, {"points": pts[30:]})
+    assert a.status == b.status == 200, (a, b)
+    same(a.json(), b.json())
+    write_token(b)
+    # An upsert with no id: both generate one; the shape is the same.
+    b = nodes[0].post("/collections/%s/points" % name, {"vector": [9, 9, 9, 9]})
+    assert b.status == 200 and str(uuid.UUID(b.json()["id"])) == b.json()["id"]
+    assert standalone.post("/collections/%s/points" % name,
+                           {"id": b.json()["id"], "vector": [9, 9, 9, 9]}).status == 200
+    # Deletes through node3.
+    for p in pts[:5]:
+        a = standalone.delete("/collections/%s/points/%s" % (name, p["id"]))
+        b = nodes[2].delete("/collections/%s/points/%s" % (name, p["id"]))
+        assert a.status == b.status == 200, (a, b)
+        same(a.json(), b.json())
+    wait_caught_up(cluster, name, 3)
+
+    # Reads, strong consistency (standalone ignores the extra field).
+    mirror(standalone, nodes, "GET", "/collections/" + name,
+           cluster_path=strong("/collections/" + name))
+    for p in pts[::7]:
+        path = "/collections/%s/points/%s" % (name, p["id"])
+        mirror(standalone, nodes, "GET", path, cluster_path=strong(path))
+        upper = "/collections/%s/points/%s" % (name, p["id"].upper())
+        mirror(standalone, nodes, "GET", upper, cluster_path=strong(upper))
+    s = "/collections/%s/search" % name
+    for q in ([0, 0, 0, 0], [1, -1, 0.5, 0], [-0.3, 0.2, 0.9, -0.9]):
+        for extra in ({"top_k": 5}, {"k": 12}, {"limit": 70}, {"top_k": 4, "with_payload": False},
+                      {"top_k": 6, "filter": {"even": True}},
+                      {"top_k": 3, "filter": {"must": [{"key": "i", "range": {"gte": 40}}],
+                                              "must_not": [{"key": "tag.k",
+                                                            "match": {"value": "t0"}}]}},
+                      {"top_k": 5, "exact": True}):
+            mirror(standalone, nodes, "POST", s, dict({"vector": q, "consistency": "strong"},
+                                                      **extra))
+    mirror(standalone, nodes, "POST", "/collections/%s/search:batch" % name,
+           {"searches": [{"vector": [0, 0, 0, 0], "top_k": 3},
+                         {"vector": [1, 1, 1, 1], "top_k": 2, "filter": {"even": False}},
+                         [0.5, 0.5, 0, 0]], "top_k": 4, "consistency": "strong"})
+    mirror(standalone, nodes, "POST", "/collections/%s/search:batch" % name,
+           {"searches": [], "consistency": "strong"})
+
+    # Bad input: the same status everywhere.
+    base = "/collections/%s/points" % name
+    for bad in ({"vector": [1, 2]}, {"vector": [1, "2", 3, 4]}, {}, {"vector": []},
+                {"vector": [1, 2, 3, 4], "id": "not-a-uuid"},
+                {"vector": [1, 2, 3, 4], "payload": [1]}, {"vector": [1, 2, 3, 1e39]}):
+        mirror(standalone, nodes, "POST", base, bad)
+    mirror(standalone, nodes, "POST", base + ":batch",
+           {"points": [{"vector": [1, 0, 0, 0]}, {"vector": [1, 0, 0]}]})
+    mirror(standalone, nodes, "POST", base + ":batch", {"points": {}})
+    mirror(standalone, nodes, "GET", base + "/not-a-uuid")
+    mirror(standalone, nodes, "GET", base + "/" + str(uuid.UUID(int=5)))
+    mirror(standalone, nodes, "DELETE", base + "/" + pts[0]["id"])  # already deleted: 404
+    mirror(standalone, nodes, "POST", s, {"vector": [0, 0, 0]})
+    mirror(standalone, nodes, "POST", s, {"vector": [0, 0, 0, 0], "top_k": -1})
+    mirror(standalone, nodes, "POST", s, {"vector": [0, 0, 0, 0], "filter": "x"})
+    mirror(standalone, nodes, "POST", "/collections/%s/search:batch" % name, {"searches": 3})
+    mirror(standalone, nodes, "POST", "/collections/nope_%s/search" % name, {"vector": [0] * 4})
+    mirror(standalone, nodes, "POST", "/collections/nope_%s/points" % name, {"vector": [0] * 4})
+    # Nothing of the rejected writes was applied.
+    mirror(standalone, nodes, "GET", "/collections/" + name,
+           cluster_path=strong("/collections/" + name))
+    for path, method in (("/collections/%s/search" % name, "GET"), ("/nope", "GET")):
+        mirror(standalone, nodes, method, path)
+
+
+def _recall(found, truth):
+    hit = sum(len(set(f) & set(t)) for f, t in zip(found, truth))
+    return hit / float(sum(len(t) for t in truth))
+
+
+def test_recall_at_least_standalone(standalone, nodes, cluster):
+    long_run = os.environ.get("AIDB_CLUSTER_LONG") == "1"
+    count, dim, queries, ef = (100000, 32, 300, 24) if long_run else (20000, 32, 200, 16)
+    name = unique("recall")
+    body = {"name": name, "dim": dim, "metric": "euclidean", "index": "hnsw",
+            "hnsw": {"m": 8, "ef_construction": 64, "ef_search": ef}}
+    create_both(standalone, nodes, body, shards=6, replication=2)
+    rng = random.Random(12)
+    for start in range(0, count, 1000):
+        pts = [{"id": str(uuid.UUID(int=start + i + 1)),
+                "vector": [rng.gauss(0, 1) for _ in range(dim)]} for i in range(1000)]
+        assert standalone.post("/collections/%s/points:batch" % name, {"points": pts},
+                               timeout=300).status == 200
+        r = nodes[(start // 1000) % 3].post("/collections/%s/points:batch" % name,
+                                            {"points": pts}, timeout=300)
+        assert r.status == 200, r
+    wait_caught_up(cluster, name, 6, timeout=600)
+    qs = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(queries)]
+    s = "/collections/%s/search:batch" % name
+    truth = standalone.post(s, {"searches": qs, "top_k": 10, "exact": True}, timeout=300).json()
+    truth = [[h["id"] for h in q] for q in truth["results"]]
+    single = standalone.post(s, {"searches": qs, "top_k": 10, "ef_search": ef}).json()["results"]
+    single = _recall([[h["id"] for h in q] for q in single], truth)
+    for node in nodes:
+        got = node.post(s, {"searches": qs, "top_k": 10, "ef_search": ef,
+                            "consistency": "strong"}, timeout=300)
+        assert got.status == 200, got
+        rec = _recall([[h["id"] for h in q] for q in got.json()["results"]], truth)
+        print("recall@10 ef=%d n=%d: standalone %.4f, cluster via %s %.4f"
+              % (ef, count, single, node.id, rec))
+        assert rec >= single, (node.id, rec, single)
+    assert nodes[0].delete("/collections/" + name).status == 200
+    assert standalone.delete("/collections/" + name).status == 200
