@@ -69,6 +69,10 @@ wins over the variable.
                             the number of CPUs; at most 256)
   --threads N               worker threads for engine calls: libuv's thread pool
                             [UV_THREADPOOL_SIZE] (default 8; at most 1024)
+  --history-interval-ms N   how often the web console's history samples every
+                            collection's points and WAL size (360 samples are
+                            kept: an hour at the default)
+                            [AIDB_HISTORY_INTERVAL_MS] (default 10000)
   --help                    print this text
   --version                 print the version
 
@@ -87,6 +91,7 @@ struct Options {
   HttpLimits limits;
   uint64_t threads = 0;
   int64_t io_threads = -1;  // -1: one per CPU
+  uint64_t history_interval_ms = 10000;
 };
 
 [[noreturn]] void UsageError(const std::string& msg) {
@@ -116,6 +121,7 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--threads") o->threads = ParseUint(key, v);
   else if (key == "--io-threads") o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
   else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
+  else if (key == "--history-interval-ms") o->history_interval_ms = ParseUint(key, v);
   else UsageError("unknown option " + key);
 }
 
@@ -136,6 +142,7 @@ Options ParseOptions(int argc, char** argv) {
       {"AIDB_MAX_CONNECTIONS", "--max-connections"},
       {"UV_THREADPOOL_SIZE", "--threads"},
       {"AIDB_IO_THREADS", "--io-threads"},
+      {"AIDB_HISTORY_INTERVAL_MS", "--history-interval-ms"},
   };
   for (auto& [env, flag] : kEnv) {
     if (const char* v = std::getenv(env); v && *v) Apply(&o, flag, v);
@@ -244,6 +251,9 @@ int main(int argc, char** argv) {
   int port = 0;
   if (!SplitHostPort(o.listen, &host, &port)) UsageError("bad --listen '" + o.listen + "'");
   if (o.limits.max_body_bytes == 0) UsageError("--max-body-bytes must be positive");
+  if (o.history_interval_ms < 100 || o.history_interval_ms > 86400000) {
+    UsageError("--history-interval-ms must be between 100 and 86400000");
+  }
 
   // libuv sizes its process-wide pool from UV_THREADPOOL_SIZE when the first
   // work item is queued. Engine calls block (fsync, snapshots), so default to
@@ -304,6 +314,7 @@ int main(int argc, char** argv) {
     cfg.data_dir = data_dir;
     cfg.api_key = o.api_key;
     cfg.start_unix_ns = NowUnixNs();
+    cfg.history_interval_ms = static_cast<int64_t>(o.history_interval_ms);
     Api api(db, cfg);
     std::unique_ptr<HttpServer> server;
     try {
