@@ -74,10 +74,13 @@ function fmtSeconds(s) {
   return s.toFixed(2) + ' s';
 }
 
+// "2026-11-29 19:36:15" in the browser's time zone.
 function fmtTime(iso) {
   if (!iso) return 'never';
   const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleString('en-GB', { hour12: false });
+  if (isNaN(d)) return iso;
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${fmtClock(d.getTime())}`;
 }
 
 function fmtClock(ms) {
@@ -283,7 +286,10 @@ function quantile(q, buckets) {
   return prevLe;
 }
 
-let lastScrape = null;  // {t, totals: {route: n}}
+// The scrapes of the last minute, {t, totals: {route: n}}: rates are taken
+// over that minute (or what there is of it).
+const RATE_WINDOW_MS = 60000;
+let scrapes = [];
 
 // Per-route request stats from a /metrics text.
 function requestStats(samples) {
@@ -312,6 +318,8 @@ function requestStats(samples) {
     }
   }
   const now = performance.now();
+  scrapes = scrapes.filter((s) => now - s.t <= RATE_WINDOW_MS);
+  const ref = scrapes.length && now - scrapes[0].t >= 2000 ? scrapes[0] : null;
   const totals = {};
   for (const r of routes.values()) {
     r.buckets.sort((a, b) => a.le - b.le);
@@ -319,12 +327,9 @@ function requestStats(samples) {
     r.p95 = quantile(0.95, r.buckets);
     r.p99 = quantile(0.99, r.buckets);
     totals[r.route] = r.total;
-    if (lastScrape && now > lastScrape.t) {
-      const before = lastScrape.totals[r.route] || 0;
-      r.rate = Math.max(0, r.total - before) / ((now - lastScrape.t) / 1000);
-    }
+    if (ref) r.rate = Math.max(0, r.total - (ref.totals[r.route] || 0)) / ((now - ref.t) / 1000);
   }
-  lastScrape = { t: now, totals };
+  scrapes.push({ t: now, totals });
   const list = [...routes.values()].sort((a, b) => b.total - a.total);
   return { routes: list, perColl, counters };
 }
@@ -333,7 +338,7 @@ function requestStats(samples) {
 
 // A line chart of samples[key] over time into <svg>, y from 0. Sets
 // data-count, data-last-value and data-zero-y (the y of value 0) on the svg.
-function drawChart(svg, samples, key, fmt, spanMs) {
+function drawChart(svg, samples, key, fmt, spanMs, intervalMs) {
   const W = 560, H = 190, L = 70, R = 14, T = 10, B = 26;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.replaceChildren();
@@ -348,20 +353,19 @@ function drawChart(svg, samples, key, fmt, spanMs) {
   const last = samples[samples.length - 1];
   svg.dataset.lastValue = String(last[key]);
   const tEnd = last.unix_ms;
-  const tStart = Math.min(samples[0].unix_ms, tEnd - 60000);
+  const tStart = Math.min(samples[0].unix_ms, tEnd - 4 * intervalMs);
   const tFrom = Math.max(tStart, tEnd - spanMs);
   const shown = samples.filter((s) => s.unix_ms >= tFrom);
   let max = 0;
   for (const s of shown) max = Math.max(max, s[key]);
-  // A round top: 1, 2 or 5 times a power of ten (or of 1024 for bytes).
-  const base = key === 'wal_size_bytes' && max >= 1024 ? 1024 : 10;
-  let top = 1;
+  // A round top: a few steps per power of ten (of 2 for bytes past 1 KiB).
+  let top = 4;
   if (max > 0) {
-    const p = Math.pow(base, Math.floor(Math.log(max) / Math.log(base)));
-    top = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= max) || max;
-    if (base === 1024) {
-      top = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024].map((m) => m * p).find((v) => v >= max) || max;
-    }
+    const bytes = key === 'wal_size_bytes' && max >= 1024;
+    const p = bytes ? Math.pow(2, Math.floor(Math.log2(max))) : Math.pow(10, Math.floor(Math.log10(max)));
+    const steps = bytes ? [1, 1.5, 2] : [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10];
+    top = steps.map((m) => m * p).find((v) => v >= max) || max;
+    if (!bytes && top < 4) top = 4;  // four whole steps on the axis
   }
   const x = (t) => L + ((t - tFrom) / Math.max(1, tEnd - tFrom)) * (W - L - R);
   const y = (v) => y0 - (v / top) * (y0 - T);
@@ -369,7 +373,7 @@ function drawChart(svg, samples, key, fmt, spanMs) {
     const v = (top * i) / 4;
     const yy = y(v);
     svg.append(svgEl('line', { class: i ? 'grid' : 'axis', x1: L, x2: W - R, y1: yy, y2: yy }));
-    svg.append(svgEl('text', { x: L - 6, y: yy + 4, 'text-anchor': 'end' }, fmt(Math.round(v))));
+    svg.append(svgEl('text', { x: L - 6, y: yy + 4, 'text-anchor': 'end' }, fmt(v)));
   }
   svg.append(svgEl('line', { class: 'axis', x1: L, x2: L, y1: T, y2: y0 }));
   for (let i = 0; i <= 3; i++) {
@@ -510,7 +514,7 @@ function renderSummary(stats) {
   const card = (label, value, id) => el('div', { class: 'card', id },
     el('div', { class: 'label', text: label }), el('div', { class: 'value', text: value }));
   $('request-summary').replaceChildren(
-    card('Requests / s', rate === null ? '…' : rate.toFixed(1), 'sum-rate'),
+    card('Requests / s (last minute)', rate === null ? '…' : rate.toFixed(1), 'sum-rate'),
     card('Requests since start', fmtInt(total), 'sum-total'),
     card('4xx / 5xx answers', `${fmtInt(c4)} / ${fmtInt(c5)}`, 'sum-errors'),
     card('Search p50', search ? fmtSeconds(search.p50) : '—', 'sum-search-p50'),
@@ -575,9 +579,10 @@ async function refreshCollection(seq, name) {
     item('Last LSN', 'wal_last_lsn', info.wal_last_lsn, fmtInt(info.wal_last_lsn)));
   $('coll-info').replaceChildren(...items);
 
-  const span = hist.interval_seconds * hist.capacity * 1000;
-  drawChart($('chart-wal'), hist.samples, 'wal_size_bytes', fmtBytes, span);
-  drawChart($('chart-points'), hist.samples, 'points', fmtInt, span);
+  const every = hist.interval_seconds * 1000;
+  const span = every * hist.capacity;
+  drawChart($('chart-wal'), hist.samples, 'wal_size_bytes', fmtBytes, span, every);
+  drawChart($('chart-points'), hist.samples, 'points', fmtInt, span, every);
   $('chart-wal').classList.add('wal');
   $('chart-points').classList.add('points');
   $('chart-note').textContent =
@@ -716,6 +721,7 @@ async function runSearch() {
     $('search-status').textContent = `${r.results.length} hits in ${ms.toFixed(1)} ms (round trip).`;
   } catch (e) {
     $('search-status').textContent = '';
+    $('search-results').hidden = true;
     showError('Search', e);
   }
 }
