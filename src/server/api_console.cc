@@ -57,6 +57,7 @@ bool ServeConsole(HttpRequest* req, HttpResponse* resp) {
 }
 
 void Api::SampleHistory(const std::string& name) {
+  uint64_t epoch = history_.Epoch();
   std::shared_ptr<Coll> c;
   try {
     c = handles_.Get(name);
@@ -72,7 +73,7 @@ void Api::SampleHistory(const std::string& name) {
   s.wal_size_bytes = wal.size_bytes;
   s.wal_bytes_since_truncate = wal.bytes_since_truncate;
   s.wal_last_lsn = wal.last_lsn;
-  history_.Record(name, s);
+  history_.Record(name, s, epoch);
 }
 
 void Api::SampleAllHistory() {

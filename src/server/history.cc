@@ -7,8 +7,14 @@
 
 namespace aidbd {
 
-void History::Record(const std::string& collection, const Sample& s) {
+uint64_t History::Epoch() const {
   std::lock_guard<std::mutex> lock(mu_);
+  return epoch_;
+}
+
+void History::Record(const std::string& collection, const Sample& s, uint64_t epoch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (epoch != epoch_) return;
   std::deque<Sample>& ring = rings_[collection];
   ring.push_back(s);
   while (ring.size() > capacity_) ring.pop_front();
@@ -17,6 +23,7 @@ void History::Record(const std::string& collection, const Sample& s) {
 void History::Forget(const std::string& collection) {
   std::lock_guard<std::mutex> lock(mu_);
   rings_.erase(collection);
+  ++epoch_;
 }
 
 void History::Retain(const std::vector<std::string>& names) {

@@ -39,8 +39,13 @@ class History {
   size_t capacity() const { return capacity_; }
   std::chrono::milliseconds interval() const { return interval_; }
 
-  // Appends a sample of `collection`, dropping the oldest past capacity.
-  void Record(const std::string& collection, const Sample& s);
+  // Counts the calls of Forget(): read it before reading a collection's
+  // state and hand it to Record().
+  uint64_t Epoch() const;
+  // Appends a sample of `collection`, dropping the oldest past capacity;
+  // drops the sample instead if Forget() ran since `epoch` was read (it may
+  // be of a dropped collection whose name lives on in a new one).
+  void Record(const std::string& collection, const Sample& s, uint64_t epoch);
   // Forgets a collection (dropped): a new one of the same name starts empty.
   void Forget(const std::string& collection);
   // Forgets every collection not in `names` (sorted).
@@ -60,8 +65,9 @@ class History {
   const size_t capacity_;
   const std::chrono::milliseconds interval_;
 
-  mutable std::mutex mu_;  // guards rings_
+  mutable std::mutex mu_;  // guards rings_ and epoch_
   std::map<std::string, std::deque<Sample>> rings_;
+  uint64_t epoch_ = 0;
 
   std::mutex run_mu_;  // guards stop_
   std::condition_variable wake_;
