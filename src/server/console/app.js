@@ -660,6 +660,7 @@ function drop() {
   runAction('Drop collection', `Drop "${name}" with all its points, WAL and snapshots? This cannot be undone.`,
     'Drop collection', true, async () => {
       await api('DELETE', coll(name));
+      efFor = null;
       location.hash = '#/';
       view = parseHash();  // before hashchange: runAction's refresh is the list's
       return `Dropped "${name}".`;
