@@ -6,8 +6,9 @@
 // api_collections.cc, api_points.cc, api_search.cc (incl. what runs on the
 // event loop), api_snapshots.cc (snapshots, restore, the WAL feed),
 // api_metrics.cc (/metrics), api_console.cc (the web console's page and
-// the history of GET /collections/:name/history, kept in history.h); handles.h (the collection handle cache),
-// request.h and render.h (request JSON and answers, shared with other routers).
+// GET /collections/:name/history, kept in history.h); handles.h (the
+// collection handle cache), request.h and render.h (request JSON and
+// answers, shared with other routers).
 #pragma once
 
 #include <aidb.h>
