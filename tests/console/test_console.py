@@ -392,6 +392,15 @@ def run_console(d, driver, shots):
     assert hits == [w["id"] for w in want] and len(hits) == 5
     assert console_errors(driver) == []
     screenshot(driver, shots, "05-search")
+    # A hit's id searches with that point's vector (the filter still applies).
+    other = hits[1]
+    driver.find_element(By.CSS_SELECTOR, f'#search-results tr[data-id="{other}"] button').click()
+    wait(driver, lambda: js(driver, "const tr = document.querySelector('#search-results tbody tr');"
+                                    "return tr ? tr.dataset.id : null") == other,
+         "the search from a hit")
+    assert driver.find_element(By.ID, "search-point").get_attribute("value") == other
+    assert json.loads(driver.find_element(By.ID, "search-vector").get_attribute("value")) == \
+        d.get(f"/collections/docs/points/{other}").json()["vector"]
 
     # An error is shown as the API words it (a wrong dimension: HTTP 400).
     box = driver.find_element(By.ID, "search-vector")

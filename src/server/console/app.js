@@ -667,20 +667,24 @@ function drop() {
     });
 }
 
+// Puts the vector of the point whose id is in the box into the query box;
+// resolves to whether it did.
 async function loadPointVector() {
   const name = view.coll;
   const id = $('search-point').value.trim();
   clearError();
   if (!id) {
     showError('Loading the point', new ApiError(0, 'enter a point id'));
-    return;
+    return false;
   }
   try {
     const p = await api('GET', coll(name) + '/points/' + encodeURIComponent(id));
     $('search-vector').value = JSON.stringify(p.vector);
     $('search-status').textContent = `Vector of point ${p.id} loaded.`;
+    return true;
   } catch (e) {
     showError('Loading point ' + id, e);
+    return false;
   }
 }
 
@@ -714,7 +718,9 @@ async function runSearch() {
     const ms = performance.now() - t0;
     const rows = r.results.map((h, i) => el('tr', { 'data-id': h.id },
       el('td', { class: 'num', text: String(i + 1) }),
-      el('td', { class: 'mono', 'data-field': 'id', text: h.id }),
+      el('td', { class: 'mono', 'data-field': 'id' },
+        el('button', { type: 'button', class: 'linkish', title: 'Search with this point\'s vector', text: h.id,
+          onclick: () => { $('search-point').value = h.id; loadPointVector().then((ok) => ok && runSearch()); } })),
       el('td', { class: 'num', 'data-field': 'score', 'data-value': String(h.score), text: String(h.score) }),
       el('td', { class: 'payload' }, el('pre', { text: h.payload === null ? '—' : JSON.stringify(h.payload) }))));
     $('search-results').tBodies[0].replaceChildren(...rows);
