@@ -59,8 +59,8 @@ class HttpServer {
   void Shutdown(std::function<void()> drained);
   bool shutting_down() const { return shutting_down_; }
 
-  struct Conn;    // one per accepted connection (http_server.cc)
-  struct IoLoop;  // one per I/O loop (http_server.cc)
+  struct Conn;    // one per accepted connection (http_internal.h)
+  struct IoLoop;  // one per I/O loop (http_internal.h)
 
  private:
   friend struct ConnOps;

@@ -208,6 +208,25 @@ TEST(Contract, CreateCollectionIgnoresTheWalFields) {
   aidb_free(wal);
 }
 
+// A database in `dir` with an empty 4-dim collection "docs"; *c (may be
+// NULL) receives a handle to it.
+aidb_db* OpenDbWithDocs(const std::string& dir, aidb_collection** c) {
+  aidb_db* db = nullptr;
+  char* err = nullptr;
+  aidb_collection_options o;
+  aidb_collection_options_init(&o);
+  o.name = "docs";
+  o.dim = 4;
+  if (aidb_db_open(dir.c_str(), nullptr, &db, &err) != AIDB_OK ||
+      aidb_db_create_collection(db, &o, c, &err) != AIDB_OK) {
+    ADD_FAILURE() << (err ? err : "");
+    aidb_free(err);
+    aidb_db_close(db);
+    return nullptr;
+  }
+  return db;
+}
+
 std::string CollectionPath(const std::string& db_dir, const char* name, int which) {
   char* p = nullptr;
   int st = aidb_db_collection_path(db_dir.c_str(), name, which, &p, nullptr);
@@ -219,14 +238,9 @@ std::string CollectionPath(const std::string& db_dir, const char* name, int whic
 
 TEST(Contract, CollectionPathsNameTheFilesTheDatabaseWrites) {
   TempDir dir;
-  aidb_db* db = nullptr;
-  AIDB_ASSERT_OK(aidb_db_open(dir.path().c_str(), nullptr, &db, &_m));
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "docs";
-  o.dim = 4;
   aidb_collection* c = nullptr;
-  AIDB_ASSERT_OK(aidb_db_create_collection(db, &o, &c, &_m));
+  aidb_db* db = OpenDbWithDocs(dir.path(), &c);
+  ASSERT_NE(db, nullptr);
   ASSERT_EQ(Upsert(c, 1, 4), AIDB_OK);
   char* snap = nullptr;
   AIDB_ASSERT_OK(aidb_db_snapshot(db, "docs", &snap, &_m));
@@ -273,13 +287,8 @@ int Managed(const std::string& db_dir, const std::string& path) {
 
 TEST(Contract, PathIsManagedInsideCollectionFoldersOnly) {
   TempDir dir;
-  aidb_db* db = nullptr;
-  AIDB_ASSERT_OK(aidb_db_open(dir.path().c_str(), nullptr, &db, &_m));
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "docs";
-  o.dim = 4;
-  AIDB_ASSERT_OK(aidb_db_create_collection(db, &o, nullptr, &_m));
+  aidb_db* db = OpenDbWithDocs(dir.path(), nullptr);
+  ASSERT_NE(db, nullptr);
   aidb_db_close(db);  // nothing needs to be open
   fs::create_directories(dir / "backups/2026");
 
@@ -300,14 +309,9 @@ TEST(Contract, PathIsManagedInsideCollectionFoldersOnly) {
 
 TEST(Contract, SnapshotExportCopiesDurablyAndChecks) {
   TempDir dir;
-  aidb_db* db = nullptr;
-  AIDB_ASSERT_OK(aidb_db_open((dir / "db").c_str(), nullptr, &db, &_m));
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "docs";
-  o.dim = 4;
   aidb_collection* c = nullptr;
-  AIDB_ASSERT_OK(aidb_db_create_collection(db, &o, &c, &_m));
+  aidb_db* db = OpenDbWithDocs(dir / "db", &c);
+  ASSERT_NE(db, nullptr);
   for (uint32_t i = 0; i < 5; ++i) ASSERT_EQ(Upsert(c, i, 4), AIDB_OK);
   char* snap = nullptr;
   AIDB_ASSERT_OK(aidb_db_snapshot(db, "docs", &snap, &_m));
