@@ -1,9 +1,12 @@
 #include "api.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string_view>
 #include <vector>
 
+#include "api_console.h"
 #include "render.h"
 #include "util.h"
 
@@ -30,6 +33,7 @@ enum Route {
   kCompact,
   kParams,
   kWal,
+  kHistory,
 };
 
 struct RouteMatch {
@@ -87,6 +91,8 @@ RouteMatch MatchRoute(const std::string& method, const std::vector<std::string_v
              {{"POST", kParams}, {"PUT", kParams}, {"PATCH", kParams}});
       } else if (s == "wal") {
         pick("/collections/:name/wal", "GET", {{"GET", kWal}});
+      } else if (s == "history") {
+        pick("/collections/:name/history", "GET", {{"GET", kHistory}});
       }
     } else if (n == 4 && seg[2] == "points") {
       pick("/collections/:name/points/:id", "GET, DELETE",
@@ -108,12 +114,24 @@ bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
 
 }  // namespace
 
-Api::Api(aidb_db* db, ApiConfig config) : db_(db), config_(std::move(config)), handles_(db) {}
+Api::Api(aidb_db* db, ApiConfig config)
+    : db_(db),
+      config_(std::move(config)),
+      handles_(db),
+      history_(config_.history_samples,
+               std::chrono::milliseconds(std::max<int64_t>(config_.history_interval_ms, 1))) {
+  history_.Start([this] { SampleAllHistory(); });
+}
 Api::~Api() { ReleaseHandles(); }
 
-void Api::ReleaseHandles() { handles_.Clear(); }
+void Api::ReleaseHandles() {
+  history_.Stop();  // its thread opens handles
+  handles_.Clear();
+}
 
 bool Api::Prepare(HttpRequest* req, HttpResponse* resp) {
+  // The console's page and assets hold no data: served without the API key.
+  if (ServeConsole(req, resp)) return true;
   std::vector<std::string_view> seg;
   std::string_view p = req->path;
   size_t i = 0;
@@ -207,7 +225,19 @@ void Api::Execute(HttpRequest* req, HttpResponse* resp) {
       case kCompact: Compact(req, resp); break;
       case kParams: Params(req, resp); break;
       case kWal: Wal(req, resp); break;
+      case kHistory: GetHistory(req, resp); break;
       default: Fail(404, "no route");
+    }
+    // The console's chart shows a checkpoint's effect at once: sampled before
+    // the answer goes out.
+    if (resp->status < 300) {
+      switch (req->route) {
+        case kSnapshot:
+        case kRestore:
+        case kCompact: SampleHistory(req->params[0]); break;
+        case kDropCollection: history_.Forget(req->params[0]); break;
+        default: break;
+      }
     }
     return true;
   });

@@ -5,8 +5,10 @@
 // Its files: api.cc (routing, auth, dispatch, request metrics),
 // api_collections.cc, api_points.cc, api_search.cc (incl. what runs on the
 // event loop), api_snapshots.cc (snapshots, restore, the WAL feed),
-// api_metrics.cc (/metrics); handles.h (the collection handle cache),
-// request.h and render.h (request JSON and answers, shared with other routers).
+// api_metrics.cc (/metrics), api_console.cc (the web console's page and
+// GET /collections/:name/history, kept in history.h); handles.h (the
+// collection handle cache), request.h and render.h (request JSON and
+// answers, shared with other routers).
 #pragma once
 
 #include <aidb.h>
@@ -18,6 +20,7 @@
 
 #include "handler.h"
 #include "handles.h"
+#include "history.h"
 #include "metrics.h"
 #include "request.h"
 
@@ -27,6 +30,9 @@ struct ApiConfig {
   std::string data_dir;  // absolute, canonical
   std::string api_key;   // empty: no authentication
   int64_t start_unix_ns = 0;
+  // The console's history: one sample of every collection per interval.
+  int64_t history_interval_ms = 10000;
+  size_t history_samples = 360;
 };
 
 class Api : public Handler {
@@ -72,6 +78,11 @@ class Api : public Handler {
   void ListSnapshots(HttpRequest* req, HttpResponse* resp);
   void Restore(HttpRequest* req, HttpResponse* resp);
   void Wal(HttpRequest* req, HttpResponse* resp);
+  void GetHistory(HttpRequest* req, HttpResponse* resp);
+  // Records a history sample of collection `name` (if it still exists), or
+  // of every collection.
+  void SampleHistory(const std::string& name);
+  void SampleAllHistory();
 
   // A path from a request, resolved against the data dir and confined to it
   // (no "..", no symlink escape, not inside a collection's own folder).
@@ -83,6 +94,7 @@ class Api : public Handler {
   std::atomic<uint64_t> searches_on_loop_{0};
   std::atomic<uint64_t> searches_deferred_[kDeferralCount] = {};
   CollectionHandles handles_;
+  History history_;  // last: its sampler thread stops before handles_ go
 };
 
 }  // namespace aidbd

@@ -87,6 +87,10 @@ standalone daemon.
   --consistency-timeout-ms N  longest wait of a session or strong read before
                             it answers 504 [AIDB_CONSISTENCY_TIMEOUT_MS]
                             (default 5000)
+  --history-interval-ms N   how often the web console's history samples every
+                            collection's points and WAL size (360 samples are
+                            kept: an hour at the default)
+                            [AIDB_HISTORY_INTERVAL_MS] (default 10000)
   --help                    print this text
   --version                 print the version
 
@@ -110,6 +114,7 @@ struct Options {
   std::string advertise;
   uint64_t replica_group = 0;
   uint64_t consistency_timeout_ms = 5000;
+  uint64_t history_interval_ms = 10000;
 };
 
 [[noreturn]] void UsageError(const std::string& msg) {
@@ -144,6 +149,7 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--advertise") o->advertise = v;
   else if (key == "--replica-group") o->replica_group = ParseUint(key, v);
   else if (key == "--consistency-timeout-ms") o->consistency_timeout_ms = ParseUint(key, v);
+  else if (key == "--history-interval-ms") o->history_interval_ms = ParseUint(key, v);
   else UsageError("unknown option " + key);
 }
 
@@ -169,6 +175,7 @@ Options ParseOptions(int argc, char** argv) {
       {"AIDB_ADVERTISE", "--advertise"},
       {"AIDB_REPLICA_GROUP", "--replica-group"},
       {"AIDB_CONSISTENCY_TIMEOUT_MS", "--consistency-timeout-ms"},
+      {"AIDB_HISTORY_INTERVAL_MS", "--history-interval-ms"},
   };
   for (auto& [env, flag] : kEnv) {
     if (const char* v = std::getenv(env); v && *v) Apply(&o, flag, v);
@@ -282,6 +289,9 @@ int main(int argc, char** argv) {
     UsageError("--kafka needs --node-id: 1 to 64 of A-Z a-z 0-9 _ -");
   }
   if (o.replica_group > 1024) UsageError("--replica-group must be at most 1024");
+  if (o.history_interval_ms < 100 || o.history_interval_ms > 86400000) {
+    UsageError("--history-interval-ms must be between 100 and 86400000");
+  }
 
   // libuv sizes its process-wide pool from UV_THREADPOOL_SIZE when the first
   // work item is queued. Engine calls block (fsync, snapshots), so default to
@@ -345,6 +355,7 @@ int main(int argc, char** argv) {
     cfg.data_dir = db_dir;
     cfg.api_key = o.api_key;
     cfg.start_unix_ns = NowUnixNs();
+    cfg.history_interval_ms = static_cast<int64_t>(o.history_interval_ms);
     Api api(db, cfg);
     std::unique_ptr<aidbd::cluster::Router> router;
     if (cluster) {
