@@ -9,8 +9,12 @@
 # 4. Rust: cargo test + clippy -D warnings, linked (pkg-config) and with the
 #    `dlopen` feature (loading $AIDB_LIBRARY, no LD_LIBRARY_PATH)
 # 5. Python: a venv in BUILD_DIR with numpy + pytest, the package installed
-#    with pip, pytest with AIDB_LIBRARY pointing at the installed library
-# Set AIDB_SKIP_BINDINGS="go rust python packaging" (any subset) to skip parts.
+#    with pip without a bundled library (AIDB_PYTHON_BUNDLE=OFF), pytest with
+#    AIDB_LIBRARY pointing at the installed library, then with the dynamic
+#    loader finding it; then run_python_wheel.sh: the sdist/wheel that
+#    bundles libaidb, tested in a fresh venv with no libaidb anywhere else
+# Set AIDB_SKIP_BINDINGS="go rust python python_wheel packaging" (any subset)
+# to skip parts.
 # Ends with "bindings: N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 
@@ -163,22 +167,36 @@ rust_tests() {
 skipped rust || run rust rust_tests
 
 # --- Python -------------------------------------------------------------------
+# The system-library route: the package built without a bundled library
+# (AIDB_PYTHON_BUNDLE=OFF, no compiling), loading the installed libaidb by
+# $AIDB_LIBRARY, then through the dynamic loader (LD_LIBRARY_PATH).
 python_tests() {
   local venv=$OUT/venv
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  "$venv/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null ||
-    "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest setuptools wheel
+  "$venv/bin/python" -c "import numpy, pytest, scikit_build_core" 2>/dev/null ||
+    "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest "scikit-build-core>=0.10"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    --force-reinstall "$ROOT/bindings/python"
-  rm -rf "$ROOT/bindings/python/build"
+    --force-reinstall -C cmake.define.AIDB_PYTHON_BUNDLE=OFF \
+    -C build-dir="$OUT/python-nobundle-build" "$ROOT/bindings/python"
   cd "$ROOT/bindings/python"
   # The installed package (not the source tree) is imported: pytest puts
   # tests/ on sys.path, not the current directory.
+  (cd / && AIDB_LIBRARY="$LIB" "$venv/bin/python" -c 'import os, aidb._capi as C
+assert not os.path.exists(C.BUNDLED_LIBRARY), C.BUNDLED_LIBRARY')
   AIDB_LIBRARY="$LIB" "$venv/bin/pytest" -q -p no:cacheprovider tests
+  (cd / && AIDB_LIBRARY="$LIB" "$venv/bin/python" -c 'import sys, aidb._capi as C
+assert C.LIBRARY == sys.argv[1], C.LIBRARY' "$LIB")
+  env -u AIDB_LIBRARY "$venv/bin/pytest" -q -p no:cacheprovider tests
+  (cd / && env -u AIDB_LIBRARY "$venv/bin/python" -c 'import aidb._capi as C
+assert C.LIBRARY == "libaidb.so.0", C.LIBRARY')
+  echo "system library route: by AIDB_LIBRARY and by the dynamic loader"
 }
 skipped python || run python python_tests
+
+# The bundled route: pip/build alone, no library installed (its own script).
+skipped python || skipped python_wheel || run python_wheel "$HERE/run_python_wheel.sh" "$BUILD"
 
 echo
 if [ "$failed" -gt 0 ]; then
