@@ -230,3 +230,22 @@ def test_promtool_check_metrics(scrape):
     p = subprocess.run(["promtool", "check", "metrics"], input=scrape.encode(),
                        capture_output=True)
     assert p.returncode == 0, (p.stdout + p.stderr).decode()
+
+
+def _slug(heading):
+    """GitHub's anchor of a Markdown heading."""
+    s = heading.strip().lower()
+    s = re.sub(r"[^\w\- ]", "", s)
+    return s.replace(" ", "-")
+
+
+def test_runbook_urls_name_sections_of_the_operations_guide():
+    urls = re.findall(r'runbook_url:\s*"([^"]+)"', open(RULES).read())
+    assert urls and all(u.startswith("docs/operations.md#") for u in urls), urls
+    guide = os.path.join(ROOT, "docs", "operations.md")
+    if not os.path.exists(guide):
+        pytest.skip("docs/operations.md is not in this checkout")
+    text = re.sub(r"^```.*?^```", "", open(guide).read(), flags=re.M | re.S)  # code blocks
+    anchors = {_slug(m) for m in re.findall(r"^#+\s+(.*)$", text, re.M)}
+    missing = sorted({u.split("#", 1)[1] for u in urls} - anchors)
+    assert not missing, f"no such section in docs/operations.md: {missing}"
