@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	aidb "github.com/aidb/aidb/bindings/go"
+	aidb "aidb/bindings/go"
 )
 
 // vec returns a deterministic vector of dim components for seed i.

@@ -3,7 +3,7 @@ package aidb_test
 import (
 	"testing"
 
-	aidb "github.com/aidb/aidb/bindings/go"
+	aidb "aidb/bindings/go"
 )
 
 // BenchmarkSearch784 measures one search through the binding (1000 points,

@@ -6,7 +6,7 @@ import (
 	"math"
 	"testing"
 
-	aidb "github.com/aidb/aidb/bindings/go"
+	aidb "aidb/bindings/go"
 )
 
 // Every status code the library names has a sentinel here that errors.Is

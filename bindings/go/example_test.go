@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	aidb "github.com/aidb/aidb/bindings/go"
+	aidb "aidb/bindings/go"
 )
 
 // The README's flow: open with a WAL, upsert, filtered search, checkpoint,

@@ -1,3 +1,3 @@
-module github.com/aidb/aidb/bindings/go
+module aidb/bindings/go
 
 go 1.22

@@ -5,12 +5,20 @@
 # 2. the packaging tests (run_packaging.sh) against that prefix, and checks
 #    that every binding declares every header function and carries the
 #    version of CMakeLists.txt's project(VERSION) (the library's)
-# 3. Go: go vet + go test -race (cgo finds aidb.pc through PKG_CONFIG_PATH)
+# 3. Go: go vet, gofmt, staticcheck (pinned, from the module proxy) and
+#    go test -race (cgo finds aidb.pc through PKG_CONFIG_PATH); a consumer
+#    module outside the repository with README.md's replace directive
 # 4. Rust: cargo test + clippy -D warnings, linked (pkg-config) and with the
-#    `dlopen` feature (loading $AIDB_LIBRARY, no LD_LIBRARY_PATH)
+#    `dlopen` feature (loading $AIDB_LIBRARY, no LD_LIBRARY_PATH), and with
+#    the `bundled` feature (libaidb built from source, linked statically, with
+#    no installed libaidb visible)
 # 5. Python: a venv in BUILD_DIR with numpy + pytest, the package installed
-#    with pip, pytest with AIDB_LIBRARY pointing at the installed library
-# Set AIDB_SKIP_BINDINGS="go rust python packaging" (any subset) to skip parts.
+#    with pip without a bundled library (AIDB_PYTHON_BUNDLE=OFF), pytest with
+#    AIDB_LIBRARY pointing at the installed library, then with the dynamic
+#    loader finding it; then run_python_wheel.sh: the sdist/wheel that
+#    bundles libaidb, tested in a fresh venv with no libaidb anywhere else
+# Set AIDB_SKIP_BINDINGS="go rust python python_wheel packaging" (any subset)
+# to skip parts.
 # Ends with "bindings: N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 
@@ -128,13 +136,43 @@ for p in json.load(sys.stdin)["packages"]:
 run versions bindings_versions
 
 # --- Go -----------------------------------------------------------------------
+# staticcheck from the Go module proxy, pinned, installed into a tool dir of
+# BUILD_DIR (not on the user's PATH, not in GOPATH/bin).
+STATICCHECK_VERSION=v0.7.0 # staticcheck 2026.1
 go_tests() {
   cd "$ROOT/bindings/go"
   export CGO_ENABLED=1 GOFLAGS=-mod=mod
   go vet ./...
   gofmt_out=$(gofmt -l .)
   [ -z "$gofmt_out" ] || { echo "gofmt: $gofmt_out"; return 1; }
+  local tools=$OUT/go-tools
+  if ! "$tools/staticcheck" -version 2>/dev/null | grep -q "($STATICCHECK_VERSION)"; then
+    GOBIN=$tools GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+  fi
+  "$tools/staticcheck" -version
+  "$tools/staticcheck" ./...
+  echo "go vet, gofmt and staticcheck: clean"
   go test -count=1 -race ./...
+  # A module outside the repository uses the binding the way README.md says:
+  # require + replace (the module path is not fetchable).
+  local app=$OUT/go-consumer
+  rm -rf "$app" && mkdir -p "$app"
+  cat >"$app/main.go" <<'GO'
+package main
+
+import (
+	"fmt"
+
+	aidb "aidb/bindings/go"
+)
+
+func main() {
+	fmt.Println("aidb", aidb.Version())
+}
+GO
+  (cd "$app" && go mod init example.com/consumer >/dev/null 2>&1 &&
+    go mod edit -require=aidb/bindings/go@v0.0.0 -replace=aidb/bindings/go="$ROOT/bindings/go" &&
+    go vet . && go run .)
 }
 skipped go || run go go_tests
 
@@ -159,26 +197,69 @@ rust_tests() {
     >"$OUT/rust-dlopen-missing.log" 2>&1 || true
   grep -q "status: LibraryUnavailable" "$OUT/rust-dlopen-missing.log"
   echo "dlopen build without a library: LibraryUnavailable error, as expected"
+  rust_bundled
+}
+
+# Feature `bundled`: aidb-sys builds libaidb.a from the repository with the
+# cmake crate and links it statically. Nothing installed may be used: no
+# AIDB_LIB_DIR, PKG_CONFIG_PATH or LD_LIBRARY_PATH, and no libaidb known to
+# the dynamic loader or in /usr/local.
+rust_bundled() {
+  if ldconfig -p | grep -q 'libaidb\.so' || compgen -G "/usr/local/lib*/libaidb*" >/dev/null; then
+    echo "a libaidb is installed system-wide; the bundled test needs a machine without one"
+    return 1
+  fi
+  local target=$OUT/cargo-target-bundled
+  env -u PKG_CONFIG_PATH -u LD_LIBRARY_PATH -u AIDB_LIB_DIR -u AIDB_LIBRARY -u AIDB_STATIC \
+    -u AIDB_INCLUDE_DIR CARGO_TARGET_DIR="$target" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+    bash -c 'cargo clippy --locked --workspace --all-targets --features aidb/bundled -- -D warnings &&
+             cargo test --locked --workspace --features aidb/bundled'
+  # The test programs carry libaidb: no libaidb.so among their needs.
+  local bin n=0
+  for bin in "$target"/debug/deps/flows-*; do
+    [ -x "$bin" ] && [ -f "$bin" ] || continue
+    if readelf -d "$bin" | grep -q 'NEEDED.*libaidb'; then
+      echo "$bin needs a shared libaidb"
+      return 1
+    fi
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] || { echo "no flows test program found in $target"; return 1; }
+  echo "bundled: libaidb built from source and linked statically, no system libaidb used"
 }
 skipped rust || run rust rust_tests
 
 # --- Python -------------------------------------------------------------------
+# The system-library route: the package built without a bundled library
+# (AIDB_PYTHON_BUNDLE=OFF, no compiling), loading the installed libaidb by
+# $AIDB_LIBRARY, then through the dynamic loader (LD_LIBRARY_PATH).
 python_tests() {
   local venv=$OUT/venv
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  "$venv/bin/python" -c "import numpy, pytest, setuptools, wheel" 2>/dev/null ||
-    "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest setuptools wheel
+  "$venv/bin/python" -c "import numpy, pytest, scikit_build_core" 2>/dev/null ||
+    "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest "scikit-build-core>=0.10"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    --force-reinstall "$ROOT/bindings/python"
-  rm -rf "$ROOT/bindings/python/build"
+    --force-reinstall -C cmake.define.AIDB_PYTHON_BUNDLE=OFF \
+    -C build-dir="$OUT/python-nobundle-build" "$ROOT/bindings/python"
   cd "$ROOT/bindings/python"
   # The installed package (not the source tree) is imported: pytest puts
   # tests/ on sys.path, not the current directory.
+  (cd / && AIDB_LIBRARY="$LIB" "$venv/bin/python" -c 'import os, aidb._capi as C
+assert not os.path.exists(C.BUNDLED_LIBRARY), C.BUNDLED_LIBRARY')
   AIDB_LIBRARY="$LIB" "$venv/bin/pytest" -q -p no:cacheprovider tests
+  (cd / && AIDB_LIBRARY="$LIB" "$venv/bin/python" -c 'import sys, aidb._capi as C
+assert C.LIBRARY == sys.argv[1], C.LIBRARY' "$LIB")
+  env -u AIDB_LIBRARY "$venv/bin/pytest" -q -p no:cacheprovider tests
+  (cd / && env -u AIDB_LIBRARY "$venv/bin/python" -c 'import aidb._capi as C
+assert C.LIBRARY == "libaidb.so.0", C.LIBRARY')
+  echo "system library route: by AIDB_LIBRARY and by the dynamic loader"
 }
 skipped python || run python python_tests
+
+# The bundled route: pip/build alone, no library installed (its own script).
+skipped python || skipped python_wheel || run python_wheel "$HERE/run_python_wheel.sh" "$BUILD"
 
 echo
 if [ "$failed" -gt 0 ]; then

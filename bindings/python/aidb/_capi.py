@@ -3,9 +3,13 @@
 checks every structure's size, alignment and field offsets, and every
 constant (``AIDB_X`` of the header is ``X`` here).
 
-The library is loaded from $AIDB_LIBRARY when set (a path or a file name),
-else as ``libaidb.so.0`` through the dynamic loader (LD_LIBRARY_PATH, the
-system paths), else through ctypes.util.find_library("aidb").
+The library is loaded from $AIDB_LIBRARY when set (a path or a file name);
+else the copy bundled in this package (``aidb/libaidb.so.0``, built by
+``pip install`` / the wheel); else ``libaidb.so.0`` through the dynamic
+loader (LD_LIBRARY_PATH, the system paths); else through
+ctypes.util.find_library("aidb"). The bundled copy comes before the system's
+because it is the build this package was made and tested with; a package
+built with AIDB_PYTHON_BUNDLE=OFF has none and uses the system library.
 """
 import ctypes
 import ctypes.util
@@ -168,23 +172,33 @@ PROTOTYPES = {
 }
 
 
-def _load():
+BUNDLED_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               f"libaidb.so.{ABI_VERSION}")
+
+
+def _candidates():
     name = os.environ.get("AIDB_LIBRARY")
-    candidates = [name] if name else [f"libaidb.so.{ABI_VERSION}",
-                                       ctypes.util.find_library("aidb")]
+    if name:
+        return [name]
+    bundled = [BUNDLED_LIBRARY] if os.path.isfile(BUNDLED_LIBRARY) else []
+    return bundled + [f"libaidb.so.{ABI_VERSION}", ctypes.util.find_library("aidb")]
+
+
+def _load():
     errors = []
-    for cand in candidates:
+    for cand in _candidates():
         if not cand:
             continue
         try:
-            return ctypes.CDLL(cand)
+            return ctypes.CDLL(cand), cand
         except OSError as e:
             errors.append(str(e))
     raise OSError("cannot load libaidb (set AIDB_LIBRARY or LD_LIBRARY_PATH): "
                   + "; ".join(errors or ["not found"]))
 
 
-lib = _load()
+# LIBRARY: what was loaded (a path or a name given to the dynamic loader).
+lib, LIBRARY = _load()
 for _name, (_res, _args) in PROTOTYPES.items():
     _fn = getattr(lib, _name)
     _fn.restype = _res

@@ -1,5 +1,7 @@
 """Options structs built from keyword arguments, starting from the
 library's defaults (the aidb_*_options_init functions)."""
+from ctypes import byref
+
 import numpy as np
 
 from . import _capi as C
@@ -75,14 +77,18 @@ _search_options_cache = {}
 
 
 def _search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking):
-    """Like _build_search_options; without a filter the struct is read-only
-    for the library, so one struct per setting is shared."""
+    """``(byref(options), filter bytes)``, as the search functions take
+    them. Without a filter the struct is read-only for the library, so one
+    struct (and its byref) per setting is shared."""
     if filter is not None:
-        return _build_search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking)
+        o, f = _build_search_options(k, filter, ef_search, with_payload, threads, exact,
+                                     nonblocking)
+        return byref(o), f
     key = (k, ef_search, with_payload, threads, exact, nonblocking)
-    o = _search_options_cache.get(key)
-    if o is None:
+    ref = _search_options_cache.get(key)
+    if ref is None:
         o, _ = _build_search_options(k, None, ef_search, with_payload, threads, exact, nonblocking)
+        ref = byref(o)  # keeps o alive
         if len(_search_options_cache) < 64:
-            _search_options_cache[key] = o
-    return o, None
+            _search_options_cache[key] = ref
+    return ref, None

@@ -177,6 +177,39 @@ def test_filtered_search_returns_only_matches():
     assert all(h.payload["meta"]["rank"] >= 0 for h in kept)
 
 
+def test_search_batch_arrays_match_search_batch():
+    with aidb.Collection("arr", 8, metric="euclidean", durability="none") as c:
+        v = vecs(50, 8)
+        c.upsert_batch([aidb.new_id() for _ in range(50)], v,
+                       [{"g": i % 5} for i in range(50)])
+        ids, scores = c.search_batch_arrays(v[:4], k=6)
+        assert ids.shape == scores.shape == (4, 6)
+        assert ids.dtype == np.dtype("<U36") and scores.dtype == np.float32
+        want = c.search_batch(v[:4], k=6)
+        assert ids.tolist() == [[h.id for h in hs] for hs in want]
+        assert scores.tolist() == [[h.score for h in hs] for hs in want]
+        # Fewer hits than k (a filter matching 10 points): "" and -inf after them.
+        ids, scores = c.search_batch_arrays(v[:2], k=12, filter={"g": 1})
+        assert (ids[:, :10] != "").all() and (ids[:, 10:] == "").all()
+        assert np.isfinite(scores[:, :10]).all() and (scores[:, 10:] == -np.inf).all()
+        assert all(list(r) == sorted(r, reverse=True) for r in scores[:, :10])
+        # One query as a 1-D array; no hits at all in an empty result.
+        ids, scores = c.search_batch_arrays(v[0], k=3)
+        assert ids.shape == (1, 3) and ids[0, 0] == want[0][0].id
+        ids, scores = c.search_batch_arrays(v[:2], k=3, filter={"g": 99})
+        assert (ids == "").all() and (scores == -np.inf).all()
+
+
+def test_hits_compare_by_id_score_and_payload():
+    with aidb.Collection("eq", 4, durability="none") as c:
+        c.upsert(aidb.new_id(), [1, 0, 0, 0], {"a": 1})
+        a, b = c.search([1, 0, 0, 0], k=1), c.search([1, 0, 0, 0], k=1)
+        assert a == b and hash(a[0]) == hash(b[0])
+        assert a[0] == aidb.Hit(a[0].id, a[0].score, b'{"a":1}')
+        assert a[0] != aidb.Hit(a[0].id, a[0].score, b'{"a":2}')
+        assert a[0].payload == {"a": 1}
+
+
 def test_vectors_pass_without_copies_and_come_back_into_caller_memory():
     with aidb.Collection("z", 4, metric="euclidean") as c:
         base = np.arange(40, dtype=np.float32).reshape(10, 4)

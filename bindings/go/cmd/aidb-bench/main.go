@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	aidb "github.com/aidb/aidb/bindings/go"
+	aidb "aidb/bindings/go"
 )
 
 const dim = 784
