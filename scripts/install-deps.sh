@@ -3,10 +3,16 @@
 #   apt     the Debian packages below (apt-get, with sudo when not root)
 #   rust    the Rust binding's crates (cargo fetch --locked)
 #   python  a local wheelhouse with the Python test packages (numpy, pytest,
-#           setuptools, wheel), from which the test scripts build their venvs
-#           offline ($AIDB_WHEELHOUSE, default ~/.cache/aidb-wheels)
+#           setuptools, wheel; selenium for the console's browser test;
+#           scikit-build-core and build for the bundled Python package),
+#           from which the test scripts build their venvs offline
+#           ($AIDB_WHEELHOUSE, default ~/.cache/aidb-wheels)
+#   go      staticcheck (pinned) in Go's module cache, for the Go binding's
+#           checks, which run with GOPROXY=off
+#   kafka   the Kafka broker jars of cluster/pom.xml in Maven's local
+#           repository (the cluster tests run the brokers from them)
 #
-#   scripts/install-deps.sh [--check] [apt|rust|python ...]   (default: all)
+#   scripts/install-deps.sh [--check] [apt|rust|python|go|kafka ...]   (default: all)
 #
 # Installing is its own step: scripts/build.sh and scripts/test.sh never
 # install; they run this with --check, which only lists what is missing and
@@ -33,8 +39,15 @@ PKGS=(
   prometheus curl python3-venv abigail-tools
   # style checks (scripts/check-format.sh, scripts/lint.sh)
   clang-format clang-tidy
+  # the console's browser test (tests/console); broker readiness (scripts/kafka.sh)
+  chromium chromium-driver kcat
 )
-PY_PKGS=(numpy pytest setuptools wheel)
+# Keep in step with tests/console/requirements.txt and bindings/python/pyproject.toml.
+PY_PKGS=(numpy pytest setuptools wheel "selenium==4.27.1" "pytest==8.3.4"
+  "scikit-build-core>=0.10" build)
+# Keep in step with tests/packaging/run_bindings.sh.
+STATICCHECK_VERSION=v0.7.0
+GO_TOOLS=${AIDB_GO_TOOLS:-$HOME/.cache/aidb-go-tools}
 WHEELHOUSE=${AIDB_WHEELHOUSE:-$HOME/.cache/aidb-wheels}
 
 CHECK=0
@@ -42,12 +55,12 @@ PARTS=()
 for a in "$@"; do
   case "$a" in
     --check) CHECK=1 ;;
-    apt | rust | python) PARTS+=("$a") ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    apt | rust | python | go | kafka) PARTS+=("$a") ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown argument '$a'" >&2; exit 2 ;;
   esac
 done
-[ ${#PARTS[@]} -eq 0 ] && PARTS=(apt rust python)
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(apt rust python go kafka)
 want() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
 
 # Toolchains installed in their default places but not on PATH.
@@ -107,6 +120,30 @@ if want python; then
       mkdir -p "$WHEELHOUSE"
       python3 -m pip download --quiet --disable-pip-version-check -d "$WHEELHOUSE" "${PY_PKGS[@]}"
       have_wheels || { echo "install-deps: the wheelhouse is still incomplete" >&2; exit 1; }
+    fi
+  fi
+fi
+
+# --- staticcheck in Go's module cache ------------------------------------------
+if want go && command -v go >/dev/null 2>&1; then
+  if ! "$GO_TOOLS/staticcheck" -version 2>/dev/null | grep -F "($STATICCHECK_VERSION)" >/dev/null; then
+    if [ "$CHECK" = 1 ]; then
+      missing+=("staticcheck $STATICCHECK_VERSION (go install)")
+    else
+      echo "install-deps: installing staticcheck $STATICCHECK_VERSION into $GO_TOOLS" >&2
+      GOBIN=$GO_TOOLS GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+    fi
+  fi
+fi
+
+# --- Kafka broker jars (cluster/pom.xml) ---------------------------------------
+if want kafka && command -v mvn >/dev/null 2>&1; then
+  if ! mvn -o -q -f "$ROOT/cluster/pom.xml" dependency:copy-dependencies >/dev/null 2>&1; then
+    if [ "$CHECK" = 1 ]; then
+      missing+=("Kafka broker jars of cluster/pom.xml (mvn dependency:copy-dependencies)")
+    else
+      echo "install-deps: resolving the Kafka broker jars (cluster/pom.xml)" >&2
+      mvn -q -f "$ROOT/cluster/pom.xml" dependency:copy-dependencies
     fi
   fi
 fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds AIDB once and runs every test suite: the C++ unit and C API tests
-# (ctest), the daemon's integration tests against the real aidbd, the
+# (ctest), the daemon's integration tests against the real aidbd, its web
+# console in headless chromium, the Prometheus rules and Grafana dashboard,
+# the cluster mode on real Kafka brokers and aidbd nodes, the
 # packaging + Go + Rust + Python binding tests against the library of this
 # build, the reliability suite, and the style checks (clang-format,
 # clang-tidy). Exits non-zero if any suite fails; prints each suite's time.
@@ -64,6 +66,15 @@ style() {
 run_suite ctest ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" --timeout 600
 if [ -x tests/server/run.sh ]; then
   run_suite server bash tests/server/run.sh "$BUILD"
+fi
+if [ -x tests/console/run.sh ]; then
+  run_suite console bash tests/console/run.sh "$BUILD"
+fi
+if [ -x tests/ops/run.sh ]; then
+  run_suite ops bash tests/ops/run.sh "$BUILD"
+fi
+if [ -x tests/cluster/run.sh ]; then
+  run_suite cluster bash tests/cluster/run.sh "$BUILD"
 fi
 if [ -x tests/packaging/run_bindings.sh ]; then
   run_suite bindings bash tests/packaging/run_bindings.sh "$BUILD"
