@@ -115,7 +115,7 @@ run_fuzz() {
 run_sanitizer() {
   local preset=$1
   local dir=$ROOT/build/$preset
-  local targets=(aidb_core_tests aidb_storage_tests aidb_index_tests aidb_capi_tests aidb_c_api_test aidb_crash_writer)
+  local targets=(aidb_core_tests aidb_storage_tests aidb_index_tests aidb_engine_tests aidb_capi_tests aidb_c_api_test aidb_crash_writer)
   if [ ! -f "$dir/build.ninja" ]; then
     cmake --preset "$preset" >/dev/null || return 1
   fi
