@@ -18,12 +18,14 @@ declare -A allowed=(
   [src/engine]="core storage index"
   [src/capi]="core storage index engine"
   [src/server]=""
+  [src/cluster]=""
   [tests/core]="core"
   [tests/storage]="core storage"
   [tests/index]="core index"
   [tests/engine]="core storage index engine"
   [tests/capi]=""
   [tests/server]=""
+  [tests/cluster]=""
 )
 
 status=0
