@@ -30,6 +30,7 @@
 #include "cluster/kafka.h"
 #include "cluster/logic.h"
 #include "metrics.h"
+#include "request.h"
 #include "util.h"
 
 namespace aidbd::cluster {
@@ -43,31 +44,12 @@ constexpr const char* kMetaTopic = "aidb.__meta";
 constexpr const char* kTopicPrefix = "aidb.";
 constexpr int kMaxShards = 1024;
 
-// An error answer: thrown inside handlers, turned into {"error": ...}.
-struct Error {
-  int status;
-  std::string message;
-};
-
-[[noreturn]] void Fail(int status, std::string message) {
-  throw Error{status, std::move(message)};
-}
-
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
-  unsigned char diff = given.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
-    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
-  }
-  return diff == 0;
 }
 
 std::vector<std::string> Split(std::string_view p) {
@@ -723,7 +705,7 @@ struct Router::Impl {
     try {
       WriteFileAtomically(dir + "/shard.json",
                           Dump(Json{{"collection", c.name}, {"shard", p}, {"incarnation", c.incarnation}}));
-    } catch (const Error& e) {
+    } catch (const ApiError& e) {
       Log(LogLevel::kError, "cluster_shard_marker_failed", KV().Add("error", e.message));
     }
     std::lock_guard<std::mutex> lock(shards_mu);
@@ -1723,7 +1705,7 @@ struct Router::Impl {
     for (auto& c : list) {
       try {
         arr.push_back(Info(*c, nullptr));
-      } catch (const Error& e) {
+      } catch (const ApiError& e) {
         Json j = InfoJson(*c, {});
         j["error"] = e.message;
         arr.push_back(j);
@@ -2302,22 +2284,11 @@ bool Router::Prepare(HttpRequest* req, HttpResponse* resp) {
 }
 
 void Router::Execute(HttpRequest* req, HttpResponse* resp) {
-  try {
+  Answering(resp, [&] {
     if (!impl_->started || impl_->stopping) Fail(503, "the cluster node is not running");
     impl_->Dispatch(req, resp);
-  } catch (const Error& e) {
-    *resp = HttpResponse();
-    resp->status = e.status;
-    resp->body = ErrorBody(e.message);
-  } catch (const std::bad_alloc&) {
-    *resp = HttpResponse();
-    resp->status = 503;
-    resp->body = ErrorBody("out of memory");
-  } catch (const std::exception& e) {
-    *resp = HttpResponse();
-    resp->status = 500;
-    resp->body = ErrorBody(std::string("internal error: ") + e.what());
-  }
+    return true;
+  });
 }
 
 void Router::Completed(const HttpRequest& req, int status, double seconds) {

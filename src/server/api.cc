@@ -102,16 +102,6 @@ RouteMatch MatchRoute(const std::string& method, const std::vector<std::string_v
   return m;
 }
 
-bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
-  // Time depends on the expected key's length only.
-  unsigned char diff = given.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
-    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
-  }
-  return diff == 0;
-}
-
 }  // namespace
 
 Api::Api(aidb_db* db, ApiConfig config)

@@ -54,6 +54,10 @@ inline void Log(LogLevel level, std::string_view event, const KV& kv = KV()) {
 // Routes the library's log events (aidb_set_log_callback) to LogLine.
 void InstallLibraryLogger(LogLevel level);
 
+// Compares an API key a client gave with the configured one in time that
+// depends on the configured key's length only (never on where they differ).
+bool ConstantTimeEquals(std::string_view given, std::string_view expected);
+
 // "2026-11-25T10:00:00.123Z" (UTC, milliseconds).
 std::string FormatRfc3339(int64_t unix_ns);
 int64_t NowUnixNs();

@@ -136,16 +136,16 @@ for p in json.load(sys.stdin)["packages"]:
 run versions bindings_versions
 
 # --- Go -----------------------------------------------------------------------
-# staticcheck from the Go module proxy, pinned, installed into a tool dir of
-# BUILD_DIR (not on the user's PATH, not in GOPATH/bin).
-STATICCHECK_VERSION=v0.7.0 # staticcheck 2026.1
+# staticcheck, pinned, from the tool dir scripts/install-deps.sh fills (not on
+# the user's PATH, not in GOPATH/bin); built from Go's module cache when missing.
+STATICCHECK_VERSION=v0.7.0 # staticcheck 2026.1; keep in step with install-deps.sh
 go_tests() {
   cd "$ROOT/bindings/go"
   export CGO_ENABLED=1 GOFLAGS=-mod=mod
   go vet ./...
   gofmt_out=$(gofmt -l .)
   [ -z "$gofmt_out" ] || { echo "gofmt: $gofmt_out"; return 1; }
-  local tools=$OUT/go-tools
+  local tools=${AIDB_GO_TOOLS:-$HOME/.cache/aidb-go-tools}
   if ! "$tools/staticcheck" -version 2>/dev/null | grep -q "($STATICCHECK_VERSION)"; then
     GOBIN=$tools GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
   fi
