@@ -64,8 +64,8 @@ void Reset(State& s) {
   aidb_collection* c = nullptr;
   if (aidb_db_create_collection(s.db, &o, &c, nullptr) == AIDB_OK) {
     float v[4] = {1, 2, 3, 4};
-    aidb_collection_upsert(c, "00000000-0000-4000-8000-000000000001", v, 4, "{\"a\":1,\"t\":[\"x\"]}",
-                           static_cast<size_t>(-1), nullptr);
+    aidb_collection_upsert(c, "00000000-0000-4000-8000-000000000001", v, 4,
+                           "{\"a\":1,\"t\":[\"x\"]}", static_cast<size_t>(-1), nullptr);
     aidb_collection_close(c);
   }
 }

@@ -18,8 +18,9 @@ namespace aidbfuzz {
 inline const std::string& ScratchDir() {
   static const std::string dir = [] {
     const char* base = std::getenv("AIDB_FUZZ_TMP");
-    std::string d = std::string(base ? base : (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp")) +
-                    "/aidb-fuzz-" + std::to_string(getpid());
+    std::string d =
+        std::string(base ? base : (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp")) +
+        "/aidb-fuzz-" + std::to_string(getpid());
     mkdir(d.c_str(), 0755);
     return d;
   }();

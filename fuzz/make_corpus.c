@@ -44,7 +44,8 @@ static aidb_collection* fill(const char* wal, int hnsw, int n, int with_deletes)
     char id[40], p[96];
     float v[4] = {(float)i, (float)(i % 3), -1.f, 0.5f * (float)i};
     snprintf(id, sizeof id, "00000000-0000-4000-8000-%012x", i);
-    snprintf(p, sizeof p, "{\"a\":%d,\"b\":%d.5,\"t\":[\"x\",\"y\"],\"n\":{\"k\":\"v%d\"}}", i % 3, i, i);
+    snprintf(p, sizeof p, "{\"a\":%d,\"b\":%d.5,\"t\":[\"x\",\"y\"],\"n\":{\"k\":\"v%d\"}}", i % 3,
+             i, i);
     aidb_collection_upsert(c, id, v, 4, i % 4 == 3 ? NULL : p, (size_t)-1, NULL);
     if (with_deletes && i % 5 == 4) {
       snprintf(id, sizeof id, "00000000-0000-4000-8000-%012x", i - 2);
@@ -52,7 +53,8 @@ static aidb_collection* fill(const char* wal, int hnsw, int n, int with_deletes)
     }
   }
   if (n > 2) {
-    const char* ids[2] = {"00000000-0000-4000-8000-0000000000aa", "00000000-0000-4000-8000-0000000000bb"};
+    const char* ids[2] = {"00000000-0000-4000-8000-0000000000aa",
+                          "00000000-0000-4000-8000-0000000000bb"};
     float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     const char* ps[2] = {"{\"a\":1}", NULL};
     aidb_collection_upsert_batch(c, 2, ids, v, 4, ps, NULL);
@@ -78,7 +80,8 @@ int main(int argc, char** argv) {
       aidb_collection* c = fill(w, h, sizes[s], s == 2);
       aidb_collection_close(c);
       for (int mode = 0; mode < 8; mode += 3) {
-        snprintf(p, sizeof p, "%s/wal/seed-%s-%d-m%d", out, h ? "hnsw" : "flat", sizes[s], mode | (h ? 4 : 0));
+        snprintf(p, sizeof p, "%s/wal/seed-%s-%d-m%d", out, h ? "hnsw" : "flat", sizes[s],
+                 mode | (h ? 4 : 0));
         emit(w, p, (unsigned char)(mode | (h ? 4 : 0)));
       }
       c = fill(w, h, sizes[s] * 2, s == 2);
@@ -87,7 +90,8 @@ int main(int argc, char** argv) {
       aidb_collection_close(c);
       char dst[4096];
       for (int mode = 0; mode < 2; ++mode) {
-        snprintf(dst, sizeof dst, "%s/snapshot/seed-%s-%d-m%d", out, h ? "hnsw" : "flat", sizes[s] * 2, mode);
+        snprintf(dst, sizeof dst, "%s/snapshot/seed-%s-%d-m%d", out, h ? "hnsw" : "flat",
+                 sizes[s] * 2, mode);
         emit(p, dst, (unsigned char)mode);
       }
     }

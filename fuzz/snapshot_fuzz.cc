@@ -43,7 +43,8 @@ void UseCollection(aidb_collection* c, const std::string& again) {
         for (size_t i = 0; i < nh; ++i) {
           char* payload = nullptr;
           std::vector<float> v(info.dim);
-          if (aidb_collection_get(c, hits[i].id, v.data(), v.size(), &payload, nullptr) != AIDB_OK) {
+          if (aidb_collection_get(c, hits[i].id, v.data(), v.size(), &payload, nullptr) !=
+              AIDB_OK) {
             __builtin_trap();  // a search hit that cannot be read back
           }
           aidb_free(payload);
@@ -54,8 +55,8 @@ void UseCollection(aidb_collection* c, const std::string& again) {
   }
   if (n < 64) {
     // A loaded collection can be written and checkpointed again.
-    aidb_collection_upsert(c, "00000000-0000-4000-8000-00000000abcd", q.data(), q.size(), "{\"a\":1}",
-                           static_cast<size_t>(-1), nullptr);
+    aidb_collection_upsert(c, "00000000-0000-4000-8000-00000000abcd", q.data(), q.size(),
+                           "{\"a\":1}", static_cast<size_t>(-1), nullptr);
     aidb_collection_delete(c, "00000000-0000-4000-8000-00000000abcd", nullptr);
     if (aidb_collection_snapshot_to(c, again.c_str(), nullptr) == AIDB_OK) {
       if (aidb_snapshot_verify(again.c_str(), nullptr, nullptr) != AIDB_OK) __builtin_trap();

@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       path, threshold,
       [&](const aidb::storage::WalRecord& r) {
         if (r.lsn <= prev) __builtin_trap();
-        if (r.offset + aidb::storage::kWalHeaderSize + r.body.size() > file.size()) __builtin_trap();
+        if (r.offset + aidb::storage::kWalHeaderSize + r.body.size() > file.size())
+          __builtin_trap();
         prev = r.lsn;
         return aidb::Status::OK();
       },

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -30,7 +31,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <ctime>
 #include <vector>
 
 #include "core/distance.h"
@@ -81,7 +81,8 @@ bool LoadIdxImages(const std::string& path, Matrix* out) {
   std::vector<unsigned char> bytes(static_cast<size_t>(out->n) * out->dim);
   size_t got = 0;
   while (got < bytes.size()) {
-    int r = gzread(f, bytes.data() + got, static_cast<unsigned>(std::min<size_t>(bytes.size() - got, 1 << 30)));
+    int r = gzread(f, bytes.data() + got,
+                   static_cast<unsigned>(std::min<size_t>(bytes.size() - got, 1 << 30)));
     if (r <= 0) break;
     got += static_cast<size_t>(r);
   }
@@ -102,7 +103,8 @@ size_t RssBytes() {
   return 0;
 }
 
-void ParallelFor(size_t begin, size_t end, unsigned threads, const std::function<void(size_t)>& fn) {
+void ParallelFor(size_t begin, size_t end, unsigned threads,
+                 const std::function<void(size_t)>& fn) {
   std::atomic<size_t> next{begin};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < end;) fn(i);
@@ -128,7 +130,8 @@ std::vector<uint32_t> ExactTopK(const Matrix& base, const Matrix& queries, uint3
   return gt;
 }
 
-std::vector<uint32_t> GroundTruth(const Matrix& base, const Matrix& queries, const std::string& dir) {
+std::vector<uint32_t> GroundTruth(const Matrix& base, const Matrix& queries,
+                                  const std::string& dir) {
   const std::string path = dir + "/fashion-mnist-l2-top10.gt";
   const uint32_t header[4] = {0x41475431u, base.n, queries.n, kK};
   std::vector<uint32_t> gt(static_cast<size_t>(queries.n) * kK);
@@ -260,7 +263,7 @@ std::unique_ptr<AidbEngine> LoadAidb(uint32_t dim, const std::string& path) {
 // ---- measurements -----------------------------------------------------------
 
 struct RunResult {
-  double qps;      // queries per wall-clock second
+  double qps;  // queries per wall-clock second
   double recall;
   double cpu_qps;  // queries per CPU second of the searching threads
 };
@@ -271,8 +274,8 @@ double ThreadCpuSeconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-RunResult RunQueries(Engine& e, const Matrix& queries, const std::vector<uint32_t>& gt,
-                     uint32_t ef, unsigned threads) {
+RunResult RunQueries(Engine& e, const Matrix& queries, const std::vector<uint32_t>& gt, uint32_t ef,
+                     unsigned threads) {
   std::vector<uint32_t> got(static_cast<size_t>(queries.n) * kK);
   std::atomic<double> cpu{0};
   auto t0 = Clock::now();
@@ -290,7 +293,8 @@ RunResult RunQueries(Engine& e, const Matrix& queries, const std::vector<uint32_
         size_t end = queries.n * static_cast<size_t>(t + 1) / threads;
         for (size_t q = b; q < end; ++q) e.Search(queries.row(q), ef, &got[q * kK]);
         double c = ThreadCpuSeconds() - c0, cur = cpu.load();
-        while (!cpu.compare_exchange_weak(cur, cur + c)) {}
+        while (!cpu.compare_exchange_weak(cur, cur + c)) {
+        }
       });
     }
     for (auto& t : pool) t.join();
@@ -379,8 +383,8 @@ int main(int argc, char** argv) {
   if (!LoadIdxImages(data_dir + "/train-images-idx3-ubyte.gz", &base) ||
       !LoadIdxImages(data_dir + "/t10k-images-idx3-ubyte.gz", &queries))
     return 1;
-  std::printf("Fashion-MNIST: %u base x %u queries, dim %u, L2, M=%u, ef_construction=%u\n",
-              base.n, queries.n, base.dim, kM, kEfConstruction);
+  std::printf("Fashion-MNIST: %u base x %u queries, dim %u, L2, M=%u, ef_construction=%u\n", base.n,
+              queries.n, base.dim, kM, kEfConstruction);
   std::printf("AIDB kernels: %s; hardware threads: %u; QPS = median of %d runs\n",
               aidb::distance::KernelName(), std::thread::hardware_concurrency(), repeats);
   std::vector<uint32_t> gt = GroundTruth(base, queries, cache_dir);
@@ -404,7 +408,8 @@ int main(int argc, char** argv) {
     std::fclose(hf);
     hnsw_e = std::make_unique<HnswlibEngine>();
     hnsw_e->space = std::make_unique<hnswlib::L2Space>(base.dim);
-    hnsw_e->idx = std::make_unique<hnswlib::HierarchicalNSW<float>>(hnsw_e->space.get(), hnswlib_cache);
+    hnsw_e->idx =
+        std::make_unique<hnswlib::HierarchicalNSW<float>>(hnsw_e->space.get(), hnswlib_cache);
   }
   if (!hnsw_e) {
     hnsw_e = BuildHnswlib(base, 1, &hnsw_t1);
@@ -456,9 +461,10 @@ int main(int argc, char** argv) {
     }
 
     // ---- ef sweep ----
-    std::printf("\n| ef | AIDB recall@10 | hnswlib recall@10 | AIDB QPS 1t | hnswlib QPS 1t | "
-                "ratio 1t | AIDB QPS 2t | hnswlib QPS 2t | ratio 2t | AIDB QPS/CPU-s 1t | "
-                "hnswlib QPS/CPU-s 1t | ratio | AIDB float walk recall@10 | AIDB float walk QPS 1t |\n");
+    std::printf(
+        "\n| ef | AIDB recall@10 | hnswlib recall@10 | AIDB QPS 1t | hnswlib QPS 1t | "
+        "ratio 1t | AIDB QPS 2t | hnswlib QPS 2t | ratio 2t | AIDB QPS/CPU-s 1t | "
+        "hnswlib QPS/CPU-s 1t | ratio | AIDB float walk recall@10 | AIDB float walk QPS 1t |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     struct Row {
       uint32_t ef;
@@ -498,10 +504,11 @@ int main(int argc, char** argv) {
         row.hq2 = Median(h2);
       }
       rows.push_back(row);
-      std::printf("| %u | %.4f | %.4f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.4f | %.0f |\n",
-                  ef, row.ar, row.hr, row.aq1, row.hq1, row.aq1 / row.hq1, row.aq2, row.hq2,
-                  row.hq2 > 0 ? row.aq2 / row.hq2 : 0.0, row.ac1, row.hc1, row.ac1 / row.hc1,
-                  row.fr, row.fq1);
+      std::printf(
+          "| %u | %.4f | %.4f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.4f | %.0f |\n",
+          ef, row.ar, row.hr, row.aq1, row.hq1, row.aq1 / row.hq1, row.aq2, row.hq2,
+          row.hq2 > 0 ? row.aq2 / row.hq2 : 0.0, row.ac1, row.hc1, row.ac1 / row.hc1, row.fr,
+          row.fq1);
       std::fflush(stdout);
     }
     std::printf("\n");
@@ -513,10 +520,10 @@ int main(int argc, char** argv) {
         if (!rh && r.hr >= target) rh = &r;
       }
       if (ra && rh)
-        std::printf("recall@10 >= %.2f: AIDB ef=%u %.0f QPS, hnswlib ef=%u %.0f QPS, "
-                    "single-thread QPS ratio AIDB/hnswlib = %.2f (per CPU second: %.2f)\n",
-                    target, ra->ef, ra->aq1, rh->ef, rh->hq1, ra->aq1 / rh->hq1,
-                    ra->ac1 / rh->hc1);
+        std::printf(
+            "recall@10 >= %.2f: AIDB ef=%u %.0f QPS, hnswlib ef=%u %.0f QPS, "
+            "single-thread QPS ratio AIDB/hnswlib = %.2f (per CPU second: %.2f)\n",
+            target, ra->ef, ra->aq1, rh->ef, rh->hq1, ra->aq1 / rh->hq1, ra->ac1 / rh->hc1);
       else
         std::printf("recall@10 >= %.2f: not reached by %s in this ef sweep\n", target,
                     ra ? "hnswlib" : "AIDB");
@@ -526,10 +533,12 @@ int main(int argc, char** argv) {
   // ---- filtered search ----
   if (filtered || filtered_only) {
     const uint32_t nq = std::min<uint32_t>(queries.n, 2000);
-    std::printf("\nFiltered top-10 (%u queries, random subsets given with exact counts and "
-                "lists, AIDB default ef), against AIDB's exact filtered scan:\n\n",
-                nq);
-    std::printf("| selectivity | matches | path | recall@10 | QPS 1t | exact scan QPS 1t | speed-up |\n");
+    std::printf(
+        "\nFiltered top-10 (%u queries, random subsets given with exact counts and "
+        "lists, AIDB default ef), against AIDB's exact filtered scan:\n\n",
+        nq);
+    std::printf(
+        "| selectivity | matches | path | recall@10 | QPS 1t | exact scan QPS 1t | speed-up |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
     for (double frac : {0.5, 0.2, 0.05, 0.005}) {
       SubsetFilter f(base.n, frac);

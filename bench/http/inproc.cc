@@ -25,8 +25,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 [[noreturn]] void Die(const std::string& what, int st, char* err) {
-  std::fprintf(stderr, "inproc: %s: %s (%s)\n", what.c_str(), err ? err : "",
-               aidb_status_name(st));
+  std::fprintf(stderr, "inproc: %s: %s (%s)\n", what.c_str(), err ? err : "", aidb_status_name(st));
   std::exit(1);
 }
 
@@ -101,8 +100,7 @@ int Build(char** a) {
       ids[k] = id;
       ptrs[k] = ids[k].c_str();
     }
-    st = aidb_collection_upsert_batch(c, m, ptrs.data(), base.data() + i * dim, dim, nullptr,
-                                      &err);
+    st = aidb_collection_upsert_batch(c, m, ptrs.data(), base.data() + i * dim, dim, nullptr, &err);
     if (st != AIDB_OK) Die("upsert_batch", st, err);
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -154,10 +152,11 @@ void Measure(int threads, double seconds, Op op, const char* what, bool print = 
   }
   if (!print) return;
   double p50 = Percentile(lat, 0.50), p99 = Percentile(lat, 0.99);
-  std::printf("{\"op\":\"%s\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"qps\":%.1f,"
-              "\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-              what, threads, secs, static_cast<unsigned long long>(ops),
-              static_cast<double>(ops) / secs, p50, p99);
+  std::printf(
+      "{\"op\":\"%s\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"qps\":%.1f,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+      what, threads, secs, static_cast<unsigned long long>(ops), static_cast<double>(ops) / secs,
+      p50, p99);
 }
 
 int Search(char** a) {
@@ -204,13 +203,16 @@ int Upsert(char** a) {
   aidb_db* db = Open(dir, durability);
   aidb_collection* c = Coll(db, name);
   size_t nv = v.size() / dim;
-  Measure(threads, seconds, [&](size_t i) {
-    char id[37];
-    aidb_uuid_generate(id);
-    char* e = nullptr;
-    int s = aidb_collection_upsert(c, id, v.data() + (i % nv) * dim, dim, nullptr, 0, &e);
-    if (s != AIDB_OK) Die("upsert", s, e);
-  }, "upsert");
+  Measure(
+      threads, seconds,
+      [&](size_t i) {
+        char id[37];
+        aidb_uuid_generate(id);
+        char* e = nullptr;
+        int s = aidb_collection_upsert(c, id, v.data() + (i % nv) * dim, dim, nullptr, 0, &e);
+        if (s != AIDB_OK) Die("upsert", s, e);
+      },
+      "upsert");
   aidb_collection_close(c);
   aidb_db_close(db);
   return 0;

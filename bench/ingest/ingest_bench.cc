@@ -22,11 +22,11 @@
 //                          [--systems aidb,sqlite,rocksdb,raw] [--batches 1,32,1000]
 //                          [--modes fsync,batch,none]
 #include <aidb.h>
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <sqlite3.h>
-#include <fcntl.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -86,8 +86,8 @@ struct AidbInputs {
   std::vector<const char*> payloads;
 };
 
-RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& dir,
-                  int durability, size_t batch, size_t max_records, double budget) {
+RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& dir, int durability,
+                  size_t batch, size_t max_records, double budget) {
   const std::string wal = dir + "/wal.log";
   aidb_collection_options o;
   aidb_collection_options_init(&o);
@@ -103,8 +103,8 @@ RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& 
   RunResult r = Drive(recs, batch, max_records, budget, [&](size_t first, size_t n) {
     int st;
     if (n == 1) {
-      st = aidb_collection_upsert(c, in.ids[first], recs.vector(first), kDim,
-                                  in.payloads[first], recs.payloads[first].size(), &err);
+      st = aidb_collection_upsert(c, in.ids[first], recs.vector(first), kDim, in.payloads[first],
+                                  recs.payloads[first].size(), &err);
     } else {
       st = aidb_collection_upsert_batch(c, n, in.ids.data() + first, recs.vector(first), kDim,
                                         in.payloads.data() + first, &err);
@@ -132,11 +132,11 @@ void SqlExec(sqlite3* db, const char* sql) {
   }
 }
 
-RunResult RunSqlite(const Records& recs, const std::string& dir, size_t batch,
-                    size_t max_records, double budget) {
+RunResult RunSqlite(const Records& recs, const std::string& dir, size_t batch, size_t max_records,
+                    double budget) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2((dir + "/ingest.db").c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2((dir + "/ingest.db").c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
     Die("sqlite open");
   }
   SqlExec(db, "PRAGMA journal_mode=WAL");
@@ -378,9 +378,9 @@ int main(int argc, char** argv) {
     const auto& v = rps[c.key()];
     std::string per;
     for (double x : v) per += std::to_string(static_cast<long long>(x)) + " ";
-    std::printf("%-8s %-8s %6zu %12.0f %9.1f %9zu  %s\n", c.system.c_str(), c.mode.c_str(),
-                c.batch, aidb_bench::Median(v), aidb_bench::Median(mbps[c.key()]),
-                counts[c.key()].back(), per.c_str());
+    std::printf("%-8s %-8s %6zu %12.0f %9.1f %9zu  %s\n", c.system.c_str(), c.mode.c_str(), c.batch,
+                aidb_bench::Median(v), aidb_bench::Median(mbps[c.key()]), counts[c.key()].back(),
+                per.c_str());
   }
 
   auto med = [&](const std::string& k) {
@@ -389,13 +389,13 @@ int main(int argc, char** argv) {
   };
   std::printf("\n");
   for (size_t b : batches) {
-    const double peer = std::max(med("sqlite/sync/" + std::to_string(b)),
-                                 med("rocksdb/sync/" + std::to_string(b)));
+    const double peer =
+        std::max(med("sqlite/sync/" + std::to_string(b)), med("rocksdb/sync/" + std::to_string(b)));
     const double a = med("aidb/fsync/" + std::to_string(b));
     if (peer > 0 && a > 0) {
-      std::printf("ratio AIDB fsync batch-%zu / faster peer batch-%zu: %.2fx%s\n", b, b, a / peer,
-                  b == 32 ? (a / peer >= 2.0 ? "  (target >= 2x: MET)" : "  (target >= 2x: MISSED)")
-                          : "");
+      std::printf(
+          "ratio AIDB fsync batch-%zu / faster peer batch-%zu: %.2fx%s\n", b, b, a / peer,
+          b == 32 ? (a / peer >= 2.0 ? "  (target >= 2x: MET)" : "  (target >= 2x: MISSED)") : "");
     }
   }
   for (size_t b : batches) {
@@ -403,9 +403,10 @@ int main(int argc, char** argv) {
     const double ra = med("raw/append/" + std::to_string(b));
     const double rp = med("raw/prealloc/" + std::to_string(b));
     if (a > 0 && ra > 0 && rp > 0) {
-      std::printf("AIDB fsync batch-%zu vs the disk floor: %.0f%% of raw append+fdatasync, "
-                  "%.0f%% of raw preallocated overwrite+fdatasync\n",
-                  b, 100 * a / ra, 100 * a / rp);
+      std::printf(
+          "AIDB fsync batch-%zu vs the disk floor: %.0f%% of raw append+fdatasync, "
+          "%.0f%% of raw preallocated overwrite+fdatasync\n",
+          b, 100 * a / ra, 100 * a / rp);
     }
   }
   // Configurations run interleaved, so the ratio within one run cancels much
@@ -426,7 +427,8 @@ int main(int argc, char** argv) {
   };
   const double r32 = run_ratio("aidb/fsync/32", {"sqlite/sync/32", "rocksdb/sync/32"});
   const double r1000 = run_ratio("aidb/fsync/1000", {"aidb/none/1000"});
-  if (r32 > 0) std::printf("median of per-run ratios, AIDB fsync batch-32 / faster peer: %.2fx\n", r32);
+  if (r32 > 0)
+    std::printf("median of per-run ratios, AIDB fsync batch-32 / faster peer: %.2fx\n", r32);
   if (r1000 > 0) {
     std::printf("median of per-run ratios, AIDB fsync batch-1000 / none batch-1000: %.1f%%\n",
                 100 * r1000);
@@ -434,8 +436,8 @@ int main(int argc, char** argv) {
   const double f1000 = med("aidb/fsync/1000"), n1000 = med("aidb/none/1000");
   if (f1000 > 0 && n1000 > 0) {
     std::printf("ratio AIDB fsync batch-1000 / AIDB none batch-1000: %.1f%%%s\n",
-                100 * f1000 / n1000, f1000 / n1000 >= 0.8 ? "  (target >= 80%: MET)"
-                                                           : "  (target >= 80%: MISSED)");
+                100 * f1000 / n1000,
+                f1000 / n1000 >= 0.8 ? "  (target >= 80%: MET)" : "  (target >= 80%: MISSED)");
   }
   return 0;
 }

@@ -15,12 +15,12 @@ constexpr size_t kDim = 784;
 
 struct Records {
   size_t count = 0;
-  std::vector<float> vectors;                  // count * kDim
-  std::vector<std::string> ids;                // canonical textual UUIDs
+  std::vector<float> vectors;                     // count * kDim
+  std::vector<std::string> ids;                   // canonical textual UUIDs
   std::vector<std::array<uint8_t, 16>> id_bytes;  // the same ids, binary
-  std::vector<std::string> payloads;           // JSON objects, ~40 bytes
-  std::string source;                          // "fashion-mnist" or "random"
-  uint64_t logical_bytes = 0;                  // sum of 16 + 4*kDim + payload
+  std::vector<std::string> payloads;              // JSON objects, ~40 bytes
+  std::string source;                             // "fashion-mnist" or "random"
+  uint64_t logical_bytes = 0;                     // sum of 16 + 4*kDim + payload
 
   const float* vector(size_t i) const { return vectors.data() + i * kDim; }
   size_t record_bytes(size_t i) const { return 16 + kDim * sizeof(float) + payloads[i].size(); }

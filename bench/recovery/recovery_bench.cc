@@ -129,8 +129,8 @@ struct Timing {
 Timing RunChild(const std::string& self, const std::string& what, const std::string& path,
                 uint64_t expect) {
   Warm(path);
-  const std::string cmd = "'" + self + "' --child " + what + " '" + path + "' " +
-                          std::to_string(expect);
+  const std::string cmd =
+      "'" + self + "' --child " + what + " '" + path + "' " + std::to_string(expect);
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) Die("popen");
   Timing t{0, 0, 0};
@@ -188,8 +188,8 @@ int main(int argc, char** argv) {
     char* err = nullptr;
     const double t0 = aidb_bench::NowSeconds();
     for (uint64_t round = 0; FileSize(wal) < target; ++round) {
-      const aidb_bench::Records recs = aidb_bench::MakeRecords(60000, AIDB_BENCH_FMNIST_DIR,
-                                                               1000 + round);
+      const aidb_bench::Records recs =
+          aidb_bench::MakeRecords(60000, AIDB_BENCH_FMNIST_DIR, 1000 + round);
       std::vector<const char*> ids, pls;
       for (size_t i = 0; i < recs.count; ++i) {
         ids.push_back(recs.ids[i].c_str());
@@ -248,8 +248,8 @@ int main(int argc, char** argv) {
     load_s.push_back(t.seconds);
     load_gbps.push_back(t.bytes / t.seconds / 1e9);
     load_cpu.push_back(t.cpu_seconds);
-    std::fprintf(stderr, "snapshot load run %d: %.3f s (cpu %.3f s), %.2f GB/s\n", r + 1,
-                 t.seconds, t.cpu_seconds, t.bytes / t.seconds / 1e9);
+    std::fprintf(stderr, "snapshot load run %d: %.3f s (cpu %.3f s), %.2f GB/s\n", r + 1, t.seconds,
+                 t.cpu_seconds, t.bytes / t.seconds / 1e9);
   }
   aidb_bench::RemoveTree(dir);
 

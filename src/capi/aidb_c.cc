@@ -144,11 +144,15 @@ struct NameEntry {
 };
 
 constexpr NameEntry kMetricNames[] = {
-    {"cosine", AIDB_METRIC_COSINE},        {"euclidean", AIDB_METRIC_EUCLIDEAN},
-    {"dot", AIDB_METRIC_DOT},              {"euclid", AIDB_METRIC_EUCLIDEAN},
-    {"l2", AIDB_METRIC_EUCLIDEAN},         {"l2sq", AIDB_METRIC_EUCLIDEAN},
+    {"cosine", AIDB_METRIC_COSINE},
+    {"euclidean", AIDB_METRIC_EUCLIDEAN},
+    {"dot", AIDB_METRIC_DOT},
+    {"euclid", AIDB_METRIC_EUCLIDEAN},
+    {"l2", AIDB_METRIC_EUCLIDEAN},
+    {"l2sq", AIDB_METRIC_EUCLIDEAN},
     {"euclidean_distance", AIDB_METRIC_EUCLIDEAN},
-    {"ip", AIDB_METRIC_DOT},               {"inner_product", AIDB_METRIC_DOT},
+    {"ip", AIDB_METRIC_DOT},
+    {"inner_product", AIDB_METRIC_DOT},
     {"dot_product", AIDB_METRIC_DOT},
 };
 constexpr NameEntry kIndexKindNames[] = {{"flat", AIDB_INDEX_FLAT}, {"hnsw", AIDB_INDEX_HNSW}};
@@ -186,8 +190,8 @@ Status ValueOf(const NameEntry (&table)[N], const char* name, const char* what,
       return Status::OK();
     }
   }
-  return Status::InvalidArgument("unknown " + std::string(what) + " '" + name +
-                                 "': expected " + expected);
+  return Status::InvalidArgument("unknown " + std::string(what) + " '" + name + "': expected " +
+                                 expected);
 }
 
 template <size_t N>
@@ -374,8 +378,8 @@ int aidb_index_kind_from_string(const char* name, int* kind, char** errmsg) {
 }
 
 int aidb_durability_from_string(const char* name, int* mode, char** errmsg) {
-  return ParseName(kDurabilityNames, name, mode, "mode", "durability mode",
-                   "fsync, batch or none", errmsg);
+  return ParseName(kDurabilityNames, name, mode, "mode", "durability mode", "fsync, batch or none",
+                   errmsg);
 }
 
 const char* aidb_metric_name(int metric) { return NameOf(kMetricNames, metric); }
@@ -499,16 +503,16 @@ int aidb_collection_set_ef_search(aidb_collection* coll, uint32_t ef_search, cha
   });
 }
 
-int aidb_collection_upsert(aidb_collection* coll, const char* id, const float* vector,
-                           size_t dim, const char* payload, size_t payload_len, char** errmsg) {
+int aidb_collection_upsert(aidb_collection* coll, const char* id, const float* vector, size_t dim,
+                           const char* payload, size_t payload_len, char** errmsg) {
   return Guard(errmsg, [&] {
     if (coll == nullptr) return Misuse("coll");
     if (id == nullptr) return Misuse("id");
     if (vector == nullptr) return Misuse("vector");
     std::string_view pv;
     if (payload != nullptr) {
-      pv = std::string_view(payload, payload_len == static_cast<size_t>(-1) ? std::strlen(payload)
-                                                                            : payload_len);
+      pv = std::string_view(
+          payload, payload_len == static_cast<size_t>(-1) ? std::strlen(payload) : payload_len);
     }
     const char* ids[1] = {id};
     return coll->impl->Upsert(1, ids, vector, dim, payload ? &pv : nullptr);
@@ -549,8 +553,8 @@ int aidb_collection_get(aidb_collection* coll, const char* id, float* vector_out
     if (id == nullptr) return Misuse("id");
     std::string payload;
     bool has = false;
-    AIDB_RETURN_IF_ERROR(coll->impl->Get(id, vector_out, dim, payload_out ? &payload : nullptr,
-                                         &has));
+    AIDB_RETURN_IF_ERROR(
+        coll->impl->Get(id, vector_out, dim, payload_out ? &payload : nullptr, &has));
     if (payload_out != nullptr) {
       *payload_out = nullptr;
       if (has) {
@@ -592,9 +596,9 @@ int aidb_collection_search(aidb_collection* coll, const float* query, size_t dim
   });
 }
 
-int aidb_collection_search_batch(aidb_collection* coll, const float* queries, size_t nq,
-                                 size_t dim, const aidb_search_options* opts,
-                                 aidb_search_result** out, char** errmsg) {
+int aidb_collection_search_batch(aidb_collection* coll, const float* queries, size_t nq, size_t dim,
+                                 const aidb_search_options* opts, aidb_search_result** out,
+                                 char** errmsg) {
   return Guard(errmsg, [&] {
     if (coll == nullptr) return Misuse("coll");
     if (queries == nullptr && nq > 0) return Misuse("queries");
@@ -628,8 +632,10 @@ int aidb_search_result_hits_v2(const aidb_search_result* result, size_t query,
   }
   if (query >= result->hits.size()) {
     return Guard(errmsg, [&] {
-      return Status::InvalidArgument("query " + std::to_string(query) + " out of range: the "
-                                     "result holds " + std::to_string(result->hits.size()));
+      return Status::InvalidArgument("query " + std::to_string(query) +
+                                     " out of range: the "
+                                     "result holds " +
+                                     std::to_string(result->hits.size()));
     });
   }
   *hits = result->hits[query].data();
@@ -637,8 +643,8 @@ int aidb_search_result_hits_v2(const aidb_search_result* result, size_t query,
   return AIDB_OK;
 }
 
-int aidb_search_result_hits(const aidb_search_result* result, size_t query,
-                            const aidb_hit** hits, size_t* count) {
+int aidb_search_result_hits(const aidb_search_result* result, size_t query, const aidb_hit** hits,
+                            size_t* count) {
   return aidb_search_result_hits_v2(result, query, hits, count, nullptr);
 }
 
@@ -675,8 +681,8 @@ void aidb_recover_stats_init(aidb_recover_stats* s) {
   s->struct_size = sizeof(*s);
 }
 
-int aidb_recover(aidb_collection* coll, const aidb_recover_options* opts,
-                 aidb_recover_stats* stats, char** errmsg) {
+int aidb_recover(aidb_collection* coll, const aidb_recover_options* opts, aidb_recover_stats* stats,
+                 char** errmsg) {
   return Guard(errmsg, [&] {
     if (coll == nullptr) return Misuse("coll");
     if (opts != nullptr) AIDB_RETURN_IF_ERROR(CheckStruct(opts, "opts"));
@@ -687,7 +693,8 @@ int aidb_recover(aidb_collection* coll, const aidb_recover_options* opts,
       case AIDB_RECOVER_LATEST: ro.target = engine::RecoverTarget::kLatest; break;
       case AIDB_RECOVER_TO_LSN: ro.target = engine::RecoverTarget::kToLsn; break;
       case AIDB_RECOVER_TO_TIME: ro.target = engine::RecoverTarget::kToTime; break;
-      default: return Status::InvalidArgument("unknown recovery target " + std::to_string(o.target));
+      default:
+        return Status::InvalidArgument("unknown recovery target " + std::to_string(o.target));
     }
     ro.lsn = o.lsn;
     ro.timestamp_ns = o.timestamp_ns;
@@ -850,8 +857,7 @@ int aidb_db_create_collection(aidb_db* db, const aidb_collection_options* opts,
   });
 }
 
-int aidb_db_open_collection(aidb_db* db, const char* name, aidb_collection** out,
-                            char** errmsg) {
+int aidb_db_open_collection(aidb_db* db, const char* name, aidb_collection** out, char** errmsg) {
   return Guard(errmsg, [&] {
     if (db == nullptr) return Misuse("db");
     if (name == nullptr) return Misuse("name");
@@ -903,8 +909,8 @@ int aidb_db_snapshot(aidb_db* db, const char* name, char** path_out, char** errm
   });
 }
 
-int aidb_db_list_snapshots(aidb_db* db, const char* name, aidb_snapshot_info** infos,
-                           size_t* count, char** errmsg) {
+int aidb_db_list_snapshots(aidb_db* db, const char* name, aidb_snapshot_info** infos, size_t* count,
+                           char** errmsg) {
   return Guard(errmsg, [&] {
     if (db == nullptr) return Misuse("db");
     if (name == nullptr) return Misuse("name");
@@ -912,8 +918,8 @@ int aidb_db_list_snapshots(aidb_db* db, const char* name, aidb_snapshot_info** i
     if (count == nullptr) return Misuse("count");
     std::vector<engine::SnapshotInfo> list;
     AIDB_RETURN_IF_ERROR(db->impl->ListSnapshots(name, &list));
-    auto* arr = static_cast<aidb_snapshot_info*>(
-        std::calloc(list.size() + 1, sizeof(aidb_snapshot_info)));
+    auto* arr =
+        static_cast<aidb_snapshot_info*>(std::calloc(list.size() + 1, sizeof(aidb_snapshot_info)));
     if (arr == nullptr) return Status::NoMemory("out of memory");
     for (size_t i = 0; i < list.size(); ++i) FillSnapshotInfo(list[i], &arr[i]);
     *infos = arr;
@@ -944,10 +950,12 @@ int aidb_snapshot_verify(const char* path, aidb_snapshot_info* info, char** errm
 int aidb_wal_verify(const char* path, uint64_t* records, uint64_t* valid_bytes, char** errmsg) {
   return Guard(errmsg, [&] {
     if (path == nullptr) return Misuse("path");
-    if (!aidb::storage::FileExists(path)) return Status::NotFound(std::string("WAL file not found: ") + path);
+    if (!aidb::storage::FileExists(path))
+      return Status::NotFound(std::string("WAL file not found: ") + path);
     aidb::storage::WalReadStats st;
     AIDB_RETURN_IF_ERROR(aidb::storage::ReadWal(
-        path, AIDB_DEFAULT_WAL_MMAP_THRESHOLD, [](const aidb::storage::WalRecord&) { return Status::OK(); }, &st));
+        path, AIDB_DEFAULT_WAL_MMAP_THRESHOLD,
+        [](const aidb::storage::WalRecord&) { return Status::OK(); }, &st));
     if (records != nullptr) *records = st.records;
     if (valid_bytes != nullptr) *valid_bytes = st.valid_bytes;
     return Status::OK();

@@ -42,13 +42,15 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
 void OnLog(const rd_kafka_t*, int level, const char* fac, const char* buf) {
   LogLevel l = level <= 3 ? LogLevel::kError : level <= 5 ? LogLevel::kWarn : LogLevel::kDebug;
   if (LogEnabled(l)) {
-    LogLine(static_cast<int>(l), "rdkafka", "log", KV().Add("facility", fac).Add("message", buf).str());
+    LogLine(static_cast<int>(l), "rdkafka", "log",
+            KV().Add("facility", fac).Add("message", buf).str());
   }
 }
 
 void OnError(rd_kafka_t*, int err, const char* reason, void*) {
   Log(LogLevel::kWarn, "kafka_error",
-      KV().Add("error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))).Add("reason", reason));
+      KV().Add("error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)))
+          .Add("reason", reason));
 }
 
 bool Set(rd_kafka_conf_t* c, const char* k, const std::string& v, std::string* error) {
@@ -155,7 +157,8 @@ int Kafka::CreateTopic(const std::string& name, int partitions, int replication,
     return -1;
   }
   for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
-  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_t* opts =
+      rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(opts, 15000, errstr, sizeof errstr);
   rd_kafka_AdminOptions_set_request_timeout(opts, 20000, errstr, sizeof errstr);
   rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
@@ -192,7 +195,8 @@ int Kafka::CreateTopic(const std::string& name, int partitions, int replication,
 bool Kafka::DeleteTopic(const std::string& name, std::string* error) {
   rd_kafka_DeleteTopic_t* dt = rd_kafka_DeleteTopic_new(name.c_str());
   char errstr[512];
-  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+  rd_kafka_AdminOptions_t* opts =
+      rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_DELETETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(opts, 15000, errstr, sizeof errstr);
   rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
   rd_kafka_DeleteTopics(producer_, &dt, 1, opts, q);
@@ -206,7 +210,8 @@ bool Kafka::DeleteTopic(const std::string& name, std::string* error) {
     size_t n = 0;
     const rd_kafka_topic_result_t** topics =
         rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-    rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(topics[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t e =
+        n == 1 ? rd_kafka_topic_result_error(topics[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
     ok = e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     if (!ok) *error = rd_kafka_err2str(e);
   }

@@ -105,9 +105,7 @@ std::string LocalShardName(std::string_view collection, int p) {
   return std::string(collection.substr(0, 40)) + "_" + hex + suffix;
 }
 
-std::string SnapshotFileName(int64_t offset) {
-  return "snap-" + std::to_string(offset) + ".aidb";
-}
+std::string SnapshotFileName(int64_t offset) { return "snap-" + std::to_string(offset) + ".aidb"; }
 
 std::optional<int64_t> ParseSnapshotFileName(std::string_view name) {
   constexpr std::string_view kPre = "snap-", kSuf = ".aidb";

@@ -260,14 +260,15 @@ struct Router::Impl {
   std::deque<std::function<void()>> tasks;
   std::atomic<bool> resubscribe{true};
 
-
   Impl(Router* r, Api* l, aidb_db* d, ClusterOptions opts)
       : self(r), local(l), db(d), o(std::move(opts)) {
     int64_t v = 0;
-    if (const char* e = std::getenv("AIDB_CLUSTER_SNAPSHOT_RECORDS"); e && ParseIntStr(e, &v) && v > 0) {
+    if (const char* e = std::getenv("AIDB_CLUSTER_SNAPSHOT_RECORDS");
+        e && ParseIntStr(e, &v) && v > 0) {
       o.snapshot_every_records = static_cast<uint64_t>(v);
     }
-    if (const char* e = std::getenv("AIDB_CLUSTER_SNAPSHOT_SECONDS"); e && ParseIntStr(e, &v) && v > 0) {
+    if (const char* e = std::getenv("AIDB_CLUSTER_SNAPSHOT_SECONDS");
+        e && ParseIntStr(e, &v) && v > 0) {
       o.snapshot_every_seconds = static_cast<uint64_t>(v);
     }
   }
@@ -339,8 +340,7 @@ struct Router::Impl {
 
   // ---------------------------------------------------------------- metadata
 
-  bool ProduceMeta(const std::string& key, const Json* value, int64_t* offset,
-                   std::string* error) {
+  bool ProduceMeta(const std::string& key, const Json* value, int64_t* offset, std::string* error) {
     KafkaRecord r;
     r.topic = kMetaTopic;
     r.partition = 0;
@@ -394,9 +394,11 @@ struct Router::Impl {
     // FLAT, whatever the real index: scratch upserts are deleted right away.
     CollConfig flat = c;
     flat.index = "flat";
-    HttpResponse r = CallLocal(scratch.get(), "POST", "/collections", "", Dump(flat.CreateBody(c.name)));
+    HttpResponse r =
+        CallLocal(scratch.get(), "POST", "/collections", "", Dump(flat.CreateBody(c.name)));
     if (r.status != 201) {
-      Log(LogLevel::kError, "cluster_scratch_failed", KV().Add("collection", c.name).Add("error", r.body));
+      Log(LogLevel::kError, "cluster_scratch_failed",
+          KV().Add("collection", c.name).Add("error", r.body));
     }
   }
 
@@ -542,7 +544,8 @@ struct Router::Impl {
       CallLocal(local, "DELETE", "/collections/" + s->local, "", "");
       std::error_code ec;
       fs::remove_all(s->dir, ec);
-      Log(LogLevel::kInfo, "cluster_shard_dropped", KV().Add("collection", coll).Add("shard", s->p));
+      Log(LogLevel::kInfo, "cluster_shard_dropped",
+          KV().Add("collection", coll).Add("shard", s->p));
     }
     Notify();
   }
@@ -585,7 +588,9 @@ struct Router::Impl {
       std::lock_guard<std::mutex> lock(shards_mu);
       shards[{s->coll, s->p}] = s;
       Log(LogLevel::kInfo, "cluster_shard_opened",
-          KV().Add("collection", s->coll).Add("shard", s->p).Add("next_offset", static_cast<long long>(s->next.load())));
+          KV().Add("collection", s->coll)
+              .Add("shard", s->p)
+              .Add("next_offset", static_cast<long long>(s->next.load())));
     }
   }
 
@@ -605,8 +610,8 @@ struct Router::Impl {
   // A shard this node does not hold: the newest snapshot any live replica
   // has (streamed over HTTP, loaded as is: the graph is not rebuilt), else
   // empty. Sets *next to the first offset to consume.
-  bool TakeOver(const CollConfig& c, int p, const std::string& local_name,
-                const std::string& dir, int64_t* next) {
+  bool TakeOver(const CollConfig& c, int p, const std::string& local_name, const std::string& dir,
+                int64_t* next) {
     *next = 0;
     std::vector<NodeInfo> peers;
     for (auto& n : Nodes()) {
@@ -642,17 +647,22 @@ struct Router::Impl {
     }
     if (best < 0) {
       Log(LogLevel::kInfo, "cluster_shard_from_topic",
-          KV().Add("collection", c.name).Add("shard", p).Add("reason", "no snapshot on any live node"));
+          KV().Add("collection", c.name)
+              .Add("shard", p)
+              .Add("reason", "no snapshot on any live node"));
       return true;
     }
     std::string tmp = dir + "/download.tmp";
     int status = 0;
     int64_t t0 = NowMs();
-    std::string url = Url(peers[best], "/internal/snapshot-file/" + c.name + "/" + std::to_string(p) +
-                                           "/" + std::to_string(best_off));
+    std::string url = Url(peers[best], "/internal/snapshot-file/" + c.name + "/" +
+                                           std::to_string(p) + "/" + std::to_string(best_off));
     if (!Download(url, AuthHeaders(), tmp, 600000, &status, &error)) {
       Log(LogLevel::kWarn, "cluster_snapshot_download_failed",
-          KV().Add("collection", c.name).Add("shard", p).Add("from", peers[best].id).Add("error", error));
+          KV().Add("collection", c.name)
+              .Add("shard", p)
+              .Add("from", peers[best].id)
+              .Add("error", error));
       std::error_code ec;
       fs::remove(tmp, ec);
       return true;
@@ -661,7 +671,9 @@ struct Router::Impl {
     int st = aidb_db_restore(db, local_name.c_str(), tmp.c_str(), &err);
     if (st != AIDB_OK) {
       Log(LogLevel::kWarn, "cluster_snapshot_load_failed",
-          KV().Add("collection", c.name).Add("shard", p).Add("error", err ? err : aidb_status_name(st)));
+          KV().Add("collection", c.name)
+              .Add("shard", p)
+              .Add("error", err ? err : aidb_status_name(st)));
       aidb_free(err);
       std::error_code ec;
       fs::remove(tmp, ec);
@@ -673,7 +685,9 @@ struct Router::Impl {
     ::rename(tmp.c_str(), final_path.c_str());
     *next = best_off + 1;
     Log(LogLevel::kInfo, "cluster_shard_taken_over",
-        KV().Add("collection", c.name).Add("shard", p).Add("from", peers[best].id)
+        KV().Add("collection", c.name)
+            .Add("shard", p)
+            .Add("from", peers[best].id)
             .Add("offset", static_cast<long long>(best_off))
             .Add("seconds", static_cast<double>(NowMs() - t0) / 1e3));
     return true;
@@ -703,8 +717,9 @@ struct Router::Impl {
     if (aidb_db_open_collection(db, local_name.c_str(), &s->h, nullptr) != AIDB_OK) return nullptr;
     if (c.index == "hnsw") aidb_collection_set_ef_search(s->h, c.ef_search, nullptr);
     try {
-      WriteFileAtomically(dir + "/shard.json",
-                          Dump(Json{{"collection", c.name}, {"shard", p}, {"incarnation", c.incarnation}}));
+      WriteFileAtomically(
+          dir + "/shard.json",
+          Dump(Json{{"collection", c.name}, {"shard", p}, {"incarnation", c.incarnation}}));
     } catch (const ApiError& e) {
       Log(LogLevel::kError, "cluster_shard_marker_failed", KV().Add("error", e.message));
     }
@@ -738,8 +753,10 @@ struct Router::Impl {
         }
       }
     }
-    rd_kafka_resp_err_t err = topics->cnt == 0 ? rd_kafka_unsubscribe(rep) : rd_kafka_subscribe(rep, topics);
-    if (err) Log(LogLevel::kWarn, "cluster_subscribe_failed", KV().Add("error", rd_kafka_err2str(err)));
+    rd_kafka_resp_err_t err =
+        topics->cnt == 0 ? rd_kafka_unsubscribe(rep) : rd_kafka_subscribe(rep, topics);
+    if (err)
+      Log(LogLevel::kWarn, "cluster_subscribe_failed", KV().Add("error", rd_kafka_err2str(err)));
     rd_kafka_topic_partition_list_destroy(topics);
   }
 
@@ -749,21 +766,25 @@ struct Router::Impl {
       std::string topic = tp.topic;
       std::shared_ptr<Shard> s;
       if (topic.rfind(kTopicPrefix, 0) == 0) {
-        if (auto c = Config(topic.substr(std::strlen(kTopicPrefix)))) s = EnsureShard(*c, tp.partition);
+        if (auto c = Config(topic.substr(std::strlen(kTopicPrefix))))
+          s = EnsureShard(*c, tp.partition);
       }
       if (s) {
         int64_t next = s->next;
         tp.offset = next > 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
         s->assigned = true;
         Log(LogLevel::kInfo, "cluster_shard_assigned",
-            KV().Add("collection", s->coll).Add("shard", s->p).Add("next_offset", static_cast<long long>(next)));
+            KV().Add("collection", s->coll)
+                .Add("shard", s->p)
+                .Add("next_offset", static_cast<long long>(next)));
       } else {
         tp.offset = RD_KAFKA_OFFSET_END;  // unknown collection: nothing to apply
       }
     }
     rd_kafka_assign(rep, parts);
     std::string error;
-    if (!PublishNode(&error)) Log(LogLevel::kWarn, "cluster_register_failed", KV().Add("error", error));
+    if (!PublishNode(&error))
+      Log(LogLevel::kWarn, "cluster_register_failed", KV().Add("error", error));
     Notify();
   }
 
@@ -798,11 +819,13 @@ struct Router::Impl {
         any_payload |= !payloads[i].empty();
       }
       char* err = nullptr;
-      int st = aidb_collection_upsert_batch(run_shard->h, ids.size(), idp.data(), vectors.data(),
-                                            run_shard->dim, any_payload ? pp.data() : nullptr, &err);
+      int st =
+          aidb_collection_upsert_batch(run_shard->h, ids.size(), idp.data(), vectors.data(),
+                                       run_shard->dim, any_payload ? pp.data() : nullptr, &err);
       if (st != AIDB_OK) {
         Log(LogLevel::kError, "cluster_apply_failed",
-            KV().Add("collection", run_shard->coll).Add("shard", run_shard->p)
+            KV().Add("collection", run_shard->coll)
+                .Add("shard", run_shard->p)
                 .Add("error", err ? err : aidb_status_name(st)));
         aidb_free(err);
       }
@@ -827,7 +850,8 @@ struct Router::Impl {
         continue;
       }
       if (m->err) {
-        Log(LogLevel::kWarn, "cluster_consume_error", KV().Add("error", rd_kafka_message_errstr(m)));
+        Log(LogLevel::kWarn, "cluster_consume_error",
+            KV().Add("error", rd_kafka_message_errstr(m)));
         continue;
       }
       if (!s) continue;
@@ -875,7 +899,9 @@ struct Router::Impl {
           }
         }
       }
-      if (!ok) Log(LogLevel::kError, "cluster_bad_record", KV().Add("topic", topic).Add("offset", static_cast<long long>(m->offset)));
+      if (!ok)
+        Log(LogLevel::kError, "cluster_bad_record",
+            KV().Add("topic", topic).Add("offset", static_cast<long long>(m->offset)));
       run_last = m->offset;
       if (ids.empty()) s->next = std::max(s->next.load(), m->offset + 1);
     }
@@ -926,16 +952,19 @@ struct Router::Impl {
     s.last_snapshot_ms = NowMs();
     *file = SnapshotFileName(off);
     Log(LogLevel::kInfo, "cluster_shard_snapshot",
-        KV().Add("collection", s.coll).Add("shard", s.p).Add("offset", static_cast<long long>(off)));
+        KV().Add("collection", s.coll)
+            .Add("shard", s.p)
+            .Add("offset", static_cast<long long>(off)));
     return true;
   }
 
   void MaybeSnapshot(bool all) {
     int64_t now = NowMs();
     for (auto& s : ShardsOf("")) {
-      bool due = s->since_snapshot > 0 &&
-                 (all || s->since_snapshot >= o.snapshot_every_records ||
-                  now - s->last_snapshot_ms >= static_cast<int64_t>(o.snapshot_every_seconds) * 1000);
+      bool due =
+          s->since_snapshot > 0 &&
+          (all || s->since_snapshot >= o.snapshot_every_records ||
+           now - s->last_snapshot_ms >= static_cast<int64_t>(o.snapshot_every_seconds) * 1000);
       if (!due) continue;
       std::string file, error;
       int64_t off = 0;
@@ -974,8 +1003,9 @@ struct Router::Impl {
         last_hw = now;
         for (auto& s : ShardsOf("")) {
           int64_t lo = 0, hi = 0;
-          if (s->assigned && rd_kafka_get_watermark_offsets(rep, (kTopicPrefix + s->coll).c_str(), s->p,
-                                                            &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          if (s->assigned &&
+              rd_kafka_get_watermark_offsets(rep, (kTopicPrefix + s->coll).c_str(), s->p, &lo,
+                                             &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             s->high_watermark = hi;
           }
         }
@@ -1001,7 +1031,8 @@ struct Router::Impl {
     if (wm && !(renew && now - wm_created_ms >= 1000)) return wm;
     rd_kafka_conf_t* c = kafka.BaseConf();
     char errstr[512];
-    rd_kafka_conf_set(c, "group.id", ("aidb.watermarks." + o.node_id).c_str(), errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "group.id", ("aidb.watermarks." + o.node_id).c_str(), errstr,
+                      sizeof errstr);
     rd_kafka_conf_set(c, "isolation.level", "read_uncommitted", errstr, sizeof errstr);
     rd_kafka_conf_set(c, "enable.auto.commit", "false", errstr, sizeof errstr);
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
@@ -1021,18 +1052,25 @@ struct Router::Impl {
       int64_t lo = 0;
       std::shared_ptr<rd_kafka_t> client = WatermarkClient(renew);
       if (!client) return RD_KAFKA_RESP_ERR__STATE;
-      int left = static_cast<int>(std::max<int64_t>(100, std::min<int64_t>(2000, deadline - NowMs())));
-      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(client.get(), topic.c_str(), p, &lo, hi, left);
+      int left =
+          static_cast<int>(std::max<int64_t>(100, std::min<int64_t>(2000, deadline - NowMs())));
+      rd_kafka_resp_err_t err =
+          rd_kafka_query_watermark_offsets(client.get(), topic.c_str(), p, &lo, hi, left);
       if (!err || NowMs() >= deadline || stopping) return err;
-      if (err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
-          err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-          err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR__TRANSPORT &&
-          err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT &&
-          err != RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE && err != RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH &&
+      if (err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
+          err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+          err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC &&
+          err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+          err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+          err != RD_KAFKA_RESP_ERR__TRANSPORT && err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+          err != RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT &&
+          err != RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE &&
+          err != RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH &&
           err != RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH) {
         return err;
       }
-      renew = err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+      renew = err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
+              err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
               err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -1060,7 +1098,8 @@ struct Router::Impl {
             c.tokens.push_back(t);
           } else if (t.is_array()) {
             for (auto& x : t) {
-              if (!x.is_string()) Fail(400, "'write_token' must be a string or an array of strings");
+              if (!x.is_string())
+                Fail(400, "'write_token' must be a string or an array of strings");
               c.tokens.push_back(x);
             }
           } else if (!t.is_null()) {
@@ -1090,8 +1129,8 @@ struct Router::Impl {
       std::string error;
       if (!ParseToken(text, &t, &error)) Fail(400, error);
       if (t.collection != cfg.name) {
-        Fail(400, "write token '" + text + "' belongs to collection '" + t.collection +
-                      "', not '" + cfg.name + "'");
+        Fail(400, "write token '" + text + "' belongs to collection '" + t.collection + "', not '" +
+                      cfg.name + "'");
       }
       for (auto& [p, off] : t.offsets) {
         if (p < 0 || p >= cfg.shards) {
@@ -1123,7 +1162,8 @@ struct Router::Impl {
     auto s = FindShard(coll, p);
     if (!s) {
       resp.status = 503;
-      resp.body = ErrorBody("shard " + std::to_string(p) + " of '" + coll + "' is not on node " + o.node_id);
+      resp.body = ErrorBody("shard " + std::to_string(p) + " of '" + coll + "' is not on node " +
+                            o.node_id);
       return resp;
     }
     if (wait_offset > 0 && s->next < wait_offset) {
@@ -1216,7 +1256,8 @@ struct Router::Impl {
           bool waiting = wait[t.p] > 0;
           Fail(waiting ? 504 : 503,
                std::string(waiting ? "consistency wait timed out after " +
-                                         std::to_string(o.consistency_timeout_ms) + " ms: " : "") +
+                                         std::to_string(o.consistency_timeout_ms) + " ms: "
+                                   : "") +
                    "no replica of shard " + std::to_string(t.p) + " of collection '" + cfg.name +
                    "' answered" + (t.last_error.empty() ? "" : ": " + t.last_error));
         }
@@ -1225,10 +1266,11 @@ struct Router::Impl {
         uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, wait_deadline - NowMs()));
         if (cand.self) {
           // This node's replica, in process, while the remote calls run.
-          local_calls.emplace_back(i, std::async(std::launch::async, [this, &cfg, &t, &method, &rest,
-                                                                      &query, &body, w, wait_ms] {
-            return ServeShard(cfg.name, t.p, method, rest, query, body, w, wait_ms);
-          }));
+          local_calls.emplace_back(
+              i, std::async(std::launch::async, [this, &cfg, &t, &method, &rest, &query, &body, w,
+                                                 wait_ms] {
+                return ServeShard(cfg.name, t.p, method, rest, query, body, w, wait_ms);
+              }));
           continue;
         }
         HttpCall c;
@@ -1322,8 +1364,8 @@ struct Router::Impl {
       durability = s.value("durability", durability);
       if (!s.contains("wal_last_truncate") || s["wal_last_truncate"].is_null()) {
         any_never = true;
-      } else if (oldest_truncate.is_null() || s["wal_last_truncate"].get<std::string>() <
-                                                  oldest_truncate.get<std::string>()) {
+      } else if (oldest_truncate.is_null() ||
+                 s["wal_last_truncate"].get<std::string>() < oldest_truncate.get<std::string>()) {
         oldest_truncate = s["wal_last_truncate"];
       }
     }
@@ -1553,11 +1595,13 @@ struct Router::Impl {
     std::string out = "{\"results\":";
     if (!batch) {
       std::vector<const Json*> lists;
-      for (auto& a : answers) lists.push_back(a.is_object() && a.contains("results") ? &a["results"] : nullptr);
+      for (auto& a : answers)
+        lists.push_back(a.is_object() && a.contains("results") ? &a["results"] : nullptr);
       out += MergeHits(lists, k);
     } else {
-      const Json* items = body.contains("searches") ? &body["searches"]
-                          : body.contains("queries") ? &body["queries"] : nullptr;
+      const Json* items = body.contains("searches")  ? &body["searches"]
+                          : body.contains("queries") ? &body["queries"]
+                                                     : nullptr;
       size_t nq = items && items->is_array() ? items->size() : 0;
       out.push_back('[');
       for (size_t q = 0; q < nq; ++q) {
@@ -1609,12 +1653,14 @@ struct Router::Impl {
   static int PositiveField(const Json& b, const char* key) {
     if (!b.contains(key) || b[key].is_null()) return 1;
     const Json& v = b[key];
-    if (!v.is_number_integer() && !(v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>()))) {
+    if (!v.is_number_integer() &&
+        !(v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>()))) {
       Fail(400, std::string("'") + key + "' must be a positive integer");
     }
     int64_t n = v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
     if (n < 1) Fail(400, std::string("'") + key + "' must be at least 1, not " + std::to_string(n));
-    if (n > kMaxShards) Fail(400, std::string("'") + key + "' must be at most " + std::to_string(kMaxShards));
+    if (n > kMaxShards)
+      Fail(400, std::string("'") + key + "' must be at most " + std::to_string(kMaxShards));
     return static_cast<int>(n);
   }
 
@@ -1657,8 +1703,8 @@ struct Router::Impl {
     int live = LiveReplicaGroups();
     if (c.replication > live) {
       Fail(400, "'replication' is " + std::to_string(c.replication) + " but only " +
-                    std::to_string(live) + " replica group" + (live == 1 ? "" : "s") +
-                    " (0.." + std::to_string(live - 1) +
+                    std::to_string(live) + " replica group" + (live == 1 ? "" : "s") + " (0.." +
+                    std::to_string(live - 1) +
                     ") have a live node: start nodes with --replica-group up to " +
                     std::to_string(c.replication - 1) + " first");
     }
@@ -1689,7 +1735,8 @@ struct Router::Impl {
     if (!ProduceMeta("collection/" + c->name, nullptr, &off, &error)) Fail(503, "kafka: " + error);
     WaitMeta(off, 10000);
     if (!kafka.DeleteTopic(c->Topic(), &error)) {
-      Log(LogLevel::kWarn, "cluster_topic_delete_failed", KV().Add("topic", c->Topic()).Add("error", error));
+      Log(LogLevel::kWarn, "cluster_topic_delete_failed",
+          KV().Add("topic", c->Topic()).Add("error", error));
     }
     resp->status = 200;
     resp->body = Dump(Json{{"name", c->name}, {"deleted", true}});
@@ -1729,11 +1776,13 @@ struct Router::Impl {
       ef = &b["hnsw"]["ef_search"];
     }
     if (!ef) Fail(400, "'ef_search' is required");
-    if (!ef->is_number_unsigned() && !(ef->is_number_float() && ef->get<double>() >= 0 &&
-                                       ef->get<double>() == static_cast<double>(static_cast<uint64_t>(ef->get<double>())))) {
+    if (!ef->is_number_unsigned() &&
+        !(ef->is_number_float() && ef->get<double>() >= 0 &&
+          ef->get<double>() == static_cast<double>(static_cast<uint64_t>(ef->get<double>())))) {
       Fail(400, "'ef_search' must be a non-negative integer");
     }
-    uint64_t v = ef->is_number_unsigned() ? ef->get<uint64_t>() : static_cast<uint64_t>(ef->get<double>());
+    uint64_t v =
+        ef->is_number_unsigned() ? ef->get<uint64_t>() : static_cast<uint64_t>(ef->get<double>());
     if (v > UINT32_MAX) Fail(400, "'ef_search' must be at most " + std::to_string(UINT32_MAX));
     CollConfig n = *c;
     n.ef_search = static_cast<uint32_t>(v);
@@ -1754,8 +1803,7 @@ struct Router::Impl {
     std::string error;
   };
   std::vector<NodeAnswer> Broadcast(const std::string& method, const std::string& path,
-                                    long timeout_ms,
-                                    const std::function<HttpResponse()>& self_fn) {
+                                    long timeout_ms, const std::function<HttpResponse()>& self_fn) {
     std::vector<NodeAnswer> out;
     std::vector<HttpCall> calls;
     std::vector<std::string> ids;
@@ -1819,7 +1867,9 @@ struct Router::Impl {
     for (auto& s : ShardsOf(coll)) {
       for (auto& [off, path] : SnapshotFiles(s->dir)) {
         std::error_code ec;
-        arr.push_back(Json{{"node", o.node_id}, {"shard", s->p}, {"offset", off},
+        arr.push_back(Json{{"node", o.node_id},
+                           {"shard", s->p},
+                           {"offset", off},
                            {"file", fs::path(path).filename().string()},
                            {"size_bytes", fs::file_size(path, ec)}});
       }
@@ -1831,7 +1881,8 @@ struct Router::Impl {
   }
 
   HttpResponse LocalCompact(const std::string& coll) {
-    for (auto& s : ShardsOf(coll)) CallLocal(local, "POST", "/collections/" + s->local + "/compact", "", "");
+    for (auto& s : ShardsOf(coll))
+      CallLocal(local, "POST", "/collections/" + s->local + "/compact", "", "");
     HttpResponse r;
     r.status = 200;
     r.body = Dump(Json{{"node", o.node_id}});
@@ -1846,8 +1897,9 @@ struct Router::Impl {
       return;
     }
     if (b.contains("path") && !b["path"].is_null()) {
-      Fail(400, "'path' is not supported in cluster mode: every shard replica keeps its snapshots "
-                "in its own node's data directory");
+      Fail(400,
+           "'path' is not supported in cluster mode: every shard replica keeps its snapshots "
+           "in its own node's data directory");
     }
     auto answers = Broadcast("POST", "/internal/snapshot/" + c->name, 300000,
                              [&] { return LocalSnapshot(c->name); });
@@ -1857,8 +1909,8 @@ struct Router::Impl {
       if (a.status == 200 && j.is_object()) {
         for (auto& s : j["snapshots"]) snaps.push_back(s);
       } else {
-        errors.push_back(Json{{"node", a.node},
-                              {"error", a.error.empty() ? BodyError(a.body) : a.error}});
+        errors.push_back(
+            Json{{"node", a.node}, {"error", a.error.empty() ? BodyError(a.body) : a.error}});
       }
     }
     resp->status = 200;
@@ -1882,7 +1934,8 @@ struct Router::Impl {
 
   void Compact(HttpRequest* req, HttpResponse* resp) {
     auto c = MustConfig(req->params[0]);
-    Broadcast("POST", "/internal/compact/" + c->name, 300000, [&] { return LocalCompact(c->name); });
+    Broadcast("POST", "/internal/compact/" + c->name, 300000,
+              [&] { return LocalCompact(c->name); });
     resp->status = 200;
     resp->body = Dump(Info(*c, nullptr));
   }
@@ -1904,12 +1957,8 @@ struct Router::Impl {
              {"assigned", s->assigned.load()}};
       (s->assigned ? shards_json : standby).push_back(j);
     }
-    return Json{{"id", o.node_id},
-                {"address", advertise},
-                {"replica_group", o.replica_group},
-                {"state", "up"},
-                {"shards", shards_json},
-                {"standby_shards", standby}};
+    return Json{{"id", o.node_id}, {"address", advertise},  {"replica_group", o.replica_group},
+                {"state", "up"},   {"shards", shards_json}, {"standby_shards", standby}};
   }
 
   void ClusterStatus(HttpResponse* resp) {
@@ -1946,21 +1995,26 @@ struct Router::Impl {
     *resp = CallLocal(local, "GET", "/metrics", "", "");
     std::string& out = resp->body;
     auto shards_now = ShardsOf("");
-    out += "# HELP aidb_cluster_shard_applied_offset Offset of the last record of the shard's partition applied by this node's replica.\n";
+    out +=
+        "# HELP aidb_cluster_shard_applied_offset Offset of the last record of the shard's partition applied by this node's replica.\n";
     out += "# TYPE aidb_cluster_shard_applied_offset gauge\n";
     for (auto& s : shards_now) {
-      out += "aidb_cluster_shard_applied_offset{collection=\"" + PromLabel(s->coll) + "\",shard=\"" +
-             std::to_string(s->p) + "\"} " + std::to_string(s->next.load() - 1) + "\n";
+      out += "aidb_cluster_shard_applied_offset{collection=\"" + PromLabel(s->coll) +
+             "\",shard=\"" + std::to_string(s->p) + "\"} " + std::to_string(s->next.load() - 1) +
+             "\n";
     }
-    out += "# HELP aidb_cluster_shard_lag Records of the shard's partition not yet applied by this node's replica (high watermark - next offset).\n";
+    out +=
+        "# HELP aidb_cluster_shard_lag Records of the shard's partition not yet applied by this node's replica (high watermark - next offset).\n";
     out += "# TYPE aidb_cluster_shard_lag gauge\n";
     for (auto& s : shards_now) {
       int64_t hw = s->high_watermark;
       if (hw < 0) continue;
       out += "aidb_cluster_shard_lag{collection=\"" + PromLabel(s->coll) + "\",shard=\"" +
-             std::to_string(s->p) + "\"} " + std::to_string(std::max<int64_t>(0, hw - s->next)) + "\n";
+             std::to_string(s->p) + "\"} " + std::to_string(std::max<int64_t>(0, hw - s->next)) +
+             "\n";
     }
-    out += "# HELP aidb_cluster_shard_assigned Whether Kafka assigns the shard's partition to this node (1) or it is a warm copy (0).\n";
+    out +=
+        "# HELP aidb_cluster_shard_assigned Whether Kafka assigns the shard's partition to this node (1) or it is a warm copy (0).\n";
     out += "# TYPE aidb_cluster_shard_assigned gauge\n";
     for (auto& s : shards_now) {
       out += "aidb_cluster_shard_assigned{collection=\"" + PromLabel(s->coll) + "\",shard=\"" +
@@ -1985,8 +2039,9 @@ struct Router::Impl {
       if (const std::string* h = req->Header("aidb-wait-offset")) ParseIntStr(*h, &wait);
       if (const std::string* h = req->Header("aidb-wait-ms")) ParseIntStr(*h, &wait_ms);
       wait_ms = std::min<int64_t>(wait_ms, static_cast<int64_t>(o.consistency_timeout_ms));
-      *resp = ServeShard(seg[2], shard_no(seg[3]), req->method == "HEAD" ? "GET" : req->method, rest,
-                         req->query, req->body, wait, static_cast<uint64_t>(std::max<int64_t>(0, wait_ms)));
+      *resp = ServeShard(seg[2], shard_no(seg[3]), req->method == "HEAD" ? "GET" : req->method,
+                         rest, req->query, req->body, wait,
+                         static_cast<uint64_t>(std::max<int64_t>(0, wait_ms)));
     } else if (what == "snapshots" && seg.size() == 3) {
       *resp = LocalSnapshotList(seg[2]);
     } else if (what == "snapshots" && seg.size() == 4) {
@@ -2004,7 +2059,9 @@ struct Router::Impl {
       if (!s || !ParseIntStr(seg[4], &off)) Fail(404, "no such snapshot");
       std::string path = s->dir + "/" + SnapshotFileName(off);
       int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) Fail(404, "no snapshot " + SnapshotFileName(off) + " of shard " + seg[3] + " of '" + seg[2] + "'");
+      if (fd < 0)
+        Fail(404, "no snapshot " + SnapshotFileName(off) + " of shard " + seg[3] + " of '" +
+                      seg[2] + "'");
       auto stream = std::make_unique<FileStream>(fd);
       resp->status = 200;
       resp->content_type = "application/octet-stream";
@@ -2050,13 +2107,16 @@ struct Router::Impl {
     if (label == "/collections/:name/params") return Params(req, resp);
     if (label == "/collections/:name/restore") {
       MustConfig(req->params[0]);
-      Fail(501, "restore is not supported in cluster mode: a collection's Kafka topic is its log; "
-                "shard replicas restart from their own snapshots");
+      Fail(501,
+           "restore is not supported in cluster mode: a collection's Kafka topic is its log; "
+           "shard replicas restart from their own snapshots");
     }
     if (label == "/collections/:name/wal") {
       MustConfig(req->params[0]);
-      Fail(501, "the change feed is not served in cluster mode: read the collection's Kafka topic "
-                "(aidb." + req->params[0] + ") instead");
+      Fail(501,
+           "the change feed is not served in cluster mode: read the collection's Kafka topic "
+           "(aidb." +
+               req->params[0] + ") instead");
     }
     Fail(404, "no route for " + req->method + " " + req->path);
   }
@@ -2101,13 +2161,13 @@ struct Router::Impl {
     // The metadata consumer: the whole topic from the start, no group commits.
     rd_kafka_conf_t* mc = kafka.BaseConf();
     char errstr[512];
-    for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
-             {"group.id", "aidb.meta." + o.node_id},
-             {"enable.auto.commit", "false"},
-             {"enable.auto.offset.store", "false"},
-             {"enable.partition.eof", "true"},
-             {"isolation.level", "read_committed"},
-             {"auto.offset.reset", "earliest"}}) {
+    for (auto [k, v] :
+         std::vector<std::pair<std::string, std::string>>{{"group.id", "aidb.meta." + o.node_id},
+                                                          {"enable.auto.commit", "false"},
+                                                          {"enable.auto.offset.store", "false"},
+                                                          {"enable.partition.eof", "true"},
+                                                          {"isolation.level", "read_committed"},
+                                                          {"auto.offset.reset", "earliest"}}) {
       rd_kafka_conf_set(mc, k.c_str(), v.c_str(), errstr, sizeof errstr);
     }
     meta = rd_kafka_new(RD_KAFKA_CONSUMER, mc, errstr, sizeof errstr);
@@ -2176,7 +2236,9 @@ struct Router::Impl {
     rd_kafka_poll_set_consumer(rep);
     apply_thread = std::thread([this] { ApplyLoop(); });
     Log(LogLevel::kInfo, "cluster_started",
-        KV().Add("node_id", o.node_id).Add("advertise", advertise).Add("replica_group", o.replica_group)
+        KV().Add("node_id", o.node_id)
+            .Add("advertise", advertise)
+            .Add("replica_group", o.replica_group)
             .Add("brokers", brokers));
     return true;
   }
@@ -2252,7 +2314,8 @@ bool Router::Prepare(HttpRequest* req, HttpResponse* resp) {
   bool cluster = seg.size() == 1 && seg[0] == "cluster";
   if (!internal && !cluster) return impl_->local->Prepare(req, resp);
   req->route = 1000;
-  req->route_label = cluster ? "/cluster" : "/internal/" + (seg.size() > 1 ? seg[1] : std::string());
+  req->route_label =
+      cluster ? "/cluster" : "/internal/" + (seg.size() > 1 ? seg[1] : std::string());
   const std::string& key = impl_->o.api_key;
   if (!key.empty()) {
     std::string_view token;

@@ -9,7 +9,8 @@
 
 namespace aidb {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "AIDB's formats assume a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "AIDB's formats assume a little-endian host");
 
 inline void EncodeFixed32(void* dst, uint32_t v) { std::memcpy(dst, &v, sizeof(v)); }
 inline void EncodeFixed64(void* dst, uint64_t v) { std::memcpy(dst, &v, sizeof(v)); }

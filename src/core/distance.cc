@@ -114,8 +114,12 @@ float L2BoundedPortable(const float* a, const float* b, size_t n, float bound) {
 }
 
 // Integer sums are exact in any order: the scalar code is the portable one.
-int32_t SqL2Portable(const uint8_t* code, const int16_t* q, size_t n) { return SqL2Scalar(code, q, n); }
-int32_t SqDotPortable(const uint8_t* code, const int16_t* q, size_t n) { return SqDotScalar(code, q, n); }
+int32_t SqL2Portable(const uint8_t* code, const int16_t* q, size_t n) {
+  return SqL2Scalar(code, q, n);
+}
+int32_t SqDotPortable(const uint8_t* code, const int16_t* q, size_t n) {
+  return SqDotScalar(code, q, n);
+}
 
 #ifdef AIDB_X86
 
@@ -224,7 +228,7 @@ __attribute__((target("avx512f"))) float L2Avx512(const float* a, const float* b
 }
 
 __attribute__((target("avx2,fma"))) float L2BoundedAvx2(const float* a, const float* b, size_t n,
-                                                          float bound) {
+                                                        float bound) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
   size_t i = 0;
@@ -299,9 +303,11 @@ __attribute__((target("avx2"))) int32_t SqL2Avx2(const uint8_t* code, const int1
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i)));
-    __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
+    __m256i c1 =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
     __m256i d0 = _mm256_sub_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i)));
-    __m256i d1 = _mm256_sub_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i + 16)));
+    __m256i d1 =
+        _mm256_sub_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i + 16)));
     s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(d0, d0));
     s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, d1));
   }
@@ -318,9 +324,13 @@ __attribute__((target("avx2"))) int32_t SqDotAvx2(const uint8_t* code, const int
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i)));
-    __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
-    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i))));
-    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i + 16))));
+    __m256i c1 =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
+    s0 = _mm256_add_epi32(
+        s0, _mm256_madd_epi16(c0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i))));
+    s1 = _mm256_add_epi32(
+        s1,
+        _mm256_madd_epi16(c1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i + 16))));
   }
   int32_t t = HSum256i(_mm256_add_epi32(s0, s1));
   for (; i < n; ++i) t += static_cast<int32_t>(code[i]) * q[i];
@@ -333,8 +343,10 @@ AIDB_AVX512BW int32_t SqL2Avx512(const uint8_t* code, const int16_t* q, size_t n
   __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    __m512i c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
-    __m512i c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
+    __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    __m512i c1 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
     __m512i d0 = _mm512_sub_epi16(c0, _mm512_loadu_si512(q + i));
     __m512i d1 = _mm512_sub_epi16(c1, _mm512_loadu_si512(q + i + 32));
     s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(d0, d0));
@@ -353,8 +365,10 @@ AIDB_AVX512BW int32_t SqDotAvx512(const uint8_t* code, const int16_t* q, size_t 
   __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    __m512i c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
-    __m512i c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
+    __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i)));
+    __m512i c1 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(code + i + 32)));
     s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(c0, _mm512_loadu_si512(q + i)));
     s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(c1, _mm512_loadu_si512(q + i + 32)));
   }
@@ -394,8 +408,8 @@ const KernelImpl& Picked() {
 
 std::vector<KernelImpl> SupportedKernels() {
   std::vector<KernelImpl> v;
-  v.push_back({"portable", &DotPortable, &L2Portable, &L2BoundedPortable, &SqL2Portable,
-               &SqDotPortable});
+  v.push_back(
+      {"portable", &DotPortable, &L2Portable, &L2BoundedPortable, &SqL2Portable, &SqDotPortable});
 #ifdef AIDB_X86
   if (CpuHasAvx2Fma())
     v.push_back({"avx2", &DotAvx2, &L2Avx2, &L2BoundedAvx2, &SqL2Avx2, &SqDotAvx2});

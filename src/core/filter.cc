@@ -29,9 +29,7 @@ bool IsNumber(dom::element_type t) {
 }
 
 // Any number of the DOM as a double (int64/uint64 are converted).
-inline double NumberOf(dom::element e) {
-  return e.get_double().value_unsafe();
-}
+inline double NumberOf(dom::element e) { return e.get_double().value_unsafe(); }
 
 Status Err(std::string_view msg) {
   std::string m = "filter: ";
@@ -202,8 +200,7 @@ class ValueSet {
         bool b = e.get_bool().value_unsafe();
         return b ? has_true_ : has_false_;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
 
@@ -244,8 +241,7 @@ bool VisitPath(dom::element e, const std::vector<std::string>& path, size_t i, F
       }
       return false;
     }
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -345,8 +341,7 @@ class Node {
         }
         return true;
       }
-      case Kind::kHasId:
-        return std::binary_search(ids.begin(), ids.end(), ctx.id());
+      case Kind::kHasId: return std::binary_search(ids.begin(), ids.end(), ctx.id());
       case Kind::kMatch: {
         const dom::element* root = ctx.Root();
         if (!root) return false;
@@ -429,16 +424,13 @@ Status Fields(dom::object obj, const std::string& where,
   return Status::OK();
 }
 
-dom::object AsObject(dom::element e) {
-  return e.get_object().value_unsafe();
-}
+dom::object AsObject(dom::element e) { return e.get_object().value_unsafe(); }
 
 bool IsClauseName(std::string_view k) { return k == "must" || k == "should" || k == "must_not"; }
 
 Status ParseCondition(dom::element e, const std::string& where, NodePtr* out);
 
-Status ParseConditionList(dom::element e, const std::string& where,
-                          std::vector<NodePtr>* out) {
+Status ParseConditionList(dom::element e, const std::string& where, std::vector<NodePtr>* out) {
   if (e.type() != dom::element_type::ARRAY) {
     return Err(where + " must be an array of conditions, got " + TypeName(e.type()));
   }
@@ -558,8 +550,7 @@ Status ParseRange(dom::element e, const std::string& where, Node* node) {
 // {"key": k} of is_null / is_empty.
 Status ParseKeyObject(dom::element e, const std::string& where, Node* node) {
   if (e.type() != dom::element_type::OBJECT) {
-    return Err(where + " must be an object like {\"key\": \"field\"}, got " +
-               TypeName(e.type()));
+    return Err(where + " must be an object like {\"key\": \"field\"}, got " + TypeName(e.type()));
   }
   std::vector<std::pair<std::string_view, dom::element>> fields;
   AIDB_RETURN_IF_ERROR(Fields(AsObject(e), where, &fields));
@@ -626,8 +617,8 @@ Status ParseCondition(dom::element e, const std::string& where, NodePtr* out) {
     } else if (name == "is_null" || name == "is_empty" || name == "has_id") {
       k = name;
     } else {
-      bool keyed = std::any_of(fields.begin(), fields.end(),
-                               [](const auto& f) { return f.first == "key"; });
+      bool keyed =
+          std::any_of(fields.begin(), fields.end(), [](const auto& f) { return f.first == "key"; });
       if (keyed) {
         return Err("unknown field '" + std::string(name) + "' in " + where +
                    " (a key condition has key and match or range)");

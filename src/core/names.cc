@@ -12,9 +12,8 @@ struct Name {
 };
 
 constexpr Name<Metric> kMetrics[] = {
-    {"cosine", Metric::kCosine},       {"euclidean", Metric::kEuclidean},
-    {"dot", Metric::kDot},             {"euclid", Metric::kEuclidean},
-    {"l2", Metric::kEuclidean},        {"ip", Metric::kDot},
+    {"cosine", Metric::kCosine},     {"euclidean", Metric::kEuclidean}, {"dot", Metric::kDot},
+    {"euclid", Metric::kEuclidean},  {"l2", Metric::kEuclidean},        {"ip", Metric::kDot},
     {"inner_product", Metric::kDot},
 };
 constexpr Name<IndexKind> kIndexKinds[] = {

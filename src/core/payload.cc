@@ -15,9 +15,7 @@ using json::TypeName;
 Status ParseError(simdjson::error_code err) {
   std::string m;
   switch (err) {
-    case simdjson::EMPTY:
-      m = "payload is not valid JSON: empty document";
-      break;
+    case simdjson::EMPTY: m = "payload is not valid JSON: empty document"; break;
     case simdjson::DEPTH_ERROR:
       m = "payload is not valid JSON: nested deeper than " +
           std::to_string(simdjson::DEFAULT_MAX_DEPTH) + " levels";
@@ -26,8 +24,7 @@ Status ParseError(simdjson::error_code err) {
       m = "payload is not valid JSON: improper structure (missing or extra commas, "
           "brackets or keys, or text after the object)";
       break;
-    case simdjson::MEMALLOC:
-      return Status::NoMemory("payload: out of memory while parsing");
+    case simdjson::MEMALLOC: return Status::NoMemory("payload: out of memory while parsing");
     default:
       m = "payload is not valid JSON: ";
       m += simdjson::error_message(err);

@@ -56,22 +56,22 @@ struct VectorChunkImage {
 struct HnswChunkImage {
   uint32_t first_slot = 0;
   uint32_t count = 0;
-  std::span<const uint8_t> levels;      // one byte per slot: top level of the node
+  std::span<const uint8_t> levels;  // one byte per slot: top level of the node
   // Adjacency of every (slot, level) pair in slot order, levels 0..top:
   // `offsets` has one entry per pair plus one; `neighbors` the slots.
   std::span<const uint32_t> offsets;
   std::span<const uint32_t> neighbors;
-  std::span<const uint8_t> deleted;     // bitmap, one bit per slot: tombstones
-  std::span<const uint8_t> free;        // bitmap, one bit per slot: no node
+  std::span<const uint8_t> deleted;  // bitmap, one bit per slot: tombstones
+  std::span<const uint8_t> free;     // bitmap, one bit per slot: no node
 };
 
 // An HNSW graph (the vectors are in IndexImage).
 struct HnswGraphImage {
   static constexpr uint32_t kNoEntryPoint = 0xFFFFFFFFu;
   uint32_t entry_point = kNoEntryPoint;
-  int32_t max_level = -1;              // level of the entry point, -1 = empty
-  uint32_t m = 0;                      // max degree above level 0
-  uint32_t slot_limit = 0;             // slots [0, slot_limit) are described
+  int32_t max_level = -1;   // level of the entry point, -1 = empty
+  uint32_t m = 0;           // max degree above level 0
+  uint32_t slot_limit = 0;  // slots [0, slot_limit) are described
   // 8-bit scalar quantiser: x_j ~ sq_offset_j + sq_scale * code_j (dim
   // offsets), present once trained.
   bool has_quantizer = false;
@@ -99,11 +99,11 @@ struct IndexImage {
 
 // The snapshot's summary.
 struct SnapshotMeta {
-  uint64_t last_lsn = 0;          // every WAL record <= this is in the snapshot
+  uint64_t last_lsn = 0;  // every WAL record <= this is in the snapshot
   int64_t created_unix_ns = 0;
   CollectionConfig config;
-  uint64_t count = 0;             // live points
-  uint32_t slot_limit = 0;        // slots [0, slot_limit) are described
+  uint64_t count = 0;       // live points
+  uint32_t slot_limit = 0;  // slots [0, slot_limit) are described
 };
 
 // A loaded snapshot.

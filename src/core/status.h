@@ -93,8 +93,8 @@ class [[nodiscard]] Status {
 }  // namespace aidb
 
 // Returns early from the enclosing function when `expr` is not OK.
-#define AIDB_RETURN_IF_ERROR(expr)        \
-  do {                                    \
-    ::aidb::Status _aidb_st = (expr);     \
-    if (!_aidb_st.ok()) return _aidb_st;  \
+#define AIDB_RETURN_IF_ERROR(expr)       \
+  do {                                   \
+    ::aidb::Status _aidb_st = (expr);    \
+    if (!_aidb_st.ok()) return _aidb_st; \
   } while (0)

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/collection_state.h"
 #include "core/payload.h"
+#include "engine/collection_state.h"
 #include "storage/wal_codec.h"
 
 namespace aidb::engine {
@@ -137,8 +137,7 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
   storage::EncodeUpsert(uuids, vectors, cdim, canon, &body);
   return Commit(static_cast<uint8_t>(WalOp::kUpsert), body, [&](uint64_t lsn) {
     std::vector<std::string_view> views(canon.begin(), canon.end());
-    ApplyUpsert(*state_, true, static_cast<uint32_t>(n), uuids.data(), vectors, views.data(),
-                lsn);
+    ApplyUpsert(*state_, true, static_cast<uint32_t>(n), uuids.data(), vectors, views.data(), lsn);
   });
 }
 
@@ -188,14 +187,13 @@ Status Collection::Compact() {
 }
 
 void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
-                             const float* vectors, const std::string_view* payloads,
-                             uint64_t lsn) {
+                             const float* vectors, const std::string_view* payloads, uint64_t lsn) {
   std::vector<uint32_t> slots(n);
   if (live) adds_in_flight_.fetch_add(1, std::memory_order_acq_rel);
   // Index insertion (the expensive part) runs under no collection lock: new
   // slots stay invisible to searches until they are mapped below.
-  Status s = n == 1 ? st.index->Add(vectors, &slots[0])
-                    : st.index->AddBatch(vectors, n, slots.data(), 0);
+  Status s =
+      n == 1 ? st.index->Add(vectors, &slots[0]) : st.index->AddBatch(vectors, n, slots.data(), 0);
   if (!s.ok()) {
     if (live) adds_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     // The record is logged but cannot be applied (out of memory): stop
@@ -311,8 +309,7 @@ Status Collection::Get(std::string_view id_text, float* vector_out, size_t dim,
   }
   auto it = st.id_to_slot.find(id);
   if (it == st.id_to_slot.end()) {
-    return Status::NotFound("point " + id.ToString() + " not found in collection '" + name_ +
-                            "'");
+    return Status::NotFound("point " + id.ToString() + " not found in collection '" + name_ + "'");
   }
   if (vector_out != nullptr) st.index->GetVector(it->second, vector_out);
   if (payload != nullptr) *payload = st.payloads[it->second];

@@ -37,13 +37,11 @@
 
 namespace aidb::engine {
 
-
 struct CollectionOptions {
   CollectionConfig config;
   std::string wal_path;  // empty: in memory only, nothing logged
   storage::WalOptions wal;
 };
-
 
 struct SearchRequest {
   uint32_t top_k = kDefaultTopK;
@@ -174,8 +172,8 @@ class Collection {
   std::string wal_path_;
   storage::WalOptions wal_opts_;
   std::unique_ptr<storage::Wal> wal_;
-  std::mutex write_mu_;  // serialises writers of in-memory collections
-  uint64_t mem_lsn_ = 0; // LSNs of in-memory collections (under write_mu_)
+  std::mutex write_mu_;   // serialises writers of in-memory collections
+  uint64_t mem_lsn_ = 0;  // LSNs of in-memory collections (under write_mu_)
 
   mutable RwLock mu_;
   std::unique_ptr<State> state_;

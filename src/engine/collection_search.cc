@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/collection_state.h"
 #include "core/thread_pool.h"
+#include "engine/collection_state.h"
 
 namespace aidb::engine {
 namespace {
@@ -85,9 +85,9 @@ Status Collection::CheckQueries(const State& st, const float* queries, size_t nq
   }
   for (size_t i = 0; i < nq * dim; ++i) {
     if (!std::isfinite(queries[i])) {
-      return Status::InvalidArgument(
-          (one ? "query" : "query " + std::to_string(i / dim)) + " component " +
-          std::to_string(i % dim) + " is not finite (NaN or Inf)");
+      return Status::InvalidArgument((one ? "query" : "query " + std::to_string(i / dim)) +
+                                     " component " + std::to_string(i % dim) +
+                                     " is not finite (NaN or Inf)");
     }
   }
   return Status::OK();

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/collection_state.h"
 #include "core/clock.h"
+#include "engine/collection_state.h"
 #include "storage/file.h"
 #include "storage/snapshot.h"
 
@@ -58,9 +58,8 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
     std::shared_lock lock(mu_);
     if (cfg.index.dim != state_->config.index.dim) {
       return Status::DimensionMismatch("snapshot " + path + " has dimension " +
-                                       std::to_string(cfg.index.dim) + ", collection '" +
-                                       name_ + "' has " +
-                                       std::to_string(state_->config.index.dim));
+                                       std::to_string(cfg.index.dim) + ", collection '" + name_ +
+                                       "' has " + std::to_string(state_->config.index.dim));
     }
   }
   cfg.name = name_;
@@ -68,8 +67,7 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
   if (!s.ok()) return Status::Corruption("snapshot " + path + ": " + s.message());
   std::unique_ptr<State> st;
   AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
-  AIDB_RETURN_IF_ERROR(
-      st->index->Load(image, file->keepalive()).WithContext("snapshot " + path));
+  AIDB_RETURN_IF_ERROR(st->index->Load(image, file->keepalive()).WithContext("snapshot " + path));
   const uint32_t limit = image.meta.slot_limit;
   // The index validated its own slot limit against the data it loaded; the
   // root's must agree before it sizes anything.

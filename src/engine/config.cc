@@ -62,7 +62,8 @@ std::string ConfigToJson(const CollectionConfig& c) {
 
 Status ConfigFromJson(const std::string& text, CollectionConfig* c) {
   auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Corruption("collection.json is not valid JSON");
+  if (j.is_discarded() || !j.is_object())
+    return Status::Corruption("collection.json is not valid JSON");
   try {
     c->name = j.at("name").get<std::string>();
     c->index.dim = j.at("dim").get<uint32_t>();

@@ -19,7 +19,6 @@ namespace aidb::engine {
 
 namespace {
 
-
 std::string AbsolutePath(const std::string& p) {
   if (!p.empty() && p[0] == '/') return p;
   char buf[4096];
@@ -37,7 +36,8 @@ Status Database::Open(const std::string& dir_in, const DatabaseOptions& opts,
   struct stat sb;
   if (::stat(dir.c_str(), &sb) != 0) {
     if (errno != ENOENT) return Status::IOErrorFromErrno("cannot stat " + dir, errno);
-    if (!opts.create_if_missing) return Status::NotFound("database directory " + dir + " does not exist");
+    if (!opts.create_if_missing)
+      return Status::NotFound("database directory " + dir + " does not exist");
     AIDB_RETURN_IF_ERROR(storage::CreateDirs(dir));
   } else if (!S_ISDIR(sb.st_mode)) {
     return Status::InvalidArgument(dir + " is not a directory");
@@ -114,7 +114,8 @@ Status Database::OpenCollection(const std::string& name, std::shared_ptr<Collect
   CollectionConfig config;
   AIDB_RETURN_IF_ERROR(ConfigFromJson(text, &config));
   if (config.name != name) {
-    return Status::Corruption("collection.json names '" + config.name + "' in folder '" + name + "'");
+    return Status::Corruption("collection.json names '" + config.name + "' in folder '" + name +
+                              "'");
   }
   std::shared_ptr<Collection> c;
   AIDB_RETURN_IF_ERROR(Collection::Open(OptionsFor(config), &c));

@@ -48,7 +48,9 @@ class Database {
 
   const std::string& dir() const { return dir_; }
   std::string CollectionDir(const std::string& name) const { return dir_ + "/" + name; }
-  std::string SnapshotDir(const std::string& name) const { return CollectionDir(name) + "/" + kSnapshotDir; }
+  std::string SnapshotDir(const std::string& name) const {
+    return CollectionDir(name) + "/" + kSnapshotDir;
+  }
 
  private:
   Database() = default;
@@ -63,6 +65,5 @@ class Database {
   std::map<std::string, std::shared_ptr<Collection>> collections_;
   int lock_fd_ = -1;  // flock on <dir>/LOCK: one process per directory
 };
-
 
 }  // namespace aidb::engine

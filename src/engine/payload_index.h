@@ -24,8 +24,7 @@ class PayloadIndexes {
   // The hint with the fewest candidate slots, building missing indexes;
   // nullptr if the filter has no usable hint. *estimate = its candidates.
   const filter::EqualityHint* BestHint(const filter::Filter& f,
-                                       const std::vector<std::string>& payloads,
-                                       int64_t* estimate);
+                                       const std::vector<std::string>& payloads, int64_t* estimate);
   // The slots whose payload matches the hint, sorted, without duplicates.
   void List(const filter::EqualityHint& h, std::vector<uint32_t>* out);
 

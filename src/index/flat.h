@@ -38,15 +38,15 @@ class FlatIndex final : public VectorIndex {
 
  private:
   struct Chunk {
-    float* data = nullptr;     // capacity_slots * dim floats
+    float* data = nullptr;  // capacity_slots * dim floats
     uint32_t capacity_slots = 0;
-    HugeBuffer owned;          // empty when data points into a mapping
+    HugeBuffer owned;  // empty when data points into a mapping
   };
 
   float* SlotPtr(uint32_t slot) const {
     return chunks_[slot >> shift_].data + static_cast<size_t>(slot & mask_) * config_.dim;
   }
-  uint32_t AllocateSlotLocked();       // grows storage as needed
+  uint32_t AllocateSlotLocked();  // grows storage as needed
   void StoreLocked(uint32_t slot, const float* vec);
 
   const IndexConfig config_;
@@ -54,8 +54,8 @@ class FlatIndex final : public VectorIndex {
   const uint32_t mask_;
   mutable RwLock mu_;  // writer-preferring: scans must not starve Add
   std::vector<Chunk> chunks_;
-  std::vector<uint8_t> live_;          // one byte per slot below slot_limit_
-  std::vector<uint32_t> free_;         // removed slots, reused by Add
+  std::vector<uint8_t> live_;   // one byte per slot below slot_limit_
+  std::vector<uint32_t> free_;  // removed slots, reused by Add
   uint32_t slot_limit_ = 0;
   uint64_t size_ = 0;
   KeepAlive mapping_;  // keeps chunks loaded from a snapshot alive

@@ -47,14 +47,17 @@ inline uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-
 struct MinFirst {  // for a min-heap with std::*_heap
   template <class C>
-  bool operator()(const C& a, const C& b) const { return a.d > b.d; }
+  bool operator()(const C& a, const C& b) const {
+    return a.d > b.d;
+  }
 };
 struct MaxFirst {
   template <class C>
-  bool operator()(const C& a, const C& b) const { return a.d < b.d; }
+  bool operator()(const C& a, const C& b) const {
+    return a.d < b.d;
+  }
 };
 
 }  // namespace
@@ -115,11 +118,13 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
   stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : vstride_);
   if (sq8_) sq_ = Sq8Quantizer(dim_, l2_);
   uint32_t shift = 6;
-  while (shift < 16 && ((stride_ + (sq8_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes) ++shift;
+  while (shift < 16 && ((stride_ + (sq8_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
+    ++shift;
   chunk_shift_ = shift;
   chunk_mask_ = (1u << shift) - 1;
   max_chunks_ = static_cast<uint32_t>((uint64_t{1} << 32) >> shift);
-  chunks_ = static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
+  chunks_ =
+      static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
   if (chunks_ == nullptr) throw std::bad_alloc();
   // Float walk: the links and the head of the vector; the early-abandoning
   // L2 often stops before the rest, which the hardware prefetcher streams.
@@ -135,7 +140,8 @@ void HnswIndex::ResetLocked() {
   for (uint32_t c = 0; c < max_chunks_; ++c) {
     Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
     if (ch == nullptr) break;  // chunks are allocated in order
-    for (uint32_t i = 0; i <= chunk_mask_; ++i) delete[] ch->upper[i].load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i <= chunk_mask_; ++i)
+      delete[] ch->upper[i].load(std::memory_order_relaxed);
     munmap(ch->nodes, ChunkBytes());
     delete ch;
     chunks_[c].store(nullptr, std::memory_order_relaxed);
@@ -162,7 +168,8 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   ch->vecs = sq8_ ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
   ch->meta = std::make_unique<Meta[]>(size_t{1} << chunk_shift_);
   ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
-  for (uint32_t i = 0; i <= chunk_mask_; ++i) ch->upper[i].store(nullptr, std::memory_order_relaxed);
+  for (uint32_t i = 0; i <= chunk_mask_; ++i)
+    ch->upper[i].store(nullptr, std::memory_order_relaxed);
   chunks_[c].store(ch.release(), std::memory_order_release);
   ++num_chunks_;
 }
@@ -198,9 +205,7 @@ void HnswIndex::PrepareVector(const float* in, float* out) const {
   if (config_.metric == Metric::kCosine) distance::Normalize(out, dim_);
 }
 
-float HnswIndex::Score(float d) const {
-  return l2_ ? distance::ScoreFromL2Squared(d) : -d;
-}
+float HnswIndex::Score(float d) const { return l2_ ? distance::ScoreFromL2Squared(d) : -d; }
 
 size_t HnswIndex::UpperBytes(int level) const {
   return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 1)) * sizeof(uint32_t);
@@ -255,9 +260,7 @@ void HnswIndex::LockNode(uint32_t s) const {
   }
 }
 
-void HnswIndex::UnlockNode(uint32_t s) const {
-  MetaOf(s).lock.store(0, std::memory_order_release);
-}
+void HnswIndex::UnlockNode(uint32_t s) const { MetaOf(s).lock.store(0, std::memory_order_release); }
 
 uint8_t HnswIndex::StateOf(uint32_t s) const {
   return MetaOf(s).state.load(std::memory_order_acquire);
@@ -270,8 +273,7 @@ int HnswIndex::LevelOf(uint32_t s) const {
 
 // ---- search primitives -------------------------------------------------------
 
-uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level,
-                                  int to_level) const {
+uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const {
   uint32_t cur = ep;
   float cur_d = Dist(q, Vec(cur));
   uint32_t buf[kMaxM];
@@ -479,7 +481,8 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
   }
   LockNode(s);
   for (int lev = from; lev >= 0; --lev) {
-    if (count[lev] != 0) WriteLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
+    if (count[lev] != 0)
+      WriteLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
   }
   UnlockNode(s);
   for (int lev = from; lev >= 0; --lev) {
@@ -608,8 +611,7 @@ void HnswIndex::Remove(uint32_t slot) {
   std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return;
   uint8_t expected = kLive;
-  if (MetaOf(slot).state.compare_exchange_strong(expected, kDeleted,
-                                                         std::memory_order_acq_rel)) {
+  if (MetaOf(slot).state.compare_exchange_strong(expected, kDeleted, std::memory_order_acq_rel)) {
     live_.fetch_sub(1, std::memory_order_relaxed);
     deleted_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -655,9 +657,10 @@ uint32_t HnswIndex::Degree0(uint32_t slot) const {
 size_t HnswIndex::MemoryBytes() const {
   // Node blocks count for the slots handed out (untouched pages of the last
   // chunk cost nothing); per-node metadata and upper pointers per chunk.
-  size_t per_chunk = ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
-  return (stride_ + (sq8_ ? vstride_ : 0)) * SlotLimit() + per_chunk * num_chunks_ + upper_bytes_.load() +
-         sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
+  size_t per_chunk =
+      ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
+  return (stride_ + (sq8_ ? vstride_ : 0)) * SlotLimit() + per_chunk * num_chunks_ +
+         upper_bytes_.load() + sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
          free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
 }
 

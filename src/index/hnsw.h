@@ -159,7 +159,8 @@ class HnswIndex final : public VectorIndex {
   }
   const float* Vec(uint32_t s) const {
     if (!sq8_) return reinterpret_cast<const float*>(Node(s) + vec_offset_);
-    return reinterpret_cast<const float*>(ChunkOf(s)->vecs + static_cast<size_t>(s & chunk_mask_) * vstride_);
+    return reinterpret_cast<const float*>(ChunkOf(s)->vecs +
+                                          static_cast<size_t>(s & chunk_mask_) * vstride_);
   }
   float* MutVec(uint32_t s) { return const_cast<float*>(Vec(s)); }
   uint8_t* Codes(uint32_t s) const { return reinterpret_cast<uint8_t*>(Node(s) + vec_offset_); }
@@ -245,11 +246,11 @@ class HnswIndex final : public VectorIndex {
   uint32_t chunk_shift_, chunk_mask_;
   bool sq8_ = false;
   std::atomic<bool> sq_ready_{false};
-  Sq8Quantizer sq_;  // trained once sq_ready_ (changes under the exclusive lock)
-  size_t vstride_;          // bytes per float vector (sq8: separate array)
-  size_t stride_;           // bytes per node block
-  size_t vec_offset_;       // bytes from a node block's start to its vector
-  size_t prefetch_bytes_;   // bytes of a node block prefetched before scoring it
+  Sq8Quantizer sq_;        // trained once sq_ready_ (changes under the exclusive lock)
+  size_t vstride_;         // bytes per float vector (sq8: separate array)
+  size_t stride_;          // bytes per node block
+  size_t vec_offset_;      // bytes from a node block's start to its vector
+  size_t prefetch_bytes_;  // bytes of a node block prefetched before scoring it
   uint32_t max_chunks_;
   std::atomic<Chunk*>* chunks_;  // max_chunks_ entries (calloc: untouched pages stay free)
   uint32_t num_chunks_ = 0;
@@ -257,8 +258,8 @@ class HnswIndex final : public VectorIndex {
   // Exclusive: Compact, Load, training. Writer-preferring, so that steady search
   // load cannot starve them (and the writers queued behind a compaction).
   mutable RwLock struct_mu_;
-  std::mutex alloc_mu_;                  // slot allocation, chunk growth
-  std::vector<uint32_t> free_slots_;     // reusable slots (after Compact)
+  std::mutex alloc_mu_;               // slot allocation, chunk growth
+  std::vector<uint32_t> free_slots_;  // reusable slots (after Compact)
   std::atomic<uint32_t> slot_limit_{0};
   std::atomic<uint64_t> live_{0};
   std::atomic<uint64_t> deleted_{0};

@@ -53,7 +53,8 @@ Status HnswIndex::Compact() {
         cands.clear();
         const float* v = Vec(s);
         for (uint32_t x : seen) cands.push_back({Dist(v, Vec(x)), x});
-        std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
+        std::sort(cands.begin(), cands.end(),
+                  [](const Cand& a, const Cand& b) { return a.d < b.d; });
         SelectNeighbors(&cands, MaxDegree(lev));
         uint32_t k = 0;
         for (const Cand& c : cands) ids[k++] = c.id;

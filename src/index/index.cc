@@ -10,9 +10,7 @@ namespace aidb::index {
 
 Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out) {
   switch (config.kind) {
-    case IndexKind::kFlat:
-      *out = std::make_unique<FlatIndex>(config);
-      return Status::OK();
+    case IndexKind::kFlat: *out = std::make_unique<FlatIndex>(config); return Status::OK();
     case IndexKind::kHnsw:
 #ifdef AIDB_HAVE_HNSW
       *out = std::make_unique<HnswIndex>(config);

@@ -49,9 +49,9 @@ class SlotFilter {
 
 struct SearchParams {
   uint32_t k = kDefaultTopK;
-  uint32_t ef = 0;                    // 0 = index default
-  const SlotFilter* filter = nullptr; // nullptr = every live slot
-  bool exact = false;                 // brute force even on approximate indexes
+  uint32_t ef = 0;                     // 0 = index default
+  const SlotFilter* filter = nullptr;  // nullptr = every live slot
+  bool exact = false;                  // brute force even on approximate indexes
   // Status::Busy instead of waiting for a writer's lock, or instead of an
   // HNSW walk far longer than ef predicts (HnswIndex::kNonblockingVisitsPerEf).
   bool nonblocking = false;

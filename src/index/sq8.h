@@ -47,8 +47,8 @@ class Sq8Quantizer {
  private:
   uint32_t dim_ = 0;
   bool l2_ = false;
-  std::vector<float> offset_;            // per dimension
-  float scale_ = 1.f, inv_ = 1.f;        // one step for every dimension
+  std::vector<float> offset_;      // per dimension
+  float scale_ = 1.f, inv_ = 1.f;  // one step for every dimension
   distance::SqKernel l2_kernel_ = distance::SqL2();
   distance::SqKernel dot_kernel_ = distance::SqDot();
 };

@@ -62,8 +62,7 @@ RouteMatch MatchRoute(const std::string& method, const std::vector<std::string_v
     pick("/metrics", "GET", {{"GET", kMetrics}});
   } else if (n >= 1 && seg[0] == "collections") {
     if (n == 1) {
-      pick("/collections", "GET, POST",
-           {{"GET", kListCollections}, {"POST", kCreateCollection}});
+      pick("/collections", "GET, POST", {{"GET", kListCollections}, {"POST", kCreateCollection}});
     } else if (n == 2) {
       pick("/collections/:name", "GET, DELETE",
            {{"GET", kGetCollection}, {"DELETE", kDropCollection}});
@@ -238,7 +237,9 @@ void Api::Completed(const HttpRequest& req, int status, double seconds) {
   http_metrics_.Observe(label, req.method.empty() ? "UNKNOWN" : req.method, status, seconds);
   if (LogEnabled(LogLevel::kDebug)) {
     Log(LogLevel::kDebug, "request",
-        KV().Add("method", req.method).Add("path", req.path).Add("status", status)
+        KV().Add("method", req.method)
+            .Add("path", req.path)
+            .Add("status", status)
             .Add("seconds", seconds));
   }
 }

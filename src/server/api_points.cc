@@ -20,10 +20,10 @@ void Api::Upsert(HttpRequest* req, HttpResponse* resp) {
   std::string id = IdField(Field(body, "id"));
   std::string payload = PayloadText(Field(body, "payload"));
   ErrMsg err;
-  Check(aidb_collection_upsert(c->handle, id.c_str(), vec.data(), vec.size(),
-                               payload.empty() ? nullptr : payload.data(), payload.size(),
-                               err.out()),
-        err);
+  Check(
+      aidb_collection_upsert(c->handle, id.c_str(), vec.data(), vec.size(),
+                             payload.empty() ? nullptr : payload.data(), payload.size(), err.out()),
+      err);
   Reply(resp, 200, Json{{"id", id}});
 }
 
@@ -61,9 +61,8 @@ void Api::UpsertBatch(HttpRequest* req, HttpResponse* resp) {
       payload_ptrs.push_back(payloads[i].empty() ? nullptr : payloads[i].c_str());
     }
     ErrMsg err;
-    Check(aidb_collection_upsert_batch(c->handle, ids.size(), id_ptrs.data(), vectors.data(),
-                                       dim, any_payload ? payload_ptrs.data() : nullptr,
-                                       err.out()),
+    Check(aidb_collection_upsert_batch(c->handle, ids.size(), id_ptrs.data(), vectors.data(), dim,
+                                       any_payload ? payload_ptrs.data() : nullptr, err.out()),
           err);
     for (auto& id : ids) out_ids.push_back(id);
   }
@@ -76,8 +75,7 @@ void Api::GetPoint(HttpRequest* req, HttpResponse* resp) {
   std::vector<float> vec(c->dim);
   char* payload = nullptr;
   ErrMsg err;
-  int st = aidb_collection_get(c->handle, id.c_str(), vec.data(), vec.size(), &payload,
-                               err.out());
+  int st = aidb_collection_get(c->handle, id.c_str(), vec.data(), vec.size(), &payload, err.out());
   if (st == AIDB_NOT_FOUND) Fail(404, "point '" + id + "' not found");
   Check(st, err);
   Json j;

@@ -69,7 +69,8 @@ void ReadSearchOptions(element obj, SearchSpec* s) {
       Fail(400, "'filter' must be a JSON object");
     }
   }
-  if (auto e = Field(obj, "ef_search")) s->ef_search = static_cast<uint32_t>(ToUint(*e, "ef_search"));
+  if (auto e = Field(obj, "ef_search"))
+    s->ef_search = static_cast<uint32_t>(ToUint(*e, "ef_search"));
   if (auto w = Field(obj, "with_payload")) s->with_payload = ToBool(*w, "with_payload");
   if (auto x = Field(obj, "exact")) s->exact = ToBool(*x, "exact");
 }
@@ -169,8 +170,8 @@ void Api::SearchBatch(HttpRequest* req, HttpResponse* resp) {
     aidb_search_options opts = specs[0].Options();
     opts.threads = specs.size() >= 8 ? 0 : 1;
     ResultGuard result;
-    Check(aidb_collection_search_batch(c->handle, flat.data(), specs.size(), dim, &opts,
-                                       &result.r, err.out()),
+    Check(aidb_collection_search_batch(c->handle, flat.data(), specs.size(), dim, &opts, &result.r,
+                                       err.out()),
           err);
     for (size_t q = 0; q < specs.size(); ++q) {
       results.push_back(HitsJson(result.r, q, specs[0].with_payload));
@@ -179,8 +180,8 @@ void Api::SearchBatch(HttpRequest* req, HttpResponse* resp) {
     for (const auto& s : specs) {
       aidb_search_options opts = s.Options();
       ResultGuard result;
-      Check(aidb_collection_search(c->handle, s.vector.data(), s.vector.size(), &opts,
-                                   &result.r, err.out()),
+      Check(aidb_collection_search(c->handle, s.vector.data(), s.vector.size(), &opts, &result.r,
+                                   err.out()),
             err);
       results.push_back(HitsJson(result.r, 0, s.with_payload));
     }

@@ -123,13 +123,13 @@ int Info(const std::string& dir, bool json) {
     if (json) {
       out.push_back(j);
     } else {
-      std::printf("%s: dim=%u metric=%s index=%s len=%llu wal_size_bytes=%llu wal_last_lsn=%llu "
-                  "snapshots=%zu\n",
-                  info.name, info.dim, aidb_metric_name(info.metric),
-                  aidb_index_kind_name(info.index_kind),
-                  static_cast<unsigned long long>(info.count),
-                  static_cast<unsigned long long>(wal.size_bytes),
-                  static_cast<unsigned long long>(wal.last_lsn), ns);
+      std::printf(
+          "%s: dim=%u metric=%s index=%s len=%llu wal_size_bytes=%llu wal_last_lsn=%llu "
+          "snapshots=%zu\n",
+          info.name, info.dim, aidb_metric_name(info.metric), aidb_index_kind_name(info.index_kind),
+          static_cast<unsigned long long>(info.count),
+          static_cast<unsigned long long>(wal.size_bytes),
+          static_cast<unsigned long long>(wal.last_lsn), ns);
       for (size_t k = 0; k < ns; ++k) {
         std::printf("  snapshot %s lsn=%llu size_bytes=%llu created=%s count=%llu\n",
                     fs::path(snaps[k].path).filename().c_str(),

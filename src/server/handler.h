@@ -28,10 +28,10 @@
 namespace aidbd {
 
 struct HttpRequest {
-  std::string method;   // "GET", "POST", ...
-  std::string url;      // the raw request target
-  std::string path;     // percent-decoded path, without the query
-  std::string query;    // raw query string (after '?'), may be empty
+  std::string method;  // "GET", "POST", ...
+  std::string url;     // the raw request target
+  std::string path;    // percent-decoded path, without the query
+  std::string query;   // raw query string (after '?'), may be empty
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   bool keep_alive = true;

@@ -396,8 +396,8 @@ void ConnOps::AnswerError(HttpServer::Conn* c, int status, const std::string& ms
 void ConnOps::Linger(HttpServer::Conn* c) {
   c->draining = true;
   c->sreq.data = c;
-  int rc = uv_shutdown(&c->sreq, reinterpret_cast<uv_stream_t*>(&c->tcp),
-                       [](uv_shutdown_t*, int) {});
+  int rc =
+      uv_shutdown(&c->sreq, reinterpret_cast<uv_stream_t*>(&c->tcp), [](uv_shutdown_t*, int) {});
   if (rc != 0) {
     CloseConn(c);
     return;

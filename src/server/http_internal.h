@@ -86,7 +86,7 @@ struct HttpServer::IoLoop {
   uv_async_t wake;  // threaded: runs `tasks`
   std::mutex mu;
   std::vector<std::function<void()>> tasks;  // guarded by mu
-  std::atomic<size_t> load{0};  // connections handed to this loop and still open
+  std::atomic<size_t> load{0};               // connections handed to this loop and still open
 
   // Loop thread only.
   std::unordered_set<Conn*> conns;

@@ -84,7 +84,6 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
   return true;
 }
 
-
 bool HttpRequest::QueryParam(std::string_view key, std::string* value) const {
   std::string_view q = query;
   while (!q.empty()) {

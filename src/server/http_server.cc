@@ -32,8 +32,8 @@ int HttpServer::Listen(const std::string& host, int port, std::string* bound) {
   listener_.data = this;
   listening_ = true;  // closed by Shutdown() or the destructor
   rc = uv_tcp_bind(&listener_, reinterpret_cast<const struct sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511,
-                              ConnOps::OnConnection);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, ConnOps::OnConnection);
   if (rc != 0) return rc;
   struct sockaddr_storage name;
   int len = sizeof name;
@@ -126,9 +126,8 @@ void HttpServer::IoLoop::MaybeDrained() {
 
 HttpServer::HttpServer(uv_loop_t* loop, Handler* handler, HttpLimits limits, unsigned io_threads)
     : loop_(loop), handler_(handler), limits_(limits) {
-  int rc = uv_async_init(loop_, &drained_async_, [](uv_async_t* a) {
-    static_cast<HttpServer*>(a->data)->OnLoopDrained();
-  });
+  int rc = uv_async_init(loop_, &drained_async_,
+                         [](uv_async_t* a) { static_cast<HttpServer*>(a->data)->OnLoopDrained(); });
   if (rc != 0) throw std::runtime_error(std::string("uv_async_init: ") + uv_strerror(rc));
   drained_async_.data = this;
   open_handles_ = 1;

@@ -83,7 +83,7 @@ class HttpServer {
   uv_async_t drained_async_;  // an I/O thread's loop drained
   std::mutex drained_mu_;     // orders its sends before its close
   bool drained_async_closed_ = false;
-  int open_handles_ = 0;      // on `loop`, until their close callbacks ran
+  int open_handles_ = 0;  // on `loop`, until their close callbacks ran
   std::function<void()> drained_;
   std::vector<std::unique_ptr<IoLoop>> loops_;
   std::atomic<size_t> loops_drained_{0};

@@ -142,7 +142,8 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--idle-timeout-ms") o->limits.idle_timeout_ms = ParseUint(key, v);
   else if (key == "--shutdown-timeout-ms") o->limits.shutdown_timeout_ms = ParseUint(key, v);
   else if (key == "--threads") o->threads = ParseUint(key, v);
-  else if (key == "--io-threads") o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
+  else if (key == "--io-threads")
+    o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
   else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
   else if (key == "--kafka") o->kafka = v;
   else if (key == "--node-id") o->node_id = v;
@@ -307,19 +308,23 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
-    Log(LogLevel::kError, "data_dir_failed", KV().Add("dir", o.data_dir).Add("error", ec.message()));
+    Log(LogLevel::kError, "data_dir_failed",
+        KV().Add("dir", o.data_dir).Add("error", ec.message()));
     return 1;
   }
   std::string data_dir = std::filesystem::canonical(o.data_dir, ec).string();
   if (ec) {
-    Log(LogLevel::kError, "data_dir_failed", KV().Add("dir", o.data_dir).Add("error", ec.message()));
+    Log(LogLevel::kError, "data_dir_failed",
+        KV().Add("dir", o.data_dir).Add("error", ec.message()));
     return 1;
   }
   // In cluster mode the node's shard replicas are the collections of
   // <data-dir>/shards; <data-dir>/cluster holds their offset-named snapshots.
   std::string db_dir = cluster ? data_dir + "/shards" : data_dir;
   Log(LogLevel::kInfo, "starting",
-      KV().Add("version", aidb_version()).Add("data_dir", data_dir).Add("durability", o.durability)
+      KV().Add("version", aidb_version())
+          .Add("data_dir", data_dir)
+          .Add("durability", o.durability)
           .Add("threads", static_cast<unsigned long long>(threads))
           .Add("io_threads", io_threads)
           .Add("auth", o.api_key.empty() ? "off" : "api-key"));
@@ -410,7 +415,8 @@ int main(int argc, char** argv) {
     if (exit_code == 0) {
       // Printed at every log level: with --listen HOST:0 it is how callers
       // learn the port.
-      LogLine(static_cast<int>(LogLevel::kInfo), "aidbd", "listening", KV().Add("addr", bound).str());
+      LogLine(static_cast<int>(LogLevel::kInfo), "aidbd", "listening",
+              KV().Add("addr", bound).str());
       pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
       rc = uv_run(&d.loop, UV_RUN_DEFAULT);
       (void)rc;  // non-zero only if uv_stop() was called; handles are closed below

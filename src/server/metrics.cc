@@ -38,7 +38,8 @@ void HttpMetrics::Observe(const std::string& route, const std::string& method, i
 
 void HttpMetrics::Render(std::string* out) const {
   std::lock_guard<std::mutex> lock(mu_);
-  out->append("# HELP aidb_http_requests_total HTTP requests answered, by route, method and status.\n");
+  out->append(
+      "# HELP aidb_http_requests_total HTTP requests answered, by route, method and status.\n");
   out->append("# TYPE aidb_http_requests_total counter\n");
   for (const auto& [key, n] : requests_) {
     const auto& [route, method, status] = key;
@@ -47,7 +48,8 @@ void HttpMetrics::Render(std::string* out) const {
     out->append("\",status=\"").append(std::to_string(status)).append("\"} ");
     out->append(std::to_string(n)).append("\n");
   }
-  out->append("# HELP aidb_http_request_duration_seconds Time from a request's dispatch to the end of its response, by route.\n");
+  out->append(
+      "# HELP aidb_http_request_duration_seconds Time from a request's dispatch to the end of its response, by route.\n");
   out->append("# TYPE aidb_http_request_duration_seconds histogram\n");
   for (const auto& [route, h] : durations_) {
     std::string label = PromLabel(route);

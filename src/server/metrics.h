@@ -15,8 +15,7 @@ namespace aidbd {
 class HttpMetrics {
  public:
   static constexpr std::array<double, 14> kBuckets = {
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-      0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5};
 
   void Observe(const std::string& route, const std::string& method, int status, double seconds);
   // Appends the aidb_http_* families.

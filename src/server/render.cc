@@ -9,9 +9,7 @@ namespace aidbd {
 
 namespace fs = std::filesystem;
 
-std::string Dump(const Json& j) {
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
+std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 void Reply(HttpResponse* resp, int status, const Json& j) {
   resp->status = status;

@@ -48,9 +48,8 @@ element ParseBody(HttpRequest* req, bool allow_empty) {
   thread_local simdjson::dom::parser parser;
   static const std::string kEmpty = "{}";
   std::string& body = req->body;
-  bool blank = std::all_of(body.begin(), body.end(), [](char c) {
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-  });
+  bool blank = std::all_of(body.begin(), body.end(),
+                           [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; });
   if (blank) {
     if (!allow_empty) Fail(400, "request body must be a JSON object");
     body = kEmpty;

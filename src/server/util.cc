@@ -97,8 +97,7 @@ KV& KV::Add(std::string_view key, double value) {
   return Add(key, std::string_view(buf, r.ptr - buf));
 }
 
-void LogLine(int level, std::string_view target, std::string_view event,
-             std::string_view fields) {
+void LogLine(int level, std::string_view target, std::string_view event, std::string_view fields) {
   std::string line;
   line.reserve(96 + fields.size());
   line.append("ts=").append(FormatRfc3339(NowUnixNs()));

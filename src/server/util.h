@@ -45,8 +45,7 @@ class KV {
 
 // Writes one line `ts=.. level=.. target=.. event=.. <fields>` to stderr with a
 // single write(2), so concurrent lines from several threads never interleave.
-void LogLine(int level, std::string_view target, std::string_view event,
-             std::string_view fields);
+void LogLine(int level, std::string_view target, std::string_view event, std::string_view fields);
 inline void Log(LogLevel level, std::string_view event, const KV& kv = KV()) {
   if (LogEnabled(level)) LogLine(static_cast<int>(level), "aidbd", event, kv.str());
 }

@@ -131,7 +131,8 @@ Status AtomicWriteFile(const std::string& path, std::string_view data) {
   Status s = WriteAll(fd, data.data(), data.size(), tmp);
   if (s.ok()) s = Fsync(fd, tmp);
   if (::close(fd) != 0 && s.ok()) s = Err("close", tmp, errno);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Err("rename " + tmp + " to", path, errno);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    s = Err("rename " + tmp + " to", path, errno);
   if (!s.ok()) {
     ::unlink(tmp.c_str());
     return s;

@@ -22,7 +22,6 @@
 namespace aidb::storage {
 namespace {
 
-
 uint32_t HeaderCrc(const uint8_t* h) {
   uint32_t crc = crc32c::Extend(0, h, 12);
   return crc32c::Extend(crc, h + 16, 16);
@@ -123,7 +122,6 @@ Status KjError(const kj::Exception& e) {
 
 }  // namespace
 
-
 // ---- writing ---------------------------------------------------------------
 
 namespace {
@@ -219,7 +217,8 @@ void SnapshotWriter::Rep::WriteHnsw(const HnswGraphImage& g) {
   graph.setSlotLimit(g.slot_limit);
   if (g.has_quantizer) {
     auto off = graph.initSqOffset(static_cast<unsigned>(g.sq_offset.size()));
-    for (size_t j = 0; j < g.sq_offset.size(); ++j) off.set(static_cast<unsigned>(j), g.sq_offset[j]);
+    for (size_t j = 0; j < g.sq_offset.size(); ++j)
+      off.set(static_cast<unsigned>(j), g.sq_offset[j]);
     graph.setSqScale(g.sq_scale);
   }
   const uint32_t limit = g.slot_limit;
@@ -238,9 +237,11 @@ void SnapshotWriter::Rep::WriteHnsw(const HnswGraphImage& g) {
     ch.setDeleted(kj::arrayPtr(img.deleted.data(), img.deleted.size()));
     ch.setFree(kj::arrayPtr(img.free.data(), img.free.size()));
     auto off = ch.initOffsets(static_cast<unsigned>(img.offsets.size()));
-    for (size_t i = 0; i < img.offsets.size(); ++i) off.set(static_cast<unsigned>(i), img.offsets[i]);
+    for (size_t i = 0; i < img.offsets.size(); ++i)
+      off.set(static_cast<unsigned>(i), img.offsets[i]);
     auto nb = ch.initNeighbors(static_cast<unsigned>(img.neighbors.size()));
-    for (size_t i = 0; i < img.neighbors.size(); ++i) nb.set(static_cast<unsigned>(i), img.neighbors[i]);
+    for (size_t i = 0; i < img.neighbors.size(); ++i)
+      nb.set(static_cast<unsigned>(i), img.neighbors[i]);
   }
 }
 
@@ -444,7 +445,6 @@ Status DecodeImage(schema::Snapshot::Reader root, const std::string& path,
   return Status::OK();
 }
 
-
 }  // namespace
 
 SnapshotFile::~SnapshotFile() = default;
@@ -505,8 +505,7 @@ Status SnapshotFile::Open(const std::string& path, std::unique_ptr<SnapshotFile>
       return corrupt("unsupported snapshot format version " +
                      std::to_string(root.getFormatVersion()));
     }
-    AIDB_RETURN_IF_ERROR(
-        DecodeImage(root, path, &rep.u32_copies, &rep.f32_copies, &f->image_));
+    AIDB_RETURN_IF_ERROR(DecodeImage(root, path, &rep.u32_copies, &rep.f32_copies, &f->image_));
   } catch (const kj::Exception& e) {
     return corrupt(std::string("invalid message: ") + e.getDescription().cStr());
   }

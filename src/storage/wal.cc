@@ -57,15 +57,15 @@ struct Wal::Impl {
   std::condition_variable excl_cv;  // exclusive ended / queue drained
   std::deque<Writer*> queue;        // front = the current leader's group
   bool exclusive = false;
-  bool scanned = false;             // last LSN and end of file known
-  uint64_t end = 0;                 // file size as written by us
+  bool scanned = false;  // last LSN and end of file known
+  uint64_t end = 0;      // file size as written by us
   uint64_t next_lsn = 1;
   uint64_t last_lsn = 0;
-  Status sticky;                    // file state unknown after a failed cleanup or sync
+  Status sticky;  // file state unknown after a failed cleanup or sync
   std::optional<int64_t> last_truncate_ns;
   uint64_t bytes_since_truncate = 0;
-  uint64_t growth_mark = 0;         // end / growth_step when last logged
-  int64_t last_ts = 0;              // newest record timestamp written (leader only)
+  uint64_t growth_mark = 0;  // end / growth_step when last logged
+  int64_t last_ts = 0;       // newest record timestamp written (leader only)
 
   std::atomic<uint64_t> committed_end{0};  // end of the last fully committed group
   // Batch / none modes: groups written vs synced.
@@ -116,8 +116,7 @@ Status Wal::Impl::WriteGroup(uint64_t offset, size_t n_iov) {
   return Status::OK();
 }
 
-Status Wal::Impl::ScanAndCut(const std::function<Status(const WalRecord&)>& fn,
-                             WalReadStats* st) {
+Status Wal::Impl::ScanAndCut(const std::function<Status(const WalRecord&)>& fn, WalReadStats* st) {
   std::unique_lock<std::shared_mutex> f(file_mu);
   *st = WalReadStats();
   AIDB_RETURN_IF_ERROR(ReadWalFd(fd, path, UINT64_MAX, opts.mmap_threshold, fn, st));
@@ -151,8 +150,11 @@ Status Wal::Impl::SyncIfDirty() {
       if (sticky.ok()) sticky = st.WithContext("WAL unusable after a failed background sync");
     }
     log::Emit(log::Level::kError, log::kStorageTarget, "wal_sync_failed",
-              log::Fields().Add("collection", opts.collection).Add("path", path)
-                  .Add("error", st.message()).str());
+              log::Fields()
+                  .Add("collection", opts.collection)
+                  .Add("path", path)
+                  .Add("error", st.message())
+                  .str());
     return st;
   }
   uint64_t cur = synced_gen.load();
@@ -164,7 +166,8 @@ Status Wal::Impl::SyncIfDirty() {
 void Wal::Impl::SyncerLoop() {
   std::unique_lock<std::mutex> l(syncer_mu);
   while (!syncer_stop) {
-    syncer_cv.wait_for(l, std::chrono::milliseconds(opts.batch_interval_ms ? opts.batch_interval_ms : 1));
+    syncer_cv.wait_for(
+        l, std::chrono::milliseconds(opts.batch_interval_ms ? opts.batch_interval_ms : 1));
     if (syncer_stop) break;
     l.unlock();
     (void)SyncIfDirty();
@@ -175,8 +178,12 @@ void Wal::Impl::SyncerLoop() {
 void Wal::Impl::EmitGrowth(uint64_t old_mark, uint64_t new_mark, uint64_t size) {
   for (uint64_t m = old_mark + 1; m <= new_mark; ++m) {
     log::Emit(log::Level::kInfo, log::kStorageTarget, "wal_growth",
-              log::Fields().Add("collection", opts.collection).Add("path", path)
-                  .Add("size_bytes", size).Add("threshold_bytes", m * opts.growth_step).str());
+              log::Fields()
+                  .Add("collection", opts.collection)
+                  .Add("path", path)
+                  .Add("size_bytes", size)
+                  .Add("threshold_bytes", m * opts.growth_step)
+                  .str());
   }
 }
 
@@ -194,7 +201,8 @@ Status Wal::Open(const std::string& path, const WalOptions& opts, std::unique_pt
   Status s = ReadFile(im.lsn_path, &side);
   if (s.ok()) {
     if (side.size() != kWalSidecarSize ||
-        crc32c::Value(side.data(), 8) != DecodeFixed32(reinterpret_cast<const uint8_t*>(side.data()) + 8)) {
+        crc32c::Value(side.data(), 8) !=
+            DecodeFixed32(reinterpret_cast<const uint8_t*>(side.data()) + 8)) {
       return Status::Corruption("WAL LSN sidecar " + im.lsn_path + " is damaged (" +
                                 std::to_string(side.size()) + " bytes)");
     }
@@ -303,8 +311,8 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   if (s.ok() && im.opts.durability == Durability::kFsync) s = Fdatasync(im.fd, im.path);
   Status cleanup;
   if (!s.ok() && ::ftruncate(im.fd, static_cast<off_t>(start)) != 0) {
-    cleanup = Status::IOErrorFromErrno(
-        "WAL unusable: cannot cut a failed write off " + im.path, errno);
+    cleanup =
+        Status::IOErrorFromErrno("WAL unusable: cannot cut a failed write off " + im.path, errno);
   }
 
   l.lock();
@@ -339,9 +347,12 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
     if (new_mark > old_mark) im.EmitGrowth(old_mark, new_mark, size_now);
   } else {
     log::Emit(log::Level::kError, log::kStorageTarget, "wal_write_failed",
-              log::Fields().Add("collection", im.opts.collection).Add("path", im.path)
+              log::Fields()
+                  .Add("collection", im.opts.collection)
+                  .Add("path", im.path)
                   .Add("records", static_cast<unsigned long long>(group.size()))
-                  .Add("error", s.message()).str());
+                  .Add("error", s.message())
+                  .str());
     for (Writer* x : group) x->status = s;
   }
 
@@ -431,8 +442,9 @@ Status Wal::Truncate() {
     // Records never scanned still own their LSNs: find the last one so the
     // sidecar covers it (a corrupt file counts up to its last valid record).
     WalReadStats st;
-    (void)ReadWalFd(im.fd, im.path, UINT64_MAX, im.opts.mmap_threshold,
-                    [](const WalRecord&) { return Status::OK(); }, &st);
+    (void)ReadWalFd(
+        im.fd, im.path, UINT64_MAX, im.opts.mmap_threshold,
+        [](const WalRecord&) { return Status::OK(); }, &st);
     file_lsn = st.last_lsn;
   }
   uint64_t hi, size_before;
@@ -470,8 +482,12 @@ Status Wal::Truncate() {
     im.bytes_since_truncate = 0;
   }
   log::Emit(log::Level::kInfo, log::kStorageTarget, "wal_truncated",
-            log::Fields().Add("collection", im.opts.collection).Add("path", im.path)
-                .Add("size_before", size_before).Add("last_lsn", hi).str());
+            log::Fields()
+                .Add("collection", im.opts.collection)
+                .Add("path", im.path)
+                .Add("size_before", size_before)
+                .Add("last_lsn", hi)
+                .str());
   return Status::OK();
 }
 

@@ -34,7 +34,7 @@ struct WalOptions {
   Durability durability = Durability::kFsync;
   uint32_t batch_interval_ms = kDefaultBatchIntervalMs;
   uint64_t mmap_threshold = kDefaultWalMmapThreshold;  // read files >= this through mmap
-  std::string collection;              // for log events
+  std::string collection;                              // for log events
   uint64_t growth_step = kWalGrowthStep;  // wal_growth every this many bytes (tests lower it)
 };
 

@@ -82,7 +82,8 @@ Status DecodeDelete(std::string_view body, std::vector<Uuid>* ids) {
   const uint32_t n = DecodeFixed32(body.data());
   if (body.size() != 4 + n * 16ull) return Status::Corruption("WAL delete record: bad size");
   ids->resize(n);
-  for (uint32_t i = 0; i < n; ++i) std::memcpy((*ids)[i].bytes.data(), body.data() + 4 + i * 16ull, 16);
+  for (uint32_t i = 0; i < n; ++i)
+    std::memcpy((*ids)[i].bytes.data(), body.data() + 4 + i * 16ull, 16);
   return Status::OK();
 }
 
@@ -139,8 +140,7 @@ Status RenderRecordJson(uint64_t lsn, int64_t timestamp_ns, uint8_t op, std::str
       j["ef_search"] = ef;
       break;
     }
-    default:
-      return Status::Corruption("WAL record with unknown op " + std::to_string(op));
+    default: return Status::Corruption("WAL record with unknown op " + std::to_string(op));
   }
   *out = j.dump();
   return Status::OK();

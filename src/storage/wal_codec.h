@@ -31,8 +31,8 @@ void EncodeSetParams(uint32_t ef_search, std::string* out);
 struct UpsertView {
   uint32_t count = 0;
   uint32_t dim = 0;
-  const uint8_t* ids = nullptr;      // count * 16 bytes
-  const float* vectors = nullptr;    // count * dim floats (4-aligned if the body is)
+  const uint8_t* ids = nullptr;    // count * 16 bytes
+  const float* vectors = nullptr;  // count * dim floats (4-aligned if the body is)
   std::vector<std::string_view> payloads;
   Uuid id(uint32_t i) const;
 };

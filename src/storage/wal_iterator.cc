@@ -51,7 +51,8 @@ Status WalIterator::Peek(WalRecord* rec, bool* has_record) {
   if (!s.ok() || lsn != r.lsn) {
     return Status::NotFound("WAL " + path_ +
                             " changed during iteration (truncated by a snapshot); reopen the "
-                            "iterator from LSN " + std::to_string(r.lsn));
+                            "iterator from LSN " +
+                            std::to_string(r.lsn));
   }
   *rec = r;
   rec->body = std::string_view(buf_.data() + kWalHeaderSize, r.body.size());

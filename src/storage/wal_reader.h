@@ -29,8 +29,8 @@ struct WalReadStats {
   uint64_t torn_tail_bytes = 0;  // bytes after valid_bytes dropped as a torn tail
   bool torn_tail = false;
   bool used_mmap = false;
-  uint64_t last_lsn = 0;         // LSN of the last valid record (0 if none)
-  int64_t last_timestamp_ns = 0; // timestamp of the last valid record (0 if none)
+  uint64_t last_lsn = 0;          // LSN of the last valid record (0 if none)
+  int64_t last_timestamp_ns = 0;  // timestamp of the last valid record (0 if none)
 };
 
 // Reads every record of the WAL file at `path` in order and calls fn for each.

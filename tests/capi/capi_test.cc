@@ -105,8 +105,8 @@ TEST(CApi, BadPointsAreRejectedAndChangeNothing) {
               AIDB_INVALID_ARGUMENT)
         << bad_id;
   }
-  for (const char* bad_payload : {"[1,2]", "42", "\"s\"", "{\"a\":", "{\"a\":1} x", "not json",
-                                  "null"}) {
+  for (const char* bad_payload :
+       {"[1,2]", "42", "\"s\"", "{\"a\":", "{\"a\":1} x", "not json", "null"}) {
     EXPECT_EQ(aidb_collection_upsert(c, id.c_str(), good, kDim, bad_payload, (size_t)-1, err.ptr()),
               AIDB_INVALID_ARGUMENT)
         << bad_payload;
@@ -134,7 +134,8 @@ TEST(CApi, BadPointsAreRejectedAndChangeNothing) {
   for (const char* f : {"not json", "[1]", "{\"must\": 3}", "{\"must\": [{\"foo\": 1}]}",
                         "{\"must\": [{\"key\": \"a\", \"range\": {\"gt\": \"x\"}}]}"}) {
     so.filter = f;
-    EXPECT_EQ(aidb_collection_search(c, good, kDim, &so, &r, err.ptr()), AIDB_INVALID_ARGUMENT) << f;
+    EXPECT_EQ(aidb_collection_search(c, good, kDim, &so, &r, err.ptr()), AIDB_INVALID_ARGUMENT)
+        << f;
   }
   aidb_collection_close(c);
 }
@@ -152,7 +153,8 @@ TEST(CApi, SearchScoresForEveryMetric) {
   const float a[2] = {1, 0}, b[2] = {0, 2}, q[2] = {1, 1};
   for (int metric : {AIDB_METRIC_COSINE, AIDB_METRIC_EUCLIDEAN, AIDB_METRIC_DOT}) {
     aidb_collection* c = OpenCollection("m", 2, "", metric);
-    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(1).c_str(), a, 2, "{\"n\":\"a\"}", (size_t)-1, &_m));
+    AIDB_ASSERT_OK(
+        aidb_collection_upsert(c, Id(1).c_str(), a, 2, "{\"n\":\"a\"}", (size_t)-1, &_m));
     AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(2).c_str(), b, 2, nullptr, 0, &_m));
     aidb_search_result* r = nullptr;
     AIDB_ASSERT_OK(aidb_collection_search(c, q, 2, nullptr, &r, &_m));
@@ -191,13 +193,14 @@ TEST(CApi, FilteredSearchReturnsKWhenKMatchesExist) {
   for (uint32_t i = 0; i < kN; ++i) {
     ids[i] = Id(i);
     payloads[i] = "{\"color\":\"" + std::string(i % 100 == 0 ? "red" : "blue") +
-                  "\",\"n\":" + std::to_string(i) + ",\"meta\":{\"tag\":\"t" + std::to_string(i % 7) +
-                  "\"}}";
+                  "\",\"n\":" + std::to_string(i) + ",\"meta\":{\"tag\":\"t" +
+                  std::to_string(i % 7) + "\"}}";
     idp[i] = ids[i].c_str();
     pp[i] = payloads[i].c_str();
     for (uint32_t d = 0; d < kDim; ++d) vecs[i * kDim + d] = static_cast<float>(i) + d * 0.001f;
   }
-  AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kDim, pp.data(), &_m));
+  AIDB_ASSERT_OK(
+      aidb_collection_upsert_batch(c, kN, idp.data(), vecs.data(), kDim, pp.data(), &_m));
   const float q[kDim] = {0, 0, 0, 0};
   aidb_search_options so;
   aidb_search_options_init(&so);
@@ -217,7 +220,7 @@ TEST(CApi, FilteredSearchReturnsKWhenKMatchesExist) {
   AIDB_ASSERT_OK(aidb_collection_search(c, q, kDim, &so, &r, &_m));
   got = HitIds(r);
   ASSERT_EQ(got.size(), 10u);
-  EXPECT_EQ(got[0], Id(500));  // 500 % 7 = 3
+  EXPECT_EQ(got[0], Id(500));                         // 500 % 7 = 3
   for (const auto& id : got) EXPECT_NE(id, Id(504));  // 504 % 7 == 0
   aidb_search_result_free(r);
   // A single match.
@@ -381,12 +384,14 @@ TEST(CApi, EqualityFilterFollowsUpdatesAndDeletes) {
     return n;
   };
   EXPECT_EQ(count_hot(), 5u);  // builds the index on "tag"
-  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(0).c_str(), v, kDim, "{\"tag\":\"cold\"}", (size_t)-1, &_m));
+  AIDB_ASSERT_OK(
+      aidb_collection_upsert(c, Id(0).c_str(), v, kDim, "{\"tag\":\"cold\"}", (size_t)-1, &_m));
   EXPECT_EQ(count_hot(), 4u);
   AIDB_ASSERT_OK(aidb_collection_delete(c, Id(1).c_str(), &_m));
   EXPECT_EQ(count_hot(), 3u);
   // New points reuse freed slots.
-  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(100).c_str(), v, kDim, "{\"tag\":[\"x\",\"hot\"]}", (size_t)-1, &_m));
+  AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(100).c_str(), v, kDim, "{\"tag\":[\"x\",\"hot\"]}",
+                                        (size_t)-1, &_m));
   AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(101).c_str(), v, kDim, nullptr, 0, &_m));
   EXPECT_EQ(count_hot(), 4u);
   so.filter = "{\"must\": [{\"key\": \"tag\", \"match\": {\"any\": [\"hot\", \"x\"]}}]}";
@@ -455,7 +460,8 @@ TEST_P(WriterProgress, WritersProgressUnderContinuousSearchLoad) {
   std::thread writer([&] {
     std::vector<float> v(kD, 1.f);
     for (uint32_t i = 0; i < 50; ++i) {
-      if (aidb_collection_upsert(c, Id(kN + i).c_str(), v.data(), kD, nullptr, 0, nullptr) == AIDB_OK) {
+      if (aidb_collection_upsert(c, Id(kN + i).c_str(), v.data(), kD, nullptr, 0, nullptr) ==
+          AIDB_OK) {
         ++written;
       }
       // Deletes and a compaction (exclusive inside the index) must get in too.

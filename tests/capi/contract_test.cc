@@ -58,12 +58,17 @@ TEST(Contract, NamesAndTheirDocumentedAliases) {
   struct Alias {
     const char* name;
     int metric;
-  } aliases[] = {{"cosine", AIDB_METRIC_COSINE},         {"COSINE", AIDB_METRIC_COSINE},
-                 {"euclidean", AIDB_METRIC_EUCLIDEAN},   {"Euclid", AIDB_METRIC_EUCLIDEAN},
-                 {"l2", AIDB_METRIC_EUCLIDEAN},          {"l2sq", AIDB_METRIC_EUCLIDEAN},
+  } aliases[] = {{"cosine", AIDB_METRIC_COSINE},
+                 {"COSINE", AIDB_METRIC_COSINE},
+                 {"euclidean", AIDB_METRIC_EUCLIDEAN},
+                 {"Euclid", AIDB_METRIC_EUCLIDEAN},
+                 {"l2", AIDB_METRIC_EUCLIDEAN},
+                 {"l2sq", AIDB_METRIC_EUCLIDEAN},
                  {"euclidean_distance", AIDB_METRIC_EUCLIDEAN},
-                 {"dot", AIDB_METRIC_DOT},               {"IP", AIDB_METRIC_DOT},
-                 {"inner_product", AIDB_METRIC_DOT},     {"dot_product", AIDB_METRIC_DOT}};
+                 {"dot", AIDB_METRIC_DOT},
+                 {"IP", AIDB_METRIC_DOT},
+                 {"inner_product", AIDB_METRIC_DOT},
+                 {"dot_product", AIDB_METRIC_DOT}};
   for (const Alias& a : aliases) {
     int m = -1;
     EXPECT_EQ(aidb_metric_from_string(a.name, &m, nullptr), AIDB_OK) << a.name;
@@ -346,13 +351,12 @@ TEST(Contract, SnapshotExportCopiesDurablyAndChecks) {
   EXPECT_NE(err.str().find("bad.snap"), std::string::npos) << err.str();
   EXPECT_EQ(ReadAll(dest), before);
   EXPECT_FALSE(fs::exists(dest + ".tmp"));
-  EXPECT_EQ(aidb_snapshot_export((dir / "missing").c_str(), (dir / "m2").c_str(), nullptr,
-                                 err.ptr()),
-            AIDB_NOT_FOUND);
+  EXPECT_EQ(
+      aidb_snapshot_export((dir / "missing").c_str(), (dir / "m2").c_str(), nullptr, err.ptr()),
+      AIDB_NOT_FOUND);
   EXPECT_FALSE(fs::exists(dir / "m2"));
   // A destination below a regular file cannot be created.
-  EXPECT_EQ(aidb_snapshot_export(snap, (dest + "/x").c_str(), nullptr, err.ptr()),
-            AIDB_IO_ERROR);
+  EXPECT_EQ(aidb_snapshot_export(snap, (dest + "/x").c_str(), nullptr, err.ptr()), AIDB_IO_ERROR);
   EXPECT_EQ(aidb_snapshot_export(nullptr, dest.c_str(), nullptr, nullptr), AIDB_MISUSE);
   EXPECT_EQ(aidb_snapshot_export(snap, nullptr, nullptr, nullptr), AIDB_MISUSE);
   aidb_free(snap);

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
     snprintf(id, sizeof id, "00000000-0000-4000-8000-%012x", i);
     snprintf(payload, sizeof payload, "{\"i\":%u}", i);
     for (d = 0; d < DIM; ++d) v[d] = (float)((i * 31 + d * 7) % 101) / 10.f - 5.f;
-    if (aidb_collection_upsert(c, id, v, DIM, payload, (size_t)-1, &err) != AIDB_OK) die("upsert", err);
+    if (aidb_collection_upsert(c, id, v, DIM, payload, (size_t)-1, &err) != AIDB_OK)
+      die("upsert", err);
     printf("ack %u\n", i);
     if (snap_every && (i - start + 1) % snap_every == 0) {
       if (aidb_collection_snapshot_to(c, latest, &err) != AIDB_OK) die("snapshot", err);

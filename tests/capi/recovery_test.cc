@@ -35,8 +35,8 @@ TEST(Recovery, ReplaysEveryRecordThroughBothReadPaths) {
   for (uint64_t threshold : {uint64_t{1024}, uint64_t{1} << 40}) {
     TempDir dir;
     const std::string wal = MakeWal(dir, 50);
-    aidb_collection* c = OpenCollection("r", kDim, wal, AIDB_METRIC_COSINE,
-                                        AIDB_DURABILITY_FSYNC, threshold);
+    aidb_collection* c =
+        OpenCollection("r", kDim, wal, AIDB_METRIC_COSINE, AIDB_DURABILITY_FSYNC, threshold);
     aidb_recover_stats st;
     aidb_recover_stats_init(&st);
     AIDB_ASSERT_OK(aidb_recover(c, nullptr, &st, &_m));
@@ -192,7 +192,8 @@ TEST(Recovery, BadSnapshotFilesAreRejectedAndChangeNothing) {
 TEST(Recovery, SigkilledWriterLosesNoAcknowledgedWrite) {
   TempDir dir;
   const std::string wal = dir / "wal.log";
-  const int kRounds = std::getenv("AIDB_CRASH_ROUNDS") ? std::atoi(std::getenv("AIDB_CRASH_ROUNDS")) : 12;
+  const int kRounds =
+      std::getenv("AIDB_CRASH_ROUNDS") ? std::atoi(std::getenv("AIDB_CRASH_ROUNDS")) : 12;
   std::mt19937 rng(12345);
   std::set<uint32_t> acked;
   uint32_t next_id = 0;
@@ -219,8 +220,7 @@ TEST(Recovery, SigkilledWriterLosesNoAcknowledgedWrite) {
       // however slow the machine (under ASan on a loaded machine 20-140 ms
       // was not always enough for any writer to get that far); the others
       // may die anywhere, also while opening and recovering.
-      while (data.find("ack ") == std::string::npos &&
-             (n = read(out[0], buf, sizeof(buf))) > 0) {
+      while (data.find("ack ") == std::string::npos && (n = read(out[0], buf, sizeof(buf))) > 0) {
         data.append(buf, static_cast<size_t>(n));
       }
     }
@@ -292,9 +292,11 @@ TEST(Recovery, SnapshotsOfMultiChunkCollectionsRoundTrip) {
       idp[i] = ids[i].c_str();
       payloads[i] = "{\"i\":" + std::to_string(i) + "}";
       pp[i] = payloads[i].c_str();
-      for (uint32_t d = 0; d < k.dim; ++d) vecs[static_cast<size_t>(i) * k.dim + d] = static_cast<float>(i + d % 3);
+      for (uint32_t d = 0; d < k.dim; ++d)
+        vecs[static_cast<size_t>(i) * k.dim + d] = static_cast<float>(i + d % 3);
     }
-    AIDB_ASSERT_OK(aidb_collection_upsert_batch(c, k.n, idp.data(), vecs.data(), k.dim, pp.data(), &_m));
+    AIDB_ASSERT_OK(
+        aidb_collection_upsert_batch(c, k.n, idp.data(), vecs.data(), k.dim, pp.data(), &_m));
     const std::string snap = dir / ("chunks-" + std::to_string(k.dim));
     AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
     aidb_collection_close(c);
@@ -312,7 +314,8 @@ TEST(Recovery, SnapshotsOfMultiChunkCollectionsRoundTrip) {
     }
     // Points added after a load land in new or copied chunks.
     std::vector<float> extra(k.dim, 7.f);
-    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(k.n).c_str(), extra.data(), k.dim, nullptr, 0, &_m));
+    AIDB_ASSERT_OK(
+        aidb_collection_upsert(c, Id(k.n).c_str(), extra.data(), k.dim, nullptr, 0, &_m));
     AIDB_ASSERT_OK(aidb_collection_get(c, Id(k.n).c_str(), v.data(), k.dim, nullptr, &_m));
     EXPECT_EQ(v[k.dim - 1], 7.f);
     aidb_collection_close(c);

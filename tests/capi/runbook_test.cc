@@ -53,9 +53,11 @@ TEST(Runbook, RestoreWorkflowSeesPointsFromBeforeAndAfterCheckpoint) {
   {
     aidb_collection* c = OpenCollection("docs", kDim, wal);
     ASSERT_NE(c, nullptr);
-    for (uint32_t i = 0; i < 20; ++i) ASSERT_EQ(Upsert(c, i, kDim, "{\"phase\":\"before\"}"), AIDB_OK);
+    for (uint32_t i = 0; i < 20; ++i)
+      ASSERT_EQ(Upsert(c, i, kDim, "{\"phase\":\"before\"}"), AIDB_OK);
     AIDB_ASSERT_OK(aidb_collection_snapshot_to(c, snap.c_str(), &_m));
-    for (uint32_t i = 20; i < 30; ++i) ASSERT_EQ(Upsert(c, i, kDim, "{\"phase\":\"after\"}"), AIDB_OK);
+    for (uint32_t i = 20; i < 30; ++i)
+      ASSERT_EQ(Upsert(c, i, kDim, "{\"phase\":\"after\"}"), AIDB_OK);
     AIDB_ASSERT_OK(aidb_collection_delete(c, Id(3).c_str(), &_m));
     aidb_collection_close(c);
   }
@@ -112,7 +114,7 @@ TEST(Runbook, LoadSnapshotAloneLeavesWalIntact) {
   ASSERT_FALSE(wal_bytes.empty());
 
   AIDB_ASSERT_OK(aidb_collection_load_snapshot(c, snap.c_str(), &_m));
-  EXPECT_EQ(Count(c), 5u);  // in-memory state replaced by the snapshot
+  EXPECT_EQ(Count(c), 5u);             // in-memory state replaced by the snapshot
   EXPECT_EQ(ReadAll(wal), wal_bytes);  // the WAL is left exactly as it was
   EXPECT_EQ(WalInfo(c).size_bytes, wal_bytes.size());
   // ... so the newer operations can still be replayed.
@@ -184,8 +186,7 @@ TEST(Runbook, CrashBetweenSnapshotAndTruncateReplaysNothingTwice) {
 struct LogSink {
   std::mutex mu;
   std::vector<std::string> lines;
-  static void Fn(void* user, int level, const char* target, const char* event,
-                 const char* fields) {
+  static void Fn(void* user, int level, const char* target, const char* event, const char* fields) {
     auto* self = static_cast<LogSink*>(user);
     std::lock_guard<std::mutex> lock(self->mu);
     self->lines.push_back(std::string(target) + " " + event + " " + fields);
@@ -228,7 +229,8 @@ std::vector<std::string> Top(aidb_collection* c, const std::vector<float>& q, ui
   size_t n = 0;
   aidb_search_result_hits_v2(r, 0, &hits, &n, nullptr);
   std::vector<std::string> ids;
-  for (size_t i = 0; i < n; ++i) ids.push_back(std::string(hits[i].id) + "/" + std::to_string(hits[i].score));
+  for (size_t i = 0; i < n; ++i)
+    ids.push_back(std::string(hits[i].id) + "/" + std::to_string(hits[i].score));
   aidb_search_result_free(r);
   return ids;
 }
@@ -268,7 +270,8 @@ TEST(Runbook, HnswCheckpointAndRestoreKeepTheGraph) {
       ids[i] = Id(first + i);
       idp[i] = ids[i].c_str();
     }
-    EXPECT_EQ(aidb_collection_upsert_batch(c, n, idp.data(), v.data(), kD, nullptr, nullptr), AIDB_OK);
+    EXPECT_EQ(aidb_collection_upsert_batch(c, n, idp.data(), v.data(), kD, nullptr, nullptr),
+              AIDB_OK);
   };
   std::vector<std::vector<std::string>> before;
   {

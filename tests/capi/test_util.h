@@ -67,13 +67,13 @@ class Err {
   char* msg_ = nullptr;
 };
 
-#define AIDB_ASSERT_OK(call)                                                 \
-  do {                                                                       \
-    char* _m = nullptr;                                                      \
-    int _rc = (call);                                                        \
-    std::string _s = _m ? _m : "";                                           \
-    aidb_free(_m);                                                           \
-    ASSERT_EQ(_rc, AIDB_OK) << aidb_status_name(_rc) << ": " << _s;          \
+#define AIDB_ASSERT_OK(call)                                        \
+  do {                                                              \
+    char* _m = nullptr;                                             \
+    int _rc = (call);                                               \
+    std::string _s = _m ? _m : "";                                  \
+    aidb_free(_m);                                                  \
+    ASSERT_EQ(_rc, AIDB_OK) << aidb_status_name(_rc) << ": " << _s; \
   } while (0)
 
 inline aidb_collection* OpenCollection(const std::string& name, uint32_t dim,

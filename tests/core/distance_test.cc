@@ -86,8 +86,8 @@ TEST(DistanceKernels, MatchScalarReferenceForEveryDimAndAlignment) {
 
 TEST(DistanceKernels, AdversarialValues) {
   std::mt19937 rng(11);
-  const size_t dims[] = {1, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 783, 784, 1023,
-                         2047, 2048};
+  const size_t dims[] = {1,  3,   7,   15,  16,  17,  31,   33,   63,  64,
+                         65, 127, 129, 255, 783, 784, 1023, 2047, 2048};
   for (const KernelImpl& k : SupportedKernels()) {
     for (size_t n : dims) {
       std::vector<float> a(n + 1), b(n + 1);
@@ -108,7 +108,8 @@ TEST(DistanceKernels, AdversarialValues) {
               b[i] = 1.f + static_cast<float>(i % 3);
               break;
             case 3:  // identical vectors: L2 must be exactly zero
-              a[i] = b[i] = std::ldexp(static_cast<float>(rng() % 1000), static_cast<int>(rng() % 40) - 20);
+              a[i] = b[i] =
+                  std::ldexp(static_cast<float>(rng() % 1000), static_cast<int>(rng() % 40) - 20);
               break;
             case 4:  // zeros and negative zeros
               a[i] = (i % 3) ? 0.f : -0.f;
@@ -192,7 +193,8 @@ TEST(DistanceKernels, Sq8KernelsAreExact) {
       ASSERT_EQ(k.sq_l2(c, a, n), l2) << k.name << " n=" << n;
       ASSERT_EQ(k.sq_dot(c, d, n), dot) << k.name << " n=" << n;
       ASSERT_EQ(k.sq_l2(hi.data(), lo.data(), n), static_cast<int64_t>(n) * 510 * 510) << k.name;
-      ASSERT_EQ(k.sq_dot(hi.data(), lod.data(), n), -static_cast<int64_t>(n) * 255 * 1023) << k.name;
+      ASSERT_EQ(k.sq_dot(hi.data(), lod.data(), n), -static_cast<int64_t>(n) * 255 * 1023)
+          << k.name;
     }
   }
 }

@@ -98,8 +98,8 @@ TEST(FilterShortForm, RejectsBadKeys) {
 
 TEST(FilterFullForm, EmptyFiltersMatchEverything) {
   for (const char* j : {"{}", R"({"must":[]})", R"({"should":[]})", R"({"must_not":[]})",
-                        R"({"must":[],"should":[],"must_not":[]})",
-                        R"({"must":[{"must":[]}]})", R"({"should":[{"should":[]}]})"}) {
+                        R"({"must":[],"should":[],"must_not":[]})", R"({"must":[{"must":[]}]})",
+                        R"({"should":[{"should":[]}]})"}) {
     auto f = F(j);
     ASSERT_TRUE(f) << j;
     EXPECT_TRUE(f->MatchesAll()) << j;
@@ -276,10 +276,9 @@ TEST(FilterFullForm, HasId) {
   ASSERT_TRUE(Uuid::Parse("33333333333343338333333333333333", &id3).ok());
   EXPECT_TRUE(M(f, "", id3));
   EXPECT_FALSE(M(R"({"must":[{"has_id":[]}]})", "", kId1));
-  EXPECT_TRUE(M(R"({"must_not":[{"has_id":["22222222-2222-4222-8222-222222222222"]}]})", "",
-                kId1));
-  EXPECT_FALSE(M(R"({"must_not":[{"has_id":["22222222-2222-4222-8222-222222222222"]}]})", "",
-                 kId2));
+  EXPECT_TRUE(M(R"({"must_not":[{"has_id":["22222222-2222-4222-8222-222222222222"]}]})", "", kId1));
+  EXPECT_FALSE(
+      M(R"({"must_not":[{"has_id":["22222222-2222-4222-8222-222222222222"]}]})", "", kId2));
 }
 
 TEST(FilterFullForm, ShouldNeedsOneMustNotNeedsNone) {
@@ -360,7 +359,8 @@ TEST(FilterFullForm, MatchesPayloadsThatAreNotPaddedOrTerminated) {
 }
 
 TEST(FilterFullForm, OneFilterManyPointsAndThreads) {
-  auto f = F(R"({"must":[{"key":"i","range":{"gte":500}}],"must_not":[{"key":"odd","match":{"value":true}}]})");
+  auto f = F(
+      R"({"must":[{"key":"i","range":{"gte":500}}],"must_not":[{"key":"odd","match":{"value":true}}]})");
   ASSERT_TRUE(f);
   std::vector<std::string> payloads;
   for (int i = 0; i < 1000; ++i) {
@@ -592,8 +592,8 @@ TEST(FilterHints, StringsAreCanonical) {
 
 TEST(FilterHints, CollectKeyValuesAgreesWithHints) {
   std::vector<std::string> v;
-  CollectKeyValues(R"({"c":"red","n":3.0,"t":[1,"1",true,null,{"x":1},[2]],"a":[{"b":1},{"b":1.0}]})",
-                   "t", &v);
+  CollectKeyValues(
+      R"({"c":"red","n":3.0,"t":[1,"1",true,null,{"x":1},[2]],"a":[{"b":1},{"b":1.0}]})", "t", &v);
   EXPECT_EQ(v, (std::vector<std::string>{"1", "\"1\"", "true", "2"}));
   CollectKeyValues(R"({"c":"red"})", "c", &v);
   EXPECT_EQ(v, std::vector<std::string>{"\"red\""});

@@ -64,9 +64,9 @@ TEST(PayloadTest, RejectsInvalidJson) {
       "{\"a\":01}",
       "{\"a\":1e400}",
       "{\"a\":NaN}",
-      "{\"a\":\"\\ud800\"}",          // lone surrogate
-      "{\"a\":\"\xff\"}",             // not UTF-8
-      "{\"a\":\"tab\there\"}",        // raw control character
+      "{\"a\":\"\\ud800\"}",    // lone surrogate
+      "{\"a\":\"\xff\"}",       // not UTF-8
+      "{\"a\":\"tab\there\"}",  // raw control character
       "{\"a\":tru}",
       "{\"a\":[1,2}",
   };
@@ -124,8 +124,7 @@ TEST(PayloadTest, DeepNesting) {
   EXPECT_EQ(Canon(nested(100)), nested(100));
   EXPECT_EQ(Canon(nested(1000)), nested(1000));
   Status st = Reject(nested(5000));
-  EXPECT_NE(st.message().find("nested deeper than 1024 levels"), std::string::npos)
-      << st.message();
+  EXPECT_NE(st.message().find("nested deeper than 1024 levels"), std::string::npos) << st.message();
 }
 
 TEST(PayloadTest, InputNeedsNoPaddingOrTerminator) {
@@ -144,7 +143,8 @@ TEST(PayloadTest, ConcurrentUseIsSafe) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([t, &failures] {
       for (int i = 0; i < 2000; ++i) {
-        std::string in = "{ \"t\" : " + std::to_string(t) + ", \"i\" : [" + std::to_string(i) + "] }";
+        std::string in =
+            "{ \"t\" : " + std::to_string(t) + ", \"i\" : [" + std::to_string(i) + "] }";
         std::string want = "{\"t\":" + std::to_string(t) + ",\"i\":[" + std::to_string(i) + "]}";
         std::string out;
         if (!Canonicalize(in, &out).ok() || out != want) ++failures[t];

@@ -49,24 +49,24 @@ TEST(UuidTest, RejectsMalformedIdsNamingTheInput) {
       "",
       "../x",
       "x",
-      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b",     // 35
-      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7a",   // 37
-      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6bg",    // non-hex
-      "0123abcd_4567_89ef_a0b1_c2d3e4f5a6b7",    // wrong separators
-      "0123abc-d4567-89ef-a0b1-c2d3e4f5a6b7",    // dash misplaced
-      "0123abcd-456789ef-a0b1-c2d3-e4f5a6b7",    // dashes in the wrong groups
-      "0123abcd-4567-89ef-a0b1c2d3e4f5a6b7-",    // 36 chars, wrong layout
-      " 0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",   // leading space
-      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7 ",   // trailing space
-      "{0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",   // unbalanced brace
+      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b",    // 35
+      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7a",  // 37
+      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6bg",   // non-hex
+      "0123abcd_4567_89ef_a0b1_c2d3e4f5a6b7",   // wrong separators
+      "0123abc-d4567-89ef-a0b1-c2d3e4f5a6b7",   // dash misplaced
+      "0123abcd-456789ef-a0b1-c2d3-e4f5a6b7",   // dashes in the wrong groups
+      "0123abcd-4567-89ef-a0b1c2d3e4f5a6b7-",   // 36 chars, wrong layout
+      " 0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",  // leading space
+      "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7 ",  // trailing space
+      "{0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",  // unbalanced brace
       "0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7}",
       "(0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7)",  // wrong brackets
       "{0123abcd456789efa0b1c2d3e4f5a6b7}",      // braces only around the dashed form
       "urn:uuid:0123abcd456789efa0b1c2d3e4f5a6b7",
       "urn:uid:0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",
       "uuid:0123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",
-      "0123abcd456789efa0b1c2d3e4f5a6b",         // 31 hex
-      "0123abcd456789efa0b1c2d3e4f5a6b7a",       // 33 hex
+      "0123abcd456789efa0b1c2d3e4f5a6b",    // 31 hex
+      "0123abcd456789efa0b1c2d3e4f5a6b7a",  // 33 hex
       "0x23abcd456789efa0b1c2d3e4f5a6b7",
       "+123abcd-4567-89ef-a0b1-c2d3e4f5a6b7",
       "12345",

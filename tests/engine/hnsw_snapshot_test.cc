@@ -46,7 +46,7 @@ TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
   std::vector<uint32_t> slots(n);
   ASSERT_TRUE(idx.AddBatch(all.data(), n, slots.data(), 2).ok());
   for (uint32_t s = 0; s < n; s += 11) idx.Remove(s);
-  ASSERT_TRUE(idx.Compact().ok());           // free slots
+  ASSERT_TRUE(idx.Compact().ok());                     // free slots
   for (uint32_t s = 1; s < n; s += 13) idx.Remove(s);  // and tombstones
   aidbtest::TempDir tmp;
   const std::string path = tmp / "hnsw_roundtrip.snap";

@@ -34,8 +34,8 @@ constexpr bool kThreadSanitizer = false;
 constexpr bool kThreadSanitizer = false;
 #endif
 
-double MeanRecall(const HnswIndex& idx, const std::vector<float>& queries, size_t nq,
-                  uint32_t k, uint32_t ef = 0) {
+double MeanRecall(const HnswIndex& idx, const std::vector<float>& queries, size_t nq, uint32_t k,
+                  uint32_t ef = 0) {
   const uint32_t dim = idx.config().dim;
   double sum = 0;
   std::vector<Hit> got, truth;
@@ -131,9 +131,10 @@ TEST(Hnsw, EuclideanAndDotRecallAndScores) {
     for (size_t i = 1; i < got.size(); ++i) EXPECT_GE(got[i - 1].score, got[i].score);
     std::vector<float> v(dim);
     idx.GetVector(got[0].slot, v.data());
-    float expect = metric == Metric::kEuclidean
-                       ? distance::ScoreFromL2Squared(distance::L2SquaredScalar(q.data(), v.data(), dim))
-                       : distance::DotScalar(q.data(), v.data(), dim);
+    float expect =
+        metric == Metric::kEuclidean
+            ? distance::ScoreFromL2Squared(distance::L2SquaredScalar(q.data(), v.data(), dim))
+            : distance::DotScalar(q.data(), v.data(), dim);
     EXPECT_NEAR(got[0].score, expect, 1e-3f * std::max(1.f, std::fabs(expect)));
   }
 }
@@ -486,7 +487,7 @@ TEST(Hnsw, UpdateMovesAPoint) {
 
 TEST(Hnsw, EfSearchIsChangeableAtRuntimeAndPerQuery) {
   HnswIndex idx(Hnsw(8, Metric::kEuclidean));
-  EXPECT_EQ(idx.EffectiveEf(10, 0), 64u);   // adaptive default
+  EXPECT_EQ(idx.EffectiveEf(10, 0), 64u);  // adaptive default
   EXPECT_EQ(idx.EffectiveEf(100, 0), 200u);
   ASSERT_TRUE(idx.SetEfSearch(32).ok());
   EXPECT_EQ(idx.config().hnsw.ef_search, 32u);

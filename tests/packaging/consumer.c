@@ -9,23 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(call)                                                          \
-  do {                                                                       \
-    char* msg_ = NULL;                                                       \
-    int rc_ = (call);                                                        \
-    if (rc_ != AIDB_OK) {                                                    \
-      fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #call,    \
-              aidb_status_name(rc_), msg_ ? msg_ : "");                      \
-      aidb_free(msg_);                                                       \
-      return 1;                                                              \
-    }                                                                        \
+#define CHECK(call)                                                                              \
+  do {                                                                                           \
+    char* msg_ = NULL;                                                                           \
+    int rc_ = (call);                                                                            \
+    if (rc_ != AIDB_OK) {                                                                        \
+      fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #call, aidb_status_name(rc_), \
+              msg_ ? msg_ : "");                                                                 \
+      aidb_free(msg_);                                                                           \
+      return 1;                                                                                  \
+    }                                                                                            \
   } while (0)
-#define EXPECT(cond)                                                         \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);    \
-      return 1;                                                              \
-    }                                                                        \
+#define EXPECT(cond)                                                      \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                           \
+    }                                                                     \
   } while (0)
 
 static int open_coll(const char* wal, aidb_collection** out) {

@@ -21,9 +21,9 @@ static void* sym(const char* name) {
 }
 
 /* Declares a function pointer with the header's exact type and resolves it. */
-#define LOAD(name)                                     \
-  __typeof__(&name) p_##name;                          \
-  *(void**)(&p_##name) = sym(#name);                   \
+#define LOAD(name)                   \
+  __typeof__(&name) p_##name;        \
+  *(void**)(&p_##name) = sym(#name); \
   if (!p_##name) return 1
 
 int main(int argc, char** argv) {
@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
   if (p_aidb_collection_search(c, v, 2, NULL, &r, NULL) != AIDB_OK) return 1;
   const aidb_hit* hits;
   size_t n;
-  if (p_aidb_search_result_hits(r, 0, &hits, &n) != AIDB_OK || n != 1 || strcmp(hits[0].id, id) != 0 ||
-      hits[0].payload == NULL || strstr(hits[0].payload, "dlsym") == NULL)
+  if (p_aidb_search_result_hits(r, 0, &hits, &n) != AIDB_OK || n != 1 ||
+      strcmp(hits[0].id, id) != 0 || hits[0].payload == NULL ||
+      strstr(hits[0].payload, "dlsym") == NULL)
     return 1;
   p_aidb_search_result_free(r);
   p_aidb_collection_close(c);

@@ -99,7 +99,8 @@ static int apply_record(aidb_collection* c, int k) {
   }
   make_id(k, id);
   make_vec(k, v);
-  snprintf(p, sizeof p, "{\"k\":%d,\"s\":\"%.*s\"}", k, k * 3, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+  snprintf(p, sizeof p, "{\"k\":%d,\"s\":\"%.*s\"}", k, k * 3,
+           "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
   return aidb_collection_upsert(c, id, v, DIM, p, (size_t)-1, NULL);
 }
 
@@ -164,8 +165,8 @@ static int record_offsets(const char* b, size_t len, size_t* offs) {
 /* Recovers a damaged WAL image; checks the documented outcome. `damaged_rec`
  * is the index of the first damaged record (NREC: none, a cut), `offs` the
  * record offsets of the intact file. Returns 1 if it reported corruption. */
-static int check_wal_image(const char* wal, const char* img, size_t len, int damaged_rec, const size_t* offs,
-                           uint64_t thr) {
+static int check_wal_image(const char* wal, const char* img, size_t len, int damaged_rec,
+                           const size_t* offs, uint64_t thr) {
   write_file(wal, img, len);
   ++cases;
   aidb_collection* c = open_coll(wal, thr);
@@ -182,16 +183,20 @@ static int check_wal_image(const char* wal, const char* img, size_t len, int dam
     corrupt = 1;
     char want[64];
     snprintf(want, sizeof want, "offset %zu", offs[damaged_rec < NREC ? damaged_rec : 0]);
-    if (damaged_rec < NREC && (!err || !strstr(err, want))) fail("corruption message lacks '%s': %s", want, err ? err : "");
+    if (damaged_rec < NREC && (!err || !strstr(err, want)))
+      fail("corruption message lacks '%s': %s", want, err ? err : "");
     if (!same_as_prefix(c, 0)) fail("state changed by a failed recovery");
     uint64_t recs = 0;
-    if (aidb_wal_verify(wal, &recs, NULL, NULL) != AIDB_CORRUPTION) fail("aidb_wal_verify missed the corruption");
+    if (aidb_wal_verify(wal, &recs, NULL, NULL) != AIDB_CORRUPTION)
+      fail("aidb_wal_verify missed the corruption");
   } else if (rc == AIDB_OK) {
     /* Torn tail: the state is a prefix, exactly the records before the damage. */
     int m = (int)st.records_applied;
-    if (damaged_rec < NREC && m != damaged_rec) fail("recovered %d records, damage is in record %d", m, damaged_rec);
+    if (damaged_rec < NREC && m != damaged_rec)
+      fail("recovered %d records, damage is in record %d", m, damaged_rec);
     if (damaged_rec < NREC && damaged_rec != NREC - 1) {
-      fail("damage in record %d of %d recovered as a torn tail (only the last record may be)", damaged_rec, NREC);
+      fail("damage in record %d of %d recovered as a torn tail (only the last record may be)",
+           damaged_rec, NREC);
     }
     if (!same_as_prefix(c, m)) fail("recovered state is not the first %d records", m);
   } else {
@@ -215,7 +220,8 @@ static uint32_t crc32c(const void* data, size_t n) {
 static uint32_t crc_mask(uint32_t c) { return ((c >> 15) | (c << 17)) + 0xa282ead8u; }
 
 /* A WAL record with a valid checksum around an arbitrary body. */
-static size_t craft_record(unsigned char* out, uint64_t lsn, uint8_t op, const void* body, uint32_t len) {
+static size_t craft_record(unsigned char* out, uint64_t lsn, uint8_t op, const void* body,
+                           uint32_t len) {
   memset(out, 0, 28);
   memcpy(out + 4, &len, 4);
   memcpy(out + 8, &lsn, 8);
@@ -273,7 +279,8 @@ static void crafted_record_tests(const char* root) {
     }
     int st = 0;
     waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("recovery did not report CORRUPTION (child status %d)", st);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      fail("recovery did not report CORRUPTION (child status %d)", st);
   }
 }
 
@@ -300,20 +307,23 @@ static void wal_tests(const char* root) {
   }
   char* img = malloc(len + 4096);
   int flips = 0, corrupt_reports = 0, torn = 0;
-  /* Field offsets inside a record: CRC, length (low and high byte), LSN, timestamp, op, reserved, body. */
+  /* Field offsets inside a record: CRC, length (low and high byte), LSN, timestamp, op, reserved,
+   * body. */
   const int recs[] = {0, 1, NREC / 2, NREC - 2, NREC - 1};
   for (int t = 0; t < 2; ++t) {
     uint64_t thr = t ? 1024 : (uint64_t)1 << 40;
     for (size_t ri = 0; ri < sizeof recs / sizeof recs[0]; ++ri) {
       int r = recs[ri];
       size_t body = offs[r + 1] - offs[r] - 28;
-      size_t fields[] = {0, 3, 4, 5, 7, 8, 15, 16, 23, 24, 25, 27, 28, 28 + body / 2, 28 + body - 1};
+      size_t fields[] = {
+          0, 3, 4, 5, 7, 8, 15, 16, 23, 24, 25, 27, 28, 28 + body / 2, 28 + body - 1};
       for (size_t fi = 0; fi < sizeof fields / sizeof fields[0]; ++fi) {
         for (int x = 0; x < 2; ++x) {
           const unsigned char mask = x ? 0x80 : 0x01;
           memcpy(img, good, len);
           img[offs[r] + fields[fi]] ^= (char)mask;
-          snprintf(g_case, sizeof g_case, "WAL %s: record %d byte %zu ^0x%02x", t ? "mmap" : "read", r, fields[fi], mask);
+          snprintf(g_case, sizeof g_case, "WAL %s: record %d byte %zu ^0x%02x", t ? "mmap" : "read",
+                   r, fields[fi], mask);
           int cr = check_wal_image(wal2, img, len, r, offs, thr);
           ++flips;
           corrupt_reports += cr;
@@ -322,7 +332,8 @@ static void wal_tests(const char* root) {
       }
     }
   }
-  printf("WAL flips: %d cases, %d corruption reports, %d torn tails (last record only)\n", flips, corrupt_reports, torn);
+  printf("WAL flips: %d cases, %d corruption reports, %d torn tails (last record only)\n", flips,
+         corrupt_reports, torn);
   /* A cut at every byte offset: a torn tail, the state of the whole records before it. */
   int cuts = 0;
   for (size_t cut = 0; cut < len; ++cut) {
@@ -339,13 +350,15 @@ static void wal_tests(const char* root) {
     ++cuts;
     if (rc != AIDB_OK) fail("recover: %s %s", aidb_status_name(rc), err ? err : "");
     else {
-      if ((int)st.records_applied != whole) fail("applied %llu records, want %d", (unsigned long long)st.records_applied, whole);
+      if ((int)st.records_applied != whole)
+        fail("applied %llu records, want %d", (unsigned long long)st.records_applied, whole);
       if (st.torn_tail != (cut != offs[whole])) fail("torn_tail %d", st.torn_tail);
       if (!same_as_prefix(cc, whole)) fail("state is not the first %d records", whole);
       /* And the file was cut back to the whole records, so appends continue. */
       struct stat sb;
       stat(wal2, &sb);
-      if ((size_t)sb.st_size != offs[whole]) fail("file is %lld bytes after recovery, want %zu", (long long)sb.st_size, offs[whole]);
+      if ((size_t)sb.st_size != offs[whole])
+        fail("file is %lld bytes after recovery, want %zu", (long long)sb.st_size, offs[whole]);
     }
     aidb_free(err);
     aidb_collection_close(cc);
@@ -356,7 +369,8 @@ static void wal_tests(const char* root) {
     const char* name;
     size_t len;
     int kind;
-  } foreign[] = {{"text", 300, 0}, {"zeros", 4096, 1}, {"random", 2000, 2}, {"garbage appended", 500, 3},
+  } foreign[] = {{"text", 300, 0},          {"zeros", 4096, 1},
+                 {"random", 2000, 2},       {"garbage appended", 500, 3},
                  {"record repeated", 0, 4}, {"0xff", 64, 5}};
   for (size_t f = 0; f < sizeof foreign / sizeof foreign[0]; ++f) {
     size_t fl = foreign[f].len;
@@ -364,10 +378,13 @@ static void wal_tests(const char* root) {
     srand(7);
     switch (foreign[f].kind) {
       case 0:
-        for (size_t i = 0; i < fl; ++i) img[i] = "The quick brown fox jumps over the lazy dog. "[i % 45];
+        for (size_t i = 0; i < fl; ++i)
+          img[i] = "The quick brown fox jumps over the lazy dog. "[i % 45];
         break;
       case 1: memset(img, 0, fl); break;
-      case 2: for (size_t i = 0; i < fl; ++i) img[i] = (char)rand(); break;
+      case 2:
+        for (size_t i = 0; i < fl; ++i) img[i] = (char)rand();
+        break;
       case 3:
         memcpy(img, good, len);
         for (size_t i = 0; i < fl; ++i) img[len + i] = (char)rand();
@@ -395,14 +412,15 @@ static void wal_tests(const char* root) {
       if (!same_as_prefix(cc, 0)) fail("state changed by a failed recovery");
     } else if (rc == AIDB_OK) {
       if (!st.torn_tail && fl > 0) fail("accepted as a clean WAL");
-      if (!same_as_prefix(cc, first_bad ? (int)st.records_applied : 0) || (int)st.records_applied != first_bad) {
+      if (!same_as_prefix(cc, first_bad ? (int)st.records_applied : 0) ||
+          (int)st.records_applied != first_bad) {
         fail("recovered %llu records, want %d", (unsigned long long)st.records_applied, first_bad);
       }
     } else {
       fail("recover returned %s", aidb_status_name(rc));
     }
-    printf("WAL %-18s -> %s%s%s\n", foreign[f].name, aidb_status_name(rc), rc == AIDB_OK ? " (torn tail)" : ": ",
-           rc == AIDB_OK ? "" : (err ? err : ""));
+    printf("WAL %-18s -> %s%s%s\n", foreign[f].name, aidb_status_name(rc),
+           rc == AIDB_OK ? " (torn tail)" : ": ", rc == AIDB_OK ? "" : (err ? err : ""));
     aidb_free(err);
     aidb_collection_close(cc);
   }
@@ -446,8 +464,8 @@ static void snapshot_tests(const char* root, int hnsw) {
   size_t len = 0;
   char* good = read_file(snap, &len);
   char* img = malloc(len + 64);
-  size_t spots[] = {0, 7, 8, 11, 12, 15, 16, 20, 23, 24, 27, 28, 31, 32, 36, 39, 40, 48, 64, 100, len / 4, len / 2,
-                    3 * len / 4, len - 9, len - 1};
+  size_t spots[] = {0,  7,  8,  11, 12, 15, 16,  20,      23,      24,          27,      28,     31,
+                    32, 36, 39, 40, 48, 64, 100, len / 4, len / 2, 3 * len / 4, len - 9, len - 1};
   int n_flip = 0, n_cut = 0, n_foreign = 0;
   for (size_t s = 0; s < sizeof spots / sizeof spots[0] * 3 + 6; ++s) {
     size_t il = len;
@@ -469,11 +487,27 @@ static void snapshot_tests(const char* root, int hnsw) {
       int k = (int)(s - ns * 3);
       ++n_foreign;
       switch (k) {
-        case 0: il = 0; what = "empty"; break;
-        case 1: memset(img, 0, len); what = "zeros"; break;
-        case 2: for (size_t i = 0; i < len; ++i) img[i] = (char)rand(); what = "random"; break;
-        case 3: memcpy(img + 8, "\x02\0\0\0", 4); what = "version 2"; break;
-        case 4: il = len + 8; memset(img + len, 0, 8); what = "8 bytes appended"; break;
+        case 0:
+          il = 0;
+          what = "empty";
+          break;
+        case 1:
+          memset(img, 0, len);
+          what = "zeros";
+          break;
+        case 2:
+          for (size_t i = 0; i < len; ++i) img[i] = (char)rand();
+          what = "random";
+          break;
+        case 3:
+          memcpy(img + 8, "\x02\0\0\0", 4);
+          what = "version 2";
+          break;
+        case 4:
+          il = len + 8;
+          memset(img + len, 0, 8);
+          what = "8 bytes appended";
+          break;
         default: {
           size_t wl = 0;
           char* w = read_file(wal, &wl);
@@ -490,22 +524,27 @@ static void snapshot_tests(const char* root, int hnsw) {
     ++cases;
     char* err = NULL;
     int rc = aidb_collection_load_snapshot(c, bad, &err);
-    if (rc != AIDB_CORRUPTION) fail("load_snapshot returned %s: %s", aidb_status_name(rc), err ? err : "");
+    if (rc != AIDB_CORRUPTION)
+      fail("load_snapshot returned %s: %s", aidb_status_name(rc), err ? err : "");
     aidb_free(err);
     err = NULL;
     aidb_snapshot_info info;
     rc = aidb_snapshot_verify(bad, &info, &err);
-    if (rc != AIDB_CORRUPTION) fail("aidb_snapshot_verify returned %s: %s", aidb_status_name(rc), err ? err : "");
+    if (rc != AIDB_CORRUPTION)
+      fail("aidb_snapshot_verify returned %s: %s", aidb_status_name(rc), err ? err : "");
     aidb_free(err);
     uint64_t now = 0;
     aidb_collection_count(c, &now, NULL);
-    if (now != before) fail("state changed: %llu points, had %llu", (unsigned long long)now, (unsigned long long)before);
+    if (now != before)
+      fail("state changed: %llu points, had %llu", (unsigned long long)now,
+           (unsigned long long)before);
   }
   /* The intact file still loads. */
   snprintf(g_case, sizeof g_case, "%s snapshot intact", hnsw ? "hnsw" : "flat");
-  if (aidb_collection_load_snapshot(c, snap, NULL) != AIDB_OK) fail("intact snapshot does not load");
-  printf("%s snapshot: %d flips, %d cuts, %d foreign files: all CORRUPTION, state kept\n", hnsw ? "hnsw" : "flat",
-         n_flip, n_cut, n_foreign);
+  if (aidb_collection_load_snapshot(c, snap, NULL) != AIDB_OK)
+    fail("intact snapshot does not load");
+  printf("%s snapshot: %d flips, %d cuts, %d foreign files: all CORRUPTION, state kept\n",
+         hnsw ? "hnsw" : "flat", n_flip, n_cut, n_foreign);
   aidb_collection_close(c);
   free(img);
   free(good);
@@ -628,7 +667,8 @@ static void verify_cli_tests(const char* root, const char* cli) {
     free(img);
   }
   snprintf(g_case, sizeof g_case, "aidb verify, restored");
-  if (run_verify(cli, dir, out, sizeof out) != 0) fail("exit non-zero after restoring the files:\n%s", out);
+  if (run_verify(cli, dir, out, sizeof out) != 0)
+    fail("exit non-zero after restoring the files:\n%s", out);
   printf("aidb verify: found %d of %d damaged files\n", found, total);
   free(wgood);
   free(sgood);

@@ -109,7 +109,8 @@ static int store_open(struct store* s, char** err) {
   o.durability = AIDB_DURABILITY_FSYNC;
   o.wal_mmap_threshold = 1024;
   if ((rc = aidb_collection_open(&o, &s->c, err)) != AIDB_OK) return rc;
-  if (exists(s->snap) && (rc = aidb_collection_load_snapshot(s->c, s->snap, err)) != AIDB_OK) return rc;
+  if (exists(s->snap) && (rc = aidb_collection_load_snapshot(s->c, s->snap, err)) != AIDB_OK)
+    return rc;
   return aidb_recover(s->c, NULL, NULL, err);
 }
 
@@ -170,7 +171,8 @@ static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
       make_vec(i, v, vec);
       make_payload(i, v, p, sizeof p);
       say("B U %d %d\n", i, v);
-      if ((rc = aidb_collection_upsert(s->c, idb, vec, DIM, p, (size_t)-1, &err)) != AIDB_OK) die("upsert", rc, err);
+      if ((rc = aidb_collection_upsert(s->c, idb, vec, DIM, p, (size_t)-1, &err)) != AIDB_OK)
+        die("upsert", rc, err);
       model[i] = v;
       say("A\n");
     } else if (r < 85) {
@@ -201,7 +203,8 @@ static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
         len += snprintf(line + len, sizeof line - (size_t)len, " %d %d", i, bv[k]);
       }
       say("%s\n", line);
-      if ((rc = aidb_collection_upsert_batch(s->c, (size_t)nb, ids, vec, DIM, ps, &err)) != AIDB_OK) die("batch", rc, err);
+      if ((rc = aidb_collection_upsert_batch(s->c, (size_t)nb, ids, vec, DIM, ps, &err)) != AIDB_OK)
+        die("batch", rc, err);
       for (int k = 0; k < nb; ++k) model[bi[k]] = bv[k];
       say("A\n");
     } else {
@@ -321,10 +324,12 @@ static int verify(struct store* s, int round, const struct inflight* inf) {
       if (got == want_new && got != want_old) ++applied;
       else if (got == want_old && got != want_new) ++not_applied;
       else if (got != want_new || got != want_old) {
-        violation(round, "in-flight id %d has version %d (old %d, new %d)", inf->ids[k], got, want_old, want_new);
+        violation(round, "in-flight id %d has version %d (old %d, new %d)", inf->ids[k], got,
+                  want_old, want_new);
       }
     }
-    if (applied && not_applied) violation(round, "in-flight batch of %d half applied (%d/%d)", inf->n, applied, inf->n);
+    if (applied && not_applied)
+      violation(round, "in-flight batch of %d half applied (%d/%d)", inf->n, applied, inf->n);
     inf_present = applied > 0;
     if (applied) {
       for (int k = 0; k < inf->n; ++k) model[inf->ids[k]] = inf->kind == 'D' ? 0 : inf->vers[k];
@@ -334,8 +339,10 @@ static int verify(struct store* s, int round, const struct inflight* inf) {
   for (int i = 0; i < next_id; ++i) {
     int got = found_version(s->c, i);
     if (got != model[i]) {
-      if (model[i] == 0) violation(round, "phantom: id %d present (version %d) but never acknowledged", i, got);
-      else if (got == 0) violation(round, "LOST: acknowledged id %d (version %d) missing", i, model[i]);
+      if (model[i] == 0)
+        violation(round, "phantom: id %d present (version %d) but never acknowledged", i, got);
+      else if (got == 0)
+        violation(round, "LOST: acknowledged id %d (version %d) missing", i, model[i]);
       else violation(round, "id %d has version %d, acknowledged %d", i, got, model[i]);
       model[i] = got > 0 ? got : 0;
     }
@@ -364,10 +371,9 @@ static void write_state(const char* path) {
 
 static const char* crash_points[][2] = {
     /* ops, path: where the child kills itself */
-    {"write", "wal.log"},      {"fsync", "wal.log"},    {"ftruncate", "wal.log"},
-    {"write", ".tmp"},         {"fsync", ".tmp"},       {"rename", ".aidbsnap"},
-    {"rename", "wal.log.lsn"}, {"fsync", "crash"},      {"rename", "MANIFEST"},
-    {"write", "MANIFEST"},     {"ftruncate", "wal.log"}, {"fsync", "snap"},
+    {"write", "wal.log"},   {"fsync", "wal.log"},    {"ftruncate", "wal.log"},  {"write", ".tmp"},
+    {"fsync", ".tmp"},      {"rename", ".aidbsnap"}, {"rename", "wal.log.lsn"}, {"fsync", "crash"},
+    {"rename", "MANIFEST"}, {"write", "MANIFEST"},   {"ftruncate", "wal.log"},  {"fsync", "snap"},
 };
 
 int main(int argc, char** argv) {
@@ -404,7 +410,7 @@ int main(int argc, char** argv) {
   self[sl] = 0;
 
   int rounds = 0, self_kills = 0, timed_kills = 0, inflight_applied = 0, inflight_dropped = 0;
-  int snapshot_kills = 0, no_ack_rounds = 0;  /* rounds killed before any ack */
+  int snapshot_kills = 0, no_ack_rounds = 0; /* rounds killed before any ack */
   write_state(state);
   while (rounds < kills) {
     ++rounds;
@@ -500,10 +506,12 @@ int main(int argc, char** argv) {
   }
   int live = 0;
   for (int i = 0; i < next_id; ++i) live += model[i] != 0;
-  printf("crash_loop %s: %d kills survived (%d timed SIGKILLs, %d at crash points, %d inside a "
-         "checkpoint, %d before a first ack), %lld acknowledged operations, %lld point checks, %d live points, in-flight op "
-         "applied %d / dropped %d; violations (lost, phantom, duplicate, torn batch): %d\n",
-         s.db_mode ? "db" : "lib", rounds - (violations ? 1 : 0), timed_kills, self_kills, snapshot_kills,
-         no_ack_rounds, total_acked_ops, total_verified_points, live, inflight_applied, inflight_dropped, violations);
+  printf(
+      "crash_loop %s: %d kills survived (%d timed SIGKILLs, %d at crash points, %d inside a "
+      "checkpoint, %d before a first ack), %lld acknowledged operations, %lld point checks, %d live points, in-flight op "
+      "applied %d / dropped %d; violations (lost, phantom, duplicate, torn batch): %d\n",
+      s.db_mode ? "db" : "lib", rounds - (violations ? 1 : 0), timed_kills, self_kills,
+      snapshot_kills, no_ack_rounds, total_acked_ops, total_verified_points, live, inflight_applied,
+      inflight_dropped, violations);
   return violations ? 1 : 0;
 }

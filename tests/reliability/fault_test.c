@@ -79,7 +79,9 @@ static void check_model(aidb_collection* c, const char* when) {
     fail("%s: count failed", when);
     return;
   }
-  if (n != want) fail("%s: count %llu, acknowledged %llu", when, (unsigned long long)n, (unsigned long long)want);
+  if (n != want)
+    fail("%s: count %llu, acknowledged %llu", when, (unsigned long long)n,
+         (unsigned long long)want);
   for (int i = 0; i < next_id; ++i) {
     char id[40], p[128];
     float v[DIM], got[DIM];
@@ -87,7 +89,8 @@ static void check_model(aidb_collection* c, const char* when) {
     make_id(i, id);
     int rc = aidb_collection_get(c, id, got, DIM, &payload, NULL);
     if (model[i] == 0) {
-      if (rc != AIDB_NOT_FOUND) fail("%s: id %d should be absent, get -> %s", when, i, aidb_status_name(rc));
+      if (rc != AIDB_NOT_FOUND)
+        fail("%s: id %d should be absent, get -> %s", when, i, aidb_status_name(rc));
       aidb_free(payload);
       continue;
     }
@@ -98,7 +101,8 @@ static void check_model(aidb_collection* c, const char* when) {
     make_vec(i, model[i], v);
     make_payload(i, model[i], p, sizeof p);
     if (memcmp(v, got, sizeof v) != 0) fail("%s: id %d vector differs", when, i);
-    if (!payload || strcmp(payload, p) != 0) fail("%s: id %d payload %s, want %s", when, i, payload ? payload : "(null)", p);
+    if (!payload || strcmp(payload, p) != 0)
+      fail("%s: id %d payload %s, want %s", when, i, payload ? payload : "(null)", p);
     aidb_free(payload);
   }
   /* Searches keep working. */
@@ -218,8 +222,7 @@ static int sa_run(struct sa* s, int op) {
       if (rc == AIDB_OK) model[i] = 0;
       return rc;
     }
-    case SA_SNAPSHOT:
-      return aidb_collection_snapshot_to(s->c, s->snap, NULL);
+    case SA_SNAPSHOT: return aidb_collection_snapshot_to(s->c, s->snap, NULL);
   }
   return AIDB_INTERNAL;
 }
@@ -251,7 +254,8 @@ static long long sa_case(const char* root, int op, const char* spec) {
   if (injected > 0 && rc != AIDB_IO_ERROR) {
     fail("%d fault(s) injected but the call returned %s", (int)injected, aidb_status_name(rc));
   }
-  if (injected == 0 && rc != AIDB_OK) fail("no fault injected but the call returned %s", aidb_status_name(rc));
+  if (injected == 0 && rc != AIDB_OK)
+    fail("no fault injected but the call returned %s", aidb_status_name(rc));
   check_model(s.c, "live, after the failed call");
   /* Writes succeed again once the fault is gone, and so does a checkpoint. */
   int k = next_id++;
@@ -261,7 +265,8 @@ static long long sa_case(const char* root, int op, const char* spec) {
   if (op == SA_SNAPSHOT) {
     char* err = NULL;
     int src = aidb_collection_snapshot_to(s.c, s.snap, &err);
-    if (src != AIDB_OK) fail("snapshot_to after the fault cleared: %s %s", aidb_status_name(src), err ? err : "");
+    if (src != AIDB_OK)
+      fail("snapshot_to after the fault cleared: %s %s", aidb_status_name(src), err ? err : "");
     aidb_free(err);
     k = next_id++;
     if (upsert(s.c, k, 1) == AIDB_OK) model[k] = 1;
@@ -308,7 +313,8 @@ static void sa_case_crash(const char* root, int op, const char* spec) {
 /* ---- databases (what the daemon uses) ---- */
 
 enum db_op { DB_CREATE, DB_UPSERT, DB_SNAPSHOT, DB_DROP, DB_NOPS };
-static const char* db_names[] = {"db_create_collection", "db_upsert", "db_snapshot", "db_drop_collection"};
+static const char* db_names[] = {"db_create_collection", "db_upsert", "db_snapshot",
+                                 "db_drop_collection"};
 
 static aidb_db* db_open(const char* dir) {
   aidb_db* db = NULL;
@@ -374,9 +380,7 @@ static long long db_case(const char* root, int op, const char* spec) {
       if (rc == AIDB_OK) model[k] = 1;
       break;
     }
-    case DB_SNAPSHOT:
-      rc = aidb_db_snapshot(db, "main", NULL, NULL);
-      break;
+    case DB_SNAPSHOT: rc = aidb_db_snapshot(db, "main", NULL, NULL); break;
     case DB_DROP:
       rc = aidb_db_drop_collection(db, "other", NULL);
       dropped = rc == AIDB_OK;
@@ -388,7 +392,8 @@ static long long db_case(const char* root, int op, const char* spec) {
   if (injected > 0 && rc != AIDB_IO_ERROR) {
     fail("%d fault(s) injected but the call returned %s", (int)injected, aidb_status_name(rc));
   }
-  if (injected == 0 && rc != AIDB_OK) fail("no fault injected but the call returned %s", aidb_status_name(rc));
+  if (injected == 0 && rc != AIDB_OK)
+    fail("no fault injected but the call returned %s", aidb_status_name(rc));
   check_model(c, "live, after the failed call");
   int k = next_id++;
   int urc = upsert(c, k, 1);
@@ -402,14 +407,16 @@ static long long db_case(const char* root, int op, const char* spec) {
     o.name = "third";
     o.dim = DIM;
     int crc = aidb_db_create_collection(db, &o, NULL, &err);
-    if (crc != AIDB_OK) fail("create after the fault cleared: %s %s", aidb_status_name(crc), err ? err : "");
+    if (crc != AIDB_OK)
+      fail("create after the fault cleared: %s %s", aidb_status_name(crc), err ? err : "");
     aidb_free(err);
     created = crc == AIDB_OK;
   }
   if (op == DB_SNAPSHOT) {
     char* err = NULL;
     int src = aidb_db_snapshot(db, "main", NULL, &err);
-    if (src != AIDB_OK) fail("db snapshot after the fault cleared: %s %s", aidb_status_name(src), err ? err : "");
+    if (src != AIDB_OK)
+      fail("db snapshot after the fault cleared: %s %s", aidb_status_name(src), err ? err : "");
     aidb_free(err);
   }
   /* What the live database shows for 'other' must be what a reopen finds. A
@@ -437,8 +444,8 @@ static long long db_case(const char* root, int op, const char* spec) {
   trc = aidb_db_open_collection(db, "other", &t, NULL);
   if (dropped && trc == AIDB_OK) fail("dropped collection 'other' back after reopen");
   if (other_live != (trc == AIDB_OK)) {
-    fail("collection 'other' %s in the live database but %s after reopen", other_live ? "present" : "absent",
-         trc == AIDB_OK ? "present" : "absent");
+    fail("collection 'other' %s in the live database but %s after reopen",
+         other_live ? "present" : "absent", trc == AIDB_OK ? "present" : "absent");
   }
   aidb_collection_close(t);
   aidb_db_close(db);
@@ -475,20 +482,23 @@ static int tmpfs_test(const char* dir) {
     if (writes % 8 == 0) {
       int src = aidb_collection_snapshot_to(s.c, s.snap, NULL);
       if (src != AIDB_OK) {
-        if (src != AIDB_IO_ERROR) fail("snapshot on a full disk returned %s", aidb_status_name(src));
+        if (src != AIDB_IO_ERROR)
+          fail("snapshot on a full disk returned %s", aidb_status_name(src));
         ++snaps_failed;
       }
     }
   }
   ++cases;
-  if (rc != AIDB_IO_ERROR) fail("filling the disk ended with %s, want IO_ERROR", aidb_status_name(rc));
-  printf("tmpfs: %d batches acknowledged, then %s; %d snapshot(s) failed on the full disk\n", writes,
-         aidb_status_name(rc), snaps_failed);
+  if (rc != AIDB_IO_ERROR)
+    fail("filling the disk ended with %s, want IO_ERROR", aidb_status_name(rc));
+  printf("tmpfs: %d batches acknowledged, then %s; %d snapshot(s) failed on the full disk\n",
+         writes, aidb_status_name(rc), snaps_failed);
   check_model(s.c, "full disk");
   /* More writes keep failing cleanly while the disk is full. */
   for (int i = 0; i < 3; ++i) {
     int r = sa_run(&s, SA_UPSERT);
-    if (r != AIDB_OK && r != AIDB_IO_ERROR) fail("write on a full disk returned %s", aidb_status_name(r));
+    if (r != AIDB_OK && r != AIDB_IO_ERROR)
+      fail("write on a full disk returned %s", aidb_status_name(r));
   }
   check_model(s.c, "full disk, after more failed writes");
   unlink(ballast);
@@ -530,7 +540,8 @@ static void recover_cases(const char* root) {
     int rc = aidb_recover(s.c, NULL, NULL, NULL);
     fault_configure("off");
     ++cases;
-    if (fault_injected() > before && rc != AIDB_IO_ERROR) fail("recover returned %s", aidb_status_name(rc));
+    if (fault_injected() > before && rc != AIDB_IO_ERROR)
+      fail("recover returned %s", aidb_status_name(rc));
     if (fault_injected() == before) fail("the fault was never hit");
     aidb_collection_close(s.c);
     s.c = sa_open(&s, 1);
@@ -588,10 +599,12 @@ static void batch_sticky_case(const char* root) {
   if (fault_injected() == before) fail("the background sync was never hit");
   for (int i = 0; i < 3; ++i) {
     int rc = upsert(c, next_id++, 1);
-    if (rc != AIDB_IO_ERROR) fail("write %d after a failed background sync returned %s", i, aidb_status_name(rc));
+    if (rc != AIDB_IO_ERROR)
+      fail("write %d after a failed background sync returned %s", i, aidb_status_name(rc));
   }
   aidb_collection_close(c);
-  if (aidb_collection_open(&o, &c, NULL) != AIDB_OK || aidb_recover(c, NULL, NULL, NULL) != AIDB_OK) {
+  if (aidb_collection_open(&o, &c, NULL) != AIDB_OK ||
+      aidb_recover(c, NULL, NULL, NULL) != AIDB_OK) {
     fail("reopen after a failed background sync");
     return;
   }
@@ -635,7 +648,9 @@ int main(int argc, char** argv) {
             char spec[256];
             snprintf(spec, sizeof spec, "ops=%s;after=%d;count=1;errno=%s%s", ops[o], after,
                      errs[mode == 1], mode == 2 ? ";mode=short" : "");
-            if (mode == 2) snprintf(spec, sizeof spec, "ops=write;after=%d;count=2;errno=ENOSPC;mode=short", after);
+            if (mode == 2)
+              snprintf(spec, sizeof spec, "ops=write;after=%d;count=2;errno=ENOSPC;mode=short",
+                       after);
             snprintf(g_case, sizeof g_case, "%s under %s", opname, spec);
             long long n = kind == 0 ? sa_case(root, op, spec) : db_case(root, op, spec);
             if (kind == 0 && n > 0) sa_case_crash(root, op, spec);
@@ -657,7 +672,8 @@ int main(int argc, char** argv) {
     fault_configure("ops=fsync;path=wal.log;errno=EIO");
     for (int i = 0; i < 20; ++i) {
       int rc = sa_run(&s, i % 2 ? SA_UPSERT : SA_BATCH);
-      if (rc != AIDB_IO_ERROR) fail("write %d acknowledged (%s) while fdatasync fails", i, aidb_status_name(rc));
+      if (rc != AIDB_IO_ERROR)
+        fail("write %d acknowledged (%s) while fdatasync fails", i, aidb_status_name(rc));
     }
     fault_configure("off");
     ++cases;

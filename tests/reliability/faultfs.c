@@ -71,7 +71,7 @@ static long long g_injected; /* calls failed so far (all specs) */
 static int g_api_set;        /* faultfs_configure was called: ignore the file */
 static struct timespec g_file_mtime;
 static off_t g_file_size = -1;
-static __thread int t_busy;  /* our own calls (reading the control file, logging) */
+static __thread int t_busy; /* our own calls (reading the control file, logging) */
 
 static int parse_errno(const char* s) {
   if (!strcmp(s, "ENOSPC")) return ENOSPC;
@@ -187,7 +187,8 @@ static void log_fault(const char* call, const char* path, int mode, int err) {
   FILE* fp = fopen(f, "a");
   if (!fp) return;
   static const char* names[] = {"fail", "short", "kill", "killafter"};
-  fprintf(fp, "%s %s %s %s\n", call, names[mode], mode == MODE_KILL || mode == MODE_KILLAFTER ? "-" : strerror(err), path);
+  fprintf(fp, "%s %s %s %s\n", call, names[mode],
+          mode == MODE_KILL || mode == MODE_KILLAFTER ? "-" : strerror(err), path);
   fclose(fp);
 }
 
@@ -234,7 +235,7 @@ static int decide(int op, const char* call, int fd, const char* p1, const char* 
 }
 
 /* The next definition of `name` (libc's), looked up once. */
-#define REAL(name, type) \
+#define REAL(name, type)                \
   static __typeof__(&name) real_##name; \
   if (!real_##name) real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
 
@@ -260,18 +261,19 @@ static void die_now(void) {
   return r;
 
 ssize_t write(int fd, const void* buf, size_t n) {
-  REAL(write, ssize_t (*)(int, const void*, size_t));
+  REAL(write, ssize_t(*)(int, const void*, size_t));
   WRITE_BODY("write", fd, n, real_write(fd, buf, n), return real_write(fd, buf, n / 2))
 }
 
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
-  REAL(pwrite, ssize_t (*)(int, const void*, size_t, off_t));
+  REAL(pwrite, ssize_t(*)(int, const void*, size_t, off_t));
   WRITE_BODY("pwrite", fd, n, real_pwrite(fd, buf, n, off), return real_pwrite(fd, buf, n / 2, off))
 }
 
 ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) {
-  REAL(pwrite64, ssize_t (*)(int, const void*, size_t, off_t));
-  WRITE_BODY("pwrite64", fd, n, real_pwrite64(fd, buf, n, off), return real_pwrite64(fd, buf, n / 2, off))
+  REAL(pwrite64, ssize_t(*)(int, const void*, size_t, off_t));
+  WRITE_BODY("pwrite64", fd, n, real_pwrite64(fd, buf, n, off),
+             return real_pwrite64(fd, buf, n / 2, off))
 }
 
 static size_t iov_total(const struct iovec* v, int cnt) {
@@ -282,8 +284,8 @@ static size_t iov_total(const struct iovec* v, int cnt) {
 
 /* A short vectored write: only the first half of the bytes. */
 static ssize_t short_iov(int fd, const struct iovec* v, int cnt, off_t off, int positional) {
-  REAL(pwrite, ssize_t (*)(int, const void*, size_t, off_t));
-  REAL(write, ssize_t (*)(int, const void*, size_t));
+  REAL(pwrite, ssize_t(*)(int, const void*, size_t, off_t));
+  REAL(write, ssize_t(*)(int, const void*, size_t));
   size_t want = iov_total(v, cnt) / 2;
   size_t done = 0;
   for (int i = 0; i < cnt && done < want; ++i) {
@@ -298,18 +300,21 @@ static ssize_t short_iov(int fd, const struct iovec* v, int cnt, off_t off, int 
 }
 
 ssize_t writev(int fd, const struct iovec* v, int cnt) {
-  REAL(writev, ssize_t (*)(int, const struct iovec*, int));
-  WRITE_BODY("writev", fd, iov_total(v, cnt), real_writev(fd, v, cnt), return short_iov(fd, v, cnt, 0, 0))
+  REAL(writev, ssize_t(*)(int, const struct iovec*, int));
+  WRITE_BODY("writev", fd, iov_total(v, cnt), real_writev(fd, v, cnt),
+             return short_iov(fd, v, cnt, 0, 0))
 }
 
 ssize_t pwritev(int fd, const struct iovec* v, int cnt, off_t off) {
-  REAL(pwritev, ssize_t (*)(int, const struct iovec*, int, off_t));
-  WRITE_BODY("pwritev", fd, iov_total(v, cnt), real_pwritev(fd, v, cnt, off), return short_iov(fd, v, cnt, off, 1))
+  REAL(pwritev, ssize_t(*)(int, const struct iovec*, int, off_t));
+  WRITE_BODY("pwritev", fd, iov_total(v, cnt), real_pwritev(fd, v, cnt, off),
+             return short_iov(fd, v, cnt, off, 1))
 }
 
 ssize_t pwritev64(int fd, const struct iovec* v, int cnt, off_t off) {
-  REAL(pwritev64, ssize_t (*)(int, const struct iovec*, int, off_t));
-  WRITE_BODY("pwritev64", fd, iov_total(v, cnt), real_pwritev64(fd, v, cnt, off), return short_iov(fd, v, cnt, off, 1))
+  REAL(pwritev64, ssize_t(*)(int, const struct iovec*, int, off_t));
+  WRITE_BODY("pwritev64", fd, iov_total(v, cnt), real_pwritev64(fd, v, cnt, off),
+             return short_iov(fd, v, cnt, off, 1))
 }
 
 #define SIMPLE_BODY(op, callname, fd, p1, p2, DO_REAL) \

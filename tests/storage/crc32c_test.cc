@@ -29,7 +29,8 @@ TEST(Crc32c, Rfc3720Vectors) {
 TEST(Crc32c, ExtendEqualsWhole) {
   std::string s = "hello world, this is a crc32c extend test";
   for (size_t cut = 0; cut <= s.size(); ++cut) {
-    EXPECT_EQ(Extend(Value(s.data(), cut), s.data() + cut, s.size() - cut), Value(s.data(), s.size()));
+    EXPECT_EQ(Extend(Value(s.data(), cut), s.data() + cut, s.size() - cut),
+              Value(s.data(), s.size()));
   }
 }
 

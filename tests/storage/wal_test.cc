@@ -4,8 +4,8 @@
 #include "storage/wal.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -200,7 +200,8 @@ TEST_F(WalTest, OpenCreatesTheFile) {
 TEST_F(WalTest, FormatIsAsDocumented) {
   auto w = OpenWal();
   int64_t before = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   ASSERT_EQ(Put(w.get(), "abc", 7), 1u);
   w.reset();
   std::string f = Slurp(path_);
@@ -266,10 +267,13 @@ TEST_F(WalTest, ReopenAndAppend) {
     auto w = OpenWal();
     std::vector<uint64_t> seen;
     WalReadStats st;
-    ASSERT_TRUE(w->Replay([&](const WalRecord& r) {
-                  seen.push_back(r.lsn);
-                  return Status::OK();
-                }, &st).ok());
+    ASSERT_TRUE(w->Replay(
+                     [&](const WalRecord& r) {
+                       seen.push_back(r.lsn);
+                       return Status::OK();
+                     },
+                     &st)
+                    .ok());
     EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2, 3, 4}));
     EXPECT_EQ(w->last_lsn(), 4u);
     EXPECT_EQ(Put(w.get(), "five"), 5u);
@@ -284,9 +288,9 @@ TEST_F(WalTest, ReplayCallbackErrorStopsReplay) {
   WriteRecords({1, 2, 3});
   auto w = OpenWal();
   int n = 0;
-  Status s = w->Replay([&](const WalRecord&) {
-    return ++n == 2 ? Status::Internal("stop here") : Status::OK();
-  }, nullptr);
+  Status s = w->Replay(
+      [&](const WalRecord&) { return ++n == 2 ? Status::Internal("stop here") : Status::OK(); },
+      nullptr);
   EXPECT_EQ(s.message(), "stop here");
   EXPECT_EQ(n, 2);
 }
@@ -386,7 +390,8 @@ TEST_F(WalTest, ChecksumFlipInMiddleRecordIsCorruptionWithOffset) {
     if (pos >= 2 * rec + 8) {  // the length field is intact
       EXPECT_NE(r.status.message().find("checksum mismatch"), std::string::npos);
       EXPECT_NE(r.status.message().find(std::to_string(2 * rec) + " bytes after it"),
-                std::string::npos) << r.status.message();
+                std::string::npos)
+          << r.status.message();
     }
     EXPECT_EQ(r.recs.size(), 2u);  // records before it were delivered
     EXPECT_EQ(r.stats.records, 2u);
@@ -430,8 +435,9 @@ TEST_F(WalTest, ExactCorruptionMessage) {
   full[kWalHeaderSize + 100 + 50] ^= 1;
   Spit(path_, full);
   ReadResult r = ReadAll(path_, kMmapAlways);
-  EXPECT_EQ(r.status.message(),
-            "WAL " + path_ + ": checksum mismatch in record at offset 128 (lsn 2); 128 bytes after it");
+  EXPECT_EQ(
+      r.status.message(),
+      "WAL " + path_ + ": checksum mismatch in record at offset 128 (lsn 2); 128 bytes after it");
 }
 
 TEST_F(WalTest, ChecksumFlipInLastRecordIsTornTail) {
@@ -477,8 +483,9 @@ TEST_F(WalTest, ImpossibleLengthIsCorruption) {
   Spit(path_, bad);
   r = ReadBoth(path_);
   EXPECT_TRUE(r.status.IsCorruption()) << r.status.ToString();
-  EXPECT_NE(r.status.message().find("checksum mismatch in record at offset " +
-                                    std::to_string(second)), std::string::npos);
+  EXPECT_NE(
+      r.status.message().find("checksum mismatch in record at offset " + std::to_string(second)),
+      std::string::npos);
 
   // A length running past end of file in the last record: torn tail.
   bad = full;
@@ -498,8 +505,8 @@ TEST_F(WalTest, ZeroOpAndNonIncreasingLsnAreCorruption) {
   EXPECT_NE(r.status.message().find("zero op"), std::string::npos);
   EXPECT_NE(r.status.message().find("offset 29"), std::string::npos);
 
-  Spit(path_, Encode(1, 5, 1, "a") + Encode(5, 5, 1, "b") + Encode(5, 5, 1, "c") +
-                  Encode(6, 5, 1, "d"));
+  Spit(path_,
+       Encode(1, 5, 1, "a") + Encode(5, 5, 1, "b") + Encode(5, 5, 1, "c") + Encode(6, 5, 1, "d"));
   r = ReadBoth(path_);
   EXPECT_TRUE(r.status.IsCorruption());
   EXPECT_NE(r.status.message().find("non-increasing lsn 5 after 5"), std::string::npos);
@@ -682,7 +689,8 @@ TEST_F(WalTest, TruncateLeavesEmptyFileAndResetsStats) {
   EXPECT_EQ(s2.last_lsn, 20u);
   ASSERT_TRUE(s2.last_truncate_ns.has_value());
   int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count();
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   EXPECT_LE(*s2.last_truncate_ns, now);
   EXPECT_GT(*s2.last_truncate_ns, now - int64_t{60} * 1000000000);
 
@@ -702,8 +710,7 @@ TEST_F(WalTest, TruncateLeavesEmptyFileAndResetsStats) {
 struct Captured {
   std::mutex mu;
   std::vector<std::tuple<int, std::string, std::string, std::string>> events;
-  static void Cb(void* user, int level, const char* target, const char* event,
-                 const char* fields) {
+  static void Cb(void* user, int level, const char* target, const char* event, const char* fields) {
     auto* c = static_cast<Captured*>(user);
     std::lock_guard<std::mutex> l(c->mu);
     c->events.emplace_back(level, target, event, fields);
@@ -743,7 +750,8 @@ TEST_F(WalTest, LogsGrowthAndTruncation) {
   }
   bool saw_first = false;
   for (auto& e : cap.events) {
-    if (std::get<2>(e) == "wal_growth" && std::get<3>(e).find("size_bytes=5000") != std::string::npos)
+    if (std::get<2>(e) == "wal_growth" &&
+        std::get<3>(e).find("size_bytes=5000") != std::string::npos)
       saw_first = true;
   }
   EXPECT_TRUE(saw_first);
@@ -793,11 +801,13 @@ TEST_F(WalTest, ReadWhileCommitting) {
   while (!stop || reads < 2) {
     uint64_t prev = 0;
     WalReadStats st;
-    Status s = w->Read([&](const WalRecord& r) {
-      EXPECT_EQ(r.lsn, prev + 1);
-      prev = r.lsn;
-      return Status::OK();
-    }, &st);
+    Status s = w->Read(
+        [&](const WalRecord& r) {
+          EXPECT_EQ(r.lsn, prev + 1);
+          prev = r.lsn;
+          return Status::OK();
+        },
+        &st);
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_FALSE(st.torn_tail);
     reads++;
@@ -860,22 +870,26 @@ TEST_F(WalTest, SigkillDuringGroupCommitLosesNoAcknowledgedRecord) {
     waitpid(pid, &wst, 0);
     ASSERT_TRUE(WIFSIGNALED(wst)) << "child exited early with " << WEXITSTATUS(wst);
     uint64_t msg[2];
-    while (read(fds[0], msg, sizeof msg) == sizeof msg) acked[msg[0]] = std::max(acked[msg[0]], msg[1] + 1);
+    while (read(fds[0], msg, sizeof msg) == sizeof msg)
+      acked[msg[0]] = std::max(acked[msg[0]], msg[1] + 1);
     close(fds[0]);
 
     std::map<uint64_t, uint64_t> found;  // writer id -> next expected seq
     uint64_t prev_lsn = 0;
     WalReadStats st;
-    Status s = ReadWal(path_, kMmapAlways, [&](const WalRecord& r) {
-      uint64_t id, seq;
-      std::memcpy(&id, r.body.data(), 8);
-      std::memcpy(&seq, r.body.data() + 8, 8);
-      EXPECT_EQ(seq, found[id]) << "gap in writer " << id;
-      found[id] = seq + 1;
-      EXPECT_GT(r.lsn, prev_lsn);
-      prev_lsn = r.lsn;
-      return Status::OK();
-    }, &st);
+    Status s = ReadWal(
+        path_, kMmapAlways,
+        [&](const WalRecord& r) {
+          uint64_t id, seq;
+          std::memcpy(&id, r.body.data(), 8);
+          std::memcpy(&seq, r.body.data() + 8, 8);
+          EXPECT_EQ(seq, found[id]) << "gap in writer " << id;
+          found[id] = seq + 1;
+          EXPECT_GT(r.lsn, prev_lsn);
+          prev_lsn = r.lsn;
+          return Status::OK();
+        },
+        &st);
     ASSERT_TRUE(s.ok()) << "round " << round << ": " << s.ToString();
     torn += st.torn_tail;
     records = st.records;

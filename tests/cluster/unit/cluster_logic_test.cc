@@ -31,8 +31,7 @@ TEST(Partitioner, IsFnv1aOfTheSixteenIdBytes) {
   // FNV-1a 32 of 16 zero bytes, computed by hand from the definition.
   uint32_t h = 2166136261u;
   for (int i = 0; i < 16; ++i) h = (h ^ 0u) * 16777619u;
-  EXPECT_EQ(PartitionFor("00000000-0000-0000-0000-000000000000", 1000),
-            static_cast<int>(h % 1000));
+  EXPECT_EQ(PartitionFor("00000000-0000-0000-0000-000000000000", 1000), static_cast<int>(h % 1000));
   // Upper- and lower-case hex digits are the same bytes.
   EXPECT_EQ(PartitionFor("ABCDEF00-0000-0000-0000-000000000001", 97),
             PartitionFor("abcdef00-0000-0000-0000-000000000001", 97));
@@ -86,7 +85,8 @@ TEST(WriteTokens, MalformedTokensAreRejected) {
 
 TEST(LocalNames, AreValidCollectionNamesAndDistinct) {
   std::set<std::string> seen;
-  for (const std::string& c : std::vector<std::string>{"a", "a-1", "a-10", "a-1-0", std::string(64, 'x'), std::string(63, 'x')}) {
+  for (const std::string& c : std::vector<std::string>{
+           "a", "a-1", "a-10", "a-1-0", std::string(64, 'x'), std::string(63, 'x')}) {
     for (int p : {0, 1, 10, 1023}) {
       std::string n = LocalShardName(c, p);
       EXPECT_LE(n.size(), 64u) << n;
