@@ -57,7 +57,7 @@ SDIST=$(echo "$OUT"/dist/aidb-*.tar.gz)
 WHEEL=$(echo "$OUT"/dist/aidb-*.whl)
 step "sdist carries the library's sources"
 tar -tzf "$SDIST" >"$OUT/sdist.txt"
-for f in _aidb_src/CMakeLists.txt _aidb_src/include/aidb.h _aidb_src/src/CMakeLists.txt \
+for f in _aidb_src/CMakeLists.txt _aidb_src/include/aidb.h.in _aidb_src/src/CMakeLists.txt \
   _aidb_src/cmake/install.cmake CMakeLists.txt pyproject.toml _build_backend/aidb_build_backend.py \
   aidb/_capi.py; do
   grep -q "^aidb-[^/]*/$f$" "$OUT/sdist.txt" || { echo "sdist lacks $f"; exit 1; }
@@ -87,9 +87,10 @@ assert C.LIBRARY == C.BUNDLED_LIBRARY, C.LIBRARY
 print("import aidb: library", aidb.version(), "loaded from", C.LIBRARY)
 PY
 # The tests, copied out of the checkout so nothing but the installed package
-# can be imported; the header of the layout test is the repository's.
+# can be imported; the header of the layout test is the one this build
+# generated from the repository's include/aidb.h.in.
 cp -r "$ROOT/bindings/python/tests" "$OUT/tests"
-AIDB_INCLUDE_DIR=$ROOT/include "$OUT/venv/bin/python" -m pytest -q -p no:cacheprovider \
+AIDB_INCLUDE_DIR=$BUILD/include "$OUT/venv/bin/python" -m pytest -q -p no:cacheprovider \
   "$OUT/tests" 2>&1 | tee "$OUT/pytest.log" | tail -3
 
 step "pip install ./bindings/python (from the checkout) into a fresh venv"

@@ -21,7 +21,7 @@ _PARTS = ("CMakeLists.txt", "cmake", "include", "pkgconfig", "src")
 
 def build_sdist(sdist_directory, config_settings=None):
     root = _HERE.parent.parent
-    if _STAGE.exists() or not (root / "include" / "aidb.h").is_file():
+    if _STAGE.exists() or not (root / "include" / "aidb.h.in").is_file():
         # Already staged (an sdist rebuilt from an sdist), or not in a checkout.
         return _skb.build_sdist(sdist_directory, config_settings)
     try:

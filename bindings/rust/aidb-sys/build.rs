@@ -69,10 +69,10 @@ mod bundled {
         let src = src
             .canonicalize()
             .unwrap_or_else(|e| panic!("aidb-sys: libaidb's sources not found at {} ({e})", src.display()));
-        if !src.join("include/aidb.h").is_file() || !src.join("CMakeLists.txt").is_file() {
+        if !src.join("include/aidb.h.in").is_file() || !src.join("CMakeLists.txt").is_file() {
             panic!(
                 "aidb-sys (bundled): {} is not AIDB's source tree (no CMakeLists.txt and \
-                 include/aidb.h); set AIDB_SOURCE_DIR",
+                 include/aidb.h.in); set AIDB_SOURCE_DIR",
                 src.display()
             );
         }

@@ -77,6 +77,26 @@ pub const AIDB_WAL_OP_UPSERT: c_int = 1;
 pub const AIDB_WAL_OP_DELETE: c_int = 2;
 pub const AIDB_WAL_OP_SET_PARAMS: c_int = 3;
 
+// The defaults the *_init functions set (AIDB_DEFAULT_* in aidb.h).
+pub const AIDB_DEFAULT_METRIC: c_int = AIDB_METRIC_COSINE;
+pub const AIDB_DEFAULT_INDEX_KIND: c_int = AIDB_INDEX_FLAT;
+pub const AIDB_DEFAULT_HNSW_M: u32 = 16;
+pub const AIDB_DEFAULT_HNSW_EF_CONSTRUCTION: u32 = 200;
+pub const AIDB_DEFAULT_HNSW_EF_SEARCH: u32 = 0;
+pub const AIDB_DEFAULT_DURABILITY: c_int = AIDB_DURABILITY_FSYNC;
+pub const AIDB_DEFAULT_BATCH_INTERVAL_MS: u32 = 10;
+pub const AIDB_DEFAULT_WAL_MMAP_THRESHOLD: u32 = 1_048_576; // the field is u64
+pub const AIDB_DEFAULT_CREATE_IF_MISSING: c_int = 1;
+pub const AIDB_DEFAULT_TOP_K: u32 = 10;
+pub const AIDB_DEFAULT_WITH_PAYLOAD: c_int = 1;
+
+// Which file of a collection aidb_db_collection_path names.
+pub const AIDB_PATH_COLLECTION: c_int = 0;
+pub const AIDB_PATH_CONFIG: c_int = 1;
+pub const AIDB_PATH_WAL: c_int = 2;
+pub const AIDB_PATH_MANIFEST: c_int = 3;
+pub const AIDB_PATH_SNAPSHOTS: c_int = 4;
+
 macro_rules! opaque {
     ($($name:ident),*) => {$(
         #[repr(C)]
