@@ -20,6 +20,7 @@
 
 #include "core/filter.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/uuid.h"
 #include "engine/collection.h"
 #include "engine/database.h"
@@ -59,20 +60,7 @@ char* CopyString(const std::string& s) {
   return p;
 }
 
-// Internal codes are the AIDB_* codes: ToCode() is a cast.
-static_assert(static_cast<int>(Status::Code::kOk) == AIDB_OK);
-static_assert(static_cast<int>(Status::Code::kInvalidArgument) == AIDB_INVALID_ARGUMENT);
-static_assert(static_cast<int>(Status::Code::kNotFound) == AIDB_NOT_FOUND);
-static_assert(static_cast<int>(Status::Code::kAlreadyExists) == AIDB_ALREADY_EXISTS);
-static_assert(static_cast<int>(Status::Code::kDimensionMismatch) == AIDB_DIMENSION_MISMATCH);
-static_assert(static_cast<int>(Status::Code::kIOError) == AIDB_IO_ERROR);
-static_assert(static_cast<int>(Status::Code::kCorruption) == AIDB_CORRUPTION);
-static_assert(static_cast<int>(Status::Code::kMisuse) == AIDB_MISUSE);
-static_assert(static_cast<int>(Status::Code::kNoMemory) == AIDB_NO_MEMORY);
-static_assert(static_cast<int>(Status::Code::kUnsupported) == AIDB_UNSUPPORTED);
-static_assert(static_cast<int>(Status::Code::kInternal) == AIDB_INTERNAL);
-static_assert(static_cast<int>(Status::Code::kBusy) == AIDB_BUSY);
-
+// Internal codes are the AIDB_* codes (status_check.cc asserts it): a cast.
 int ToCode(const Status& s) { return static_cast<int>(s.code()); }
 
 int Report(const Status& s, char** errmsg) {
@@ -136,72 +124,28 @@ void CopyOut(const T& full, T* out) {
 }
 
 // --- names ------------------------------------------------------------------
-// One table per enumeration: the first entry of a value is its name, later
-// ones are aliases accepted when parsing (aidb.h lists them).
-struct NameEntry {
-  const char* name;
-  int value;
-};
-
-constexpr NameEntry kMetricNames[] = {
-    {"cosine", AIDB_METRIC_COSINE},
-    {"euclidean", AIDB_METRIC_EUCLIDEAN},
-    {"dot", AIDB_METRIC_DOT},
-    {"euclid", AIDB_METRIC_EUCLIDEAN},
-    {"l2", AIDB_METRIC_EUCLIDEAN},
-    {"l2sq", AIDB_METRIC_EUCLIDEAN},
-    {"euclidean_distance", AIDB_METRIC_EUCLIDEAN},
-    {"ip", AIDB_METRIC_DOT},
-    {"inner_product", AIDB_METRIC_DOT},
-    {"dot_product", AIDB_METRIC_DOT},
-};
-constexpr NameEntry kIndexKindNames[] = {{"flat", AIDB_INDEX_FLAT}, {"hnsw", AIDB_INDEX_HNSW}};
-constexpr NameEntry kDurabilityNames[] = {{"fsync", AIDB_DURABILITY_FSYNC},
-                                          {"batch", AIDB_DURABILITY_BATCH},
-                                          {"none", AIDB_DURABILITY_NONE}};
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]);
-    unsigned char y = static_cast<unsigned char>(b[i]);
-    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-template <size_t N>
-const char* NameOf(const NameEntry (&table)[N], int value) {
-  for (const NameEntry& e : table) {
-    if (e.value == value) return e.name;
-  }
-  return "unknown";
-}
-
-// Parses `name` (any case) against `table`. `what` names the enumeration in
-// messages, `expected` lists its names.
-template <size_t N>
-Status ValueOf(const NameEntry (&table)[N], const char* name, const char* what,
-               const char* expected, int* value) {
-  for (const NameEntry& e : table) {
-    if (EqualsNoCase(name, e.name)) {
-      *value = e.value;
-      return Status::OK();
-    }
-  }
-  return Status::InvalidArgument("unknown " + std::string(what) + " '" + name + "': expected " +
-                                 expected);
-}
-
-template <size_t N>
-int ParseName(const NameEntry (&table)[N], const char* name, int* value, const char* out_name,
-              const char* what, const char* expected, char** errmsg) {
+// The tables live in core/names.h (collection.json and the logs use them
+// too); the C API adds the misuse checks and the error message.
+template <typename T>
+int ParseName(bool (*parse)(std::string_view, T*), const char* name, int* value,
+              const char* out_name, const char* what, const char* expected, char** errmsg) {
   return Guard(errmsg, [&] {
     if (name == nullptr) return Misuse("name");
     if (value == nullptr) return Misuse(out_name);
-    return ValueOf(table, name, what, expected, value);
+    T v{};
+    if (!parse(name, &v)) {
+      return Status::InvalidArgument("unknown " + std::string(what) + " '" + name + "': expected " +
+                                     expected);
+    }
+    *value = static_cast<int>(v);
+    return Status::OK();
   });
+}
+
+// The name of a C API enum value; "unknown" outside [0, count).
+template <typename T>
+const char* NameOfInt(const char* (*name_of)(T), int v, int count) {
+  return v >= 0 && v < count ? name_of(static_cast<T>(v)) : "unknown";
 }
 
 aidb::storage::Durability ToDurability(int mode) {
@@ -369,22 +313,29 @@ void aidb_free_string_array(char** strings, size_t count) {
 }
 
 int aidb_metric_from_string(const char* name, int* metric, char** errmsg) {
-  return ParseName(kMetricNames, name, metric, "metric", "metric", "cosine, euclidean or dot",
+  return ParseName(aidb::ParseMetric, name, metric, "metric", "metric", aidb::MetricChoices(),
                    errmsg);
 }
 
 int aidb_index_kind_from_string(const char* name, int* kind, char** errmsg) {
-  return ParseName(kIndexKindNames, name, kind, "kind", "index kind", "flat or hnsw", errmsg);
-}
-
-int aidb_durability_from_string(const char* name, int* mode, char** errmsg) {
-  return ParseName(kDurabilityNames, name, mode, "mode", "durability mode", "fsync, batch or none",
+  return ParseName(aidb::ParseIndexKind, name, kind, "kind", "index kind", aidb::IndexKindChoices(),
                    errmsg);
 }
 
-const char* aidb_metric_name(int metric) { return NameOf(kMetricNames, metric); }
-const char* aidb_index_kind_name(int kind) { return NameOf(kIndexKindNames, kind); }
-const char* aidb_durability_name(int mode) { return NameOf(kDurabilityNames, mode); }
+int aidb_durability_from_string(const char* name, int* mode, char** errmsg) {
+  return ParseName(aidb::ParseDurability, name, mode, "mode", "durability mode",
+                   aidb::DurabilityChoices(), errmsg);
+}
+
+const char* aidb_metric_name(int metric) {
+  return NameOfInt(aidb::MetricName, metric, AIDB_METRIC_DOT + 1);
+}
+const char* aidb_index_kind_name(int kind) {
+  return NameOfInt(aidb::IndexKindName, kind, AIDB_INDEX_HNSW + 1);
+}
+const char* aidb_durability_name(int mode) {
+  return NameOfInt(aidb::DurabilityName, mode, AIDB_DURABILITY_NONE + 1);
+}
 
 void aidb_set_log_callback(aidb_log_fn fn, void* user_data, int min_level) {
   if (min_level < AIDB_LOG_DEBUG) min_level = AIDB_LOG_DEBUG;

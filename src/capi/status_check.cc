@@ -3,6 +3,7 @@
 // code added on one side without the other fails the build here.
 #include "aidb.h"
 #include "core/config.h"
+#include "core/defaults.h"
 #include "core/distance.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -45,6 +46,15 @@ static_assert(V(log::Level::kInfo) == AIDB_LOG_INFO);
 static_assert(V(log::Level::kWarn) == AIDB_LOG_WARN);
 static_assert(V(log::Level::kError) == AIDB_LOG_ERROR);
 static_assert(V(log::Level::kOff) == AIDB_LOG_OFF);
+
+// The defaults: core/defaults.h is what the engine uses, AIDB_DEFAULT_* what
+// the header promises and the *_init functions set.
+static_assert(kDefaultHnswM == AIDB_DEFAULT_HNSW_M);
+static_assert(kDefaultHnswEfConstruction == AIDB_DEFAULT_HNSW_EF_CONSTRUCTION);
+static_assert(kDefaultHnswEfSearch == AIDB_DEFAULT_HNSW_EF_SEARCH);
+static_assert(kDefaultTopK == AIDB_DEFAULT_TOP_K);
+static_assert(kDefaultBatchIntervalMs == AIDB_DEFAULT_BATCH_INTERVAL_MS);
+static_assert(kDefaultWalMmapThreshold == AIDB_DEFAULT_WAL_MMAP_THRESHOLD);
 
 }  // namespace
 }  // namespace aidb

@@ -12,9 +12,16 @@ struct Name {
 };
 
 constexpr Name<Metric> kMetrics[] = {
-    {"cosine", Metric::kCosine},     {"euclidean", Metric::kEuclidean}, {"dot", Metric::kDot},
-    {"euclid", Metric::kEuclidean},  {"l2", Metric::kEuclidean},        {"ip", Metric::kDot},
+    {"cosine", Metric::kCosine},
+    {"euclidean", Metric::kEuclidean},
+    {"dot", Metric::kDot},
+    {"euclid", Metric::kEuclidean},
+    {"l2", Metric::kEuclidean},
+    {"ip", Metric::kDot},
     {"inner_product", Metric::kDot},
+    {"l2sq", Metric::kEuclidean},
+    {"euclidean_distance", Metric::kEuclidean},
+    {"dot_product", Metric::kDot},
 };
 constexpr Name<IndexKind> kIndexKinds[] = {
     {"flat", IndexKind::kFlat},

@@ -16,8 +16,9 @@ const char* MetricName(Metric m);
 const char* IndexKindName(IndexKind k);
 const char* DurabilityName(Durability d);
 
-// Case-insensitive; metrics also accept the aliases "euclid" and "l2"
-// (euclidean), "ip" and "inner_product" (dot). False for an unknown name
+// Case-insensitive; metrics also accept the aliases "euclid", "l2", "l2sq" and
+// "euclidean_distance" (euclidean), "ip", "inner_product" and "dot_product" (dot). False for an
+// unknown name
 // (*out untouched).
 bool ParseMetric(std::string_view name, Metric* out);
 bool ParseIndexKind(std::string_view name, IndexKind* out);
