@@ -243,8 +243,19 @@ def test_metrics_are_valid_prometheus_text(daemon):
         assert daemon.post("/collections/docs/points", {"vector": [1, i]}).status == 200
     daemon.get("/collections/missing")
     daemon.get("/nope")
-    r = daemon.get("/metrics")
-    assert r.status == 200
+    # A request is counted once its answer has been written (its duration
+    # runs to the last byte), so the client may read the answer a moment
+    # before the counter moves, and a scrape on another I/O loop can come in
+    # between: wait (bounded) until both 404s show.
+    deadline = time.monotonic() + 10
+    while True:
+        r = daemon.get("/metrics")
+        assert r.status == 200
+        seen = ('route="unmatched",method="GET",status="404"' in r.body and
+                'route="/collections/:name",method="GET",status="404"' in r.body)
+        if seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     if promtool:
         p = subprocess.run([promtool, "check", "metrics"], input=r.body.encode(),
