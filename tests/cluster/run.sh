@@ -25,20 +25,8 @@ if ! "$BUILD_DIR/src/server/aidbd" --help 2>&1 | grep -q -- --kafka; then
   exit 1
 fi
 
-PY=""
-for cand in python3 /usr/bin/python3 "$BUILD_DIR/server-tests-venv/bin/python"; do
-  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import pytest" >/dev/null 2>&1; then
-    PY=$cand
-    break
-  fi
-done
-if [ -z "$PY" ]; then
-  VENV="$BUILD_DIR/server-tests-venv"
-  echo "run.sh: no pytest found; installing it into $VENV" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/tests/server/requirements.txt"
-  PY="$VENV/bin/python"
-fi
+# shellcheck source=tests/server/pytest_python.sh
+source "$ROOT/tests/server/pytest_python.sh"
 
 # The tools and jars once, before pytest's clock starts (a no-op when present).
 bash "$ROOT/scripts/kafka.sh" prepare

@@ -20,20 +20,8 @@ for bin in "$BUILD_DIR/src/server/aidbd" "$BUILD_DIR/src/server/aidb"; do
   fi
 done
 
-PY=""
-for cand in python3 /usr/bin/python3 "$BUILD_DIR/server-tests-venv/bin/python"; do
-  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import pytest" >/dev/null 2>&1; then
-    PY=$cand
-    break
-  fi
-done
-if [ -z "$PY" ]; then
-  VENV="$BUILD_DIR/server-tests-venv"
-  echo "run.sh: no pytest found; installing it into $VENV" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q -r "$HERE/requirements.txt"
-  PY="$VENV/bin/python"
-fi
+# shellcheck source=tests/server/pytest_python.sh
+source "$HERE/pytest_python.sh"
 
 export AIDB_BUILD_DIR="$BUILD_DIR"
 exec "$PY" -m pytest -q -p no:cacheprovider "$HERE" "$@"
