@@ -244,12 +244,11 @@ def main():
             if rnd == 0:
                 req = urllib.request.Request(
                     url + "/collections", method="POST",
-                    data=json.dumps({"name": "ingest_http", "dim": dim}).encode())
-                try:
-                    urllib.request.urlopen(req).read()
-                except urllib.error.HTTPError as e:
-                    if e.code != 409:  # exists when --reuse
-                        raise
+                    data=json.dumps({"name": "ingest_http", "dim": dim,
+                                     "index": "flat"}).encode())
+                # {"ok": true}, also when it exists already (--reuse).
+                if json.loads(urllib.request.urlopen(req).read()) != {"ok": True}:
+                    raise RuntimeError("creating ingest_http failed")
             run_wrk(wrk, url + "/collections/bench/search", paths["wrk.lua"],
                     paths["search.ndjson"], c, 1)  # warm-up
             http_search = cpu_per_op(lambda: run_wrk(

@@ -174,7 +174,10 @@ bool Api::Prepare(HttpRequest* req, HttpResponse* resp) {
     return true;
   }
   if (m.route == kHealth) {
-    resp->body = Dump(Json{{"status", "ok"}, {"version", aidb_version()}});
+    // As the original server: `ok` as text. The version rides in a header.
+    resp->content_type = "text/plain; charset=utf-8";
+    resp->body = "ok";
+    resp->headers.emplace_back("AIDB-Version", aidb_version());
     return true;
   }
   return false;

@@ -28,7 +28,10 @@ namespace aidbd {
 
 struct ApiConfig {
   std::string data_dir;  // absolute, canonical
-  std::string api_key;   // empty: no authentication
+  // The directory a create's "wal_dir" must name (absolute, canonical): the
+  // daemon's --data-dir. Empty: data_dir.
+  std::string wal_dir;
+  std::string api_key;  // empty: no authentication
   int64_t start_unix_ns = 0;
   // The console's history: one sample of every collection per interval.
   int64_t history_interval_ms = 10000;

@@ -1,4 +1,5 @@
 // Collection routes: list, create, get, drop, compact, params.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,63 +18,36 @@ void Api::ListCollections(HttpResponse* resp) {
       if (e.status != 404) throw;  // dropped meanwhile
     }
   }
-  Reply(resp, 200, Json{{"collections", std::move(arr)}});
+  Reply(resp, 200, arr);  // a bare array, as the original server answered
 }
 
 void Api::CreateCollection(HttpRequest* req, HttpResponse* resp) {
   element body = ParseBody(req, false);
-  auto name_el = Field(body, "name");
-  if (!name_el) Fail(400, "'name' is required");
-  std::string name = ToString(*name_el, "name");
-  if (!ValidName(name)) {
-    Fail(400, "invalid collection name: names are 1 to 64 of A-Z a-z 0-9 _ -");
-  }
-  auto dim_el = FieldAny(body, {"dim", "dimension", "size"});
-  if (!dim_el) Fail(400, "'dim' is required");
-  uint64_t dim = ToUint(*dim_el, "dim", 65536);
-  if (dim == 0) Fail(400, "'dim' must be at least 1");
-
-  aidb_collection_options opts;
-  aidb_collection_options_init(&opts);
-  opts.name = name.c_str();
-  opts.dim = static_cast<uint32_t>(dim);
-  ErrMsg err;
-  if (auto m = FieldAny(body, {"metric", "distance"})) {
-    std::string metric = Lower(ToString(*m, "metric"));
-    int v = 0;  // the library knows the aliases (euclid, l2, ip, dot_product, ...)
-    if (aidb_metric_from_string(metric.c_str(), &v, nullptr) != AIDB_OK) {
-      Fail(400, "unknown metric '" + metric + "': use cosine, euclidean (l2) or dot");
-    }
-    opts.metric = v;
-  }
-  auto hnsw = Field(body, "hnsw");
-  if (auto ix = Field(body, "index")) {
-    std::string kind = Lower(ToString(*ix, "index"));
-    int v = 0;
-    if (aidb_index_kind_from_string(kind.c_str(), &v, nullptr) != AIDB_OK) {
-      Fail(400, "unknown index '" + kind + "': use flat or hnsw");
-    }
-    opts.index_kind = v;
-  } else if (hnsw && !hnsw->is_null()) {
-    opts.index_kind = AIDB_INDEX_HNSW;
-  }
-  if (hnsw && !hnsw->is_null()) {
-    if (!hnsw->is_object()) Fail(400, "'hnsw' must be an object");
-    if (auto v = Field(*hnsw, "m")) opts.hnsw_m = static_cast<uint32_t>(ToUint(*v, "hnsw.m"));
-    if (auto v = Field(*hnsw, "ef_construction")) {
-      opts.hnsw_ef_construction = static_cast<uint32_t>(ToUint(*v, "hnsw.ef_construction"));
-    }
-    if (auto v = Field(*hnsw, "ef_search")) {
-      opts.hnsw_ef_search = static_cast<uint32_t>(ToUint(*v, "hnsw.ef_search"));
-    }
-  }
+  CreateSpec spec = ParseCreate(body, config_.wal_dir.empty() ? config_.data_dir : config_.wal_dir);
+  const std::string& name = spec.name;
+  // As the original server: creating a collection that exists with the same
+  // configuration succeeds and changes nothing; another configuration is 409.
+  std::string difference;
   handles_.Exclusively(name, [&] {
-    int st = aidb_db_create_collection(db_, &opts, nullptr, err.out());
-    if (st == AIDB_ALREADY_EXISTS) Fail(409, "collection '" + name + "' already exists");
+    ErrMsg err;
+    int st = aidb_db_create_collection(db_, spec.Options(), nullptr, err.out());
+    if (st != AIDB_ALREADY_EXISTS) {
+      Check(st, err);
+      return;
+    }
+    aidb_collection* h = nullptr;
+    Check(aidb_db_open_collection(db_, name.c_str(), &h, err.out()), err);
+    aidb_collection_info info;
+    aidb_collection_info_init(&info);
+    st = aidb_collection_get_info(h, &info, err.out());
+    aidb_collection_close(h);
     Check(st, err);
+    difference = ConfigDifference(info, *spec.Options());
   });
-  auto c = handles_.Get(name);
-  Reply(resp, 201, CollectionJson(c->handle));
+  if (!difference.empty()) {
+    Fail(409, "collection '" + name + "' already exists with another configuration: " + difference);
+  }
+  Reply(resp, 200, Json{{"ok", true}});
 }
 
 void Api::GetCollection(HttpRequest* req, HttpResponse* resp) {
@@ -95,24 +69,38 @@ void Api::DropCollection(HttpRequest* req, HttpResponse* resp) {
 
 void Api::Compact(HttpRequest* req, HttpResponse* resp) {
   auto c = handles_.Get(req->params[0]);
+  // As the original server: true once an HNSW index is rebuilt, false for an
+  // exact index (nothing to compact).
+  if (c->index_kind != AIDB_INDEX_HNSW) {
+    Reply(resp, 200, false);
+    return;
+  }
   ErrMsg err;
   Check(aidb_collection_compact(c->handle, err.out()), err);
-  Reply(resp, 200, CollectionJson(c->handle));
+  Reply(resp, 200, true);
 }
 
 void Api::Params(HttpRequest* req, HttpResponse* resp) {
   auto c = handles_.Get(req->params[0]);
   element body = ParseBody(req, false);
   auto ef = Field(body, "ef_search");
-  if (!ef) {
+  if (!ef || ef->is_null()) {
     if (auto h = Field(body, "hnsw"); h && h->is_object()) ef = Field(*h, "ef_search");
   }
-  if (!ef) Fail(400, "'ef_search' is required");
-  uint32_t v = static_cast<uint32_t>(ToUint(*ef, "ef_search"));
-  ErrMsg err;
-  Check(aidb_collection_set_ef_search(c->handle, v, err.out()), err);
-  c->ef_search = v;
-  Reply(resp, 200, CollectionJson(c->handle));
+  std::optional<uint32_t> v;
+  if (ef && !ef->is_null()) v = static_cast<uint32_t>(ToUint(*ef, "ef_search"));
+  // As the original server: true for an HNSW index (a missing ef_search
+  // changes nothing), false for an exact index (no parameters to set).
+  if (c->index_kind != AIDB_INDEX_HNSW) {
+    Reply(resp, 200, false);
+    return;
+  }
+  if (v) {
+    ErrMsg err;
+    Check(aidb_collection_set_ef_search(c->handle, *v, err.out()), err);
+    c->ef_search = *v;
+  }
+  Reply(resp, 200, true);
 }
 
 }  // namespace aidbd

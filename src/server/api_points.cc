@@ -24,7 +24,7 @@ void Api::Upsert(HttpRequest* req, HttpResponse* resp) {
       aidb_collection_upsert(c->handle, id.c_str(), vec.data(), vec.size(),
                              payload.empty() ? nullptr : payload.data(), payload.size(), err.out()),
       err);
-  Reply(resp, 200, Json{{"id", id}});
+  Reply(resp, 200, id);  // the id as a bare JSON string, as the original server
 }
 
 void Api::UpsertBatch(HttpRequest* req, HttpResponse* resp) {
@@ -66,7 +66,7 @@ void Api::UpsertBatch(HttpRequest* req, HttpResponse* resp) {
           err);
     for (auto& id : ids) out_ids.push_back(id);
   }
-  Reply(resp, 200, Json{{"ids", std::move(out_ids)}});
+  Reply(resp, 200, out_ids);  // a bare array of ids, as the original server
 }
 
 void Api::GetPoint(HttpRequest* req, HttpResponse* resp) {
@@ -93,9 +93,13 @@ void Api::DeletePoint(HttpRequest* req, HttpResponse* resp) {
   auto c = handles_.Get(req->params[0]);
   ErrMsg err;
   int st = aidb_collection_delete(c->handle, id.c_str(), err.out());
-  if (st == AIDB_NOT_FOUND) Fail(404, "point '" + id + "' not found");
+  // As the original server: whether there was such a point, 200 both ways.
+  if (st == AIDB_NOT_FOUND) {
+    Reply(resp, 200, false);
+    return;
+  }
   Check(st, err);
-  Reply(resp, 200, Json{{"id", id}, {"deleted", true}});
+  Reply(resp, 200, true);
 }
 
 }  // namespace aidbd

@@ -358,6 +358,7 @@ int main(int argc, char** argv) {
   {
     ApiConfig cfg;
     cfg.data_dir = db_dir;
+    cfg.wal_dir = data_dir;  // what a create's "wal_dir" must name
     cfg.api_key = o.api_key;
     cfg.start_unix_ns = NowUnixNs();
     cfg.history_interval_ms = static_cast<int64_t>(o.history_interval_ms);

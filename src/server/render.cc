@@ -57,6 +57,8 @@ Json CollectionJson(aidb_collection* h) {
     j["hnsw"] = {{"m", info.hnsw_m},
                  {"ef_construction", info.hnsw_ef_construction},
                  {"ef_search", info.hnsw_ef_search}};
+  } else {
+    j["hnsw"] = nullptr;  // always present: the original's clients read it
   }
   j["durability"] = aidb_durability_name(info.durability);
   j["len"] = info.count;

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cfloat>
 #include <cmath>
+#include <filesystem>
+#include <system_error>
 
 namespace aidbd {
 
@@ -135,6 +137,105 @@ std::string IdField(std::optional<element> e) {
   }
   if (!e->is_string()) Fail(400, "'id' must be a UUID string");
   return CanonicalId(std::string(e->get_string().value_unsafe()));
+}
+
+namespace {
+
+// The directory a create's "wal_dir" names, resolved like the original server
+// did (relative to the working directory), symlinks and "..", "." followed.
+std::string ResolveDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(dir);
+  if (p.is_relative()) {
+    fs::path cwd = fs::current_path(ec);
+    if (ec) return std::string();
+    p = cwd / p;
+  }
+  p = p.lexically_normal();
+  if (!p.has_filename() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+  fs::path real = fs::weakly_canonical(p, ec);
+  if (ec) return std::string();
+  return real.string();
+}
+
+}  // namespace
+
+CreateSpec ParseCreate(element body, const std::string& wal_dir_root) {
+  CreateSpec spec;
+  aidb_collection_options_init(&spec.opts);
+  auto name_el = Field(body, "name");
+  if (!name_el) Fail(400, "'name' is required");
+  spec.name = ToString(*name_el, "name");
+  if (!ValidName(spec.name)) {
+    Fail(400, "invalid collection name: names are 1 to 64 of A-Z a-z 0-9 _ -");
+  }
+  auto dim_el = FieldAny(body, {"dim", "dimension", "size"});
+  if (!dim_el) Fail(400, "'dim' is required");
+  uint64_t dim = ToUint(*dim_el, "dim", 65536);
+  if (dim == 0) Fail(400, "'dim' must be at least 1");
+  spec.opts.dim = static_cast<uint32_t>(dim);
+  if (auto m = FieldAny(body, {"metric", "distance"}); m && !m->is_null()) {
+    std::string metric = Lower(ToString(*m, "metric"));
+    int v = 0;  // the library knows the aliases (euclid, l2, ip, dot_product, ...)
+    if (aidb_metric_from_string(metric.c_str(), &v, nullptr) != AIDB_OK) {
+      Fail(400, "unknown metric '" + metric + "': use cosine, euclidean (l2) or dot");
+    }
+    spec.opts.metric = v;
+  }
+  // As in the original server: HNSW unless told otherwise.
+  spec.opts.index_kind = AIDB_INDEX_HNSW;
+  if (auto ix = Field(body, "index"); ix && !ix->is_null()) {
+    std::string kind = Lower(ToString(*ix, "index"));
+    if (kind == "bruteforce" || kind == "brute_force") kind = "flat";  // the original's name
+    int v = 0;
+    if (aidb_index_kind_from_string(kind.c_str(), &v, nullptr) != AIDB_OK) {
+      Fail(400, "unknown index '" + kind + "': use hnsw or flat (bruteforce)");
+    }
+    spec.opts.index_kind = v;
+  }
+  if (auto hnsw = Field(body, "hnsw"); hnsw && !hnsw->is_null()) {
+    if (!hnsw->is_object()) Fail(400, "'hnsw' must be an object");
+    if (auto v = Field(*hnsw, "m"); v && !v->is_null()) {
+      spec.opts.hnsw_m = static_cast<uint32_t>(ToUint(*v, "hnsw.m"));
+    }
+    if (auto v = Field(*hnsw, "ef_construction"); v && !v->is_null()) {
+      spec.opts.hnsw_ef_construction = static_cast<uint32_t>(ToUint(*v, "hnsw.ef_construction"));
+    }
+    if (auto v = Field(*hnsw, "ef_search"); v && !v->is_null()) {
+      spec.opts.hnsw_ef_search = static_cast<uint32_t>(ToUint(*v, "hnsw.ef_search"));
+    }
+  }
+  if (auto w = Field(body, "wal_dir"); w && !w->is_null()) {
+    std::string dir = ToString(*w, "wal_dir");
+    std::string real = dir.empty() || dir.find('\0') != std::string::npos ? "" : ResolveDir(dir);
+    if (real.empty() || real != wal_dir_root) {
+      Fail(400, "'wal_dir' must name this daemon's data directory " + wal_dir_root +
+                    ", where every collection's WAL lives ('" + dir + "' is " +
+                    (real.empty() ? std::string("not a usable path") : "'" + real + "'") +
+                    "): omit it, or start aidbd with --data-dir naming that directory");
+    }
+  }
+  return spec;
+}
+
+std::string ConfigDifference(const aidb_collection_info& have,
+                             const aidb_collection_options& want) {
+  std::string out;
+  auto add = [&out](const std::string& what, const std::string& is, const std::string& asked) {
+    if (is == asked) return;
+    if (!out.empty()) out += ", ";
+    out += what + " " + is + " (requested " + asked + ")";
+  };
+  add("dim", std::to_string(have.dim), std::to_string(want.dim));
+  add("metric", aidb_metric_name(have.metric), aidb_metric_name(want.metric));
+  add("index", aidb_index_kind_name(have.index_kind), aidb_index_kind_name(want.index_kind));
+  if (have.index_kind == AIDB_INDEX_HNSW && want.index_kind == AIDB_INDEX_HNSW) {
+    add("hnsw.m", std::to_string(have.hnsw_m), std::to_string(want.hnsw_m));
+    add("hnsw.ef_construction", std::to_string(have.hnsw_ef_construction),
+        std::to_string(want.hnsw_ef_construction));
+  }
+  return out;
 }
 
 }  // namespace aidbd

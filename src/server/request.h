@@ -126,4 +126,33 @@ std::string CanonicalId(const std::string& id);
 // The "id" field of a point: canonical, or a new random id if absent or null.
 std::string IdField(std::optional<element> e);
 
+// A collection to create: the fields of a POST /collections body, checked.
+struct CreateSpec {
+  std::string name;
+  aidb_collection_options opts;  // opts.name is set by Options()
+
+  // The options for aidb_db_create_collection (valid while *this lives).
+  const aidb_collection_options* Options() {
+    opts.name = name.c_str();
+    return &opts;
+  }
+};
+
+// Parses a POST /collections body, as the original AIDB server took it:
+// `name`, `dim` (or `dimension`, `size`), `metric` (or `distance`; default
+// cosine), `index` (`hnsw`, the default even without `hnsw`; `flat` or its
+// original name `bruteforce`), `hnsw` {m (16), ef_construction (200),
+// ef_search (0 = adapts to k)}, and `wal_dir`, which must name `wal_dir_root`
+// (the daemon's data directory, canonical; relative paths are taken from the
+// working directory, as the original did): anything else is a 400 saying so,
+// since every WAL lives in the data directory.
+CreateSpec ParseCreate(element body, const std::string& wal_dir_root);
+
+// How an existing collection's configuration differs from a create request's,
+// e.g. "dim 4 (requested 8), metric euclidean (requested cosine)"; empty when
+// they agree. Compared: dim, metric, index and, for HNSW, m and
+// ef_construction (ef_search is a search setting that POST .../params
+// changes, not part of a collection's identity).
+std::string ConfigDifference(const aidb_collection_info& have, const aidb_collection_options& want);
+
 }  // namespace aidbd

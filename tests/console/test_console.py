@@ -255,17 +255,17 @@ def test_console(tmp_path_factory, browser, shots):
 
 def run_console(d, driver, shots):
     assert d.post("/collections", {"name": "docs", "dim": 8, "metric": "cosine", "index": "hnsw",
-                                   "hnsw": {"m": 12, "ef_construction": 100}}).status == 201
+                                   "hnsw": {"m": 12, "ef_construction": 100}}).status == 200
     assert d.post("/collections", {"name": "flat_l2", "dim": 3, "metric": "euclidean",
-                                   "index": "flat"}).status == 201
-    assert d.post("/collections", {"name": "scratch", "dim": 2}).status == 201
+                                   "index": "flat"}).status == 200
+    assert d.post("/collections", {"name": "scratch", "dim": 2}).status == 200
     points = fill(d, "docs", 200, 8)
     fill(d, "flat_l2", 30, 3)
 
     # ---- overview: the table against GET /collections and /metrics
     driver.get(url(d, "/"))
     wait(driver, lambda: len(table_rows(driver)) == 3, "three rows in the collection table")
-    api = {c["name"]: c for c in d.get("/collections").json()["collections"]}
+    api = {c["name"]: c for c in d.get("/collections").json()}
     rows = table_rows(driver)
     secs = wal_seconds(d)
     assert set(rows) == set(api)
@@ -283,6 +283,10 @@ def run_console(d, driver, shots):
         assert row["wal_last_truncate"] == ["", "never"]
     assert api["docs"]["len"] == 200 and api["docs"]["wal_size_bytes"] > 0
     assert rows["docs"]["index"][1] == "hnsw (m=12, ef_construction=100, ef_search=0)"
+    # The version in the header comes from /health's AIDB-Version header.
+    version = d.get("/health").headers["aidb-version"]
+    wait(driver, lambda: js(driver, "return document.getElementById('daemon-info').textContent")
+         .startswith("aidbd " + version + " "), "the daemon's version in the header")
     wait(driver, lambda: js(driver, "return document.querySelector('#sum-rate .value').textContent")
          != "…", "a request rate")
     assert console_errors(driver) == []
@@ -439,6 +443,12 @@ def run_console(d, driver, shots):
     wait(driver, lambda: info_items(driver).get("metric", [None])[0] == "euclidean", "flat_l2")
     assert driver.find_element(By.ID, "action-ef").get_attribute("disabled") is not None
     assert "ef_search" not in info_items(driver)
+    # Compacting it: nothing to do (the API answers false), and the page says so.
+    click(driver, "action-compact")
+    confirm(driver, "Compact")
+    wait(driver, lambda: "Nothing to compact" in notice(driver), "the flat compaction's notice")
+    assert notice(driver) == 'Nothing to compact in "flat_l2" (exact index): 30 points.'
+    assert error_banner(driver) == "" and console_errors(driver) == []
 
     # ---- drop (through the page, back to the list)
     driver.get(url(d, "/#/collections/scratch"))
@@ -474,7 +484,7 @@ def test_api_key(tmp_path_factory, browser, shots):
     d = start(tmp_path_factory, "keyed", "--api-key", KEY)
     try:
         h = {"api-key": KEY}
-        assert d.post("/collections", {"name": "secret", "dim": 4}, headers=h).status == 201
+        assert d.post("/collections", {"name": "secret", "dim": 4}, headers=h).status == 200
         driver = browser
         driver.get(url(d, "/console"))
         # A fresh tab of another origin: no key yet, the page asks for it.

@@ -24,7 +24,7 @@ def wait_for(cond, what, timeout=30):
 def test_history(tmp_path):
     d = server.Daemon(tmp_path / "data", "--history-interval-ms", "200")
     try:
-        assert d.post("/collections", {"name": "h", "dim": 2}).status == 201
+        assert d.post("/collections", {"name": "h", "dim": 2, "index": "flat"}).status == 200
         # A new collection has a sample at once (taken on demand if the
         # sampler has not been round yet).
         r = d.get("/collections/h/history")
@@ -58,7 +58,7 @@ def test_history(tmp_path):
         # Dropped and created again: a fresh history.
         assert d.delete("/collections/h").status == 200
         assert d.get("/collections/h/history").status == 404
-        assert d.post("/collections", {"name": "h", "dim": 2}).status == 201
+        assert d.post("/collections", {"name": "h", "dim": 2, "index": "flat"}).status == 200
         assert all(s["points"] == 0 for s in d.get("/collections/h/history").json()["samples"])
 
         r = d.post("/collections/h/history", {})

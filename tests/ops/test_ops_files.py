@@ -162,7 +162,7 @@ def scrape(tmp_path_factory):
     d = server_fixtures.Daemon(tmp_path_factory.mktemp("ops") / "data")
     try:
         _ok(d.post("/collections", {"name": "docs", "dim": 4, "metric": "cosine",
-                                    "index": "hnsw"}), 201)
+                                    "index": "hnsw"}))
         _ok(d.post("/collections/docs/points",
                    {"vector": [0.1, 0.2, 0.3, 0.4], "payload": {"lang": "en"}}))
         _ok(d.post("/collections/docs/points:batch", {"points": [

@@ -7,9 +7,13 @@ import pytest
 
 
 def make(daemon, name="docs", dim=4, **extra):
-    body = {"name": name, "dim": dim, **extra}
+    """Creates a collection (FLAT unless told otherwise; the daemon's default
+    is HNSW) and answers its info."""
+    body = {"name": name, "dim": dim, "index": "flat", **extra}
     r = daemon.post("/collections", body)
-    assert r.status == 201, r
+    assert r.status == 200 and r.json() == {"ok": True}, r
+    r = daemon.get(f"/collections/{name}")
+    assert r.status == 200, r
     return r.json()
 
 
@@ -21,7 +25,9 @@ def upsert(daemon, name, vector, id=None, payload=None):
         body["payload"] = payload
     r = daemon.post(f"/collections/{name}/points", body)
     assert r.status == 200, r
-    return r.json()["id"]
+    pid = r.json()
+    assert isinstance(pid, str), r
+    return pid
 
 
 def assert_error(r, status):
@@ -34,13 +40,15 @@ def assert_error(r, status):
 
 def test_health_is_ok(daemon):
     r = daemon.get("/health")
-    assert r.status == 200
-    assert r.json()["status"] == "ok"
+    assert r.status == 200 and r.body == "ok"
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.headers["aidb-version"].count(".") == 2
 
 
 def test_create_collection_accepts_original_bodies(daemon):
     info = make(daemon, "a", 3, metric="Cosine")
     assert info["metric"] == "cosine" and info["index"] == "flat" and info["dim"] == 3
+    assert info["hnsw"] is None
     assert make(daemon, "b", 3, distance="Euclid")["metric"] == "euclidean"
     assert make(daemon, "c", 3, metric="l2")["metric"] == "euclidean"
     assert make(daemon, "d", 3, metric="DOT")["metric"] == "dot"
@@ -48,8 +56,8 @@ def test_create_collection_accepts_original_bodies(daemon):
              hnsw={"m": 8, "ef_construction": 64, "ef_search": 32})
     assert h["index"] == "hnsw"
     assert h["hnsw"] == {"m": 8, "ef_construction": 64, "ef_search": 32}
-    for key in ("name", "dim", "metric", "index", "len", "wal_size_bytes", "wal_last_truncate",
-                "wal_bytes_since_truncate", "wal_last_lsn"):
+    for key in ("name", "dim", "metric", "index", "hnsw", "len", "wal_size_bytes",
+                "wal_last_truncate", "wal_bytes_since_truncate", "wal_last_lsn"):
         assert key in h, key
     assert h["len"] == 0 and h["wal_last_truncate"] is None
 
@@ -70,7 +78,8 @@ def test_create_collection_accepts_every_metric_alias(daemon):
 
 def test_create_collection_rejects_bad_input(daemon):
     make(daemon, "docs", 3)
-    assert_error(daemon.post("/collections", {"name": "docs", "dim": 3}), 409)
+    assert_error(daemon.post("/collections", {"name": "docs", "dim": 4, "index": "flat"}), 409)
+    assert_error(daemon.post("/collections", {"name": "docs", "dim": 3}), 409)  # HNSW
     assert_error(daemon.post("/collections", {"name": "../etc", "dim": 3}), 400)
     assert_error(daemon.post("/collections", {"name": "a/b", "dim": 3}), 400)
     assert_error(daemon.post("/collections", {"name": "x" * 65, "dim": 3}), 400)
@@ -84,7 +93,10 @@ def test_create_collection_rejects_bad_input(daemon):
     assert_error(daemon.post("/collections", [1, 2]), 400)
     assert_error(daemon.request("POST", "/collections", raw=b"{not json"), 400)
     assert_error(daemon.request("POST", "/collections", raw=b""), 400)
-    names = [c["name"] for c in daemon.get("/collections").json()["collections"]]
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": 5}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "hnsw": []}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "wal_dir": 5}), 400)
+    names = [c["name"] for c in daemon.get("/collections").json()]
     assert names == ["docs"]
 
 
@@ -92,8 +104,9 @@ def test_collection_list_and_info(daemon):
     make(daemon, "beta", 2)
     make(daemon, "alpha", 2)
     upsert(daemon, "alpha", [1, 0])
-    cols = daemon.get("/collections").json()["collections"]
+    cols = daemon.get("/collections").json()
     assert [c["name"] for c in cols] == ["alpha", "beta"]
+    assert cols[0] == daemon.get("/collections/alpha").json()
     alpha = daemon.get("/collections/alpha").json()
     assert alpha["len"] == 1 and alpha["wal_size_bytes"] > 0
     assert alpha["wal_bytes_since_truncate"] > 0 and alpha["wal_last_lsn"] == 1
@@ -116,9 +129,11 @@ def test_upsert_get_delete_point(daemon):
     assert got["vector"] == [0.5, 0.0, 1.0] and got["payload"] is None
     assert daemon.get("/collections/docs").json()["len"] == 2
     r = daemon.delete(f"/collections/docs/points/{pid}")
-    assert r.status == 200 and r.json()["deleted"] is True
+    assert r.status == 200 and r.json() is True
     assert_error(daemon.get(f"/collections/docs/points/{pid}"), 404)
-    assert_error(daemon.delete(f"/collections/docs/points/{pid}"), 404)
+    r = daemon.delete(f"/collections/docs/points/{pid}")  # no such point (any more)
+    assert r.status == 200 and r.json() is False
+    assert daemon.get("/collections/docs").json()["len"] == 1
 
 
 def test_upsert_rejects_bad_input(daemon):
@@ -149,7 +164,7 @@ def test_batch_upsert_is_atomic(daemon):
            {"vector": [1, 1], "payload": None}]
     r = daemon.post("/collections/docs/points:batch", {"points": pts})
     assert r.status == 200, r
-    ids = r.json()["ids"]
+    ids = r.json()
     assert len(ids) == 3 and ids[1] == pts[1]["id"]
     assert daemon.get("/collections/docs").json()["len"] == 3
     bad = [{"vector": [1, 0]}, {"vector": [1, 0, 0]}]
@@ -161,7 +176,7 @@ def test_batch_upsert_is_atomic(daemon):
     assert_error(daemon.post("/collections/docs/points:batch", {"points": {}}), 400)
     assert daemon.get("/collections/docs").json()["len"] == 3
     r = daemon.post("/collections/docs/points:batch", {"points": []})
-    assert r.status == 200 and r.json()["ids"] == []
+    assert r.status == 200 and r.json() == []
 
 
 @pytest.mark.parametrize("index", ["flat", "hnsw"])
@@ -251,19 +266,30 @@ def test_params_and_compact(daemon):
     make(daemon, "h", 2, index="hnsw")
     make(daemon, "f", 2)
     r = daemon.post("/collections/h/params", {"ef_search": 77})
-    assert r.status == 200, r
-    assert r.json()["hnsw"]["ef_search"] == 77
+    assert r.status == 200 and r.json() is True, r
     assert daemon.get("/collections/h").json()["hnsw"]["ef_search"] == 77
-    assert_error(daemon.post("/collections/f/params", {"ef_search": 77}), 400)
+    r = daemon.post("/collections/h/params", {"hnsw": {"ef_search": 78}})
+    assert r.status == 200 and r.json() is True, r
+    assert daemon.get("/collections/h").json()["hnsw"]["ef_search"] == 78
+    # An exact index has no parameters: false, and nothing changes.
+    r = daemon.post("/collections/f/params", {"ef_search": 77})
+    assert r.status == 200 and r.json() is False, r
+    assert daemon.get("/collections/f").json()["hnsw"] is None
     assert_error(daemon.post("/collections/h/params", {"ef_search": "x"}), 400)
-    assert_error(daemon.post("/collections/h/params", {}), 400)
-    for name in ("h", "f"):
+    assert_error(daemon.post("/collections/f/params", {"ef_search": -1}), 400)
+    assert_error(daemon.post("/collections/h/params", [1]), 400)
+    assert_error(daemon.post("/collections/nope/params", {"ef_search": 7}), 404)
+    # Without ef_search: nothing to change (the original answered true too).
+    r = daemon.post("/collections/h/params", {})
+    assert r.status == 200 and r.json() is True, r
+    assert daemon.get("/collections/h").json()["hnsw"]["ef_search"] == 78
+    for name, compacted in (("h", True), ("f", False)):
         pid = upsert(daemon, name, [1, 2])
         upsert(daemon, name, [2, 2])
-        assert daemon.delete(f"/collections/{name}/points/{pid}").status == 200
+        assert daemon.delete(f"/collections/{name}/points/{pid}").json() is True
         r = daemon.post(f"/collections/{name}/compact")
-        assert r.status == 200, r
-        assert r.json()["len"] == 1
+        assert r.status == 200 and r.json() is compacted, r
+        assert daemon.get(f"/collections/{name}").json()["len"] == 1
     assert_error(daemon.post("/collections/nope/compact"), 404)
 
 
@@ -399,7 +425,7 @@ def test_api_key(start_daemon):
         assert d.get("/metrics", headers={"Authorization": "Bearer s3cret-key"}).status == 200
         r = d.post("/collections", {"name": "x", "dim": 2},
                    headers={"authorization": "bearer s3cret-key"})
-        assert r.status == 201
+        assert r.status == 200 and r.json() == {"ok": True}
     finally:
         assert d.stop() == 0
 

@@ -15,8 +15,8 @@ def cli(*args):
 @pytest.fixture
 def data_dir(start_daemon, tmp_path):
     d = start_daemon()
-    assert d.post("/collections", {"name": "docs", "dim": 3}).status == 201
-    assert d.post("/collections", {"name": "g", "dim": 2, "index": "hnsw"}).status == 201
+    assert d.post("/collections", {"name": "docs", "dim": 3, "index": "flat"}).status == 200
+    assert d.post("/collections", {"name": "g", "dim": 2, "index": "hnsw"}).status == 200
     for i in range(4):
         assert d.post("/collections/docs/points", {"vector": [1, 2, i + 1]}).status == 200
     assert d.post("/collections/docs/snapshot").status == 200

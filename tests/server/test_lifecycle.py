@@ -18,8 +18,9 @@ from conftest import read_response
 
 
 def create(d, name, dim, **extra):
-    r = d.post("/collections", {"name": name, "dim": dim, **extra})
-    assert r.status == 201, r
+    # FLAT unless told otherwise (the daemon's default is HNSW, as the original's).
+    r = d.post("/collections", {"name": name, "dim": dim, "index": "flat", **extra})
+    assert r.status == 200 and r.json() == {"ok": True}, r
 
 
 def batch_upsert_in_flight(d):
@@ -84,24 +85,24 @@ def test_restart_brings_everything_back(start_daemon):
     create(d, "graph", 8, metric="cosine", index="hnsw", hnsw={"m": 8, "ef_construction": 40})
     rnd = random.Random(7)
     flat_ids = [d.post("/collections/flat/points",
-                       {"vector": [rnd.random() for _ in range(3)], "payload": {"i": i}}).json()["id"]
+                       {"vector": [rnd.random() for _ in range(3)], "payload": {"i": i}}).json()
                 for i in range(30)]
     pts = [{"vector": [rnd.random() for _ in range(8)], "payload": {"g": i % 3}} for i in range(300)]
-    graph_ids = d.post("/collections/graph/points:batch", {"points": pts}).json()["ids"]
+    graph_ids = d.post("/collections/graph/points:batch", {"points": pts}).json()
     # A checkpoint in the middle, then more writes, a delete and a param change.
     assert d.post("/collections/graph/snapshot").status == 200
     more = [{"vector": [rnd.random() for _ in range(8)]} for _ in range(50)]
-    graph_ids += d.post("/collections/graph/points:batch", {"points": more}).json()["ids"]
-    assert d.delete(f"/collections/flat/points/{flat_ids[0]}").status == 200
-    assert d.post("/collections/graph/params", {"ef_search": 99}).status == 200
+    graph_ids += d.post("/collections/graph/points:batch", {"points": more}).json()
+    assert d.delete(f"/collections/flat/points/{flat_ids[0]}").json() is True
+    assert d.post("/collections/graph/params", {"ef_search": 99}).json() is True
     q = {"vector": [0.5] * 8, "top_k": 5, "filter": {"g": 1}}
     search_before = d.post("/collections/graph/search", q).json()
     flat_before = all_points(d, "flat", flat_ids[1:])
-    info_before = {c["name"]: c for c in d.get("/collections").json()["collections"]}
+    info_before = {c["name"]: c for c in d.get("/collections").json()}
     assert d.stop() == 0
 
     d2 = start_daemon()
-    info_after = {c["name"]: c for c in d2.get("/collections").json()["collections"]}
+    info_after = {c["name"]: c for c in d2.get("/collections").json()}
     assert info_after["flat"]["len"] == 29 and info_after["graph"]["len"] == 350
     assert info_after["graph"]["hnsw"]["ef_search"] == 99
     assert info_after["graph"]["wal_last_lsn"] == info_before["graph"]["wal_last_lsn"]
@@ -131,13 +132,13 @@ def test_kill9_mid_ingest_keeps_every_acknowledged_write(start_daemon, durabilit
                     r = d.post("/collections/docs/points:batch", {"points": pts}, timeout=10)
                     if r.status == 200:
                         with acked_lock:
-                            acked.extend(r.json()["ids"])
+                            acked.extend(r.json())
                 else:
                     r = d.post("/collections/docs/points",
                                {"vector": [rnd.random() for _ in range(16)]}, timeout=10)
                     if r.status == 200:
                         with acked_lock:
-                            acked.append(r.json()["id"])
+                            acked.append(r.json())
             except (OSError, ConnectionError, Exception):  # the daemon died under us
                 conn_errors += 1
                 if conn_errors > 3:
@@ -196,7 +197,7 @@ def test_clients_during_snapshots(start_daemon):
             if r.status != 200:
                 errors.append(r)
             else:
-                written.append(r.json()["id"])
+                written.append(r.json())
 
     def health():
         while not stop.is_set():
@@ -405,7 +406,7 @@ def test_searches_on_one_loop_while_writers_hold_the_locks(start_daemon):
     rnd = random.Random(9)
     base = [[rnd.random() for _ in range(16)] for _ in range(3000)]
     r = d.post("/collections/docs/points:batch", {"points": [{"vector": v} for v in base]})
-    ids = r.json()["ids"]
+    ids = r.json()
     assert d.post("/collections/docs/snapshot").status == 200
     snap = d.get("/collections/docs/snapshots").json()["snapshots"][-1]["file"]
     errors = []
@@ -437,7 +438,7 @@ def test_searches_on_one_loop_while_writers_hold_the_locks(start_daemon):
             if r.status != 200:
                 errors.append(("upsert", r.status))
                 continue
-            new = r.json()["ids"]
+            new = r.json()
             for pid in new[:50]:
                 # 404: a restore in between took the collection back to the snapshot.
                 if d.delete(f"/collections/docs/points/{pid}").status not in (200, 404):

@@ -476,7 +476,7 @@ async function refreshOverview(seq) {
   renderDaemon(stats);
   const tbody = $('collections-table').tBodies[0];
   const rows = [];
-  for (const c of list.collections) {
+  for (const c of list) {  // a bare array, as the original server answered
     const m = stats.perColl[c.name] || {};
     const secs = m.aidb_wal_seconds_since_truncate;
     rows.push(el('tr', { 'data-collection': c.name },
@@ -634,8 +634,11 @@ function compact() {
   const name = view.coll;
   runAction('Compact', `Compact "${name}"? It rebuilds the index without deleted points.`, 'Compact', false,
     async () => {
-      const r = await api('POST', coll(name) + '/compact', {});
-      return `Compacted "${name}": ${fmtInt(r.len)} points.`;
+      // true once an HNSW index is rebuilt, false for an exact index.
+      const compacted = await api('POST', coll(name) + '/compact', {});
+      const info = await api('GET', coll(name));
+      return compacted ? `Compacted "${name}": ${fmtInt(info.len)} points.`
+        : `Nothing to compact in "${name}" (exact index): ${fmtInt(info.len)} points.`;
     });
 }
 
@@ -649,9 +652,12 @@ function setEf() {
   }
   runAction('Set ef_search', `Set the default ef_search of "${name}" to ${v}?`, 'Set ef_search', false,
     async () => {
-      const r = await api('POST', coll(name) + '/params', { ef_search: v });
-      $('ef-input').value = String(r.hnsw ? r.hnsw.ef_search : v);
-      return `ef_search of "${name}" is now ${r.hnsw ? r.hnsw.ef_search : v}.`;
+      // true, or false for an exact index (no ef_search to set).
+      const set = await api('POST', coll(name) + '/params', { ef_search: v });
+      const info = await api('GET', coll(name));
+      if (!set || !info.hnsw) return `"${name}" has an exact index: no ef_search to set.`;
+      $('ef-input').value = String(info.hnsw.ef_search);
+      return `ef_search of "${name}" is now ${info.hnsw.ef_search}.`;
     });
 }
 
@@ -762,10 +768,9 @@ function init() {
   $('search-run').addEventListener('click', runSearch);
   window.addEventListener('hashchange', showView);
   updateKeyButton();
-  // /health needs no key: the version for the header.
+  // /health needs no key: the version for the header (its body is just `ok`).
   fetch('/health', { cache: 'no-store' })
-    .then((r) => r.json())
-    .then((j) => { daemonVersion = j.version || ''; })
+    .then((r) => { daemonVersion = r.headers.get('AIDB-Version') || ''; })
     .catch(() => {});
   showView();
 }
