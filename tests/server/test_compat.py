@@ -184,6 +184,29 @@ class OriginalClient:
                              {} if path is None else {"path": path}))
 
 
+def test_the_decoders_reject_the_shapes_aidbd_answered_before():
+    """The decoders are as strict as a typed client: aidbd's former answers
+    (objects where the original answered bare values) fail them."""
+    pid = str(uuid.uuid4())
+    info = {"name": "d", "dim": 2, "metric": "cosine", "len": 0, "index": "flat",
+            "wal_size_bytes": 0, "wal_last_truncate": None, "wal_bytes_since_truncate": 0}
+    for decode, old in ((uuid_string, {"id": pid}),
+                        (array(uuid_string), {"ids": [pid]}),
+                        (array(collection_info), {"collections": []}),
+                        (boolean, {"id": pid, "deleted": True}),
+                        (boolean, {**info, "hnsw": None}),
+                        # No "hnsw" at all: clients decoding it as optional
+                        # would cope, but the issue lists it, so aidbd always
+                        # sends it and the decoder insists.
+                        (collection_info, info),
+                        (lambda v: obj(v, ok=boolean), {**info, "hnsw": None}),
+                        (boolean, 1)):
+        with pytest.raises(DecodeError):
+            decode(old)
+    assert collection_info({**info, "hnsw": None})
+    assert obj({"ok": True, "extra": 1}, ok=boolean)
+
+
 @pytest.fixture
 def client(daemon):
     return OriginalClient(daemon)
@@ -334,7 +357,12 @@ def test_points_answer_bare_ids(client, daemon):
                                        {"vector": [1, 1, 1], "payload": {"n": 1}}])
     assert len(ids) == 3 and ids[1] == fixed and len(set(ids)) == 3
     assert client.upsert_batch("docs", []) == []
-    assert client.info("docs")["len"] == 5
+    # "id": null and "payload": null, as a typed client of the original sends
+    # its optionals, mean no id and no payload.
+    r = daemon.post("/collections/docs/points", {"id": None, "vector": [5, 5, 5], "payload": None})
+    assert r.status == 200 and uuid_string(r.json()) not in ids
+    assert daemon.get(f"/collections/docs/points/{r.json()}").json()["payload"] is None
+    assert client.info("docs")["len"] == 6
     assert pid not in ids
 
 
@@ -362,6 +390,8 @@ def test_search_and_batch_search(client, index):
     assert [h["payload"]["i"] for h in hits] in ([3], [5])
     hits = client.search("docs", [7.0, 0.0], 2, filter={"i": 2})
     assert [h["id"] for h in hits] == [ids[2]]
+    # The original's empty filter map means no filter.
+    assert len(client.search("docs", [7.0, 0.0], 4, filter={})) == 4
     res = client.search_batch("docs", [[0.0, 0.0], [9.0, 0.0], [6.0, 0.0]], 1)
     assert [[h["id"] for h in q] for q in res] == [[ids[0]], [ids[9]], [ids[6]]]
     res = client.search_batch("docs", [[0.0, 0.0], [9.0, 0.0]], 2, filter={"even": True})
