@@ -10,6 +10,12 @@
 #             inside snapshot_to and the WAL truncation              (~20 s)
 #   daemon    SIGKILL loop of aidbd under HTTP ingest from 3 clients
 #             (AIDB_DAEMON_KILLS, default 12), half at crash points   (~15 s)
+#   powerloss simulated power cuts (the powerfs shim: everything not fsynced
+#             is lost, kept, torn or zero-filled; tests/reliability/README.md):
+#             library writer in fsync and batch mode, database writer in
+#             fsync and batch mode (AIDB_POWER_CUTS, default 40 each)  (~40 s)
+#   realfs    SIGKILL loop on a real ext4 in a loop device, image copied at
+#             the kill so the page cache is lost (root only)          (~15 s)
 #   corrupt   flipped bytes / cuts / foreign files in WAL and snapshots,
 #             and `aidb verify`                                       (~10 s)
 #   fuzz      each libFuzzer target for AIDB_FUZZ_SECONDS (default 20) from
@@ -26,7 +32,7 @@ set -uo pipefail
 ROOT=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 cd "$ROOT"
 BUILD=${AIDB_BUILD:-$ROOT/build/release}
-STAGES=${AIDB_RELIABILITY_STAGES:-fault tmpfs crash daemon corrupt fuzz asan tsan tsan-daemon asan-daemon}
+STAGES=${AIDB_RELIABILITY_STAGES:-fault tmpfs crash daemon powerloss realfs corrupt fuzz asan tsan tsan-daemon asan-daemon}
 FUZZ_SECONDS=${AIDB_FUZZ_SECONDS:-20}
 KILLS=${AIDB_CRASH_KILLS:-30}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/aidb-ccache}
@@ -66,7 +72,7 @@ build_release_targets() {
     bash scripts/build.sh release >/dev/null || return 1
   fi
   cmake --build "$BUILD" -j "$JOBS" --target aidb_faultfs aidb_fault_test aidb_crash_loop \
-    aidb_corruption_test aidb_cli aidbd >/dev/null
+    aidb_corruption_test aidb_cli aidbd aidb_powerfs aidb_powerfs_rollback >/dev/null
 }
 
 SHIM() { echo "$BUILD/tests/reliability/libaidb_faultfs.so"; }
@@ -99,6 +105,18 @@ run_crash() {
 run_daemon() {
   python3 "$ROOT/tests/reliability/daemon_crash.py" --aidbd "$BUILD/src/server/aidbd" \
     --dir "$WORK/daemon" --kills "${AIDB_DAEMON_KILLS:-12}" --faultfs "$(SHIM)"
+}
+
+# Power cuts through the powerfs shim, on RAM (the shim models the disk).
+POWERFS() { echo "$BUILD/tests/reliability/libaidb_powerfs.so"; }
+run_powerloss() {
+  local rc=0 cuts=${AIDB_POWER_CUTS:-40} mode
+  local env=(AIDB_POWERFS="$(POWERFS)" AIDB_POWERFS_ROLLBACK="$BUILD/tests/reliability/aidb_powerfs_rollback"
+             AIDB_POWERFS_VARIANT="${AIDB_POWERFS_VARIANT:-mix}")
+  for mode in lib db lib-batch db-batch; do
+    env "${env[@]}" "$BUILD/tests/reliability/aidb_crash_loop" "$SHMWORK/power-$mode" "$cuts" "$mode" 7 || rc=1
+  done
+  return $rc
 }
 
 run_corrupt() {
@@ -197,7 +215,8 @@ run_sanitized_daemon() {
 echo "reliability: stages: $STAGES (work dir $WORK)"
 # The release build is needed by every stage but fuzz, asan and tsan.
 case " $STAGES " in
-  *" fault "* | *" tmpfs "* | *" crash "* | *" daemon "* | *" corrupt "*) STAGES="build $STAGES" ;;
+  *" fault "* | *" tmpfs "* | *" crash "* | *" daemon "* | *" powerloss "* | *" realfs "* | *" corrupt "*)
+    STAGES="build $STAGES" ;;
 esac
 stage build build_release_targets
 if [ ${#failed[@]} -ne 0 ]; then
@@ -208,6 +227,7 @@ stage fault run_fault
 stage tmpfs run_tmpfs
 stage crash run_crash
 stage daemon run_daemon
+stage powerloss run_powerloss
 stage corrupt run_corrupt
 stage fuzz run_fuzz
 stage asan run_sanitizer asan
