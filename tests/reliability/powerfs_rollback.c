@@ -186,6 +186,29 @@ static int is_durable_dir_op(const struct ev* e) {
   return 1;
 }
 
+/* Directory incarnations (path, gen) whose removal stands. */
+struct deaddir {
+  char* path;
+  uint64_t gen;
+};
+static struct deaddir* dead;
+static size_t ndead, capdead;
+static int is_dead(const char* path, uint64_t gen) {
+  for (size_t i = 0; i < ndead; ++i) {
+    if (dead[i].gen == gen && !strcmp(dead[i].path, path)) return 1;
+  }
+  return 0;
+}
+static void mark_dead(const char* path, uint64_t gen) {
+  if (ndead == capdead) {
+    capdead = capdead ? capdead * 2 : 64;
+    dead = realloc(dead, capdead * sizeof *dead);
+  }
+  dead[ndead].path = strdup(path);
+  dead[ndead].gen = gen;
+  ++ndead;
+}
+
 static long long entries_undone, files_rewound, bytes_dropped, bytes_reverted, tails_kept;
 
 static void undo_dir_op(const struct ev* e) {
@@ -383,10 +406,21 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < nevs; ++i) {
     if (evs[i].type == 'D') dsyncs[ndsyncs++] = i;
   }
-  /* 1. Directory entries, newest first. */
+  /* 1. Directory entries, newest first. A directory whose removal stays
+   * (its parent was synced after it, or the parent is gone too) takes its
+   * entries with it: nothing is undone inside it. */
   for (size_t i = nevs; i-- > 0;) {
     const struct ev* e = &evs[i];
     if (e->type != 'N' && e->type != 'U' && e->type != 'R' && e->type != 'M') continue;
+    int dead = is_dead(e->dir, e->gen) || (e->type == 'M' && is_dead(e->dir2, e->gen2));
+    if (e->type == 'R' && (dead || is_durable_dir_op(e))) {
+      char child[2 * PATH_MAX];
+      if (!strcmp(e->dir, ".")) snprintf(child, sizeof child, "%s", e->name);
+      else snprintf(child, sizeof child, "%s/%s", e->dir, e->name);
+      mark_dead(child, e->a);
+      continue;
+    }
+    if (dead) continue;
     if (!is_durable_dir_op(e)) undo_dir_op(e);
   }
   /* 2. File data, through the side links (wherever the names are now). */
@@ -396,6 +430,12 @@ int main(int argc, char** argv) {
     rewind_file(evs[i].a);
   }
   if (blobs_fd >= 0) close(blobs_fd);
+  /* AIDB_POWERFS_KEEP_JOURNAL=PATH keeps a copy of the journal (debugging). */
+  const char* keep = getenv("AIDB_POWERFS_KEEP_JOURNAL");
+  if (keep) {
+    snprintf(p, sizeof p, "%s/journal", side);
+    rename(p, keep);
+  }
   empty_dir(side);
   printf(
       "powerfs_rollback: %zu events%s, %lld entries undone, %lld files rewound (%lld bytes "

@@ -13,7 +13,10 @@
 #   powerloss simulated power cuts (the powerfs shim: everything not fsynced
 #             is lost, kept, torn or zero-filled; tests/reliability/README.md):
 #             library writer in fsync and batch mode, database writer in
-#             fsync and batch mode (AIDB_POWER_CUTS, default 40 each)  (~40 s)
+#             fsync and batch mode (AIDB_POWER_CUTS, default 40 each), two
+#             writer threads with snapshots, restores and drops, the catalog
+#             (AIDB_POWER_DB_CUTS, default 30 each), aidbd under HTTP
+#             ingest (AIDB_POWER_DAEMON_CUTS, default 16)          (~75 s)
 #   realfs    SIGKILL loop on a real ext4 in a loop device, image copied at
 #             the kill so the page cache is lost (root only)          (~15 s)
 #   corrupt   flipped bytes / cuts / foreign files in WAL and snapshots,
@@ -72,7 +75,7 @@ build_release_targets() {
     bash scripts/build.sh release >/dev/null || return 1
   fi
   cmake --build "$BUILD" -j "$JOBS" --target aidb_faultfs aidb_fault_test aidb_crash_loop \
-    aidb_corruption_test aidb_cli aidbd aidb_powerfs aidb_powerfs_rollback >/dev/null
+    aidb_corruption_test aidb_cli aidbd aidb_powerfs aidb_powerfs_rollback aidb_powerloss_db >/dev/null
 }
 
 SHIM() { echo "$BUILD/tests/reliability/libaidb_faultfs.so"; }
@@ -116,6 +119,15 @@ run_powerloss() {
   for mode in lib db lib-batch db-batch; do
     env "${env[@]}" "$BUILD/tests/reliability/aidb_crash_loop" "$SHMWORK/power-$mode" "$cuts" "$mode" 7 || rc=1
   done
+  # Two writer threads with snapshots, restores and drops around them; then
+  # the catalog (create / drop collections, MANIFEST, collection.json).
+  for mode in writers catalog; do
+    env "${env[@]}" "$BUILD/tests/reliability/aidb_powerloss_db" "$SHMWORK/power-$mode" \
+      "${AIDB_POWER_DB_CUTS:-30}" 11 "$mode" || rc=1
+  done
+  python3 "$ROOT/tests/reliability/daemon_crash.py" --aidbd "$BUILD/src/server/aidbd" \
+    --dir "$SHMWORK/power-daemon" --kills "${AIDB_POWER_DAEMON_CUTS:-16}" --powerfs "$(POWERFS)" \
+    --rollback "$BUILD/tests/reliability/aidb_powerfs_rollback" --variant "${AIDB_POWERFS_VARIANT:-mix}" || rc=1
   return $rc
 }
 
