@@ -556,6 +556,12 @@ int main(int argc, char** argv) {
   snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
   char state[4300];
   snprintf(state, sizeof state, "%s/../%s-crash-state", s.dir, mode);
+  /* AIDB_CRASH_STATE: where the model goes (outside a file system whose
+   * page cache the hook throws away). AIDB_CRASH_HOOK: a shell command run
+   * after each kill, before recovery (tests/reliability/run.sh's realfs
+   * stage copies the loop device's image there: a real power cut). */
+  if (getenv("AIDB_CRASH_STATE")) snprintf(state, sizeof state, "%s", getenv("AIDB_CRASH_STATE"));
+  const char* hook = getenv("AIDB_CRASH_HOOK");
   const char* shim = getenv("AIDB_FAULTFS");
   /* Power-loss mode: the powerfs shim journals what is unsynced and cuts the
    * power (at a random operation count, or on SIGUSR2 after a random delay);
@@ -723,6 +729,10 @@ int main(int argc, char** argv) {
         ++rollback_failures;
         break;
       }
+    }
+    if (hook && system(hook) != 0) {
+      violation(rounds, "the crash hook failed: %s", hook);
+      break;
     }
     int r = s.batch ? verify_prefix(&s, rounds, &inf, sync_ns, cut_ns) : verify(&s, rounds, &inf);
     if (r == 1) ++inflight_applied;
