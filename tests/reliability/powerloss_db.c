@@ -89,6 +89,7 @@ static pthread_mutex_t g_model_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_qpaths[NQ][4096];
 static int g_nq;
 static int g_catalog;
+static int g_fresh;
 
 static void say(const char* fmt, ...) {
   char buf[4000];
@@ -342,6 +343,39 @@ static int writer_main(const char* dir, const char* state) {
   int rc = aidb_db_open(dir, &o, &g_db, &err);
   if (rc != AIDB_OK) die("writer open", rc, err);
   say("R\n");
+  if (g_fresh) {
+    /* A database made from nothing: its directory, "main", one point. */
+    aidb_collection_options co;
+    aidb_collection_options_init(&co);
+    co.name = "main";
+    co.dim = DIM;
+    co.metric = AIDB_METRIC_EUCLIDEAN;
+    say("B 2 C 0\n");
+    if ((rc = aidb_db_create_collection(g_db, &co, NULL, &err)) != AIDB_OK) die("create", rc, err);
+    say("A 2 %lld\n", now_ns());
+    aidb_collection* c = open_slot(0);
+    char idb[40], p[96];
+    float vec[DIM];
+    make_id(0, 0, idb);
+    make_vec(0, 0, 1, vec);
+    make_payload(0, 0, 1, p, sizeof p);
+    say("B 0 U 0 0 1\n");
+    if ((rc = aidb_collection_upsert(c, idb, vec, DIM, p, (size_t)-1, &err)) != AIDB_OK)
+      die("upsert", rc, err);
+    say("A 0 %lld\n", now_ns());
+    aidb_free(err);
+    for (int i = 1; i < FRESH_LIMIT; ++i) { /* more points until the cut */
+      make_id(0, i, idb);
+      make_vec(0, i, 1, vec);
+      make_payload(0, i, 1, p, sizeof p);
+      say("B 0 U 0 %d 1\n", i);
+      if ((rc = aidb_collection_upsert(c, idb, vec, DIM, p, (size_t)-1, &err)) != AIDB_OK)
+        die("upsert", rc, err);
+      say("A 0 %lld\n", now_ns());
+      usleep(500);
+    }
+    for (;;) pause();
+  }
   pthread_t th[2];
   for (int t = 0; t < 2; ++t) pthread_create(&th[t], NULL, writer_thread, (void*)(intptr_t)t);
   control_thread();
@@ -636,10 +670,11 @@ int main(int argc, char** argv) {
     /* writer DIR STATE SEED FLAVOUR */
     seed_state = strtoull(argv[4], NULL, 10);
     g_catalog = !strcmp(argv[5], "catalog");
+    g_fresh = !strcmp(argv[5], "fresh");
     return writer_main(argv[2], argv[3]);
   }
   if (argc < 4) {
-    fprintf(stderr, "usage: %s DIR CUTS SEED [writers|catalog]\n", argv[0]);
+    fprintf(stderr, "usage: %s DIR CUTS SEED [writers|catalog|fresh]\n", argv[0]);
     return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -656,20 +691,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   mkdir(dir, 0755);
-  char side[4300], state[4300], self[4096];
+  char side[4300], state[4300], self[4096], dbdir[4300];
+  /* The shim watches DIR; the database is DIR/db (so its own creation is
+   * tracked too in the fresh flavour). */
+  snprintf(dbdir, sizeof dbdir, "%s/db", dir);
+  const int fresh = !strcmp(flavour, "fresh");
   snprintf(side, sizeof side, "%s.side", dir);
   snprintf(state, sizeof state, "%s.state", dir);
   mkdir(side, 0755);
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
   if (sl <= 0) return 2;
   self[sl] = 0;
-  {
+  if (!fresh) {
     /* "main" exists before the first cut (made without the shim). */
     aidb_db_options o;
     aidb_db_options_init(&o);
     aidb_db* db = NULL;
     char* err = NULL;
-    if (aidb_db_open(dir, &o, &db, &err) != AIDB_OK) return 2;
+    if (aidb_db_open(dbdir, &o, &db, &err) != AIDB_OK) return 2;
     aidb_collection_options co;
     aidb_collection_options_init(&co);
     co.name = "main";
@@ -684,8 +723,17 @@ int main(int argc, char** argv) {
   int rounds = 0, count_cuts = 0, startup_cuts = 0;
   while (rounds < cuts && violations <= 20) {
     ++rounds;
+    if (fresh) {
+      /* Each round starts from nothing (removed without the shim). */
+      char cmd[4400];
+      snprintf(cmd, sizeof cmd, "rm -rf '%s'", dbdir);
+      if (system(cmd) != 0) return 2;
+      memset(ver, 0, sizeof ver);
+      memset(exists, 0, sizeof exists);
+      write_state(state);
+    }
     int cut_at = rounds % 2 == 1 ? 1 + (int)(rnd() % (unsigned)max_cut) : 0;
-    if (cut_at && rounds % 8 == 1) cut_at = 1 + (int)(rnd() % 30);
+    if (cut_at && (rounds % 8 == 1 || fresh)) cut_at = 1 + (int)(rnd() % 30);
     int out[2];
     if (pipe(out) != 0) return 2;
     char seed[32], cutbuf[32];
@@ -701,7 +749,7 @@ int main(int argc, char** argv) {
       setenv("AIDB_POWERFS_SIDE", side, 1);
       setenv("AIDB_POWERFS_SIGNAL", "12", 1);
       if (cut_at) setenv("AIDB_POWERFS_CUT_AT", cutbuf, 1);
-      execl(self, self, "writer", dir, state, seed, flavour, (char*)NULL);
+      execl(self, self, "writer", dbdir, state, seed, flavour, (char*)NULL);
       _exit(127);
     }
     close(out[1]);
@@ -765,7 +813,7 @@ int main(int argc, char** argv) {
       violation(rounds, "rollback failed");
       break;
     }
-    verify(dir, rounds, inf);
+    verify(dbdir, rounds, inf);
     write_state(state);
   }
   int live = 0, cols = 0;

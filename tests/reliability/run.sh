@@ -123,7 +123,8 @@ run_powerloss() {
   done
   # Two writer threads with snapshots, restores and drops around them; then
   # the catalog (create / drop collections, MANIFEST, collection.json).
-  for mode in writers catalog; do
+  # fresh: a database made from nothing (its directory too) before each cut.
+  for mode in writers catalog fresh; do
     env "${env[@]}" "$BUILD/tests/reliability/aidb_powerloss_db" "$SHMWORK/power-$mode" \
       "${AIDB_POWER_DB_CUTS:-30}" 11 "$mode" || rc=1
   done
