@@ -13,10 +13,11 @@
 #   powerloss simulated power cuts (the powerfs shim: everything not fsynced
 #             is lost, kept, torn or zero-filled; tests/reliability/README.md):
 #             library writer in fsync and batch mode, database writer in
-#             fsync and batch mode (AIDB_POWER_CUTS, default 40 each), two
-#             writer threads with snapshots, restores and drops, the catalog
-#             (AIDB_POWER_DB_CUTS, default 30 each), aidbd under HTTP
-#             ingest (AIDB_POWER_DAEMON_CUTS, default 16)          (~75 s)
+#             fsync and batch mode (AIDB_POWER_CUTS, default 30 each), two
+#             writer threads with snapshots, restores and drops, the catalog,
+#             a database made from nothing (AIDB_POWER_DB_CUTS, default 24
+#             each), aidbd under HTTP ingest (AIDB_POWER_DAEMON_CUTS,
+#             default 12)                                          (~55 s)
 #   realfs    SIGKILL loop on a real ext4 in a loop device, image copied at
 #             the kill so the page cache is lost (root only)          (~15 s)
 #   corrupt   flipped bytes / cuts / foreign files in WAL and snapshots,
@@ -115,7 +116,7 @@ run_daemon() {
 # Power cuts through the powerfs shim, on RAM (the shim models the disk).
 POWERFS() { echo "$BUILD/tests/reliability/libaidb_powerfs.so"; }
 run_powerloss() {
-  local rc=0 cuts=${AIDB_POWER_CUTS:-40} mode
+  local rc=0 cuts=${AIDB_POWER_CUTS:-30} mode
   local env=(AIDB_POWERFS="$(POWERFS)" AIDB_POWERFS_ROLLBACK="$BUILD/tests/reliability/aidb_powerfs_rollback"
              AIDB_POWERFS_VARIANT="${AIDB_POWERFS_VARIANT:-mix}")
   for mode in lib db lib-batch db-batch; do
@@ -126,10 +127,10 @@ run_powerloss() {
   # fresh: a database made from nothing (its directory too) before each cut.
   for mode in writers catalog fresh; do
     env "${env[@]}" "$BUILD/tests/reliability/aidb_powerloss_db" "$SHMWORK/power-$mode" \
-      "${AIDB_POWER_DB_CUTS:-30}" 11 "$mode" || rc=1
+      "${AIDB_POWER_DB_CUTS:-24}" 11 "$mode" || rc=1
   done
   python3 "$ROOT/tests/reliability/daemon_crash.py" --aidbd "$BUILD/src/server/aidbd" \
-    --dir "$SHMWORK/power-daemon" --kills "${AIDB_POWER_DAEMON_CUTS:-16}" --powerfs "$(POWERFS)" \
+    --dir "$SHMWORK/power-daemon" --kills "${AIDB_POWER_DAEMON_CUTS:-12}" --powerfs "$(POWERFS)" \
     --rollback "$BUILD/tests/reliability/aidb_powerfs_rollback" --variant "${AIDB_POWERFS_VARIANT:-mix}" || rc=1
   return $rc
 }
