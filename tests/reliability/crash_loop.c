@@ -26,6 +26,7 @@
  * Prints a summary line; exits non-zero on any violation.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -507,6 +508,34 @@ static int run_rollback(const char* tool, const char* root, const char* side, co
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+/* Removes the snapshots in cdir/snapshots that cdir/MANIFEST does not name
+ * (and are not in `keep`): AIDB never deletes old snapshots, and hundreds of
+ * rounds would fill the RAM disk. Done between rounds, not under test. */
+static void prune_snapshots(const char* cdir, const char* const* keep, int nkeep) {
+  char p[4400], manifest[8192] = "";
+  snprintf(p, sizeof p, "%s/MANIFEST", cdir);
+  FILE* f = fopen(p, "r");
+  if (f) {
+    size_t n = fread(manifest, 1, sizeof manifest - 1, f);
+    manifest[n] = 0;
+    fclose(f);
+  }
+  snprintf(p, sizeof p, "%s/snapshots", cdir);
+  DIR* d = opendir(p);
+  if (!d) return;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || strstr(manifest, e->d_name)) continue;
+    int kept = 0;
+    for (int k = 0; k < nkeep; ++k) kept |= keep[k] && strstr(keep[k], e->d_name) != NULL;
+    if (kept) continue;
+    char f2[4700];
+    snprintf(f2, sizeof f2, "%s/%s", p, e->d_name);
+    unlink(f2);
+  }
+  closedir(d);
+}
+
 static void write_state(const char* path) {
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -738,6 +767,11 @@ int main(int argc, char** argv) {
     if (r == 1) ++inflight_applied;
     if (r == 0) ++inflight_dropped;
     if (violations > 20) break;
+    if (s.db_mode) {
+      char cdir[4400];
+      snprintf(cdir, sizeof cdir, "%s/crash", s.dir);
+      prune_snapshots(cdir, NULL, 0);
+    }
     write_state(state);
   }
   int live = 0;

@@ -178,6 +178,19 @@ def client(port, model, rng, stop, inflight, slot, stats, snapshots):
         pass  # the daemon died: the op in inflight[slot] has no answer
 
 
+def prune_snapshots(cdir):
+    """Removes the snapshots MANIFEST does not name (AIDB keeps them all;
+    hundreds of rounds would fill the RAM disk). Between rounds only."""
+    try:
+        with open(os.path.join(cdir, "MANIFEST")) as f:
+            keep = f.read()
+        for name in os.listdir(os.path.join(cdir, "snapshots")):
+            if name not in keep:
+                os.unlink(os.path.join(cdir, "snapshots", name))
+    except OSError:
+        pass
+
+
 def rollback(args, side, rng, violations, rnd):
     """Rewinds the data dir to what the disk held at the power cut."""
     r = subprocess.run([args.rollback, os.path.abspath(args.dir), side, args.variant,
@@ -337,6 +350,8 @@ def main():
             violations.append("round %d: verification failed: %s" % (rnd, e))
         conn.close()
         d.kill()
+        if args.powerfs:
+            prune_snapshots(os.path.join(args.dir, COLL))
         if len(violations) > 20:
             break
 

@@ -24,6 +24,7 @@
  * match (no duplicate, no phantom); recovery never reports corruption.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -648,6 +649,38 @@ static void verify(const char* dir, int round, struct op inf[3]) {
   aidb_db_close(db);
 }
 
+/* Removes the snapshots no MANIFEST names and no restore may use: AIDB never
+ * deletes old snapshots, and hundreds of rounds would fill the RAM disk.
+ * Done between rounds, not under test. */
+static void prune_snapshots(const char* dbdir) {
+  for (int slot = 0; slot < NSLOT; ++slot) {
+    char name[16], cdir[4400], p[4500], manifest[8192] = "";
+    slot_name(slot, name);
+    snprintf(cdir, sizeof cdir, "%s/%s", dbdir, name);
+    snprintf(p, sizeof p, "%s/MANIFEST", cdir);
+    FILE* f = fopen(p, "r");
+    if (f) {
+      size_t n = fread(manifest, 1, sizeof manifest - 1, f);
+      manifest[n] = 0;
+      fclose(f);
+    }
+    snprintf(p, sizeof p, "%s/snapshots", cdir);
+    DIR* d = opendir(p);
+    if (!d) continue;
+    struct dirent* e;
+    while ((e = readdir(d)) != NULL) {
+      if (e->d_name[0] == '.' || strstr(manifest, e->d_name)) continue;
+      int kept = 0;
+      for (int j = 0; j < nqs; ++j) kept |= strstr(qs[j].path, e->d_name) != NULL;
+      if (kept) continue;
+      char f2[4800];
+      snprintf(f2, sizeof f2, "%s/%s", p, e->d_name);
+      unlink(f2);
+    }
+    closedir(d);
+  }
+}
+
 static void write_state(const char* path) {
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -814,6 +847,7 @@ int main(int argc, char** argv) {
       break;
     }
     verify(dbdir, rounds, inf);
+    prune_snapshots(dbdir);
     write_state(state);
   }
   int live = 0, cols = 0;
