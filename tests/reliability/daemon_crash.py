@@ -257,7 +257,7 @@ def main():
                    "AIDB_POWERFS_SIDE": side, "AIDB_POWERFS_SIGNAL": str(int(signal.SIGUSR2))}
             if rnd % 2 == 1:
                 # One in four lands in the first operations: start-up recovery.
-                cut_at = rng.randrange(1, 40 if rnd % 8 == 1 else args.max_cut)
+                cut_at = rng.randrange(1, 6 if rnd % 8 == 1 else args.max_cut)
                 env["AIDB_POWERFS_CUT_AT"] = str(cut_at)
         if use_point:
             ops, path = rng.choice(CRASH_POINTS)
