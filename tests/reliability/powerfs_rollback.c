@@ -412,15 +412,15 @@ int main(int argc, char** argv) {
   for (size_t i = nevs; i-- > 0;) {
     const struct ev* e = &evs[i];
     if (e->type != 'N' && e->type != 'U' && e->type != 'R' && e->type != 'M') continue;
-    int dead = is_dead(e->dir, e->gen) || (e->type == 'M' && is_dead(e->dir2, e->gen2));
-    if (e->type == 'R' && (dead || is_durable_dir_op(e))) {
+    int gone = is_dead(e->dir, e->gen) || (e->type == 'M' && is_dead(e->dir2, e->gen2));
+    if (e->type == 'R' && (gone || is_durable_dir_op(e))) {
       char child[2 * PATH_MAX];
       if (!strcmp(e->dir, ".")) snprintf(child, sizeof child, "%s", e->name);
       else snprintf(child, sizeof child, "%s/%s", e->dir, e->name);
       mark_dead(child, e->a);
       continue;
     }
-    if (dead) continue;
+    if (gone) continue;
     if (!is_durable_dir_op(e)) undo_dir_op(e);
   }
   /* 2. File data, through the side links (wherever the names are now). */

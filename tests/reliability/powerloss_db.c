@@ -67,7 +67,6 @@ static void slot_name(int slot, char out[16]) {
   if (slot == 0) snprintf(out, 16, "main");
   else snprintf(out, 16, "cat%d", slot - 1);
 }
-static int slot_ids(int slot) { return slot == 0 ? MAXID : CATIDS; }
 
 static uint64_t seed_state;
 static uint32_t rnd_r(uint64_t* s) {
