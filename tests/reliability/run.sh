@@ -119,6 +119,10 @@ run_powerloss() {
   local rc=0 cuts=${AIDB_POWER_CUTS:-30} mode
   local env=(AIDB_POWERFS="$(POWERFS)" AIDB_POWERFS_ROLLBACK="$BUILD/tests/reliability/aidb_powerfs_rollback"
              AIDB_POWERFS_VARIANT="${AIDB_POWERFS_VARIANT:-mix}")
+  # The model itself first: a scripted child whose every file must come back
+  # as promised (so the loops below cannot pass with the shim inert).
+  python3 "$ROOT/tests/reliability/powerfs_selftest.py" --shim "$(POWERFS)" \
+    --rollback "$BUILD/tests/reliability/aidb_powerfs_rollback" --dir "$SHMWORK/power-selftest" || rc=1
   for mode in lib db lib-batch db-batch; do
     env "${env[@]}" "$BUILD/tests/reliability/aidb_crash_loop" "$SHMWORK/power-$mode" "$cuts" "$mode" 7 || rc=1
   done
