@@ -90,7 +90,10 @@ Status ParseRecords(const uint8_t* data, uint64_t size, const std::string& path,
     const uint32_t want = crc32c::Unmask(DecodeFixed32(h));
     const uint32_t got = crc32c::Value(h + 4, extent - 4);
     if (want != got) {
-      if (after == 0 || AllZero(h, remaining)) return torn();
+      // Torn if nothing follows it, or only zeros do: a power cut can persist
+      // a file's new size but not all of its data, which then reads as zeros
+      // from some sector on (XFS, ext4 data=writeback).
+      if (after == 0 || AllZero(h, remaining) || AllZero(h + extent, after)) return torn();
       return corrupt("checksum mismatch in record at offset " + std::to_string(pos) + " (lsn " +
                      std::to_string(lsn) + "); " + std::to_string(after) + " bytes after it");
     }

@@ -26,6 +26,7 @@
  * Prints a summary line; exits non-zero on any violation.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,6 +44,7 @@
 #define DIM 12
 #define MAXID 200000
 #define MAXBATCH 32
+#define BATCH_MS 20
 
 static int model[MAXID]; /* version per id, 0 = absent */
 static int next_id;
@@ -70,6 +72,7 @@ static void die(const char* what, int rc, char* err) {
 
 struct store {
   int db_mode;
+  int batch; /* durability batch (else fsync) */
   char dir[4096];
   char wal[4200], snap[4200];
   aidb_db* db;
@@ -88,6 +91,10 @@ static int store_open(struct store* s, char** err) {
     aidb_db_options o;
     aidb_db_options_init(&o);
     o.wal_mmap_threshold = 1024;
+    if (s->batch) {
+      o.durability = AIDB_DURABILITY_BATCH;
+      o.batch_interval_ms = BATCH_MS;
+    }
     if ((rc = aidb_db_open(s->dir, &o, &s->db, err)) != AIDB_OK) return rc;
     rc = aidb_db_open_collection(s->db, "crash", &s->c, NULL);
     if (rc == AIDB_NOT_FOUND) {
@@ -106,7 +113,8 @@ static int store_open(struct store* s, char** err) {
   o.dim = DIM;
   o.metric = AIDB_METRIC_EUCLIDEAN;
   o.wal_path = s->wal;
-  o.durability = AIDB_DURABILITY_FSYNC;
+  o.durability = s->batch ? AIDB_DURABILITY_BATCH : AIDB_DURABILITY_FSYNC;
+  o.batch_interval_ms = BATCH_MS;
   o.wal_mmap_threshold = 1024;
   if ((rc = aidb_collection_open(&o, &s->c, err)) != AIDB_OK) return rc;
   if (exists(s->snap) && (rc = aidb_collection_load_snapshot(s->c, s->snap, err)) != AIDB_OK)
@@ -122,6 +130,12 @@ static void store_close(struct store* s) {
 }
 
 /* ---------------- the writer (child) ---------------- */
+
+static long long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 static void say(const char* fmt, ...) {
   char buf[8192];
@@ -160,7 +174,7 @@ static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
       if (s->db_mode) rc = aidb_db_snapshot(s->db, "crash", NULL, &err);
       else rc = aidb_collection_snapshot_to(s->c, s->snap, &err);
       if (rc != AIDB_OK) die("snapshot", rc, err);
-      say("A\n");
+      say("A %lld\n", now_ns());
     } else if (r < 60) {
       /* One upsert: a new id, or a replacement. */
       int i = (r < 40 || next_id == 0) ? next_id++ : (int)(rnd() % (uint32_t)next_id);
@@ -174,7 +188,7 @@ static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
       if ((rc = aidb_collection_upsert(s->c, idb, vec, DIM, p, (size_t)-1, &err)) != AIDB_OK)
         die("upsert", rc, err);
       model[i] = v;
-      say("A\n");
+      say("A %lld\n", now_ns());
     } else if (r < 85) {
       int nb = 2 + (int)(rnd() % (MAXBATCH - 1));
       char idb[MAXBATCH][40], pb[MAXBATCH][128];
@@ -206,7 +220,7 @@ static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
       if ((rc = aidb_collection_upsert_batch(s->c, (size_t)nb, ids, vec, DIM, ps, &err)) != AIDB_OK)
         die("batch", rc, err);
       for (int k = 0; k < nb; ++k) model[bi[k]] = bv[k];
-      say("A\n");
+      say("A %lld\n", now_ns());
     } else {
       /* Delete a present point. */
       if (next_id == 0) continue;
@@ -219,7 +233,7 @@ static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
       say("B D %d\n", i);
       if ((rc = aidb_collection_delete(s->c, idb, &err)) != AIDB_OK) die("delete", rc, err);
       model[i] = 0;
-      say("A\n");
+      say("A %lld\n", now_ns());
     }
   }
   return 0;
@@ -233,7 +247,14 @@ struct inflight {
   int n;
   int ids[MAXBATCH];
   int vers[MAXBATCH];
+  long long ack_ns; /* when acknowledged (in the round log) */
 };
+
+/* Batch mode: the round's acknowledged operations, in order; the model is
+ * then left as it was at the start of the round until verify_prefix. */
+static int g_batch_log_mode;
+static struct inflight* round_log;
+static size_t round_n, round_cap;
 
 static int violations;
 static long long total_acked_ops, total_verified_points;
@@ -275,7 +296,16 @@ static void apply_lines(char* data, struct inflight* inf, int* acked_ops) {
         if (inf->ids[k] >= next_id) next_id = inf->ids[k] + 1;
       }
     } else if (line[0] == 'A') {
-      for (int k = 0; k < inf->n; ++k) model[inf->ids[k]] = inf->kind == 'D' ? 0 : inf->vers[k];
+      inf->ack_ns = atoll(line + 1);
+      if (g_batch_log_mode) {
+        if (round_n == round_cap) {
+          round_cap = round_cap ? round_cap * 2 : 256;
+          round_log = realloc(round_log, round_cap * sizeof *round_log);
+        }
+        round_log[round_n++] = *inf;
+      } else {
+        for (int k = 0; k < inf->n; ++k) model[inf->ids[k]] = inf->kind == 'D' ? 0 : inf->vers[k];
+      }
       memset(inf, 0, sizeof *inf);
       ++*acked_ops;
     }
@@ -357,6 +387,155 @@ static int verify(struct store* s, int round, const struct inflight* inf) {
   return inf_present;
 }
 
+/* Batch durability after a power cut: the recovered state must be the model
+ * after some prefix of the round's operations (acknowledged ones, then the one
+ * in flight), and that prefix must hold every operation acknowledged before
+ * the start of the last WAL sync that completed (or before an acknowledged
+ * checkpoint). Returns the number of acknowledged operations lost. */
+static long long g_lost_ops, g_lost_rounds;
+static double g_max_lost_age_ms;
+static int verify_prefix(struct store* s, int round, const struct inflight* inf, long long sync_ns,
+                         long long cut_ns) {
+  char* err = NULL;
+  int rc = store_open(s, &err);
+  if (rc != AIDB_OK) {
+    violation(round, "recovery failed: %s %s", aidb_status_name(rc), err ? err : "");
+    aidb_free(err);
+    store_close(s);
+    return 0;
+  }
+  size_t m = round_n + (inf->kind == 'U' || inf->kind == 'M' || inf->kind == 'D');
+  size_t acked = round_n;
+  size_t k_min = 0;
+  for (size_t k = 0; k < acked; ++k) {
+    if (round_log[k].ack_ns <= sync_ns || round_log[k].kind == 'S') k_min = k + 1;
+  }
+  int* got = malloc(sizeof(int) * (size_t)(next_id + 1));
+  int* cur = malloc(sizeof(int) * (size_t)(next_id + 1));
+  long mism = 0;
+  for (int i = 0; i < next_id; ++i) {
+    got[i] = found_version(s->c, i);
+    if (got[i] < 0) violation(round, "id %d is damaged", i);
+    cur[i] = model[i];
+    mism += cur[i] != got[i];
+  }
+  long best = mism == 0 ? 0 : -1;
+  for (size_t k = 0; k < m; ++k) {
+    const struct inflight* op = k < acked ? &round_log[k] : inf;
+    for (int j = 0; j < op->n; ++j) {
+      int i = op->ids[j];
+      int v = op->kind == 'D' ? 0 : op->vers[j];
+      mism -= cur[i] != got[i];
+      cur[i] = v;
+      mism += cur[i] != got[i];
+    }
+    if (mism == 0) best = (long)k + 1;
+  }
+  if (best < 0) {
+    violation(round, "the recovered state is no prefix of the %zu operations of the round", m);
+  } else {
+    if ((size_t)best < k_min) {
+      violation(round,
+                "LOST: %zu operations acknowledged before the last completed WAL sync (or a "
+                "checkpoint), only %ld survived",
+                k_min, best);
+    }
+    if ((size_t)best < acked) {
+      g_lost_ops += (long long)(acked - (size_t)best);
+      ++g_lost_rounds;
+      double age = (double)(cut_ns - round_log[best].ack_ns) / 1e6;
+      if (age > g_max_lost_age_ms) g_max_lost_age_ms = age;
+    }
+    for (long k = 0; k < best; ++k) {
+      const struct inflight* op = (size_t)k < acked ? &round_log[k] : inf;
+      for (int j = 0; j < op->n; ++j) model[op->ids[j]] = op->kind == 'D' ? 0 : op->vers[j];
+    }
+  }
+  uint64_t want = 0, count = 0;
+  for (int i = 0; i < next_id; ++i) {
+    if (got[i] > 0) ++want;
+    total_verified_points += got[i] > 0;
+    if (got[i] >= 0) model[i] = got[i];
+  }
+  if (aidb_collection_count(s->c, &count, NULL) != AIDB_OK || count != want) {
+    violation(round, "count %llu but %llu distinct points found (duplicate or unknown id)",
+              (unsigned long long)count, (unsigned long long)want);
+  }
+  free(got);
+  free(cur);
+  store_close(s);
+  round_n = 0;
+  return best >= 0 && (size_t)best > acked;
+}
+
+/* Reads the cut time and the start of the last completed sync of the WAL
+ * (inode wal_ino) from the powerfs journal. */
+static void read_journal(const char* side, unsigned long long wal_ino, long long* sync_ns,
+                         long long* cut_ns) {
+  char p[4300], line[8192];
+  snprintf(p, sizeof p, "%s/journal", side);
+  *sync_ns = 0;
+  *cut_ns = 0;
+  FILE* f = fopen(p, "r");
+  if (!f) return;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long seq, ino, start;
+    long long ns;
+    if (line[0] == 'S' && sscanf(line, "S %llu %llu %llu %lld", &seq, &ino, &start, &ns) == 4 &&
+        ino == wal_ino && ns > *sync_ns)
+      *sync_ns = ns;
+    if (line[0] == 'K' && sscanf(line, "K %llu %lld", &seq, &ns) == 2) *cut_ns = ns;
+  }
+  fclose(f);
+}
+
+/* Runs the rollback tool; 0 on success. */
+static int run_rollback(const char* tool, const char* root, const char* side, const char* variant,
+                        unsigned seed, int quiet) {
+  char seedbuf[32];
+  snprintf(seedbuf, sizeof seedbuf, "%u", seed);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (quiet) {
+      int fd = open("/dev/null", O_WRONLY);
+      dup2(fd, 1);
+    }
+    execl(tool, tool, root, side, variant, seedbuf, (char*)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
+/* Removes the snapshots in cdir/snapshots that cdir/MANIFEST does not name
+ * (and are not in `keep`): AIDB never deletes old snapshots, and hundreds of
+ * rounds would fill the RAM disk. Done between rounds, not under test. */
+static void prune_snapshots(const char* cdir, const char* const* keep, int nkeep) {
+  char p[4400], manifest[8192] = "";
+  snprintf(p, sizeof p, "%s/MANIFEST", cdir);
+  FILE* f = fopen(p, "r");
+  if (f) {
+    size_t n = fread(manifest, 1, sizeof manifest - 1, f);
+    manifest[n] = 0;
+    fclose(f);
+  }
+  snprintf(p, sizeof p, "%s/snapshots", cdir);
+  DIR* d = opendir(p);
+  if (!d) return;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || strstr(manifest, e->d_name)) continue;
+    int kept = 0;
+    for (int k = 0; k < nkeep; ++k) kept |= keep[k] && strstr(keep[k], e->d_name) != NULL;
+    if (kept) continue;
+    char f2[4700];
+    snprintf(f2, sizeof f2, "%s/%s", p, e->d_name);
+    unlink(f2);
+  }
+  closedir(d);
+}
+
 static void write_state(const char* path) {
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -382,13 +561,14 @@ int main(int argc, char** argv) {
     struct store s;
     memset(&s, 0, sizeof s);
     snprintf(s.dir, sizeof s.dir, "%s", argv[2]);
-    s.db_mode = !strcmp(argv[3], "db");
+    s.db_mode = !strncmp(argv[3], "db", 2);
+    s.batch = strstr(argv[3], "batch") != NULL;
     snprintf(s.wal, sizeof s.wal, "%s/wal.log", s.dir);
     snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
     return writer_main(&s, argv[4], strtoull(argv[5], NULL, 10));
   }
   if (argc < 3) {
-    fprintf(stderr, "usage: %s DIR KILLS [lib|db] [SEED]\n", argv[0]);
+    fprintf(stderr, "usage: %s DIR KILLS [lib|db|lib-batch|db-batch] [SEED]\n", argv[0]);
     return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -397,13 +577,43 @@ int main(int argc, char** argv) {
   snprintf(s.dir, sizeof s.dir, "%s", argv[1]);
   mkdir(s.dir, 0755);
   int kills = atoi(argv[2]);
-  s.db_mode = argc > 3 && !strcmp(argv[3], "db");
+  const char* mode = argc > 3 ? argv[3] : "lib";
+  s.db_mode = !strncmp(mode, "db", 2);
+  s.batch = strstr(mode, "batch") != NULL;
   rng_state = argc > 4 ? strtoull(argv[4], NULL, 10) : 42;
   snprintf(s.wal, sizeof s.wal, "%s/wal.log", s.dir);
   snprintf(s.snap, sizeof s.snap, "%s/latest.aidbsnap", s.dir);
   char state[4300];
-  snprintf(state, sizeof state, "%s/../%s-crash-state", s.dir, s.db_mode ? "db" : "lib");
+  snprintf(state, sizeof state, "%s/../%s-crash-state", s.dir, mode);
+  /* AIDB_CRASH_STATE: where the model goes (outside a file system whose
+   * page cache the hook throws away). AIDB_CRASH_HOOK: a shell command run
+   * after each kill, before recovery (tests/reliability/run.sh's realfs
+   * stage copies the loop device's image there: a real power cut). */
+  if (getenv("AIDB_CRASH_STATE")) snprintf(state, sizeof state, "%s", getenv("AIDB_CRASH_STATE"));
+  const char* hook = getenv("AIDB_CRASH_HOOK");
   const char* shim = getenv("AIDB_FAULTFS");
+  /* Power-loss mode: the powerfs shim journals what is unsynced and cuts the
+   * power (at a random operation count, or on SIGUSR2 after a random delay);
+   * the rollback tool then rewinds the files before the check. */
+  const char* power = getenv("AIDB_POWERFS");
+  const char* rollback = getenv("AIDB_POWERFS_ROLLBACK");
+  const char* variant = getenv("AIDB_POWERFS_VARIANT") ? getenv("AIDB_POWERFS_VARIANT") : "mix";
+  const int max_cut = getenv("AIDB_POWERFS_MAX_CUT") ? atoi(getenv("AIDB_POWERFS_MAX_CUT")) : 600;
+  char side[4300];
+  snprintf(side, sizeof side, "%s.side", s.dir);
+  if (power) {
+    if (!rollback) {
+      fprintf(stderr, "crash_loop: AIDB_POWERFS needs AIDB_POWERFS_ROLLBACK\n");
+      return 2;
+    }
+    shim = NULL;
+    mkdir(side, 0755);
+    g_batch_log_mode = s.batch;
+  } else if (s.batch) {
+    fprintf(stderr, "crash_loop: batch modes need AIDB_POWERFS (a kill keeps the page cache)\n");
+    return 2;
+  }
+  int power_rounds = 0, count_cuts = 0, rollback_failures = 0;
   char self[4096];
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
   if (sl <= 0) return 2;
@@ -421,6 +631,11 @@ int main(int argc, char** argv) {
       snprintf(spec, sizeof spec, "ops=%s;path=%s;after=%u;count=1;mode=%s", crash_points[p][0],
                crash_points[p][1], rnd() % 6, rnd() % 2 ? "kill" : "killafter");
     }
+    /* Power mode: odd rounds cut at a random operation count, even ones on a
+     * signal after a random delay. */
+    int power_cut_at = power && rounds % 2 == 1 ? 1 + (int)(rnd() % (unsigned)max_cut) : 0;
+    /* One in four of those lands in the first operations: start-up recovery. */
+    if (power_cut_at && rounds % 8 == 1) power_cut_at = 1 + (int)(rnd() % 30);
     int out[2];
     if (pipe(out) != 0) return 2;
     char seed[32];
@@ -434,7 +649,18 @@ int main(int argc, char** argv) {
         setenv("LD_PRELOAD", shim, 1);
         setenv("AIDB_FAULT", spec, 1);
       }
-      execl(self, self, "writer", s.dir, s.db_mode ? "db" : "lib", state, seed, (char*)NULL);
+      if (power) {
+        setenv("LD_PRELOAD", power, 1);
+        setenv("AIDB_POWERFS_ROOT", s.dir, 1);
+        setenv("AIDB_POWERFS_SIDE", side, 1);
+        setenv("AIDB_POWERFS_SIGNAL", "12", 1);
+        if (power_cut_at > 0) {
+          char n[32];
+          snprintf(n, sizeof n, "%d", power_cut_at);
+          setenv("AIDB_POWERFS_CUT_AT", n, 1);
+        }
+      }
+      execl(self, self, "writer", s.dir, mode, state, seed, (char*)NULL);
       _exit(127);
     }
     close(out[1]);
@@ -447,6 +673,7 @@ int main(int argc, char** argv) {
     const long budget_ms = use_point ? 1500 : 5 + (long)(rnd() % 150);
     long ready_ms = -1;
     int parent_killed = 0;
+    long signalled_ms = -1;
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     for (;;) {
       ssize_t n = read(out[0], data + len, cap - len - 1);
@@ -461,6 +688,23 @@ int main(int argc, char** argv) {
       clock_gettime(CLOCK_MONOTONIC, &t);
       long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
       if (ready && ready_ms < 0) ready_ms = ms;
+      if (power) {
+        /* The shim cuts the power itself: at its operation count, or on the
+         * signal. Keep reading so the writer never blocks on the pipe. */
+        if (!power_cut_at && ready_ms >= 0 && signalled_ms < 0 && ms - ready_ms >= budget_ms) {
+          kill(pid, SIGUSR2);
+          signalled_ms = ms;
+          parent_killed = 1;
+        }
+        if (ms > 60000 || (signalled_ms >= 0 && ms - signalled_ms > 10000)) {
+          violation(rounds, "the power cut did not come (cut_at %d, signalled %ld ms ago)",
+                    power_cut_at, signalled_ms >= 0 ? ms - signalled_ms : -1);
+          kill(pid, SIGKILL);
+          break;
+        }
+        usleep(1000);
+        continue;
+      }
       if (ready_ms >= 0 && ms - ready_ms >= budget_ms) {
         kill(pid, SIGKILL);
         parent_killed = 1;
@@ -498,14 +742,58 @@ int main(int argc, char** argv) {
     if (parent_killed) ++timed_kills;
     else ++self_kills;
     if (inf.kind == 'S') ++snapshot_kills;
-    int r = verify(&s, rounds, &inf);
+    long long sync_ns = 0, cut_ns = 0;
+    if (power) {
+      ++power_rounds;
+      count_cuts += power_cut_at > 0;
+      char walp[4400];
+      if (s.db_mode) snprintf(walp, sizeof walp, "%s/crash/wal.log", s.dir);
+      else snprintf(walp, sizeof walp, "%s", s.wal);
+      struct stat wsb;
+      unsigned long long wal_ino = stat(walp, &wsb) == 0 ? (unsigned long long)wsb.st_ino : 0;
+      read_journal(side, wal_ino, &sync_ns, &cut_ns);
+      if (run_rollback(rollback, s.dir, side, variant, rnd(), !getenv("AIDB_POWERFS_VERBOSE")) !=
+          0) {
+        violation(rounds, "rollback after the power cut failed (see its output above)");
+        ++rollback_failures;
+        break;
+      }
+    }
+    if (hook && system(hook) != 0) {
+      violation(rounds, "the crash hook failed: %s", hook);
+      break;
+    }
+    int r = s.batch ? verify_prefix(&s, rounds, &inf, sync_ns, cut_ns) : verify(&s, rounds, &inf);
     if (r == 1) ++inflight_applied;
     if (r == 0) ++inflight_dropped;
     if (violations > 20) break;
+    if (s.db_mode) {
+      char cdir[4400];
+      snprintf(cdir, sizeof cdir, "%s/crash", s.dir);
+      prune_snapshots(cdir, NULL, 0);
+    }
     write_state(state);
   }
   int live = 0;
   for (int i = 0; i < next_id; ++i) live += model[i] != 0;
+  if (power) {
+    printf(
+        "powerloss %s (variant %s): %d power cuts survived (%d at an operation count, %d on a "
+        "signal, %d inside a checkpoint, %d before a first ack), %lld acknowledged operations, "
+        "%lld point checks, %d live points, in-flight op applied %d / dropped %d",
+        mode, variant, power_rounds - (violations ? 1 : 0), count_cuts, power_rounds - count_cuts,
+        snapshot_kills, no_ack_rounds, total_acked_ops, total_verified_points, live,
+        inflight_applied, inflight_dropped);
+    if (s.batch) {
+      printf(
+          "; batch %d ms: %lld acknowledged operations lost in %lld cuts, oldest lost %.1f ms "
+          "before the cut, none older than the last WAL sync",
+          BATCH_MS, g_lost_ops, g_lost_rounds, g_max_lost_age_ms);
+    }
+    printf("; violations: %d\n", violations);
+    (void)rollback_failures;
+    return violations ? 1 : 0;
+  }
   printf(
       "crash_loop %s: %d kills survived (%d timed SIGKILLs, %d at crash points, %d inside a "
       "checkpoint, %d before a first ack), %lld acknowledged operations, %lld point checks, %d live points, in-flight op "

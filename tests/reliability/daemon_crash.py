@@ -2,6 +2,7 @@
 """SIGKILL aidbd under HTTP ingest, again and again; check every acknowledged write.
 
     daemon_crash.py --aidbd PATH --dir DIR --kills N [--clients 3] [--faultfs SHIM] [--seed S]
+                    [--powerfs SHIM --rollback TOOL [--variant mix]]
 
 Each round starts aidbd (fsync durability) on the same data directory, lets
 several keep-alive clients upsert single points, batches and deletes and one
@@ -15,6 +16,13 @@ point is there with its exact vector and payload, an acknowledged delete
 stays deleted, a request in flight is all-or-nothing, and the collection's
 `len` equals the number of points the model holds (no phantom, no duplicate).
 At the end every point ever written is checked. Exits 1 on any violation.
+
+With --powerfs, every kill is a simulated power cut instead (the powerfs shim
+of tests/reliability, see its README): odd rounds at a random count of file
+operations (also during start-up recovery), even rounds on SIGUSR2 after a
+random time; the rollback tool then drops (or keeps, tears, zero-fills)
+everything the daemon had not synced before the restart, so an acknowledged
+200 must have been fsynced.
 """
 import argparse
 import http.client
@@ -49,7 +57,7 @@ def payload(i, ver):
 
 
 class Daemon:
-    def __init__(self, aidbd, data_dir, env_extra):
+    def __init__(self, aidbd, data_dir, env_extra, may_die=False):
         env = dict(os.environ)
         env.pop("AIDB_API_KEY", None)
         env.update(env_extra)
@@ -73,6 +81,9 @@ class Daemon:
         self.reader = threading.Thread(target=reader, daemon=True)
         self.reader.start()
         if not ready.wait(60) or self.port is None:
+            if may_die and self.proc.wait(10) == -signal.SIGKILL:
+                self.port = None  # a power cut during start-up
+                return
             raise RuntimeError("aidbd did not start:\n" + "\n".join(self.lines[-30:]))
 
     def kill(self):
@@ -167,6 +178,29 @@ def client(port, model, rng, stop, inflight, slot, stats, snapshots):
         pass  # the daemon died: the op in inflight[slot] has no answer
 
 
+def prune_snapshots(cdir):
+    """Removes the snapshots MANIFEST does not name (AIDB keeps them all;
+    hundreds of rounds would fill the RAM disk). Between rounds only."""
+    try:
+        with open(os.path.join(cdir, "MANIFEST")) as f:
+            keep = f.read()
+        for name in os.listdir(os.path.join(cdir, "snapshots")):
+            if name not in keep:
+                os.unlink(os.path.join(cdir, "snapshots", name))
+    except OSError:
+        pass
+
+
+def rollback(args, side, rng, violations, rnd):
+    """Rewinds the data dir to what the disk held at the power cut."""
+    r = subprocess.run([args.rollback, os.path.abspath(args.dir), side, args.variant,
+                        str(rng.randrange(1 << 30))], capture_output=True, text=True)
+    if r.returncode != 0:
+        violations.append("round %d: rollback failed: %s %s" % (rnd, r.stdout, r.stderr))
+        return False
+    return True
+
+
 def get_point(conn, i):
     st, body = request(conn, "GET", "/collections/%s/points/%s" % (COLL, pid_id(i)))
     if st == 404:
@@ -188,13 +222,21 @@ def main():
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--faultfs", default="")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--powerfs", default="")
+    ap.add_argument("--rollback", default="")
+    ap.add_argument("--variant", default="mix")
+    ap.add_argument("--max-cut", type=int, default=1500)
     args = ap.parse_args()
+    side = os.path.abspath(args.dir) + ".side"
+    if args.powerfs:
+        os.makedirs(side, exist_ok=True)
     rng = random.Random(args.seed)
     os.makedirs(args.dir, exist_ok=True)
     model = Model()
     violations = []
     totals = {"acked": 0, "rounds": 0, "points_checked": 0, "self_kills": 0, "timed_kills": 0,
-              "inflight_applied": 0, "inflight_dropped": 0, "inflight_snapshot": 0}
+              "inflight_applied": 0, "inflight_dropped": 0, "inflight_snapshot": 0,
+              "startup_cuts": 0}
 
     d = Daemon(args.aidbd, args.dir, {})
     conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
@@ -207,14 +249,30 @@ def main():
     d.kill()
 
     for rnd in range(1, args.kills + 1):
-        use_point = bool(args.faultfs) and rnd % 2 == 0
+        use_point = bool(args.faultfs) and rnd % 2 == 0 and not args.powerfs
         env = {}
+        cut_at = 0
+        if args.powerfs:
+            env = {"LD_PRELOAD": args.powerfs, "AIDB_POWERFS_ROOT": os.path.abspath(args.dir),
+                   "AIDB_POWERFS_SIDE": side, "AIDB_POWERFS_SIGNAL": str(int(signal.SIGUSR2))}
+            if rnd % 2 == 1:
+                # One in four lands in the first operations: start-up recovery.
+                cut_at = rng.randrange(1, 6 if rnd % 8 == 1 else args.max_cut)
+                env["AIDB_POWERFS_CUT_AT"] = str(cut_at)
         if use_point:
             ops, path = rng.choice(CRASH_POINTS)
             env = {"LD_PRELOAD": args.faultfs,
                    "AIDB_FAULT": "ops=%s;path=%s;after=%d;count=1;mode=%s" % (
                        ops, path, rng.randrange(4), rng.choice(["kill", "killafter"]))}
-        d = Daemon(args.aidbd, args.dir, env)
+        d = Daemon(args.aidbd, args.dir, env, may_die=bool(args.powerfs))
+        if d.port is None:  # cut during start-up recovery
+            totals["rounds"] += 1
+            totals["startup_cuts"] += 1
+            if not rollback(args, side, rng, violations, rnd):
+                break
+            d = Daemon(args.aidbd, args.dir, {})
+            d.kill()
+            continue
         stop = threading.Event()
         inflight = [None] * args.clients
         stats = {"acked": 0, "errors": []}
@@ -223,11 +281,20 @@ def main():
                    for k in range(args.clients)]
         for t in threads:
             t.start()
-        budget = 3.0 if use_point else rng.uniform(0.05, 0.6)
+        budget = 3.0 if use_point or cut_at else rng.uniform(0.05, 0.6)
         deadline = time.monotonic() + budget
         while time.monotonic() < deadline and d.proc.poll() is None:
             time.sleep(0.005)
         self_killed = d.proc.poll() is not None
+        if args.powerfs:
+            if not self_killed:
+                d.proc.send_signal(signal.SIGUSR2)  # the shim cuts the power
+            try:
+                rc = d.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                rc = None
+            if rc != -signal.SIGKILL:
+                violations.append("round %d: aidbd did not die by the power cut (%s)" % (rnd, rc))
         d.kill()
         stop.set()
         for t in threads:
@@ -237,6 +304,8 @@ def main():
         totals["rounds"] += 1
         if stats["errors"]:
             violations.append("round %d: error answers: %s" % (rnd, stats["errors"][:3]))
+        if args.powerfs and not rollback(args, side, rng, violations, rnd):
+            break
 
         # Restart (no faults) and check.
         d = Daemon(args.aidbd, args.dir, {})
@@ -281,6 +350,8 @@ def main():
             violations.append("round %d: verification failed: %s" % (rnd, e))
         conn.close()
         d.kill()
+        if args.powerfs:
+            prune_snapshots(os.path.join(args.dir, COLL))
         if len(violations) > 20:
             break
 
@@ -297,6 +368,15 @@ def main():
     for v in violations[:30]:
         print("VIOLATION", v)
     live = sum(1 for v in model.ver.values() if v)
+    if args.powerfs:
+        print("daemon_crash: %d power cuts survived (variant %s: %d at an operation count, %d of them "
+              "during start-up recovery, %d on a signal), %d acknowledged requests (200), %d point "
+              "checks, %d live points, in-flight applied %d / dropped %d / snapshots %d; violations: %d"
+              % (totals["rounds"], args.variant, totals["self_kills"] + totals["startup_cuts"],
+                 totals["startup_cuts"], totals["timed_kills"], totals["acked"],
+                 totals["points_checked"], live, totals["inflight_applied"],
+                 totals["inflight_dropped"], totals["inflight_snapshot"], len(violations)))
+        return 1 if violations else 0
     print("daemon_crash: %d kills survived (%d timed SIGKILLs, %d at crash points), %d acknowledged "
           "requests, %d point checks, %d live points, in-flight applied %d / dropped %d / snapshots %d; "
           "violations: %d" % (totals["rounds"], totals["timed_kills"], totals["self_kills"], totals["acked"],
