@@ -262,7 +262,7 @@ Status CopySnapshotTo(const std::string& src, const std::string& dest, const std
 
 Status ExportSnapshot(const std::string& src, const std::string& dest, aidb_snapshot_info* info) {
   if (dest.empty()) return Status::InvalidArgument("dest_path is empty");
-  AIDB_RETURN_IF_ERROR(aidb::storage::CreateDirs(aidb::storage::DirName(dest)));
+  AIDB_RETURN_IF_ERROR(aidb::storage::CreateDirsDurable(aidb::storage::DirName(dest)));
   const std::string tmp = dest + ".tmp";
   engine::SnapshotInfo si;
   Status s = CopySnapshotTo(src, dest, tmp, &si);

@@ -39,14 +39,8 @@ Status Database::Open(const std::string& dir_in, const DatabaseOptions& opts,
     if (errno != ENOENT) return Status::IOErrorFromErrno("cannot stat " + dir, errno);
     if (!opts.create_if_missing)
       return Status::NotFound("database directory " + dir + " does not exist");
-    // The new directories' entries must survive a power cut too: sync the
-    // parent of each one made, from the deepest that existed down.
-    std::vector<std::string> made;
-    for (std::string p = dir; !storage::FileExists(p); p = storage::DirName(p)) made.push_back(p);
-    AIDB_RETURN_IF_ERROR(storage::CreateDirs(dir));
-    for (auto it = made.rbegin(); it != made.rend(); ++it) {
-      AIDB_RETURN_IF_ERROR(storage::FsyncDir(storage::DirName(*it)));
-    }
+    // The new directories' entries must survive a power cut too.
+    AIDB_RETURN_IF_ERROR(storage::CreateDirsDurable(dir));
   } else if (!S_ISDIR(sb.st_mode)) {
     return Status::InvalidArgument(dir + " is not a directory");
   }

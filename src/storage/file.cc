@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 namespace aidb::storage {
 namespace {
@@ -186,6 +187,17 @@ Status CreateDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) return Status::IOError("mkdir -p " + path + ": " + ec.message());
+  return Status::OK();
+}
+
+Status CreateDirsDurable(const std::string& path) {
+  std::vector<std::string> made;
+  for (std::string p = path; !p.empty() && p != "." && p != "/" && !FileExists(p); p = DirName(p)) {
+    made.push_back(p);
+  }
+  AIDB_RETURN_IF_ERROR(CreateDirs(path));
+  for (auto it = made.rbegin(); it != made.rend(); ++it)
+    AIDB_RETURN_IF_ERROR(FsyncDir(DirName(*it)));
   return Status::OK();
 }
 

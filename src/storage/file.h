@@ -41,6 +41,9 @@ bool FileExists(const std::string& path);
 Status FileSize(const std::string& path, uint64_t* size);
 // mkdir -p.
 Status CreateDirs(const std::string& path);
+// mkdir -p whose new entries survive a power cut: the parent of each directory
+// made is fsynced, from the deepest that existed down.
+Status CreateDirsDurable(const std::string& path);
 // rm -rf (ignores a missing path).
 Status RemoveAll(const std::string& path);
 

@@ -123,6 +123,10 @@ run_powerloss() {
   # as promised (so the loops below cannot pass with the shim inert).
   python3 "$ROOT/tests/reliability/powerfs_selftest.py" --shim "$(POWERFS)" \
     --rollback "$BUILD/tests/reliability/aidb_powerfs_rollback" --dir "$SHMWORK/power-selftest" || rc=1
+  # An export into directories the call makes must survive the cut.
+  python3 "$ROOT/tests/reliability/powerloss_export.py" --shim "$(POWERFS)" \
+    --rollback "$BUILD/tests/reliability/aidb_powerfs_rollback" --lib "$BUILD/src/libaidb.so" \
+    --dir "$SHMWORK/power-export" || rc=1
   for mode in lib db lib-batch db-batch; do
     env "${env[@]}" "$BUILD/tests/reliability/aidb_crash_loop" "$SHMWORK/power-$mode" "$cuts" "$mode" 7 || rc=1
   done
