@@ -37,7 +37,7 @@ def fcoll(cluster, nodes):
                                        "index": "hnsw", "shards": SHARDS, "replication": 2,
                                        "hnsw": {"m": 8, "ef_construction": 64,
                                                 "ef_search": 64}})
-    assert r.status == 201, r
+    assert r.status == 200, r
     state = {"name": name, "acked": {}, "unacked": {}}
     rng = random.Random(5)
     for b in range(10):
