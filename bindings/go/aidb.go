@@ -28,7 +28,7 @@ import (
 	"unsafe"
 )
 
-// Version is the version of the loaded library, e.g. "0.1.0".
+// Version is the version of the loaded library, e.g. "0.2.0".
 func Version() string { return C.GoString(C.aidb_version()) }
 
 // VersionNumber is the version of the loaded library as X*1000000+Y*1000+Z.
@@ -56,7 +56,8 @@ func CanonicalID(id string) (string, error) {
 	return C.GoString(&buf[0]), nil
 }
 
-// Metric is a distance metric. Scores are "higher is better".
+// Metric is a distance metric. Search scores are distances, lower is
+// better: 1 - cosine similarity, the L2 distance, the negated dot product.
 type Metric int
 
 // Metrics.

@@ -255,8 +255,8 @@ func TestFilteredSearchReturnsOnlyMatches(t *testing.T) {
 		t.Fatalf("range filter: %d hits, %v", len(hits), err)
 	}
 	for i := 1; i < len(hits); i++ {
-		if hits[i].Score > hits[i-1].Score {
-			t.Fatal("hits not sorted best first")
+		if hits[i].Score < hits[i-1].Score {
+			t.Fatal("hits not sorted best (lowest distance) first")
 		}
 		if hits[i].Payload != nil {
 			t.Fatal("payload returned although WithoutPayload")
@@ -467,5 +467,55 @@ func TestCloseWhileSearchingIsSafe(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// Scores are distances, lower is better, hits ascending: hand-computed for
+// q = (1,1) against a = (1,0), b = (0,2), c = (3,4), d = (-2,0).
+func TestScoresAreDistancesAscending(t *testing.T) {
+	pts := [][]float32{{1, 0}, {0, 2}, {3, 4}, {-2, 0}}
+	r2 := math.Sqrt2
+	want := map[aidb.Metric][]float64{
+		aidb.Cosine:    {1 - 1/r2, 1 - 1/r2, 1 - 7/(5*r2), 1 + 1/r2},
+		aidb.Euclidean: {1, r2, math.Sqrt(13), math.Sqrt(10)},
+		aidb.Dot:       {-1, -2, -7, 2},
+	}
+	for _, index := range []aidb.IndexKind{aidb.Flat, aidb.HNSW} {
+		for metric, dist := range want {
+			c := mustOpen(t, aidb.CollectionOptions{Name: "d", Dim: 2, Metric: metric, Index: index,
+				Durability: aidb.DurabilityNone})
+			ids := make([]string, len(pts))
+			for i, p := range pts {
+				ids[i] = aidb.NewID()
+				if err := c.Upsert(ids[i], p, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hits, err := c.Search([]float32{1, 1}, &aidb.SearchOptions{TopK: 4})
+			if err != nil || len(hits) != 4 {
+				t.Fatalf("%v/%v: %d hits, %v", metric, index, len(hits), err)
+			}
+			for i, h := range hits {
+				if i > 0 && h.Score < hits[i-1].Score {
+					t.Errorf("%v/%v: hits not ascending: %v", metric, index, hits)
+				}
+				for j, id := range ids {
+					if id == h.ID && math.Abs(float64(h.Score)-dist[j]) > 1e-5 {
+						t.Errorf("%v/%v: point %d scored %v, want %v", metric, index, j, h.Score, dist[j])
+					}
+				}
+			}
+			// An exact match: the best hit, at distance 0 (cosine, Euclidean).
+			self, err := c.Search(pts[2], &aidb.SearchOptions{TopK: 1})
+			if err != nil || len(self) != 1 || self[0].ID != ids[2] {
+				t.Fatalf("%v/%v: self search %v, %v", metric, index, self, err)
+			}
+			if metric != aidb.Dot && (math.Abs(float64(self[0].Score)) > 1e-6 || math.Signbit(float64(self[0].Score))) {
+				t.Errorf("%v/%v: exact match scored %v, want 0", metric, index, self[0].Score)
+			}
+			if metric == aidb.Dot && math.Abs(float64(self[0].Score)+25) > 1e-4 {
+				t.Errorf("dot/%v: exact match scored %v, want -25", index, self[0].Score)
+			}
+		}
 	}
 }

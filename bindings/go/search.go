@@ -33,8 +33,11 @@ type SearchOptions struct {
 
 // Hit is one search result.
 type Hit struct {
-	ID      string
-	Score   float32 // higher is better
+	ID string
+	// Score is a distance, lower is better (hits come in ascending order):
+	// 1 - cosine similarity (0 for an exact match), the L2 distance, or the
+	// negated dot product. (Before 0.2.0 higher was better.)
+	Score   float32
 	Payload json.RawMessage
 }
 

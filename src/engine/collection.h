@@ -54,6 +54,8 @@ struct SearchRequest {
 
 struct SearchHit {
   Uuid id;
+  // A distance, lower is better: 1 - cosine similarity (0 for an exact
+  // match), the L2 distance ||a-b|| (not squared), or the negated dot product.
   float score = 0.f;
   std::string payload;  // empty: none (or not requested)
 };
@@ -107,6 +109,7 @@ class Collection {
   // vector_out: dim floats or nullptr. *has_payload false when none.
   Status Get(std::string_view id, float* vector_out, size_t dim, std::string* payload,
              bool* has_payload) const;
+  // The top_k nearest hits, ascending by distance (SearchHit::score).
   Status Search(const float* query, size_t dim, const SearchRequest& req,
                 std::vector<SearchHit>* out) const;
   // threads: 0 = all cores.

@@ -44,6 +44,21 @@ class PointFilter final : public index::SlotFilter {
   int64_t estimate_ = -1;
 };
 
+// The index ranks by a score, higher better (cosine similarity, -||a-b||, the
+// dot product); every interface answers a distance, lower better: 1 - cosine
+// similarity (an exact match is 0), ||a-b||, the negated dot product. The
+// conversion is decreasing, so the index's best-first order becomes
+// ascending. Cosine is clamped to [0, 2] (rounding may leave a normalised
+// self-match a hair above 1); "+ 0.f" turns -0 into 0.
+float DistanceFromScore(Metric metric, float score) {
+  switch (metric) {
+    case Metric::kCosine: return std::clamp(1.f - score, 0.f, 2.f);
+    case Metric::kEuclidean:
+    case Metric::kDot: break;
+  }
+  return -score + 0.f;
+}
+
 }  // namespace
 
 Status Collection::SearchLocked(const State& st, const float* query, const SearchRequest& req,
@@ -68,7 +83,7 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
     if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;
     SearchHit sh;
     sh.id = st.slot_ids[h.slot];
-    sh.score = h.score;
+    sh.score = DistanceFromScore(st.config.index.metric, h.score);
     if (req.with_payload) sh.payload = st.payloads[h.slot];
     out->push_back(std::move(sh));
   }

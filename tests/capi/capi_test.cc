@@ -149,37 +149,135 @@ std::vector<std::string> HitIds(aidb_search_result* r, size_t q = 0) {
   return ids;
 }
 
-TEST(CApi, SearchScoresForEveryMetric) {
-  const float a[2] = {1, 0}, b[2] = {0, 2}, q[2] = {1, 1};
-  for (int metric : {AIDB_METRIC_COSINE, AIDB_METRIC_EUCLIDEAN, AIDB_METRIC_DOT}) {
-    aidb_collection* c = OpenCollection("m", 2, "", metric);
-    AIDB_ASSERT_OK(
-        aidb_collection_upsert(c, Id(1).c_str(), a, 2, "{\"n\":\"a\"}", (size_t)-1, &_m));
-    AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(2).c_str(), b, 2, nullptr, 0, &_m));
-    aidb_search_result* r = nullptr;
-    AIDB_ASSERT_OK(aidb_collection_search(c, q, 2, nullptr, &r, &_m));
-    const aidb_hit* hits;
-    size_t n;
-    ASSERT_EQ(aidb_search_result_hits_v2(r, 0, &hits, &n, nullptr), AIDB_OK);
-    ASSERT_EQ(n, 2u);
-    std::map<std::string, float> score;
-    for (size_t i = 0; i < n; ++i) score[hits[i].id] = hits[i].score;
-    if (metric == AIDB_METRIC_COSINE) {
-      EXPECT_NEAR(score[Id(1)], std::sqrt(0.5f), 1e-5);
-      EXPECT_NEAR(score[Id(2)], std::sqrt(0.5f), 1e-5);
-    } else if (metric == AIDB_METRIC_EUCLIDEAN) {
-      EXPECT_NEAR(score[Id(1)], -1.f, 1e-5);
-      EXPECT_NEAR(score[Id(2)], -std::sqrt(2.f), 1e-5);
-      EXPECT_EQ(std::string(hits[0].id), Id(1));
-      ASSERT_NE(hits[0].payload, nullptr);
-      EXPECT_STREQ(hits[0].payload, "{\"n\":\"a\"}");
-      EXPECT_EQ(hits[1].payload, nullptr);
-    } else {
-      EXPECT_NEAR(score[Id(1)], 1.f, 1e-5);
-      EXPECT_NEAR(score[Id(2)], 2.f, 1e-5);
-      EXPECT_EQ(std::string(hits[0].id), Id(2));
+// Scores are distances, lower is better, hits ascending (docs/http-api.md,
+// aidb.h): cosine 1 - cos(a,q), Euclidean ||a-q||, dot -(a.q). Hand-computed
+// for q = (1,1) against a = (1,0), b = (0,2), c = (3,4), d = (-2,0), on flat
+// and HNSW, approximate and exact.
+TEST(CApi, SearchScoresAreDistancesForEveryMetric) {
+  const float pts[4][2] = {{1, 0}, {0, 2}, {3, 4}, {-2, 0}};
+  const float q[2] = {1, 1};
+  const float r2 = std::sqrt(2.f);
+  struct Want {
+    int metric;
+    float dist[4];                // of a, b, c, d
+    std::vector<uint32_t> order;  // ascending distance (a and b tie for cosine)
+  };
+  const Want wants[] = {
+      {AIDB_METRIC_COSINE, {1 - 1 / r2, 1 - 1 / r2, 1 - 7 / (5 * r2), 1 + 1 / r2}, {2, 0, 1, 3}},
+      {AIDB_METRIC_EUCLIDEAN, {1, r2, std::sqrt(13.f), std::sqrt(10.f)}, {0, 1, 3, 2}},
+      {AIDB_METRIC_DOT, {-1, -2, -7, 2}, {2, 1, 0, 3}},
+  };
+  for (int kind : {AIDB_INDEX_FLAT, AIDB_INDEX_HNSW}) {
+    for (const Want& w : wants) {
+      SCOPED_TRACE("metric " + std::to_string(w.metric) + " index " + std::to_string(kind));
+      aidb_collection_options o;
+      aidb_collection_options_init(&o);
+      o.name = "m";
+      o.dim = 2;
+      o.metric = w.metric;
+      o.index_kind = kind;
+      aidb_collection* c = nullptr;
+      AIDB_ASSERT_OK(aidb_collection_open(&o, &c, &_m));
+      AIDB_ASSERT_OK(
+          aidb_collection_upsert(c, Id(0).c_str(), pts[0], 2, "{\"n\":\"a\"}", (size_t)-1, &_m));
+      for (uint32_t i = 1; i < 4; ++i)
+        AIDB_ASSERT_OK(aidb_collection_upsert(c, Id(i).c_str(), pts[i], 2, nullptr, 0, &_m));
+      for (int exact : {0, 1}) {
+        aidb_search_options so;
+        aidb_search_options_init(&so);
+        so.exact = exact;
+        aidb_search_result* r = nullptr;
+        AIDB_ASSERT_OK(aidb_collection_search(c, q, 2, &so, &r, &_m));
+        const aidb_hit* hits;
+        size_t n;
+        ASSERT_EQ(aidb_search_result_hits_v2(r, 0, &hits, &n, nullptr), AIDB_OK);
+        ASSERT_EQ(n, 4u);
+        std::map<std::string, float> score;
+        for (size_t i = 0; i < n; ++i) score[hits[i].id] = hits[i].score;
+        for (uint32_t i = 0; i < 4; ++i) EXPECT_NEAR(score[Id(i)], w.dist[i], 1e-5) << i;
+        for (size_t i = 1; i < n; ++i) {
+          EXPECT_LE(hits[i - 1].score, hits[i].score) << i;
+        }
+        std::vector<std::string> ids, want_ids;
+        for (size_t i = 0; i < n; ++i) ids.push_back(hits[i].id);
+        for (uint32_t i : w.order) want_ids.push_back(Id(i));
+        if (w.metric == AIDB_METRIC_COSINE) {  // a and b tie: either order
+          if (ids[1] == Id(1)) std::swap(ids[1], ids[2]);
+        }
+        EXPECT_EQ(ids, want_ids);
+        for (size_t i = 0; i < n; ++i) {
+          if (ids[i] == Id(0)) {
+            EXPECT_STREQ(hits[i].payload, "{\"n\":\"a\"}");
+          } else {
+            EXPECT_EQ(hits[i].payload, nullptr);
+          }
+        }
+        aidb_search_result_free(r);
+
+        // An exact match: distance 0 for cosine and Euclidean (not -0), and
+        // -||c||^2 for dot.
+        AIDB_ASSERT_OK(aidb_collection_search(c, pts[2], 2, &so, &r, &_m));
+        ASSERT_EQ(aidb_search_result_hits_v2(r, 0, &hits, &n, nullptr), AIDB_OK);
+        ASSERT_EQ(n, 4u);
+        EXPECT_EQ(std::string(hits[0].id), Id(2));
+        if (w.metric == AIDB_METRIC_DOT) {
+          EXPECT_NEAR(hits[0].score, -25.f, 1e-4);
+        } else {
+          EXPECT_NEAR(hits[0].score, 0.f, 1e-6);
+          EXPECT_GE(hits[0].score, 0.f);
+          EXPECT_FALSE(std::signbit(hits[0].score));
+        }
+        aidb_search_result_free(r);
+      }
+      aidb_collection_close(c);
     }
-    aidb_search_result_free(r);
+  }
+}
+
+// Batch search answers the same distances, in the same ascending order, as
+// one search per query.
+TEST(CApi, BatchSearchScoresMatchSingleSearches) {
+  for (int metric : {AIDB_METRIC_COSINE, AIDB_METRIC_EUCLIDEAN, AIDB_METRIC_DOT}) {
+    SCOPED_TRACE(metric);
+    aidb_collection* c = OpenCollection("b", kDim, "", metric);
+    ASSERT_NE(c, nullptr);
+    for (uint32_t i = 0; i < 50; ++i) ASSERT_EQ(Upsert(c, i, kDim), AIDB_OK);
+    std::vector<float> qs;
+    for (uint32_t i = 0; i < 4; ++i) {
+      std::vector<float> v = Vec(i * 7 + 1, kDim);
+      qs.insert(qs.end(), v.begin(), v.end());
+    }
+    aidb_search_options so;
+    aidb_search_options_init(&so);
+    so.top_k = 5;
+    so.threads = 2;
+    aidb_search_result* batch = nullptr;
+    AIDB_ASSERT_OK(aidb_collection_search_batch(c, qs.data(), 4, kDim, &so, &batch, &_m));
+    for (size_t qi = 0; qi < 4; ++qi) {
+      aidb_search_result* one = nullptr;
+      AIDB_ASSERT_OK(aidb_collection_search(c, qs.data() + qi * kDim, kDim, &so, &one, &_m));
+      const aidb_hit *hb, *h1;
+      size_t nb, n1;
+      ASSERT_EQ(aidb_search_result_hits_v2(batch, qi, &hb, &nb, nullptr), AIDB_OK);
+      ASSERT_EQ(aidb_search_result_hits_v2(one, 0, &h1, &n1, nullptr), AIDB_OK);
+      ASSERT_EQ(nb, 5u);
+      ASSERT_EQ(nb, n1);
+      for (size_t i = 0; i < nb; ++i) {
+        EXPECT_STREQ(hb[i].id, h1[i].id);
+        EXPECT_EQ(hb[i].score, h1[i].score);
+        if (i > 0) {
+          EXPECT_LE(hb[i - 1].score, hb[i].score);
+        }
+      }
+      // The query is point qi*7+1 itself: for cosine and Euclidean the best
+      // hit, at distance 0.
+      if (metric != AIDB_METRIC_DOT) {
+        EXPECT_STREQ(hb[0].id, Id(qi * 7 + 1).c_str());
+        EXPECT_NEAR(hb[0].score, 0.f, 1e-6);
+      }
+      aidb_search_result_free(one);
+    }
+    aidb_search_result_free(batch);
     aidb_collection_close(c);
   }
 }

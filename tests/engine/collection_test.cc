@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -220,6 +222,9 @@ TEST(CollectionTest, SearchBatchOnThreadsMatchesSingleSearches) {
       for (size_t j = 0; j < one.size(); ++j) {
         EXPECT_EQ(one[j].id, batch[q][j].id);
         EXPECT_EQ(one[j].score, batch[q][j].score);
+        if (j > 0) {
+          EXPECT_LE(batch[q][j - 1].score, batch[q][j].score);  // ascending
+        }
       }
     }
   }
@@ -227,6 +232,99 @@ TEST(CollectionTest, SearchBatchOnThreadsMatchesSingleSearches) {
   bad[dim + 2] = std::numeric_limits<float>::quiet_NaN();
   std::vector<std::vector<SearchHit>> out;
   EXPECT_TRUE(c->SearchBatch(bad.data(), nq, dim, req, 3, &out).IsInvalidArgument());
+}
+
+// The distance a search must answer for `metric` (lower is better): 1 - cosine
+// similarity, the L2 distance, the negated dot product.
+double WantDistance(Metric metric, const std::vector<float>& a, const std::vector<float>& b) {
+  double dot = 0, na = 0, nb = 0, d2 = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += double(a[i]) * b[i];
+    na += double(a[i]) * a[i];
+    nb += double(b[i]) * b[i];
+    d2 += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+  }
+  switch (metric) {
+    case Metric::kCosine: return 1 - dot / std::sqrt(na * nb);
+    case Metric::kEuclidean: return std::sqrt(d2);
+    case Metric::kDot: break;
+  }
+  return -dot;
+}
+
+// Every search path (flat, HNSW walk, exact scan, filtered, batch) answers
+// distances in ascending order, equal to a brute-force computation.
+TEST(CollectionTest, SearchAnswersAscendingDistancesOnEveryPath) {
+  const uint32_t dim = 8;
+  const int n = 300;
+  std::unique_ptr<filter::Filter> even;
+  ASSERT_TRUE(filter::Filter::Parse(R"({"even":true})", &even).ok());
+  for (Metric metric : {Metric::kCosine, Metric::kEuclidean, Metric::kDot}) {
+    for (IndexKind kind : {IndexKind::kFlat, IndexKind::kHnsw}) {
+      SCOPED_TRACE(std::to_string(int(metric)) + "/" + std::to_string(int(kind)));
+      CollectionOptions o = Options(kind, dim, "");
+      o.config.index.metric = metric;
+      auto c = Open(o);
+      for (int i = 1; i <= n; ++i) {
+        ASSERT_TRUE(Put(*c, i, dim, i % 2 == 0 ? R"({"even":true})" : R"({"even":false})").ok());
+      }
+      for (int variant = 0; variant < 3; ++variant) {  // plain, exact, filtered
+        SearchRequest req;
+        req.top_k = 10;
+        req.exact = variant == 1;
+        req.filter = variant == 2 ? even.get() : nullptr;
+        for (int qi : {4, 77, 150}) {
+          const std::vector<float> q = Vec(qi, dim);
+          std::vector<SearchHit> hits;
+          ASSERT_TRUE(c->Search(q.data(), dim, req, &hits).ok());
+          ASSERT_EQ(hits.size(), 10u);
+          // Brute force over the allowed points, best (lowest) first.
+          std::vector<double> all;
+          for (int i = 1; i <= n; ++i) {
+            if (variant == 2 && i % 2 != 0) continue;
+            all.push_back(WantDistance(metric, Vec(i, dim), q));
+          }
+          std::sort(all.begin(), all.end());
+          for (size_t j = 0; j < hits.size(); ++j) {
+            if (j > 0) {
+              EXPECT_LE(hits[j - 1].score, hits[j].score) << j;
+            }
+            int id = std::stoi(hits[j].id.ToString().substr(24));
+            EXPECT_NEAR(hits[j].score, WantDistance(metric, Vec(id, dim), q),
+                        1e-4 * std::max(1.0, std::fabs(double(hits[j].score))));
+            if (variant == 2) {
+              EXPECT_EQ(id % 2, 0) << id;
+            }
+          }
+          // The exact paths find the true nearest. Vec repeats every 31
+          // points, so each query has stored copies of both parities: the
+          // best hit of cosine and Euclidean is an exact match, at 0.
+          if (kind == IndexKind::kFlat || req.exact) {
+            EXPECT_NEAR(hits[0].score, all[0], 1e-4 * std::max(1.0, std::fabs(all[0])));
+          }
+          if (metric != Metric::kDot) {
+            EXPECT_NEAR(hits[0].score, 0.f, 1e-6);
+            EXPECT_FALSE(std::signbit(hits[0].score));
+          }
+        }
+      }
+      std::vector<float> qs;
+      for (int qi : {4, 77}) {
+        std::vector<float> v = Vec(qi, dim);
+        qs.insert(qs.end(), v.begin(), v.end());
+      }
+      SearchRequest req;
+      req.top_k = 5;
+      std::vector<std::vector<SearchHit>> batch;
+      ASSERT_TRUE(c->SearchBatch(qs.data(), 2, dim, req, 2, &batch).ok());
+      for (size_t q = 0; q < 2; ++q) {
+        ASSERT_EQ(batch[q].size(), 5u);
+        for (size_t j = 1; j < 5; ++j) {
+          EXPECT_LE(batch[q][j - 1].score, batch[q][j].score);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ HEADER_VERSION_NUMBER = C.VERSION_NUMBER
 
 
 def version():
-    """The loaded library's version, e.g. "0.1.0"."""
+    """The loaded library's version, e.g. "0.2.0"."""
     return _lib.aidb_version().decode()
 
 

@@ -51,7 +51,8 @@ class _Result:
 
 
 class Hit(tuple):
-    """One search hit: ``id``, ``score`` (higher is better), ``payload_json``
+    """One search hit: ``id``, ``score`` (a distance, lower is better: 1 -
+    cosine similarity, the L2 distance or the negated dot product), ``payload_json``
     (the payload's JSON text as bytes, or None) and ``payload`` (parsed).
 
     Payloads stay in the library's result until read, so a search whose
@@ -65,7 +66,7 @@ class Hit(tuple):
         return tuple.__new__(cls, (id, score, None, 0, 0, payload_json))
 
     id = property(lambda self: self[0], doc="canonical textual UUID")
-    score = property(lambda self: self[1], doc="higher is better")
+    score = property(lambda self: self[1], doc="a distance, lower is better")
 
     @property
     def payload_json(self):
@@ -194,18 +195,19 @@ class _Search:
                             exact=False, nonblocking=False):
         """Batch search for numpy users: ``(ids, scores)``, an (nq, k) array
         of ids (numpy unicode strings, dtype ``<U36``) and an (nq, k)
-        float32 array of scores, best first. Where a query has fewer than k
-        hits, the rest of its row is ``""`` and ``-inf``. No Python object
-        per hit: each query's C hit array is viewed as a numpy structured
-        array and copied once into the two arrays. Payloads are not
-        fetched."""
+        float32 array of scores (distances), best (lowest) first, so each
+        row ascends. Where a query has fewer than k hits, the rest of its row
+        is ``""`` and ``inf`` (worse than any hit: rows stay ascending). No
+        Python object per hit: each query's C hit array is viewed as a numpy
+        structured array and copied once into the two arrays. Payloads are
+        not fetched."""
         if k is None:
             k = _default_top_k()
         owner = self._search_batch(queries, k, filter, ef_search, False, threads, exact,
                                    nonblocking)
         nq = _lib.aidb_search_result_query_count(owner.ptr)
         ids = np.zeros((nq, k), dtype="<U36")
-        scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        scores = np.full((nq, k), np.inf, dtype=np.float32)
         for i in range(nq):
             v = _hit_view(owner.ptr, i)
             if v is not None:

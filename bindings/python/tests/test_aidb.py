@@ -165,7 +165,7 @@ def test_filtered_search_returns_only_matches():
         assert len(hits) == 10
         assert all(h.payload is None for h in hits)
         scores = [h.score for h in hits]
-        assert scores == sorted(scores, reverse=True)
+        assert scores == sorted(scores), "distances ascend: best first"
         res = c.search_batch(v[:3], k=5, filter='{"group":3}')
         assert [len(r) for r in res] == [5, 5, 5]
         ids2, sc = c.search_batch_arrays(v[:3], k=5)
@@ -188,16 +188,44 @@ def test_search_batch_arrays_match_search_batch():
         want = c.search_batch(v[:4], k=6)
         assert ids.tolist() == [[h.id for h in hs] for hs in want]
         assert scores.tolist() == [[h.score for h in hs] for hs in want]
-        # Fewer hits than k (a filter matching 10 points): "" and -inf after them.
+        # Fewer hits than k (a filter matching 10 points): "" and inf after them.
         ids, scores = c.search_batch_arrays(v[:2], k=12, filter={"g": 1})
         assert (ids[:, :10] != "").all() and (ids[:, 10:] == "").all()
-        assert np.isfinite(scores[:, :10]).all() and (scores[:, 10:] == -np.inf).all()
-        assert all(list(r) == sorted(r, reverse=True) for r in scores[:, :10])
+        assert np.isfinite(scores[:, :10]).all() and (scores[:, 10:] == np.inf).all()
+        assert all(list(r) == sorted(r) for r in scores), "rows ascend, padding too"
         # One query as a 1-D array; no hits at all in an empty result.
         ids, scores = c.search_batch_arrays(v[0], k=3)
         assert ids.shape == (1, 3) and ids[0, 0] == want[0][0].id
         ids, scores = c.search_batch_arrays(v[:2], k=3, filter={"g": 99})
-        assert (ids == "").all() and (scores == -np.inf).all()
+        assert (ids == "").all() and (scores == np.inf).all()
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+def test_scores_are_distances_ascending(index):
+    # Hand-computed for q = (1,1) against a = (1,0), b = (0,2), c = (3,4),
+    # d = (-2,0): cosine 1 - cos, Euclidean ||p-q||, dot -(p.q).
+    pts = np.array([[1, 0], [0, 2], [3, 4], [-2, 0]], np.float32)
+    r2 = math.sqrt(2)
+    want = {"cosine": [1 - 1 / r2, 1 - 1 / r2, 1 - 7 / (5 * r2), 1 + 1 / r2],
+            "euclidean": [1, r2, math.sqrt(13), math.sqrt(10)],
+            "dot": [-1, -2, -7, 2]}
+    for metric, dist in want.items():
+        with aidb.Collection("d", 2, metric=metric, index=index, durability="none") as c:
+            ids = [aidb.new_id() for _ in pts]
+            c.upsert_batch(ids, pts)
+            hits = c.search([1, 1], k=4)
+            assert [h.score for h in hits] == sorted(h.score for h in hits), metric
+            got = {h.id: h.score for h in hits}
+            assert [got[i] for i in ids] == pytest.approx(dist, abs=1e-5), metric
+            _, arr = c.search_batch_arrays(np.array([[1, 1]], np.float32), k=4)
+            assert arr[0].tolist() == [h.score for h in hits]
+            # An exact match is the best hit: 0 for cosine and Euclidean.
+            self_hit = c.search(pts[2], k=1)[0]
+            assert self_hit.id == ids[2]
+            if metric == "dot":
+                assert self_hit.score == pytest.approx(-25, abs=1e-4)
+            else:
+                assert abs(self_hit.score) <= 1e-6 and math.copysign(1, self_hit.score) == 1
 
 
 def test_hits_compare_by_id_score_and_payload():

@@ -52,7 +52,7 @@ use std::os::raw::c_char;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The version of the loaded library, e.g. "0.1.0".
+/// The version of the loaded library, e.g. "0.2.0".
 pub fn version() -> Result<String> {
     error::ensure_loaded()?;
     // SAFETY: returns a static NUL-terminated string.

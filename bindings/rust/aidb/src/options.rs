@@ -63,7 +63,8 @@ macro_rules! c_enum {
 }
 
 c_enum! {
-    /// Distance metric; scores are "higher is better".
+    /// Distance metric; search scores are distances, lower is better: 1 - cosine
+    /// similarity, the L2 distance, the negated dot product.
     Metric, aidb_metric_name, aidb_metric_from_string {
         #[default]
         Cosine = sys::AIDB_METRIC_COSINE,

@@ -105,7 +105,9 @@ impl SearchOptions {
 pub struct Hit {
     /// Canonical textual UUID.
     pub id: String,
-    /// Higher is better.
+    /// A distance, lower is better (hits come in ascending order): 1 - cosine
+    /// similarity (0 for an exact match), the L2 distance `||a-b||`, or the
+    /// negated dot product. (Before 0.2.0 higher was better.)
     pub score: f32,
     /// JSON object, if the point has one and payloads were asked for.
     pub payload: Option<String>,

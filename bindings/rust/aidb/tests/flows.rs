@@ -232,7 +232,7 @@ fn filtered_search_returns_only_matches() {
         )
         .unwrap();
     assert_eq!(hits.len(), 10);
-    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(hits.windows(2).all(|w| w[0].score <= w[1].score), "distances ascend: {hits:?}");
     assert!(hits.iter().all(|h| h.payload.is_none()));
 
     let res = c.search_batch(&flat[..3 * 8], 8, &SearchOptions::new().top_k(5).filter(r#"{"group":3}"#)).unwrap();
@@ -350,4 +350,44 @@ fn logger_receives_wal_truncated_event() {
     let seen = events.lock().unwrap().iter().any(|(t, e)| t == "aidb::storage" && e == "wal_truncated");
     // Other tests run concurrently in this process; only check our event arrived.
     assert!(seen, "{:?}", events.lock().unwrap());
+}
+
+/// Scores are distances, lower is better, hits ascending: hand-computed for
+/// q = (1,1) against a = (1,0), b = (0,2), c = (3,4), d = (-2,0).
+#[test]
+fn scores_are_distances_ascending() {
+    let pts: [[f32; 2]; 4] = [[1.0, 0.0], [0.0, 2.0], [3.0, 4.0], [-2.0, 0.0]];
+    let r2 = std::f32::consts::SQRT_2;
+    let want = [
+        (Metric::Cosine, [1.0 - 1.0 / r2, 1.0 - 1.0 / r2, 1.0 - 7.0 / (5.0 * r2), 1.0 + 1.0 / r2]),
+        (Metric::Euclidean, [1.0, r2, 13f32.sqrt(), 10f32.sqrt()]),
+        (Metric::Dot, [-1.0, -2.0, -7.0, 2.0]),
+    ];
+    for index in [IndexKind::Flat, IndexKind::Hnsw] {
+        for (metric, dist) in want {
+            let c = Collection::open(
+                &CollectionOptions::new("d", 2).metric(metric).index(index).durability(Durability::None),
+            )
+            .unwrap();
+            let ids: Vec<String> = pts.iter().map(|_| aidb::new_id()).collect();
+            for (id, p) in ids.iter().zip(&pts) {
+                c.upsert(id, p, None).unwrap();
+            }
+            let hits = c.search(&[1.0, 1.0], &SearchOptions::new().top_k(4)).unwrap();
+            assert_eq!(hits.len(), 4);
+            assert!(hits.windows(2).all(|w| w[0].score <= w[1].score), "{metric:?}/{index:?}: {hits:?}");
+            for h in &hits {
+                let i = ids.iter().position(|id| *id == h.id).unwrap();
+                assert!((h.score - dist[i]).abs() < 1e-5, "{metric:?}/{index:?}: point {i} scored {}", h.score);
+            }
+            // An exact match is the best hit: 0 for cosine and Euclidean.
+            let best = &c.search(&pts[2], &SearchOptions::new().top_k(1)).unwrap()[0];
+            assert_eq!(best.id, ids[2]);
+            if metric == Metric::Dot {
+                assert!((best.score + 25.0).abs() < 1e-4, "{}", best.score);
+            } else {
+                assert!(best.score.abs() <= 1e-6 && best.score.is_sign_positive(), "{}", best.score);
+            }
+        }
+    }
 }
