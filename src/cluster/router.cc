@@ -1587,14 +1587,15 @@ struct Router::Impl {
     return fallback;
   }
 
-  // Merges one query's hit lists (one per shard) into the best `k`.
+  // Merges one query's hit lists (one per shard) into the best `k`: the
+  // lowest distances, ascending, as a single node answers.
   static std::string MergeHits(const std::vector<const Json*>& lists, uint32_t k) {
     std::vector<Hit> hits;
     for (size_t s = 0; s < lists.size(); ++s) {
       if (!lists[s] || !lists[s]->is_array()) continue;
       size_t rank = 0;
       for (const auto& h : *lists[s]) {
-        double score = -std::numeric_limits<double>::infinity();  // none: ranks last
+        double score = std::numeric_limits<double>::infinity();  // none: ranks last
         if (h.is_object() && h.contains("score") && h["score"].is_number()) score = h["score"];
         hits.push_back(Hit{score, s, rank++, Dump(h)});
       }

@@ -261,7 +261,7 @@ def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
     """Each route of the original AIDB server, through every cluster node,
     decoded the way a typed client of the original decodes it (docs/http-api.md):
     bare strings, arrays and booleans stay bare, the write token of such an
-    answer is in the AIDB-Write-Token header only."""
+    answer is in the AIDB-Write-Token header only, hits ascend by distance."""
     hn, flat = unique("orig"), unique("origflat")
     for node in nodes:
         r = node.get("/health")
@@ -329,7 +329,8 @@ def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
     assert r.status == 200 and r.json() == ids, r
     tokens.append(write_token(r))
 
-    # search: {"results": [{"id", "score", "payload"}]}.
+    # search: {"results": [{"id", "score", "payload"}]}, ascending distances
+    # (cosine: 1 - cosine similarity, 0 for the point itself).
     for node in nodes:
         r = node.post("/collections/%s/search" % hn,
                       {"vector": [1, 0, 0], "top_k": 4, "consistency": "session",
@@ -340,7 +341,10 @@ def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
         for h in hits:
             assert isinstance(h["id"], str) and isinstance(h["score"], (int, float)), h
             assert "payload" in h, h
-        assert hits[0]["id"] == pid and hits[0]["payload"] == {"k": "own"}, hits
+        scores = [h["score"] for h in hits]
+        assert scores == sorted(scores), scores
+        assert hits[0]["id"] == pid and abs(hits[0]["score"]) < 1e-5, hits
+        assert hits[0]["payload"] == {"k": "own"}, hits
         # search:batch {"queries": [[...]]} -> {"results": [[...]]}
         r = node.post("/collections/%s/search:batch" % hn,
                       {"queries": [[1, 0, 0], [0, 1, 0]], "top_k": 3,
@@ -350,6 +354,8 @@ def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
         assert isinstance(lists, list) and len(lists) == 2, r
         for hits in lists:
             assert isinstance(hits, list) and len(hits) == 3, lists
+            scores = [h["score"] for h in hits]
+            assert scores == sorted(scores), scores
         assert lists[0][0]["id"] == pid and lists[1][0]["id"] == gen, lists
 
     # DELETE point: true (a write: token in the header), then false (nothing).
