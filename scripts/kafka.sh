@@ -71,10 +71,11 @@ ensure_jars() {
 }
 
 # Stable per-directory cluster id (KRaft wants 16 bytes, base64url, 22 chars).
+# Never with a leading '-': StorageTool would read "-t -xyz" as a flag.
 cluster_id() {
-  if [ ! -s "$dir/cluster.id" ]; then
+  while [ ! -s "$dir/cluster.id" ] || [ "$(head -c 1 "$dir/cluster.id")" = "-" ]; do
     head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$dir/cluster.id"
-  fi
+  done
   cat "$dir/cluster.id"
 }
 

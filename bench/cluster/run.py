@@ -142,7 +142,10 @@ def call(addr, method, path, body=None, timeout=600):
         c.request(method, path, body=data, headers={"Content-Type": "application/json"})
         r = c.getresponse()
         payload = r.read()
-        return r.status, json.loads(payload) if payload[:1] in (b"{", b"[") else payload
+        # Every JSON answer decodes, bare ids and booleans included (the
+        # original server's shapes); /health's "ok" is text.
+        is_json = (r.getheader("Content-Type") or "").startswith("application/json")
+        return r.status, json.loads(payload) if is_json and payload else payload
     finally:
         c.close()
 

@@ -122,7 +122,7 @@ std::optional<int64_t> ParseSnapshotFileName(std::string_view name) {
 
 std::vector<Hit> MergeTopK(std::vector<Hit> hits, size_t k) {
   auto better = [](const Hit& a, const Hit& b) {
-    if (a.score != b.score) return a.score > b.score;
+    if (a.score != b.score) return a.score < b.score;
     if (a.source != b.source) return a.source < b.source;
     return a.rank < b.rank;
   };

@@ -41,13 +41,16 @@ std::string SnapshotFileName(int64_t offset);
 std::optional<int64_t> ParseSnapshotFileName(std::string_view name);
 
 // One search hit as the shards answer it: the score and the rendered hit.
+// Scores are distances (lower is better), as every interface of AIDB answers
+// them, so each shard's list is ascending.
 struct Hit {
   double score;
   size_t source;  // shard index, for a stable order between equal scores
   size_t rank;    // position within its shard's list
   std::string json;
 };
-// The best `k` of all hits, by score descending (ties: shard, then rank).
+// The best `k` of all hits: the lowest distances, ascending (ties: shard,
+// then rank), the order a single node answers in.
 std::vector<Hit> MergeTopK(std::vector<Hit> hits, size_t k);
 
 bool ValidNodeId(std::string_view id);

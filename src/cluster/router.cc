@@ -19,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -396,7 +397,7 @@ struct Router::Impl {
     flat.index = "flat";
     HttpResponse r =
         CallLocal(scratch.get(), "POST", "/collections", "", Dump(flat.CreateBody(c.name)));
-    if (r.status != 201) {
+    if (r.status / 100 != 2) {
       Log(LogLevel::kError, "cluster_scratch_failed",
           KV().Add("collection", c.name).Add("error", r.body));
     }
@@ -594,13 +595,13 @@ struct Router::Impl {
     }
   }
 
+  // Creates the shard's local collection empty: a leftover of the same name
+  // is dropped first (creating an existing collection again with the same
+  // configuration succeeds and keeps its points).
   bool CreateLocal(const CollConfig& c, const std::string& local_name, std::string* error) {
+    CallLocal(local, "DELETE", "/collections/" + local_name, "", "");
     HttpResponse r = CallLocal(local, "POST", "/collections", "", Dump(c.CreateBody(local_name)));
-    if (r.status == 409) {
-      CallLocal(local, "DELETE", "/collections/" + local_name, "", "");
-      r = CallLocal(local, "POST", "/collections", "", Dump(c.CreateBody(local_name)));
-    }
-    if (r.status != 201) {
+    if (r.status / 100 != 2) {
       *error = ErrorOf(r);
       return false;
     }
@@ -1349,6 +1350,8 @@ struct Router::Impl {
     j["index"] = c.index;
     if (c.index == "hnsw") {
       j["hnsw"] = {{"m", c.m}, {"ef_construction", c.ef_construction}, {"ef_search", c.ef_search}};
+    } else {
+      j["hnsw"] = nullptr;  // as standalone: always present
     }
     uint64_t len = 0, wal = 0, since = 0, lsn = 0;
     std::string durability = "fsync";
@@ -1430,12 +1433,34 @@ struct Router::Impl {
     ScratchWritten(name, ids.size() * 2);
   }
 
+  // A write's answer in the standalone shape. The write token travels in the
+  // AIDB-Write-Token header; an object answer carries it as "write_token"
+  // too, a bare value (an id, an array of ids, true) cannot.
   static void WithToken(HttpResponse* resp, Json j, const WriteToken& t) {
     std::string token = FormatToken(t);
-    j["write_token"] = token;
+    if (j.is_object()) j["write_token"] = token;
     resp->status = 200;
     resp->body = Dump(j);
     resp->headers.emplace_back("AIDB-Write-Token", token);
+  }
+
+  // The id the standalone upsert answered: a bare JSON string.
+  static std::string AnsweredId(const std::string& body) {
+    Json j = Json::parse(body, nullptr, false);
+    if (j.is_string()) return j.get<std::string>();
+    Fail(500, "unexpected upsert answer: " + body);
+  }
+
+  // The ids the standalone batch upsert answered: a bare JSON array.
+  static std::vector<std::string> AnsweredIds(const std::string& body) {
+    Json j = Json::parse(body, nullptr, false);
+    if (!j.is_array()) Fail(500, "unexpected batch upsert answer: " + body);
+    std::vector<std::string> ids;
+    for (auto& x : j) {
+      if (!x.is_string()) Fail(500, "unexpected batch upsert answer: " + body);
+      ids.push_back(x);
+    }
+    return ids;
   }
 
   void Upsert(HttpRequest* req, HttpResponse* resp) {
@@ -1445,7 +1470,7 @@ struct Router::Impl {
       *resp = std::move(v);
       return;
     }
-    std::string id = Json::parse(v.body).at("id");
+    std::string id = AnsweredId(v.body);
     ForgetScratch(c->name, {id});
     simdjson::dom::parser parser;
     simdjson::dom::element body = parser.parse(req->body).value();
@@ -1458,7 +1483,7 @@ struct Router::Impl {
     std::string error;
     if (!kafka.Produce(r, &off, &error)) Fail(503, "kafka: " + error);
     WriteToken t{c->name, {{r.partition, off}}};
-    WithToken(resp, Json{{"id", id}}, t);
+    WithToken(resp, Json(id), t);
   }
 
   void UpsertBatch(HttpRequest* req, HttpResponse* resp) {
@@ -1468,11 +1493,11 @@ struct Router::Impl {
       *resp = std::move(v);
       return;
     }
-    std::vector<std::string> ids = Json::parse(v.body).at("ids").get<std::vector<std::string>>();
+    std::vector<std::string> ids = AnsweredIds(v.body);
     ForgetScratch(c->name, ids);
-    if (ids.empty()) {
+    if (ids.empty()) {  // nothing written: no token
       resp->status = 200;
-      resp->body = v.body;
+      resp->body = "[]";
       return;
     }
     simdjson::dom::parser parser;
@@ -1497,7 +1522,7 @@ struct Router::Impl {
       int64_t& slot = t.offsets[records[k].partition];
       slot = std::max(slot, offsets[k]);
     }
-    WithToken(resp, Json{{"ids", ids}}, t);
+    WithToken(resp, Json(ids), t);
   }
 
   // The canonical id of a request's point, or the standalone answer for a bad one.
@@ -1528,11 +1553,17 @@ struct Router::Impl {
     std::string id;
     if (!PointId(req, &id, resp)) return;
     int p = PartitionFor(id, c->shards);
-    // 404 as standalone for a point that does not exist (as of now).
+    // `false` as standalone for a point that does not exist (as of now):
+    // nothing is written, so there is no token either.
     Consistency strong;
     strong.level = "strong";
     auto wait = WaitTargets(*c, strong, {p});
     auto rs = FanOut(*c, {p}, "GET", "/points/" + id, "", "", wait);
+    if (rs[0].status == 404 && ErrorOf(rs[0]).rfind("point '", 0) == 0) {
+      resp->status = 200;
+      resp->body = "false";
+      return;
+    }
     if (rs[0].status != 200) {
       resp->status = rs[0].status;
       resp->body = rs[0].body;
@@ -1546,7 +1577,7 @@ struct Router::Impl {
     int64_t off = 0;
     std::string error;
     if (!kafka.Produce(r, &off, &error)) Fail(503, "kafka: " + error);
-    WithToken(resp, Json{{"id", id}, {"deleted", true}}, WriteToken{c->name, {{p, off}}});
+    WithToken(resp, Json(true), WriteToken{c->name, {{p, off}}});
   }
 
   static uint32_t TopK(const Json& obj, uint32_t fallback) {
@@ -1556,14 +1587,17 @@ struct Router::Impl {
     return fallback;
   }
 
-  // Merges one query's hit lists (one per shard) into the best `k`.
+  // Merges one query's hit lists (one per shard) into the best `k`: the
+  // lowest distances, ascending, as a single node answers.
   static std::string MergeHits(const std::vector<const Json*>& lists, uint32_t k) {
     std::vector<Hit> hits;
     for (size_t s = 0; s < lists.size(); ++s) {
       if (!lists[s] || !lists[s]->is_array()) continue;
       size_t rank = 0;
       for (const auto& h : *lists[s]) {
-        hits.push_back(Hit{h.value("score", 0.0), s, rank++, Dump(h)});
+        double score = std::numeric_limits<double>::infinity();  // none: ranks last
+        if (h.is_object() && h.contains("score") && h["score"].is_number()) score = h["score"];
+        hits.push_back(Hit{score, s, rank++, Dump(h)});
       }
     }
     std::string out = "[";
@@ -1664,36 +1698,116 @@ struct Router::Impl {
     return static_cast<int>(n);
   }
 
+  // The configuration the standalone API makes of a create body (validated
+  // exactly as standalone, on the scratch database), under `as_name`.
+  bool ScratchConfig(const std::string& body, const std::string& as_name, CollConfig* c,
+                     HttpResponse* error) {
+    HttpResponse v, g;
+    {
+      std::lock_guard<std::mutex> lock(scratch_mu);
+      v = CallLocal(scratch.get(), "POST", "/collections", "", body);
+      if (v.status / 100 == 2)
+        g = CallLocal(scratch.get(), "GET", "/collections/" + as_name, "", "");
+    }
+    if (v.status / 100 != 2) {
+      *error = std::move(v);
+      return false;
+    }
+    DropScratch(as_name);
+    Json info = Json::parse(g.body, nullptr, false);
+    if (g.status != 200 || !info.is_object())
+      Fail(500, "cannot read back the new collection: " + g.body);
+    c->name = info.at("name");
+    c->dim = info.at("dim");
+    c->metric = info.at("metric");
+    c->index = info.at("index");
+    if (info.contains("hnsw") && info["hnsw"].is_object()) {
+      c->m = info["hnsw"].at("m");
+      c->ef_construction = info["hnsw"].at("ef_construction");
+      c->ef_search = info["hnsw"].at("ef_search");
+    }
+    return true;
+  }
+
+  // What differs between an existing collection and a create request for
+  // the same name ("" if nothing): the request's own values are compared,
+  // shards and replication only when it names them.
+  static std::string ConfigDiff(const CollConfig& have, const CollConfig& want, const Json& b) {
+    std::vector<std::string> diff;
+    auto add = [&](const std::string& what, const std::string& h, const std::string& w) {
+      if (h != w) diff.push_back(what + " " + h + " (requested " + w + ")");
+    };
+    add("dim", std::to_string(have.dim), std::to_string(want.dim));
+    add("metric", have.metric, want.metric);
+    add("index", have.index, want.index);
+    if (have.index == "hnsw" && want.index == "hnsw") {
+      add("hnsw.m", std::to_string(have.m), std::to_string(want.m));
+      add("hnsw.ef_construction", std::to_string(have.ef_construction),
+          std::to_string(want.ef_construction));
+    }
+    if (b.contains("shards") && !b["shards"].is_null()) {
+      add("shards", std::to_string(have.shards), std::to_string(want.shards));
+    }
+    if (b.contains("replication") && !b["replication"].is_null()) {
+      add("replication", std::to_string(have.replication), std::to_string(want.replication));
+    }
+    std::string out;
+    for (auto& d : diff) out += (out.empty() ? "" : ", ") + d;
+    return out;
+  }
+
+  // The answer to a create of a collection that exists: `{"ok":true}` for the
+  // same configuration, else 409 naming what differs (as standalone).
+  static void AnswerExisting(const CollConfig& have, const CollConfig& want, const Json& b,
+                             HttpResponse* resp) {
+    std::string diff = ConfigDiff(have, want, b);
+    if (!diff.empty()) {
+      Fail(409,
+           "collection '" + have.name + "' already exists with another configuration: " + diff);
+    }
+    resp->status = 200;
+    resp->body = Dump(Json{{"ok", true}});
+  }
+
   void CreateCollection(HttpRequest* req, HttpResponse* resp) {
     Json b = Json::parse(req->body, nullptr, false);
+    std::shared_ptr<const CollConfig> existing;
     if (b.is_object()) {
       // Bad shards/replication first: they need no scratch collection.
       PositiveField(b, "shards");
       PositiveField(b, "replication");
-      if (b.contains("name") && b["name"].is_string() && Config(b["name"])) {
-        Fail(409, "collection '" + b["name"].get<std::string>() + "' already exists");
+      if (b.contains("name") && b["name"].is_string()) existing = Config(b["name"]);
+    }
+    if (existing) {
+      // As standalone: the same configuration again changes nothing, another
+      // one is a 409 that says what differs. The request is validated and
+      // completed with its defaults under a name of its own (the scratch
+      // database holds one of the existing name).
+      char uuid[37];
+      aidb_uuid_generate(uuid);
+      std::string tmp = std::string("cluster_cmp_") + uuid;
+      Json body = b;
+      body["name"] = tmp;
+      CollConfig want;
+      HttpResponse err;
+      if (!ScratchConfig(Dump(body), tmp, &want, &err)) {
+        *resp = std::move(err);
+        return;
       }
+      want.name = existing->name;
+      want.shards = PositiveField(b, "shards");
+      want.replication = PositiveField(b, "replication");
+      return AnswerExisting(*existing, want, b, resp);
     }
-    HttpResponse v;
-    {
-      std::lock_guard<std::mutex> lock(scratch_mu);
-      v = CallLocal(scratch.get(), "POST", "/collections", "", req->body);
-    }
-    if (v.status != 201) {
-      *resp = std::move(v);
-      return;
-    }
-    Json info = Json::parse(v.body);
     CollConfig c;
-    c.name = info.at("name");
-    DropScratch(c.name);
-    c.dim = info.at("dim");
-    c.metric = info.at("metric");
-    c.index = info.at("index");
-    if (info.contains("hnsw")) {
-      c.m = info["hnsw"].at("m");
-      c.ef_construction = info["hnsw"].at("ef_construction");
-      c.ef_search = info["hnsw"].at("ef_search");
+    HttpResponse err;
+    if (!ScratchConfig(req->body,
+                       b.is_object() && b.contains("name") && b["name"].is_string()
+                           ? b["name"].get<std::string>()
+                           : std::string(),
+                       &c, &err)) {
+      *resp = std::move(err);
+      return;
     }
     c.shards = PositiveField(b, "shards");
     c.replication = PositiveField(b, "replication");
@@ -1715,7 +1829,20 @@ struct Router::Impl {
     std::map<std::string, std::string> cfg{{"cleanup.policy", "compact"}};
     if (rf == 3) cfg["min.insync.replicas"] = "2";
     int rc = kafka.CreateTopic(c.Topic(), c.shards, rf, cfg, &error);
-    if (rc == 1) Fail(409, "collection '" + c.name + "' already exists (topic " + c.Topic() + ")");
+    if (rc == 1) {
+      // Created meanwhile through another node (or its topic outlived a
+      // drop): answered as an existing collection once its config arrives.
+      std::shared_ptr<const CollConfig> now;
+      {
+        std::unique_lock<std::mutex> lock(meta_mu);
+        meta_cv.wait_for(lock, std::chrono::seconds(10), [&] { return colls.count(c.name) > 0; });
+        if (auto it = colls.find(c.name); it != colls.end()) now = it->second;
+      }
+      if (!now) {
+        Fail(409, "collection '" + c.name + "' already exists (topic " + c.Topic() + ")");
+      }
+      return AnswerExisting(*now, c, b, resp);
+    }
     if (rc < 0) Fail(503, "kafka: cannot create topic " + c.Topic() + ": " + error);
     Json j = c.ToJson();
     int64_t off = 0;
@@ -1724,8 +1851,8 @@ struct Router::Impl {
       Fail(503, "kafka: " + error);
     }
     WaitMeta(off, 10000);
-    resp->status = 201;
-    resp->body = Dump(InfoJson(c, {}));
+    resp->status = 200;  // as standalone
+    resp->body = Dump(Json{{"ok", true}});
   }
 
   void DropCollection(HttpRequest* req, HttpResponse* resp) {
@@ -1759,23 +1886,28 @@ struct Router::Impl {
       }
     }
     resp->status = 200;
-    resp->body = Dump(Json{{"collections", std::move(arr)}});
+    resp->body = Dump(arr);  // a bare array, as standalone
   }
 
   void Params(HttpRequest* req, HttpResponse* resp) {
     auto c = MustConfig(req->params[0]);
+    // Validated as standalone (the scratch is FLAT: it answers `false` for a
+    // valid body, which is the answer of an exact index).
+    *resp = CallLocal(scratch.get(), req->method, req->path, req->query, req->body);
+    if (resp->status != 200 || c->index != "hnsw") return;
+    *resp = HttpResponse();
     Json b = Json::parse(req->body, nullptr, false);
-    if (c->index != "hnsw" || !b.is_object()) {
-      // The standalone answer (FLAT: unsupported; bad JSON).
-      *resp = CallLocal(scratch.get(), req->method, req->path, req->query, req->body);
-      if (resp->status == 200) *resp = HttpResponse();
-      else return;
-    }
+    if (!b.is_object()) Fail(400, "the body must be a JSON object");
     const Json* ef = b.contains("ef_search") ? &b["ef_search"] : nullptr;
-    if (!ef && b.contains("hnsw") && b["hnsw"].is_object() && b["hnsw"].contains("ef_search")) {
+    if ((!ef || ef->is_null()) && b.contains("hnsw") && b["hnsw"].is_object() &&
+        b["hnsw"].contains("ef_search")) {
       ef = &b["hnsw"]["ef_search"];
     }
-    if (!ef) Fail(400, "'ef_search' is required");
+    if (!ef || ef->is_null()) {  // as standalone: nothing to change
+      resp->status = 200;
+      resp->body = "true";
+      return;
+    }
     if (!ef->is_number_unsigned() &&
         !(ef->is_number_float() && ef->get<double>() >= 0 &&
           ef->get<double>() == static_cast<double>(static_cast<uint64_t>(ef->get<double>())))) {
@@ -1792,7 +1924,7 @@ struct Router::Impl {
     if (!ProduceMeta("collection/" + c->name, &j, &off, &error)) Fail(503, "kafka: " + error);
     WaitMeta(off, 10000);
     resp->status = 200;
-    resp->body = Dump(Info(n, nullptr));
+    resp->body = "true";
   }
 
   // Runs `path` on every registered node (this one in process), in parallel.
@@ -1934,10 +2066,16 @@ struct Router::Impl {
 
   void Compact(HttpRequest* req, HttpResponse* resp) {
     auto c = MustConfig(req->params[0]);
+    // As standalone: true, false for an exact index (nothing to compact,
+    // nothing is done).
+    resp->status = 200;
+    if (c->index != "hnsw") {
+      resp->body = "false";
+      return;
+    }
     Broadcast("POST", "/internal/compact/" + c->name, 300000,
               [&] { return LocalCompact(c->name); });
-    resp->status = 200;
-    resp->body = Dump(Info(*c, nullptr));
+    resp->body = "true";
   }
 
   // ---------------------------------------------------------------- cluster
@@ -2141,6 +2279,8 @@ struct Router::Impl {
     }
     ApiConfig scfg;
     scfg.data_dir = scratch_dir;
+    // A create's "wal_dir" must name the node's --data-dir, as standalone.
+    scfg.wal_dir = o.data_dir;
     scfg.start_unix_ns = NowUnixNs();
     scratch = std::make_unique<Api>(scratch_db, scfg);
     HttpGlobalInit();

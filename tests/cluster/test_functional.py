@@ -54,9 +54,9 @@ def mirror(standalone, nodes, method, path, body=None, cluster_path=None):
 
 def create_both(standalone, nodes, body, shards, replication):
     r = standalone.post("/collections", body)
-    assert r.status == 201, r
+    assert r.status == 200 and r.json()["ok"] is True, r
     c = nodes[0].post("/collections", dict(body, shards=shards, replication=replication))
-    assert c.status == 201, c
+    assert c.status == 200, c
     same(r.json(), c.json())
     return c.json()
 
@@ -64,7 +64,7 @@ def create_both(standalone, nodes, body, shards, replication):
 def test_cluster_view_and_metrics(nodes):
     name = unique("view")
     r = nodes[0].post("/collections", {"name": name, "dim": 2, "shards": 4, "replication": 2})
-    assert r.status == 201, r
+    assert r.status == 200, r
     for node in nodes:
         view = cluster_view(node)
         assert view["node_id"] == node.id
@@ -118,7 +118,7 @@ def test_collection_routes_agree(standalone, nodes):
                          "%s on %s" % (name, node.id))
         assert got.status == 200, got
         same(ref, got.json())
-        listed = [c for c in node.get("/collections").json()["collections"] if c["name"] == name]
+        listed = [c for c in node.get("/collections").json() if c["name"] == name]
         assert len(listed) == 1, node.id
         same(ref, listed[0])
     # Same errors for the same bad bodies.
@@ -130,15 +130,15 @@ def test_collection_routes_agree(standalone, nodes):
     mirror(standalone, nodes, "GET", "/collections/missing_" + name)
     # ef_search goes through the metadata topic: every node sees it.
     r = nodes[1].post("/collections/%s/params" % name, {"ef_search": 77})
-    assert r.status == 200, r
-    assert standalone.post("/collections/%s/params" % name, {"ef_search": 77}).status == 200
+    assert r.status == 200 and r.json() is True, r
+    assert standalone.post("/collections/%s/params" % name, {"ef_search": 77}).json() is True
     for node in nodes:
         wait_until(lambda: node.get("/collections/" + name).json()["hnsw"]["ef_search"] == 77,
                    30, "ef_search 77 on " + node.id)
     mirror(standalone, nodes, "POST", "/collections/%s/params" % name, {"ef_search": "x"})
     # compact and snapshot answer on every node.
     for node in nodes:
-        assert node.post("/collections/%s/compact" % name).status == 200
+        mirror(standalone, nodes[node.n - 1:node.n], "POST", "/collections/%s/compact" % name)
     r = nodes[0].post("/collections/%s/points:batch" % name,
                       {"points": [{"vector": [i, 1, 2]} for i in range(30)]})
     assert r.status == 200, r
@@ -191,9 +191,9 @@ def test_point_routes_agree(standalone, nodes, cluster):
     write_token(b)
     # An upsert with no id: both generate one; the shape is the same.
     b = nodes[0].post("/collections/%s/points" % name, {"vector": [9, 9, 9, 9]})
-    assert b.status == 200 and str(uuid.UUID(b.json()["id"])) == b.json()["id"]
+    assert b.status == 200 and str(uuid.UUID(b.json())) == b.json(), b
     assert standalone.post("/collections/%s/points" % name,
-                           {"id": b.json()["id"], "vector": [9, 9, 9, 9]}).status == 200
+                           {"id": b.json(), "vector": [9, 9, 9, 9]}).status == 200
     # Deletes through node3.
     for p in pts[:5]:
         a = standalone.delete("/collections/%s/points/%s" % (name, p["id"]))
@@ -238,7 +238,7 @@ def test_point_routes_agree(standalone, nodes, cluster):
     mirror(standalone, nodes, "POST", base + ":batch", {"points": {}})
     mirror(standalone, nodes, "GET", base + "/not-a-uuid")
     mirror(standalone, nodes, "GET", base + "/" + str(uuid.UUID(int=5)))
-    mirror(standalone, nodes, "DELETE", base + "/" + pts[0]["id"])  # already deleted: 404
+    mirror(standalone, nodes, "DELETE", base + "/" + pts[0]["id"])  # already deleted: false
     mirror(standalone, nodes, "POST", s, {"vector": [0, 0, 0]})
     mirror(standalone, nodes, "POST", s, {"vector": [0, 0, 0, 0], "top_k": -1})
     mirror(standalone, nodes, "POST", s, {"vector": [0, 0, 0, 0], "filter": "x"})
@@ -250,6 +250,141 @@ def test_point_routes_agree(standalone, nodes, cluster):
            cluster_path=strong("/collections/" + name))
     for path, method in (("/collections/%s/search" % name, "GET"), ("/nope", "GET")):
         mirror(standalone, nodes, method, path)
+
+
+# The fields of a collection info that clients of the original server read.
+ORIGINAL_INFO = ("name", "dim", "metric", "len", "index", "hnsw", "wal_size_bytes",
+                 "wal_last_truncate", "wal_bytes_since_truncate")
+
+
+def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
+    """Each route of the original AIDB server, through every cluster node,
+    decoded the way a typed client of the original decodes it (docs/http-api.md):
+    bare strings, arrays and booleans stay bare, the write token of such an
+    answer is in the AIDB-Write-Token header only, hits ascend by distance."""
+    hn, flat = unique("orig"), unique("origflat")
+    for node in nodes:
+        r = node.get("/health")
+        assert r.status == 200 and r.body == "ok", r
+        assert r.headers["content-type"].startswith("text/plain"), r.headers
+
+    # POST /collections: {"ok": true}; again with the same configuration (from
+    # any node): unchanged; with another: 409 saying what differs.
+    body = {"name": hn, "dim": 3, "metric": "cosine",
+            "hnsw": {"m": 8, "ef_construction": 64, "ef_search": 32}}
+    r = nodes[0].post("/collections", dict(body, shards=3, replication=2))
+    assert r.status == 200 and r.json()["ok"] is True, r
+    r = nodes[1].post("/collections", {"name": flat, "dim": 3, "metric": "euclidean",
+                                       "index": "bruteforce", "shards": 2})
+    assert r.status == 200 and r.json()["ok"] is True, r
+    for node in nodes:
+        for name in (hn, flat):
+            wait_until(lambda: node.get("/collections/" + name).status == 200, 30,
+                       "%s on %s" % (name, node.id))
+        r = node.post("/collections", body)
+        assert r.status == 200 and r.json()["ok"] is True, (node.id, r)
+        r = node.post("/collections", dict(body, shards=3, replication=2))
+        assert r.status == 200 and r.json()["ok"] is True, (node.id, r)
+        assert "dim" in assert_error(node.post("/collections", dict(body, dim=4)), 409)
+        assert "metric" in assert_error(
+            node.post("/collections", dict(body, metric="euclidean")), 409)
+        assert "shards" in assert_error(node.post("/collections", dict(body, shards=2)), 409)
+    assert nodes[0].get("/collections/" + hn).json()["dim"] == 3
+    # "wal_dir" must name the receiving node's --data-dir, as standalone.
+    for node in nodes:
+        wd = unique("walcheck")
+        r = node.post("/collections", {"name": wd, "dim": 3,
+                                       "wal_dir": os.path.realpath(node.data_dir)})
+        assert r.status == 200 and r.json()["ok"] is True, (node.id, r)
+        assert node.delete("/collections/" + wd).status == 200
+        assert "wal_dir" in assert_error(node.post("/collections", {
+            "name": unique("walbad"), "dim": 3, "wal_dir": node.data_dir + "/elsewhere"}), 400)
+
+    # GET /collections: a bare array of infos; GET /collections/:name: the info.
+    for node in nodes:
+        r = node.get("/collections")
+        assert r.status == 200 and isinstance(r.json(), list), r
+        mine = {c["name"]: c for c in r.json() if c["name"] in (hn, flat)}
+        assert set(mine) == {hn, flat}, r.json()
+        for info in list(mine.values()) + [node.get("/collections/" + hn).json()]:
+            assert isinstance(info, dict)
+            for key in ORIGINAL_INFO:
+                assert key in info, (key, info)
+        assert mine[hn]["index"] == "hnsw" and mine[hn]["hnsw"]["m"] == 8, mine[hn]
+
+    # Points: a bare id string, a bare array of ids.
+    pts = "/collections/%s/points" % hn
+    pid = str(uuid.uuid4())
+    r = nodes[2].post(pts, {"id": pid, "vector": [1, 0, 0], "payload": {"k": "own"}})
+    assert r.status == 200 and r.json() == pid, r
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    tokens = [write_token(r)]
+    r = nodes[0].post(pts, {"vector": [0, 1, 0]})
+    gen = r.json()
+    assert r.status == 200 and isinstance(gen, str) and str(uuid.UUID(gen)) == gen, r
+    tokens.append(write_token(r))
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    r = nodes[1].post(pts + ":batch", {"points": [
+        {"id": i, "vector": [1, k + 1, 0], "payload": {"k": k}} for k, i in enumerate(ids)]})
+    assert r.status == 200 and r.json() == ids, r
+    tokens.append(write_token(r))
+
+    # search: {"results": [{"id", "score", "payload"}]}, ascending distances
+    # (cosine: 1 - cosine similarity, 0 for the point itself).
+    for node in nodes:
+        r = node.post("/collections/%s/search" % hn,
+                      {"vector": [1, 0, 0], "top_k": 4, "consistency": "session",
+                       "write_token": tokens})
+        assert r.status == 200, r
+        hits = r.json()["results"]
+        assert isinstance(hits, list) and len(hits) == 4, r
+        for h in hits:
+            assert isinstance(h["id"], str) and isinstance(h["score"], (int, float)), h
+            assert "payload" in h, h
+        scores = [h["score"] for h in hits]
+        assert scores == sorted(scores), scores
+        assert hits[0]["id"] == pid and abs(hits[0]["score"]) < 1e-5, hits
+        assert hits[0]["payload"] == {"k": "own"}, hits
+        # search:batch {"queries": [[...]]} -> {"results": [[...]]}
+        r = node.post("/collections/%s/search:batch" % hn,
+                      {"queries": [[1, 0, 0], [0, 1, 0]], "top_k": 3,
+                       "consistency": "session", "write_token": tokens})
+        assert r.status == 200, r
+        lists = r.json()["results"]
+        assert isinstance(lists, list) and len(lists) == 2, r
+        for hits in lists:
+            assert isinstance(hits, list) and len(hits) == 3, lists
+            scores = [h["score"] for h in hits]
+            assert scores == sorted(scores), scores
+        assert lists[0][0]["id"] == pid and lists[1][0]["id"] == gen, lists
+
+    # DELETE point: true (a write: token in the header), then false (nothing).
+    r = nodes[0].delete("%s/%s" % (pts, pid))
+    assert r.status == 200 and r.json() is True, r
+    write_token(r)
+    for node in nodes:
+        r = node.delete("%s/%s" % (pts, pid))
+        assert r.status == 200 and r.json() is False, (node.id, r)
+        assert "aidb-write-token" not in r.headers, r.headers
+
+    # compact and params: true, false for the exact index.
+    for node in nodes:
+        r = node.post("/collections/%s/compact" % hn)
+        assert r.status == 200 and r.json() is True, (node.id, r)
+        r = node.post("/collections/%s/compact" % flat)
+        assert r.status == 200 and r.json() is False, (node.id, r)
+        r = node.post("/collections/%s/params" % hn, {"ef_search": 40})
+        assert r.status == 200 and r.json() is True, (node.id, r)
+        r = node.post("/collections/%s/params" % flat, {"ef_search": 40})
+        assert r.status == 200 and r.json() is False, (node.id, r)
+    for node in nodes:
+        wait_until(lambda: node.get("/collections/" + hn).json()["hnsw"]["ef_search"] == 40,
+                   30, "ef_search 40 on " + node.id)
+    # snapshot keeps its object answer.
+    r = nodes[1].post("/collections/%s/snapshot" % hn, {})
+    assert r.status == 200 and isinstance(r.json()["snapshots"], list), r
+    for name in (hn, flat):
+        assert nodes[0].delete("/collections/" + name).status == 200
 
 
 def _recall(found, truth):

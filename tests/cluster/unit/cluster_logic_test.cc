@@ -110,24 +110,46 @@ TEST(SnapshotNames, RecordTheOffsetTheyCover) {
   }
 }
 
-TEST(TopKMerge, KeepsTheBestKByScore) {
+TEST(TopKMerge, KeepsTheLowestKDistancesAscending) {
+  // Scores are distances: lower is better, and each shard's list ascends.
   std::vector<Hit> hits = {
-      {0.5, 0, 0, "a"}, {0.1, 0, 1, "b"}, {0.9, 1, 0, "c"}, {0.7, 1, 1, "d"}, {0.8, 2, 0, "e"}};
+      {0.5, 0, 0, "a"}, {0.9, 0, 1, "b"}, {0.1, 1, 0, "c"}, {0.3, 1, 1, "d"}, {0.2, 2, 0, "e"}};
   auto top = MergeTopK(hits, 3);
   ASSERT_EQ(top.size(), 3u);
   EXPECT_EQ(top[0].json, "c");
   EXPECT_EQ(top[1].json, "e");
   EXPECT_EQ(top[2].json, "d");
-  EXPECT_EQ(MergeTopK(hits, 10).size(), 5u);
+  auto all = MergeTopK(hits, 10);
+  ASSERT_EQ(all.size(), 5u);
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_LE(all[i - 1].score, all[i].score) << i;
+  EXPECT_EQ(all.back().json, "b");
   EXPECT_TRUE(MergeTopK(hits, 0).empty());
 }
 
+TEST(TopKMerge, NegativeDistancesOfDotRankFirst) {
+  // dot: the negated dot product, so the most similar hit is the most negative.
+  std::vector<Hit> hits = {
+      {-1.0, 0, 0, "x"}, {2.0, 1, 0, "z"}, {-3.5, 1, 1, "w"}, {0.0, 0, 1, "y"}};
+  auto top = MergeTopK(hits, 4);
+  ASSERT_EQ(top.size(), 4u);
+  EXPECT_EQ(top[0].json, "w");
+  EXPECT_EQ(top[1].json, "x");
+  EXPECT_EQ(top[2].json, "y");
+  EXPECT_EQ(top[3].json, "z");
+}
+
 TEST(TopKMerge, EqualScoresKeepShardThenRankOrder) {
-  std::vector<Hit> hits = {{1.0, 2, 0, "z"}, {1.0, 0, 1, "y"}, {1.0, 0, 0, "x"}};
-  auto top = MergeTopK(hits, 3);
-  EXPECT_EQ(top[0].json, "x");
-  EXPECT_EQ(top[1].json, "y");
-  EXPECT_EQ(top[2].json, "z");
+  std::vector<Hit> hits = {{1.0, 2, 0, "z"}, {1.0, 0, 1, "y"}, {1.0, 0, 0, "x"}, {0.5, 2, 1, "w"}};
+  auto top = MergeTopK(hits, 4);
+  ASSERT_EQ(top.size(), 4u);
+  EXPECT_EQ(top[0].json, "w");
+  EXPECT_EQ(top[1].json, "x");
+  EXPECT_EQ(top[2].json, "y");
+  EXPECT_EQ(top[3].json, "z");
+  // Cut in the middle of a tie: the lower shard wins.
+  auto two = MergeTopK(hits, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[1].json, "x");
 }
 
 TEST(NodeIds, FollowTheCollectionNameAlphabet) {
