@@ -196,18 +196,9 @@ def _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking):
 
 
 class _Search:
-    def search(self, query, k=None, filter=None, ef_search=0, with_payload=True, exact=False,
-               nonblocking=False):
-        """The ``k`` best hits for one query vector (a list of Hit); ``k``
-        None takes the library's default. ``nonblocking=True`` never waits
-        for a lock: BusyError instead (retry, or search without it)."""
-        if _fast_search is not None:
-            return self._search_fast(query, k, filter, ef_search, with_payload, exact,
-                                     nonblocking)
-        return self._search_ctypes(query, k, filter, ef_search, with_payload, exact, nonblocking)
-
-    def _search_fast(self, query, k, filter, ef_search, with_payload, exact, nonblocking):
-        """search() through aidb._fast: one C call from the query to the hits."""
+    def _search_fast(self, query, k=None, filter=None, ef_search=0, with_payload=True,
+                     exact=False, nonblocking=False):
+        # search() through aidb._fast: one C call from the query to the hits.
         o = None if filter is not None else _fast_options.get(
             (k, ef_search, with_payload, exact, nonblocking))
         if o is None:
@@ -232,8 +223,9 @@ class _Search:
                     self._idle.set()
         return hits
 
-    def _search_ctypes(self, query, k, filter, ef_search, with_payload, exact, nonblocking):
-        """search() through ctypes (when aidb._fast is not built)."""
+    def _search_ctypes(self, query, k=None, filter=None, ef_search=0, with_payload=True,
+                       exact=False, nonblocking=False):
+        # search() through ctypes (when aidb._fast is not built).
         q = _ascontiguous(query, dtype=_float32)
         if q.ndim != 1:
             q = _f32(q, 1)  # raises DimensionMismatchError
@@ -259,6 +251,13 @@ class _Search:
         if rc:
             _check(rc, msg)
         return _hits(_Result(res.value), 0)
+
+    # One of the two is search() itself (no dispatching frame on the hot path).
+    search = _search_ctypes if _fast_search is None else _search_fast
+    _search_fast.__doc__ = _search_ctypes.__doc__ = (
+        """The ``k`` best hits for one query vector (a list of Hit); ``k``
+        None takes the library's default. ``nonblocking=True`` never waits
+        for a lock: BusyError instead (retry, or search without it).""")
 
     def search_batch(self, queries, k=None, filter=None, ef_search=0, with_payload=True,
                      threads=0, exact=False, nonblocking=False):

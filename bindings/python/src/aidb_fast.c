@@ -99,38 +99,51 @@ static PyObject* raise_status(int rc, char* msg) {
   return NULL;
 }
 
-/* Hit(id, score) as _search.py's tuple layout: (id, score, owner, payload
- * address, payload length, None). `owner` keeps the C result alive while a
- * hit may still read its payload in place. Built by tuple.__new__, as
- * _search.py's ctypes route does. */
+/* A Hit in _search.py's tuple layout: (id, score, owner, payload address,
+ * payload length, None). `owner` keeps the C result alive while a hit may
+ * still read its payload in place. */
 static PyObject* new_hit(const aidb_hit* h, PyObject* owner) {
-  PyObject* items = PyTuple_New(6);
-  if (items == NULL) return NULL;
-  PyObject* id = PyUnicode_DecodeUTF8(h->id, (Py_ssize_t)strnlen(h->id, sizeof h->id), "strict");
-  PyObject* score = id ? PyFloat_FromDouble((double)h->score) : NULL;
-  PyObject* addr = score ? PyLong_FromSize_t((size_t)(uintptr_t)h->payload) : NULL;
-  PyObject* len = addr ? PyLong_FromSize_t(h->payload_len) : NULL;
-  if (len == NULL) {
-    Py_XDECREF(id);
-    Py_XDECREF(score);
-    Py_XDECREF(addr);
-    Py_DECREF(items);
+  PyObject* item[6];
+  item[0] = PyUnicode_DecodeUTF8(h->id, (Py_ssize_t)strnlen(h->id, sizeof h->id), "strict");
+  item[1] = item[0] ? PyFloat_FromDouble((double)h->score) : NULL;
+  item[3] = item[1] ? PyLong_FromSize_t((size_t)(uintptr_t)h->payload) : NULL;
+  item[4] = item[3] ? PyLong_FromSize_t(h->payload_len) : NULL;
+  if (item[4] == NULL) {
+    Py_XDECREF(item[0]);
+    Py_XDECREF(item[1]);
+    Py_XDECREF(item[3]);
     return NULL;
   }
-  PyTuple_SET_ITEM(items, 0, id);
-  PyTuple_SET_ITEM(items, 1, score);
   Py_INCREF(owner);
-  PyTuple_SET_ITEM(items, 2, owner);
-  PyTuple_SET_ITEM(items, 3, addr);
-  PyTuple_SET_ITEM(items, 4, len);
+  item[2] = owner;
   Py_INCREF(Py_None);
-  PyTuple_SET_ITEM(items, 5, Py_None);
+  item[5] = Py_None;
+#if PY_VERSION_HEX < 0x030E0000
+  /* What tuple.__new__(Hit, items) does (tuple_subtype_new: tp_alloc, then
+   * the items), without its argument tuples: one object per hit, not three.
+   * Up to 3.13 a tuple subclass instance has nothing else to set. */
+  PyObject* hit = hit_type->tp_alloc(hit_type, 6);
+  if (hit != NULL) {
+    for (int i = 0; i < 6; i++) PyTuple_SET_ITEM(hit, i, item[i]);
+    return hit;
+  }
+  for (int i = 0; i < 6; i++) Py_DECREF(item[i]);
+  return NULL;
+#else
+  /* Newer tuples may carry more state (a cached hash): the type's own way. */
+  PyObject* items = PyTuple_New(6);
+  if (items == NULL) {
+    for (int i = 0; i < 6; i++) Py_DECREF(item[i]);
+    return NULL;
+  }
+  for (int i = 0; i < 6; i++) PyTuple_SET_ITEM(items, i, item[i]);
   PyObject* args = PyTuple_Pack(1, items);
   Py_DECREF(items);
   if (args == NULL) return NULL;
   PyObject* hit = PyTuple_Type.tp_new(hit_type, args, NULL);
   Py_DECREF(args);
   return hit;
+#endif
 }
 
 /* The query's floats, when `query` exports a 1-D C-contiguous buffer of
