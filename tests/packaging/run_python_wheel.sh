@@ -95,8 +95,8 @@ PY
 # can be imported; the header of the layout test is the one this build
 # generated from the repository's include/aidb.h.in.
 cp -r "$ROOT/bindings/python/tests" "$OUT/tests"
-AIDB_EXPECT_FAST=1 AIDB_INCLUDE_DIR=$BUILD/include "$OUT/venv/bin/python" -m pytest -q -p no:cacheprovider \
-  "$OUT/tests" 2>&1 | tee "$OUT/pytest.log" | tail -3
+AIDB_EXPECT_FAST=1 AIDB_INCLUDE_DIR=$BUILD/include \
+  "$OUT/venv/bin/python" -m pytest -q -p no:cacheprovider "$OUT/tests" 2>&1 | tee "$OUT/pytest.log" | tail -3
 
 step "pip install ./bindings/python (from the checkout) into a fresh venv"
 python3 -m venv "$OUT/venv-src"

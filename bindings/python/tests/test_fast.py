@@ -122,6 +122,23 @@ def test_same_exceptions(coll):
         assert str(fast.value) == str(slow.value)
     with pytest.raises(ValueError):
         c.search(["x"] * DIM)
+    # The extension counts its calls in flight as _Handle does, errors too.
+    assert c._inflight == 0
+
+
+def test_closed_collection_same_error():
+    c = aidb.Collection("closed", 2)
+    c.upsert(aidb.new_id(), [1.0, 0.0])
+    for _ in range(3):
+        c.search([1.0, 0.0])
+    assert c._inflight == 0
+    c.close()
+    with pytest.raises(aidb.ClosedError) as fast:
+        c._search_fast([1.0, 0.0])
+    with pytest.raises(aidb.ClosedError) as slow:
+        c._search_ctypes([1.0, 0.0])
+    assert str(fast.value) == str(slow.value) and "Collection is closed" in str(fast.value)
+    assert c._inflight == 0
 
 
 def test_payloads_outlive_the_list_and_the_collection():
@@ -173,3 +190,45 @@ def test_threads_get_the_same_hits(coll):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_close_finishes_while_threads_keep_searching():
+    """close() used to wait for a moment with no call in flight; with the
+    extension four threads searching in a loop never leave one (each enters
+    its next search before giving up the GIL), so close() waited for ever.
+    Now new calls raise ClosedError once close() starts and it only waits
+    for the calls already in flight. (A liveness check: the joins' timeout
+    is only there so a regression fails instead of hanging.)"""
+    c = aidb.Collection("drain", 8)
+    rng = np.random.default_rng(3)
+    c.upsert_batch([aidb.new_id() for _ in range(50)], rng.random((50, 8), dtype=np.float32),
+                   payloads=[{"i": i} for i in range(50)])
+    q = rng.random(8, dtype=np.float32)
+    started = threading.Barrier(5)
+    errors = []
+
+    def work():
+        started.wait()
+        try:
+            while True:
+                c.search(q, k=10)
+        except aidb.ClosedError:
+            return
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, daemon=True) for _ in range(4)]
+    for t in ts:
+        t.start()
+    started.wait()
+    for _ in range(200):  # let them run (and overlap) for a while
+        c._search_ctypes(q, 10)
+    closer = threading.Thread(target=c.close, daemon=True)
+    closer.start()
+    closer.join(120)
+    assert not closer.is_alive(), "close() did not return while threads were searching"
+    for t in ts:
+        t.join(120)
+        assert not t.is_alive()
+    assert not errors, errors
+    assert c.closed and c._inflight == 0
