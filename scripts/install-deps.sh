@@ -36,7 +36,7 @@ PKGS=(
   # benchmark peers and data
   libhnswlib-dev dataset-fashion-mnist zlib1g-dev libsqlite3-dev librocksdb-dev wrk
   # tooling used by tests
-  prometheus curl python3-venv abigail-tools
+  prometheus curl python3-venv python3-dev abigail-tools
   # style checks (scripts/check-format.sh, scripts/lint.sh)
   clang-format clang-tidy
   # the console's browser test (tests/console); broker readiness (scripts/kafka.sh)

@@ -28,11 +28,18 @@ cc -std=c99 -O2 -D_POSIX_C_SOURCE=200809L -o "$OUT/capi_search_bench" \
 (cd "$ROOT/bindings/rust" && CARGO_TARGET_DIR=$BUILD/packaging/cargo-target \
   cargo build --locked --release --example bench_search -q)
 RUST_BENCH=$BUILD/packaging/cargo-target/release/examples/bench_search
-VENV=$BUILD/packaging/venv
+# Python: the package with its compiled search (aidb._fast) built against the
+# installed header and no bundled library, so it loads the same libaidb as
+# the others ($AIDB_LIBRARY); "python-ctypes" is the same package with the
+# extension turned off.
+VENV=$BUILD/packaging/bench-venv
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q numpy pytest setuptools wheel
+  "$VENV/bin/pip" install -q numpy "scikit-build-core>=0.10"
 fi
+AIDB_INCLUDE_DIR=$PREFIX/include "$VENV/bin/pip" install -q --no-deps --no-build-isolation \
+  --force-reinstall -C cmake.define.AIDB_PYTHON_BUNDLE=OFF \
+  -C build-dir="$BUILD/packaging/bench-python-build" "$ROOT/bindings/python"
 
 if [ ! -f "$OUT/data/bench.snapshot" ] || [ "$(cat "$OUT/data/params" 2>/dev/null)" != "$N $NQ" ]; then
   rm -rf "$OUT/data" && mkdir -p "$OUT/data"
@@ -50,8 +57,12 @@ for r in $(seq "$REPS"); do
   echo "c $("$OUT/capi_search_bench" run "$OUT/data" "$ROUNDS" | qps)" >>"$OUT/results.txt"
   echo "go $("$OUT/aidb-bench-go" "$OUT/data" "$ROUNDS" | qps)" >>"$OUT/results.txt"
   echo "rust $("$RUST_BENCH" "$OUT/data" "$ROUNDS" | qps)" >>"$OUT/results.txt"
-  echo "python $(cd "$ROOT/bindings/python" && AIDB_LIBRARY=$LIBDIR/libaidb.so.0 PYTHONPATH=. \
-    "$VENV/bin/python" bench/bench_search.py "$OUT/data" "$ROUNDS" | qps)" >>"$OUT/results.txt"
+  echo "python $(cd "$OUT" && AIDB_LIBRARY=$LIBDIR/libaidb.so.0 "$VENV/bin/python" \
+    "$ROOT/bindings/python/bench/bench_search.py" "$OUT/data" "$ROUNDS" |
+    grep route=extension | qps)" >>"$OUT/results.txt"
+  echo "python-ctypes $(cd "$OUT" && AIDB_LIBRARY=$LIBDIR/libaidb.so.0 AIDB_PYTHON_FAST=0 \
+    "$VENV/bin/python" "$ROOT/bindings/python/bench/bench_search.py" "$OUT/data" "$ROUNDS" |
+    qps)" >>"$OUT/results.txt"
 done
 echo "search QPS, $N points x 784 dims, $NQ queries x $ROUNDS rounds, median of $REPS interleaved runs"
 "$VENV/bin/python" - "$OUT/results.txt" <<'PY'
@@ -62,9 +73,9 @@ for line in open(sys.argv[1]):
     wall.setdefault(lang, []).append(float(w))
     cpu.setdefault(lang, []).append(float(c))
 cw, cc = statistics.median(wall["c"]), statistics.median(cpu["c"])
-print("         wall-clock QPS (ratio)     per CPU-second QPS (ratio)   [wall runs]")
-for lang in ("c", "go", "rust", "python"):
+print("               wall-clock QPS (ratio)     per CPU-second QPS (ratio)   [wall runs]")
+for lang in ("c", "go", "rust", "python", "python-ctypes"):
     w, c = statistics.median(wall[lang]), statistics.median(cpu[lang])
-    print(f"{lang:7s} {w:10.1f} ({w / cw:.3f})      {c:10.1f} ({c / cc:.3f})"
+    print(f"{lang:13s} {w:10.1f} ({w / cw:.3f})      {c:10.1f} ({c / cc:.3f})"
           f"      [{' '.join(f'{x:.0f}' for x in wall[lang])}]")
 PY

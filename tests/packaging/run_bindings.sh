@@ -13,10 +13,12 @@
 #    the `bundled` feature (libaidb built from source, linked statically, with
 #    no installed libaidb visible)
 # 5. Python: a venv in BUILD_DIR with numpy + pytest, the package installed
-#    with pip without a bundled library (AIDB_PYTHON_BUNDLE=OFF), pytest with
-#    AIDB_LIBRARY pointing at the installed library, then with the dynamic
-#    loader finding it; then run_python_wheel.sh: the sdist/wheel that
-#    bundles libaidb, tested in a fresh venv with no libaidb anywhere else
+#    with pip without a bundled library (AIDB_PYTHON_BUNDLE=OFF; aidb._fast
+#    built against the installed header), pytest with AIDB_LIBRARY pointing
+#    at the installed library (also with the ctypes route only), then with
+#    the dynamic loader finding it; then run_python_wheel.sh: the
+#    sdist/wheel that bundles libaidb, tested in a fresh venv with no libaidb
+#    anywhere else
 # Set AIDB_SKIP_BINDINGS="go rust python python_wheel packaging" (any subset)
 # to skip parts.
 # Ends with "bindings: N passed, N failed"; exits non-zero on any failure.
@@ -233,8 +235,10 @@ skipped rust || run rust rust_tests
 
 # --- Python -------------------------------------------------------------------
 # The system-library route: the package built without a bundled library
-# (AIDB_PYTHON_BUNDLE=OFF, no compiling), loading the installed libaidb by
-# $AIDB_LIBRARY, then through the dynamic loader (LD_LIBRARY_PATH).
+# (AIDB_PYTHON_BUNDLE=OFF: only aidb._fast is compiled, against
+# $AIDB_INCLUDE_DIR), loading the installed libaidb by $AIDB_LIBRARY, then
+# through the dynamic loader (LD_LIBRARY_PATH); the ctypes route alone
+# (AIDB_PYTHON_FAST=0, what a package without the extension uses) too.
 python_tests() {
   local venv=$OUT/venv
   if [ ! -x "$venv/bin/python" ]; then
@@ -250,7 +254,8 @@ python_tests() {
   # tests/ on sys.path, not the current directory.
   (cd / && AIDB_LIBRARY="$LIB" "$venv/bin/python" -c 'import os, aidb._capi as C
 assert not os.path.exists(C.BUNDLED_LIBRARY), C.BUNDLED_LIBRARY')
-  AIDB_LIBRARY="$LIB" "$venv/bin/pytest" -q -p no:cacheprovider tests
+  AIDB_EXPECT_FAST=1 AIDB_LIBRARY="$LIB" "$venv/bin/pytest" -q -p no:cacheprovider tests
+  AIDB_PYTHON_FAST=0 AIDB_LIBRARY="$LIB" "$venv/bin/pytest" -q -p no:cacheprovider tests
   (cd / && AIDB_LIBRARY="$LIB" "$venv/bin/python" -c 'import sys, aidb._capi as C
 assert C.LIBRARY == sys.argv[1], C.LIBRARY' "$LIB")
   env -u AIDB_LIBRARY "$venv/bin/pytest" -q -p no:cacheprovider tests

@@ -8,7 +8,8 @@ library calls), and raise ClosedError after close().
 
 The modules: _capi (the ctypes declarations), collection (Collection, with
 _points, _search and _recovery), database (Database), errors, _log
-(set_logger).
+(set_logger); _fast, when the package was built with it, is the compiled
+single-query search (src/aidb_fast.c; _search falls back to ctypes).
 """
 import ctypes
 from ctypes import byref, c_uint64, c_void_p

@@ -47,10 +47,14 @@ class _Handle:
 
     def close(self):
         """Releases the handle; idempotent. Waits for calls in flight."""
+        # New calls raise ClosedError from here on, so the calls in flight
+        # drain even while other threads keep calling (waiting for a moment
+        # with none in flight could wait for ever).
+        with self._lock:
+            ptr, self._ptr = self._ptr, None
         while True:
             with self._lock:
                 if self._inflight == 0:
-                    ptr, self._ptr = self._ptr, None
                     break
                 if self._idle is None:
                     self._idle = threading.Event()

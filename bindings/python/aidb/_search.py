@@ -5,9 +5,12 @@ a few hundred microseconds of C): the options struct and the byref() of it
 are cached per setting, the query's address is taken through the buffer
 protocol (c_char.from_buffer, cheaper than ndarray.ctypes), the in-flight
 accounting of _Handle is inlined, and hits are tuples built from one unpack
-of the C hit array, with payloads read only when asked for."""
+of the C hit array, with payloads read only when asked for. That is the
+ctypes route; when the package has aidb._fast (src/aidb_fast.c) search()
+makes one call into it instead (see _load_fast), with the same results."""
 import ctypes
 import json
+import os
 import struct
 from ctypes import byref, c_size_t, c_void_p
 from itertools import repeat
@@ -15,9 +18,9 @@ from itertools import repeat
 import numpy as np
 
 from . import _capi as C
-from ._options import _default_top_k, _search_options
+from ._options import _build_search_options, _default_top_k, _search_options
 from ._util import _check, _f32
-from .errors import ClosedError
+from .errors import ClosedError, error_for
 
 _lib = C.lib
 _string_at = ctypes.string_at
@@ -142,19 +145,95 @@ def _hit_view(res, q):
     return np.frombuffer(buf, dtype=_HIT_DTYPE)
 
 
+def _raise(rc, text):
+    raise error_for(rc, text)
+
+
+def _load_fast():
+    """aidb._fast (src/aidb_fast.c), the compiled single-query search, when
+    the package was built with it, agrees with this module's declarations
+    and is not turned off by AIDB_PYTHON_FAST=0; else None (ctypes)."""
+    if os.environ.get("AIDB_PYTHON_FAST", "1") == "0":
+        return None
+    try:
+        from . import _fast
+    except ImportError:
+        return None
+    if (_fast.ABI_VERSION != C.ABI_VERSION or _fast.HIT_SIZE != _HIT_SIZE
+            or _fast.HIT_SCORE_OFFSET != C.aidb_hit.score.offset
+            or _fast.HIT_PAYLOAD_OFFSET != C.aidb_hit.payload.offset
+            or _fast.HIT_PAYLOAD_LEN_OFFSET != C.aidb_hit.payload_len.offset):
+        return None
+
+    def addr(fn):
+        return ctypes.cast(fn, c_void_p).value
+
+    # The functions of the library ctypes loaded: one library for both routes.
+    _fast.init(addr(_lib.aidb_collection_search), addr(_lib.aidb_search_result_hits_v2),
+               addr(_lib.aidb_search_result_free), addr(_lib.aidb_free), _raise, Hit)
+    return _fast
+
+
+_fast = _load_fast()
+# Which route search() takes: "extension" (aidb._fast) or "ctypes".
+SEARCH_ROUTE = "ctypes" if _fast is None else "extension"
+_fast_search = None if _fast is None else _fast.search
+# aidb_search_options by setting, for the extension: (address, struct).
+_fast_options = {}
+
+
+def _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking):
+    """``(address of an aidb_search_options, what keeps it alive)``; without
+    a filter one struct per setting is shared (read-only for the library)."""
+    if filter is not None:
+        o, f = _build_search_options(k, filter, ef_search, with_payload, 0, exact, nonblocking)
+        return ctypes.addressof(o), (o, f)
+    key = (k, ef_search, with_payload, exact, nonblocking)
+    o, _ = _build_search_options(k, None, ef_search, with_payload, 0, exact, nonblocking)
+    entry = (ctypes.addressof(o), o)
+    if len(_fast_options) < 64:
+        _fast_options[key] = entry
+    return entry
+
+
 class _Search:
-    def search(self, query, k=None, filter=None, ef_search=0, with_payload=True, exact=False,
-               nonblocking=False):
-        """The ``k`` best hits for one query vector (a list of Hit); ``k``
-        None takes the library's default. ``nonblocking=True`` never waits
-        for a lock: BusyError instead (retry, or search without it)."""
+    def _search_fast(self, query, k=None, filter=None, ef_search=0, with_payload=True,
+                     exact=False, nonblocking=False):
+        # search() through aidb._fast: one C call from the query to the hits.
+        o = None if filter is not None else _fast_options.get(
+            (k, ef_search, with_payload, exact, nonblocking))
+        if o is None:
+            o = _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking)
+        lock = self._lock
+        with lock:  # _Handle._enter/_leave, inlined on the hot path
+            ptr = self._ptr
+            if ptr is None:
+                raise ClosedError(f"{type(self).__name__} is closed")
+            self._inflight += 1
+        try:
+            hits = _fast_search(ptr, query, o[0])
+            if hits is NotImplemented:  # not a 1-D float32 buffer: convert
+                q = _ascontiguous(query, dtype=_float32)
+                if q.ndim != 1:
+                    q = _f32(q, 1)  # raises DimensionMismatchError
+                hits = _fast_search(ptr, q, o[0])
+        finally:
+            with lock:
+                self._inflight -= 1
+                if self._inflight == 0 and self._idle is not None:
+                    self._idle.set()
+        return hits
+
+    def _search_ctypes(self, query, k=None, filter=None, ef_search=0, with_payload=True,
+                       exact=False, nonblocking=False):
+        # search() through ctypes (when aidb._fast is not built).
         q = _ascontiguous(query, dtype=_float32)
         if q.ndim != 1:
             q = _f32(q, 1)  # raises DimensionMismatchError
         o, _f = _search_options(k, filter, ef_search, with_payload, 0, exact, nonblocking)
         try:
             qp = byref(_from_buffer(q))
-        except TypeError:  # a read-only array
+        except (TypeError, ValueError):  # a read-only or an empty array
             qp = q.ctypes.data
         res, msg = c_void_p(), c_void_p()
         lock = self._lock
@@ -173,6 +252,13 @@ class _Search:
         if rc:
             _check(rc, msg)
         return _hits(_Result(res.value), 0)
+
+    # One of the two is search() itself (no dispatching frame on the hot path).
+    search = _search_ctypes if _fast_search is None else _search_fast
+    _search_fast.__doc__ = _search_ctypes.__doc__ = (
+        """The ``k`` best hits for one query vector (a list of Hit); ``k``
+        None takes the library's default. ``nonblocking=True`` never waits
+        for a lock: BusyError instead (retry, or search without it).""")
 
     def search_batch(self, queries, k=None, filter=None, ef_search=0, with_payload=True,
                      threads=0, exact=False, nonblocking=False):

@@ -4,6 +4,10 @@ tests/packaging/bench/capi_search_bench (`prepare`), doing exactly what its
 top 10 with payloads.
 
     python bench/bench_search.py DIR [ROUNDS]
+
+Run it against an installed package (not from this directory) to measure
+aidb._fast, the compiled search; AIDB_PYTHON_FAST=0 measures the ctypes
+route. The route taken is printed.
 """
 import os
 import sys
@@ -12,6 +16,7 @@ import time
 import numpy as np
 
 import aidb
+from aidb._search import SEARCH_ROUTE
 
 DIM = 784
 
@@ -30,7 +35,8 @@ def main():
                 hits += len(c.search(row, k=10))
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
     n = len(q) * rounds
-    print(f"python qps={n / dt:.1f} cpu_qps={n / dc:.1f} queries={n} hits={hits}")
+    print(f"python qps={n / dt:.1f} cpu_qps={n / dc:.1f} queries={n} hits={hits} "
+          f"route={SEARCH_ROUTE}")
 
 
 if __name__ == "__main__":
