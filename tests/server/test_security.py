@@ -264,7 +264,7 @@ def test_key_is_checked_with_chunked_bodies(keyed):
 def test_key_comparison_timing_is_reported(keyed):
     """Reports (never asserts) the latency of wrong keys that differ at the
     first vs the last byte. The constant-time property itself is shown by
-    construction in tests/server/unit (ctest: server_util_test)."""
+    construction in tests/server/unit (ctest -R ConstantTimeEquals)."""
     def measure(key, n=300):
         s = keyed.connect()
         f = s.makefile("rb")

@@ -33,7 +33,7 @@ void OnFault(int, siginfo_t* info, void*) {
   mprotect(g_guard, g_page, PROT_READ | PROT_WRITE);
 }
 
-class Guarded : public ::testing::Test {
+class ConstantTimeEqualsGuarded : public ::testing::Test {
  protected:
   void SetUp() override {
     g_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -69,7 +69,7 @@ class Guarded : public ::testing::Test {
 
 const std::string kKey = "k3y-0123456789abcdef-0123456789ABCDEF";
 
-TEST_F(Guarded, ReadsEveryByteOfTheKeyWhereverTheGuessDiffers) {
+TEST_F(ConstantTimeEqualsGuarded, ReadsEveryByteOfTheKeyWhereverTheGuessDiffers) {
   const std::string wrong_first = "X" + kKey.substr(1);
   const std::string wrong_last = kKey.substr(0, kKey.size() - 1) + "X";
   const std::string all_wrong(kKey.size(), '#');
@@ -83,7 +83,7 @@ TEST_F(Guarded, ReadsEveryByteOfTheKeyWhereverTheGuessDiffers) {
   }
 }
 
-TEST_F(Guarded, ReadsEveryByteOfTheGuessWithinTheKeyLength) {
+TEST_F(ConstantTimeEqualsGuarded, ReadsEveryByteOfTheGuessWithinTheKeyLength) {
   std::string wrong_first = "X" + kKey.substr(1);
   for (size_t i = 0; i < kKey.size(); ++i) {
     std::string_view given = Place(wrong_first, i);
@@ -92,7 +92,7 @@ TEST_F(Guarded, ReadsEveryByteOfTheGuessWithinTheKeyLength) {
   }
 }
 
-TEST_F(Guarded, ShorterAndLongerGuessesStillReadTheWholeKey) {
+TEST_F(ConstantTimeEqualsGuarded, ShorterAndLongerGuessesStillReadTheWholeKey) {
   for (std::string guess : {std::string(), kKey.substr(0, 1), kKey.substr(0, kKey.size() - 1),
                             kKey + "x", std::string("X")}) {
     for (size_t i : {size_t{0}, kKey.size() / 2, kKey.size() - 1}) {
