@@ -261,6 +261,32 @@ def test_key_is_checked_with_chunked_bodies(keyed):
     assert r.status == 200 and r.json()["len"] == 7
 
 
+def test_pipelined_requests_split_at_every_offset(keyed):
+    """The framing does not depend on how the bytes arrive: the same
+    pipelined requests (chunked with the key, one without, one with a
+    Content-Length) split into two reads at every offset get the same
+    answers. (fuzz/http_fuzz.cc does this with random bytes.)"""
+    body = {"vector": [1, 2, 3, 4], "top_k": 2}
+    seq = (http("POST", "/collections/sec/search", body, headers=[f"api-key: {KEY}"],
+                chunked=True)
+           + http("GET", "/collections/sec")
+           + http("POST", "/collections/sec/search", body, headers=[f"Authorization: Bearer {KEY}"]))
+    assert exchange(keyed, seq) == [200, 401, 200]
+    for k in range(1, len(seq)):
+        s = keyed.connect(timeout=30)
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(seq[:k])
+            time.sleep(0.002)
+            s.sendall(seq[k:])
+            s.shutdown(socket.SHUT_WR)
+            blob = recv_all(s, 30)
+        finally:
+            s.close()
+        got = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) [A-Za-z -]*\r\n", blob)]
+        assert got == [200, 401, 200], (k, seq[:k][-20:], blob[:200])
+
+
 def test_key_comparison_timing_is_reported(keyed):
     """Reports (never asserts) the latency of wrong keys that differ at the
     first vs the last byte. The constant-time property itself is shown by
