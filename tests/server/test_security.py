@@ -16,7 +16,6 @@ import socket
 import statistics
 import threading
 import time
-import uuid
 
 import pytest
 
