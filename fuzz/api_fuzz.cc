@@ -1,10 +1,8 @@
 // libFuzzer target: the daemon's request path after HTTP framing: routing,
 // authentication, request JSON parsing (simdjson), the engine calls and the
 // response JSON, through aidbd::Api::Prepare / Execute / Completed, against a
-// real database directory. (The HTTP/1.1 framing itself is http-parser's,
-// driven by libuv callbacks in http_server.cc; aidbd exposes no function that
-// parses a request from bytes, so that layer is exercised by the daemon's
-// integration tests, not here.)
+// real database directory. (The HTTP/1.1 framing in front of it is fuzzed by
+// http_fuzz.cc, which sends raw bytes through a real HttpServer.)
 // Input: "METHOD URL\n" then the body. Header lines may follow the first
 // line up to an empty line ("name: value").
 #include <aidb.h>

@@ -13,13 +13,13 @@ SECONDS_EACH=${1:-20}
 WORK=${2:-$(mktemp -d /tmp/aidb-fuzz-XXXXXX)}
 shift 2 2>/dev/null || shift $#
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(wal snapshot filter api)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(wal snapshot filter api http)
 BUILD=${AIDB_FUZZ_BUILD:-$ROOT/build/fuzz}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/aidb-ccache}
 mkdir -p "$WORK"
 
 # The server is configured (only the fuzz targets are built) because the api
-# fuzzer links its console-assets target.
+# and http fuzzers link its console-assets target.
 if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DAIDB_BUILD_FUZZ=ON -DAIDB_SANITIZE=address,undefined \

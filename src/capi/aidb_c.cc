@@ -233,7 +233,9 @@ Status CopySnapshotTo(const std::string& src, const std::string& dest, const std
     if (errno == ENOENT) return Status::NotFound("snapshot file not found: " + src);
     return Status::IOErrorFromErrno("cannot open " + src, errno);
   }
-  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A stale `tmp` (or a symlink planted there) is replaced, never followed.
+  ::unlink(tmp.c_str());
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (out < 0) {
     int e = errno;
     ::close(in);

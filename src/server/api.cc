@@ -233,6 +233,7 @@ void Api::Execute(HttpRequest* req, HttpResponse* resp) {
     }
     return true;
   });
+  ReleaseLargeBodyParser();  // the answer holds no element of the body
 }
 
 void Api::Completed(const HttpRequest& req, int status, double seconds) {

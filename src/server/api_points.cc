@@ -9,6 +9,12 @@
 
 namespace aidbd {
 
+namespace {
+// Per-point work (ids, payload copies, the answer) is bounded by this, the
+// bytes by --max-body-bytes (docs/operations.md, "Security and limits").
+constexpr size_t kMaxBatchPoints = 100000;
+}  // namespace
+
 void Api::Upsert(HttpRequest* req, HttpResponse* resp) {
   auto c = handles_.Get(req->params[0]);
   element body = ParseBody(req, false);
@@ -38,6 +44,9 @@ void Api::UpsertBatch(HttpRequest* req, HttpResponse* resp) {
   size_t dim = 0;
   bool any_payload = false;
   simdjson::dom::array list = pts->get_array().value_unsafe();
+  if (list.size() > kMaxBatchPoints) {
+    Fail(400, "a batch holds at most " + std::to_string(kMaxBatchPoints) + " points: split it");
+  }
   for (element p : list) {
     if (!p.is_object()) Fail(400, "each point must be a JSON object");
     auto v = Field(p, "vector");

@@ -144,6 +144,7 @@ void Api::SearchBatch(HttpRequest* req, HttpResponse* resp) {
   ReadSearchOptions(body, &defaults);
   std::vector<SearchSpec> specs;
   simdjson::dom::array list = items->get_array().value_unsafe();
+  uint64_t hits = 0;  // asked for: bounded like one search's, checked as parsed
   for (element it : list) {
     SearchSpec s = defaults;
     if (it.is_array()) {
@@ -155,6 +156,11 @@ void Api::SearchBatch(HttpRequest* req, HttpResponse* resp) {
       ReadSearchOptions(it, &s);
     } else {
       Fail(400, "each search must be an object or an array of numbers");
+    }
+    hits += std::max<uint32_t>(s.top_k, 1);
+    if (hits > kMaxTopK) {
+      Fail(400, "a batch may ask for at most " + std::to_string(kMaxTopK) +
+                    " hits (its searches' top_k added up): split it");
     }
     specs.push_back(std::move(s));
   }

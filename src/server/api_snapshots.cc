@@ -1,11 +1,13 @@
 // Snapshot routes (take, list, restore; paths confined to the data dir) and
 // the WAL change feed (NDJSON, streamed).
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "api.h"
 #include "render.h"
@@ -17,6 +19,24 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kWalPieceBytes = 64 * 1024;
+
+// Snapshot paths a client may name (docs/operations.md, "Security and limits").
+constexpr size_t kMaxPathBytes = 1024;
+constexpr size_t kMaxPathDepth = 16;
+
+// One component of a snapshot path: 1 to 255 of A-Z a-z 0-9 . _ - and not
+// "." or "..". Percent signs, backslashes, spaces, control characters and
+// every non-ASCII byte (look-alike dots and slashes, overlong UTF-8) are
+// refused rather than interpreted.
+bool SafeComponent(std::string_view c) {
+  if (c.empty() || c.size() > 255 || c == "." || c == "..") return false;
+  for (char ch : c) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
 
 // Streams a collection's WAL as NDJSON, one record a line.
 class WalStream : public BodyStream {
@@ -66,6 +86,18 @@ class WalStream : public BodyStream {
 std::string Api::ConfinePath(const std::string& user_path, bool must_exist) const {
   if (user_path.empty()) Fail(400, "'path' must not be empty");
   if (user_path.find('\0') != std::string::npos) Fail(400, "'path' must not contain NUL");
+  if (user_path.size() > kMaxPathBytes) {
+    Fail(400, "'path' is longer than " + std::to_string(kMaxPathBytes) + " bytes");
+  }
+  // No "." or ".." anywhere, even where they would cancel out.
+  for (size_t i = 0; i <= user_path.size();) {
+    size_t j = std::min(user_path.find('/', i), user_path.size());
+    std::string_view part = std::string_view(user_path).substr(i, j - i);
+    if (part == "." || part == "..") {
+      Fail(400, "snapshot paths must stay inside the data directory ('.' and '..' are refused)");
+    }
+    i = j + 1;
+  }
   fs::path root(config_.data_dir);
   fs::path p(user_path);
   if (p.is_relative()) p = root / p;
@@ -74,8 +106,14 @@ std::string Api::ConfinePath(const std::string& user_path, bool must_exist) cons
   if (rel.empty() || rel == "." || *rel.begin() == ".." || !p.has_filename()) {
     Fail(400, "snapshot paths must stay inside the data directory");
   }
+  size_t depth = 0;
   for (const auto& part : rel) {
-    if (part == "..") Fail(400, "snapshot paths must stay inside the data directory");
+    if (!SafeComponent(part.native())) {
+      Fail(400, "snapshot path components are 1 to 255 of A-Z a-z 0-9 . _ - (not . or ..)");
+    }
+    if (++depth > kMaxPathDepth) {
+      Fail(400, "snapshot paths are at most " + std::to_string(kMaxPathDepth) + " folders deep");
+    }
   }
   std::error_code ec;
   // Symlinks must not lead out of the data dir either.
@@ -149,15 +187,30 @@ void Api::Restore(HttpRequest* req, HttpResponse* resp) {
   auto s = FieldAny(body, {"snapshot", "path", "file"});
   if (!s) Fail(400, "'snapshot' is required");
   std::string snap = ToString(*s, "snapshot");
+  handles_.Get(name);  // 404 for an unknown collection
+  ErrMsg err;
+  std::string own = config_.data_dir + "/" + name + "/";
   std::string path;
-  if (snap.find('/') == std::string::npos && snap != "." && snap != ".." && !snap.empty() &&
-      snap.find('\0') == std::string::npos) {
-    path = snap;  // a file in the collection's snapshots/ folder
+  if (snap.find('/') == std::string::npos) {
+    // A file in the collection's snapshots/ folder, confined like any path
+    // (a symlink there must not lead out either).
+    char* dir = nullptr;
+    Check(aidb_db_collection_path(config_.data_dir.c_str(), name.c_str(), AIDB_PATH_SNAPSHOTS, &dir,
+                                  err.out()),
+          err);
+    std::string folder = dir;
+    aidb_free(dir);
+    path = ConfinePath(folder + "/" + snap, true);
   } else {
     path = ConfinePath(snap, true);
   }
-  handles_.Get(name);  // 404 for an unknown collection
-  ErrMsg err;
+  // Not another collection's snapshot (or any file in its folder): export it
+  // out of there first (POST .../snapshot with "path").
+  int managed = 0;
+  Check(aidb_db_path_is_managed(config_.data_dir.c_str(), path.c_str(), &managed, err.out()), err);
+  if (managed && path.compare(0, own.size(), own) != 0) {
+    Fail(400, "snapshot '" + snap + "' lies in another collection's folder");
+  }
   Check(aidb_db_restore(db_, name.c_str(), path.c_str(), err.out()), err);
   handles_.Forget(name);
   auto c = handles_.Get(name);

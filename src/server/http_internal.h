@@ -54,6 +54,7 @@ struct HttpServer::Conn {
   std::unique_ptr<HttpRequest> ready;  // parsed, not dispatched yet
   std::string field;
   bool in_value = false;
+  bool in_trailer = false;  // header fields after a chunked body: counted, not kept
   size_t header_bytes = 0;
   int error_status = 0;  // set by a parser callback that refused the request
   std::string error_message;
@@ -143,6 +144,7 @@ struct ConnOps {
   static int OnHeaderValue(http_parser* p, const char* at, size_t len);
   static int OnHeadersComplete(http_parser* p);
   static int OnBody(http_parser* p, const char* at, size_t len);
+  static int OnChunkHeader(http_parser* p);
   static int OnMessageComplete(http_parser* p);
 
   // --- timers -----------------------------------------------------------------

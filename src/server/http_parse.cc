@@ -121,6 +121,7 @@ int ConnOps::OnMessageBegin(http_parser* p) {
   c->cur = std::make_unique<HttpRequest>();
   c->field.clear();
   c->in_value = false;
+  c->in_trailer = false;
   c->header_bytes = 0;
   if (c->timer_mode != TimerMode::kRequest) ArmTimer(c, TimerMode::kRequest);
   return 0;
@@ -136,6 +137,9 @@ int ConnOps::OnUrl(http_parser* p, const char* at, size_t len) {
 int ConnOps::OnHeaderField(http_parser* p, const char* at, size_t len) {
   auto* c = Of(p);
   if (!AddHeaderBytes(c, len)) return -1;
+  // Trailer fields (after a chunked body) are not headers: an API key or a
+  // Content-Type there must not count. http-parser reports them alike.
+  if (c->in_trailer) return 0;
   if (c->in_value) {
     c->in_value = false;
     c->field.clear();
@@ -148,6 +152,7 @@ int ConnOps::OnHeaderField(http_parser* p, const char* at, size_t len) {
 int ConnOps::OnHeaderValue(http_parser* p, const char* at, size_t len) {
   auto* c = Of(p);
   if (!AddHeaderBytes(c, len)) return -1;
+  if (c->in_trailer) return 0;
   if (!c->in_value) {
     c->in_value = true;
     if (c->cur->headers.size() >= 256) {
@@ -164,6 +169,7 @@ int ConnOps::OnHeaderValue(http_parser* p, const char* at, size_t len) {
 int ConnOps::OnHeadersComplete(http_parser* p) {
   auto* c = Of(p);
   HttpRequest* r = c->cur.get();
+  c->in_trailer = true;
   if (p->http_major != 1) {
     c->error_status = 505;
     c->error_message = "only HTTP/1.x is supported";
@@ -223,6 +229,19 @@ int ConnOps::OnBody(http_parser* p, const char* at, size_t len) {
   return 0;
 }
 
+int ConnOps::OnChunkHeader(http_parser* p) {
+  // A chunk that announces more than the body may still hold: refused now,
+  // not once its bytes have crawled in.
+  auto* c = Of(p);
+  size_t limit = c->server->limits_.max_body_bytes;
+  if (p->content_length > limit - std::min(limit, c->cur->body.size())) {
+    c->error_status = 413;
+    c->error_message = "request body exceeds the limit of " + std::to_string(limit) + " bytes";
+    return -1;
+  }
+  return 0;
+}
+
 int ConnOps::OnMessageComplete(http_parser* p) {
   auto* c = Of(p);
   c->cur->body.reserve(c->cur->body.size() + kBodyPadding);
@@ -242,6 +261,7 @@ http_parser_settings ConnOps::settings = [] {
   s.on_header_value = ConnOps::OnHeaderValue;
   s.on_headers_complete = ConnOps::OnHeadersComplete;
   s.on_body = ConnOps::OnBody;
+  s.on_chunk_header = ConnOps::OnChunkHeader;
   s.on_message_complete = ConnOps::OnMessageComplete;
   return s;
 }();

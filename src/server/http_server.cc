@@ -83,6 +83,10 @@ void HttpServer::OnConnection(int status) {
     Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(rc)));
     return;
   }
+  Serve(own);
+}
+
+void HttpServer::Serve(int own) {
   if (shutting_down_) {
     ::close(own);
     return;

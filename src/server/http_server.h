@@ -59,6 +59,13 @@ class HttpServer {
   void Shutdown(std::function<void()> drained);
   bool shutting_down() const { return shutting_down_; }
 
+  // On `loop`'s thread. Serves an already-connected stream socket as if it
+  // had been accepted (takes ownership of `fd`): the HTTP fuzzer hands it one
+  // end of a loopback connection.
+  void Serve(int fd);
+  // Connections open on every I/O loop.
+  size_t connections() const { return connections_.load(); }
+
   struct Conn;    // one per accepted connection (http_internal.h)
   struct IoLoop;  // one per I/O loop (http_internal.h)
 

@@ -46,8 +46,17 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+namespace {
+thread_local simdjson::dom::parser body_parser;
+constexpr size_t kKeepParserBytes = 1 << 20;
+}  // namespace
+
+void ReleaseLargeBodyParser() {
+  if (body_parser.capacity() > kKeepParserBytes) body_parser = simdjson::dom::parser();
+}
+
 element ParseBody(HttpRequest* req, bool allow_empty) {
-  thread_local simdjson::dom::parser parser;
+  simdjson::dom::parser& parser = body_parser;
   static const std::string kEmpty = "{}";
   std::string& body = req->body;
   bool blank = std::all_of(body.begin(), body.end(),

@@ -93,6 +93,10 @@ std::string Lower(std::string_view s);
 // Parses the body as a JSON object (an empty body counts as {} when allowed).
 // The element lives in a thread-local parser until the next call.
 element ParseBody(HttpRequest* req, bool allow_empty);
+// Frees the calling thread's body parser after a large body (its buffers grow
+// to ~10x the largest body parsed and would stay that size): call once the
+// request's elements are no longer used.
+void ReleaseLargeBodyParser();
 
 inline std::optional<element> Field(element obj, std::string_view key) {
   simdjson::dom::object o = obj.get_object().value_unsafe();
