@@ -51,7 +51,7 @@ void Api::CreateCollection(HttpRequest* req, HttpResponse* resp) {
     std::string kind = Lower(ToString(*ix, "index"));
     int v = 0;
     if (aidb_index_kind_from_string(kind.c_str(), &v, nullptr) != AIDB_OK) {
-      Fail(400, "unknown index '" + kind + "': use flat or hnsw");
+      Fail(400, "unknown index '" + kind + "': use flat, hnsw or ivf");
     }
     opts.index_kind = v;
   } else if (hnsw && !hnsw->is_null()) {
