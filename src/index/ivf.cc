@@ -514,6 +514,45 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   m.trained_count = slots.size();
   std::vector<uint32_t> assign;
   m.centroids = KMeans(sample.data(), ns, dim, nlist, tuning_.kmeans_iters, rng, threads, &assign);
+  // Lloyd passes over every vector (not just the sample), a batch at a time
+  // under the shared lock: a sample of a few dozen points per list leaves
+  // the centroids noisy, full k-means costs a pass per iteration.
+  if (ns < slots.size() && tuning_.refine_passes > 0) {
+    std::vector<double> sum(static_cast<size_t>(nlist) * dim);
+    std::vector<uint64_t> cnt(nlist);
+    std::vector<uint32_t> near(kRebuildBatch);
+    for (uint32_t pass = 0; pass < tuning_.refine_passes; ++pass) {
+      std::fill(sum.begin(), sum.end(), 0.0);
+      std::fill(cnt.begin(), cnt.end(), 0);
+      for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
+        const size_t nb = std::min(kRebuildBatch, slots.size() - b);
+        std::shared_lock lock(mu_);
+        if (generation_ != gen || stop_.load()) {
+          lock.unlock();
+          return finish(nullptr);
+        }
+        ParallelFor(nb, threads, [&](size_t i, uint32_t) {
+          const uint32_t s = slots[b + i];
+          near[i] = s < slot_limit_ && live_[s] ? m.Nearest(SlotPtr(s)) : kNone;
+          return true;
+        });
+        for (size_t i = 0; i < nb; ++i) {
+          if (near[i] == kNone) continue;
+          const float* v = SlotPtr(slots[b + i]);
+          double* acc = &sum[static_cast<size_t>(near[i]) * dim];
+          for (uint32_t t = 0; t < dim; ++t) acc[t] += v[t];
+          ++cnt[near[i]];
+        }
+      }
+      for (uint32_t l = 0; l < nlist; ++l) {
+        if (cnt[l] == 0) continue;
+        for (uint32_t t = 0; t < dim; ++t)
+          m.centroids[static_cast<size_t>(l) * dim + t] = static_cast<float>(
+              sum[static_cast<size_t>(l) * dim + t] / static_cast<double>(cnt[l]));
+      }
+    }
+    for (size_t i = 0; i < ns; ++i) assign[i] = m.Nearest(&sample[i * dim]);
+  }
   m.cnorm.resize(nlist);
   for (uint32_t l = 0; l < nlist; ++l) m.cnorm[l] = DotP(m.Centroid(l), m.Centroid(l), dim);
   m.codebooks.assign(static_cast<size_t>(m.m) * 16 * m.ds, 0.f);
@@ -590,8 +629,8 @@ float IvfIndex::ToScore(float d) const {
   return l2_ ? distance::ScoreFromL2Squared(d) : distance::ScoreFromDot(-d);
 }
 
-void IvfIndex::ExactSearch(const float* q, const SearchParams& params,
-                           std::vector<Hit>* out) const {
+void IvfIndex::ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
+                           const std::vector<uint32_t>* listed_matches) const {
   TopK top(params.k);
   const SlotFilter* filter = params.filter;
   auto consider = [&](uint32_t slot) {
@@ -601,8 +640,9 @@ void IvfIndex::ExactSearch(const float* q, const SearchParams& params,
     top.Push(score, slot);
   };
   std::vector<uint32_t> listed;
-  if (filter && filter->ListMatches(&listed)) {
-    for (uint32_t slot : listed)
+  if (listed_matches == nullptr && filter && filter->ListMatches(&listed)) listed_matches = &listed;
+  if (listed_matches) {
+    for (uint32_t slot : *listed_matches)
       if (slot < slot_limit_ && live_[slot]) consider(slot);
   } else {
     for (uint32_t slot = 0; slot < slot_limit_; ++slot)
@@ -648,7 +688,7 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   }
   if (params.k == 0) return Status::OK();
   if (!st_ || params.exact) {
-    ExactSearch(query, params, out);
+    ExactSearch(query, params, out, nullptr);
     return Status::OK();
   }
   const Structure& st = *st_;
@@ -663,16 +703,29 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   if (filter) {
     const int64_t est = filter->EstimatedMatches();
     if (est >= 0 && size_ > 0) {
-      // Exact scan of the matches when it reads fewer bytes than the lists
-      // the filtered probe would scan (probing grows as 1/selectivity).
-      const double sel = std::max(1e-9, static_cast<double>(est) / static_cast<double>(size_));
-      const double frac = std::min(1.0, static_cast<double>(nprobe) / nlist / sel);
-      const double probe_bytes = frac * static_cast<double>(size_) * (m.npairs + 8);
+      // The filtered top-k lies about as far out as the unfiltered
+      // (k / selectivity)-th neighbour: probe sqrt(1 / selectivity) times
+      // more lists. An exact scan of the listed matches wins when it reads
+      // fewer bytes than that probe; without a list, only tiny match counts
+      // are scanned exactly (the full scan reads every vector).
+      const double sel = std::max(1e-6, static_cast<double>(est) / static_cast<double>(size_));
+      const uint32_t widened = static_cast<uint32_t>(
+          std::min<double>(nlist, std::ceil(nprobe * std::sqrt(1.0 / std::min(1.0, sel)))));
+      const double probe_bytes =
+          static_cast<double>(widened) / nlist * static_cast<double>(size_) * (m.npairs + 8);
       const double exact_bytes = static_cast<double>(est) * dim * sizeof(float);
       if (est <= kExactMinMatches || exact_bytes <= probe_bytes) {
-        ExactSearch(query, params, out);
-        return Status::OK();
+        std::vector<uint32_t> listed;
+        if (filter->ListMatches(&listed)) {
+          ExactSearch(query, params, out, &listed);
+          return Status::OK();
+        }
+        if (est <= kExactMinMatches) {
+          ExactSearch(query, params, out, nullptr);
+          return Status::OK();
+        }
       }
+      nprobe = std::max(nprobe, widened);
     }
   }
 

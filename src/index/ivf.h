@@ -2,12 +2,11 @@
 // residual codes scored with in-register lookup tables (index/ivf_kernels.h),
 // and an exact re-rank of the best candidates from the float vectors.
 //
-// Model. nlist centroids (k-means on a sample; nlist = ~sqrt(n) unless the
-// config fixes it) partition the vectors by nearest centroid (L2; cosine
-// vectors are normalised). Each vector's residual (vector - centroid) is
-// product-quantised: `subspaces` groups of sub_dim consecutive dimensions (1
-// up to 64 dims, 2 up to 256, else 4), 16 centroids per group, one 4-bit code
-// each.
+// Model. nlist centroids (k-means on a sample, then IvfTuning::refine_passes
+// Lloyd passes over every vector; nlist = ~sqrt(n) unless the config fixes it) partition the
+// vectors by nearest centroid (L2; cosine vectors are normalised). Each vector's residual (vector -
+// centroid) is product-quantised: `subspaces` groups of sub_dim consecutive dimensions (1 up to 64
+// dims, 2 up to 256, else 4), 16 centroids per group, one 4-bit code each.
 //
 // Search. The query is scored against every centroid; the nprobe best lists
 // are scanned. Approximate distances are
@@ -16,9 +15,10 @@
 // where r is the quantised residual: q.r comes from one lookup table per
 // query (16 entries per subspace, quantised to 8 bits), the bracket is a
 // float stored per vector. The best `rerank` candidates (filter checked
-// before they enter) are re-scored exactly with the float vectors. A filter
-// with a known small match count is answered by an exact scan of the
-// matches; otherwise lists are probed until nprobe are done and `rerank`
+// before they enter) are re-scored exactly with the float vectors. With a
+// known match count, a filter widens the probe by sqrt(1 / selectivity), or
+// is answered by an exact scan of its listed matches when that reads fewer
+// bytes; in any case lists are probed until nprobe are done and `rerank`
 // matching candidates are held, so selective filters probe further.
 //
 // Growth. Below `min_train` live points the index is an exact scan. Then a
@@ -53,6 +53,7 @@ struct IvfTuning {
   uint32_t sub_dim = 0;       // 0: 1 up to 64 dims, 2 up to 256, else 4
   uint32_t kmeans_iters = 10;
   uint32_t sample_per_list = 48;  // k-means sample: nlist * this, at least 8192
+  uint32_t refine_passes = 3;     // then Lloyd passes over every vector
   uint64_t seed = 0x1f2e3d4c5b6a7988ull;
 };
 
@@ -116,7 +117,10 @@ class IvfIndex final : public VectorIndex {
   void MaybeRebuild(std::unique_lock<RwLock>& lock);
   bool WantsRebuildLocked() const;
   void RunRebuild(uint64_t generation);
-  void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out) const;
+  // Exact top-k over the live slots (or `listed_matches`, or the filter's
+  // list when it has one).
+  void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
+                   const std::vector<uint32_t>* listed_matches) const;
   float ExactDist(const float* q, uint32_t slot) const;
   float ToScore(float d) const;
 
