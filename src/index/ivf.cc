@@ -736,9 +736,10 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   sc.qdot.resize(nlist);
   sc.key.resize(nlist);
   const float qq = l2_ ? DotP(query, query, dim) : 0.f;
+  static const pq4::DotManyFn dot_many = pq4::DotMany();
+  dot_many(query, m.centroids.data(), nlist, dim, sc.qdot.data());
   for (uint32_t l = 0; l < nlist; ++l) {
-    const float d = DotP(query, m.Centroid(l), dim);
-    sc.qdot[l] = d;
+    const float d = sc.qdot[l];
     sc.key[l] = config_.metric == Metric::kDot ? -d : m.cnorm[l] - 2.f * d;
   }
   sc.order.resize(nlist);
@@ -820,12 +821,17 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   }
 
   // Exact re-rank.
+  // Exact re-rank, fetching a few candidates ahead (all at once would
+  // saturate the line-fill buffers).
   TopK top(params.k);
-  for (const Cand& c : heap) {
-    const float* v = SlotPtr(c.slot);
-    distance::Prefetch(v, static_cast<size_t>(dim) * sizeof(float));
+  constexpr size_t kAhead = 4;
+  const size_t vbytes = static_cast<size_t>(dim) * sizeof(float);
+  for (size_t i = 0; i < std::min(kAhead, heap.size()); ++i)
+    distance::Prefetch(SlotPtr(heap[i].slot), vbytes);
+  for (size_t i = 0; i < heap.size(); ++i) {
+    if (i + kAhead < heap.size()) distance::Prefetch(SlotPtr(heap[i + kAhead].slot), vbytes);
+    top.Push(-ExactDist(query, heap[i].slot), heap[i].slot);
   }
-  for (const Cand& c : heap) top.Push(-ExactDist(query, c.slot), c.slot);
   top.Take(out);
   for (Hit& h : *out) h.score = ToScore(-h.score);
   return Status::OK();

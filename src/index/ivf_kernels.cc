@@ -29,6 +29,15 @@ void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8
   }
 }
 
+void DotManyScalar(const float* q, const float* rows, size_t nrows, size_t dim, float* out) {
+  for (size_t j = 0; j < nrows; ++j) {
+    const float* r = rows + j * dim;
+    float s = 0.f;
+    for (size_t t = 0; t < dim; ++t) s += q[t] * r[t];
+    out[j] = s;
+  }
+}
+
 #ifdef AIDB_X86
 // GCC 12's 512->256 extract intrinsics start from an undefined register,
 // which trips -W(maybe-)uninitialized; the value is fully overwritten.
@@ -73,7 +82,7 @@ __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nbloc
   }
 }
 
-#define AIDB_AVX512BW __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
+#define AIDB_AVX512BW __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl")))
 
 // Sums the four 128-bit lanes of a 512-bit accumulator into 256 bits (the
 // sum lands in both halves' lane 0 after the AVX2 Fold).
@@ -124,14 +133,86 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
   }
 }
 
+__attribute__((target("avx2,fma"))) inline float HSum8(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+__attribute__((target("avx2,fma"))) void DotManyAvx2(const float* q, const float* rows,
+                                                     size_t nrows, size_t dim, float* out) {
+  const size_t d8 = dim & ~size_t{7};
+  size_t j = 0;
+  for (; j + 4 <= nrows; j += 4) {
+    const float* r0 = rows + j * dim;
+    const float* r1 = r0 + dim;
+    const float* r2 = r1 + dim;
+    const float* r3 = r2 + dim;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    for (size_t t = 0; t < d8; t += 8) {
+      __m256 x = _mm256_loadu_ps(q + t);
+      s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r0 + t), s0);
+      s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r1 + t), s1);
+      s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r2 + t), s2);
+      s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r3 + t), s3);
+    }
+    float t0 = HSum8(s0), t1 = HSum8(s1), t2 = HSum8(s2), t3 = HSum8(s3);
+    for (size_t t = d8; t < dim; ++t) {
+      t0 += q[t] * r0[t];
+      t1 += q[t] * r1[t];
+      t2 += q[t] * r2[t];
+      t3 += q[t] * r3[t];
+    }
+    out[j] = t0, out[j + 1] = t1, out[j + 2] = t2, out[j + 3] = t3;
+  }
+  if (j < nrows) DotManyScalar(q, rows + j * dim, nrows - j, dim, out + j);
+}
+
+AIDB_AVX512BW void DotManyAvx512(const float* q, const float* rows, size_t nrows, size_t dim,
+                                 float* out) {
+  size_t j = 0;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (dim % 16)) - 1u);
+  const size_t d16 = dim & ~size_t{15};
+  for (; j + 4 <= nrows; j += 4) {
+    const float* r0 = rows + j * dim;
+    const float* r1 = r0 + dim;
+    const float* r2 = r1 + dim;
+    const float* r3 = r2 + dim;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    for (size_t t = 0; t < d16; t += 16) {
+      __m512 x = _mm512_loadu_ps(q + t);
+      s0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r0 + t), s0);
+      s1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r1 + t), s1);
+      s2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r2 + t), s2);
+      s3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r3 + t), s3);
+    }
+    if (tail) {
+      __m512 x = _mm512_maskz_loadu_ps(tail, q + d16);
+      s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r0 + d16), s0);
+      s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r1 + d16), s1);
+      s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r2 + d16), s2);
+      s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r3 + d16), s3);
+    }
+    out[j] = _mm512_reduce_add_ps(s0);
+    out[j + 1] = _mm512_reduce_add_ps(s1);
+    out[j + 2] = _mm512_reduce_add_ps(s2);
+    out[j + 3] = _mm512_reduce_add_ps(s3);
+  }
+  if (j < nrows) DotManyScalar(q, rows + j * dim, nrows - j, dim, out + j);
+}
+
 bool CpuHasAvx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 bool CpuHasAvx512Bw() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("fma");
 }
 
 }  // namespace
@@ -140,10 +221,10 @@ bool CpuHasAvx512Bw() {
 
 std::vector<ScanImpl> SupportedScans() {
   std::vector<ScanImpl> v;
-  v.push_back({"scalar", &ScanScalar});
+  v.push_back({"scalar", &ScanScalar, &DotManyScalar});
 #ifdef AIDB_X86
-  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2});
-  if (CpuHasAvx512Bw()) v.push_back({"avx512", &ScanAvx512});
+  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2, &DotManyAvx2});
+  if (CpuHasAvx512Bw()) v.push_back({"avx512", &ScanAvx512, &DotManyAvx512});
 #endif
   return v;
 }
@@ -156,6 +237,7 @@ const ScanImpl& Picked() {
 }  // namespace
 
 ScanFn Scan() { return Picked().scan; }
+DotManyFn DotMany() { return Picked().dot_many; }
 const char* ScanName() { return Picked().name; }
 
 }  // namespace aidb::index::pq4

@@ -48,14 +48,21 @@ using ScanFn = void (*)(const uint8_t* codes, size_t nblocks, size_t npairs, con
 void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8_t* lut,
                 uint16_t* out);
 
+// out[j] = q . rows[j] for nrows rows of dim floats (row-major): the query
+// against every centroid, four rows per pass over the query.
+using DotManyFn = void (*)(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
+void DotManyScalar(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
+
 struct ScanImpl {
   const char* name;
   ScanFn scan;
+  DotManyFn dot_many;
 };
 // Every implementation this CPU supports, scalar first, fastest last.
 std::vector<ScanImpl> SupportedScans();
 // The fastest, picked once.
 ScanFn Scan();
+DotManyFn DotMany();
 const char* ScanName();
 
 }  // namespace aidb::index::pq4

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <random>
 #include <set>
 #include <thread>
@@ -96,6 +97,25 @@ TEST(IvfKernels, EveryLevelAgreesWithScalar) {
         std::fill(got.begin(), got.end(), 0);
         impl.scan(codes.data(), nblocks, npairs, lut.data(), got.data());
         EXPECT_EQ(got, want) << impl.name << " npairs=" << npairs << " nblocks=" << nblocks;
+      }
+    }
+  }
+}
+
+TEST(IvfKernels, DotManyAgreesWithScalar) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {1, 7, 16, 33, 128, 784}) {
+    for (size_t nrows : {1, 3, 4, 9}) {
+      std::vector<float> q(dim), rows(nrows * dim), want(nrows), got(nrows);
+      for (auto& x : q) x = nd(rng);
+      for (auto& x : rows) x = nd(rng);
+      pq4::DotManyScalar(q.data(), rows.data(), nrows, dim, want.data());
+      for (const auto& impl : pq4::SupportedScans()) {
+        impl.dot_many(q.data(), rows.data(), nrows, dim, got.data());
+        for (size_t j = 0; j < nrows; ++j)
+          EXPECT_NEAR(got[j], want[j], 1e-4f * (1.f + std::fabs(want[j]) + std::sqrt(float(dim))))
+              << impl.name << " dim=" << dim << " row " << j;
       }
     }
   }
@@ -223,8 +243,9 @@ TEST(Ivf, WritesAfterTraining) {
   }
   // Updates move points between lists.
   for (size_t i = 1; i < 2 * n; i += 7)
-    if (i % 3 != 0)
+    if (i % 3 != 0) {
       ASSERT_TRUE(idx.Update(slots[i], data.data() + ((i * 31) % (2 * n)) * dim).ok());
+    }
   EXPECT_EQ(idx.Size(), 2 * n - removed.size());
   std::vector<float> queries(data.begin() + 2 * n * dim, data.end());
   EXPECT_GE(MeanRecall(idx, queries, nq), 0.95);
