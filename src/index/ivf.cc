@@ -415,7 +415,11 @@ void IvfIndex::MaybeRebuild(std::unique_lock<RwLock>& lock) {
   rebuilding_ = true;
   dirty_.clear();
   const uint64_t gen = generation_;
-  if (!tuning_.background) {
+  // The first training runs in the writer's thread (lock released): it is
+  // small when points arrive one by one (min_train of them), and a bulk
+  // load gets a trained index when its batch returns. Retraining runs in
+  // the background.
+  if (!tuning_.background || !st_) {
     lock.unlock();
     RunRebuild(gen);
     return;

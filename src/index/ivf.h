@@ -23,8 +23,10 @@
 //
 // Growth. Below `min_train` live points the index is an exact scan. Then a
 // rebuild trains the model on a sample and assigns every vector, and runs
-// again whenever the live count reaches 4x the count it was trained on.
-// A rebuild runs beside searches and writes: it holds the lock shared while
+// again whenever the live count reaches 4x the count it was trained on. The
+// first one runs in the thread of the write that crossed min_train (a bulk
+// load returns trained); later ones on a background thread. A rebuild runs
+// beside searches and writes: it holds the lock shared while
 // it reads vectors in batches, trains with no lock, logs the slots written in
 // the meantime, and takes the lock exclusively only to re-encode those and
 // swap the new structure in (IvfTuning::background = false runs it inline).
