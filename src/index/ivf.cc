@@ -118,6 +118,12 @@ std::vector<float> KMeans(const float* x, size_t n, uint32_t d, uint32_t k, uint
 // of dim/2 bytes is still small against the float vector.
 uint32_t DefaultSubDim(uint32_t dim) { return dim <= 64 ? 1 : dim <= 256 ? 2 : 4; }
 
+// Lists a search probes by default: 1.25 sqrt(nlist), at least 8 (recall@10
+// 0.99+ on the bench sets, which reach 0.95 at a fifth of that).
+uint32_t DefaultNprobe(uint32_t nlist) {
+  return std::max<uint32_t>(8, static_cast<uint32_t>(std::ceil(1.25 * std::sqrt(nlist))));
+}
+
 }  // namespace
 
 // The trained quantiser: centroids and PQ codebooks. Immutable once built.
@@ -615,7 +621,7 @@ uint32_t IvfIndex::EffectiveNprobe(uint32_t ef) const {
   if (!st_) return 0;
   const uint32_t nlist = st_->model.nlist;
   uint32_t p = ef ? ef : config_.ivf.nprobe;
-  if (p == 0) p = std::max<uint32_t>(8, static_cast<uint32_t>(std::ceil(2.0 * std::sqrt(nlist))));
+  if (p == 0) p = DefaultNprobe(nlist);
   return std::min(p, nlist);
 }
 
@@ -699,8 +705,7 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   const Model& m = st.model;
   const uint32_t nlist = m.nlist;
   uint32_t nprobe = params.ef ? params.ef : config_.ivf.nprobe;
-  if (nprobe == 0)
-    nprobe = std::max<uint32_t>(8, static_cast<uint32_t>(std::ceil(2.0 * std::sqrt(nlist))));
+  if (nprobe == 0) nprobe = DefaultNprobe(nlist);
   nprobe = std::min(nprobe, nlist);
   const uint32_t rerank = EffectiveRerank(params.k, params.rerank);
   const SlotFilter* filter = params.filter;
