@@ -76,6 +76,7 @@ type IndexKind int
 const (
 	Flat IndexKind = C.AIDB_INDEX_FLAT
 	HNSW IndexKind = C.AIDB_INDEX_HNSW
+	IVF  IndexKind = C.AIDB_INDEX_IVF
 )
 
 func (k IndexKind) String() string { return C.GoString(C.aidb_index_kind_name(C.int(k))) }

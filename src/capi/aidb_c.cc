@@ -162,7 +162,7 @@ Status BuildConfig(const aidb_collection_options& o, engine::CollectionConfig* c
   if (o.metric < AIDB_METRIC_COSINE || o.metric > AIDB_METRIC_DOT) {
     return Status::InvalidArgument("unknown metric " + std::to_string(o.metric));
   }
-  if (o.index_kind < AIDB_INDEX_FLAT || o.index_kind > AIDB_INDEX_HNSW) {
+  if (o.index_kind < AIDB_INDEX_FLAT || o.index_kind > AIDB_INDEX_IVF) {
     return Status::InvalidArgument("unknown index kind " + std::to_string(o.index_kind));
   }
   if (o.durability < AIDB_DURABILITY_FSYNC || o.durability > AIDB_DURABILITY_NONE) {
@@ -173,6 +173,9 @@ Status BuildConfig(const aidb_collection_options& o, engine::CollectionConfig* c
   c->index.hnsw.m = o.hnsw_m;
   c->index.hnsw.ef_construction = o.hnsw_ef_construction;
   c->index.hnsw.ef_search = o.hnsw_ef_search;
+  c->index.ivf.nlist = o.ivf_nlist;
+  c->index.ivf.nprobe = o.ivf_nprobe;
+  c->index.ivf.rerank = o.ivf_rerank;
   return engine::ValidateConfig(*c);
 }
 
@@ -208,6 +211,7 @@ engine::SearchRequest ToRequest(const aidb_search_options& o, const aidb::filter
   engine::SearchRequest req;
   req.top_k = o.top_k;
   req.ef_search = o.ef_search;
+  req.ivf_rerank = o.ivf_rerank;
   req.filter = f;
   req.with_payload = o.with_payload != 0;
   req.exact = o.exact != 0;
@@ -333,7 +337,7 @@ const char* aidb_metric_name(int metric) {
   return NameOfInt(aidb::MetricName, metric, AIDB_METRIC_DOT + 1);
 }
 const char* aidb_index_kind_name(int kind) {
-  return NameOfInt(aidb::IndexKindName, kind, AIDB_INDEX_HNSW + 1);
+  return NameOfInt(aidb::IndexKindName, kind, AIDB_INDEX_IVF + 1);
 }
 const char* aidb_durability_name(int mode) {
   return NameOfInt(aidb::DurabilityName, mode, AIDB_DURABILITY_NONE + 1);

@@ -36,6 +36,7 @@ static_assert(V(Metric::kDot) == AIDB_METRIC_DOT);
 
 static_assert(V(IndexKind::kFlat) == AIDB_INDEX_FLAT);
 static_assert(V(IndexKind::kHnsw) == AIDB_INDEX_HNSW);
+static_assert(V(IndexKind::kIvf) == AIDB_INDEX_IVF);
 
 static_assert(V(Durability::kFsync) == AIDB_DURABILITY_FSYNC);
 static_assert(V(Durability::kBatch) == AIDB_DURABILITY_BATCH);

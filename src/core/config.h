@@ -12,7 +12,7 @@
 
 namespace aidb {
 
-enum class IndexKind : int { kFlat = 0, kHnsw = 1 };
+enum class IndexKind : int { kFlat = 0, kHnsw = 1, kIvf = 2 };
 
 struct HnswParams {
   uint32_t m = kDefaultHnswM;
@@ -20,11 +20,19 @@ struct HnswParams {
   uint32_t ef_search = kDefaultHnswEfSearch;  // 0 = adapt to k
 };
 
+// IVF (index/ivf.h): 0 = automatic for each.
+struct IvfParams {
+  uint32_t nlist = kDefaultIvfNlist;    // partitions; 0 = ~sqrt(n), regrown as n grows
+  uint32_t nprobe = kDefaultIvfNprobe;  // partitions a search scans; 0 = adapt to nlist
+  uint32_t rerank = kDefaultIvfRerank;  // candidates re-ranked exactly; 0 = adapt to k
+};
+
 struct IndexConfig {
   uint32_t dim = 0;
   Metric metric = Metric::kCosine;
   IndexKind kind = IndexKind::kFlat;
   HnswParams hnsw;
+  IvfParams ivf;
 };
 
 struct CollectionConfig {

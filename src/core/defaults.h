@@ -12,6 +12,11 @@ inline constexpr uint32_t kDefaultHnswM = 16;
 inline constexpr uint32_t kDefaultHnswEfConstruction = 200;
 inline constexpr uint32_t kDefaultHnswEfSearch = 0;  // 0 = adapt to k
 
+// IVF parameters of a new collection (0 = automatic).
+inline constexpr uint32_t kDefaultIvfNlist = 0;
+inline constexpr uint32_t kDefaultIvfNprobe = 0;
+inline constexpr uint32_t kDefaultIvfRerank = 0;
+
 // Hits a search returns when the caller does not say.
 inline constexpr uint32_t kDefaultTopK = 10;
 

@@ -26,6 +26,7 @@ constexpr Name<Metric> kMetrics[] = {
 constexpr Name<IndexKind> kIndexKinds[] = {
     {"flat", IndexKind::kFlat},
     {"hnsw", IndexKind::kHnsw},
+    {"ivf", IndexKind::kIvf},
 };
 constexpr Name<Durability> kDurabilities[] = {
     {"fsync", Durability::kFsync},
@@ -74,7 +75,7 @@ bool ParseDurability(std::string_view name, Durability* out) {
 }
 
 const char* MetricChoices() { return "cosine, euclidean or dot"; }
-const char* IndexKindChoices() { return "flat or hnsw"; }
+const char* IndexKindChoices() { return "flat, hnsw or ivf"; }
 const char* DurabilityChoices() { return "fsync, batch or none"; }
 
 }  // namespace aidb

@@ -10,7 +10,7 @@
 
 namespace aidb {
 
-// Canonical names: "cosine", "euclidean", "dot"; "flat", "hnsw"; "fsync",
+// Canonical names: "cosine", "euclidean", "dot"; "flat", "hnsw", "ivf"; "fsync",
 // "batch", "none". "unknown" for a value outside the enum.
 const char* MetricName(Metric m);
 const char* IndexKindName(IndexKind k);

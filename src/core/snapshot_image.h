@@ -84,6 +84,30 @@ struct HnswGraphImage {
   std::function<void(uint32_t first, uint32_t count, HnswChunkImage* out)> fill_chunk;
 };
 
+// One IVF partition: its slots, 4-bit codes (index/ivf_kernels.h layout,
+// blocks of 32 slots) and, for Euclidean, one correction term per slot.
+struct IvfListImage {
+  std::span<const uint32_t> slots;
+  std::span<const uint8_t> codes;  // ceil(slots / 32) blocks
+  std::span<const float> extra;    // Euclidean: one per slot; else empty
+};
+
+// A trained IVF index (the vectors are in IndexImage). Untrained: no lists.
+struct IvfImage {
+  bool trained = false;
+  uint32_t nlist = 0;
+  uint32_t subspaces = 0;            // PQ subspaces (4-bit codes each)
+  uint32_t sub_dim = 0;              // dimensions per subspace (the last may be shorter)
+  uint64_t trained_count = 0;        // live points when trained (regrowth trigger)
+  std::span<const float> centroids;  // nlist * dim
+  std::span<const float> codebooks;  // subspaces * 16 * sub_dim
+  // Load: nlist lists.
+  std::vector<IvfListImage> lists;
+  // Save: storage asks for every list in order; the spans must stay valid
+  // until the next call.
+  std::function<void(uint32_t list, IvfListImage* out)> fill_list;
+};
+
 // What a vector index saves and loads.
 struct IndexImage {
   IndexKind kind = IndexKind::kFlat;
@@ -95,6 +119,7 @@ struct IndexImage {
   // Load: the vector chunks as stored.
   std::vector<VectorChunkImage> vector_chunks;
   HnswGraphImage hnsw;  // kind == kHnsw
+  IvfImage ivf;         // kind == kIvf
 };
 
 // The snapshot's summary.

@@ -45,7 +45,8 @@ struct CollectionOptions {
 
 struct SearchRequest {
   uint32_t top_k = kDefaultTopK;
-  uint32_t ef_search = 0;
+  uint32_t ef_search = 0;   // HNSW breadth; IVF partitions to scan (0 = default)
+  uint32_t ivf_rerank = 0;  // IVF candidates re-ranked exactly (0 = default)
   const filter::Filter* filter = nullptr;
   bool with_payload = true;
   bool exact = false;

@@ -72,6 +72,7 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
   index::SearchParams params;
   params.k = req.top_k;
   params.ef = req.ef_search;
+  params.rerank = req.ivf_rerank;
   params.filter = need_filter ? &pf : nullptr;
   params.exact = req.exact;
   params.nonblocking = req.nonblocking;

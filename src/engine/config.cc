@@ -32,7 +32,7 @@ Status ValidateConfig(const CollectionConfig& c) {
   int m = static_cast<int>(c.index.metric);
   if (m < 0 || m > 2) return Status::InvalidArgument("unknown metric " + std::to_string(m));
   int k = static_cast<int>(c.index.kind);
-  if (k < 0 || k > 1) return Status::InvalidArgument("unknown index kind " + std::to_string(k));
+  if (k < 0 || k > 2) return Status::InvalidArgument("unknown index kind " + std::to_string(k));
   if (c.index.kind == IndexKind::kHnsw) {
     if (c.index.hnsw.m < 2 || c.index.hnsw.m > 256) {
       return Status::InvalidArgument("hnsw m must be 2..256");
@@ -43,6 +43,11 @@ Status ValidateConfig(const CollectionConfig& c) {
     if (c.index.hnsw.ef_search > 65536) {
       return Status::InvalidArgument("hnsw ef_search must be 0..65536");
     }
+  }
+  if (c.index.kind == IndexKind::kIvf) {
+    if (c.index.ivf.nlist > 65536) return Status::InvalidArgument("ivf nlist must be 0..65536");
+    if (c.index.ivf.nprobe > 65536) return Status::InvalidArgument("ivf nprobe must be 0..65536");
+    if (c.index.ivf.rerank > 65536) return Status::InvalidArgument("ivf rerank must be 0..65536");
   }
   return Status::OK();
 }
@@ -57,6 +62,11 @@ std::string ConfigToJson(const CollectionConfig& c) {
   j["hnsw"] = {{"m", c.index.hnsw.m},
                {"ef_construction", c.index.hnsw.ef_construction},
                {"ef_search", c.index.hnsw.ef_search}};
+  if (c.index.kind == IndexKind::kIvf) {
+    j["ivf"] = {{"nlist", c.index.ivf.nlist},
+                {"nprobe", c.index.ivf.nprobe},
+                {"rerank", c.index.ivf.rerank}};
+  }
   return j.dump(2) + "\n";
 }
 
@@ -73,12 +83,20 @@ Status ConfigFromJson(const std::string& text, CollectionConfig* c) {
       return Status::Corruption("collection.json: unknown metric " + metric);
     }
     std::string kind = j.at("index").get<std::string>();
-    c->index.kind = kind == IndexKindName(IndexKind::kHnsw) ? IndexKind::kHnsw : IndexKind::kFlat;
+    if (!ParseIndexKind(kind, &c->index.kind) || kind != IndexKindName(c->index.kind)) {
+      return Status::Corruption("collection.json: unknown index " + kind);
+    }
     if (j.contains("hnsw")) {
       const auto& h = j["hnsw"];
       c->index.hnsw.m = h.value("m", kDefaultHnswM);
       c->index.hnsw.ef_construction = h.value("ef_construction", kDefaultHnswEfConstruction);
       c->index.hnsw.ef_search = h.value("ef_search", kDefaultHnswEfSearch);
+    }
+    if (j.contains("ivf")) {
+      const auto& v = j["ivf"];
+      c->index.ivf.nlist = v.value("nlist", kDefaultIvfNlist);
+      c->index.ivf.nprobe = v.value("nprobe", kDefaultIvfNprobe);
+      c->index.ivf.rerank = v.value("rerank", kDefaultIvfRerank);
     }
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("collection.json: ") + e.what());

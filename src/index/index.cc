@@ -1,6 +1,7 @@
 #include "index/index.h"
 
 #include "index/flat.h"
+#include "index/ivf.h"
 #if __has_include("index/hnsw.h")
 #include "index/hnsw.h"
 #define AIDB_HAVE_HNSW 1
@@ -18,6 +19,7 @@ Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out)
 #else
       return Status::Unsupported("HNSW index is not built in");
 #endif
+    case IndexKind::kIvf: *out = std::make_unique<IvfIndex>(config); return Status::OK();
   }
   return Status::InvalidArgument("unknown index kind");
 }

@@ -49,7 +49,8 @@ class SlotFilter {
 
 struct SearchParams {
   uint32_t k = kDefaultTopK;
-  uint32_t ef = 0;                     // 0 = index default
+  uint32_t ef = 0;                     // 0 = index default (IVF: partitions to probe)
+  uint32_t rerank = 0;                 // IVF: candidates re-ranked exactly; 0 = default
   const SlotFilter* filter = nullptr;  // nullptr = every live slot
   bool exact = false;                  // brute force even on approximate indexes
   // Status::Busy instead of waiting for a writer's lock, or instead of an
@@ -106,7 +107,7 @@ class VectorIndex {
   virtual Status Load(const SnapshotImage& image, KeepAlive keepalive) = 0;
 };
 
-// Creates an empty index for `config` (flat or HNSW).
+// Creates an empty index for `config` (flat, HNSW or IVF).
 Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out);
 
 }  // namespace aidb::index

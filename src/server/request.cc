@@ -199,7 +199,7 @@ CreateSpec ParseCreate(element body, const std::string& wal_dir_root) {
     if (kind == "bruteforce" || kind == "brute_force") kind = "flat";  // the original's name
     int v = 0;
     if (aidb_index_kind_from_string(kind.c_str(), &v, nullptr) != AIDB_OK) {
-      Fail(400, "unknown index '" + kind + "': use hnsw or flat (bruteforce)");
+      Fail(400, "unknown index '" + kind + "': use hnsw, flat (bruteforce) or ivf");
     }
     spec.opts.index_kind = v;
   }

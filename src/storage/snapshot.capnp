@@ -27,6 +27,11 @@ struct CollectionConfig {
       efConstruction @5 :UInt32;
       efSearch @6 :UInt32;        # 0 = adapt to k
     }
+    ivf :group {                  # 0 = automatic, for each
+      nlist @7 :UInt32;
+      nprobe @8 :UInt32;
+      rerank @9 :UInt32;
+    }
   }
 }
 
@@ -75,6 +80,30 @@ struct HnswChunk {
   free @6 :Data;                  # bitmap, one bit per slot: no node (level 0, no links)
 }
 
+# IVF index (see src/index/ivf.h): k-means centroids, 4-bit PQ codebooks of
+# the residuals and the inverted lists with their codes, read back as is on
+# load (never retrained). Vectors are in Snapshot.vectors. Untrained (an
+# exact scan so far): trained = false and nothing else.
+struct IvfIndex {
+  trained @0 :Bool;
+  nlist @1 :UInt32;
+  subspaces @2 :UInt32;           # PQ subspaces, one 4-bit code each
+  subDim @3 :UInt32;              # dimensions per subspace (the last may be shorter)
+  trainedCount @4 :UInt64;        # live points at training (regrowth trigger)
+  centroids @5 :List(Float32);    # nlist * dim
+  codebooks @6 :List(Float32);    # subspaces * 16 * subDim
+  lists @7 :List(IvfList);        # nlist entries
+}
+
+# One inverted list. Codes in blocks of 32 slots: per pair of subspaces 32
+# bytes (see src/index/ivf_kernels.h); extra: one float per slot for
+# Euclidean collections, else empty.
+struct IvfList {
+  slots @0 :List(UInt32);
+  codes @1 :Data;
+  extra @2 :List(Float32);
+}
+
 struct Snapshot {
   formatVersion @0 :UInt32;       # 1
   createdUnixNs @1 :Int64;
@@ -87,5 +116,6 @@ struct Snapshot {
   index :union {
     flat @8 :Void;
     hnsw @9 :HnswGraph;
+    ivf @10 :IvfIndex;
   }
 }

@@ -94,6 +94,11 @@ void WriteConfig(const CollectionConfig& c, schema::CollectionConfig::Builder b)
     h.setM(c.index.hnsw.m);
     h.setEfConstruction(c.index.hnsw.ef_construction);
     h.setEfSearch(c.index.hnsw.ef_search);
+  } else if (c.index.kind == IndexKind::kIvf) {
+    auto v = b.getIndex().initIvf();
+    v.setNlist(c.index.ivf.nlist);
+    v.setNprobe(c.index.ivf.nprobe);
+    v.setRerank(c.index.ivf.rerank);
   } else {
     b.getIndex().setFlat();
   }
@@ -110,6 +115,12 @@ CollectionConfig ReadConfig(schema::CollectionConfig::Reader r) {
     c.index.hnsw.m = h.getM();
     c.index.hnsw.ef_construction = h.getEfConstruction();
     c.index.hnsw.ef_search = h.getEfSearch();
+  } else if (r.getIndex().isIvf()) {
+    c.index.kind = IndexKind::kIvf;
+    auto v = r.getIndex().getIvf();
+    c.index.ivf.nlist = v.getNlist();
+    c.index.ivf.nprobe = v.getNprobe();
+    c.index.ivf.rerank = v.getRerank();
   } else {
     c.index.kind = IndexKind::kFlat;
   }
@@ -191,6 +202,7 @@ struct SnapshotWriter::Rep {
   void WriteVectors(uint32_t slot_limit,
                     const std::function<void(uint32_t, uint32_t, float*)>& fill);
   void WriteHnsw(const HnswGraphImage& g);
+  Status WriteIvf(const IvfImage& v);
 };
 
 void SnapshotWriter::Rep::WriteVectors(
@@ -243,6 +255,38 @@ void SnapshotWriter::Rep::WriteHnsw(const HnswGraphImage& g) {
     for (size_t i = 0; i < img.neighbors.size(); ++i)
       nb.set(static_cast<unsigned>(i), img.neighbors[i]);
   }
+}
+
+Status SnapshotWriter::Rep::WriteIvf(const IvfImage& v) {
+  auto out = root.initIndex().initIvf();
+  out.setTrained(v.trained);
+  if (!v.trained) return Status::OK();
+  constexpr size_t kMaxList = size_t{1} << 29;  // Cap'n Proto list/blob limit
+  if (v.centroids.size() >= kMaxList || v.codebooks.size() >= kMaxList)
+    return Status::InvalidArgument("snapshot: ivf model too large for one list");
+  out.setNlist(v.nlist);
+  out.setSubspaces(v.subspaces);
+  out.setSubDim(v.sub_dim);
+  out.setTrainedCount(v.trained_count);
+  auto c = out.initCentroids(static_cast<unsigned>(v.centroids.size()));
+  for (size_t i = 0; i < v.centroids.size(); ++i) c.set(static_cast<unsigned>(i), v.centroids[i]);
+  auto cb = out.initCodebooks(static_cast<unsigned>(v.codebooks.size()));
+  for (size_t i = 0; i < v.codebooks.size(); ++i) cb.set(static_cast<unsigned>(i), v.codebooks[i]);
+  auto lists = out.initLists(v.nlist);
+  IvfListImage li;
+  for (uint32_t l = 0; l < v.nlist; ++l) {
+    li = IvfListImage();
+    v.fill_list(l, &li);
+    if (li.slots.size() >= kMaxList || li.codes.size() >= kMaxList)
+      return Status::InvalidArgument("snapshot: ivf list too large for one list");
+    auto L = lists[l];
+    auto sl = L.initSlots(static_cast<unsigned>(li.slots.size()));
+    for (size_t i = 0; i < li.slots.size(); ++i) sl.set(static_cast<unsigned>(i), li.slots[i]);
+    L.setCodes(kj::arrayPtr(li.codes.data(), li.codes.size()));
+    auto ex = L.initExtra(static_cast<unsigned>(li.extra.size()));
+    for (size_t i = 0; i < li.extra.size(); ++i) ex.set(static_cast<unsigned>(i), li.extra[i]);
+  }
+  return Status::OK();
 }
 
 SnapshotWriter::SnapshotWriter() : rep_(std::make_unique<Rep>()) {}
@@ -321,6 +365,9 @@ Status SnapshotWriter::SetIndex(const IndexImage& index) {
     if (index.kind == IndexKind::kHnsw) {
       r.WriteVectors(index.vector_slots, index.fill_vectors);
       r.WriteHnsw(index.hnsw);
+    } else if (index.kind == IndexKind::kIvf) {
+      r.WriteVectors(index.vector_slots, index.fill_vectors);
+      AIDB_RETURN_IF_ERROR(r.WriteIvf(index.ivf));
     } else {
       r.root.getIndex().setFlat();
       r.WriteVectors(index.vector_slots, index.fill_vectors);
@@ -438,6 +485,26 @@ Status DecodeImage(schema::Snapshot::Reader root, const std::string& path,
       c.deleted = DataSpan(ch.getDeleted());
       c.free = DataSpan(ch.getFree());
       g.chunks.push_back(c);
+    }
+  } else if (index.isIvf()) {
+    idx.kind = IndexKind::kIvf;
+    auto in = index.getIvf();
+    IvfImage& v = idx.ivf;
+    v.trained = in.getTrained();
+    if (v.trained) {
+      v.nlist = in.getNlist();
+      v.subspaces = in.getSubspaces();
+      v.sub_dim = in.getSubDim();
+      v.trained_count = in.getTrainedCount();
+      v.centroids = ListSpan<float>(in.getCentroids(), f32_copies);
+      v.codebooks = ListSpan<float>(in.getCodebooks(), f32_copies);
+      for (auto L : in.getLists()) {
+        IvfListImage li;
+        li.slots = ListSpan<uint32_t>(L.getSlots(), u32_copies);
+        li.codes = DataSpan(L.getCodes());
+        li.extra = ListSpan<float>(L.getExtra(), f32_copies);
+        v.lists.push_back(li);
+      }
     }
   } else {
     return Status::Corruption("snapshot " + path + ": unknown index kind");

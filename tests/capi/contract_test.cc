@@ -80,8 +80,10 @@ TEST(Contract, NamesAndTheirDocumentedAliases) {
   EXPECT_EQ(err.str(), "unknown metric 'l1': expected cosine, euclidean or dot");
   EXPECT_EQ(aidb_index_kind_from_string("HNSW", &v, nullptr), AIDB_OK);
   EXPECT_EQ(v, AIDB_INDEX_HNSW);
-  EXPECT_EQ(aidb_index_kind_from_string("ivf", &v, err.ptr()), AIDB_INVALID_ARGUMENT);
-  EXPECT_EQ(err.str(), "unknown index kind 'ivf': expected flat or hnsw");
+  EXPECT_EQ(aidb_index_kind_from_string("IVF", &v, nullptr), AIDB_OK);
+  EXPECT_EQ(v, AIDB_INDEX_IVF);
+  EXPECT_EQ(aidb_index_kind_from_string("lsh", &v, err.ptr()), AIDB_INVALID_ARGUMENT);
+  EXPECT_EQ(err.str(), "unknown index kind 'lsh': expected flat, hnsw or ivf");
   EXPECT_EQ(aidb_durability_from_string("Batch", &v, nullptr), AIDB_OK);
   EXPECT_EQ(v, AIDB_DURABILITY_BATCH);
   EXPECT_EQ(aidb_durability_from_string("async", &v, err.ptr()), AIDB_INVALID_ARGUMENT);

@@ -125,7 +125,7 @@ def test_collection_routes_agree(standalone, nodes):
     for bad in ({"name": name, "dim": 3}, {"name": "../etc", "dim": 3}, {"name": "ok"},
                 {"name": "x" * 65, "dim": 3}, {"name": "ok", "dim": 0},
                 {"name": "ok", "dim": 3, "metric": "manhattan"},
-                {"name": "ok", "dim": 3, "index": "ivf"}, [1, 2]):
+                {"name": "ok", "dim": 3, "index": "lsh"}, [1, 2]):
         mirror(standalone, nodes, "POST", "/collections", bad)
     mirror(standalone, nodes, "GET", "/collections/missing_" + name)
     # ef_search goes through the metadata topic: every node sees it.

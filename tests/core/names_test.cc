@@ -12,7 +12,7 @@ TEST(NamesTest, CanonicalNamesRoundTrip) {
     ASSERT_TRUE(ParseMetric(MetricName(m), &got));
     EXPECT_EQ(got, m);
   }
-  for (IndexKind k : {IndexKind::kFlat, IndexKind::kHnsw}) {
+  for (IndexKind k : {IndexKind::kFlat, IndexKind::kHnsw, IndexKind::kIvf}) {
     IndexKind got = IndexKind::kFlat;
     ASSERT_TRUE(ParseIndexKind(IndexKindName(k), &got));
     EXPECT_EQ(got, k);
@@ -24,6 +24,7 @@ TEST(NamesTest, CanonicalNamesRoundTrip) {
   }
   EXPECT_STREQ(MetricName(Metric::kEuclidean), "euclidean");
   EXPECT_STREQ(IndexKindName(IndexKind::kHnsw), "hnsw");
+  EXPECT_STREQ(IndexKindName(IndexKind::kIvf), "ivf");
   EXPECT_STREQ(DurabilityName(Durability::kBatch), "batch");
 }
 
@@ -48,7 +49,7 @@ TEST(NamesTest, UnknownNamesAreRejectedAndLeaveTheOutputAlone) {
   EXPECT_FALSE(ParseMetric("cosinex", &m));
   EXPECT_EQ(m, Metric::kDot);
   IndexKind k = IndexKind::kHnsw;
-  EXPECT_FALSE(ParseIndexKind("ivf", &k));
+  EXPECT_FALSE(ParseIndexKind("lsh", &k));
   EXPECT_EQ(k, IndexKind::kHnsw);
   Durability d = Durability::kNone;
   EXPECT_FALSE(ParseDurability("sometimes", &d));

@@ -116,7 +116,7 @@ TEST(CollectionTest, RecoverToLsnStopsThere) {
 
 class CollectionSnapshotTest : public ::testing::TestWithParam<IndexKind> {};
 INSTANTIATE_TEST_SUITE_P(IndexKinds, CollectionSnapshotTest,
-                         ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw));
+                         ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw, IndexKind::kIvf));
 
 TEST_P(CollectionSnapshotTest, SnapshotThenLoadGivesTheSameCollection) {
   aidbtest::TempDir tmp;

@@ -89,7 +89,7 @@ def test_create_collection_rejects_bad_input(daemon):
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 0}), 400)
     assert_error(daemon.post("/collections", {"name": 5, "dim": 3}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "metric": "manhattan"}), 400)
-    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": "ivf"}), 400)
+    assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": "lsh"}), 400)
     assert_error(daemon.post("/collections", [1, 2]), 400)
     assert_error(daemon.request("POST", "/collections", raw=b"{not json"), 400)
     assert_error(daemon.request("POST", "/collections", raw=b""), 400)
@@ -179,7 +179,7 @@ def test_batch_upsert_is_atomic(daemon):
     assert r.status == 200 and r.json() == []
 
 
-@pytest.mark.parametrize("index", ["flat", "hnsw"])
+@pytest.mark.parametrize("index", ["flat", "hnsw", "ivf"])
 def test_search(daemon, index):
     make(daemon, "docs", 2, metric="euclidean", index=index)
     ids = {}

@@ -29,7 +29,7 @@ OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, DIMENSION_MISMATCH, IO_ERROR, \
     CORRUPTION, MISUSE, NO_MEMORY, UNSUPPORTED, INTERNAL, BUSY = range(12)
 
 METRIC_COSINE, METRIC_EUCLIDEAN, METRIC_DOT = 0, 1, 2
-INDEX_FLAT, INDEX_HNSW = 0, 1
+INDEX_FLAT, INDEX_HNSW, INDEX_IVF = 0, 1, 2
 DURABILITY_FSYNC, DURABILITY_BATCH, DURABILITY_NONE = 0, 1, 2
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF = range(5)
 RECOVER_LATEST, RECOVER_TO_LSN, RECOVER_TO_TIME = 0, 1, 2
@@ -56,7 +56,8 @@ class aidb_collection_options(Structure):
                 ("metric", c_int), ("index_kind", c_int), ("hnsw_m", c_uint32),
                 ("hnsw_ef_construction", c_uint32), ("hnsw_ef_search", c_uint32),
                 ("wal_path", c_char_p), ("durability", c_int),
-                ("batch_interval_ms", c_uint32), ("wal_mmap_threshold", c_uint64)]
+                ("batch_interval_ms", c_uint32), ("wal_mmap_threshold", c_uint64),
+                ("ivf_nlist", c_uint32), ("ivf_nprobe", c_uint32), ("ivf_rerank", c_uint32)]
 
 
 class aidb_collection_info(Structure):
@@ -69,7 +70,7 @@ class aidb_collection_info(Structure):
 class aidb_search_options(Structure):
     _fields_ = [("struct_size", c_size_t), ("top_k", c_uint32), ("ef_search", c_uint32),
                 ("filter", c_char_p), ("with_payload", c_int), ("threads", c_uint32),
-                ("exact", c_int), ("nonblocking", c_int)]
+                ("exact", c_int), ("nonblocking", c_int), ("ivf_rerank", c_uint32)]
 
 
 class aidb_hit(Structure):

@@ -58,6 +58,7 @@ pub const AIDB_METRIC_DOT: c_int = 2;
 
 pub const AIDB_INDEX_FLAT: c_int = 0;
 pub const AIDB_INDEX_HNSW: c_int = 1;
+pub const AIDB_INDEX_IVF: c_int = 2;
 
 pub const AIDB_DURABILITY_FSYNC: c_int = 0;
 pub const AIDB_DURABILITY_BATCH: c_int = 1;
@@ -133,6 +134,9 @@ pub struct aidb_collection_options {
     pub durability: c_int,
     pub batch_interval_ms: u32,
     pub wal_mmap_threshold: u64,
+    pub ivf_nlist: u32,
+    pub ivf_nprobe: u32,
+    pub ivf_rerank: u32,
 }
 
 #[repr(C)]
@@ -161,6 +165,7 @@ pub struct aidb_search_options {
     pub threads: u32,
     pub exact: c_int,
     pub nonblocking: c_int,
+    pub ivf_rerank: u32,
 }
 
 #[repr(C)]

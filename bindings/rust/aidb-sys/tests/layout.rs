@@ -36,13 +36,15 @@ fn rust_layouts() -> Vec<RustLayout> {
     layouts! {
         aidb_collection_options {
             struct_size, name, dim, metric, index_kind, hnsw_m, hnsw_ef_construction, hnsw_ef_search,
-            wal_path, durability, batch_interval_ms, wal_mmap_threshold,
+            wal_path, durability, batch_interval_ms, wal_mmap_threshold, ivf_nlist, ivf_nprobe, ivf_rerank,
         }
         aidb_collection_info {
             struct_size, name, dim, metric, index_kind, hnsw_m, hnsw_ef_construction, hnsw_ef_search,
             durability, count,
         }
-        aidb_search_options { struct_size, top_k, ef_search, filter, with_payload, threads, exact, nonblocking }
+        aidb_search_options {
+            struct_size, top_k, ef_search, filter, with_payload, threads, exact, nonblocking, ivf_rerank,
+        }
         aidb_hit { id, score, reserved, payload, payload_len }
         aidb_recover_options { struct_size, target, lsn, timestamp_ns }
         aidb_recover_stats {
@@ -66,7 +68,7 @@ fn rust_consts() -> BTreeMap<&'static str, i64> {
         AIDB_OK, AIDB_INVALID_ARGUMENT, AIDB_NOT_FOUND, AIDB_ALREADY_EXISTS, AIDB_DIMENSION_MISMATCH,
         AIDB_IO_ERROR, AIDB_CORRUPTION, AIDB_MISUSE, AIDB_NO_MEMORY, AIDB_UNSUPPORTED, AIDB_INTERNAL, AIDB_BUSY,
         AIDB_METRIC_COSINE, AIDB_METRIC_EUCLIDEAN, AIDB_METRIC_DOT,
-        AIDB_INDEX_FLAT, AIDB_INDEX_HNSW,
+        AIDB_INDEX_FLAT, AIDB_INDEX_HNSW, AIDB_INDEX_IVF,
         AIDB_DURABILITY_FSYNC, AIDB_DURABILITY_BATCH, AIDB_DURABILITY_NONE,
         AIDB_LOG_DEBUG, AIDB_LOG_INFO, AIDB_LOG_WARN, AIDB_LOG_ERROR, AIDB_LOG_OFF,
         AIDB_RECOVER_LATEST, AIDB_RECOVER_TO_LSN, AIDB_RECOVER_TO_TIME,

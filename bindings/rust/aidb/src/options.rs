@@ -74,11 +74,12 @@ c_enum! {
 }
 
 c_enum! {
-    /// Index kind: exact `Flat` or approximate `Hnsw`.
+    /// Index kind: exact `Flat`, approximate `Hnsw` or `Ivf`.
     IndexKind, aidb_index_kind_name, aidb_index_kind_from_string {
         #[default]
         Flat = sys::AIDB_INDEX_FLAT,
         Hnsw = sys::AIDB_INDEX_HNSW,
+        Ivf = sys::AIDB_INDEX_IVF,
     }
 }
 

@@ -1,0 +1,395 @@
+// IVF benchmark: AIDB's IvfIndex (k-means partitions, 4-bit fast-scan codes,
+// exact re-rank) on Fashion-MNIST (Debian dataset-fashion-mnist: 60k x 784,
+// L2) or a generated clustered set, one search thread. The peers (ScaNN,
+// FAISS, USearch from PyPI) run on the same exported data through
+// bench/ann/ivf_peers.py; bench/ann/run_ivf_bench.sh runs both.
+//
+//   aidb_ivf_bench [--data fmnist|clustered] [--n N] [--dim D] [--nq Q]
+//                  [--metric cosine|euclidean|dot] [--centres C] [--seed S]
+//                  [--nprobe 4,8,...] [--rerank R,...] [--threads T]
+//                  [--sub-dim 1|2|4] [--export DIR] [--no-filtered] [--no-snapshot]
+//
+// Prints build time (insert + training), memory (index bytes and RSS
+// growth), then recall@10 and single-thread QPS per (nprobe, rerank), the
+// best QPS at recall >= 0.95 and >= 0.99, filtered search at 50%, 5%, 0.5%
+// selectivity against the exact filtered scan (QPS: best of --repeats), and recall after a snapshot
+// round trip. QPS are queries per second of the search thread's CPU time,
+// best of --repeats. --export writes base.f32, queries.f32 (row-major float32),
+// gt.u32 (top-10 slots per query) and meta.txt for the peers.
+#include <time.h>
+#include <zlib.h>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/distance.h"
+#include "core/uuid.h"
+#include "index/ivf.h"
+#include "index/ivf_kernels.h"
+#include "storage/snapshot.h"
+
+namespace {
+
+using aidb::Metric;
+using aidb::index::Hit;
+using aidb::index::IndexConfig;
+using aidb::index::IvfIndex;
+using aidb::index::SearchParams;
+using aidb::index::SlotFilter;
+using Clock = std::chrono::steady_clock;
+constexpr uint32_t kK = 10;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// This thread's CPU time: searches run on one thread, and on a shared
+// machine wall time measures the neighbours (the peers' script does the same
+// with the process CPU time).
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+struct Matrix {
+  uint32_t n = 0, dim = 0;
+  std::vector<float> v;
+  const float* row(size_t i) const { return v.data() + i * dim; }
+};
+
+uint32_t BigEndian(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+bool LoadIdxImages(const std::string& path, Matrix* out) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    std::fprintf(stderr, "cannot open %s (apt install dataset-fashion-mnist)\n", path.c_str());
+    return false;
+  }
+  unsigned char h[16];
+  if (gzread(f, h, 16) != 16 || BigEndian(h) != 0x803) {
+    gzclose(f);
+    return false;
+  }
+  out->n = BigEndian(h + 4);
+  out->dim = BigEndian(h + 8) * BigEndian(h + 12);
+  std::vector<unsigned char> bytes(static_cast<size_t>(out->n) * out->dim);
+  size_t got = 0;
+  while (got < bytes.size()) {
+    int r = gzread(f, bytes.data() + got,
+                   static_cast<unsigned>(std::min<size_t>(bytes.size() - got, 1 << 30)));
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  gzclose(f);
+  if (got != bytes.size()) return false;
+  out->v.assign(bytes.begin(), bytes.end());
+  return true;
+}
+
+// n + nq points around `centres` Gaussian centres (unit variance per
+// dimension), spread `spread` around them; the first n are the base.
+void Clustered(size_t n, size_t nq, uint32_t dim, uint32_t centres, uint32_t seed, float spread,
+               Matrix* base, Matrix* queries) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> c(static_cast<size_t>(centres) * dim);
+  for (auto& x : c) x = nd(rng);
+  std::uniform_int_distribution<uint32_t> pick(0, centres - 1);
+  for (Matrix* m : {base, queries}) {
+    const size_t cnt = m == base ? n : nq;
+    m->n = static_cast<uint32_t>(cnt);
+    m->dim = dim;
+    m->v.resize(cnt * dim);
+    for (size_t i = 0; i < cnt; ++i) {
+      const float* ci = c.data() + static_cast<size_t>(pick(rng)) * dim;
+      for (uint32_t j = 0; j < dim; ++j) m->v[i * dim + j] = ci[j] + spread * nd(rng);
+    }
+  }
+}
+
+size_t RssBytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+void ParallelFor(size_t n, unsigned threads, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
+
+// Exact top-k slots per query, by the index's own exact scan.
+std::vector<uint32_t> GroundTruth(const IvfIndex& idx, const Matrix& q, unsigned threads,
+                                  const SlotFilter* f = nullptr) {
+  std::vector<uint32_t> gt(static_cast<size_t>(q.n) * kK, UINT32_MAX);
+  ParallelFor(q.n, threads, [&](size_t i) {
+    SearchParams p;
+    p.k = kK;
+    p.exact = true;
+    p.filter = f;
+    std::vector<Hit> out;
+    (void)idx.Search(q.row(i), p, &out);
+    for (size_t j = 0; j < out.size(); ++j) gt[i * kK + j] = out[j].slot;
+  });
+  return gt;
+}
+
+double RecallOf(const std::vector<std::vector<Hit>>& got, const std::vector<uint32_t>& gt) {
+  double sum = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    std::set<uint32_t> t;
+    for (uint32_t j = 0; j < kK; ++j)
+      if (gt[i * kK + j] != UINT32_MAX) t.insert(gt[i * kK + j]);
+    size_t hit = 0;
+    for (const Hit& h : got[i]) hit += t.count(h.slot);
+    sum += t.empty() ? 1.0 : static_cast<double>(hit) / t.size();
+  }
+  return sum / got.size();
+}
+
+struct Run {
+  double recall = 0, qps = 0;
+};
+
+Run RunQueries(const IvfIndex& idx, const Matrix& q, const std::vector<uint32_t>& gt,
+               SearchParams p, int repeats) {
+  std::vector<std::vector<Hit>> got(q.n);
+  std::vector<double> qps;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = CpuSeconds();
+    for (uint32_t i = 0; i < q.n; ++i) (void)idx.Search(q.row(i), p, &got[i]);
+    qps.push_back(q.n / std::max(CpuSeconds() - t0, 1e-9));
+  }
+  // Best of the repeats: the machine may be shared (the peers' script does
+  // the same).
+  return {RecallOf(got, gt), *std::max_element(qps.begin(), qps.end())};
+}
+
+// Slots with slot % mod == 0, counted and listed as a payload index would.
+class ModFilter final : public SlotFilter {
+ public:
+  ModFilter(uint32_t mod, uint32_t limit) : mod_(mod), limit_(limit) {}
+  bool Allowed(uint32_t s) const override { return s % mod_ == 0; }
+  int64_t EstimatedMatches() const override { return (limit_ + mod_ - 1) / mod_; }
+  bool ListMatches(std::vector<uint32_t>* out) const override {
+    out->clear();
+    for (uint32_t s = 0; s < limit_; s += mod_) out->push_back(s);
+    return true;
+  }
+
+ private:
+  uint32_t mod_, limit_;
+};
+
+std::vector<uint32_t> ParseList(const std::string& s) {
+  std::vector<uint32_t> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) v.push_back(static_cast<uint32_t>(std::stoul(item)));
+  return v;
+}
+
+void WriteFile(const std::string& path, const void* data, size_t bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string data = "clustered", metric_name = "cosine", export_dir;
+  size_t n = 100000, nq = 1000;
+  uint32_t dim = 128, centres = 1000, seed = 42, threads = 2;
+  int repeats = 3;
+  float spread = 0.5f;
+  std::vector<uint32_t> nprobes = {4, 8, 12, 16, 24, 32, 48, 64};
+  std::vector<uint32_t> reranks = {0};
+  bool filtered = true, snapshot = true;
+  aidb::index::IvfTuning tuning;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--data") data = next();
+    else if (a == "--n") n = std::stoull(next());
+    else if (a == "--nq") nq = std::stoull(next());
+    else if (a == "--dim") dim = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--centres") centres = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--spread") spread = std::stof(next());
+    else if (a == "--seed") seed = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--metric") metric_name = next();
+    else if (a == "--nprobe") nprobes = ParseList(next());
+    else if (a == "--rerank") reranks = ParseList(next());
+    else if (a == "--threads") threads = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--repeats") repeats = std::stoi(next());
+    else if (a == "--export") export_dir = next();
+    else if (a == "--sample-per-list")
+      tuning.sample_per_list = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--refine") tuning.refine_passes = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--iters") tuning.kmeans_iters = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--sub-dim") tuning.sub_dim = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--no-filtered") filtered = false;
+    else if (a == "--no-snapshot") snapshot = false;
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  Matrix base, queries;
+  Metric metric = metric_name == "euclidean" || metric_name == "l2" ? Metric::kEuclidean
+                  : metric_name == "dot"                            ? Metric::kDot
+                                                                    : Metric::kCosine;
+  if (data == "fmnist") {
+    if (!LoadIdxImages("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", &base) ||
+        !LoadIdxImages("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", &queries))
+      return 1;
+    queries.n = static_cast<uint32_t>(std::min<size_t>(queries.n, nq));
+    queries.v.resize(static_cast<size_t>(queries.n) * queries.dim);
+    metric = Metric::kEuclidean;
+    metric_name = "euclidean";
+  } else {
+    Clustered(n, nq, dim, centres, seed, spread, &base, &queries);
+  }
+  std::printf("data %s: %u x %u, %u queries, %s; fast-scan kernel %s, distance kernel %s\n",
+              data.c_str(), base.n, base.dim, queries.n, metric_name.c_str(),
+              aidb::index::pq4::ScanName(), aidb::distance::KernelName());
+
+  IndexConfig cfg;
+  cfg.dim = base.dim;
+  cfg.metric = metric;
+  cfg.kind = aidb::IndexKind::kIvf;
+  const size_t rss0 = RssBytes();
+  auto idx = std::make_unique<IvfIndex>(cfg, tuning);
+  std::vector<uint32_t> slots(base.n);
+  auto t0 = Clock::now();
+  // One batch: the first training runs inline on it; WaitIdle covers any
+  // background rebuild.
+  (void)idx->AddBatch(base.v.data(), base.n, slots.data(), threads);
+  if (!idx->Trained()) (void)idx->Train();
+  idx->WaitIdle();
+  const double build_s = Seconds(t0, Clock::now());
+  const size_t rss = RssBytes() - rss0;
+  std::printf(
+      "build (insert + train, %u threads): %.2f s; nlist %u, %u subspaces; index %.1f MiB, "
+      "RSS growth %.1f MiB (vectors alone %.1f MiB)\n",
+      threads, build_s, idx->Nlist(), idx->Subspaces(), idx->MemoryBytes() / 1048576.0,
+      rss / 1048576.0, base.v.size() * 4.0 / 1048576.0);
+
+  auto tg = Clock::now();
+  const std::vector<uint32_t> gt = GroundTruth(*idx, queries, threads);
+  std::printf("ground truth: %.1f s\n", Seconds(tg, Clock::now()));
+  if (!export_dir.empty()) {
+    WriteFile(export_dir + "/base.f32", base.v.data(), base.v.size() * 4);
+    WriteFile(export_dir + "/queries.f32", queries.v.data(), queries.v.size() * 4);
+    WriteFile(export_dir + "/gt.u32", gt.data(), gt.size() * 4);
+    std::ofstream m(export_dir + "/meta.txt");
+    m << base.n << " " << queries.n << " " << base.dim << " " << metric_name << "\n";
+    std::ofstream r(export_dir + "/aidb.txt");
+    r << "build_s " << build_s << "\nrss_mib " << rss / 1048576.0 << "\n";
+  }
+
+  std::printf("\n| nprobe | rerank | recall@10 | QPS (1 thread) |\n|---|---|---|---|\n");
+  double best95 = 0, best99 = 0;
+  std::string at95, at99;
+  std::ofstream sweep;
+  if (!export_dir.empty()) sweep.open(export_dir + "/aidb_sweep.txt");
+  for (uint32_t rr : reranks) {
+    for (uint32_t np : nprobes) {
+      SearchParams p;
+      p.k = kK;
+      p.ef = np;
+      p.rerank = rr;
+      Run r = RunQueries(*idx, queries, gt, p, repeats);
+      std::printf("| %u | %u | %.4f | %.0f |\n", np, idx->EffectiveRerank(kK, rr), r.recall, r.qps);
+      if (sweep) sweep << np << " " << rr << " " << r.recall << " " << r.qps << "\n";
+      std::string what = "nprobe=" + std::to_string(np) +
+                         " rerank=" + std::to_string(idx->EffectiveRerank(kK, rr));
+      if (r.recall >= 0.95 && r.qps > best95) best95 = r.qps, at95 = what;
+      if (r.recall >= 0.99 && r.qps > best99) best99 = r.qps, at99 = what;
+    }
+  }
+  {
+    Run r = RunQueries(*idx, queries, gt, SearchParams{}, repeats);
+    std::printf("defaults (nprobe %u, rerank %u): recall@10 %.4f, %.0f QPS\n",
+                idx->EffectiveNprobe(0), idx->EffectiveRerank(kK, 0), r.recall, r.qps);
+  }
+  std::printf("best QPS at recall >= 0.95: %.0f (%s); >= 0.99: %.0f (%s)\n", best95, at95.c_str(),
+              best99, at99.c_str());
+
+  if (filtered) {
+    std::printf(
+        "\n| selectivity | recall@10 | QPS | exact filtered QPS | speed-up |\n"
+        "|---|---|---|---|---|\n");
+    for (uint32_t mod : {2u, 20u, 200u}) {
+      ModFilter f(mod, base.n);
+      const std::vector<uint32_t> fgt = GroundTruth(*idx, queries, threads, &f);
+      SearchParams p;
+      p.filter = &f;
+      Run r = RunQueries(*idx, queries, fgt, p, 1);
+      p.exact = true;
+      Run e = RunQueries(*idx, queries, fgt, p, 1);
+      std::printf("| %.1f%% | %.4f | %.0f | %.0f | %.1fx |\n", 100.0 / mod, r.recall, r.qps, e.qps,
+                  r.qps / e.qps);
+    }
+  }
+
+  if (snapshot) {
+    const std::string path = "/tmp/aidb_ivf_bench_" + std::to_string(getpid()) + ".snap";
+    aidb::SnapshotMeta meta;
+    meta.config.name = "bench";
+    meta.config.index = cfg;
+    meta.slot_limit = idx->SlotLimit();
+    meta.count = idx->Size();
+    std::vector<aidb::Uuid> ids(meta.slot_limit);
+    for (uint32_t s = 0; s < meta.slot_limit; ++s) {
+      ids[s].bytes[0] = 1;
+      std::memcpy(ids[s].bytes.data() + 4, &s, 4);
+    }
+    aidb::storage::SnapshotWriter w;
+    auto ts = Clock::now();
+    bool ok = w.SetCollection(meta, ids, {}).ok() &&
+              idx->Save([&](const aidb::IndexImage& im) { return w.SetIndex(im); }).ok() &&
+              w.WriteFile(path).ok();
+    const double save_s = Seconds(ts, Clock::now());
+    std::unique_ptr<aidb::storage::SnapshotFile> file;
+    ts = Clock::now();
+    IvfIndex loaded(cfg, tuning);
+    ok = ok && aidb::storage::SnapshotFile::Open(path, &file).ok() &&
+         loaded.Load(file->image(), file->keepalive()).ok();
+    const double load_s = Seconds(ts, Clock::now());
+    if (!ok) {
+      std::printf("snapshot round trip FAILED\n");
+    } else {
+      Run a = RunQueries(*idx, queries, gt, SearchParams{}, 1);
+      Run b = RunQueries(loaded, queries, gt, SearchParams{}, 1);
+      std::printf(
+          "\nsnapshot: save %.2f s, load %.2f s (%.1f MiB); recall before %.4f, after %.4f\n",
+          save_s, load_s, file->file_size() / 1048576.0, a.recall, b.recall);
+    }
+    std::remove(path.c_str());
+  }
+  return 0;
+}

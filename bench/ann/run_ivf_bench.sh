@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# AIDB's IVF index against ScaNN, FAISS and USearch (from PyPI, in a venv this
+# script creates) on the same data, one search thread each.
+#   bench/ann/run_ivf_bench.sh [fmnist|clustered100k|clustered1m|clustered768] [build dir]
+# Needs a build with -DAIDB_BUILD_BENCH=ON (target aidb_ivf_bench) and network
+# access for pip the first time. Not part of CI. PEERS=scann,faiss,faiss-hnsw,usearch
+# picks the peers (FAISS's float HNSW is left out by default: slow to build).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SET=${1:-clustered100k}
+BUILD=${2:-$ROOT/build/release}
+VENV=${AIDB_BENCH_VENV:-$HOME/.cache/aidb-ivf-bench-venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q numpy faiss-cpu scann usearch ||
+    "$VENV/bin/pip" install -q numpy faiss-cpu usearch  # ScaNN has no wheel here: skipped
+fi
+case "$SET" in
+  fmnist) ARGS=(--data fmnist --nq 1000) ;;
+  clustered100k) ARGS=(--data clustered --n 100000 --dim 128 --centres 1000 --spread 1.0 --metric cosine --nq 1000) ;;
+  clustered1m) ARGS=(--data clustered --n 1000000 --dim 128 --centres 10000 --spread 1.0 --metric cosine --nq 1000) ;;
+  clustered768) ARGS=(--data clustered --n 1000000 --dim 768 --centres 10000 --spread 1.0 --metric cosine --nq 1000) ;;
+  *) echo "unknown data set $SET" >&2; exit 2 ;;
+esac
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/aidb-ivf-bench-XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+"$BUILD/bench/ann/aidb_ivf_bench" "${ARGS[@]}" --nprobe 2,4,6,8,12,16,24,32,48 --rerank 50,100 \
+  --export "$OUT" | tee "$OUT/aidb.log"
+"$VENV/bin/python" "$ROOT/bench/ann/ivf_peers.py" "$OUT" --libs "${PEERS:-scann,faiss,usearch}"
+# Ratios: AIDB's best QPS over each peer's at both recall levels.
+"$VENV/bin/python" - "$OUT" <<'PY'
+import sys, re
+d = sys.argv[1]
+log = open(d + "/aidb.log").read()
+m = re.search(r"recall >= 0.95: (\d+) .*?>= 0.99: (\d+)", log)
+a95, a99 = (float(m.group(1)), float(m.group(2))) if m else (0, 0)
+b = re.search(r"build .*?: ([\d.]+) s", log)
+print("\n| library | build s | RSS MiB | QPS@0.95 | AIDB/peer | QPS@0.99 | AIDB/peer |")
+print("|---|---|---|---|---|---|---|")
+for line in open(d + "/peers.txt"):
+    name, build, mem, q95, q99 = line.rstrip("\n").split("\t")
+    r95 = f"{a95 / float(q95):.2f}" if float(q95) else "-"
+    r99 = f"{a99 / float(q99):.2f}" if float(q99) else "-"
+    print(f"| {name} | {build} | {mem} | {q95} | {r95} | {q99} | {r99} |")
+print(f"| AIDB IVF | {b.group(1) if b else '?'} | | {a95:.0f} | 1 | {a99:.0f} | 1 |")
+PY

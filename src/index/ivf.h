@@ -1,0 +1,152 @@
+// IvfIndex: k-means partitions (inverted lists), 4-bit product-quantised
+// residual codes scored with in-register lookup tables (index/ivf_kernels.h),
+// and an exact re-rank of the best candidates from the float vectors.
+//
+// Model. nlist centroids (k-means on a sample, then IvfTuning::refine_passes
+// Lloyd passes over every vector; nlist = ~sqrt(n) unless the config fixes it) partition the
+// vectors by nearest centroid (L2; cosine vectors are normalised). Each vector's residual (vector -
+// centroid) is product-quantised: `subspaces` groups of sub_dim consecutive dimensions (1 up to 64
+// dims, 2 up to 256, else 4), 16 centroids per group, one 4-bit code each.
+//
+// Search. The query is scored against every centroid; the nprobe best lists
+// are scanned. Approximate distances are
+//   Euclidean: ||q - c||^2 + (||r||^2 + 2 c.r) - 2 q.r
+//   dot/cosine: -(q.c) - q.r
+// where r is the quantised residual: q.r comes from one lookup table per
+// query (16 entries per subspace, quantised to 8 bits), the bracket is a
+// float stored per vector. The best `rerank` candidates (filter checked
+// before they enter) are re-scored exactly with the float vectors. With a
+// known match count, a filter widens the probe by sqrt(1 / selectivity), or
+// is answered by an exact scan of its listed matches when that reads fewer
+// bytes; in any case lists are probed until nprobe are done and `rerank`
+// matching candidates are held, so selective filters probe further.
+//
+// Growth. Below `min_train` live points the index is an exact scan. Then a
+// rebuild trains the model on a sample and assigns every vector, and runs
+// again whenever the live count reaches 4x the count it was trained on. The
+// first one runs in the thread of the write that crossed min_train (a bulk
+// load returns trained); later ones on a background thread. A rebuild runs
+// beside searches and writes: it holds the lock shared while
+// it reads vectors in batches, trains with no lock, logs the slots written in
+// the meantime, and takes the lock exclusively only to re-encode those and
+// swap the new structure in (IvfTuning::background = false runs it inline).
+//
+// Thread safety: one writer-preferring RwLock (searches shared, writes
+// exclusive), as FlatIndex.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/memory.h"
+#include "core/rwlock.h"
+#include "index/index.h"
+
+namespace aidb::index {
+
+struct IvfTuning {
+  uint32_t min_train = 2048;  // live points before the first training
+  double regrow = 4.0;        // retrain when live >= regrow * trained count
+  bool background = true;     // rebuild on a background thread
+  uint32_t sub_dim = 0;       // 0: 1 up to 64 dims, 2 up to 256, else 4
+  uint32_t kmeans_iters = 10;
+  uint32_t sample_per_list = 48;  // k-means sample: nlist * this, at least 8192
+  uint32_t refine_passes = 3;     // then Lloyd passes over every vector
+  uint64_t seed = 0x1f2e3d4c5b6a7988ull;
+};
+
+class IvfIndex final : public VectorIndex {
+ public:
+  explicit IvfIndex(const IndexConfig& config);
+  IvfIndex(const IndexConfig& config, const IvfTuning& tuning);
+  ~IvfIndex() override;
+  IvfIndex(const IvfIndex&) = delete;
+  IvfIndex& operator=(const IvfIndex&) = delete;
+
+  const IndexConfig& config() const override { return config_; }
+  Status Add(const float* vec, uint32_t* slot) override;
+  Status AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) override;
+  Status Update(uint32_t slot, const float* vec) override;
+  void Remove(uint32_t slot) override;
+  void GetVector(uint32_t slot, float* out) const override;
+  uint64_t Size() const override;
+  uint32_t SlotLimit() const override;
+  bool IsLive(uint32_t slot) const override;
+  Status Search(const float* query, const SearchParams& params,
+                std::vector<Hit>* out) const override;
+  Status SetEfSearch(uint32_t ef) override;
+  Status Compact() override;
+  Status Save(const ImageSink& sink) const override;
+  Status Load(const SnapshotImage& image, KeepAlive keepalive) override;
+
+  // Trains (or retrains) now, inline, whatever the size (at least 1 point).
+  Status Train();
+  // Waits until no background rebuild runs.
+  void WaitIdle() const;
+  bool Trained() const;
+  uint32_t Nlist() const;
+  uint32_t Subspaces() const;
+  // The nprobe / rerank a search with these parameters uses.
+  uint32_t EffectiveNprobe(uint32_t ef) const;
+  uint32_t EffectiveRerank(uint32_t k, uint32_t rerank) const;
+  // Bytes of vectors, codes, lists and model (for benchmarks).
+  size_t MemoryBytes() const;
+
+ private:
+  struct Model;
+  struct List;
+  struct Structure;
+  struct Chunk {
+    float* data = nullptr;
+    uint32_t capacity_slots = 0;
+    HugeBuffer owned;  // empty when data points into a mapping
+  };
+
+  float* SlotPtr(uint32_t slot) const {
+    return chunks_[slot >> shift_].data + static_cast<size_t>(slot & mask_) * config_.dim;
+  }
+  uint32_t AllocateSlotLocked();
+  void StoreLocked(uint32_t slot, const float* vec);
+  // Structure maintenance (lock held exclusively).
+  void InsertLocked(Structure* st, uint32_t slot);
+  void EraseLocked(Structure* st, uint32_t slot);
+  void NoteDirtyLocked(uint32_t slot);
+  // Starts (or runs inline) a rebuild when the growth rules ask for one.
+  void MaybeRebuild(std::unique_lock<RwLock>& lock);
+  bool WantsRebuildLocked() const;
+  void RunRebuild(uint64_t generation);
+  // Exact top-k over the live slots (or `listed_matches`, or the filter's
+  // list when it has one).
+  void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
+                   const std::vector<uint32_t>* listed_matches) const;
+  float ExactDist(const float* q, uint32_t slot) const;
+  float ToScore(float d) const;
+
+  const IndexConfig config_;
+  const IvfTuning tuning_;
+  const bool l2_;
+  const uint32_t shift_, mask_;
+  mutable RwLock mu_;
+  std::vector<Chunk> chunks_;
+  std::vector<uint8_t> live_;
+  std::vector<uint32_t> free_;
+  uint32_t slot_limit_ = 0;
+  uint64_t size_ = 0;
+  KeepAlive mapping_;
+  std::unique_ptr<Structure> st_;  // null: untrained (exact scan)
+
+  // Rebuild state (under mu_ exclusively, except the thread handle).
+  bool rebuilding_ = false;
+  uint64_t generation_ = 0;      // bumped by Load: a running rebuild is dropped
+  std::vector<uint32_t> dirty_;  // slots written while a rebuild runs
+  mutable std::mutex thread_mu_;
+  mutable std::condition_variable idle_cv_;
+  std::thread worker_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace aidb::index

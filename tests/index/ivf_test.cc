@@ -1,0 +1,323 @@
+// IvfIndex: kernels against the scalar reference, recall with the default
+// knobs, filters, writes after training, regrowth and background rebuilds.
+#include "index/ivf.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "index/ivf_kernels.h"
+#include "test_data.h"
+
+namespace aidb::index {
+namespace {
+
+std::vector<std::pair<uint32_t, float>> Pairs(const std::vector<Hit>& hits) {
+  std::vector<std::pair<uint32_t, float>> v;
+  for (const Hit& h : hits) v.emplace_back(h.slot, h.score);
+  return v;
+}
+
+using testing::Clustered;
+using testing::Recall;
+
+IndexConfig Ivf(uint32_t dim, Metric metric) {
+  IndexConfig c;
+  c.dim = dim;
+  c.metric = metric;
+  c.kind = IndexKind::kIvf;
+  return c;
+}
+
+IvfTuning Inline() {
+  IvfTuning t;
+  t.background = false;
+  return t;
+}
+
+// Exact top-k through the index itself (params.exact).
+std::vector<Hit> Truth(const IvfIndex& idx, const float* q, uint32_t k,
+                       const SlotFilter* f = nullptr) {
+  SearchParams p;
+  p.k = k;
+  p.exact = true;
+  p.filter = f;
+  std::vector<Hit> out;
+  EXPECT_TRUE(idx.Search(q, p, &out).ok());
+  return out;
+}
+
+double MeanRecall(const IvfIndex& idx, const std::vector<float>& queries, size_t nq,
+                  uint32_t k = 10, const SlotFilter* f = nullptr) {
+  const uint32_t dim = idx.config().dim;
+  double sum = 0;
+  for (size_t i = 0; i < nq; ++i) {
+    const float* q = queries.data() + i * dim;
+    SearchParams p;
+    p.k = k;
+    p.filter = f;
+    std::vector<Hit> got;
+    EXPECT_TRUE(idx.Search(q, p, &got).ok());
+    sum += Recall(got, Truth(idx, q, k, f));
+  }
+  return sum / static_cast<double>(nq);
+}
+
+TEST(IvfKernels, EveryLevelAgreesWithScalar) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const auto impls = pq4::SupportedScans();
+  ASSERT_FALSE(impls.empty());
+  EXPECT_STREQ(impls.front().name, "scalar");
+  for (size_t npairs : {1, 2, 3, 7, 32, 33, 64, 98}) {
+    for (size_t nblocks : {1, 3}) {
+      std::vector<uint8_t> codes(nblocks * pq4::BlockBytes(npairs));
+      std::vector<uint8_t> lut(npairs * pq4::kPairBytes);
+      for (auto& c : codes) c = static_cast<uint8_t>(byte(rng));
+      // Entries small enough that 2 * npairs of them fit 16 bits.
+      const int cap = std::min<int>(255, 65535 / static_cast<int>(2 * npairs));
+      for (auto& t : lut) t = static_cast<uint8_t>(byte(rng) % (cap + 1));
+      std::vector<uint16_t> want(nblocks * pq4::kBlock), got(want.size());
+      pq4::ScanScalar(codes.data(), nblocks, npairs, lut.data(), want.data());
+      // The scalar kernel against a direct decode of the layout.
+      for (size_t b = 0; b < nblocks; ++b)
+        for (size_t i = 0; i < pq4::kBlock; ++i) {
+          uint32_t s = 0;
+          const uint8_t* block = codes.data() + b * pq4::BlockBytes(npairs);
+          for (size_t m = 0; m < 2 * npairs; ++m)
+            s += lut[(m / 2) * pq4::kPairBytes + (m % 2) * 16 + pq4::GetCode(block, i, m)];
+          ASSERT_EQ(want[b * pq4::kBlock + i], s) << npairs << " " << b << " " << i;
+        }
+      for (const auto& impl : impls) {
+        std::fill(got.begin(), got.end(), 0);
+        impl.scan(codes.data(), nblocks, npairs, lut.data(), got.data());
+        EXPECT_EQ(got, want) << impl.name << " npairs=" << npairs << " nblocks=" << nblocks;
+      }
+    }
+  }
+}
+
+TEST(IvfKernels, DotManyAgreesWithScalar) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {1, 7, 16, 33, 128, 784}) {
+    for (size_t nrows : {1, 3, 4, 9}) {
+      std::vector<float> q(dim), rows(nrows * dim), want(nrows), got(nrows);
+      for (auto& x : q) x = nd(rng);
+      for (auto& x : rows) x = nd(rng);
+      pq4::DotManyScalar(q.data(), rows.data(), nrows, dim, want.data());
+      for (const auto& impl : pq4::SupportedScans()) {
+        impl.dot_many(q.data(), rows.data(), nrows, dim, got.data());
+        for (size_t j = 0; j < nrows; ++j)
+          EXPECT_NEAR(got[j], want[j], 1e-4f * (1.f + std::fabs(want[j]) + std::sqrt(float(dim))))
+              << impl.name << " dim=" << dim << " row " << j;
+      }
+    }
+  }
+}
+
+TEST(IvfKernels, SetCodeRoundTrips) {
+  std::vector<uint8_t> block(pq4::BlockBytes(3), 0);
+  for (size_t i = 0; i < 32; ++i)
+    for (size_t m = 0; m < 6; ++m) pq4::SetCode(block.data(), i, m, (i * 7 + m * 3) % 16);
+  for (size_t i = 0; i < 32; ++i)
+    for (size_t m = 0; m < 6; ++m)
+      EXPECT_EQ(pq4::GetCode(block.data(), i, m), (i * 7 + m * 3) % 16);
+}
+
+class IvfRecall : public ::testing::TestWithParam<Metric> {};
+INSTANTIATE_TEST_SUITE_P(Metrics, IvfRecall,
+                         ::testing::Values(Metric::kCosine, Metric::kEuclidean, Metric::kDot));
+
+TEST_P(IvfRecall, DefaultsReachRecall95) {
+  const uint32_t dim = 48;
+  const size_t n = 20000, nq = 200;
+  auto data = Clustered(n + nq, dim, 60, 7, 0.5f);
+  IvfIndex idx(Ivf(dim, GetParam()), Inline());
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
+  ASSERT_TRUE(idx.Trained());
+  EXPECT_EQ(idx.Size(), n);
+  EXPECT_GT(idx.Nlist(), 100u);
+  EXPECT_EQ(idx.Subspaces(), dim);  // one dimension per subspace up to 64
+  std::vector<float> queries(data.begin() + n * dim, data.end());
+  EXPECT_GE(MeanRecall(idx, queries, nq), 0.95);
+  // Knobs: probing every list and re-ranking generously is near exact.
+  SearchParams p;
+  p.k = 10;
+  p.ef = idx.Nlist();
+  p.rerank = 500;
+  double sum = 0;
+  for (size_t i = 0; i < nq; ++i) {
+    std::vector<Hit> got;
+    ASSERT_TRUE(idx.Search(queries.data() + i * dim, p, &got).ok());
+    sum += Recall(got, Truth(idx, queries.data() + i * dim, 10));
+  }
+  EXPECT_GE(sum / nq, 0.99);
+  // Scores are the exact ones (re-ranked from the floats), best first.
+  std::vector<Hit> got, want = Truth(idx, queries.data(), 10);
+  ASSERT_TRUE(idx.Search(queries.data(), SearchParams{}, &got).ok());
+  ASSERT_FALSE(got.empty());
+  for (size_t i = 1; i < got.size(); ++i) EXPECT_GE(got[i - 1].score, got[i].score);
+  EXPECT_FLOAT_EQ(got[0].score, want[0].score);
+}
+
+TEST(Ivf, UntrainedIsExact) {
+  const uint32_t dim = 16;
+  auto data = Clustered(500, dim, 5, 3);
+  IvfIndex idx(Ivf(dim, Metric::kEuclidean), Inline());
+  std::vector<uint32_t> slots(500);
+  ASSERT_TRUE(idx.AddBatch(data.data(), 500, slots.data(), 1).ok());
+  EXPECT_FALSE(idx.Trained());
+  std::vector<Hit> got;
+  ASSERT_TRUE(idx.Search(data.data(), SearchParams{}, &got).ok());
+  EXPECT_EQ(Pairs(got), Pairs(Truth(idx, data.data(), 10)));
+  ASSERT_EQ(got.size(), 10u);
+  EXPECT_EQ(got[0].slot, slots[0]);
+}
+
+// Every slot with slot % mod == 0 (optionally reporting its count).
+class ModFilter final : public SlotFilter {
+ public:
+  ModFilter(uint32_t mod, int64_t estimate) : mod_(mod), est_(estimate) {}
+  bool Allowed(uint32_t slot) const override { return slot % mod_ == 0; }
+  int64_t EstimatedMatches() const override { return est_; }
+
+ private:
+  uint32_t mod_;
+  int64_t est_;
+};
+
+TEST(Ivf, FilteredSearchKeepsRecall) {
+  const uint32_t dim = 32;
+  const size_t n = 20000, nq = 100;
+  auto data = Clustered(n + nq, dim, 40, 11, 0.5f);
+  IvfIndex idx(Ivf(dim, Metric::kCosine), Inline());
+  std::vector<uint32_t> slots(n);
+  ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
+  std::vector<float> queries(data.begin() + n * dim, data.end());
+  for (uint32_t mod : {2u, 20u, 200u}) {
+    for (bool known : {false, true}) {
+      ModFilter f(mod, known ? static_cast<int64_t>(n / mod) : -1);
+      EXPECT_GE(MeanRecall(idx, queries, nq, 10, &f), 0.95) << mod << " " << known;
+      std::vector<Hit> got;
+      SearchParams p;
+      p.filter = &f;
+      ASSERT_TRUE(idx.Search(queries.data(), p, &got).ok());
+      EXPECT_EQ(got.size(), 10u);
+      for (const Hit& h : got) EXPECT_EQ(h.slot % mod, 0u);
+    }
+  }
+  // A filter nothing passes.
+  ModFilter none(n * 10, -1);
+  std::vector<Hit> got;
+  SearchParams p;
+  p.filter = &none;
+  ASSERT_TRUE(idx.Search(queries.data(), p, &got).ok());
+  ASSERT_EQ(got.size(), 1u);  // slot 0 only
+  EXPECT_EQ(got[0].slot, 0u);
+}
+
+TEST(Ivf, WritesAfterTraining) {
+  const uint32_t dim = 32;
+  const size_t n = 12000, nq = 100;
+  auto data = Clustered(2 * n + nq, dim, 30, 13, 0.5f);
+  IvfTuning t = Inline();
+  t.regrow = 100;  // no retraining here: writes go into the trained lists
+  IvfIndex idx(Ivf(dim, Metric::kEuclidean), t);
+  std::vector<uint32_t> slots(2 * n);
+  ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
+  ASSERT_TRUE(idx.Trained());
+  const uint32_t nlist = idx.Nlist();
+  for (size_t i = n; i < 2 * n; ++i) ASSERT_TRUE(idx.Add(data.data() + i * dim, &slots[i]).ok());
+  EXPECT_EQ(idx.Nlist(), nlist);
+  std::set<uint32_t> removed;
+  for (size_t i = 0; i < 2 * n; i += 3) {
+    idx.Remove(slots[i]);
+    removed.insert(slots[i]);
+  }
+  // Updates move points between lists.
+  for (size_t i = 1; i < 2 * n; i += 7)
+    if (i % 3 != 0) {
+      ASSERT_TRUE(idx.Update(slots[i], data.data() + ((i * 31) % (2 * n)) * dim).ok());
+    }
+  EXPECT_EQ(idx.Size(), 2 * n - removed.size());
+  std::vector<float> queries(data.begin() + 2 * n * dim, data.end());
+  EXPECT_GE(MeanRecall(idx, queries, nq), 0.95);
+  for (size_t i = 0; i < nq; ++i) {
+    std::vector<Hit> got;
+    SearchParams p;
+    p.k = 50;
+    ASSERT_TRUE(idx.Search(queries.data() + i * dim, p, &got).ok());
+    for (const Hit& h : got) EXPECT_EQ(removed.count(h.slot), 0u);
+  }
+  // Freed slots are reused and searchable at once.
+  uint32_t s = 0;
+  ASSERT_TRUE(idx.Add(queries.data(), &s).ok());
+  EXPECT_EQ(removed.count(s), 1u);
+  std::vector<Hit> got;
+  ASSERT_TRUE(idx.Search(queries.data(), SearchParams{}, &got).ok());
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].slot, s);
+}
+
+TEST(Ivf, RetrainsAsTheCollectionGrows) {
+  const uint32_t dim = 24;
+  const size_t n = 9000, nq = 100;
+  auto data = Clustered(n + nq, dim, 30, 17, 0.5f);
+  IvfTuning t = Inline();
+  t.min_train = 500;
+  IvfIndex idx(Ivf(dim, Metric::kEuclidean), t);
+  std::vector<uint32_t> nlists;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t s;
+    ASSERT_TRUE(idx.Add(data.data() + i * dim, &s).ok());
+    if (idx.Nlist() != (nlists.empty() ? 0 : nlists.back())) nlists.push_back(idx.Nlist());
+  }
+  // Trained at 500 (~22 lists), again at 2000 (~45) and 8000 (~89).
+  ASSERT_EQ(nlists.size(), 3u);
+  EXPECT_LT(nlists[0], nlists[1]);
+  EXPECT_LT(nlists[1], nlists[2]);
+  std::vector<float> queries(data.begin() + n * dim, data.end());
+  EXPECT_GE(MeanRecall(idx, queries, nq), 0.95);
+}
+
+TEST(Ivf, BackgroundRebuildBesideSearchesAndWrites) {
+  const uint32_t dim = 32;
+  const size_t n = 16000, nq = 100;
+  auto data = Clustered(n + nq, dim, 30, 19, 0.5f);
+  IvfTuning t;  // background
+  t.min_train = 1000;
+  IvfIndex idx(Ivf(dim, Metric::kCosine), t);
+  std::atomic<bool> done{false};
+  std::thread searcher([&] {
+    std::vector<Hit> got;
+    while (!done.load()) {
+      ASSERT_TRUE(idx.Search(data.data() + n * dim, SearchParams{}, &got).ok());
+    }
+  });
+  std::vector<uint32_t> slots(n);
+  for (size_t b = 0; b < n; b += 500)
+    ASSERT_TRUE(idx.AddBatch(data.data() + b * dim, 500, slots.data() + b, 1).ok());
+  for (size_t i = 0; i < n; i += 5) idx.Remove(slots[i]);
+  idx.WaitIdle();
+  done.store(true);
+  searcher.join();
+  ASSERT_TRUE(idx.Trained());
+  EXPECT_EQ(idx.Size(), n - n / 5);
+  std::vector<float> queries(data.begin() + n * dim, data.end());
+  EXPECT_GE(MeanRecall(idx, queries, nq), 0.95);
+  for (size_t i = 0; i < n; i += 5) {
+    std::vector<Hit> got;
+    ASSERT_TRUE(idx.Search(data.data() + i * dim, SearchParams{}, &got).ok());
+    for (const Hit& h : got) ASSERT_NE(h.slot, slots[i]);
+  }
+}
+
+}  // namespace
+}  // namespace aidb::index
