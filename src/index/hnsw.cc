@@ -208,14 +208,15 @@ void HnswIndex::PrepareVector(const float* in, float* out) const {
 float HnswIndex::Score(float d) const { return l2_ ? distance::ScoreFromL2Squared(d) : -d; }
 
 size_t HnswIndex::UpperBytes(int level) const {
-  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 1)) * sizeof(uint32_t);
+  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 2)) * sizeof(uint32_t);
 }
 
 uint32_t* HnswIndex::NewUpper(int level) {
-  size_t n = 1 + static_cast<size_t>(level) * (m_ + 1);
+  size_t n = 1 + static_cast<size_t>(level) * (m_ + 2);  // lists, then in-degrees
   uint32_t* up = new (std::nothrow) uint32_t[n]();
   if (up == nullptr) return nullptr;
   up[0] = static_cast<uint32_t>(level);
+  std::fill(up + 1 + static_cast<size_t>(level) * (m_ + 1), up + n, kNoSlot);  // parents
   upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
   return up;
 }
@@ -261,6 +262,87 @@ void HnswIndex::LockNode(uint32_t s) const {
 }
 
 void HnswIndex::UnlockNode(uint32_t s) const { MetaOf(s).lock.store(0, std::memory_order_release); }
+
+std::atomic_ref<uint32_t> HnswIndex::Parent(uint32_t s, int level) const {
+  Chunk* ch = ChunkOf(s);
+  if (level == 0) {
+    // atomic_ref over the atomic's storage: one object, one kind of access.
+    static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
+    return std::atomic_ref<uint32_t>(
+        *reinterpret_cast<uint32_t*>(&ch->meta[s & chunk_mask_].parent0));
+  }
+  uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
+  return std::atomic_ref<uint32_t>(up[1 + static_cast<size_t>(up[0]) * (m_ + 1) + (level - 1)]);
+}
+
+void HnswIndex::CommitLinks(uint32_t s, int level, const uint32_t* chosen, uint32_t n) {
+  uint32_t old[2 * kMaxM], ids[2 * kMaxM];
+  const uint32_t nold = ReadLinks(s, level, old);
+  auto has = [](const uint32_t* a, uint32_t na, uint32_t x) {
+    return std::find(a, a + na, x) != a + na;
+  };
+  std::copy(chosen, chosen + n, ids);
+  const uint32_t max_deg = MaxDegree(level);
+  uint32_t j = n;  // chosen entries at >= j are settled
+  for (uint32_t i = 0; i < nold; ++i) {
+    const uint32_t x = old[i];
+    if (Parent(x, level).load(std::memory_order_relaxed) != s || has(ids, n, x)) continue;
+    if (n < max_deg) {
+      ids[n++] = x;
+      continue;
+    }
+    // At most nold <= max_deg children: a non-child is always there.
+    while (j > 0) {
+      --j;
+      if (Parent(ids[j], level).load(std::memory_order_relaxed) != s) {
+        ids[j] = x;
+        break;
+      }
+    }
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    if (has(old, nold, ids[i])) continue;
+    uint32_t none = kNoSlot;
+    Parent(ids[i], level).compare_exchange_strong(none, s, std::memory_order_relaxed);
+  }
+  WriteLinks(s, level, ids, n);
+}
+
+bool HnswIndex::ForceLink(uint32_t n, uint32_t s, int level) {
+  uint32_t buf[2 * kMaxM];
+  const uint32_t max_deg = MaxDegree(level);
+  LockNode(n);
+  uint32_t cnt = ReadLinks(n, level, buf);
+  bool ok = true;
+  if (std::find(buf, buf + cnt, s) != buf + cnt) {
+    Parent(s, level).store(n, std::memory_order_relaxed);
+  } else if (cnt < max_deg) {
+    buf[cnt] = s;
+    Parent(s, level).store(n, std::memory_order_relaxed);
+    WriteLinks(n, level, buf, cnt + 1);
+  } else {
+    // In place of the farthest neighbour that is not a child of n.
+    const float* v = Vec(n);
+    float worst = -std::numeric_limits<float>::infinity();
+    uint32_t at = kNoSlot;
+    for (uint32_t i = 0; i < cnt; ++i) {
+      if (Parent(buf[i], level).load(std::memory_order_relaxed) == n) continue;
+      float d = Dist(v, Vec(buf[i]));
+      if (d > worst) {
+        worst = d;
+        at = i;
+      }
+    }
+    ok = at != kNoSlot;
+    if (ok) {
+      buf[at] = s;
+      Parent(s, level).store(n, std::memory_order_relaxed);
+      WriteLinks(n, level, buf, cnt);
+    }
+  }
+  UnlockNode(n);
+  return ok;
+}
 
 uint8_t HnswIndex::StateOf(uint32_t s) const {
   return MetaOf(s).state.load(std::memory_order_acquire);
@@ -437,7 +519,7 @@ void HnswIndex::AddReverseLink(uint32_t n, uint32_t s, int level) {
   }
   if (cnt < max_deg) {
     buf[cnt] = s;
-    WriteLinks(n, level, buf, cnt + 1);
+    CommitLinks(n, level, buf, cnt + 1);
   } else {
     std::vector<Cand> cands;
     cands.reserve(cnt + 1);
@@ -448,7 +530,7 @@ void HnswIndex::AddReverseLink(uint32_t n, uint32_t s, int level) {
     SelectNeighbors(&cands, max_deg);
     uint32_t k = 0;
     for (const Cand& c : cands) buf[k++] = c.id;
-    WriteLinks(n, level, buf, k);
+    CommitLinks(n, level, buf, k);
   }
   UnlockNode(n);
 }
@@ -482,12 +564,32 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
   LockNode(s);
   for (int lev = from; lev >= 0; --lev) {
     if (count[lev] != 0)
-      WriteLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
+      CommitLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
   }
   UnlockNode(s);
   for (int lev = from; lev >= 0; --lev) {
     const uint32_t* ids = chosen.data() + static_cast<size_t>(lev) * m_;
     for (uint32_t i = 0; i < count[lev]; ++i) AddReverseLink(ids[i], s, lev);
+    // Every neighbour's selection may have pruned s away again: then s has
+    // no way in. Make the nearest neighbour that can take it link to s.
+    for (uint32_t i = 0; i < count[lev] && Parent(s, lev).load() == kNoSlot; ++i)
+      ForceLink(ids[i], s, lev);
+    // All of them may be full of their own children (a near-duplicate keeps
+    // the selection at one neighbour): try the nodes they link to, nearest
+    // region first.
+    if (Parent(s, lev).load() == kNoSlot && count[lev] != 0) {
+      std::vector<uint32_t> tried(ids, ids + count[lev]);
+      uint32_t nb[2 * kMaxM];
+      for (size_t t = 0; t < tried.size() && tried.size() < 1024; ++t) {
+        uint32_t nn = ReadLinks(tried[t], lev, nb);
+        for (uint32_t i = 0; i < nn && Parent(s, lev).load() == kNoSlot; ++i) {
+          if (nb[i] == s || std::find(tried.begin(), tried.end(), nb[i]) != tried.end()) continue;
+          tried.push_back(nb[i]);
+          ForceLink(nb[i], s, lev);
+        }
+        if (Parent(s, lev).load() != kNoSlot) break;
+      }
+    }
   }
 }
 
@@ -498,13 +600,20 @@ void HnswIndex::Insert(uint32_t s, int level) {
     lk.lock();
     e = entry_.load(std::memory_order_acquire);
     if (e == kNoEntry) {
+      for (int lev = 0; lev <= level; ++lev) Parent(s, lev).store(s);
       entry_.store(PackEntry(s, level), std::memory_order_release);
       return;
     }
     if (level <= EntryLevel(e)) lk.unlock();
   }
   LinkLevels(s, level, EntrySlot(e), EntryLevel(e));
-  if (lk.owns_lock()) entry_.store(PackEntry(s, level), std::memory_order_release);
+  if (lk.owns_lock()) {
+    // s becomes the root of every level's tree: the old root hangs below it.
+    const uint32_t old = EntrySlot(e);
+    for (int lev = 0; lev <= EntryLevel(e); ++lev) ForceLink(s, old, lev);
+    for (int lev = 0; lev <= level; ++lev) Parent(s, lev).store(s);
+    entry_.store(PackEntry(s, level), std::memory_order_release);
+  }
 }
 
 // ---- mutations -----------------------------------------------------------------
@@ -513,6 +622,7 @@ Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   int level = RandomLevel();
   Meta& h = MetaOf(s);
   h.count0.store(0, std::memory_order_relaxed);
+  h.parent0.store(kNoSlot, std::memory_order_relaxed);
   uint32_t* up = nullptr;
   if (level > 0) {
     up = NewUpper(level);
@@ -652,6 +762,88 @@ uint32_t HnswIndex::Degree0(uint32_t slot) const {
   std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return 0;
   return MetaOf(slot).count0.load(std::memory_order_acquire);
+}
+
+void HnswIndex::MarkReachable(int level, std::vector<uint8_t>* reach) const {
+  const_cast<HnswIndex*>(this)->MarkReachable(level, reach, false);
+}
+
+void HnswIndex::MarkReachable(int level, std::vector<uint8_t>* reach, bool set_parents) {
+  const uint32_t limit = SlotLimit();
+  reach->assign(limit, 0);
+  uint64_t e = entry_.load(std::memory_order_acquire);
+  if (e == kNoEntry || EntryLevel(e) < level) return;
+  std::vector<uint32_t> queue{EntrySlot(e)};
+  (*reach)[EntrySlot(e)] = 1;
+  uint32_t buf[2 * kMaxM];
+  for (size_t qi = 0; qi < queue.size(); ++qi) {
+    uint32_t n = ReadLinks(queue[qi], level, buf);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t x = buf[i];
+      if (x >= limit || (*reach)[x] || StateOf(x) == kFree) continue;
+      (*reach)[x] = 1;
+      if (set_parents) Parent(x, level).store(queue[qi]);
+      queue.push_back(x);
+    }
+  }
+}
+
+std::vector<uint32_t> HnswIndex::UnreachableSlots() const {
+  std::shared_lock<RwLock> g(struct_mu_);
+  const uint32_t limit = SlotLimit();
+  std::vector<uint8_t> bad(limit, 0), reach;
+  for (int lev = MaxLevel(); lev >= 0; --lev) {
+    MarkReachable(lev, &reach);
+    for (uint32_t s = 0; s < limit; ++s)
+      if (!reach[s] && StateOf(s) == kLive && LevelOf(s) >= lev) bad[s] = 1;
+  }
+  std::vector<uint32_t> out;
+  for (uint32_t s = 0; s < limit; ++s)
+    if (bad[s]) out.push_back(s);
+  return out;
+}
+
+void HnswIndex::RebuildTreeLocked() {
+  uint64_t e = entry_.load();
+  if (e == kNoEntry) return;
+  const uint32_t limit = SlotLimit();
+  const uint32_t root = EntrySlot(e);
+  Ctx& ctx = ThreadCtx();
+  std::vector<uint8_t> reach;
+  uint32_t buf[2 * kMaxM];
+  for (int lev = EntryLevel(e); lev >= 0; --lev) {
+    for (uint32_t s = 0; s < limit; ++s)
+      if (StateOf(s) != kFree && LevelOf(s) >= lev) Parent(s, lev).store(kNoSlot);
+    Parent(root, lev).store(root);
+    MarkReachable(lev, &reach, /*set_parents=*/true);
+    for (uint32_t u = 0; u < limit; ++u) {
+      if (reach[u] || StateOf(u) != kLive || LevelOf(u) < lev) continue;
+      // Cut off (by Compact's relinking, or in an older snapshot): link it
+      // from the nearest reachable node that can take it, else the root.
+      SearchLayer(ctx, Vec(u), root, ef_construction_, lev, nullptr, u);
+      std::vector<Cand> cands;
+      for (const Cand& c : ctx.res)
+        if (reach[c.id]) cands.push_back(c);
+      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
+      cands.push_back({0.f, root});
+      bool linked = false;
+      for (size_t i = 0; i < cands.size() && !linked; ++i) linked = ForceLink(cands[i].id, u, lev);
+      if (!linked) continue;
+      // u and what it leads to are in the tree now.
+      std::vector<uint32_t> queue{u};
+      reach[u] = 1;
+      for (size_t qi = 0; qi < queue.size(); ++qi) {
+        uint32_t n = ReadLinks(queue[qi], lev, buf);
+        for (uint32_t i = 0; i < n; ++i) {
+          uint32_t x = buf[i];
+          if (reach[x] || StateOf(x) == kFree) continue;
+          reach[x] = 1;
+          Parent(x, lev).store(queue[qi]);
+          queue.push_back(x);
+        }
+      }
+    }
+  }
 }
 
 size_t HnswIndex::MemoryBytes() const {
