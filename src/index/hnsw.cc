@@ -355,17 +355,21 @@ int HnswIndex::LevelOf(uint32_t s) const {
 
 // ---- search primitives -------------------------------------------------------
 
-uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const {
+template <class DistFn, class PrefetchFn>
+uint32_t HnswIndex::DescendT(DistFn dist, PrefetchFn prefetch, uint32_t ep, int from_level,
+                             int to_level) const {
   uint32_t cur = ep;
-  float cur_d = Dist(q, Vec(cur));
+  float cur_d = dist(cur, std::numeric_limits<float>::infinity());
   uint32_t buf[kMaxM];
   for (int lev = from_level; lev > to_level; --lev) {
     bool changed = true;
     while (changed) {
       changed = false;
       uint32_t n = ReadLinks(cur, lev, buf);
+      if (n != 0) prefetch(buf[0]);
       for (uint32_t i = 0; i < n; ++i) {
-        float d = DistBounded(q, Vec(buf[i]), cur_d);
+        if (i + 1 < n) prefetch(buf[i + 1]);
+        float d = dist(buf[i], cur_d);
         if (d < cur_d) {
           cur_d = d;
           cur = buf[i];
@@ -375,6 +379,11 @@ uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, i
     }
   }
   return cur;
+}
+
+uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const {
+  return DescendT([&](uint32_t s, float bound) { return DistBounded(q, Vec(s), bound); },
+                  [&](uint32_t s) { distance::Prefetch(Vec(s), 64); }, ep, from_level, to_level);
 }
 
 void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, int level,
@@ -390,8 +399,14 @@ template <bool kSq, class Q>
 void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int level,
                              const SlotFilter* filter, uint32_t exclude) const {
   ctx.Reset(SlotLimit());
+  // Without tombstones every linked node is live (free slots have no
+  // in-links; a new node is live before it is linked): the state, a cold
+  // cache line of a separate array, need not be read. A point removed while
+  // this walk runs may still be returned, as if the search ran first.
+  const bool check_state = deleted_.load(std::memory_order_acquire) != 0;
   auto accept = [&](uint32_t id) {
-    return id != exclude && StateOf(id) == kLive && (filter == nullptr || filter->Allowed(id));
+    return id != exclude && (!check_state || StateOf(id) == kLive) &&
+           (filter == nullptr || filter->Allowed(id));
   };
   auto dist = [&](uint32_t id, bool bounded, float bound) {
     if constexpr (kSq) {
@@ -400,7 +415,15 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
       return bounded ? DistBounded(q, Vec(id), bound) : Dist(q, Vec(id));
     }
   };
-  const size_t prefetch = kSq ? stride_ : prefetch_bytes_;
+  // What scoring a candidate reads: its codes (the links are read only if it
+  // is expanded later), or the links and the head of its float vector.
+  auto prefetch = [&](uint32_t id) {
+    if constexpr (kSq) {
+      distance::Prefetch(Codes(id), dim_);
+    } else {
+      distance::Prefetch(Node(id), prefetch_bytes_);
+    }
+  };
   std::vector<Cand>& cand = ctx.cand;
   std::vector<Cand>& res = ctx.res;
   ctx.Visit(ep);
@@ -425,9 +448,9 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
       return;
     }
     ctx.visit_budget -= k;
-    distance::Prefetch(Node(buf[0]), prefetch);
+    prefetch(buf[0]);
     for (uint32_t i = 0; i < k; ++i) {
-      if (i + 1 < k) distance::Prefetch(Node(buf[i + 1]), prefetch);
+      if (i + 1 < k) prefetch(buf[i + 1]);
       uint32_t id = buf[i];
       bool full = res.size() >= ef;
       float d = dist(id, full, worst);
@@ -923,18 +946,40 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
     if (e == kNoEntry) {
       exact = true;
     } else {
-      uint32_t ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
+      const bool sq = sq_ready_.load(std::memory_order_acquire);
+      uint32_t ep;
+      if (sq) {
+        // Descend with the 8-bit codes too: they sit in the node blocks (the
+        // float vectors of the upper-level nodes would be one more cold
+        // array to read).
+        ctx.sq_query.resize(dim_);
+        sq_.PrepareQuery(q, ctx.sq_query.data());
+        const int16_t* sq_q = ctx.sq_query.data();
+        ep = DescendT([&](uint32_t s, float) { return sq_.Dist(sq_q, Codes(s)); },
+                      [&](uint32_t s) { distance::Prefetch(Node(s), stride_); }, EntrySlot(e),
+                      EntryLevel(e), 0);
+      } else {
+        ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
+      }
       const uint32_t ef = EffectiveEf(params.k, params.ef);
       // Nonblocking: a walk that strays far beyond what ef predicts (a graph
       // mostly of tombstones, a filter few points pass) is cut short.
       ctx.visit_budget = params.nonblocking ? size_t{kNonblockingVisitsPerEf} * ef : SIZE_MAX;
       ctx.over_budget = false;
-      if (sq_ready_.load(std::memory_order_acquire)) {
-        // Walk with the 8-bit codes, then re-rank the ef candidates exactly.
-        ctx.sq_query.resize(dim_);
-        sq_.PrepareQuery(q, ctx.sq_query.data());
+      if (sq) {
+        // Walk with the 8-bit codes, then re-rank the ef candidates exactly
+        // (the float vectors are a separate, mostly cold array: fetch a few
+        // ahead).
         SearchLayerT<true, int16_t>(ctx, ctx.sq_query.data(), ep, ef, 0, filter, kNoSlot);
-        for (Cand& c : ctx.res) c.d = Dist(q, Vec(c.id));
+        std::vector<Cand>& res = ctx.res;
+        constexpr size_t kAhead = 4;
+        const size_t vbytes = sizeof(float) * dim_;
+        for (size_t i = 0; i < std::min(kAhead, res.size()); ++i)
+          distance::Prefetch(Vec(res[i].id), vbytes);
+        for (size_t i = 0; i < res.size(); ++i) {
+          if (i + kAhead < res.size()) distance::Prefetch(Vec(res[i + kAhead].id), vbytes);
+          res[i].d = Dist(q, Vec(res[i].id));
+        }
       } else {
         SearchLayerT<false, float>(ctx, q, ep, ef, 0, filter, kNoSlot);
       }

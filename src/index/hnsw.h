@@ -240,6 +240,11 @@ class HnswIndex final : public VectorIndex {
   // Connects s on levels min(level, top)..0, starting the descent at ep/top.
   void LinkLevels(uint32_t s, int level, uint32_t ep, int top);
   uint32_t GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const;
+  // GreedyDescend with any distance: dist(slot, bound) -> distance (may stop
+  // early above bound); prefetch(slot) asks for what dist will read.
+  template <class DistFn, class PrefetchFn>
+  uint32_t DescendT(DistFn dist, PrefetchFn prefetch, uint32_t ep, int from_level,
+                    int to_level) const;
   // Base-layer search (algorithm 2): leaves in ctx.res (a max-heap) up to ef
   // nearest live nodes of `level` reachable from ep that pass `filter` and are
   // not `exclude`. Every node, matching or not, is used for navigation.
