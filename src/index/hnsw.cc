@@ -265,12 +265,7 @@ void HnswIndex::UnlockNode(uint32_t s) const { MetaOf(s).lock.store(0, std::memo
 
 std::atomic_ref<uint32_t> HnswIndex::Parent(uint32_t s, int level) const {
   Chunk* ch = ChunkOf(s);
-  if (level == 0) {
-    // atomic_ref over the atomic's storage: one object, one kind of access.
-    static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
-    return std::atomic_ref<uint32_t>(
-        *reinterpret_cast<uint32_t*>(&ch->meta[s & chunk_mask_].parent0));
-  }
+  if (level == 0) return std::atomic_ref<uint32_t>(ch->meta[s & chunk_mask_].parent0);
   uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
   return std::atomic_ref<uint32_t>(up[1 + static_cast<size_t>(up[0]) * (m_ + 1) + (level - 1)]);
 }
@@ -573,7 +568,9 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
   const int from = std::min(level, top);
   std::vector<uint32_t> chosen(static_cast<size_t>(from + 1) * m_);
   std::vector<uint32_t> count(static_cast<size_t>(from + 1), 0);
+  std::vector<uint32_t> start(static_cast<size_t>(from + 1), kNoSlot);  // search start per level
   for (int lev = from; lev >= 0; --lev) {
+    start[lev] = ep;
     SearchLayer(ctx, q, ep, ef_construction_, lev, nullptr, s);
     std::vector<Cand>& cands = ctx.scratch;
     cands.assign(ctx.res.begin(), ctx.res.end());
@@ -598,10 +595,15 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
     for (uint32_t i = 0; i < count[lev] && Parent(s, lev).load() == kNoSlot; ++i)
       ForceLink(ids[i], s, lev);
     // All of them may be full of their own children (a near-duplicate keeps
-    // the selection at one neighbour): try the nodes they link to, nearest
-    // region first.
-    if (Parent(s, lev).load() == kNoSlot && count[lev] != 0) {
+    // the selection at one neighbour), or the search found no live node on
+    // this level (all tombstones): try the nodes they link to and the node
+    // the search started from, nearest region first.
+    if (Parent(s, lev).load() == kNoSlot) {
       std::vector<uint32_t> tried(ids, ids + count[lev]);
+      if (start[lev] != s && std::find(tried.begin(), tried.end(), start[lev]) == tried.end()) {
+        tried.push_back(start[lev]);
+        ForceLink(start[lev], s, lev);
+      }
       uint32_t nb[2 * kMaxM];
       for (size_t t = 0; t < tried.size() && tried.size() < 1024; ++t) {
         uint32_t nn = ReadLinks(tried[t], lev, nb);
@@ -645,7 +647,7 @@ Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   int level = RandomLevel();
   Meta& h = MetaOf(s);
   h.count0.store(0, std::memory_order_relaxed);
-  h.parent0.store(kNoSlot, std::memory_order_relaxed);
+  Parent(s, 0).store(kNoSlot, std::memory_order_relaxed);
   uint32_t* up = nullptr;
   if (level > 0) {
     up = NewUpper(level);

@@ -133,7 +133,7 @@ class HnswIndex final : public VectorIndex {
     std::atomic<uint16_t> count0{0};  // level-0 degree
     std::atomic<uint8_t> state{kFree};
     std::atomic<uint8_t> lock{0};
-    std::atomic<uint32_t> parent0{0xFFFFFFFFu};  // level-0 tree parent (see Parent)
+    uint32_t parent0 = 0xFFFFFFFFu;  // level-0 tree parent; through Parent() only
   };
   struct Chunk {
     // One mapping: (1 << chunk_shift_) node blocks of stride_ bytes, then, with
