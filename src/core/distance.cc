@@ -1,7 +1,7 @@
 // Distance kernels: a portable implementation and x86 AVX2+FMA / AVX-512
 // variants, compiled with per-function target attributes (the rest of the
 // library stays baseline x86-64) and picked once, at first use, from what the
-// CPU reports.
+// CPU reports, capped by the AIDB_SIMD environment variable if set.
 //
 // Every kernel keeps several independent accumulators so the loop is bound by
 // loads, not by the latency of one add chain. Tails use masked loads (AVX-512)
@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -394,10 +396,7 @@ bool CpuHasAvx512() {
 
 #endif  // AIDB_X86
 
-KernelImpl Pick() {
-  std::vector<KernelImpl> all = SupportedKernels();
-  return all.back();
-}
+KernelImpl Pick() { return KernelsForLevel(std::getenv(kKernelLevelEnv)); }
 
 const KernelImpl& Picked() {
   static const KernelImpl k = Pick();
@@ -417,6 +416,23 @@ std::vector<KernelImpl> SupportedKernels() {
     v.push_back({"avx512", &DotAvx512, &L2Avx512, &L2BoundedAvx512, &SqL2Avx512, &SqDotAvx512});
 #endif
   return v;
+}
+
+static int KernelRank(std::string_view name) {
+  if (name == "portable" || name == "scalar") return 0;
+  if (name == "avx2") return 1;
+  if (name == "avx512") return 2;
+  return -1;
+}
+
+KernelImpl KernelsForLevel(const char* level) {
+  std::vector<KernelImpl> all = SupportedKernels();
+  int want = level == nullptr ? -1 : KernelRank(level);
+  if (want < 0) return all.back();  // unset, "auto" or unknown: the fastest
+  KernelImpl best = all.front();
+  for (const KernelImpl& k : all)
+    if (KernelRank(k.name) <= want) best = k;
+  return best;
 }
 
 Kernel Dot() { return Picked().dot; }

@@ -60,6 +60,16 @@ struct KernelImpl {
 // Every implementation this CPU supports, portable first, fastest last.
 std::vector<KernelImpl> SupportedKernels();
 
+// The environment variable that caps the kernel level the process uses, read
+// once at the first distance computation: "scalar" (or "portable"), "avx2",
+// "avx512"; unset, empty, "auto" or anything else: the fastest the CPU
+// supports. A level the CPU lacks gives the best one below it. For comparing
+// kernel levels on one machine (bench/ann) and for ruling out a kernel.
+inline constexpr const char* kKernelLevelEnv = "AIDB_SIMD";
+// The implementation a process with AIDB_SIMD=level uses on this CPU (level
+// null: unset).
+KernelImpl KernelsForLevel(const char* level);
+
 // Asks the CPU to start loading the first `bytes` bytes at p (no-op where not
 // supported). For graph walks: fetch a neighbour's vector before scoring it.
 inline void Prefetch(const void* p, size_t bytes) {

@@ -208,14 +208,15 @@ void HnswIndex::PrepareVector(const float* in, float* out) const {
 float HnswIndex::Score(float d) const { return l2_ ? distance::ScoreFromL2Squared(d) : -d; }
 
 size_t HnswIndex::UpperBytes(int level) const {
-  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 1)) * sizeof(uint32_t);
+  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 2)) * sizeof(uint32_t);
 }
 
 uint32_t* HnswIndex::NewUpper(int level) {
-  size_t n = 1 + static_cast<size_t>(level) * (m_ + 1);
+  size_t n = 1 + static_cast<size_t>(level) * (m_ + 2);  // lists, then in-degrees
   uint32_t* up = new (std::nothrow) uint32_t[n]();
   if (up == nullptr) return nullptr;
   up[0] = static_cast<uint32_t>(level);
+  std::fill(up + 1 + static_cast<size_t>(level) * (m_ + 1), up + n, kNoSlot);  // parents
   upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
   return up;
 }
@@ -262,6 +263,82 @@ void HnswIndex::LockNode(uint32_t s) const {
 
 void HnswIndex::UnlockNode(uint32_t s) const { MetaOf(s).lock.store(0, std::memory_order_release); }
 
+std::atomic_ref<uint32_t> HnswIndex::Parent(uint32_t s, int level) const {
+  Chunk* ch = ChunkOf(s);
+  if (level == 0) return std::atomic_ref<uint32_t>(ch->meta[s & chunk_mask_].parent0);
+  uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
+  return std::atomic_ref<uint32_t>(up[1 + static_cast<size_t>(up[0]) * (m_ + 1) + (level - 1)]);
+}
+
+void HnswIndex::CommitLinks(uint32_t s, int level, const uint32_t* chosen, uint32_t n) {
+  uint32_t old[2 * kMaxM], ids[2 * kMaxM];
+  const uint32_t nold = ReadLinks(s, level, old);
+  auto has = [](const uint32_t* a, uint32_t na, uint32_t x) {
+    return std::find(a, a + na, x) != a + na;
+  };
+  std::copy(chosen, chosen + n, ids);
+  const uint32_t max_deg = MaxDegree(level);
+  uint32_t j = n;  // chosen entries at >= j are settled
+  for (uint32_t i = 0; i < nold; ++i) {
+    const uint32_t x = old[i];
+    if (Parent(x, level).load(std::memory_order_relaxed) != s || has(ids, n, x)) continue;
+    if (n < max_deg) {
+      ids[n++] = x;
+      continue;
+    }
+    // At most nold <= max_deg children: a non-child is always there.
+    while (j > 0) {
+      --j;
+      if (Parent(ids[j], level).load(std::memory_order_relaxed) != s) {
+        ids[j] = x;
+        break;
+      }
+    }
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    if (has(old, nold, ids[i])) continue;
+    uint32_t none = kNoSlot;
+    Parent(ids[i], level).compare_exchange_strong(none, s, std::memory_order_relaxed);
+  }
+  WriteLinks(s, level, ids, n);
+}
+
+bool HnswIndex::ForceLink(uint32_t n, uint32_t s, int level) {
+  uint32_t buf[2 * kMaxM];
+  const uint32_t max_deg = MaxDegree(level);
+  LockNode(n);
+  uint32_t cnt = ReadLinks(n, level, buf);
+  bool ok = true;
+  if (std::find(buf, buf + cnt, s) != buf + cnt) {
+    Parent(s, level).store(n, std::memory_order_relaxed);
+  } else if (cnt < max_deg) {
+    buf[cnt] = s;
+    Parent(s, level).store(n, std::memory_order_relaxed);
+    WriteLinks(n, level, buf, cnt + 1);
+  } else {
+    // In place of the farthest neighbour that is not a child of n.
+    const float* v = Vec(n);
+    float worst = -std::numeric_limits<float>::infinity();
+    uint32_t at = kNoSlot;
+    for (uint32_t i = 0; i < cnt; ++i) {
+      if (Parent(buf[i], level).load(std::memory_order_relaxed) == n) continue;
+      float d = Dist(v, Vec(buf[i]));
+      if (d > worst) {
+        worst = d;
+        at = i;
+      }
+    }
+    ok = at != kNoSlot;
+    if (ok) {
+      buf[at] = s;
+      Parent(s, level).store(n, std::memory_order_relaxed);
+      WriteLinks(n, level, buf, cnt);
+    }
+  }
+  UnlockNode(n);
+  return ok;
+}
+
 uint8_t HnswIndex::StateOf(uint32_t s) const {
   return MetaOf(s).state.load(std::memory_order_acquire);
 }
@@ -273,17 +350,21 @@ int HnswIndex::LevelOf(uint32_t s) const {
 
 // ---- search primitives -------------------------------------------------------
 
-uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const {
+template <class DistFn, class PrefetchFn>
+uint32_t HnswIndex::DescendT(DistFn dist, PrefetchFn prefetch, uint32_t ep, int from_level,
+                             int to_level) const {
   uint32_t cur = ep;
-  float cur_d = Dist(q, Vec(cur));
+  float cur_d = dist(cur, std::numeric_limits<float>::infinity());
   uint32_t buf[kMaxM];
   for (int lev = from_level; lev > to_level; --lev) {
     bool changed = true;
     while (changed) {
       changed = false;
       uint32_t n = ReadLinks(cur, lev, buf);
+      if (n != 0) prefetch(buf[0]);
       for (uint32_t i = 0; i < n; ++i) {
-        float d = DistBounded(q, Vec(buf[i]), cur_d);
+        if (i + 1 < n) prefetch(buf[i + 1]);
+        float d = dist(buf[i], cur_d);
         if (d < cur_d) {
           cur_d = d;
           cur = buf[i];
@@ -293,6 +374,11 @@ uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, i
     }
   }
   return cur;
+}
+
+uint32_t HnswIndex::GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const {
+  return DescendT([&](uint32_t s, float bound) { return DistBounded(q, Vec(s), bound); },
+                  [&](uint32_t s) { distance::Prefetch(Vec(s), 64); }, ep, from_level, to_level);
 }
 
 void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, int level,
@@ -308,8 +394,14 @@ template <bool kSq, class Q>
 void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int level,
                              const SlotFilter* filter, uint32_t exclude) const {
   ctx.Reset(SlotLimit());
+  // Without tombstones every linked node is live (free slots have no
+  // in-links; a new node is live before it is linked): the state, a cold
+  // cache line of a separate array, need not be read. A point removed while
+  // this walk runs may still be returned, as if the search ran first.
+  const bool check_state = deleted_.load(std::memory_order_acquire) != 0;
   auto accept = [&](uint32_t id) {
-    return id != exclude && StateOf(id) == kLive && (filter == nullptr || filter->Allowed(id));
+    return id != exclude && (!check_state || StateOf(id) == kLive) &&
+           (filter == nullptr || filter->Allowed(id));
   };
   auto dist = [&](uint32_t id, bool bounded, float bound) {
     if constexpr (kSq) {
@@ -318,7 +410,15 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
       return bounded ? DistBounded(q, Vec(id), bound) : Dist(q, Vec(id));
     }
   };
-  const size_t prefetch = kSq ? stride_ : prefetch_bytes_;
+  // What scoring a candidate reads: its codes (the links are read only if it
+  // is expanded later), or the links and the head of its float vector.
+  auto prefetch = [&](uint32_t id) {
+    if constexpr (kSq) {
+      distance::Prefetch(Codes(id), dim_);
+    } else {
+      distance::Prefetch(Node(id), prefetch_bytes_);
+    }
+  };
   std::vector<Cand>& cand = ctx.cand;
   std::vector<Cand>& res = ctx.res;
   ctx.Visit(ep);
@@ -343,9 +443,9 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
       return;
     }
     ctx.visit_budget -= k;
-    distance::Prefetch(Node(buf[0]), prefetch);
+    prefetch(buf[0]);
     for (uint32_t i = 0; i < k; ++i) {
-      if (i + 1 < k) distance::Prefetch(Node(buf[i + 1]), prefetch);
+      if (i + 1 < k) prefetch(buf[i + 1]);
       uint32_t id = buf[i];
       bool full = res.size() >= ef;
       float d = dist(id, full, worst);
@@ -437,7 +537,7 @@ void HnswIndex::AddReverseLink(uint32_t n, uint32_t s, int level) {
   }
   if (cnt < max_deg) {
     buf[cnt] = s;
-    WriteLinks(n, level, buf, cnt + 1);
+    CommitLinks(n, level, buf, cnt + 1);
   } else {
     std::vector<Cand> cands;
     cands.reserve(cnt + 1);
@@ -448,7 +548,7 @@ void HnswIndex::AddReverseLink(uint32_t n, uint32_t s, int level) {
     SelectNeighbors(&cands, max_deg);
     uint32_t k = 0;
     for (const Cand& c : cands) buf[k++] = c.id;
-    WriteLinks(n, level, buf, k);
+    CommitLinks(n, level, buf, k);
   }
   UnlockNode(n);
 }
@@ -468,7 +568,9 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
   const int from = std::min(level, top);
   std::vector<uint32_t> chosen(static_cast<size_t>(from + 1) * m_);
   std::vector<uint32_t> count(static_cast<size_t>(from + 1), 0);
+  std::vector<uint32_t> start(static_cast<size_t>(from + 1), kNoSlot);  // search start per level
   for (int lev = from; lev >= 0; --lev) {
+    start[lev] = ep;
     SearchLayer(ctx, q, ep, ef_construction_, lev, nullptr, s);
     std::vector<Cand>& cands = ctx.scratch;
     cands.assign(ctx.res.begin(), ctx.res.end());
@@ -482,12 +584,37 @@ void HnswIndex::LinkLevels(uint32_t s, int level, uint32_t ep, int top) {
   LockNode(s);
   for (int lev = from; lev >= 0; --lev) {
     if (count[lev] != 0)
-      WriteLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
+      CommitLinks(s, lev, chosen.data() + static_cast<size_t>(lev) * m_, count[lev]);
   }
   UnlockNode(s);
   for (int lev = from; lev >= 0; --lev) {
     const uint32_t* ids = chosen.data() + static_cast<size_t>(lev) * m_;
     for (uint32_t i = 0; i < count[lev]; ++i) AddReverseLink(ids[i], s, lev);
+    // Every neighbour's selection may have pruned s away again: then s has
+    // no way in. Make the nearest neighbour that can take it link to s.
+    for (uint32_t i = 0; i < count[lev] && Parent(s, lev).load() == kNoSlot; ++i)
+      ForceLink(ids[i], s, lev);
+    // All of them may be full of their own children (a near-duplicate keeps
+    // the selection at one neighbour), or the search found no live node on
+    // this level (all tombstones): try the nodes they link to and the node
+    // the search started from, nearest region first.
+    if (Parent(s, lev).load() == kNoSlot) {
+      std::vector<uint32_t> tried(ids, ids + count[lev]);
+      if (start[lev] != s && std::find(tried.begin(), tried.end(), start[lev]) == tried.end()) {
+        tried.push_back(start[lev]);
+        ForceLink(start[lev], s, lev);
+      }
+      uint32_t nb[2 * kMaxM];
+      for (size_t t = 0; t < tried.size() && tried.size() < 1024; ++t) {
+        uint32_t nn = ReadLinks(tried[t], lev, nb);
+        for (uint32_t i = 0; i < nn && Parent(s, lev).load() == kNoSlot; ++i) {
+          if (nb[i] == s || std::find(tried.begin(), tried.end(), nb[i]) != tried.end()) continue;
+          tried.push_back(nb[i]);
+          ForceLink(nb[i], s, lev);
+        }
+        if (Parent(s, lev).load() != kNoSlot) break;
+      }
+    }
   }
 }
 
@@ -498,13 +625,20 @@ void HnswIndex::Insert(uint32_t s, int level) {
     lk.lock();
     e = entry_.load(std::memory_order_acquire);
     if (e == kNoEntry) {
+      for (int lev = 0; lev <= level; ++lev) Parent(s, lev).store(s);
       entry_.store(PackEntry(s, level), std::memory_order_release);
       return;
     }
     if (level <= EntryLevel(e)) lk.unlock();
   }
   LinkLevels(s, level, EntrySlot(e), EntryLevel(e));
-  if (lk.owns_lock()) entry_.store(PackEntry(s, level), std::memory_order_release);
+  if (lk.owns_lock()) {
+    // s becomes the root of every level's tree: the old root hangs below it.
+    const uint32_t old = EntrySlot(e);
+    for (int lev = 0; lev <= EntryLevel(e); ++lev) ForceLink(s, old, lev);
+    for (int lev = 0; lev <= level; ++lev) Parent(s, lev).store(s);
+    entry_.store(PackEntry(s, level), std::memory_order_release);
+  }
 }
 
 // ---- mutations -----------------------------------------------------------------
@@ -513,6 +647,7 @@ Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   int level = RandomLevel();
   Meta& h = MetaOf(s);
   h.count0.store(0, std::memory_order_relaxed);
+  Parent(s, 0).store(kNoSlot, std::memory_order_relaxed);
   uint32_t* up = nullptr;
   if (level > 0) {
     up = NewUpper(level);
@@ -654,6 +789,88 @@ uint32_t HnswIndex::Degree0(uint32_t slot) const {
   return MetaOf(slot).count0.load(std::memory_order_acquire);
 }
 
+void HnswIndex::MarkReachable(int level, std::vector<uint8_t>* reach) const {
+  const_cast<HnswIndex*>(this)->MarkReachable(level, reach, false);
+}
+
+void HnswIndex::MarkReachable(int level, std::vector<uint8_t>* reach, bool set_parents) {
+  const uint32_t limit = SlotLimit();
+  reach->assign(limit, 0);
+  uint64_t e = entry_.load(std::memory_order_acquire);
+  if (e == kNoEntry || EntryLevel(e) < level) return;
+  std::vector<uint32_t> queue{EntrySlot(e)};
+  (*reach)[EntrySlot(e)] = 1;
+  uint32_t buf[2 * kMaxM];
+  for (size_t qi = 0; qi < queue.size(); ++qi) {
+    uint32_t n = ReadLinks(queue[qi], level, buf);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t x = buf[i];
+      if (x >= limit || (*reach)[x] || StateOf(x) == kFree) continue;
+      (*reach)[x] = 1;
+      if (set_parents) Parent(x, level).store(queue[qi]);
+      queue.push_back(x);
+    }
+  }
+}
+
+std::vector<uint32_t> HnswIndex::UnreachableSlots() const {
+  std::shared_lock<RwLock> g(struct_mu_);
+  const uint32_t limit = SlotLimit();
+  std::vector<uint8_t> bad(limit, 0), reach;
+  for (int lev = MaxLevel(); lev >= 0; --lev) {
+    MarkReachable(lev, &reach);
+    for (uint32_t s = 0; s < limit; ++s)
+      if (!reach[s] && StateOf(s) == kLive && LevelOf(s) >= lev) bad[s] = 1;
+  }
+  std::vector<uint32_t> out;
+  for (uint32_t s = 0; s < limit; ++s)
+    if (bad[s]) out.push_back(s);
+  return out;
+}
+
+void HnswIndex::RebuildTreeLocked() {
+  uint64_t e = entry_.load();
+  if (e == kNoEntry) return;
+  const uint32_t limit = SlotLimit();
+  const uint32_t root = EntrySlot(e);
+  Ctx& ctx = ThreadCtx();
+  std::vector<uint8_t> reach;
+  uint32_t buf[2 * kMaxM];
+  for (int lev = EntryLevel(e); lev >= 0; --lev) {
+    for (uint32_t s = 0; s < limit; ++s)
+      if (StateOf(s) != kFree && LevelOf(s) >= lev) Parent(s, lev).store(kNoSlot);
+    Parent(root, lev).store(root);
+    MarkReachable(lev, &reach, /*set_parents=*/true);
+    for (uint32_t u = 0; u < limit; ++u) {
+      if (reach[u] || StateOf(u) != kLive || LevelOf(u) < lev) continue;
+      // Cut off (by Compact's relinking, or in an older snapshot): link it
+      // from the nearest reachable node that can take it, else the root.
+      SearchLayer(ctx, Vec(u), root, ef_construction_, lev, nullptr, u);
+      std::vector<Cand> cands;
+      for (const Cand& c : ctx.res)
+        if (reach[c.id]) cands.push_back(c);
+      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.d < b.d; });
+      cands.push_back({0.f, root});
+      bool linked = false;
+      for (size_t i = 0; i < cands.size() && !linked; ++i) linked = ForceLink(cands[i].id, u, lev);
+      if (!linked) continue;
+      // u and what it leads to are in the tree now.
+      std::vector<uint32_t> queue{u};
+      reach[u] = 1;
+      for (size_t qi = 0; qi < queue.size(); ++qi) {
+        uint32_t n = ReadLinks(queue[qi], lev, buf);
+        for (uint32_t i = 0; i < n; ++i) {
+          uint32_t x = buf[i];
+          if (reach[x] || StateOf(x) == kFree) continue;
+          reach[x] = 1;
+          Parent(x, lev).store(queue[qi]);
+          queue.push_back(x);
+        }
+      }
+    }
+  }
+}
+
 size_t HnswIndex::MemoryBytes() const {
   // Node blocks count for the slots handed out (untouched pages of the last
   // chunk cost nothing); per-node metadata and upper pointers per chunk.
@@ -731,18 +948,40 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
     if (e == kNoEntry) {
       exact = true;
     } else {
-      uint32_t ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
+      const bool sq = sq_ready_.load(std::memory_order_acquire);
+      uint32_t ep;
+      if (sq) {
+        // Descend with the 8-bit codes too: they sit in the node blocks (the
+        // float vectors of the upper-level nodes would be one more cold
+        // array to read).
+        ctx.sq_query.resize(dim_);
+        sq_.PrepareQuery(q, ctx.sq_query.data());
+        const int16_t* sq_q = ctx.sq_query.data();
+        ep = DescendT([&](uint32_t s, float) { return sq_.Dist(sq_q, Codes(s)); },
+                      [&](uint32_t s) { distance::Prefetch(Node(s), stride_); }, EntrySlot(e),
+                      EntryLevel(e), 0);
+      } else {
+        ep = GreedyDescend(q, EntrySlot(e), EntryLevel(e), 0);
+      }
       const uint32_t ef = EffectiveEf(params.k, params.ef);
       // Nonblocking: a walk that strays far beyond what ef predicts (a graph
       // mostly of tombstones, a filter few points pass) is cut short.
       ctx.visit_budget = params.nonblocking ? size_t{kNonblockingVisitsPerEf} * ef : SIZE_MAX;
       ctx.over_budget = false;
-      if (sq_ready_.load(std::memory_order_acquire)) {
-        // Walk with the 8-bit codes, then re-rank the ef candidates exactly.
-        ctx.sq_query.resize(dim_);
-        sq_.PrepareQuery(q, ctx.sq_query.data());
+      if (sq) {
+        // Walk with the 8-bit codes, then re-rank the ef candidates exactly
+        // (the float vectors are a separate, mostly cold array: fetch a few
+        // ahead).
         SearchLayerT<true, int16_t>(ctx, ctx.sq_query.data(), ep, ef, 0, filter, kNoSlot);
-        for (Cand& c : ctx.res) c.d = Dist(q, Vec(c.id));
+        std::vector<Cand>& res = ctx.res;
+        constexpr size_t kAhead = 4;
+        const size_t vbytes = sizeof(float) * dim_;
+        for (size_t i = 0; i < std::min(kAhead, res.size()); ++i)
+          distance::Prefetch(Vec(res[i].id), vbytes);
+        for (size_t i = 0; i < res.size(); ++i) {
+          if (i + kAhead < res.size()) distance::Prefetch(Vec(res[i + kAhead].id), vbytes);
+          res[i].d = Dist(q, Vec(res[i].id));
+        }
       } else {
         SearchLayerT<false, float>(ctx, q, ep, ef, 0, filter, kNoSlot);
       }

@@ -108,6 +108,11 @@ class HnswIndex final : public VectorIndex {
   uint32_t Degree0(uint32_t slot) const;
   // True once searches walk with 8-bit codes (HnswTuning::sq8).
   bool Quantized() const { return sq_ready_.load(std::memory_order_acquire); }
+  // Verification (tests, benchmarks): walks every level breadth-first from
+  // the entry point, through live nodes and tombstones as searches do, and
+  // returns the live slots some level of theirs cannot reach (ascending; empty
+  // when every live node can be found). O(nodes * degree).
+  std::vector<uint32_t> UnreachableSlots() const;
 
   // Whether a filtered search with `estimated_matches` (>= 0) matching slots
   // scans them exactly instead of walking the graph. A filtered walk keeps
@@ -128,6 +133,7 @@ class HnswIndex final : public VectorIndex {
     std::atomic<uint16_t> count0{0};  // level-0 degree
     std::atomic<uint8_t> state{kFree};
     std::atomic<uint8_t> lock{0};
+    uint32_t parent0 = 0xFFFFFFFFu;  // level-0 tree parent; through Parent() only
   };
   struct Chunk {
     // One mapping: (1 << chunk_shift_) node blocks of stride_ bytes, then, with
@@ -136,7 +142,8 @@ class HnswIndex final : public VectorIndex {
     char* vecs = nullptr;
     std::unique_ptr<Meta[]> meta;
     // Per node: [level, then levels 1..level as (1 + m_) uint32 each:
-    // count, ids...], or null for level-0 nodes.
+    // count, ids..., then levels 1..level tree parent each], or null for
+    // level-0 nodes.
     std::unique_ptr<std::atomic<uint32_t*>[]> upper;
   };
   struct Cand {
@@ -176,6 +183,34 @@ class HnswIndex final : public VectorIndex {
   void WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n);
   void LockNode(uint32_t s) const;
   void UnlockNode(uint32_t s) const;
+  // Reachability. On every level the links hold a spanning tree rooted at
+  // the entry point: each node records its parent, the node whose list gave
+  // it its first way in (set before that list is published), and a list never
+  // drops a child of its owner. Parents are older than their children, so the
+  // tree has no cycles and every node with a parent can be reached from the
+  // entry point, whatever the neighbour selection prunes (hnswlib's heuristic
+  // alone can drop every in-link of a node, or leave a group of nodes that
+  // only link to each other). Parent(s, level) is kNoSlot while s has no way
+  // in, s itself for the entry point. Compact and Load rebuild the tree.
+  std::atomic_ref<uint32_t> Parent(uint32_t s, int level) const;
+  // Replaces the list of (s, level) (caller holds s's lock) with ids[0..n),
+  // nearest first, as the neighbour selection chose it: a child of s that the
+  // selection dropped stays (appended while there is room, else in place of
+  // the farthest chosen entry that is not a child of s); new entries without
+  // a parent get s.
+  void CommitLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n);
+  // Makes n link to s on `level` and n the parent of s (appended, or in place
+  // of n's farthest neighbour that is not its child); false when every entry
+  // of n's full list is its child. Takes n's lock.
+  bool ForceLink(uint32_t n, uint32_t s, int level);
+  // Breadth-first reachability on `level` from the entry point through every
+  // non-free node; reach[slot] = 1 (reach sized SlotLimit()). With
+  // set_parents, also records the tree of the walk as the parents.
+  void MarkReachable(int level, std::vector<uint8_t>* reach, bool set_parents);
+  void MarkReachable(int level, std::vector<uint8_t>* reach) const;
+  // Rebuilds the parents from the links and links each unreachable live node
+  // from reachable nodes near it (Compact, Load; exclusive lock held).
+  void RebuildTreeLocked();
 
   float Dist(const float* a, const float* b) const {
     float r = kernel_(a, b, dim_);
@@ -205,6 +240,11 @@ class HnswIndex final : public VectorIndex {
   // Connects s on levels min(level, top)..0, starting the descent at ep/top.
   void LinkLevels(uint32_t s, int level, uint32_t ep, int top);
   uint32_t GreedyDescend(const float* q, uint32_t ep, int from_level, int to_level) const;
+  // GreedyDescend with any distance: dist(slot, bound) -> distance (may stop
+  // early above bound); prefetch(slot) asks for what dist will read.
+  template <class DistFn, class PrefetchFn>
+  uint32_t DescendT(DistFn dist, PrefetchFn prefetch, uint32_t ep, int from_level,
+                    int to_level) const;
   // Base-layer search (algorithm 2): leaves in ctx.res (a max-heap) up to ef
   // nearest live nodes of `level` reachable from ep that pass `filter` and are
   // not `exclude`. Every node, matching or not, is used for navigation.

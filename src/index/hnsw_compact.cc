@@ -93,6 +93,10 @@ Status HnswIndex::Compact() {
   for (uint32_t s = 0; s < limit; ++s)
     if (state[s] == kLive) ub += UpperBytes(LevelOf(s));
   upper_bytes_.store(ub);
+  // The relinking above used the selection heuristic alone, which can cut
+  // nodes off: rebuild the reachability tree and link back every live node
+  // the entry point no longer reaches.
+  RebuildTreeLocked();
   // Hand out low slots first.
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
   deleted_.store(0);

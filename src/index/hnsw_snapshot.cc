@@ -193,6 +193,7 @@ Status HnswIndex::LoadLocked(const SnapshotImage& image) {
     entry_.store(PackEntry(ep, top));
   }
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<uint32_t>());
+  RebuildTreeLocked();
   // The quantiser of the saved index (codes are derived from the vectors):
   // searches after the load walk exactly as before the save.
   if (sq8_ && graph.has_quantizer) {
