@@ -1047,7 +1047,8 @@ struct Router::Impl {
   // The high watermark of a partition, retrying transient errors (a new
   // topic's metadata propagating, a leader moving) within `timeout_ms`.
   rd_kafka_resp_err_t HighWatermark(const std::string& topic, int p, int64_t* hi, int timeout_ms) {
-    int64_t deadline = NowMs() + timeout_ms;
+    const int64_t start = NowMs();
+    int64_t deadline = start + timeout_ms;
     bool renew = false;
     for (;;) {
       int64_t lo = 0;
@@ -1070,9 +1071,14 @@ struct Router::Impl {
           err != RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH) {
         return err;
       }
-      renew = err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
-              err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
-              err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+      // A new topic's metadata normally reaches the client within a few
+      // retries; a client whose cached metadata still lacks the partition
+      // after a second (seen on a loaded machine right after a create) is
+      // replaced, so that a fresh one asks the brokers again.
+      const bool unknown = err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                           err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+      renew = !unknown || NowMs() - start >= 1000;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
