@@ -253,7 +253,7 @@ run_sanitized_daemon() {
     env=(ASAN_OPTIONS="detect_leaks=1 halt_on_error=0 log_path=$reports/aidbd"
          UBSAN_OPTIONS="print_stacktrace=1 log_path=$reports/aidbd")
   fi
-  env "${env[@]}" bash "$ROOT/tests/server/run.sh" "$dir" -q -p no:cacheprovider \
+  env "${env[@]}" AIDB_SANITIZER="$preset" bash "$ROOT/tests/server/run.sh" "$dir" -q -p no:cacheprovider \
     >"$WORK/$preset-daemon.log" 2>&1
   local rc=$?
   tail -3 "$WORK/$preset-daemon.log"
