@@ -1,10 +1,14 @@
 // aidbd: the AIDB HTTP daemon. See `aidbd --help` and docs/http-api.md.
 #include <aidb.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -62,7 +66,10 @@ wins over the variable.
   --shutdown-timeout-ms N   on SIGINT/SIGTERM, wait this long for in-flight
                             requests [AIDB_SHUTDOWN_TIMEOUT_MS] (default 30000)
   --max-connections N       open connections beyond this are closed at once
-                            [AIDB_MAX_CONNECTIONS] (default 4096)
+                            [AIDB_MAX_CONNECTIONS] (default 4096). aidbd
+                            raises its soft RLIMIT_NOFILE to fit them; when
+                            the hard limit is too low the default is lowered
+                            (with a warning) and an explicit value is refused
   --io-threads N            event loops serving connections, each on a thread
                             of its own; a new connection goes to the loop with
                             the fewest. Short searches run on these loops, all
@@ -115,6 +122,7 @@ struct Options {
   uint64_t replica_group = 0;
   uint64_t consistency_timeout_ms = 5000;
   uint64_t history_interval_ms = 10000;
+  bool max_connections_set = false;  // by the flag or AIDB_MAX_CONNECTIONS
 };
 
 [[noreturn]] void UsageError(const std::string& msg) {
@@ -144,8 +152,10 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--threads") o->threads = ParseUint(key, v);
   else if (key == "--io-threads")
     o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
-  else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
-  else if (key == "--kafka") o->kafka = v;
+  else if (key == "--max-connections") {
+    o->limits.max_connections = ParseUint(key, v);
+    o->max_connections_set = true;
+  } else if (key == "--kafka") o->kafka = v;
   else if (key == "--node-id") o->node_id = v;
   else if (key == "--advertise") o->advertise = v;
   else if (key == "--replica-group") o->replica_group = ParseUint(key, v);
@@ -227,6 +237,95 @@ bool SplitHostPort(const std::string& s, std::string* host, int* port) {
   }
   *port = std::atoi(p.c_str());
   return *port <= 65535;
+}
+
+// File descriptors open in this process now, or -1 without /proc.
+long CountOpenFds() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  long n = 0;
+  while (const struct dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n - 1;  // the listing's own
+}
+
+// What aidbd keeps open besides its connections: whatever is open once the
+// database is (a WAL per collection, libuv's own), plus per event loop its
+// epoll and wake-up descriptors, plus a reserve for the listener, the
+// accept's short-lived duplicate, collections created later, snapshots being
+// written or read, and (cluster mode) the Kafka client's sockets and pipes.
+constexpr uint64_t kFdReserve = 128;
+constexpr uint64_t kFdPerLoop = 4;
+constexpr uint64_t kFdCluster = 128;
+// Below this many connections aidbd refuses to start rather than serve.
+constexpr uint64_t kMinConnections = 16;
+
+uint64_t RlimValue(rlim_t v) { return v == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(v); }
+
+// Makes --max-connections fit RLIMIT_NOFILE (docs/operations.md, "File
+// descriptors"): raises the soft limit toward the hard limit to cover the
+// connections and the reserve. When the hard limit is too low, a default
+// max_connections is lowered to what fits (with a warning) and an explicit
+// one makes aidbd refuse to start (returns false): past the limit accept()
+// fails with EMFILE and clients are dropped without an answer.
+bool FitFdLimit(Options* o, unsigned io_threads, bool cluster) {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    Log(LogLevel::kWarn, "fd_limit_unknown", KV().Add("error", std::strerror(errno)));
+    return true;
+  }
+  long open_now = CountOpenFds();
+  uint64_t reserve = static_cast<uint64_t>(open_now < 0 ? 64 : open_now) + kFdReserve +
+                     kFdPerLoop * (io_threads + 1ull) + (cluster ? kFdCluster : 0);
+  uint64_t wanted = o->limits.max_connections;
+  uint64_t need = wanted > UINT64_MAX - reserve ? UINT64_MAX : wanted + reserve;
+  uint64_t soft_before = RlimValue(rl.rlim_cur);
+  uint64_t hard = RlimValue(rl.rlim_max);
+  uint64_t soft = soft_before;
+  if (soft < need) {
+    struct rlimit raised = rl;
+    raised.rlim_cur = static_cast<rlim_t>(std::min(need, hard));
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      soft = RlimValue(raised.rlim_cur);
+    } else {
+      Log(LogLevel::kWarn, "fd_limit_raise_failed",
+          KV().Add("soft_limit", static_cast<unsigned long long>(soft_before))
+              .Add("wanted", static_cast<unsigned long long>(raised.rlim_cur))
+              .Add("error", std::strerror(errno)));
+    }
+  }
+  KV kv;
+  kv.Add("soft_limit_was", static_cast<unsigned long long>(soft_before))
+      .Add("soft_limit", static_cast<unsigned long long>(soft))
+      .Add("hard_limit", static_cast<unsigned long long>(hard))
+      .Add("open", static_cast<long long>(open_now))
+      .Add("reserve", static_cast<unsigned long long>(reserve));
+  if (soft >= need) {
+    Log(LogLevel::kDebug, "fd_limit",
+        kv.Add("max_connections", static_cast<unsigned long long>(wanted)));
+    return true;
+  }
+  uint64_t fit = soft > reserve ? soft - reserve : 0;
+  kv.Add("max_connections_requested", static_cast<unsigned long long>(wanted))
+      .Add("max_connections_possible", static_cast<unsigned long long>(fit))
+      .Add("needed", static_cast<unsigned long long>(need));
+  if (o->max_connections_set || fit < kMinConnections) {
+    Log(LogLevel::kError, "fd_limit_too_low",
+        kv.Add("hint", o->max_connections_set
+                           ? "lower --max-connections or raise the hard RLIMIT_NOFILE (ulimit -Hn, "
+                             "systemd LimitNOFILE=)"
+                           : "raise the hard RLIMIT_NOFILE (ulimit -Hn, systemd LimitNOFILE=)"));
+    return false;
+  }
+  o->limits.max_connections = fit;
+  Log(LogLevel::kWarn, "fd_limit_low",
+      kv.Add("max_connections", static_cast<unsigned long long>(fit))
+          .Add("hint",
+               "max_connections lowered to fit; raise the hard RLIMIT_NOFILE (ulimit -Hn, "
+               "systemd LimitNOFILE=) to serve more"));
+  return true;
 }
 
 struct Daemon {
@@ -346,6 +445,10 @@ int main(int argc, char** argv) {
   }
   Log(LogLevel::kInfo, "opened",
       KV().Add("dir", db_dir).Add("seconds", static_cast<double>(NowUnixNs() - t0) / 1e9));
+  if (!FitFdLimit(&o, io_threads, cluster)) {
+    aidb_db_close(db);
+    return 1;
+  }
 
   Daemon d;
   int rc = uv_loop_init(&d.loop);

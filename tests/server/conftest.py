@@ -35,9 +35,11 @@ class Response:
 class Daemon:
     """One aidbd process. Its stderr is collected line by line."""
 
-    def __init__(self, data_dir, *extra, env=None):
+    def __init__(self, data_dir, *extra, env=None, wrap=()):
         self.data_dir = str(data_dir)
-        self.args = [AIDBD, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *extra]
+        # `wrap`: a command that runs aidbd, e.g. ("prlimit", "--nofile=256:256").
+        self.args = [*wrap, AIDBD, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
+                     *extra]
         full_env = dict(os.environ)
         full_env.pop("AIDB_API_KEY", None)
         if env:
@@ -138,11 +140,11 @@ class Daemon:
 
 @pytest.fixture
 def start_daemon(tmp_path):
-    """Factory: start_daemon(*flags, data_dir=None, env=None) -> Daemon."""
+    """Factory: start_daemon(*flags, data_dir=None, env=None, wrap=()) -> Daemon."""
     started = []
 
-    def start(*extra, data_dir=None, env=None):
-        d = Daemon(data_dir or (tmp_path / "data"), *extra, env=env)
+    def start(*extra, data_dir=None, env=None, wrap=()):
+        d = Daemon(data_dir or (tmp_path / "data"), *extra, env=env, wrap=wrap)
         started.append(d)
         return d
 
