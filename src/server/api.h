@@ -88,7 +88,8 @@ class Api : public Handler {
   void SampleAllHistory();
 
   // A path from a request, resolved against the data dir and confined to it
-  // (no "..", no symlink escape, not inside a collection's own folder).
+  // (no "..", no symlinks, not inside a collection's own folder); opening it is
+  // confined again (confined.h).
   std::string ConfinePath(const std::string& user_path, bool must_exist) const;
 
   aidb_db* db_;

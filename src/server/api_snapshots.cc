@@ -1,5 +1,8 @@
 // Snapshot routes (take, list, restore; paths confined to the data dir) and
 // the WAL change feed (NDJSON, streamed).
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -10,6 +13,7 @@
 #include <string_view>
 
 #include "api.h"
+#include "confined.h"
 #include "render.h"
 
 namespace aidbd {
@@ -115,33 +119,121 @@ std::string Api::ConfinePath(const std::string& user_path, bool must_exist) cons
       Fail(400, "snapshot paths are at most " + std::to_string(kMaxPathDepth) + " folders deep");
     }
   }
+  // Symlinks are refused anywhere on the path. This early look gives a clear
+  // answer before any work; the opens (OpenConfined*) refuse them again, as
+  // part of the open itself, for a symlink swapped in after this check.
   std::error_code ec;
-  // Symlinks must not lead out of the data dir either.
-  fs::path real = fs::weakly_canonical(p, ec);
-  if (ec) Fail(400, "cannot resolve path '" + user_path + "': " + ec.message());
-  fs::path real_rel = real.lexically_relative(root);
-  if (real_rel.empty() || *real_rel.begin() == "..") {
-    Fail(400, "snapshot paths must stay inside the data directory");
+  fs::path walk = root;
+  for (const auto& part : rel) {
+    walk /= part;
+    auto st = fs::symlink_status(walk, ec);
+    if (ec || st.type() == fs::file_type::not_found) break;
+    if (st.type() == fs::file_type::symlink) {
+      Fail(400, "snapshot paths must not contain symlinks ('" +
+                    walk.lexically_relative(root).string() + "' is one)");
+    }
   }
-  if (must_exist) {
-    if (!fs::is_regular_file(real, ec)) Fail(404, "snapshot '" + user_path + "' not found");
-    return real.string();
-  }
+  if (must_exist) return p.string();
   // Never write into a collection's own folder (its WAL, MANIFEST, config).
   int managed = 0;
   ErrMsg err;
-  Check(aidb_db_path_is_managed(config_.data_dir.c_str(), real.c_str(), &managed, err.out()), err);
+  Check(aidb_db_path_is_managed(config_.data_dir.c_str(), p.c_str(), &managed, err.out()), err);
   if (managed) Fail(400, "snapshot paths must not point into a collection's folder");
-  if (fs::is_directory(real, ec)) Fail(400, "'path' names a directory");
-  return real.string();
+  if (fs::is_directory(fs::symlink_status(p, ec))) Fail(400, "'path' names a directory");
+  return p.string();
 }
+
+namespace {
+
+// The data directory, opened to resolve confined paths from.
+UniqueFd OpenRoot(const std::string& data_dir) {
+  UniqueFd root(::open(data_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) {
+    Fail(500, "cannot open the data directory '" + data_dir + "': " + std::strerror(errno));
+  }
+  return root;
+}
+
+int ConfinedStatus(int neg_errno) {
+  switch (-neg_errno) {
+    case ENOENT: return 404;
+    case ELOOP:
+    case EXDEV:
+    case ENOTDIR: return 400;
+    default: return 500;
+  }
+}
+
+// `abs` (checked by ConfinePath) relative to the data dir.
+std::string RelativeTo(const std::string& data_dir, const std::string& abs) {
+  return fs::path(abs).lexically_relative(fs::path(data_dir)).string();
+}
+
+// Opens the snapshot file `abs` for reading, below the data dir with no
+// symlink on the way: 404 if missing or not a regular file, 400 for a symlink.
+UniqueFd OpenConfinedFile(const std::string& data_dir, const std::string& abs,
+                          const std::string& user_path) {
+  UniqueFd root = OpenRoot(data_dir);
+  UniqueFd f(OpenBeneath(root.get(), RelativeTo(data_dir, abs), O_RDONLY | O_NOCTTY | O_NONBLOCK));
+  if (!f.valid()) {
+    if (f.get() == -ENOENT || f.get() == -ENOTDIR) {
+      Fail(404, "snapshot '" + user_path + "' not found");
+    }
+    Fail(ConfinedStatus(f.get()),
+         "cannot open snapshot '" + user_path + "': " + ConfinedError(f.get()));
+  }
+  struct stat st;
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    Fail(404, "snapshot '" + user_path + "' not found");
+  }
+  return f;
+}
+
+// Opens (making missing folders) the folder `abs` is to be written in, below
+// the data dir with no symlink on the way; the file itself must not be a
+// directory or a symlink.
+UniqueFd OpenConfinedParent(const std::string& data_dir, const std::string& abs,
+                            const std::string& user_path) {
+  UniqueFd root = OpenRoot(data_dir);
+  fs::path rel = RelativeTo(data_dir, abs);
+  std::string failed_at;
+  UniqueFd dir(OpenDirsBeneath(root.get(), rel.parent_path().string(), true, &failed_at));
+  if (!dir.valid()) {
+    Fail(ConfinedStatus(dir.get()) == 404 ? 500 : ConfinedStatus(dir.get()),
+         "cannot open the folder of '" + user_path + "' at '" + failed_at +
+             "': " + ConfinedError(dir.get()));
+  }
+  struct stat st;
+  if (::fstatat(dir.get(), rel.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISDIR(st.st_mode)) Fail(400, "'path' names a directory");
+    if (S_ISLNK(st.st_mode)) {
+      Fail(400, "cannot write '" + user_path + "': " + ConfinedError(-ELOOP));
+    }
+  }
+  return dir;
+}
+
+// The library's message with the descriptor path it was given put back to
+// the path the client named.
+void CheckVia(int status, const ErrMsg& err, const std::string& via, const std::string& real) {
+  if (status == AIDB_OK) return;
+  std::string msg = err.str(status);
+  for (size_t at = msg.find(via); at != std::string::npos; at = msg.find(via, at + real.size())) {
+    msg.replace(at, via.size(), real);
+  }
+  Fail(HttpStatusFor(status), msg);
+}
+
+}  // namespace
 
 void Api::Snapshot(HttpRequest* req, HttpResponse* resp) {
   const std::string& name = req->params[0];
   element body = ParseBody(req, true);
   std::string target;
+  std::string user_target;
   if (auto p = Field(body, "path"); p && !p->is_null()) {
-    target = ConfinePath(ToString(*p, "path"), false);
+    user_target = ToString(*p, "path");
+    target = ConfinePath(user_target, false);
   }
   auto c = handles_.Get(name);
   char* path_out = nullptr;
@@ -154,10 +246,20 @@ void Api::Snapshot(HttpRequest* req, HttpResponse* resp) {
   if (target.empty()) {
     Check(aidb_snapshot_verify(snap.c_str(), &info, err.out()), err);
   } else {
-    // A checked, durable copy (parent folders created): the library's job.
-    Check(aidb_snapshot_export(snap.c_str(), target.c_str(), &info, err.out()), err);
+    // A checked, durable copy: the library's job, in the folder opened here
+    // (missing parents made) and reached through its descriptor, so that a
+    // symlink swapped in on the way after the checks cannot redirect it.
+    UniqueFd dir = OpenConfinedParent(config_.data_dir, target, user_target);
+    std::string via = FdPath(dir.get());
+    std::string dest = via + "/" + fs::path(target).filename().string();
+    CheckVia(aidb_snapshot_export(snap.c_str(), dest.c_str(), &info, err.out()), err, via,
+             fs::path(target).parent_path().string());
   }
   Json j = SnapshotJson(info);
+  if (!target.empty()) {
+    j["path"] = target;
+    j["file"] = fs::path(target).filename().string();
+  }
   j["collection"] = name;
   j["snapshot"] = fs::path(snap).filename().string();
   if (!target.empty()) j["copied_to"] = target;
@@ -211,7 +313,11 @@ void Api::Restore(HttpRequest* req, HttpResponse* resp) {
   if (managed && path.compare(0, own.size(), own) != 0) {
     Fail(400, "snapshot '" + snap + "' lies in another collection's folder");
   }
-  Check(aidb_db_restore(db_, name.c_str(), path.c_str(), err.out()), err);
+  // Read through the descriptor opened here: a symlink swapped in after the
+  // checks cannot lead the library elsewhere.
+  UniqueFd file = OpenConfinedFile(config_.data_dir, path, snap);
+  std::string via = FdPath(file.get());
+  CheckVia(aidb_db_restore(db_, name.c_str(), via.c_str(), err.out()), err, via, path);
   handles_.Forget(name);
   auto c = handles_.Get(name);
   Json j = CollectionJson(c->handle);

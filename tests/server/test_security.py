@@ -379,6 +379,49 @@ def test_symlinked_file_to_outside_is_neither_written_nor_read(snapd):
     assert d.get("/collections/docs").json()["len"] == 3
 
 
+def test_symlinks_inside_the_data_dir_are_refused_too(snapd):
+    # Snapshot paths are opened with openat2(RESOLVE_BENEATH |
+    # RESOLVE_NO_SYMLINKS) relative to the data dir (src/server/confined.h):
+    # the open itself refuses any symlink on the way, so one swapped in after
+    # the checks cannot lead out. Hence also a link that stays inside.
+    d = snapd
+    assert snapshot(d, "real/a.snap").status == 200
+    os.symlink(os.path.join(d.data_dir, "real"), os.path.join(d.data_dir, "alias"))
+    os.mkdir(os.path.join(d.data_dir, "links"))
+    os.symlink(os.path.join(d.data_dir, "real", "a.snap"),
+               os.path.join(d.data_dir, "links", "b.snap"))
+    for p in ("alias/c.snap", "links/b.snap", "alias/deeper/c.snap"):
+        r = snapshot(d, p)
+        assert r.status == 400 and "symlink" in r.json()["error"], (p, r)
+    for p in ("alias/a.snap", "links/b.snap", os.path.join(d.data_dir, "links", "b.snap")):
+        r = restore(d, p)
+        assert r.status == 400 and "symlink" in r.json()["error"], (p, r)
+    assert sorted(os.listdir(os.path.join(d.data_dir, "real"))) == ["a.snap"]
+    assert restore(d, "real/a.snap").status == 200
+    outside_untouched(d)
+
+
+def test_export_answers_name_the_real_path(snapd):
+    # The library is handed /proc/self/fd/N paths; clients never see them.
+    d = snapd
+    r = snapshot(d, "x/y/z.snap")
+    assert r.status == 200, r
+    j = r.json()
+    want = os.path.join(os.path.realpath(d.data_dir), "x", "y", "z.snap")
+    assert j["copied_to"] == want and j["path"] == want and j["file"] == "z.snap", j
+    assert os.path.isfile(want)
+    assert not os.path.exists(want + ".tmp")
+    r = restore(d, "x/y/missing.snap")
+    assert r.status == 404 and "/proc/" not in r.body, r
+    with open(os.path.join(d.data_dir, "x", "bad.snap"), "wb") as f:
+        f.write(b"not a snapshot")
+    r = restore(d, "x/bad.snap")
+    assert r.status >= 400 and "/proc/" not in r.body, r
+    # A file where a folder is needed.
+    r = snapshot(d, "x/y/z.snap/w.snap")
+    assert r.status == 400 and "/proc/" not in r.body, r
+
+
 DOTDOT = [
     "../x.snap", "../../x.snap", "a/../../x.snap", "./../x.snap", "a/./../../x.snap",
     "..", "../", "a/..", "..//x.snap", "a//..//..//x.snap",
