@@ -13,66 +13,31 @@
 #include <string>
 #include <string_view>
 
-#include "api.h"
-#include "fuzz_util.h"
+#include "api_fuzz_util.h"
 #include "http_server.h"
 
 using namespace aidbfuzz;
 
 namespace {
 
-struct State {
-  aidb_db* db = nullptr;
-  std::unique_ptr<aidbd::Api> api;
+struct State : ApiDb {
   int runs = 0;
 };
 
 State& Get() {
   static State* s = [] {
     auto* st = new State();
-    std::string dir = ScratchDir() + "/db";
-    aidb_db_options o;
-    aidb_db_options_init(&o);
-    o.durability = AIDB_DURABILITY_NONE;
-    if (aidb_db_open(dir.c_str(), &o, &st->db, nullptr) != AIDB_OK) std::abort();
-    aidbd::ApiConfig cfg;
-    char real[4096];
-    if (!realpath(dir.c_str(), real)) std::abort();
-    cfg.data_dir = real;
-    st->api = std::make_unique<aidbd::Api>(st->db, cfg);
+    OpenApiDb(st);
     return st;
   }();
   return *s;
-}
-
-void Reset(State& s) {
-  // Keep the database small: drop every collection, then recreate "c".
-  s.api->ReleaseHandles();
-  char** names = nullptr;
-  size_t n = 0;
-  if (aidb_db_list_collections(s.db, &names, &n, nullptr) == AIDB_OK) {
-    for (size_t i = 0; i < n; ++i) aidb_db_drop_collection(s.db, names[i], nullptr);
-    aidb_free_string_array(names, n);
-  }
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "c";
-  o.dim = 4;
-  o.metric = AIDB_METRIC_EUCLIDEAN;
-  aidb_collection* c = nullptr;
-  if (aidb_db_create_collection(s.db, &o, &c, nullptr) == AIDB_OK) {
-    float v[4] = {1, 2, 3, 4};
-    aidb_collection_upsert(c, "00000000-0000-4000-8000-000000000001", v, 4,
-                           "{\"a\":1,\"t\":[\"x\"]}", static_cast<size_t>(-1), nullptr);
-    aidb_collection_close(c);
-  }
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   State& s = Get();
-  if (s.runs++ % 64 == 0) Reset(s);
+  if (s.runs++ % 64 == 0) ResetApiDb(&s);
   std::string_view in(reinterpret_cast<const char*>(data), size);
   size_t nl = in.find('\n');
   if (nl == std::string_view::npos) return 0;
