@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "aidb.h"
+#include "harness.h"
 
 #define DIM 12
 #define MAXID 200000
@@ -130,29 +131,6 @@ static void store_close(struct store* s) {
 }
 
 /* ---------------- the writer (child) ---------------- */
-
-static long long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void say(const char* fmt, ...) {
-  char buf[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  ssize_t off = 0;
-  while (off < n) {
-    ssize_t w = write(1, buf + off, (size_t)(n - off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      exit(4);
-    }
-    off += w;
-  }
-}
 
 static int writer_main(struct store* s, const char* state_path, uint64_t seed) {
   /* The parent's model, as it verified it: "next_id\n" then "id ver" lines. */
@@ -256,18 +234,7 @@ static int g_batch_log_mode;
 static struct inflight* round_log;
 static size_t round_n, round_cap;
 
-static int violations;
 static long long total_acked_ops, total_verified_points;
-
-static void violation(int round, const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  printf("VIOLATION round %d: ", round);
-  vprintf(fmt, ap);
-  putchar('\n');
-  va_end(ap);
-  ++violations;
-}
 
 /* Applies the protocol lines in `data` to the model. */
 static void apply_lines(char* data, struct inflight* inf, int* acked_ops) {
@@ -489,53 +456,6 @@ static void read_journal(const char* side, unsigned long long wal_ino, long long
   fclose(f);
 }
 
-/* Runs the rollback tool; 0 on success. */
-static int run_rollback(const char* tool, const char* root, const char* side, const char* variant,
-                        unsigned seed, int quiet) {
-  char seedbuf[32];
-  snprintf(seedbuf, sizeof seedbuf, "%u", seed);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (quiet) {
-      int fd = open("/dev/null", O_WRONLY);
-      dup2(fd, 1);
-    }
-    execl(tool, tool, root, side, variant, seedbuf, (char*)NULL);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
-}
-
-/* Removes the snapshots in cdir/snapshots that cdir/MANIFEST does not name
- * (and are not in `keep`): AIDB never deletes old snapshots, and hundreds of
- * rounds would fill the RAM disk. Done between rounds, not under test. */
-static void prune_snapshots(const char* cdir, const char* const* keep, int nkeep) {
-  char p[4400], manifest[8192] = "";
-  snprintf(p, sizeof p, "%s/MANIFEST", cdir);
-  FILE* f = fopen(p, "r");
-  if (f) {
-    size_t n = fread(manifest, 1, sizeof manifest - 1, f);
-    manifest[n] = 0;
-    fclose(f);
-  }
-  snprintf(p, sizeof p, "%s/snapshots", cdir);
-  DIR* d = opendir(p);
-  if (!d) return;
-  struct dirent* e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.' || strstr(manifest, e->d_name)) continue;
-    int kept = 0;
-    for (int k = 0; k < nkeep; ++k) kept |= keep[k] && strstr(keep[k], e->d_name) != NULL;
-    if (kept) continue;
-    char f2[4700];
-    snprintf(f2, sizeof f2, "%s/%s", p, e->d_name);
-    unlink(f2);
-  }
-  closedir(d);
-}
-
 static void write_state(const char* path) {
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -615,9 +535,7 @@ int main(int argc, char** argv) {
   }
   int power_rounds = 0, count_cuts = 0, rollback_failures = 0;
   char self[4096];
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (sl <= 0) return 2;
-  self[sl] = 0;
+  if (self_path(self, sizeof self) != 0) return 2;
 
   int rounds = 0, self_kills = 0, timed_kills = 0, inflight_applied = 0, inflight_dropped = 0;
   int snapshot_kills = 0, no_ack_rounds = 0; /* rounds killed before any ack */
@@ -649,24 +567,14 @@ int main(int argc, char** argv) {
         setenv("LD_PRELOAD", shim, 1);
         setenv("AIDB_FAULT", spec, 1);
       }
-      if (power) {
-        setenv("LD_PRELOAD", power, 1);
-        setenv("AIDB_POWERFS_ROOT", s.dir, 1);
-        setenv("AIDB_POWERFS_SIDE", side, 1);
-        setenv("AIDB_POWERFS_SIGNAL", "12", 1);
-        if (power_cut_at > 0) {
-          char n[32];
-          snprintf(n, sizeof n, "%d", power_cut_at);
-          setenv("AIDB_POWERFS_CUT_AT", n, 1);
-        }
-      }
+      if (power) powerfs_child_env(power, s.dir, side, power_cut_at);
       execl(self, self, "writer", s.dir, mode, state, seed, (char*)NULL);
       _exit(127);
     }
     close(out[1]);
     /* Read until the child is ready, then give it a random time to work. */
-    size_t cap = 1 << 20, len = 0;
-    char* data = malloc(cap);
+    struct child_output out_buf;
+    child_output_init(&out_buf);
     int ready = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -676,11 +584,9 @@ int main(int argc, char** argv) {
     long signalled_ms = -1;
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     for (;;) {
-      ssize_t n = read(out[0], data + len, cap - len - 1);
+      ssize_t n = child_output_read(&out_buf, out[0]);
       if (n > 0) {
-        len += (size_t)n;
-        if (len + 4096 >= cap) data = realloc(data, cap *= 2);
-        if (!ready && memchr(data, 'R', len)) ready = 1;
+        if (!ready && memchr(out_buf.data, 'R', out_buf.len)) ready = 1;
         continue;
       }
       if (n == 0) break; /* child gone (killed itself or failed) */
@@ -710,9 +616,7 @@ int main(int argc, char** argv) {
         parent_killed = 1;
         /* drain what is left */
         fcntl(out[0], F_SETFL, 0);
-        while ((n = read(out[0], data + len, cap - len - 1)) > 0) {
-          len += (size_t)n;
-          if (len + 4096 >= cap) data = realloc(data, cap *= 2);
+        while (child_output_read(&out_buf, out[0]) > 0) {
         }
         break;
       }
@@ -723,20 +627,17 @@ int main(int argc, char** argv) {
       }
       usleep(1000);
     }
-    close(out[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    data[len] = 0;
+    int status = child_output_finish(&out_buf, out[0], pid);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
-      violation(rounds, "writer did not die by SIGKILL (status %d): %.400s", status, data);
-      free(data);
+      violation(rounds, "writer did not die by SIGKILL (status %d): %.400s", status, out_buf.data);
+      free(out_buf.data);
       break;
     }
     struct inflight inf;
     memset(&inf, 0, sizeof inf);
     int acked = 0;
-    apply_lines(data, &inf, &acked);
-    free(data);
+    apply_lines(out_buf.data, &inf, &acked);
+    free(out_buf.data);
     if (acked == 0) ++no_ack_rounds;
     total_acked_ops += acked;
     if (parent_killed) ++timed_kills;
@@ -752,8 +653,9 @@ int main(int argc, char** argv) {
       struct stat wsb;
       unsigned long long wal_ino = stat(walp, &wsb) == 0 ? (unsigned long long)wsb.st_ino : 0;
       read_journal(side, wal_ino, &sync_ns, &cut_ns);
-      if (run_rollback(rollback, s.dir, side, variant, rnd(), !getenv("AIDB_POWERFS_VERBOSE")) !=
-          0) {
+      char rb_seed[32];
+      snprintf(rb_seed, sizeof rb_seed, "%u", rnd());
+      if (run_rollback(rollback, s.dir, side, variant, rb_seed) != 0) {
         violation(rounds, "rollback after the power cut failed (see its output above)");
         ++rollback_failures;
         break;
@@ -770,7 +672,7 @@ int main(int argc, char** argv) {
     if (s.db_mode) {
       char cdir[4400];
       snprintf(cdir, sizeof cdir, "%s/crash", s.dir);
-      prune_snapshots(cdir, NULL, 0);
+      prune_snapshots_in(cdir, NULL, 0);
     }
     write_state(state);
   }

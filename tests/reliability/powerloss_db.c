@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "aidb.h"
+#include "harness.h"
 
 #define DIM 8
 #define NCAT 6
@@ -75,12 +76,6 @@ static uint32_t rnd_r(uint64_t* s) {
 }
 static uint32_t rnd(void) { return rnd_r(&seed_state); }
 
-static long long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* ---------------- the writer (child) ---------------- */
 
 static aidb_db* g_db;
@@ -90,19 +85,6 @@ static char g_qpaths[NQ][4096];
 static int g_nq;
 static int g_catalog;
 static int g_fresh;
-
-static void say(const char* fmt, ...) {
-  char buf[4000];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (n >= (int)sizeof buf) n = (int)sizeof buf - 1;
-  /* One write per line: lines of up to PIPE_BUF bytes never interleave. */
-  while (write(1, buf, (size_t)n) < 0) {
-    if (errno != EINTR) _exit(4);
-  }
-}
 
 static void die(const char* what, int rc, char* err) {
   fprintf(stderr, "powerloss_db: %s: %s %s\n", what, aidb_status_name(rc), err ? err : "");
@@ -397,20 +379,9 @@ struct qsnap {
 };
 static struct qsnap qs[NQ];
 static int nqs;
-static int violations;
 static long long acked_kind[128]; /* acknowledged operations by kind */
 static long long total_acked, total_checks;
 static int max_main_id;
-
-static void violation(int round, const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  printf("VIOLATION round %d: ", round);
-  vprintf(fmt, ap);
-  putchar('\n');
-  va_end(ap);
-  ++violations;
-}
 
 static void remember_q(const char* path) {
   if (nqs == NQ) {
@@ -648,35 +619,16 @@ static void verify(const char* dir, int round, struct op inf[3]) {
   aidb_db_close(db);
 }
 
-/* Removes the snapshots no MANIFEST names and no restore may use: AIDB never
- * deletes old snapshots, and hundreds of rounds would fill the RAM disk.
- * Done between rounds, not under test. */
+/* Removes the snapshots no MANIFEST names and no restore may use
+ * (harness.h). */
 static void prune_snapshots(const char* dbdir) {
+  const char* keep[NQ];
+  for (int j = 0; j < nqs; ++j) keep[j] = qs[j].path;
   for (int slot = 0; slot < NSLOT; ++slot) {
-    char name[16], cdir[4400], p[4500], manifest[8192] = "";
+    char name[16], cdir[4400];
     slot_name(slot, name);
     snprintf(cdir, sizeof cdir, "%s/%s", dbdir, name);
-    snprintf(p, sizeof p, "%s/MANIFEST", cdir);
-    FILE* f = fopen(p, "r");
-    if (f) {
-      size_t n = fread(manifest, 1, sizeof manifest - 1, f);
-      manifest[n] = 0;
-      fclose(f);
-    }
-    snprintf(p, sizeof p, "%s/snapshots", cdir);
-    DIR* d = opendir(p);
-    if (!d) continue;
-    struct dirent* e;
-    while ((e = readdir(d)) != NULL) {
-      if (e->d_name[0] == '.' || strstr(manifest, e->d_name)) continue;
-      int kept = 0;
-      for (int j = 0; j < nqs; ++j) kept |= strstr(qs[j].path, e->d_name) != NULL;
-      if (kept) continue;
-      char f2[4800];
-      snprintf(f2, sizeof f2, "%s/%s", p, e->d_name);
-      unlink(f2);
-    }
-    closedir(d);
+    prune_snapshots_in(cdir, keep, nqs);
   }
 }
 
@@ -731,9 +683,7 @@ int main(int argc, char** argv) {
   snprintf(side, sizeof side, "%s.side", dir);
   snprintf(state, sizeof state, "%s.state", dir);
   mkdir(side, 0755);
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (sl <= 0) return 2;
-  self[sl] = 0;
+  if (self_path(self, sizeof self) != 0) return 2;
   if (!fresh) {
     /* "main" exists before the first cut (made without the shim). */
     aidb_db_options o;
@@ -768,34 +718,27 @@ int main(int argc, char** argv) {
     if (cut_at && (rounds % 8 == 1 || fresh)) cut_at = 1 + (int)(rnd() % 30);
     int out[2];
     if (pipe(out) != 0) return 2;
-    char seed[32], cutbuf[32];
+    char seed[32];
     snprintf(seed, sizeof seed, "%u", rnd());
-    snprintf(cutbuf, sizeof cutbuf, "%d", cut_at);
     pid_t pid = fork();
     if (pid == 0) {
       dup2(out[1], 1);
       close(out[0]);
       close(out[1]);
-      setenv("LD_PRELOAD", power, 1);
-      setenv("AIDB_POWERFS_ROOT", dir, 1);
-      setenv("AIDB_POWERFS_SIDE", side, 1);
-      setenv("AIDB_POWERFS_SIGNAL", "12", 1);
-      if (cut_at) setenv("AIDB_POWERFS_CUT_AT", cutbuf, 1);
+      powerfs_child_env(power, dir, side, cut_at);
       execl(self, self, "writer", dbdir, state, seed, flavour, (char*)NULL);
       _exit(127);
     }
     close(out[1]);
-    size_t cap = 1 << 20, len = 0;
-    char* data = malloc(cap);
+    struct child_output out_buf;
+    child_output_init(&out_buf);
     long long t0 = now_ns(), ready_ns = 0, signalled = 0;
     const long long budget = (10 + (long long)(rnd() % 300)) * 1000000LL;
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     for (;;) {
-      ssize_t n = read(out[0], data + len, cap - len - 1);
+      ssize_t n = child_output_read(&out_buf, out[0]);
       if (n > 0) {
-        len += (size_t)n;
-        if (len + 8192 >= cap) data = realloc(data, cap *= 2);
-        if (!ready_ns && memchr(data, 'R', len)) ready_ns = now_ns();
+        if (!ready_ns && memchr(out_buf.data, 'R', out_buf.len)) ready_ns = now_ns();
         continue;
       }
       if (n == 0) break;
@@ -811,13 +754,10 @@ int main(int argc, char** argv) {
       }
       usleep(1000);
     }
-    close(out[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    data[len] = 0;
+    int status = child_output_finish(&out_buf, out[0], pid);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
       violation(rounds, "writer did not die by the power cut (status %d)", status);
-      free(data);
+      free(out_buf.data);
       break;
     }
     count_cuts += cut_at > 0;
@@ -825,23 +765,14 @@ int main(int argc, char** argv) {
     struct op inf[3];
     memset(inf, 0, sizeof inf);
     int acked = 0;
-    parse_lines(data, inf, &acked);
-    free(data);
+    parse_lines(out_buf.data, inf, &acked);
+    free(out_buf.data);
     total_acked += acked;
     /* next fresh ids: past everything announced */
     for (int t = 0; t < 2; ++t) {
       while (t + 2 * next_k[t] <= max_main_id) ++next_k[t];
     }
-    pid_t rb = fork();
-    if (rb == 0) {
-      int fd = open("/dev/null", O_WRONLY);
-      if (!getenv("AIDB_POWERFS_VERBOSE")) dup2(fd, 1);
-      execl(rollback, rollback, dir, side, variant, seed, (char*)NULL);
-      _exit(127);
-    }
-    int rst = 0;
-    waitpid(rb, &rst, 0);
-    if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0) {
+    if (run_rollback(rollback, dir, side, variant, seed) != 0) {
       violation(rounds, "rollback failed");
       break;
     }
