@@ -55,14 +55,7 @@ int64_t NowMs() {
 
 std::vector<std::string> Split(std::string_view p) {
   std::vector<std::string> seg;
-  size_t i = 0;
-  while (i < p.size()) {
-    while (i < p.size() && p[i] == '/') ++i;
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    if (j > i) seg.emplace_back(p.substr(i, j - i));
-    i = j;
-  }
+  for (std::string_view s : PathSegments(p)) seg.emplace_back(s);
   return seg;
 }
 

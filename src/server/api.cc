@@ -121,16 +121,7 @@ void Api::ReleaseHandles() {
 bool Api::Prepare(HttpRequest* req, HttpResponse* resp) {
   // The console's page and assets hold no data: served without the API key.
   if (ServeConsole(req, resp)) return true;
-  std::vector<std::string_view> seg;
-  std::string_view p = req->path;
-  size_t i = 0;
-  while (i < p.size()) {
-    while (i < p.size() && p[i] == '/') ++i;
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    if (j > i) seg.push_back(p.substr(i, j - i));
-    i = j;
-  }
+  std::vector<std::string_view> seg = PathSegments(req->path);
   RouteMatch m = MatchRoute(req->method, seg);
   req->route = m.route;
   req->route_label = m.label;

@@ -31,6 +31,19 @@ int HttpStatusFor(int s) {
   throw ApiError{status, std::move(message)};
 }
 
+std::vector<std::string_view> PathSegments(std::string_view path) {
+  std::vector<std::string_view> seg;
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) seg.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return seg;
+}
+
 bool ValidName(std::string_view n) {
   if (n.empty() || n.size() > 64) return false;
   for (char c : n) {

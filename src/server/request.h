@@ -86,6 +86,10 @@ bool Answering(HttpResponse* resp, Fn&& fn) {
   return true;
 }
 
+// The non-empty '/'-separated segments of a request path ("/a//b/": a, b),
+// as views into `path`: what the routers match routes on.
+std::vector<std::string_view> PathSegments(std::string_view path);
+
 // A collection name: 1 to 64 of A-Z a-z 0-9 _ -.
 bool ValidName(std::string_view n);
 std::string Lower(std::string_view s);
