@@ -2493,6 +2493,8 @@ void Router::Execute(HttpRequest* req, HttpResponse* resp) {
   });
 }
 
+void Router::ConnectionRefused(const char* reason) { impl_->local->ConnectionRefused(reason); }
+
 void Router::Completed(const HttpRequest& req, int status, double seconds) {
   impl_->local->Completed(req, status, seconds);
 }

@@ -45,6 +45,7 @@ class Router : public Handler {
   bool Prepare(HttpRequest* req, HttpResponse* resp) override;
   void Execute(HttpRequest* req, HttpResponse* resp) override;
   void Completed(const HttpRequest& req, int status, double seconds) override;
+  void ConnectionRefused(const char* reason) override;
 
  private:
   struct Impl;

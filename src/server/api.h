@@ -50,6 +50,7 @@ class Api : public Handler {
   bool TryInline(HttpRequest* req, HttpResponse* resp) override;
   void Execute(HttpRequest* req, HttpResponse* resp) override;
   void Completed(const HttpRequest& req, int status, double seconds) override;
+  void ConnectionRefused(const char* reason) override { http_metrics_.ConnectionRefused(reason); }
 
   // Closes the cached collection handles; call before aidb_db_close().
   void ReleaseHandles();

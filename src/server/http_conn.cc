@@ -413,6 +413,7 @@ void ConnOps::CloseConn(HttpServer::Conn* c) {
   c->io->conns.erase(c);
   c->io->load--;
   c->server->connections_--;
+  c->server->ReleasePeer(c->peer);
   (void)uv_timer_stop(&c->timer);
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), OnClosed);
@@ -432,16 +433,18 @@ void ConnOps::MaybeFree(HttpServer::Conn* c) {
   }
 }
 
-void HttpServer::IoLoop::Adopt(int fd) {
+void HttpServer::IoLoop::Adopt(int fd, std::string peer) {
   HttpServer* srv = server;
   auto* c = new Conn();
   c->server = srv;
   c->io = this;
+  c->peer = std::move(peer);
   int rc = uv_tcp_init(loop, &c->tcp);
   if (rc != 0) {
     Log(LogLevel::kError, "tcp_init_failed", KV().Add("error", uv_strerror(rc)));
     ::close(fd);
     load--;
+    srv->ReleasePeer(c->peer);
     delete c;
     return;
   }
@@ -458,6 +461,7 @@ void HttpServer::IoLoop::Adopt(int fd) {
     conns.erase(c);
     load--;
     srv->connections_--;
+    srv->ReleasePeer(c->peer);
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), ConnOps::OnClosed);
     MaybeDrained();
     return;
@@ -478,6 +482,7 @@ void HttpServer::IoLoop::Adopt(int fd) {
   if (srv->connections_.load() > srv->limits_.max_connections) {
     Log(LogLevel::kWarn, "too_many_connections",
         KV().Add("limit", static_cast<unsigned long long>(srv->limits_.max_connections)));
+    srv->handler_->ConnectionRefused("max_connections");
     ConnOps::CloseConn(c);
     return;
   }

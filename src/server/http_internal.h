@@ -39,6 +39,7 @@ enum class TimerMode { kNone, kIdle, kRequest, kWrite, kLinger };
 struct HttpServer::Conn {
   HttpServer* server = nullptr;
   IoLoop* io = nullptr;  // the loop that serves it
+  std::string peer;      // counted under this client address (PeerKey), or empty
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_write_t wreq;
@@ -119,7 +120,7 @@ struct HttpServer::IoLoop {
     for (auto& fn : batch) fn();
   }
 
-  void Adopt(int fd);
+  void Adopt(int fd, std::string peer);
   void BeginShutdown(bool force);
   void MaybeDrained();
 };

@@ -1,7 +1,9 @@
 #include "http_server.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -83,12 +85,68 @@ void HttpServer::OnConnection(int status) {
     Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(rc)));
     return;
   }
-  Serve(own);
+  std::string peer;
+  if (!AdmitPeer(own, &peer)) {
+    // Closed before anything is read: the client sees a clean end of file.
+    ::close(own);
+    if (LogEnabled(LogLevel::kDebug)) {
+      Log(LogLevel::kDebug, "too_many_connections_from_address",
+          KV().Add("limit", static_cast<unsigned long long>(limits_.max_connections_per_ip)));
+    }
+    handler_->ConnectionRefused("per_ip");
+    return;
+  }
+  Serve(own, std::move(peer));
 }
 
-void HttpServer::Serve(int own) {
+namespace {
+
+// The client address of a connected socket as the per-address limit counts
+// it: the 4 or 16 address bytes (an IPv4-mapped IPv6 address as IPv4), or
+// empty when it has none.
+std::string PeerKey(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return {};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<struct sockaddr_in*>(&ss);
+    return std::string(reinterpret_cast<const char*>(&a->sin_addr), 4);
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<struct sockaddr_in6*>(&ss);
+    const char* b = reinterpret_cast<const char*>(&a->sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return std::string(b + 12, 4);
+    return std::string(b, 16);
+  }
+  return {};
+}
+
+}  // namespace
+
+bool HttpServer::AdmitPeer(int fd, std::string* peer) {
+  if (limits_.max_connections_per_ip == 0) return true;
+  std::string key = PeerKey(fd);
+  if (key.empty()) return true;
+  std::lock_guard<std::mutex> lock(peers_mu_);
+  size_t& n = peers_[key];
+  if (n >= limits_.max_connections_per_ip) return false;
+  ++n;
+  *peer = std::move(key);
+  return true;
+}
+
+void HttpServer::ReleasePeer(const std::string& peer) {
+  if (peer.empty()) return;
+  std::lock_guard<std::mutex> lock(peers_mu_);
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return;
+  if (--it->second == 0) peers_.erase(it);
+}
+
+void HttpServer::Serve(int own, std::string peer) {
   if (shutting_down_) {
     ::close(own);
+    ReleasePeer(peer);
     return;
   }
   IoLoop* best = loops_[0].get();
@@ -96,7 +154,7 @@ void HttpServer::Serve(int own) {
     if (io->load.load() < best->load.load()) best = io.get();
   }
   best->load++;
-  best->Run([best, own] { best->Adopt(own); });
+  best->Run([best, own, peer = std::move(peer)]() mutable { best->Adopt(own, std::move(peer)); });
 }
 
 void HttpServer::IoLoop::BeginShutdown(bool force) {

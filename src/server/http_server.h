@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -35,6 +36,7 @@ struct HttpLimits {
   uint64_t idle_timeout_ms = 60000;      // keep-alive connection without a request
   uint64_t shutdown_timeout_ms = 30000;  // drain deadline after a shutdown signal
   size_t max_connections = 4096;         // more are accepted and closed at once
+  size_t max_connections_per_ip = 0;     // from one client address; 0 = no limit
 };
 
 class HttpServer {
@@ -61,8 +63,9 @@ class HttpServer {
 
   // On `loop`'s thread. Serves an already-connected stream socket as if it
   // had been accepted (takes ownership of `fd`): the HTTP fuzzer hands it one
-  // end of a loopback connection.
-  void Serve(int fd);
+  // end of a loopback connection. `peer` is what the per-address limit
+  // counts it under (PeerKey), empty if not counted.
+  void Serve(int fd, std::string peer = {});
   // Connections open on every I/O loop.
   size_t connections() const { return connections_.load(); }
 
@@ -77,6 +80,10 @@ class HttpServer {
   void Teardown();       // StopLoops(), then closes the handles on `loop`
   void CloseDrainedAsync();
   static void OnHandleClosed(uv_handle_t* h);
+  // --max-connections-per-ip: counts `fd`'s peer address in and returns true
+  // (its key in *peer), or false when that address has all it may have.
+  bool AdmitPeer(int fd, std::string* peer);
+  void ReleasePeer(const std::string& peer);  // any loop's thread
 
   uv_loop_t* loop_;
   Handler* handler_;
@@ -95,6 +102,8 @@ class HttpServer {
   std::vector<std::unique_ptr<IoLoop>> loops_;
   std::atomic<size_t> loops_drained_{0};
   std::atomic<size_t> connections_{0};  // open on every loop, for max_connections
+  std::mutex peers_mu_;
+  std::unordered_map<std::string, size_t> peers_;  // open connections per client address
 };
 
 }  // namespace aidbd

@@ -70,6 +70,10 @@ wins over the variable.
                             raises its soft RLIMIT_NOFILE to fit them; when
                             the hard limit is too low the default is lowered
                             (with a warning) and an explicit value is refused
+  --max-connections-per-ip N  open connections one client address may have;
+                            more are closed at once, unanswered (IPv6: per
+                            address). 0 = no limit [AIDB_MAX_CONNECTIONS_PER_IP]
+                            (default 0)
   --io-threads N            event loops serving connections, each on a thread
                             of its own; a new connection goes to the loop with
                             the fewest. Short searches run on these loops, all
@@ -138,6 +142,7 @@ uint64_t ParseUint(const std::string& flag, const std::string& v) {
 }
 
 void Apply(Options* o, const std::string& key, const std::string& v) {
+  if (key == "--max-connections") o->max_connections_set = true;
   if (key == "--data-dir") o->data_dir = v;
   else if (key == "--listen") o->listen = v;
   else if (key == "--api-key") o->api_key = v;
@@ -152,10 +157,9 @@ void Apply(Options* o, const std::string& key, const std::string& v) {
   else if (key == "--threads") o->threads = ParseUint(key, v);
   else if (key == "--io-threads")
     o->io_threads = static_cast<int64_t>(std::min<uint64_t>(ParseUint(key, v), 256));
-  else if (key == "--max-connections") {
-    o->limits.max_connections = ParseUint(key, v);
-    o->max_connections_set = true;
-  } else if (key == "--kafka") o->kafka = v;
+  else if (key == "--max-connections") o->limits.max_connections = ParseUint(key, v);
+  else if (key == "--max-connections-per-ip") o->limits.max_connections_per_ip = ParseUint(key, v);
+  else if (key == "--kafka") o->kafka = v;
   else if (key == "--node-id") o->node_id = v;
   else if (key == "--advertise") o->advertise = v;
   else if (key == "--replica-group") o->replica_group = ParseUint(key, v);
@@ -179,6 +183,7 @@ Options ParseOptions(int argc, char** argv) {
       {"AIDB_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
       {"AIDB_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms"},
       {"AIDB_MAX_CONNECTIONS", "--max-connections"},
+      {"AIDB_MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip"},
       {"UV_THREADPOOL_SIZE", "--threads"},
       {"AIDB_IO_THREADS", "--io-threads"},
       {"AIDB_KAFKA", "--kafka"},

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <string_view>
 
 namespace aidbd {
 
@@ -36,7 +37,22 @@ void HttpMetrics::Observe(const std::string& route, const std::string& method, i
   h.sum += seconds;
 }
 
+void HttpMetrics::ConnectionRefused(const char* reason) {
+  if (std::string_view(reason) == "per_ip") refused_per_ip_++;
+  else refused_max_connections_++;
+}
+
 void HttpMetrics::Render(std::string* out) const {
+  out->append(
+      "# HELP aidb_http_connections_refused_total Connections closed unanswered by a limit: "
+      "reason=max_connections (--max-connections) or per_ip (--max-connections-per-ip).\n");
+  out->append("# TYPE aidb_http_connections_refused_total counter\n");
+  out->append("aidb_http_connections_refused_total{reason=\"max_connections\"} ")
+      .append(std::to_string(refused_max_connections_.load()))
+      .append("\n");
+  out->append("aidb_http_connections_refused_total{reason=\"per_ip\"} ")
+      .append(std::to_string(refused_per_ip_.load()))
+      .append("\n");
   std::lock_guard<std::mutex> lock(mu_);
   out->append(
       "# HELP aidb_http_requests_total HTTP requests answered, by route, method and status.\n");

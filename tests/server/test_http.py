@@ -298,6 +298,84 @@ def test_connection_limit(start_daemon):
             time.sleep(0.05)
     else:
         raise AssertionError("no connection accepted after one closed")
+    deadline = time.monotonic() + 10
+    while True:  # a slot again, once the last close is seen
+        try:
+            assert refused_metric(d, "max_connections") >= 1
+            break
+        except (ConnectionError, OSError):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def refused_metric(d, reason):
+    r = d.get("/metrics")
+    assert r.status == 200, r
+    for line in r.body.splitlines():
+        if line.startswith(f'aidb_http_connections_refused_total{{reason="{reason}"}} '):
+            return int(line.split()[-1])
+    raise AssertionError("no aidb_http_connections_refused_total{reason=%r}" % reason)
+
+
+def test_connection_limit_per_client_address(start_daemon):
+    d = start_daemon("--max-connections-per-ip", "3")
+
+    def connect(src):
+        return socket.create_connection(d.addr, timeout=10, source_address=(src, 0))
+
+    def health(s):
+        s.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+        return read_response(s.makefile("rb")).status
+
+    held = [connect("127.0.0.1") for _ in range(3)]
+    for s in held:
+        assert health(s) == 200
+    # A fourth from the same address: closed at once, unanswered.
+    extra = connect("127.0.0.1")
+    extra.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+    assert recv_all(extra) == b""
+    extra.close()
+    # Another client address (127.0.0.2 is loopback too) is not affected,
+    # and the refusal is counted.
+    other = [connect("127.0.0.2") for _ in range(3)]
+    for s in other:
+        assert health(s) == 200
+    for s in other:
+        s.close()
+    with connect("127.0.0.3") as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        body = read_response(s.makefile("rb")).body
+    assert 'aidb_http_connections_refused_total{reason="per_ip"} 1' in body, body[-600:]
+    assert 'aidb_http_connections_refused_total{reason="max_connections"} 0' in body
+    # Once one of the address's connections closes, it may open another.
+    held.pop().close()
+    deadline = time.monotonic() + 10
+    while True:
+        s = connect("127.0.0.1")
+        try:
+            if health(s) == 200:
+                break
+        except (OSError, AttributeError):
+            pass
+        finally:
+            s.close()
+        assert time.monotonic() < deadline, "no connection accepted after one closed"
+        time.sleep(0.05)
+    for s in held:
+        assert health(s) == 200
+        s.close()
+    assert d.alive()
+
+
+def test_connection_limit_per_client_address_is_off_by_default(start_daemon):
+    d = start_daemon()
+    held = [d.connect() for _ in range(40)]
+    for s in held:
+        s.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+        assert read_response(s.makefile("rb")).status == 200
+    for s in held:
+        s.close()
+    assert refused_metric(d, "per_ip") == 0
     for s in held:
         s.close()
     assert d.stop() == 0
