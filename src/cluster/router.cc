@@ -2455,27 +2455,8 @@ bool Router::Prepare(HttpRequest* req, HttpResponse* resp) {
   req->route = 1000;
   req->route_label =
       cluster ? "/cluster" : "/internal/" + (seg.size() > 1 ? seg[1] : std::string());
-  const std::string& key = impl_->o.api_key;
-  if (!key.empty()) {
-    std::string_view token;
-    bool have = false;
-    if (const std::string* k = req->Header("api-key")) {
-      token = *k;
-      have = true;
-    } else if (const std::string* a = req->Header("authorization")) {
-      std::string_view v = *a;
-      if (v.size() > 7 && (v.substr(0, 7) == "Bearer " || v.substr(0, 7) == "bearer ")) {
-        token = v.substr(7);
-        have = true;
-      }
-    }
-    if (!have || !ConstantTimeEquals(token, key)) {
-      resp->status = 401;
-      resp->body = ErrorBody(have ? "invalid API key" : "missing API key");
-      resp->headers.emplace_back("WWW-Authenticate", "Bearer");
-      return true;
-    }
-  }
+  // The same check as the local Api's: one way to present the key.
+  if (!Authorized(*req, impl_->o.api_key, resp)) return true;
   if (cluster && req->method != "GET" && req->method != "HEAD") {
     resp->status = 405;
     resp->body = ErrorBody("method " + req->method + " not allowed on /cluster");

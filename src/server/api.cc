@@ -127,27 +127,7 @@ bool Api::Prepare(HttpRequest* req, HttpResponse* resp) {
   req->route_label = m.label;
   for (size_t k = 1; k < seg.size(); k += 2) req->params.emplace_back(seg[k]);
 
-  if (m.route != kHealth && !config_.api_key.empty()) {
-    std::string_view token;
-    bool have = false;
-    if (const std::string* k = req->Header("api-key")) {
-      token = *k;
-      have = true;
-    } else if (const std::string* a = req->Header("authorization")) {
-      std::string_view v = *a;
-      if (v.size() > 7 && Lower(v.substr(0, 7)) == "bearer ") {
-        token = v.substr(7);
-        while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-        have = true;
-      }
-    }
-    if (!have || !ConstantTimeEquals(token, config_.api_key)) {
-      resp->status = 401;
-      resp->body = ErrorBody(have ? "invalid API key" : "missing API key");
-      resp->headers.emplace_back("WWW-Authenticate", "Bearer");
-      return true;
-    }
-  }
+  if (m.route != kHealth && !Authorized(*req, config_.api_key, resp)) return true;
   if (m.route < 0) {
     if (m.allow) {
       resp->status = 405;

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "util.h"
+
 namespace aidbd {
 
 int HttpStatusFor(int s) {
@@ -42,6 +44,28 @@ std::vector<std::string_view> PathSegments(std::string_view path) {
     i = j;
   }
   return seg;
+}
+
+bool Authorized(const HttpRequest& req, const std::string& key, HttpResponse* resp) {
+  if (key.empty()) return true;
+  std::string_view token;
+  bool have = false;
+  if (const std::string* k = req.Header("api-key")) {
+    token = *k;
+    have = true;
+  } else if (const std::string* a = req.Header("authorization")) {
+    std::string_view v = *a;
+    if (v.size() > 7 && Lower(v.substr(0, 7)) == "bearer ") {
+      token = v.substr(7);
+      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      have = true;
+    }
+  }
+  if (have && ConstantTimeEquals(token, key)) return true;
+  resp->status = 401;
+  resp->body = ErrorBody(have ? "invalid API key" : "missing API key");
+  resp->headers.emplace_back("WWW-Authenticate", "Bearer");
+  return false;
 }
 
 bool ValidName(std::string_view n) {

@@ -90,6 +90,13 @@ bool Answering(HttpResponse* resp, Fn&& fn) {
 // as views into `path`: what the routers match routes on.
 std::vector<std::string_view> PathSegments(std::string_view path);
 
+// Whether the request presents `key` (docs/http-api.md, "Authentication"):
+// in the `api-key` header, else as an `Authorization: Bearer` token (the
+// scheme in any case, spaces before the token skipped), compared in constant
+// time. If not, *resp is the 401 answer (missing or invalid key). An empty
+// `key` admits every request.
+bool Authorized(const HttpRequest& req, const std::string& key, HttpResponse* resp);
+
 // A collection name: 1 to 64 of A-Z a-z 0-9 _ -.
 bool ValidName(std::string_view n);
 std::string Lower(std::string_view s);
