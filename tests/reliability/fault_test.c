@@ -72,6 +72,17 @@ static int upsert(aidb_collection* c, int i, int ver) {
 }
 
 /* Checks that `c` holds exactly the model. */
+/* One case: a call made under a fault spec fails with AIDB_IO_ERROR if a
+ * fault was injected, and succeeds if none was. */
+static void expect_outcome(long long injected, int rc) {
+  ++cases;
+  if (injected > 0 && rc != AIDB_IO_ERROR) {
+    fail("%d fault(s) injected but the call returned %s", (int)injected, aidb_status_name(rc));
+  }
+  if (injected == 0 && rc != AIDB_OK)
+    fail("no fault injected but the call returned %s", aidb_status_name(rc));
+}
+
 static void check_model(aidb_collection* c, const char* when) {
   uint64_t n = 0, want = 0;
   for (int i = 0; i < next_id; ++i) want += model[i] != 0;
@@ -249,13 +260,7 @@ static long long sa_case(const char* root, int op, const char* spec) {
   int rc = sa_run(&s, op);
   fault_configure("off");
   long long injected = fault_injected() - before;
-  ++cases;
-
-  if (injected > 0 && rc != AIDB_IO_ERROR) {
-    fail("%d fault(s) injected but the call returned %s", (int)injected, aidb_status_name(rc));
-  }
-  if (injected == 0 && rc != AIDB_OK)
-    fail("no fault injected but the call returned %s", aidb_status_name(rc));
+  expect_outcome(injected, rc);
   check_model(s.c, "live, after the failed call");
   /* Writes succeed again once the fault is gone, and so does a checkpoint. */
   int k = next_id++;
@@ -388,12 +393,7 @@ static long long db_case(const char* root, int op, const char* spec) {
   }
   fault_configure("off");
   long long injected = fault_injected() - before;
-  ++cases;
-  if (injected > 0 && rc != AIDB_IO_ERROR) {
-    fail("%d fault(s) injected but the call returned %s", (int)injected, aidb_status_name(rc));
-  }
-  if (injected == 0 && rc != AIDB_OK)
-    fail("no fault injected but the call returned %s", aidb_status_name(rc));
+  expect_outcome(injected, rc);
   check_model(c, "live, after the failed call");
   int k = next_id++;
   int urc = upsert(c, k, 1);
