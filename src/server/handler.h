@@ -82,8 +82,9 @@ class Handler {
   virtual void Execute(HttpRequest* req, HttpResponse* resp) = 0;
   // Loop thread, once the response (all of it) has been written or dropped.
   virtual void Completed(const HttpRequest& req, int status, double seconds) = 0;
-  // Any loop's thread: a connection was closed unanswered by a limit,
-  // `reason` "max_connections" or "per_ip" (--max-connections-per-ip).
+  // Any loop's thread: a connection was closed unanswered, `reason`
+  // "max_connections", "per_ip" (--max-connections-per-ip) or
+  // "accept_failed" (accepting it failed, e.g. out of file descriptors).
   virtual void ConnectionRefused(const char* reason) { (void)reason; }
 };
 

@@ -57,9 +57,27 @@ int HttpServer::Listen(const std::string& host, int port, std::string* bound) {
   return rc;
 }
 
+void HttpServer::AcceptFailed(int error) {
+  // Out of descriptors (EMFILE) a connection fails like this each time a
+  // client tries: counted always, logged at most once a second.
+  handler_->ConnectionRefused("accept_failed");
+  ++accept_failures_;
+  int64_t now = NowUnixNs();
+  if (accept_logged_ns_ != 0 && now - accept_logged_ns_ < 1000000000) return;
+  KV kv;
+  kv.Add("error", uv_strerror(error))
+      .Add("connections_dropped", static_cast<unsigned long long>(accept_failures_));
+  if (error == UV_EMFILE || error == UV_ENFILE) {
+    kv.Add("hint", "out of file descriptors: raise RLIMIT_NOFILE or lower --max-connections");
+  }
+  Log(LogLevel::kWarn, "accept_failed", kv);
+  accept_logged_ns_ = now;
+  accept_failures_ = 0;
+}
+
 void HttpServer::OnConnection(int status) {
   if (status < 0) {
-    Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(status)));
+    AcceptFailed(status);
     return;
   }
   // Accepted on this loop, served on an I/O loop: the socket changes loops
@@ -82,7 +100,7 @@ void HttpServer::OnConnection(int status) {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(tmp), free_tmp);
   if (rc != 0) {
-    Log(LogLevel::kWarn, "accept_failed", KV().Add("error", uv_strerror(rc)));
+    AcceptFailed(rc);
     return;
   }
   std::string peer;

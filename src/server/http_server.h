@@ -83,6 +83,7 @@ class HttpServer {
   // --max-connections-per-ip: counts `fd`'s peer address in and returns true
   // (its key in *peer), or false when that address has all it may have.
   bool AdmitPeer(int fd, std::string* peer);
+  void AcceptFailed(int error);               // on `loop`'s thread
   void ReleasePeer(const std::string& peer);  // any loop's thread
 
   uv_loop_t* loop_;
@@ -102,6 +103,8 @@ class HttpServer {
   std::vector<std::unique_ptr<IoLoop>> loops_;
   std::atomic<size_t> loops_drained_{0};
   std::atomic<size_t> connections_{0};  // open on every loop, for max_connections
+  uint64_t accept_failures_ = 0;        // since the last accept_failed line
+  int64_t accept_logged_ns_ = 0;
   std::mutex peers_mu_;
   std::unordered_map<std::string, size_t> peers_;  // open connections per client address
 };

@@ -38,20 +38,26 @@ void HttpMetrics::Observe(const std::string& route, const std::string& method, i
 }
 
 void HttpMetrics::ConnectionRefused(const char* reason) {
-  if (std::string_view(reason) == "per_ip") refused_per_ip_++;
+  std::string_view r = reason;
+  if (r == "per_ip") refused_per_ip_++;
+  else if (r == "accept_failed") refused_accept_failed_++;
   else refused_max_connections_++;
 }
 
 void HttpMetrics::Render(std::string* out) const {
   out->append(
-      "# HELP aidb_http_connections_refused_total Connections closed unanswered by a limit: "
-      "reason=max_connections (--max-connections) or per_ip (--max-connections-per-ip).\n");
+      "# HELP aidb_http_connections_refused_total Connections closed unanswered: "
+      "reason=max_connections (--max-connections), per_ip (--max-connections-per-ip) or "
+      "accept_failed (accepting failed, e.g. out of file descriptors).\n");
   out->append("# TYPE aidb_http_connections_refused_total counter\n");
   out->append("aidb_http_connections_refused_total{reason=\"max_connections\"} ")
       .append(std::to_string(refused_max_connections_.load()))
       .append("\n");
   out->append("aidb_http_connections_refused_total{reason=\"per_ip\"} ")
       .append(std::to_string(refused_per_ip_.load()))
+      .append("\n");
+  out->append("aidb_http_connections_refused_total{reason=\"accept_failed\"} ")
+      .append(std::to_string(refused_accept_failed_.load()))
       .append("\n");
   std::lock_guard<std::mutex> lock(mu_);
   out->append(

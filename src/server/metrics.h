@@ -19,7 +19,7 @@ class HttpMetrics {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5};
 
   void Observe(const std::string& route, const std::string& method, int status, double seconds);
-  // A connection closed unanswered by a limit (Handler::ConnectionRefused).
+  // A connection closed unanswered (Handler::ConnectionRefused).
   void ConnectionRefused(const char* reason);
   // Appends the aidb_http_* families.
   void Render(std::string* out) const;
@@ -35,6 +35,7 @@ class HttpMetrics {
   std::map<std::string, Histogram> durations_;
   std::atomic<uint64_t> refused_max_connections_{0};
   std::atomic<uint64_t> refused_per_ip_{0};
+  std::atomic<uint64_t> refused_accept_failed_{0};
 };
 
 // Escapes a Prometheus label value (backslash, quote, newline).
