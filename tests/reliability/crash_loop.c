@@ -554,15 +554,12 @@ int main(int argc, char** argv) {
     int power_cut_at = power && rounds % 2 == 1 ? 1 + (int)(rnd() % (unsigned)max_cut) : 0;
     /* One in four of those lands in the first operations: start-up recovery. */
     if (power_cut_at && rounds % 8 == 1) power_cut_at = 1 + (int)(rnd() % 30);
-    int out[2];
-    if (pipe(out) != 0) return 2;
     char seed[32];
     snprintf(seed, sizeof seed, "%u", rnd());
-    pid_t pid = fork();
+    int from_child = -1;
+    pid_t pid = fork_writer(&from_child);
+    if (pid < 0) return 2;
     if (pid == 0) {
-      dup2(out[1], 1);
-      close(out[0]);
-      close(out[1]);
       if (use_point) {
         setenv("LD_PRELOAD", shim, 1);
         setenv("AIDB_FAULT", spec, 1);
@@ -571,7 +568,6 @@ int main(int argc, char** argv) {
       execl(self, self, "writer", s.dir, mode, state, seed, (char*)NULL);
       _exit(127);
     }
-    close(out[1]);
     /* Read until the child is ready, then give it a random time to work. */
     struct child_output out_buf;
     child_output_init(&out_buf);
@@ -582,9 +578,9 @@ int main(int argc, char** argv) {
     long ready_ms = -1;
     int parent_killed = 0;
     long signalled_ms = -1;
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(from_child, F_SETFL, O_NONBLOCK);
     for (;;) {
-      ssize_t n = child_output_read(&out_buf, out[0]);
+      ssize_t n = child_output_read(&out_buf, from_child);
       if (n > 0) {
         if (!ready && memchr(out_buf.data, 'R', out_buf.len)) ready = 1;
         continue;
@@ -615,8 +611,8 @@ int main(int argc, char** argv) {
         kill(pid, SIGKILL);
         parent_killed = 1;
         /* drain what is left */
-        fcntl(out[0], F_SETFL, 0);
-        while (child_output_read(&out_buf, out[0]) > 0) {
+        fcntl(from_child, F_SETFL, 0);
+        while (child_output_read(&out_buf, from_child) > 0) {
         }
         break;
       }
@@ -627,7 +623,7 @@ int main(int argc, char** argv) {
       }
       usleep(1000);
     }
-    int status = child_output_finish(&out_buf, out[0], pid);
+    int status = child_output_finish(&out_buf, from_child, pid);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
       violation(rounds, "writer did not die by SIGKILL (status %d): %.400s", status, out_buf.data);
       free(out_buf.data);

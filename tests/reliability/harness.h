@@ -46,6 +46,28 @@ static inline void say(const char* fmt, ...) {
   }
 }
 
+/* Forks a writer child whose stdout is a pipe to the parent. Returns the
+ * child's pid (0 in the child, which then sets up and execs), with the
+ * parent's read end in *from_child; -1 if the pipe or the fork failed. */
+static inline pid_t fork_writer(int* from_child) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    close(p[0]);
+    close(p[1]);
+    return 0;
+  }
+  close(p[1]);
+  if (pid < 0) {
+    close(p[0]);
+    return -1;
+  }
+  *from_child = p[0];
+  return pid;
+}
+
 /* Parent side: what the writer sent, read as it comes. */
 struct child_output {
   char* data; /* NUL-terminated by child_output_finish() */

@@ -716,27 +716,23 @@ int main(int argc, char** argv) {
     }
     int cut_at = rounds % 2 == 1 ? 1 + (int)(rnd() % (unsigned)max_cut) : 0;
     if (cut_at && (rounds % 8 == 1 || fresh)) cut_at = 1 + (int)(rnd() % 30);
-    int out[2];
-    if (pipe(out) != 0) return 2;
     char seed[32];
     snprintf(seed, sizeof seed, "%u", rnd());
-    pid_t pid = fork();
+    int from_child = -1;
+    pid_t pid = fork_writer(&from_child);
+    if (pid < 0) return 2;
     if (pid == 0) {
-      dup2(out[1], 1);
-      close(out[0]);
-      close(out[1]);
       powerfs_child_env(power, dir, side, cut_at);
       execl(self, self, "writer", dbdir, state, seed, flavour, (char*)NULL);
       _exit(127);
     }
-    close(out[1]);
     struct child_output out_buf;
     child_output_init(&out_buf);
     long long t0 = now_ns(), ready_ns = 0, signalled = 0;
     const long long budget = (10 + (long long)(rnd() % 300)) * 1000000LL;
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(from_child, F_SETFL, O_NONBLOCK);
     for (;;) {
-      ssize_t n = child_output_read(&out_buf, out[0]);
+      ssize_t n = child_output_read(&out_buf, from_child);
       if (n > 0) {
         if (!ready_ns && memchr(out_buf.data, 'R', out_buf.len)) ready_ns = now_ns();
         continue;
@@ -754,7 +750,7 @@ int main(int argc, char** argv) {
       }
       usleep(1000);
     }
-    int status = child_output_finish(&out_buf, out[0], pid);
+    int status = child_output_finish(&out_buf, from_child, pid);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
       violation(rounds, "writer did not die by the power cut (status %d)", status);
       free(out_buf.data);
