@@ -208,14 +208,18 @@ Status HnswIndex::AllocSlot(uint32_t* slot) {
                                       vfile_->path()
                                 : std::string("hnsw: cannot grow the node storage"));
   }
-  if (vfile_ != nullptr) {
-    // Disk blocks for this slot's vector before it is written through the map.
-    AIDB_RETURN_IF_ERROR(vfile_->Reserve(uint64_t{s >> chunk_shift_} * vfile_->segment_bytes() +
-                                         ((s & chunk_mask_) + 1) * vstride_));
-  }
+  AIDB_RETURN_IF_ERROR(ReserveVectors(s));
   slot_limit_.store(s + 1, std::memory_order_release);
   *slot = s;
   return Status::OK();
+}
+
+Status HnswIndex::ReserveVectors(uint32_t s) {
+  if (vfile_ == nullptr) return Status::OK();
+  // Disk blocks for the vectors up to slot s before they are written
+  // through the mapping.
+  return vfile_->Reserve(uint64_t{s >> chunk_shift_} * vfile_->segment_bytes() +
+                         ((s & chunk_mask_) + 1) * vstride_);
 }
 
 int HnswIndex::RandomLevel() {

@@ -246,7 +246,9 @@ class HnswIndex final : public VectorIndex {
   Status AllocSlot(uint32_t* slot);
   void ReleaseSlot(uint32_t slot);
   void EnsureChunk(uint32_t chunk_index);  // throws std::bad_alloc
-  uint32_t* NewUpper(int level);           // null on allocation failure
+  // vectors_on_disk: allocates the file's disk blocks up to slot s's vector.
+  Status ReserveVectors(uint32_t s);
+  uint32_t* NewUpper(int level);  // null on allocation failure
   size_t UpperBytes(int level) const;
   int RandomLevel();
   void PrepareVector(const float* in, float* out) const;

@@ -4,9 +4,11 @@
 // vectors file that is deleted or truncated between runs, bad settings, and
 // a structural check that the floats stay out of anonymous memory.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -251,6 +253,40 @@ TEST_P(RestoreOnDisk, SnapshotPlusWalThenDamagedVectorsFile) {
     garbage << std::string(1 << 16, '\x7f');
   }
   restore("vectors file overwritten");
+}
+
+// No room to grow the vectors file (here: RLIMIT_FSIZE, as a full disk):
+// the insert that needs the space fails with a status, nothing crashes
+// (no SIGBUS from a write through the mapping), and what is there stays
+// searchable.
+TEST(VectorsOnDisk, NoSpaceForTheFileIsAnError) {
+  aidbtest::TempDir tmp;
+  const uint32_t dim = 256;  // 1 KiB per vector; 2048-node chunks of 2 MiB
+  IndexConfig cfg = index::testing::Hnsw(dim, Metric::kEuclidean, 8, 20);
+  cfg.vectors_on_disk = true;
+  std::unique_ptr<index::VectorIndex> idx;
+  ASSERT_TRUE(index::CreateIndex(cfg, tmp / "vectors.bin", &idx).ok());
+  auto data = Clustered(1, dim, 1, 1);
+  struct rlimit old;
+  ASSERT_EQ(0, ::getrlimit(RLIMIT_FSIZE, &old));
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim = old;
+  lim.rlim_cur = 6u << 20;
+  ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &lim));
+  Status st;
+  uint32_t added = 0, slot;
+  while (added < 20000 && (st = idx->Add(data.data(), &slot)).ok()) ++added;
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("vectors"), std::string::npos) << st.ToString();
+  EXPECT_GE(added, 2048u);
+  EXPECT_LE(added, 6144u);
+  EXPECT_EQ(idx->Size(), added);
+  index::SearchParams p;
+  std::vector<Hit> hits;
+  ASSERT_TRUE(idx->Search(data.data(), p, &hits).ok());
+  EXPECT_FALSE(hits.empty());
 }
 
 TEST(VectorsOnDisk, BadSettingsAreRefused) {
