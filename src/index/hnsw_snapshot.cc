@@ -101,6 +101,7 @@ Status HnswIndex::LoadLocked(const SnapshotImage& image) {
   } catch (const std::bad_alloc&) {
     return Status::NoMemory("hnsw: cannot allocate node storage for the snapshot");
   }
+  if (limit > 0) AIDB_RETURN_IF_ERROR(ReserveVectors(limit - 1));
   slot_limit_.store(limit);
 
   // Vectors.
