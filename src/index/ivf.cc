@@ -133,6 +133,19 @@ struct IvfIndex::Model {
   std::vector<float> centroids;  // nlist * dim
   std::vector<float> cnorm;      // ||c||^2 per list
   std::vector<float> codebooks;  // m * 16 * ds (short last subspace zero-padded)
+  std::vector<float> cbt;        // the same transposed: (s * ds + t) * 16 + j
+
+  // Derived arrays (after centroids and codebooks are set).
+  void Finish() {
+    cnorm.resize(nlist);
+    for (uint32_t l = 0; l < nlist; ++l) cnorm[l] = DotP(Centroid(l), Centroid(l), dim);
+    cbt.assign(codebooks.size(), 0.f);
+    for (uint32_t s = 0; s < m; ++s)
+      for (uint32_t j = 0; j < 16; ++j)
+        for (uint32_t t = 0; t < ds; ++t)
+          cbt[(static_cast<size_t>(s) * ds + t) * 16 + j] =
+              codebooks[(static_cast<size_t>(s) * 16 + j) * ds + t];
+  }
 
   size_t BlockBytes() const { return pq4::BlockBytes(npairs); }
   uint32_t SubLen(uint32_t s) const { return std::min(ds, dim - s * ds); }
@@ -172,13 +185,16 @@ struct IvfIndex::Model {
     return extra;
   }
   size_t Bytes() const {
-    return (centroids.size() + cnorm.size() + codebooks.size()) * sizeof(float);
+    return (centroids.size() + cnorm.size() + codebooks.size() + cbt.size()) * sizeof(float);
   }
 };
 
 struct IvfIndex::List {
   std::vector<uint32_t> slots;
-  std::vector<float> extra;    // Euclidean only
+  std::vector<float> extra;  // Euclidean only
+  // A lower bound of extra (kept through erasures): a list whose base plus
+  // this cannot beat a search's threshold is skipped unscanned.
+  float min_extra = std::numeric_limits<float>::infinity();
   std::vector<uint8_t> codes;  // ceil(slots / 32) blocks
 };
 
@@ -195,7 +211,10 @@ struct IvfIndex::Structure {
     uint8_t* block = L.codes.data() + (p / pq4::kBlock) * bb;
     for (uint32_t s = 0; s < model.m; ++s) pq4::SetCode(block, p % pq4::kBlock, s, code[s]);
     L.slots.push_back(slot);
-    if (l2) L.extra.push_back(extra);
+    if (l2) {
+      L.extra.push_back(extra);
+      L.min_extra = std::min(L.min_extra, extra);
+    }
     if (slot >= where.size()) {
       where.resize(slot + 1, kNone);
       pos.resize(slot + 1, 0);
@@ -563,8 +582,6 @@ void IvfIndex::RunRebuild(uint64_t gen) {
     }
     for (size_t i = 0; i < ns; ++i) assign[i] = m.Nearest(&sample[i * dim]);
   }
-  m.cnorm.resize(nlist);
-  for (uint32_t l = 0; l < nlist; ++l) m.cnorm[l] = DotP(m.Centroid(l), m.Centroid(l), dim);
   m.codebooks.assign(static_cast<size_t>(m.m) * 16 * m.ds, 0.f);
   {
     std::vector<float> sub(ns * m.ds);
@@ -580,6 +597,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
           m.codebooks[(static_cast<size_t>(s) * 16 + j) * m.ds + t] = cb[j * len + t];
     }
   }
+  m.Finish();
   sample.clear();
   sample.shrink_to_fit();
   st->lists.resize(nlist);
@@ -761,44 +779,60 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
 
   // Lookup table: entry j of subspace s = -alpha * q_s . w_sj (alpha 2 for
   // Euclidean), quantised to 8 bits with one scale for the whole query.
+  // Built from the transposed codebooks: 16 consecutive floats per (s, t).
   const float alpha = l2_ ? 2.f : 1.f;
   sc.lutf.resize(static_cast<size_t>(m.m) * 16);
   float bias = 0.f, maxspan = 0.f, sumspan = 0.f;
   for (uint32_t s = 0; s < m.m; ++s) {
     const uint32_t len = m.SubLen(s), off = s * m.ds;
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-    for (uint32_t j = 0; j < 16; ++j) {
-      const float* w = &m.codebooks[(static_cast<size_t>(s) * 16 + j) * m.ds];
-      float d = 0.f;
-      for (uint32_t t = 0; t < len; ++t) d += query[off + t] * w[t];
-      d *= -alpha;
-      sc.lutf[s * 16 + j] = d;
-      lo = std::min(lo, d);
-      hi = std::max(hi, d);
+    float* row = &sc.lutf[static_cast<size_t>(s) * 16];
+    float acc[16] = {};
+    for (uint32_t t = 0; t < len; ++t) {
+      const float qv = -alpha * query[off + t];
+      const float* w = &m.cbt[(static_cast<size_t>(s) * m.ds + t) * 16];
+      for (uint32_t j = 0; j < 16; ++j) acc[j] += qv * w[j];
     }
+    float lo = acc[0], hi = acc[0];
+    for (uint32_t j = 1; j < 16; ++j) {
+      lo = std::min(lo, acc[j]);
+      hi = std::max(hi, acc[j]);
+    }
+    for (uint32_t j = 0; j < 16; ++j) row[j] = acc[j] - lo;
     bias += lo;
     maxspan = std::max(maxspan, hi - lo);
     sumspan += hi - lo;
-    for (uint32_t j = 0; j < 16; ++j) sc.lutf[s * 16 + j] -= lo;
   }
   float scale = std::max(maxspan / 255.f, sumspan / 65535.f);
   if (!(scale > 0.f)) scale = 1.f;
   const float inv = 1.f / scale;
   sc.lut.assign(static_cast<size_t>(m.npairs) * pq4::kPairBytes, 0);
-  for (uint32_t s = 0; s < m.m; ++s)
-    for (uint32_t j = 0; j < 16; ++j) {
-      float v = std::floor(sc.lutf[s * 16 + j] * inv);
-      sc.lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16 + j] =
-          static_cast<uint8_t>(std::clamp(v, 0.f, 255.f));
-    }
+  for (uint32_t s = 0; s < m.m; ++s) {
+    const float* row = &sc.lutf[static_cast<size_t>(s) * 16];
+    uint8_t* dst = &sc.lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16];
+    // Entries are >= 0: truncation is floor.
+    for (uint32_t j = 0; j < 16; ++j) dst[j] = static_cast<uint8_t>(std::min(255.f, row[j] * inv));
+  }
   bias += 0.5f * scale * static_cast<float>(m.m);  // floor loses half a step on average
 
-  // Scan lists in probe order.
+  // Scan lists in probe order. Candidates go to a reservoir of 2 * rerank:
+  // when it fills, the best `rerank` are kept (nth_element) and the worst
+  // of them becomes the threshold; per block of 32 codes the threshold, as
+  // a 16-bit limit on the code sum, is compared in SIMD, so only codes
+  // that can enter are looked at.
   static const pq4::ScanFn scan = pq4::Scan();
-  sc.heap.clear();
-  auto& heap = sc.heap;
+  static const pq4::BelowFn below = pq4::Below();
+  auto& res = sc.heap;
+  res.clear();
+  const size_t cap = 2 * static_cast<size_t>(rerank);
+  float thr = std::numeric_limits<float>::infinity();
+  auto shrink = [&] {
+    std::nth_element(res.begin(), res.begin() + (rerank - 1), res.end());
+    thr = res[rerank - 1].d;
+    res.resize(rerank);
+  };
+  const size_t bb = m.BlockBytes();
   for (uint32_t i = 0; i < nlist; ++i) {
-    if (i >= nprobe && (filter == nullptr || heap.size() >= rerank)) break;
+    if (i >= nprobe && (filter == nullptr || res.size() >= rerank)) break;
     if (i == sorted) {
       std::sort(sc.order.begin() + sorted, sc.order.end(), by_key);
       sorted = nlist;
@@ -807,27 +841,42 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
     const List& L = st.lists[l];
     const size_t n = L.slots.size();
     if (n == 0) continue;
+    const float base = (l2_ ? qq + m.cnorm[l] - 2.f * sc.qdot[l] : -sc.qdot[l]) + bias;
+    const float lower = base + (l2_ ? L.min_extra : 0.f);
+    if (!(lower < thr)) continue;  // no code of this list can enter
     const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
     sc.acc.resize(nblocks * pq4::kBlock);
     scan(L.codes.data(), nblocks, m.npairs, sc.lut.data(), sc.acc.data());
-    const float base = (l2_ ? qq + m.cnorm[l] - 2.f * sc.qdot[l] : -sc.qdot[l]) + bias;
+    if (i + 1 < nlist && i + 1 < sorted) {
+      // The next list's first codes, while this one's candidates are sorted.
+      const List& next = st.lists[sc.order[i + 1]];
+      if (!next.codes.empty())
+        distance::Prefetch(next.codes.data(), std::min(next.codes.size(), 2 * bb));
+    }
     const uint16_t* acc = sc.acc.data();
     const float* extra = l2_ ? L.extra.data() : nullptr;
-    for (size_t j = 0; j < n; ++j) {
-      float d = base + scale * static_cast<float>(acc[j]);
-      if (extra) d += extra[j];
-      if (heap.size() >= rerank && d >= heap.front().d) continue;
-      const uint32_t slot = L.slots[j];
-      if (filter && !filter->Allowed(slot)) continue;
-      if (heap.size() >= rerank) {
-        std::pop_heap(heap.begin(), heap.end());
-        heap.back() = {d, slot};
-      } else {
-        heap.push_back({d, slot});
+    for (size_t b = 0; b < nblocks; ++b) {
+      const float lim = (thr - lower) * inv;
+      if (!(lim >= 0.f)) break;
+      uint32_t mask = below(acc + b * pq4::kBlock,
+                            lim >= 65535.f ? uint16_t{65535} : static_cast<uint16_t>(lim));
+      const size_t left = n - b * pq4::kBlock;
+      if (left < pq4::kBlock) mask &= (1u << left) - 1u;
+      while (mask != 0) {
+        const size_t j = b * pq4::kBlock + static_cast<size_t>(__builtin_ctz(mask));
+        mask &= mask - 1;
+        float d = base + scale * static_cast<float>(acc[j]);
+        if (extra) d += extra[j];
+        if (!(d < thr)) continue;
+        const uint32_t slot = L.slots[j];
+        if (filter && !filter->Allowed(slot)) continue;
+        res.push_back({d, slot});
+        if (res.size() >= cap) shrink();
       }
-      std::push_heap(heap.begin(), heap.end());
     }
   }
+  if (res.size() > rerank) shrink();
+  auto& heap = res;
 
   // Exact re-rank.
   // Exact re-rank, fetching a few candidates ahead (all at once would
@@ -942,8 +991,7 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
       if (!std::isfinite(f)) return bad("non-finite centroid");
     for (float f : m.codebooks)
       if (!std::isfinite(f)) return bad("non-finite codebook");
-    m.cnorm.resize(m.nlist);
-    for (uint32_t l = 0; l < m.nlist; ++l) m.cnorm[l] = DotP(m.Centroid(l), m.Centroid(l), dim);
+    m.Finish();
     st->lists.resize(m.nlist);
     st->where.assign(limit, kNone);
     st->pos.assign(limit, 0);
@@ -958,6 +1006,7 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
       L.slots.assign(li.slots.begin(), li.slots.end());
       L.codes.assign(li.codes.begin(), li.codes.end());
       L.extra.assign(li.extra.begin(), li.extra.end());
+      for (float e : L.extra) L.min_extra = std::min(L.min_extra, e);
       for (size_t j = 0; j < n; ++j) {
         const uint32_t s = L.slots[j];
         if (s >= limit || st->where[s] != kNone)

@@ -121,6 +121,24 @@ TEST(IvfKernels, DotManyAgreesWithScalar) {
   }
 }
 
+TEST(IvfKernels, BelowAgreesWithScalar) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> word(0, 65535);
+  for (int round = 0; round < 200; ++round) {
+    uint16_t vals[pq4::kBlock];
+    for (auto& v : vals) v = static_cast<uint16_t>(word(rng) >> (round % 16));
+    // Limits at the extremes and at values present (the boundary is <=).
+    const uint16_t limit = round % 5 == 0   ? 0
+                           : round % 5 == 1 ? 65535
+                           : round % 5 == 2 ? vals[round % pq4::kBlock]
+                                            : static_cast<uint16_t>(word(rng) >> (round % 16));
+    uint32_t want = 0;
+    for (uint32_t i = 0; i < pq4::kBlock; ++i) want |= uint32_t{vals[i] <= limit} << i;
+    for (const auto& impl : pq4::SupportedScans())
+      EXPECT_EQ(impl.below(vals, limit), want) << impl.name << " round " << round;
+  }
+}
+
 TEST(IvfKernels, SetCodeRoundTrips) {
   std::vector<uint8_t> block(pq4::BlockBytes(3), 0);
   for (size_t i = 0; i < 32; ++i)
