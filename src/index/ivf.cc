@@ -20,6 +20,7 @@ namespace {
 constexpr uint32_t kNone = 0xFFFFFFFFu;
 constexpr uint32_t kMaxNlist = 65536;
 constexpr size_t kRebuildBatch = 8192;
+constexpr size_t kCodebookSample = 16384;
 constexpr uint32_t kMinRerank = 100;
 constexpr uint32_t kRerankPerK = 10;
 constexpr int64_t kExactMinMatches = 1000;
@@ -31,6 +32,23 @@ float L2Sq(const float* a, const float* b, size_t n) {
 float DotP(const float* a, const float* b, size_t n) {
   static const distance::Kernel k = distance::Dot();
   return k(a, b, n);
+}
+
+// The row of `rows` (k x d, squared norms `norms`) nearest to v in L2:
+// argmin ||r||^2 - 2 v.r, the dots from the blocked kernel.
+uint32_t NearestByDot(const float* v, const float* rows, const float* norms, uint32_t k,
+                      uint32_t d) {
+  static const pq4::DotManyFn dot_many = pq4::DotMany();
+  thread_local std::vector<float> dots;
+  dots.resize(k);
+  dot_many(v, rows, k, d, dots.data());
+  uint32_t best = 0;
+  float bd = std::numeric_limits<float>::infinity();
+  for (uint32_t j = 0; j < k; ++j) {
+    const float dd = norms[j] - 2.f * dots[j];
+    if (dd < bd) bd = dd, best = j;
+  }
+  return best;
 }
 
 // Lloyd's k-means on n rows of d floats into k centroids (k <= n not
@@ -51,31 +69,30 @@ std::vector<float> KMeans(const float* x, size_t n, uint32_t d, uint32_t k, uint
   std::vector<uint32_t> assign(n, 0);
   std::vector<double> sum(static_cast<size_t>(k) * d);
   std::vector<size_t> cnt(k);
+  std::vector<float> cnorm(k);
   const bool small = d < 16;
   auto nearest = [&](const float* v) {
     uint32_t best = 0;
     float bd = std::numeric_limits<float>::infinity();
     for (uint32_t j = 0; j < k; ++j) {
       const float* cj = &c[static_cast<size_t>(j) * d];
-      float dd;
-      if (small) {
-        dd = 0.f;
-        for (uint32_t t = 0; t < d; ++t) dd += (v[t] - cj[t]) * (v[t] - cj[t]);
-      } else {
-        dd = L2Sq(v, cj, d);
-      }
+      float dd = 0.f;
+      for (uint32_t t = 0; t < d; ++t) dd += (v[t] - cj[t]) * (v[t] - cj[t]);
       if (dd < bd) bd = dd, best = j;
     }
     return best;
   };
   for (uint32_t it = 0; it <= iters; ++it) {
-    if (small || threads <= 1 || n < 4096) {
+    if (small) {
       for (size_t i = 0; i < n; ++i) assign[i] = nearest(x + i * d);
     } else {
+      for (uint32_t j = 0; j < k; ++j)
+        cnorm[j] = DotP(&c[static_cast<size_t>(j) * d], &c[static_cast<size_t>(j) * d], d);
       const size_t chunk = 1024;
-      ParallelFor((n + chunk - 1) / chunk, threads, [&](size_t b, uint32_t) {
-        for (size_t i = b * chunk; i < std::min(n, (b + 1) * chunk); ++i)
-          assign[i] = nearest(x + i * d);
+      ParallelFor((n + chunk - 1) / chunk, n < 4096 ? 1 : threads, [&](size_t b, uint32_t) {
+        const size_t end = std::min(n, (b + 1) * chunk);
+        for (size_t i = b * chunk; i < end; ++i)
+          assign[i] = NearestByDot(x + i * d, c.data(), cnorm.data(), k, d);
         return true;
       });
     }
@@ -137,8 +154,7 @@ struct IvfIndex::Model {
 
   // Derived arrays (after centroids and codebooks are set).
   void Finish() {
-    cnorm.resize(nlist);
-    for (uint32_t l = 0; l < nlist; ++l) cnorm[l] = DotP(Centroid(l), Centroid(l), dim);
+    SetNorms();
     cbt.assign(codebooks.size(), 0.f);
     for (uint32_t s = 0; s < m; ++s)
       for (uint32_t j = 0; j < 16; ++j)
@@ -151,14 +167,13 @@ struct IvfIndex::Model {
   uint32_t SubLen(uint32_t s) const { return std::min(ds, dim - s * ds); }
   const float* Centroid(uint32_t l) const { return &centroids[static_cast<size_t>(l) * dim]; }
 
+  // Needs cnorm (Finish, or SetNorms during training).
   uint32_t Nearest(const float* v) const {
-    uint32_t best = 0;
-    float bd = std::numeric_limits<float>::infinity();
-    for (uint32_t l = 0; l < nlist; ++l) {
-      float d = L2Sq(v, Centroid(l), dim);
-      if (d < bd) bd = d, best = l;
-    }
-    return best;
+    return NearestByDot(v, centroids.data(), cnorm.data(), nlist, dim);
+  }
+  void SetNorms() {
+    cnorm.resize(nlist);
+    for (uint32_t l = 0; l < nlist; ++l) cnorm[l] = DotP(Centroid(l), Centroid(l), dim);
   }
   // 4-bit codes of v's residual to centroid `list`; returns the Euclidean
   // correction ||r||^2 + 2 c.r of the quantised residual r.
@@ -551,6 +566,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
     std::vector<uint64_t> cnt(nlist);
     std::vector<uint32_t> near(kRebuildBatch);
     for (uint32_t pass = 0; pass < tuning_.refine_passes; ++pass) {
+      m.SetNorms();
       std::fill(sum.begin(), sum.end(), 0.0);
       std::fill(cnt.begin(), cnt.end(), 0);
       for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
@@ -580,18 +596,22 @@ void IvfIndex::RunRebuild(uint64_t gen) {
               sum[static_cast<size_t>(l) * dim + t] / static_cast<double>(cnt[l]));
       }
     }
+    m.SetNorms();
     for (size_t i = 0; i < ns; ++i) assign[i] = m.Nearest(&sample[i * dim]);
   }
   m.codebooks.assign(static_cast<size_t>(m.m) * 16 * m.ds, 0.f);
   {
-    std::vector<float> sub(ns * m.ds);
+    // 16 codewords of 1-4 dimensions: a few thousand residuals train them
+    // as well as the whole sample.
+    const size_t nc = std::min<size_t>(ns, kCodebookSample);
+    std::vector<float> sub(nc * m.ds);
     for (uint32_t s = 0; s < m.m; ++s) {
       const uint32_t len = m.SubLen(s), off = s * m.ds;
-      for (size_t i = 0; i < ns; ++i)
+      for (size_t i = 0; i < nc; ++i)
         for (uint32_t t = 0; t < len; ++t)
           sub[i * len + t] = sample[i * dim + off + t] - m.Centroid(assign[i])[off + t];
       std::vector<float> cb =
-          KMeans(sub.data(), ns, len, 16, tuning_.kmeans_iters, rng, 1, nullptr);
+          KMeans(sub.data(), nc, len, 16, tuning_.kmeans_iters, rng, 1, nullptr);
       for (uint32_t j = 0; j < 16; ++j)
         for (uint32_t t = 0; t < len; ++t)
           m.codebooks[(static_cast<size_t>(s) * 16 + j) * m.ds + t] = cb[j * len + t];

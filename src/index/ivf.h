@@ -53,9 +53,9 @@ struct IvfTuning {
   double regrow = 4.0;        // retrain when live >= regrow * trained count
   bool background = true;     // rebuild on a background thread
   uint32_t sub_dim = 0;       // 0: 1 up to 64 dims, 2 up to 256, else 4
-  uint32_t kmeans_iters = 10;
-  uint32_t sample_per_list = 48;  // k-means sample: nlist * this, at least 8192
-  uint32_t refine_passes = 3;     // then Lloyd passes over every vector
+  uint32_t kmeans_iters = 15;
+  uint32_t sample_per_list = 128;  // k-means sample: nlist * this, at least 8192
+  uint32_t refine_passes = 3;      // then Lloyd passes over every vector
   uint64_t seed = 0x1f2e3d4c5b6a7988ull;
 };
 
