@@ -270,7 +270,8 @@ IvfIndex::IvfIndex(const IndexConfig& config, const IvfTuning& tuning)
       tuning_(tuning),
       l2_(config.metric == Metric::kEuclidean),
       shift_(VectorChunkShift(config.dim)),
-      mask_((1u << VectorChunkShift(config.dim)) - 1) {}
+      mask_((1u << VectorChunkShift(config.dim)) - 1),
+      nprobe_(config.ivf.nprobe) {}
 
 IvfIndex::~IvfIndex() {
   stop_.store(true);
@@ -435,8 +436,9 @@ size_t IvfIndex::MemoryBytes() const {
   return b;
 }
 
-Status IvfIndex::SetEfSearch(uint32_t) {
-  return Status::Unsupported("ef_search applies to HNSW collections only");
+Status IvfIndex::SetEfSearch(uint32_t ef) {
+  nprobe_.store(ef, std::memory_order_relaxed);
+  return Status::OK();
 }
 
 Status IvfIndex::Compact() { return Status::OK(); }
@@ -658,7 +660,7 @@ uint32_t IvfIndex::EffectiveNprobe(uint32_t ef) const {
   std::shared_lock lock(mu_);
   if (!st_) return 0;
   const uint32_t nlist = st_->model.nlist;
-  uint32_t p = ef ? ef : config_.ivf.nprobe;
+  uint32_t p = ef ? ef : nprobe_.load(std::memory_order_relaxed);
   if (p == 0) p = DefaultNprobe(nlist);
   return std::min(p, nlist);
 }
@@ -742,7 +744,7 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   const Structure& st = *st_;
   const Model& m = st.model;
   const uint32_t nlist = m.nlist;
-  uint32_t nprobe = params.ef ? params.ef : config_.ivf.nprobe;
+  uint32_t nprobe = params.ef ? params.ef : nprobe_.load(std::memory_order_relaxed);
   if (nprobe == 0) nprobe = DefaultNprobe(nlist);
   nprobe = std::min(nprobe, nlist);
   const uint32_t rerank = EffectiveRerank(params.k, params.rerank);

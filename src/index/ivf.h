@@ -78,6 +78,7 @@ class IvfIndex final : public VectorIndex {
   bool IsLive(uint32_t slot) const override;
   Status Search(const float* query, const SearchParams& params,
                 std::vector<Hit>* out) const override;
+  // Sets the default nprobe (0: automatic), as ef_search does for HNSW.
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
   Status Save(const ImageSink& sink) const override;
@@ -138,6 +139,9 @@ class IvfIndex final : public VectorIndex {
   uint64_t size_ = 0;
   KeepAlive mapping_;
   std::unique_ptr<Structure> st_;  // null: untrained (exact scan)
+  // Default nprobe (0: automatic); starts as config_.ivf.nprobe, changed by
+  // SetEfSearch.
+  std::atomic<uint32_t> nprobe_;
 
   // Rebuild state (under mu_ exclusively, except the thread handle).
   bool rebuilding_ = false;

@@ -279,6 +279,14 @@ def test_params_and_compact(daemon):
     assert_error(daemon.post("/collections/f/params", {"ef_search": -1}), 400)
     assert_error(daemon.post("/collections/h/params", [1]), 400)
     assert_error(daemon.post("/collections/nope/params", {"ef_search": 7}), 404)
+    # IVF: ef_search is the default number of lists probed.
+    make(daemon, "v", 2, index="ivf")
+    upsert(daemon, "v", [1, 2])
+    r = daemon.post("/collections/v/params", {"ef_search": 5})
+    assert r.status == 200 and r.json() is True, r
+    r = daemon.post("/collections/v/search", {"vector": [1, 2], "top_k": 1})
+    assert r.status == 200 and len(r.json()) == 1, r
+    assert_error(daemon.post("/collections/v/params", {"ef_search": 70000}), 400)
     # Without ef_search: nothing to change (the original answered true too).
     r = daemon.post("/collections/h/params", {})
     assert r.status == 200 and r.json() is True, r
