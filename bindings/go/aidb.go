@@ -93,6 +93,26 @@ const (
 
 func (d Durability) String() string { return C.GoString(C.aidb_durability_name(C.int(d))) }
 
+// Quantization is what an HNSW walk scores (flat and IVF collections do not
+// use it; see aidb.h).
+type Quantization int
+
+// Quantization modes.
+const (
+	// QuantizationSQ8: 8-bit codes in RAM, the candidates re-ranked with the
+	// float vectors (the default).
+	QuantizationSQ8 Quantization = C.AIDB_QUANTIZATION_SQ8
+	// QuantizationNone: the float vectors; no codes are held.
+	QuantizationNone Quantization = C.AIDB_QUANTIZATION_NONE
+)
+
+func (q Quantization) String() string {
+	if q == QuantizationNone {
+		return "none"
+	}
+	return "sq8"
+}
+
 // payloadBytes encodes a payload argument: nil means no payload.
 func payloadBytes(op string, p any) ([]byte, error) {
 	switch v := p.(type) {

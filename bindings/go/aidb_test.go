@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -62,6 +63,36 @@ func TestIDsAreCanonicalised(t *testing.T) {
 	}
 	if _, err := aidb.CanonicalID("not-a-uuid"); !errors.Is(err, aidb.ErrInvalidArgument) {
 		t.Fatalf("CanonicalID(bad) err = %v", err)
+	}
+}
+
+// Quantization and VectorsOnDisk reach the library and come back in Info; a
+// collection without a WAL has no place for the vectors file.
+func TestVectorsOnDiskAndQuantization(t *testing.T) {
+	dir := t.TempDir()
+	for i, q := range []aidb.Quantization{aidb.QuantizationSQ8, aidb.QuantizationNone} {
+		wal := filepath.Join(dir, fmt.Sprintf("od%d.wal", i))
+		c := mustOpen(t, aidb.CollectionOptions{Name: "od", Dim: 8, Metric: aidb.Euclidean,
+			Index: aidb.HNSW, WALPath: wal, Quantization: q, VectorsOnDisk: true})
+		info, err := c.Info()
+		if err != nil || info.Quantization != q || !info.VectorsOnDisk {
+			t.Fatalf("Info = %+v, %v; want quantization %v on disk", info, err, q)
+		}
+		id := aidb.NewID()
+		if err := c.Upsert(id, vec(1, 8), nil); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := c.Get(id)
+		if err != nil || len(got) != 8 || got[3] != vec(1, 8)[3] {
+			t.Fatalf("Get = %v, %v", got, err)
+		}
+		if _, err := os.Stat(wal + ".vectors"); err != nil {
+			t.Fatalf("vectors file: %v", err)
+		}
+		c.Close()
+	}
+	if _, err := aidb.Open(aidb.CollectionOptions{Name: "mem", Dim: 8, VectorsOnDisk: true}); !errors.Is(err, aidb.ErrInvalidArgument) {
+		t.Fatalf("vectors on disk without a WAL: err = %v", err)
 	}
 }
 

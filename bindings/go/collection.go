@@ -101,6 +101,8 @@ type CollectionInfo struct {
 	EfSearch       uint32
 	Durability     Durability
 	Count          uint64
+	Quantization   Quantization
+	VectorsOnDisk  bool
 }
 
 // Info returns the collection's configuration and size.
@@ -122,6 +124,8 @@ func (c *Collection) Info() (CollectionInfo, error) {
 		EfSearch:       uint32(info.hnsw_ef_search),
 		Durability:     Durability(info.durability),
 		Count:          uint64(info.count),
+		Quantization:   Quantization(info.quantization),
+		VectorsOnDisk:  info.vectors_on_disk != 0,
 	}, nil
 }
 

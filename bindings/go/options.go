@@ -31,6 +31,12 @@ type CollectionOptions struct {
 	// WALMmapThreshold: WAL files at least this big are replayed through
 	// mmap; 0 = the library's default.
 	WALMmapThreshold uint64
+	// Quantization: what an HNSW walk scores; default QuantizationSQ8.
+	Quantization Quantization
+	// VectorsOnDisk (flat and HNSW): the float vectors live in a file-backed
+	// mapping the page cache may evict; a standalone collection then needs
+	// a WALPath (the file is placed beside it).
+	VectorsOnDisk bool
 }
 
 // cStrings allocates C strings and frees them all at once.
@@ -76,6 +82,10 @@ func fillOptions(o *CollectionOptions, c *C.aidb_collection_options) func() {
 	}
 	if o.WALMmapThreshold != 0 {
 		c.wal_mmap_threshold = C.uint64_t(o.WALMmapThreshold)
+	}
+	c.quantization = C.int(o.Quantization)
+	if o.VectorsOnDisk {
+		c.vectors_on_disk = 1
 	}
 	return strs.free
 }

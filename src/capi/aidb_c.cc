@@ -176,6 +176,16 @@ Status BuildConfig(const aidb_collection_options& o, engine::CollectionConfig* c
   c->index.ivf.nlist = o.ivf_nlist;
   c->index.ivf.nprobe = o.ivf_nprobe;
   c->index.ivf.rerank = o.ivf_rerank;
+  if (o.quantization < AIDB_QUANTIZATION_SQ8 || o.quantization > AIDB_QUANTIZATION_NONE) {
+    return Status::InvalidArgument("unknown quantization " + std::to_string(o.quantization) +
+                                   ": expected AIDB_QUANTIZATION_SQ8 or AIDB_QUANTIZATION_NONE");
+  }
+  if (o.vectors_on_disk != 0 && o.vectors_on_disk != 1) {
+    return Status::InvalidArgument("vectors_on_disk must be 0 or 1, not " +
+                                   std::to_string(o.vectors_on_disk));
+  }
+  c->index.quantization = static_cast<aidb::Quantization>(o.quantization);
+  c->index.vectors_on_disk = o.vectors_on_disk != 0;
   return engine::ValidateConfig(*c);
 }
 
@@ -438,6 +448,13 @@ int aidb_collection_get_info(aidb_collection* coll, aidb_collection_info* out, c
     info.hnsw_ef_search = c.index.hnsw.ef_search;
     info.durability = static_cast<int>(coll->impl->durability());
     info.count = coll->impl->Count();
+    if (c.index.kind == aidb::IndexKind::kIvf) {
+      info.ivf_nlist = c.index.ivf.nlist;
+      info.ivf_nprobe = c.index.ivf.nprobe;
+      info.ivf_rerank = c.index.ivf.rerank;
+    }
+    info.quantization = static_cast<int>(c.index.quantization);
+    info.vectors_on_disk = c.index.vectors_on_disk ? 1 : 0;
     CopyOut(info, out);
     return Status::OK();
   });

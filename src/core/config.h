@@ -27,12 +27,21 @@ struct IvfParams {
   uint32_t rerank = kDefaultIvfRerank;  // candidates re-ranked exactly; 0 = adapt to k
 };
 
+// What an HNSW walk scores (flat scans floats, IVF walks its own 4-bit codes:
+// neither uses it). kSq8: 8-bit codes, the ef candidates re-ranked with the
+// floats (the default); kNone: the floats, no codes held.
+enum class Quantization : int { kSq8 = 0, kNone = 1 };
+
 struct IndexConfig {
   uint32_t dim = 0;
   Metric metric = Metric::kCosine;
   IndexKind kind = IndexKind::kFlat;
   HnswParams hnsw;
   IvfParams ivf;
+  Quantization quantization = Quantization::kSq8;
+  // Flat and HNSW: the float vectors live in a file-backed shared mapping
+  // (index/vector_file.h) the page cache may evict, not in anonymous memory.
+  bool vectors_on_disk = false;
 };
 
 struct CollectionConfig {

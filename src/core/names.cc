@@ -33,6 +33,10 @@ constexpr Name<Durability> kDurabilities[] = {
     {"batch", Durability::kBatch},
     {"none", Durability::kNone},
 };
+constexpr Name<Quantization> kQuantizations[] = {
+    {"sq8", Quantization::kSq8},
+    {"none", Quantization::kNone},
+};
 
 bool EqualsIgnoreCase(std::string_view a, const char* b) {
   size_t i = 0;
@@ -67,6 +71,7 @@ bool Parse(const Name<T> (&table)[N], std::string_view s, T* out) {
 const char* MetricName(Metric m) { return NameOf(kMetrics, m); }
 const char* IndexKindName(IndexKind k) { return NameOf(kIndexKinds, k); }
 const char* DurabilityName(Durability d) { return NameOf(kDurabilities, d); }
+const char* QuantizationName(Quantization q) { return NameOf(kQuantizations, q); }
 
 bool ParseMetric(std::string_view name, Metric* out) { return Parse(kMetrics, name, out); }
 bool ParseIndexKind(std::string_view name, IndexKind* out) { return Parse(kIndexKinds, name, out); }
@@ -74,8 +79,13 @@ bool ParseDurability(std::string_view name, Durability* out) {
   return Parse(kDurabilities, name, out);
 }
 
+bool ParseQuantization(std::string_view name, Quantization* out) {
+  return Parse(kQuantizations, name, out);
+}
+
 const char* MetricChoices() { return "cosine, euclidean or dot"; }
 const char* IndexKindChoices() { return "flat, hnsw or ivf"; }
 const char* DurabilityChoices() { return "fsync, batch or none"; }
+const char* QuantizationChoices() { return "sq8 or none"; }
 
 }  // namespace aidb

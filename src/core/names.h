@@ -15,6 +15,8 @@ namespace aidb {
 const char* MetricName(Metric m);
 const char* IndexKindName(IndexKind k);
 const char* DurabilityName(Durability d);
+// "sq8", "none".
+const char* QuantizationName(Quantization q);
 
 // Case-insensitive; metrics also accept the aliases "euclid", "l2", "l2sq" and
 // "euclidean_distance" (euclidean), "ip", "inner_product" and "dot_product" (dot). False for an
@@ -23,10 +25,12 @@ const char* DurabilityName(Durability d);
 bool ParseMetric(std::string_view name, Metric* out);
 bool ParseIndexKind(std::string_view name, IndexKind* out);
 bool ParseDurability(std::string_view name, Durability* out);
+bool ParseQuantization(std::string_view name, Quantization* out);
 
 // The accepted canonical names, for error messages: "cosine, euclidean or dot".
 const char* MetricChoices();
 const char* IndexKindChoices();
 const char* DurabilityChoices();
+const char* QuantizationChoices();
 
 }  // namespace aidb

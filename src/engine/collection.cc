@@ -17,6 +17,14 @@ Status Collection::Open(const CollectionOptions& opts, std::shared_ptr<Collectio
   std::shared_ptr<Collection> c(new Collection());
   c->name_ = opts.config.name;
   c->wal_path_ = opts.wal_path;
+  c->vectors_path_ = !opts.vectors_path.empty() ? opts.vectors_path
+                     : opts.wal_path.empty()    ? std::string()
+                                                : opts.wal_path + ".vectors";
+  if (opts.config.index.vectors_on_disk && c->vectors_path_.empty()) {
+    return Status::InvalidArgument("collection '" + opts.config.name +
+                                   "': vectors_on_disk needs a wal_path (the vectors file is "
+                                   "placed beside the WAL)");
+  }
   c->wal_opts_ = opts.wal;
   c->wal_opts_.collection = opts.config.name;
   AIDB_RETURN_IF_ERROR(c->NewState(opts.config, &c->state_));
@@ -32,7 +40,7 @@ Collection::~Collection() = default;
 Status Collection::NewState(const CollectionConfig& config, std::unique_ptr<State>* out) const {
   auto st = std::make_unique<State>();
   st->config = config;
-  AIDB_RETURN_IF_ERROR(index::CreateIndex(config.index, &st->index));
+  AIDB_RETURN_IF_ERROR(index::CreateIndex(config.index, vectors_path_, &st->index));
   *out = std::move(st);
   return Status::OK();
 }

@@ -41,6 +41,9 @@ struct CollectionOptions {
   CollectionConfig config;
   std::string wal_path;  // empty: in memory only, nothing logged
   storage::WalOptions wal;
+  // The vectors file of config.index.vectors_on_disk (index/vector_file.h);
+  // empty: "<wal_path>.vectors". vectors_on_disk needs one of the two.
+  std::string vectors_path;
 };
 
 struct SearchRequest {
@@ -174,6 +177,7 @@ class Collection {
 
   std::string name_;
   std::string wal_path_;
+  std::string vectors_path_;  // vectors_on_disk (empty: not possible)
   storage::WalOptions wal_opts_;
   std::unique_ptr<storage::Wal> wal_;
   std::mutex write_mu_;   // serialises writers of in-memory collections

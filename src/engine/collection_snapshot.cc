@@ -56,6 +56,10 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
   CollectionConfig cfg = image.meta.config;
   {
     std::shared_lock lock(mu_);
+    // Where the vectors live and what the walk scores are the collection's
+    // choice, not the snapshot's: they change no data.
+    cfg.index.quantization = state_->config.index.quantization;
+    cfg.index.vectors_on_disk = state_->config.index.vectors_on_disk;
     if (cfg.index.dim != state_->config.index.dim) {
       return Status::DimensionMismatch("snapshot " + path + " has dimension " +
                                        std::to_string(cfg.index.dim) + ", collection '" + name_ +

@@ -44,6 +44,15 @@ Status ValidateConfig(const CollectionConfig& c) {
       return Status::InvalidArgument("hnsw ef_search must be 0..65536");
     }
   }
+  int q = static_cast<int>(c.index.quantization);
+  if (q < 0 || q > 1) {
+    return Status::InvalidArgument("unknown quantization " + std::to_string(q) +
+                                   ": expected sq8 (0) or none (1)");
+  }
+  if (c.index.vectors_on_disk && c.index.kind == IndexKind::kIvf) {
+    return Status::InvalidArgument(
+        "vectors_on_disk is not supported for ivf collections (flat and hnsw only)");
+  }
   if (c.index.kind == IndexKind::kIvf) {
     if (c.index.ivf.nlist > 65536) return Status::InvalidArgument("ivf nlist must be 0..65536");
     if (c.index.ivf.nprobe > 65536) return Status::InvalidArgument("ivf nprobe must be 0..65536");
@@ -62,6 +71,8 @@ std::string ConfigToJson(const CollectionConfig& c) {
   j["hnsw"] = {{"m", c.index.hnsw.m},
                {"ef_construction", c.index.hnsw.ef_construction},
                {"ef_search", c.index.hnsw.ef_search}};
+  j["quantization"] = QuantizationName(c.index.quantization);
+  j["vectors_on_disk"] = c.index.vectors_on_disk;
   if (c.index.kind == IndexKind::kIvf) {
     j["ivf"] = {{"nlist", c.index.ivf.nlist},
                 {"nprobe", c.index.ivf.nprobe},
@@ -98,6 +109,15 @@ Status ConfigFromJson(const std::string& text, CollectionConfig* c) {
       c->index.ivf.nprobe = v.value("nprobe", kDefaultIvfNprobe);
       c->index.ivf.rerank = v.value("rerank", kDefaultIvfRerank);
     }
+    // Absent before 0.3: sq8, vectors in RAM.
+    if (j.contains("quantization")) {
+      std::string q = j["quantization"].get<std::string>();
+      if (!ParseQuantization(q, &c->index.quantization) ||
+          q != QuantizationName(c->index.quantization)) {
+        return Status::Corruption("collection.json: unknown quantization " + q);
+      }
+    }
+    c->index.vectors_on_disk = j.value("vectors_on_disk", false);
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("collection.json: ") + e.what());
   }

@@ -87,6 +87,7 @@ CollectionOptions Database::OptionsFor(const CollectionConfig& config) const {
   CollectionOptions o;
   o.config = config;
   o.wal_path = CollectionDir(config.name) + "/" + kWalFile;
+  o.vectors_path = CollectionDir(config.name) + "/" + kVectorsFile;
   o.wal.durability = opts_.durability;
   o.wal.batch_interval_ms = opts_.batch_interval_ms;
   o.wal.mmap_threshold = opts_.wal_mmap_threshold;

@@ -18,6 +18,8 @@ namespace aidb::engine {
 inline constexpr const char kConfigFile[] = "collection.json";
 inline constexpr const char kWalFile[] = "wal.log";
 inline constexpr const char kManifestFile[] = "MANIFEST";
+// vectors_on_disk: the float vectors (index/vector_file.h), rebuilt at open.
+inline constexpr const char kVectorsFile[] = "vectors.bin";
 inline constexpr const char kSnapshotDir[] = "snapshots";
 
 struct DatabaseOptions {

@@ -9,26 +9,49 @@
 
 namespace aidb::index {
 
-FlatIndex::FlatIndex(const IndexConfig& config)
+FlatIndex::FlatIndex(const IndexConfig& config) : FlatIndex(config, nullptr) {}
+
+FlatIndex::FlatIndex(const IndexConfig& config, std::unique_ptr<VectorFile> vectors)
     : config_(config),
       shift_(VectorChunkShift(config.dim)),
-      mask_((1u << VectorChunkShift(config.dim)) - 1) {}
+      mask_((1u << VectorChunkShift(config.dim)) - 1),
+      vfile_(config.vectors_on_disk ? std::move(vectors) : nullptr) {
+  if (vfile_ != nullptr) {
+    vfile_->SetSegmentBytes((size_t{1} << shift_) * config_.dim * sizeof(float));
+  }
+}
 
 FlatIndex::~FlatIndex() = default;
 
-uint32_t FlatIndex::AllocateSlotLocked() {
+Status FlatIndex::AllocateSlotLocked(uint32_t* out) {
   if (!free_.empty()) {
-    uint32_t s = free_.back();
+    *out = free_.back();
     free_.pop_back();
-    return s;
+    return Status::OK();
   }
   const uint32_t slot = slot_limit_;
   const uint32_t c = slot >> shift_;
   const uint32_t per_chunk = 1u << shift_;
   const size_t vec_bytes = static_cast<size_t>(config_.dim) * sizeof(float);
+  const uint32_t need = (slot & mask_) + 1;
+  if (vfile_ != nullptr) {
+    // A whole segment per chunk, mapped once; disk blocks reserved ahead of
+    // the vector written through the mapping.
+    char* data = nullptr;
+    if (c == chunks_.size()) {
+      AIDB_RETURN_IF_ERROR(vfile_->Segment(c, &data));
+      chunks_.emplace_back();
+      chunks_[c].data = reinterpret_cast<float*>(data);
+      chunks_[c].capacity_slots = per_chunk;
+    }
+    AIDB_RETURN_IF_ERROR(vfile_->Reserve(uint64_t{c} * vfile_->segment_bytes() + need * vec_bytes));
+    ++slot_limit_;
+    live_.push_back(0);
+    *out = slot;
+    return Status::OK();
+  }
   if (c == chunks_.size()) chunks_.emplace_back();
   Chunk& chunk = chunks_[c];
-  const uint32_t need = (slot & mask_) + 1;
   if (need > chunk.capacity_slots) {
     // Grow geometrically while small; copy what is there. Once a chunk would
     // span a huge page (or is not the first), reserve all of it: HugeBuffer is
@@ -48,7 +71,8 @@ uint32_t FlatIndex::AllocateSlotLocked() {
   }
   ++slot_limit_;
   live_.push_back(0);
-  return slot;
+  *out = slot;
+  return Status::OK();
 }
 
 void FlatIndex::StoreLocked(uint32_t slot, const float* vec) {
@@ -59,7 +83,8 @@ void FlatIndex::StoreLocked(uint32_t slot, const float* vec) {
 
 Status FlatIndex::Add(const float* vec, uint32_t* slot) {
   std::unique_lock lock(mu_);
-  uint32_t s = AllocateSlotLocked();
+  uint32_t s;
+  AIDB_RETURN_IF_ERROR(AllocateSlotLocked(&s));
   StoreLocked(s, vec);
   live_[s] = 1;
   ++size_;
@@ -70,7 +95,17 @@ Status FlatIndex::Add(const float* vec, uint32_t* slot) {
 Status FlatIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) {
   std::unique_lock lock(mu_);
   for (size_t i = 0; i < n; ++i) {
-    uint32_t s = AllocateSlotLocked();
+    uint32_t s;
+    Status st = AllocateSlotLocked(&s);
+    if (!st.ok()) {
+      // No space for the vectors file: the batch adds nothing.
+      for (size_t j = 0; j < i; ++j) {
+        live_[slots[j]] = 0;
+        --size_;
+        free_.push_back(slots[j]);
+      }
+      return st;
+    }
     StoreLocked(s, vecs + i * config_.dim);
     live_[s] = 1;
     ++size_;
@@ -194,6 +229,28 @@ Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
                               " vector chunks for " + std::to_string(limit) + " slots");
   }
   std::vector<Chunk> chunks(n_chunks);
+  // Vectors on disk: copied into the (reset) vectors file below, under the
+  // lock; the image's mapping is not kept.
+  std::unique_lock lock(mu_, std::defer_lock);
+  bool loaded = false;
+  struct OnFailure {  // the vectors file was reset: leave an empty index
+    FlatIndex* self;
+    const bool* loaded;
+    ~OnFailure() {
+      if (*loaded || self->vfile_ == nullptr) return;
+      self->chunks_.clear();
+      self->live_.clear();
+      self->free_.clear();
+      self->slot_limit_ = 0;
+      self->size_ = 0;
+      self->vfile_->Reset();
+    }
+  } on_failure{this, &loaded};
+  if (vfile_ != nullptr) {
+    lock.lock();
+    chunks_.clear();
+    vfile_->Reset();
+  }
   for (uint32_t c = 0; c < vchunks.size(); ++c) {
     const VectorChunkImage& vc = vchunks[c];
     const uint32_t expect = std::min(per_chunk, limit - c * per_chunk);
@@ -203,6 +260,16 @@ Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
     float* data = vc.data.data();
     if (vc.data.empty() || vc.data.size() != static_cast<size_t>(vc.count) * config_.dim) {
       return Status::Corruption("snapshot: vector chunk " + std::to_string(c) + " has wrong size");
+    }
+    if (vfile_ != nullptr) {
+      char* seg = nullptr;
+      AIDB_RETURN_IF_ERROR(vfile_->Segment(c, &seg));
+      AIDB_RETURN_IF_ERROR(
+          vfile_->Reserve(uint64_t{c} * vfile_->segment_bytes() + vc.data.size() * sizeof(float)));
+      std::memcpy(seg, data, vc.data.size() * sizeof(float));
+      chunks[c].data = reinterpret_cast<float*>(seg);
+      chunks[c].capacity_slots = per_chunk;
+      continue;
     }
     chunks[c].data = data;
     chunks[c].capacity_slots = expect;
@@ -232,13 +299,14 @@ Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
     if (!live[s]) free_slots.push_back(s);
   }
 
-  std::unique_lock lock(mu_);
+  if (!lock.owns_lock()) lock.lock();
   chunks_ = std::move(chunks);
   live_ = std::move(live);
   free_ = std::move(free_slots);
   slot_limit_ = limit;
   size_ = size;
-  mapping_ = std::move(keepalive);
+  if (vfile_ == nullptr) mapping_ = std::move(keepalive);
+  loaded = true;
   return Status::OK();
 }
 

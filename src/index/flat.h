@@ -2,7 +2,11 @@
 //
 // Vectors live in chunks of 2^VectorChunkShift(dim) slots. A chunk is either
 // owned memory (huge-page backed) or points into a snapshot's private mapping
-// (loaded without copying; writes go to copy-on-write pages). One
+// (loaded without copying; writes go to copy-on-write pages), or, with
+// vectors_on_disk, a segment of a VectorFile (a file-backed shared mapping
+// the page cache may evict: a snapshot's vectors are copied there on load, so
+// no write ever lands in anonymous memory). Quantization does not apply: the
+// scan reads the floats. One
 // RwLock: searches share it, Add/Update/Remove take it briefly.
 #pragma once
 
@@ -12,12 +16,15 @@
 #include "core/memory.h"
 #include "core/rwlock.h"
 #include "index/index.h"
+#include "index/vector_file.h"
 
 namespace aidb::index {
 
 class FlatIndex final : public VectorIndex {
  public:
   explicit FlatIndex(const IndexConfig& config);
+  // With config.vectors_on_disk, `vectors` holds the vectors (required then).
+  FlatIndex(const IndexConfig& config, std::unique_ptr<VectorFile> vectors);
   ~FlatIndex() override;
 
   const IndexConfig& config() const override { return config_; }
@@ -46,7 +53,7 @@ class FlatIndex final : public VectorIndex {
   float* SlotPtr(uint32_t slot) const {
     return chunks_[slot >> shift_].data + static_cast<size_t>(slot & mask_) * config_.dim;
   }
-  uint32_t AllocateSlotLocked();  // grows storage as needed
+  Status AllocateSlotLocked(uint32_t* slot);  // grows storage as needed
   void StoreLocked(uint32_t slot, const float* vec);
 
   const IndexConfig config_;
@@ -58,7 +65,8 @@ class FlatIndex final : public VectorIndex {
   std::vector<uint32_t> free_;  // removed slots, reused by Add
   uint32_t slot_limit_ = 0;
   uint64_t size_ = 0;
-  KeepAlive mapping_;  // keeps chunks loaded from a snapshot alive
+  KeepAlive mapping_;                  // keeps chunks loaded from a snapshot alive
+  std::unique_ptr<VectorFile> vfile_;  // vectors_on_disk
 };
 
 }  // namespace aidb::index

@@ -98,6 +98,10 @@ struct HnswIndex::Ctx {
 HnswIndex::HnswIndex(const IndexConfig& config) : HnswIndex(config, HnswTuning()) {}
 
 HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
+    : HnswIndex(config, tuning, nullptr) {}
+
+HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning,
+                     std::unique_ptr<VectorFile> vectors)
     : config_(config),
       dim_(config.dim),
       l2_(config.metric == Metric::kEuclidean),
@@ -110,15 +114,18 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
   level_mult_ = 1.0 / std::log(static_cast<double>(m_));
   kernel_ = l2_ ? distance::L2Squared() : distance::Dot();
   if (l2_) bounded_ = distance::L2SquaredBounded();
-  sq8_ = tuning.sq8 && dim_ >= tuning.sq8_min_dim && dim_ <= 8192;
+  sq8_ = tuning.sq8 && config.quantization == Quantization::kSq8 && dim_ >= tuning.sq8_min_dim &&
+         dim_ <= 8192;
+  vfile_ = config.vectors_on_disk ? std::move(vectors) : nullptr;
+  split_ = sq8_ || vfile_ != nullptr;
   size_t head = sizeof(uint32_t) * m0_;
   head = (head + 63) & ~size_t{63};
   vec_offset_ = head;
   vstride_ = (sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
-  stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : vstride_);
+  stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : (split_ ? 0 : vstride_));
   if (sq8_) sq_ = Sq8Quantizer(dim_, l2_);
   uint32_t shift = 6;
-  while (shift < 16 && ((stride_ + (sq8_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
+  while (shift < 16 && ((stride_ + (split_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
     ++shift;
   chunk_shift_ = shift;
   chunk_mask_ = (1u << shift) - 1;
@@ -129,14 +136,17 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning)
   // Float walk: the links and the head of the vector; the early-abandoning
   // L2 often stops before the rest, which the hardware prefetcher streams.
   prefetch_bytes_ = std::min<size_t>(stride_, vec_offset_ + 256);
+  // Segments of the vectors file hold the float vectors of one chunk (a
+  // multiple of the page size: vstride_ and 1 << shift are multiples of 64).
+  if (vfile_ != nullptr) vfile_->SetSegmentBytes(vstride_ << chunk_shift_);
 }
 
 HnswIndex::~HnswIndex() {
-  ResetLocked();
+  ResetLocked(/*truncate_file=*/false);
   std::free(chunks_);
 }
 
-void HnswIndex::ResetLocked() {
+void HnswIndex::ResetLocked(bool truncate_file) {
   for (uint32_t c = 0; c < max_chunks_; ++c) {
     Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
     if (ch == nullptr) break;  // chunks are allocated in order
@@ -154,6 +164,7 @@ void HnswIndex::ResetLocked() {
   num_chunks_ = 0;
   entry_.store(kNoEntry);
   sq_ready_.store(false);
+  if (vfile_ != nullptr && truncate_file) vfile_->Reset();
 }
 
 void HnswIndex::EnsureChunk(uint32_t c) {
@@ -165,7 +176,13 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::bad_alloc();
   ch->nodes = static_cast<char*>(mem);
-  ch->vecs = sq8_ ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
+  ch->vecs = split_ ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
+  if (vfile_ != nullptr) {
+    if (!vfile_->Segment(c, &ch->vecs).ok()) {
+      munmap(mem, bytes);
+      throw std::bad_alloc();
+    }
+  }
   ch->meta = std::make_unique<Meta[]>(size_t{1} << chunk_shift_);
   ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
   for (uint32_t i = 0; i <= chunk_mask_; ++i)
@@ -186,7 +203,15 @@ Status HnswIndex::AllocSlot(uint32_t* slot) {
   try {
     EnsureChunk(s >> chunk_shift_);
   } catch (const std::bad_alloc&) {
-    return Status::NoMemory("hnsw: cannot grow the node storage");
+    return Status::NoMemory(vfile_ != nullptr
+                                ? "hnsw: cannot grow the node storage or map the vectors file " +
+                                      vfile_->path()
+                                : std::string("hnsw: cannot grow the node storage"));
+  }
+  if (vfile_ != nullptr) {
+    // Disk blocks for this slot's vector before it is written through the map.
+    AIDB_RETURN_IF_ERROR(vfile_->Reserve(uint64_t{s >> chunk_shift_} * vfile_->segment_bytes() +
+                                         ((s & chunk_mask_) + 1) * vstride_));
   }
   slot_limit_.store(s + 1, std::memory_order_release);
   *slot = s;
@@ -415,6 +440,8 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
   auto prefetch = [&](uint32_t id) {
     if constexpr (kSq) {
       distance::Prefetch(Codes(id), dim_);
+    } else if (split_) {
+      distance::Prefetch(Vec(id), std::min<size_t>(vstride_, 256));
     } else {
       distance::Prefetch(Node(id), prefetch_bytes_);
     }
@@ -876,8 +903,9 @@ size_t HnswIndex::MemoryBytes() const {
   // chunk cost nothing); per-node metadata and upper pointers per chunk.
   size_t per_chunk =
       ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
-  return (stride_ + (sq8_ ? vstride_ : 0)) * SlotLimit() + per_chunk * num_chunks_ +
-         upper_bytes_.load() + sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
+  return (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) * SlotLimit() +
+         per_chunk * num_chunks_ + upper_bytes_.load() +
+         sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
          free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
 }
 

@@ -12,7 +12,10 @@
 // 3264 bytes, no padding at all. With the 8-bit walk (HnswTuning::sq8, the
 // default from 64 dims) the block holds the 8-bit codes instead, and the float
 // vectors sit in a second array of the chunk, read for construction, exact
-// re-ranking and exact scans. A small per-node record beside it holds the
+// re-ranking and exact scans. With vectors_on_disk (IndexConfig) that array
+// is a segment of a VectorFile (a file-backed shared mapping the page cache
+// may evict) instead: anonymous memory holds only what the walk touches
+// (links, codes, per-node state). A small per-node record beside it holds the
 // level-0 degree, the state (free / live / tombstone) and a one-byte spin lock.
 // Upper-level lists (levels 1..top, M entries each) are a separate small
 // allocation per node (only ~1/M of the nodes have one).
@@ -59,6 +62,7 @@
 #include "core/rwlock.h"
 #include "index/index.h"
 #include "index/sq8.h"
+#include "index/vector_file.h"
 
 namespace aidb::index {
 
@@ -78,6 +82,10 @@ class HnswIndex final : public VectorIndex {
  public:
   explicit HnswIndex(const IndexConfig& config);
   HnswIndex(const IndexConfig& config, const HnswTuning& tuning);
+  // With config.vectors_on_disk: the float vectors live in `vectors` (which
+  // the index sizes; required then).
+  HnswIndex(const IndexConfig& config, const HnswTuning& tuning,
+            std::unique_ptr<VectorFile> vectors);
   ~HnswIndex() override;
   HnswIndex(const HnswIndex&) = delete;
   HnswIndex& operator=(const HnswIndex&) = delete;
@@ -100,8 +108,14 @@ class HnswIndex final : public VectorIndex {
 
   // The ef a search with `k` and `ef` (0 = index default) really uses.
   uint32_t EffectiveEf(uint32_t k, uint32_t ef) const;
-  // Bytes held by vectors, graph and per-node state (for benchmarks).
+  // Bytes of anonymous memory held by vectors, graph and per-node state (for
+  // benchmarks; with vectors_on_disk the float vectors are not counted: see
+  // VectorFileBytes).
   size_t MemoryBytes() const;
+  // Bytes of the vectors file mapped (0 without vectors_on_disk).
+  uint64_t VectorFileBytes() const { return vfile_ ? vfile_->MappedBytes() : 0; }
+  // The vectors file (benchmarks: eviction); null without vectors_on_disk.
+  const VectorFile* vector_file() const { return vfile_.get(); }
   // Top level of the graph, -1 when empty.
   int MaxLevel() const;
   // Level-0 out-degree of a slot (tests).
@@ -165,13 +179,17 @@ class HnswIndex final : public VectorIndex {
     return ChunkOf(s)->nodes + static_cast<size_t>(s & chunk_mask_) * stride_;
   }
   const float* Vec(uint32_t s) const {
-    if (!sq8_) return reinterpret_cast<const float*>(Node(s) + vec_offset_);
+    if (!split_) return reinterpret_cast<const float*>(Node(s) + vec_offset_);
     return reinterpret_cast<const float*>(ChunkOf(s)->vecs +
                                           static_cast<size_t>(s & chunk_mask_) * vstride_);
   }
   float* MutVec(uint32_t s) { return const_cast<float*>(Vec(s)); }
   uint8_t* Codes(uint32_t s) const { return reinterpret_cast<uint8_t*>(Node(s) + vec_offset_); }
-  size_t ChunkBytes() const { return (stride_ + (sq8_ ? vstride_ : 0)) << chunk_shift_; }
+  // Anonymous bytes of a chunk: node blocks, and the float vectors when they
+  // are split off but not on disk.
+  size_t ChunkBytes() const {
+    return (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) << chunk_shift_;
+  }
   Meta& MetaOf(uint32_t s) const { return ChunkOf(s)->meta[s & chunk_mask_]; }
   uint8_t StateOf(uint32_t s) const;
   int LevelOf(uint32_t s) const;
@@ -227,8 +245,8 @@ class HnswIndex final : public VectorIndex {
   // --- slots
   Status AllocSlot(uint32_t* slot);
   void ReleaseSlot(uint32_t slot);
-  void EnsureChunk(uint32_t chunk_index);
-  uint32_t* NewUpper(int level);  // null on allocation failure
+  void EnsureChunk(uint32_t chunk_index);  // throws std::bad_alloc
+  uint32_t* NewUpper(int level);           // null on allocation failure
   size_t UpperBytes(int level) const;
   int RandomLevel();
   void PrepareVector(const float* in, float* out) const;
@@ -266,7 +284,9 @@ class HnswIndex final : public VectorIndex {
   void AddReverseLink(uint32_t n, uint32_t s, int level);
   void ExactSearch(Ctx& ctx, const float* q, size_t k, const SlotFilter* filter,
                    bool use_list) const;
-  void ResetLocked();
+  // Frees every node; truncate_file: also empties the vectors file (not on
+  // destruction: the file stays for inspection until the next open).
+  void ResetLocked(bool truncate_file = true);
   Status LoadLocked(const SnapshotImage& image);
 
   static constexpr size_t kSqTrainMin = 1000;
@@ -285,6 +305,9 @@ class HnswIndex final : public VectorIndex {
 
   uint32_t chunk_shift_, chunk_mask_;
   bool sq8_ = false;
+  // The float vectors sit outside the node blocks (sq8_, or vectors on disk).
+  bool split_ = false;
+  std::unique_ptr<VectorFile> vfile_;  // vectors_on_disk
   std::atomic<bool> sq_ready_{false};
   Sq8Quantizer sq_;        // trained once sq_ready_ (changes under the exclusive lock)
   size_t vstride_;         // bytes per float vector (sq8: separate array)

@@ -2,6 +2,7 @@
 
 #include "index/flat.h"
 #include "index/ivf.h"
+#include "index/vector_file.h"
 #if __has_include("index/hnsw.h")
 #include "index/hnsw.h"
 #define AIDB_HAVE_HNSW 1
@@ -9,12 +10,27 @@
 
 namespace aidb::index {
 
-Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out) {
+Status CreateIndex(const IndexConfig& config, const std::string& vectors_path,
+                   std::unique_ptr<VectorIndex>* out) {
+  std::unique_ptr<VectorFile> vectors;
+  if (config.vectors_on_disk) {
+    if (config.kind == IndexKind::kIvf) {
+      return Status::InvalidArgument(
+          "vectors_on_disk is not supported for ivf collections (flat and hnsw only)");
+    }
+    if (vectors_path.empty()) {
+      return Status::InvalidArgument(
+          "vectors_on_disk needs a file for the vectors: give the collection a wal_path");
+    }
+    AIDB_RETURN_IF_ERROR(VectorFile::Create(vectors_path, &vectors));
+  }
   switch (config.kind) {
-    case IndexKind::kFlat: *out = std::make_unique<FlatIndex>(config); return Status::OK();
+    case IndexKind::kFlat:
+      *out = std::make_unique<FlatIndex>(config, std::move(vectors));
+      return Status::OK();
     case IndexKind::kHnsw:
 #ifdef AIDB_HAVE_HNSW
-      *out = std::make_unique<HnswIndex>(config);
+      *out = std::make_unique<HnswIndex>(config, HnswTuning(), std::move(vectors));
       return Status::OK();
 #else
       return Status::Unsupported("HNSW index is not built in");

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/config.h"
@@ -107,7 +108,13 @@ class VectorIndex {
   virtual Status Load(const SnapshotImage& image, KeepAlive keepalive) = 0;
 };
 
-// Creates an empty index for `config` (flat, HNSW or IVF).
-Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out);
+// Creates an empty index for `config` (flat, HNSW or IVF). With
+// config.vectors_on_disk (flat and HNSW only), `vectors_path` names the
+// vectors file (index/vector_file.h), created afresh.
+Status CreateIndex(const IndexConfig& config, const std::string& vectors_path,
+                   std::unique_ptr<VectorIndex>* out);
+inline Status CreateIndex(const IndexConfig& config, std::unique_ptr<VectorIndex>* out) {
+  return CreateIndex(config, std::string(), out);
+}
 
 }  // namespace aidb::index

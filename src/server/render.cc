@@ -60,6 +60,8 @@ Json CollectionJson(aidb_collection* h) {
   } else {
     j["hnsw"] = nullptr;  // always present: the original's clients read it
   }
+  j["quantization"] = info.quantization == AIDB_QUANTIZATION_NONE ? "none" : "sq8";
+  j["vectors_on_disk"] = info.vectors_on_disk != 0;
   j["durability"] = aidb_durability_name(info.durability);
   j["len"] = info.count;
   j["wal_size_bytes"] = wal.size_bytes;

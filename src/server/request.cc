@@ -215,6 +215,15 @@ CreateSpec ParseCreate(element body, const std::string& wal_dir_root) {
       spec.opts.hnsw_ef_search = static_cast<uint32_t>(ToUint(*v, "hnsw.ef_search"));
     }
   }
+  if (auto q = Field(body, "quantization"); q && !q->is_null()) {
+    std::string v = Lower(ToString(*q, "quantization"));
+    if (v == "sq8") spec.opts.quantization = AIDB_QUANTIZATION_SQ8;
+    else if (v == "none") spec.opts.quantization = AIDB_QUANTIZATION_NONE;
+    else Fail(400, "unknown quantization '" + v + "': use sq8 or none");
+  }
+  if (auto d = Field(body, "vectors_on_disk"); d && !d->is_null()) {
+    spec.opts.vectors_on_disk = ToBool(*d, "vectors_on_disk") ? 1 : 0;
+  }
   if (auto w = Field(body, "wal_dir"); w && !w->is_null()) {
     std::string dir = ToString(*w, "wal_dir");
     std::string real = dir.empty() || dir.find('\0') != std::string::npos ? "" : ResolveDir(dir);
@@ -244,6 +253,10 @@ std::string ConfigDifference(const aidb_collection_info& have,
     add("hnsw.ef_construction", std::to_string(have.hnsw_ef_construction),
         std::to_string(want.hnsw_ef_construction));
   }
+  auto quant = [](int q) { return std::string(q == AIDB_QUANTIZATION_NONE ? "none" : "sq8"); };
+  add("quantization", quant(have.quantization), quant(want.quantization));
+  add("vectors_on_disk", have.vectors_on_disk ? "true" : "false",
+      want.vectors_on_disk ? "true" : "false");
   return out;
 }
 

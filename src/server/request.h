@@ -146,7 +146,8 @@ struct CreateSpec {
 // `name`, `dim` (or `dimension`, `size`), `metric` (or `distance`; default
 // cosine), `index` (`hnsw`, the default even without `hnsw`; `flat` or its
 // original name `bruteforce`), `hnsw` {m (16), ef_construction (200),
-// ef_search (0 = adapts to k)}, and `wal_dir`, which must name `wal_dir_root`
+// ef_search (0 = adapts to k)}, `quantization` ("sq8", the default, or
+// "none"), `vectors_on_disk` (bool, default false), and `wal_dir`, which must name `wal_dir_root`
 // (the daemon's data directory, canonical; relative paths are taken from the
 // working directory, as the original did): anything else is a 400 saying so,
 // since every WAL lives in the data directory.
@@ -154,8 +155,8 @@ CreateSpec ParseCreate(element body, const std::string& wal_dir_root);
 
 // How an existing collection's configuration differs from a create request's,
 // e.g. "dim 4 (requested 8), metric euclidean (requested cosine)"; empty when
-// they agree. Compared: dim, metric, index and, for HNSW, m and
-// ef_construction (ef_search is a search setting that POST .../params
+// they agree. Compared: dim, metric, index, quantization, vectors_on_disk
+// and, for HNSW, m and ef_construction (ef_search is a search setting that POST .../params
 // changes, not part of a collection's identity).
 std::string ConfigDifference(const aidb_collection_info& have, const aidb_collection_options& want);
 

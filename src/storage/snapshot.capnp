@@ -33,6 +33,15 @@ struct CollectionConfig {
       rerank @9 :UInt32;
     }
   }
+  # Since 0.3 (absent in older snapshots: sq8, vectors in RAM). A collection
+  # that loads a snapshot keeps its own choice of both (they change no data).
+  quantization @10 :Quantization;
+  vectorsOnDisk @11 :Bool;
+}
+
+enum Quantization {
+  sq8 @0;
+  none @1;
 }
 
 # Ids and payloads of consecutive slots [firstSlot, firstSlot + count).

@@ -102,6 +102,9 @@ void WriteConfig(const CollectionConfig& c, schema::CollectionConfig::Builder b)
   } else {
     b.getIndex().setFlat();
   }
+  b.setQuantization(c.index.quantization == aidb::Quantization::kNone ? schema::Quantization::NONE
+                                                                      : schema::Quantization::SQ8);
+  b.setVectorsOnDisk(c.index.vectors_on_disk);
 }
 
 CollectionConfig ReadConfig(schema::CollectionConfig::Reader r) {
@@ -124,6 +127,10 @@ CollectionConfig ReadConfig(schema::CollectionConfig::Reader r) {
   } else {
     c.index.kind = IndexKind::kFlat;
   }
+  c.index.quantization = r.getQuantization() == schema::Quantization::NONE
+                             ? aidb::Quantization::kNone
+                             : aidb::Quantization::kSq8;
+  c.index.vectors_on_disk = r.getVectorsOnDisk();
   return c;
 }
 

@@ -1,8 +1,10 @@
 // The C API: versions, bad input, search and filters, concurrency, change feed.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -78,6 +80,95 @@ TEST(CApi, InvalidCollectionOptionsAreRejected) {
   EXPECT_NE(err.str().find("manhattan"), std::string::npos);
   EXPECT_EQ(aidb_metric_from_string("L2", &m, nullptr), AIDB_OK);
   EXPECT_EQ(m, AIDB_METRIC_EUCLIDEAN);
+}
+
+// quantization and vectors_on_disk: refused outside their values, refused
+// where no vectors file can live (no WAL) or where the index keeps its own
+// (ivf); reported by aidb_collection_get_info; a caller with the 0.2 struct
+// (no such fields) gets the defaults.
+TEST(CApi, QuantizationAndVectorsOnDisk) {
+  TempDir dir;
+  const std::string wal = dir / "od.wal";
+  struct Bad {
+    int kind, quantization, on_disk;
+    bool with_wal;
+  } bad[] = {{AIDB_INDEX_HNSW, 2, 0, true},  {AIDB_INDEX_HNSW, -1, 0, true},
+             {AIDB_INDEX_HNSW, 0, 2, true},  {AIDB_INDEX_HNSW, 0, 1, false},
+             {AIDB_INDEX_FLAT, 0, 1, false}, {AIDB_INDEX_IVF, 0, 1, true}};
+  for (const Bad& b : bad) {
+    aidb_collection_options o;
+    aidb_collection_options_init(&o);
+    EXPECT_EQ(o.quantization, AIDB_QUANTIZATION_SQ8);
+    EXPECT_EQ(o.vectors_on_disk, 0);
+    o.name = "od";
+    o.dim = 8;
+    o.index_kind = b.kind;
+    o.quantization = b.quantization;
+    o.vectors_on_disk = b.on_disk;
+    o.wal_path = b.with_wal ? wal.c_str() : nullptr;
+    aidb_collection* c = nullptr;
+    Err err;
+    EXPECT_EQ(aidb_collection_open(&o, &c, err.ptr()), AIDB_INVALID_ARGUMENT)
+        << b.kind << " " << b.quantization << " " << b.on_disk;
+    EXPECT_FALSE(err.str().empty());
+    EXPECT_EQ(c, nullptr);
+  }
+  aidb_collection_options o;
+  aidb_collection_options_init(&o);
+  o.name = "od";
+  o.dim = 8;
+  o.index_kind = AIDB_INDEX_HNSW;
+  o.quantization = AIDB_QUANTIZATION_NONE;
+  o.vectors_on_disk = 1;
+  o.wal_path = wal.c_str();
+  aidb_collection* c = nullptr;
+  Err err;
+  ASSERT_EQ(aidb_collection_open(&o, &c, err.ptr()), AIDB_OK) << err.str();
+  aidb_collection_info info;
+  aidb_collection_info_init(&info);
+  ASSERT_EQ(aidb_collection_get_info(c, &info, err.ptr()), AIDB_OK);
+  EXPECT_EQ(info.quantization, AIDB_QUANTIZATION_NONE);
+  EXPECT_EQ(info.vectors_on_disk, 1);
+  EXPECT_EQ(info.ivf_nlist, 0u);
+  // An older caller's info struct (up to count) is filled up to its size.
+  aidb_collection_info old;
+  std::memset(&old, 0xAB, sizeof(old));
+  old.struct_size = offsetof(aidb_collection_info, ivf_nlist);
+  ASSERT_EQ(aidb_collection_get_info(c, &old, err.ptr()), AIDB_OK);
+  EXPECT_EQ(old.dim, 8u);
+  EXPECT_EQ(old.vectors_on_disk, static_cast<int>(0xABABABAB));
+  aidb_collection_close(c);
+  EXPECT_EQ(access((wal + ".vectors").c_str(), F_OK), 0);
+  // An older caller's options struct (up to ivf_rerank): sq8, in RAM.
+  aidb_collection_options o2;
+  aidb_collection_options_init(&o2);
+  o2.name = "old";
+  o2.dim = 8;
+  o2.index_kind = AIDB_INDEX_HNSW;
+  o2.quantization = 77;  // beyond the caller's struct_size: not read
+  o2.vectors_on_disk = 77;
+  o2.struct_size = offsetof(aidb_collection_options, quantization);
+  ASSERT_EQ(aidb_collection_open(&o2, &c, err.ptr()), AIDB_OK) << err.str();
+  aidb_collection_info_init(&info);
+  ASSERT_EQ(aidb_collection_get_info(c, &info, err.ptr()), AIDB_OK);
+  EXPECT_EQ(info.quantization, AIDB_QUANTIZATION_SQ8);
+  EXPECT_EQ(info.vectors_on_disk, 0);
+  aidb_collection_close(c);
+  // IVF: the configured parameters come back.
+  aidb_collection_options_init(&o2);
+  o2.name = "ivf";
+  o2.dim = 8;
+  o2.index_kind = AIDB_INDEX_IVF;
+  o2.ivf_nlist = 12;
+  o2.ivf_nprobe = 3;
+  o2.ivf_rerank = 40;
+  ASSERT_EQ(aidb_collection_open(&o2, &c, err.ptr()), AIDB_OK) << err.str();
+  aidb_collection_info_init(&info);
+  ASSERT_EQ(aidb_collection_get_info(c, &info, err.ptr()), AIDB_OK);
+  EXPECT_EQ(info.ivf_nlist, 12u);
+  EXPECT_EQ(info.ivf_nprobe, 3u);
+  EXPECT_EQ(info.ivf_rerank, 40u);
+  aidb_collection_close(c);
 }
 
 TEST(CApi, BadPointsAreRejectedAndChangeNothing) {

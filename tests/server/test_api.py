@@ -1,6 +1,7 @@
 """Every REST route of aidbd against the real daemon, with good and bad input."""
 import json
 import os
+import pathlib
 import uuid
 
 import pytest
@@ -463,4 +464,43 @@ def test_backup_copy_restores_a_dropped_collection_across_restart(start_daemon):
     for i, pid in enumerate(ids):
         p = d2.get(f"/collections/docs/points/{pid}").json()
         assert p["payload"] == ({"i": i} if i < 3 else None)
+    assert d2.stop() == 0
+
+
+def test_quantization_and_vectors_on_disk_in_create_and_info(start_daemon):
+    d = start_daemon()
+    info = make(d, "plain", 2)
+    assert info["quantization"] == "sq8" and info["vectors_on_disk"] is False
+    info = make(d, "docs", 2, index="hnsw", quantization="none", vectors_on_disk=True)
+    assert info["quantization"] == "none" and info["vectors_on_disk"] is True
+    ids = [upsert(d, "docs", [1.0, float(i)], payload={"i": i}) for i in range(3)]
+    vfile = pathlib.Path(d.data_dir) / "docs" / "vectors.bin"
+    assert vfile.exists()
+    # The same request again is fine; another quantization or placement is 409.
+    r = d.post("/collections", {"name": "docs", "dim": 2, "index": "hnsw",
+                                "quantization": "NONE", "vectors_on_disk": True})
+    assert r.status == 200, r
+    r = d.post("/collections", {"name": "docs", "dim": 2, "index": "hnsw", "vectors_on_disk": True})
+    assert_error(r, 409)
+    assert "quantization none (requested sq8)" in r.json()["error"]
+    r = d.post("/collections", {"name": "docs", "dim": 2, "index": "hnsw", "quantization": "none"})
+    assert_error(r, 409)
+    assert "vectors_on_disk true (requested false)" in r.json()["error"]
+    assert_error(d.post("/collections", {"name": "x", "dim": 2, "quantization": "pq"}), 400)
+    assert_error(d.post("/collections", {"name": "x", "dim": 2, "quantization": 1}), 400)
+    assert_error(d.post("/collections", {"name": "x", "dim": 2, "vectors_on_disk": "yes"}), 400)
+    r = d.post("/collections", {"name": "x", "dim": 2, "index": "ivf", "vectors_on_disk": True})
+    assert_error(r, 400)
+    assert "ivf" in r.json()["error"]
+    # A snapshot, one more point, a restart: snapshot + WAL, the file rebuilt.
+    assert d.post("/collections/docs/snapshot", {}).status == 200
+    ids.append(upsert(d, "docs", [5.0, 5.0]))
+    assert d.stop() == 0
+    vfile.unlink()
+    d2 = start_daemon()
+    info = d2.get("/collections/docs").json()
+    assert info["len"] == 4 and info["vectors_on_disk"] is True and info["quantization"] == "none"
+    p = d2.get(f"/collections/docs/points/{ids[3]}").json()
+    assert [round(x, 4) for x in p["vector"]] == [0.7071, 0.7071], p  # cosine: normalised
+    assert vfile.exists()
     assert d2.stop() == 0

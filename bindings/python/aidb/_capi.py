@@ -31,6 +31,7 @@ OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, DIMENSION_MISMATCH, IO_ERROR, \
 METRIC_COSINE, METRIC_EUCLIDEAN, METRIC_DOT = 0, 1, 2
 INDEX_FLAT, INDEX_HNSW, INDEX_IVF = 0, 1, 2
 DURABILITY_FSYNC, DURABILITY_BATCH, DURABILITY_NONE = 0, 1, 2
+QUANTIZATION_SQ8, QUANTIZATION_NONE = 0, 1
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF = range(5)
 RECOVER_LATEST, RECOVER_TO_LSN, RECOVER_TO_TIME = 0, 1, 2
 WAL_OP_UPSERT, WAL_OP_DELETE, WAL_OP_SET_PARAMS = 1, 2, 3
@@ -57,14 +58,17 @@ class aidb_collection_options(Structure):
                 ("hnsw_ef_construction", c_uint32), ("hnsw_ef_search", c_uint32),
                 ("wal_path", c_char_p), ("durability", c_int),
                 ("batch_interval_ms", c_uint32), ("wal_mmap_threshold", c_uint64),
-                ("ivf_nlist", c_uint32), ("ivf_nprobe", c_uint32), ("ivf_rerank", c_uint32)]
+                ("ivf_nlist", c_uint32), ("ivf_nprobe", c_uint32), ("ivf_rerank", c_uint32),
+                ("quantization", c_int), ("vectors_on_disk", c_int)]
 
 
 class aidb_collection_info(Structure):
     _fields_ = [("struct_size", c_size_t), ("name", c_char * 72), ("dim", c_uint32),
                 ("metric", c_int), ("index_kind", c_int), ("hnsw_m", c_uint32),
                 ("hnsw_ef_construction", c_uint32), ("hnsw_ef_search", c_uint32),
-                ("durability", c_int), ("count", c_uint64)]
+                ("durability", c_int), ("count", c_uint64),
+                ("ivf_nlist", c_uint32), ("ivf_nprobe", c_uint32), ("ivf_rerank", c_uint32),
+                ("quantization", c_int), ("vectors_on_disk", c_int)]
 
 
 class aidb_search_options(Structure):

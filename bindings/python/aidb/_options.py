@@ -11,8 +11,12 @@ from .errors import InvalidArgumentError
 _lib = C.lib
 
 
+_QUANTIZATIONS = {"sq8": C.QUANTIZATION_SQ8, "none": C.QUANTIZATION_NONE}
+
+
 def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
-                        wal_path, durability, batch_interval_ms, wal_mmap_threshold, keep):
+                        wal_path, durability, batch_interval_ms, wal_mmap_threshold, keep,
+                        quantization=None, vectors_on_disk=False):
     """An aidb_collection_options; None (or 0) keeps the library's default.
     The byte strings its pointers refer to are appended to ``keep``."""
     o = _c_init(C.aidb_collection_options, _lib.aidb_collection_options_init)
@@ -38,6 +42,13 @@ def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
         o.batch_interval_ms = batch_interval_ms
     if wal_mmap_threshold:
         o.wal_mmap_threshold = wal_mmap_threshold
+    if quantization is not None:
+        q = _QUANTIZATIONS.get(quantization.lower()) if isinstance(quantization, str) else None
+        if q is None:
+            raise InvalidArgumentError(
+                f"unknown quantization {quantization!r}: expected 'sq8' or 'none'")
+        o.quantization = q
+    o.vectors_on_disk = 1 if vectors_on_disk else 0
     return o
 
 

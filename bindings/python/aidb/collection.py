@@ -20,19 +20,23 @@ class Collection(_Points, _Search, _Recovery, _Handle):
     opens a standalone collection. Options left None take the library's
     defaults (aidb_collection_options_init: cosine, flat, fsync, ...). If ``wal_path`` names an existing WAL, its
     records are not applied until ``load_snapshot()`` and/or ``recover()``
-    run (the restore workflow of docs/operations.md). Use it as a context
-    manager.
+    run (the restore workflow of docs/operations.md). Keyword-only:
+    ``quantization`` ("sq8", the default, or "none": what an HNSW walk
+    scores) and ``vectors_on_disk`` (flat and HNSW: float vectors in a
+    file-backed mapping beside the WAL, which it then needs). Use it as a
+    context manager.
     """
 
     def __init__(self, name=None, dim=None, metric=None, index=None, m=None,
                  ef_construction=None, ef_search=0, wal_path=None, durability=None,
-                 batch_interval_ms=None, wal_mmap_threshold=None, *, _ptr=None, _owner=None):
+                 batch_interval_ms=None, wal_mmap_threshold=None, *, quantization=None,
+                 vectors_on_disk=False, _ptr=None, _owner=None):
         self._owner = _owner  # the Database this handle belongs to, kept alive
         if _ptr is None:
             keep = []
             o = _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
                                     wal_path, durability, batch_interval_ms,
-                                    wal_mmap_threshold, keep)
+                                    wal_mmap_threshold, keep, quantization, vectors_on_disk)
             out, msg = c_void_p(), c_void_p()
             _check(_lib.aidb_collection_open(byref(o), byref(out), byref(msg)), msg)
             _ptr = out.value
@@ -53,7 +57,10 @@ class Collection(_Points, _Search, _Recovery, _Handle):
         return {"name": i.name.decode(), "dim": i.dim, "metric": _lib.aidb_metric_name(i.metric).decode(),
                 "index": _lib.aidb_index_kind_name(i.index_kind).decode(), "hnsw_m": i.hnsw_m,
                 "hnsw_ef_construction": i.hnsw_ef_construction, "hnsw_ef_search": i.hnsw_ef_search,
-                "durability": _lib.aidb_durability_name(i.durability).decode(), "count": i.count}
+                "durability": _lib.aidb_durability_name(i.durability).decode(), "count": i.count,
+                "ivf_nlist": i.ivf_nlist, "ivf_nprobe": i.ivf_nprobe, "ivf_rerank": i.ivf_rerank,
+                "quantization": "none" if i.quantization == C.QUANTIZATION_NONE else "sq8",
+                "vectors_on_disk": bool(i.vectors_on_disk)}
 
     def count(self):
         """The number of live points."""

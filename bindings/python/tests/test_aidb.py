@@ -120,6 +120,30 @@ def test_checkpoint_then_restore_sees_points_from_before_and_after(tmp_path):
     assert aidb.verify_snapshot(snap)["count"] == 4
 
 
+@pytest.mark.parametrize("quantization", ["sq8", "none"])
+def test_vectors_on_disk_and_quantization_reach_the_library(tmp_path, quantization):
+    wal = tmp_path / "od.wal"
+    with aidb.Collection("od", 8, metric="euclidean", index="hnsw", wal_path=wal,
+                         quantization=quantization, vectors_on_disk=True) as c:
+        info = c.info()
+        assert info["quantization"] == quantization and info["vectors_on_disk"] is True
+        assert (info["ivf_nlist"], info["ivf_nprobe"], info["ivf_rerank"]) == (0, 0, 0)
+        ids = [aidb.new_id() for _ in range(3)]
+        c.upsert_batch(ids, vecs(3, 8))
+        assert np.array_equal(c.get(ids[1])[0], vecs(3, 8)[1])
+        assert [h.id for h in c.search(vecs(3, 8)[2], k=1)] == [ids[2]]
+        assert (tmp_path / "od.wal.vectors").exists()
+    with aidb.Database(tmp_path / "db") as db:
+        c = db.create_collection("items", 4, index="flat", quantization=quantization,
+                                 vectors_on_disk=True)
+        assert c.info()["vectors_on_disk"] is True
+        assert c.info()["quantization"] == quantization
+    with pytest.raises(aidb.InvalidArgumentError):  # no WAL: no place for the file
+        aidb.Collection("mem", 8, vectors_on_disk=True)
+    with pytest.raises(aidb.InvalidArgumentError):
+        aidb.Collection("bad", 8, wal_path=wal, quantization="pq")
+
+
 def test_database_directory_persists_snapshots_and_restores(tmp_path):
     d = tmp_path / "db"
     ids = [aidb.new_id() for _ in range(3)]

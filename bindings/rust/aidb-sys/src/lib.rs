@@ -63,6 +63,8 @@ pub const AIDB_INDEX_IVF: c_int = 2;
 pub const AIDB_DURABILITY_FSYNC: c_int = 0;
 pub const AIDB_DURABILITY_BATCH: c_int = 1;
 pub const AIDB_DURABILITY_NONE: c_int = 2;
+pub const AIDB_QUANTIZATION_SQ8: c_int = 0;
+pub const AIDB_QUANTIZATION_NONE: c_int = 1;
 
 pub const AIDB_LOG_DEBUG: c_int = 0;
 pub const AIDB_LOG_INFO: c_int = 1;
@@ -137,6 +139,8 @@ pub struct aidb_collection_options {
     pub ivf_nlist: u32,
     pub ivf_nprobe: u32,
     pub ivf_rerank: u32,
+    pub quantization: c_int,
+    pub vectors_on_disk: c_int,
 }
 
 #[repr(C)]
@@ -152,6 +156,11 @@ pub struct aidb_collection_info {
     pub hnsw_ef_search: u32,
     pub durability: c_int,
     pub count: u64,
+    pub ivf_nlist: u32,
+    pub ivf_nprobe: u32,
+    pub ivf_rerank: u32,
+    pub quantization: c_int,
+    pub vectors_on_disk: c_int,
 }
 
 #[repr(C)]

@@ -37,10 +37,11 @@ fn rust_layouts() -> Vec<RustLayout> {
         aidb_collection_options {
             struct_size, name, dim, metric, index_kind, hnsw_m, hnsw_ef_construction, hnsw_ef_search,
             wal_path, durability, batch_interval_ms, wal_mmap_threshold, ivf_nlist, ivf_nprobe, ivf_rerank,
+            quantization, vectors_on_disk,
         }
         aidb_collection_info {
             struct_size, name, dim, metric, index_kind, hnsw_m, hnsw_ef_construction, hnsw_ef_search,
-            durability, count,
+            durability, count, ivf_nlist, ivf_nprobe, ivf_rerank, quantization, vectors_on_disk,
         }
         aidb_search_options {
             struct_size, top_k, ef_search, filter, with_payload, threads, exact, nonblocking, ivf_rerank,
@@ -70,6 +71,7 @@ fn rust_consts() -> BTreeMap<&'static str, i64> {
         AIDB_METRIC_COSINE, AIDB_METRIC_EUCLIDEAN, AIDB_METRIC_DOT,
         AIDB_INDEX_FLAT, AIDB_INDEX_HNSW, AIDB_INDEX_IVF,
         AIDB_DURABILITY_FSYNC, AIDB_DURABILITY_BATCH, AIDB_DURABILITY_NONE,
+        AIDB_QUANTIZATION_SQ8, AIDB_QUANTIZATION_NONE,
         AIDB_LOG_DEBUG, AIDB_LOG_INFO, AIDB_LOG_WARN, AIDB_LOG_ERROR, AIDB_LOG_OFF,
         AIDB_RECOVER_LATEST, AIDB_RECOVER_TO_LSN, AIDB_RECOVER_TO_TIME,
         AIDB_WAL_OP_UPSERT, AIDB_WAL_OP_DELETE, AIDB_WAL_OP_SET_PARAMS,

@@ -93,6 +93,56 @@ c_enum! {
     }
 }
 
+/// What an HNSW walk scores (see `aidb.h`): 8-bit codes with an exact
+/// re-rank (`Sq8`, the default) or the float vectors (`None`). Flat and IVF
+/// collections do not use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    #[default]
+    Sq8,
+    None,
+}
+
+impl Quantization {
+    pub(crate) fn raw(self) -> i32 {
+        match self {
+            Quantization::Sq8 => sys::AIDB_QUANTIZATION_SQ8,
+            Quantization::None => sys::AIDB_QUANTIZATION_NONE,
+        }
+    }
+    /// Values this crate does not know map to the default.
+    pub(crate) fn from_raw(v: i32) -> Quantization {
+        if v == sys::AIDB_QUANTIZATION_NONE {
+            Quantization::None
+        } else {
+            Quantization::Sq8
+        }
+    }
+}
+
+impl fmt::Display for Quantization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Quantization::Sq8 => "sq8",
+            Quantization::None => "none",
+        })
+    }
+}
+
+impl FromStr for Quantization {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Quantization> {
+        match s.to_ascii_lowercase().as_str() {
+            "sq8" => Ok(Quantization::Sq8),
+            "none" => Ok(Quantization::None),
+            _ => Err(Error::new(
+                crate::Status::InvalidArgument,
+                format!("unknown quantization '{s}': expected sq8 or none"),
+            )),
+        }
+    }
+}
+
 /// Configuration of a collection. `None` fields take the library's defaults
 /// (`aidb_collection_options_init`).
 #[derive(Debug, Clone, Default)]
@@ -111,6 +161,11 @@ pub struct CollectionOptions {
     pub durability: Durability,
     pub batch_interval: Option<Duration>,
     pub wal_mmap_threshold: Option<u64>,
+    /// HNSW: what the walk scores (default 8-bit codes).
+    pub quantization: Quantization,
+    /// Flat and HNSW: keep the float vectors in a file-backed mapping the
+    /// page cache may evict (a standalone collection needs a `wal_path`).
+    pub vectors_on_disk: bool,
 }
 
 /// Milliseconds as the C API's `uint32_t`, saturating.
@@ -144,6 +199,14 @@ impl CollectionOptions {
         self.durability = d;
         self
     }
+    pub fn quantization(mut self, q: Quantization) -> Self {
+        self.quantization = q;
+        self
+    }
+    pub fn vectors_on_disk(mut self, on: bool) -> Self {
+        self.vectors_on_disk = on;
+        self
+    }
 
     /// Fills a C options struct; the returned CStrings back its pointers.
     pub(crate) fn to_raw(&self) -> Result<(sys::aidb_collection_options, CString, Option<CString>)> {
@@ -170,6 +233,8 @@ impl CollectionOptions {
         if let Some(t) = self.wal_mmap_threshold {
             o.wal_mmap_threshold = t;
         }
+        o.quantization = self.quantization.raw();
+        o.vectors_on_disk = i32::from(self.vectors_on_disk);
         Ok((o, name, wal))
     }
 }
@@ -186,6 +251,12 @@ pub struct CollectionInfo {
     pub hnsw_ef_search: u32,
     pub durability: Durability,
     pub count: u64,
+    /// IVF parameters as configured (0 = automatic; 0 for other kinds).
+    pub ivf_nlist: u32,
+    pub ivf_nprobe: u32,
+    pub ivf_rerank: u32,
+    pub quantization: Quantization,
+    pub vectors_on_disk: bool,
 }
 
 impl CollectionInfo {
@@ -201,6 +272,11 @@ impl CollectionInfo {
             hnsw_ef_search: i.hnsw_ef_search,
             durability: Durability::from_raw(i.durability),
             count: i.count,
+            ivf_nlist: i.ivf_nlist,
+            ivf_nprobe: i.ivf_nprobe,
+            ivf_rerank: i.ivf_rerank,
+            quantization: Quantization::from_raw(i.quantization),
+            vectors_on_disk: i.vectors_on_disk != 0,
         }
     }
 }

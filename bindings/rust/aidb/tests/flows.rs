@@ -2,7 +2,8 @@
 //! flow of docs/operations.md, a database directory, filtered search, threads,
 //! bad input.
 use aidb::{
-    Collection, CollectionOptions, Db, Durability, IndexKind, Metric, RecoverTarget, SearchOptions, Status, WalOp,
+    Collection, CollectionOptions, Db, Durability, IndexKind, Metric, Quantization, RecoverTarget, SearchOptions,
+    Status, WalOp,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -167,6 +168,34 @@ fn checkpoint_then_restore_sees_points_from_before_and_after() {
     r.snapshot_to(&snap).unwrap();
     assert_eq!(r.wal_stats().unwrap().size_bytes, 0);
     assert_eq!(aidb::verify_snapshot(&snap).unwrap().count, 4);
+}
+
+#[test]
+fn vectors_on_disk_and_quantization_reach_the_library() {
+    let dir = TempDir::new();
+    for (i, q) in [Quantization::Sq8, Quantization::None].into_iter().enumerate() {
+        let opts = CollectionOptions::new(format!("od{i}"), 8)
+            .metric(Metric::Euclidean)
+            .index(IndexKind::Hnsw)
+            .quantization(q)
+            .vectors_on_disk(true)
+            .wal_path(dir.path(&format!("od{i}.wal")));
+        let c = Collection::open(&opts).unwrap();
+        let info = c.info().unwrap();
+        assert_eq!(info.quantization, q);
+        assert!(info.vectors_on_disk);
+        assert_eq!((info.ivf_nlist, info.ivf_nprobe, info.ivf_rerank), (0, 0, 0));
+        let id = aidb::new_id();
+        c.upsert(&id, &vec_for(1, 8), None).unwrap();
+        assert_eq!(c.get(&id).unwrap().vector, vec_for(1, 8));
+        let hits = c.search(&vec_for(1, 8), &SearchOptions::new().top_k(1)).unwrap();
+        assert_eq!(hits[0].id, id);
+        assert!(dir.path(&format!("od{i}.wal.vectors")).exists());
+    }
+    assert_eq!("none".parse::<Quantization>().unwrap(), Quantization::None);
+    // No WAL path, no place for the vectors file.
+    let err = Collection::open(&CollectionOptions::new("mem", 8).vectors_on_disk(true)).unwrap_err();
+    assert_eq!(err.status(), Status::InvalidArgument);
 }
 
 #[test]
