@@ -711,7 +711,7 @@ struct Cand {
 struct SearchScratch {
   std::vector<float> qdot, key, lutf;
   std::vector<uint8_t> lut;
-  std::vector<uint16_t> acc;
+  std::vector<uint16_t> acc, sums;
   std::vector<uint32_t> order;
   std::vector<Cand> heap;
   std::vector<float> qn;
@@ -877,6 +877,16 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
     }
     const uint16_t* acc = sc.acc.data();
     const float* extra = l2_ ? L.extra.data() : nullptr;
+    if (!l2_ && filter == nullptr && res.empty() && n > rerank) {
+      // The first list scanned holds more than `rerank` codes: its
+      // rerank-th smallest code sum bounds the final threshold, so start
+      // from it instead of admitting every code until the reservoir fills
+      // (for dot/cosine d is base + scale * sum: no per-vector term).
+      sc.sums.assign(acc, acc + n);
+      std::nth_element(sc.sums.begin(), sc.sums.begin() + (rerank - 1), sc.sums.end());
+      // Half a step up: the float compare below keeps ties.
+      thr = base + scale * (static_cast<float>(sc.sums[rerank - 1]) + 0.5f);
+    }
     for (size_t b = 0; b < nblocks; ++b) {
       const float lim = (thr - lower) * inv;
       if (!(lim >= 0.f)) break;
