@@ -711,7 +711,8 @@ struct Cand {
 struct SearchScratch {
   std::vector<float> qdot, key, lutf;
   std::vector<uint8_t> lut;
-  std::vector<uint16_t> acc, sums;
+  std::vector<uint16_t> acc;
+  std::vector<float> dists;
   std::vector<uint32_t> order;
   std::vector<Cand> heap;
   std::vector<float> qn;
@@ -877,15 +878,20 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
     }
     const uint16_t* acc = sc.acc.data();
     const float* extra = l2_ ? L.extra.data() : nullptr;
-    if (!l2_ && filter == nullptr && res.empty() && n > rerank) {
+    if (filter == nullptr && res.empty() && n > rerank) {
       // The first list scanned holds more than `rerank` codes: its
-      // rerank-th smallest code sum bounds the final threshold, so start
-      // from it instead of admitting every code until the reservoir fills
-      // (for dot/cosine d is base + scale * sum: no per-vector term).
-      sc.sums.assign(acc, acc + n);
-      std::nth_element(sc.sums.begin(), sc.sums.begin() + (rerank - 1), sc.sums.end());
-      // Half a step up: the float compare below keeps ties.
-      thr = base + scale * (static_cast<float>(sc.sums[rerank - 1]) + 0.5f);
+      // rerank-th smallest approximate distance bounds the final
+      // threshold, so start from it instead of admitting every code until
+      // the reservoir fills. The distances are computed as below, so the
+      // next float up keeps that one and its ties.
+      sc.dists.resize(n);
+      for (size_t j = 0; j < n; ++j) {
+        float d = base + scale * static_cast<float>(acc[j]);
+        if (extra) d += extra[j];
+        sc.dists[j] = d;
+      }
+      std::nth_element(sc.dists.begin(), sc.dists.begin() + (rerank - 1), sc.dists.end());
+      thr = std::nextafter(sc.dists[rerank - 1], std::numeric_limits<float>::infinity());
     }
     for (size_t b = 0; b < nblocks; ++b) {
       const float lim = (thr - lower) * inv;

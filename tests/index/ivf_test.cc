@@ -211,13 +211,13 @@ class ModFilter final : public SlotFilter {
   int64_t est_;
 };
 
-// For dot and cosine an unfiltered search starts its threshold from the
-// first list's rerank-th code sum; a filter (here one allowing everything)
+// An unfiltered search starts its threshold from the first list's
+// rerank-th approximate distance; a filter (here one allowing everything)
 // takes the plain path. Both must re-rank the same candidates.
 TEST(Ivf, SeededThresholdKeepsTheCandidates) {
   const uint32_t dim = 32;
   const size_t n = 20000, nq = 100;
-  for (Metric metric : {Metric::kCosine, Metric::kDot}) {
+  for (Metric metric : {Metric::kCosine, Metric::kDot, Metric::kEuclidean}) {
     auto data = Clustered(n + nq, dim, 40, 17, 0.5f);
     IvfIndex idx(Ivf(dim, metric), Inline());
     std::vector<uint32_t> slots(n);
