@@ -129,7 +129,7 @@ def run_faiss(base, q, gt, metric, threads):
     mem = rss_anon() - r0
     faiss.omp_set_num_threads(1)
     ivf = faiss.extract_index_ivf(idx)
-    for nprobe in (2, 4, 8, 16, 24, 32, 48, 64):
+    for nprobe in (2, 4, 8, 16, 24, 32, 48, 64, 96, 128):
         for kf in (4, 10, 20):
             ivf.nprobe = nprobe
             idx.k_factor = kf
@@ -174,7 +174,7 @@ def run_scann(base, q, gt, metric, threads):
     build = time.perf_counter() - t0
     mem = rss_anon() - r0
     rows = []
-    for lts in (2, 4, 8, 16, 24, 32, 48, 64):
+    for lts in (2, 4, 8, 16, 24, 32, 48, 64, 96, 128):
         for pre in (50, 100, 200):
             (ids, _), qps = timed_batches(
                 lambda x: s.search_batched(x, leaves_to_search=lts, pre_reorder_num_neighbors=pre), q)
