@@ -916,7 +916,6 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   if (res.size() > rerank) shrink();
   auto& heap = res;
 
-  // Exact re-rank.
   // Exact re-rank, fetching a few candidates ahead (all at once would
   // saturate the line-fill buffers).
   TopK top(params.k);
