@@ -1352,6 +1352,19 @@ struct Router::Impl {
     } else {
       j["hnsw"] = nullptr;  // as standalone: always present
     }
+    // As standalone: null unless IVF; the shards were created alike, so the
+    // first one that answers gives the configured values.
+    j["ivf"] = nullptr;
+    if (c.index == "ivf") {
+      j["ivf"] = {{"nlist", 0}, {"nprobe", 0}, {"rerank", 0}};
+      for (const auto& r : rs) {
+        Json s = Json::parse(r.body, nullptr, false);
+        if (s.is_object() && s.contains("ivf") && s["ivf"].is_object()) {
+          j["ivf"] = s["ivf"];
+          break;
+        }
+      }
+    }
     uint64_t len = 0, wal = 0, since = 0, lsn = 0;
     std::string durability = "fsync";
     Json oldest_truncate = nullptr;

@@ -171,8 +171,9 @@ Status Collection::SetEfSearch(uint32_t ef) {
   AIDB_RETURN_IF_ERROR(CheckUsable());
   {
     std::shared_lock lock(mu_);
-    if (state_->config.index.kind != index::IndexKind::kHnsw) {
-      return Status::Unsupported("ef_search applies to HNSW collections only");
+    const index::IndexKind kind = state_->config.index.kind;
+    if (kind != index::IndexKind::kHnsw && kind != index::IndexKind::kIvf) {
+      return Status::Unsupported("ef_search applies to HNSW and IVF collections only");
     }
   }
   if (ef > 65536) return Status::InvalidArgument("ef_search must be 0..65536");
@@ -291,6 +292,10 @@ Status Collection::ApplyRecord(State& st, bool live, uint8_t op, std::string_vie
       if (st.config.index.kind == index::IndexKind::kHnsw) {
         AIDB_RETURN_IF_ERROR(st.index->SetEfSearch(ef));
         st.config.index.hnsw.ef_search = ef;
+      } else if (st.config.index.kind == index::IndexKind::kIvf) {
+        // For IVF, ef_search is the default number of lists probed.
+        AIDB_RETURN_IF_ERROR(st.index->SetEfSearch(ef));
+        st.config.index.ivf.nprobe = ef;
       }
       st.applied_lsn = std::max(st.applied_lsn, lsn);
       return Status::OK();

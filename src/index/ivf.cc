@@ -20,6 +20,7 @@ namespace {
 constexpr uint32_t kNone = 0xFFFFFFFFu;
 constexpr uint32_t kMaxNlist = 65536;
 constexpr size_t kRebuildBatch = 8192;
+constexpr size_t kCodebookSample = 16384;
 constexpr uint32_t kMinRerank = 100;
 constexpr uint32_t kRerankPerK = 10;
 constexpr int64_t kExactMinMatches = 1000;
@@ -31,6 +32,23 @@ float L2Sq(const float* a, const float* b, size_t n) {
 float DotP(const float* a, const float* b, size_t n) {
   static const distance::Kernel k = distance::Dot();
   return k(a, b, n);
+}
+
+// The row of `rows` (k x d, squared norms `norms`) nearest to v in L2:
+// argmin ||r||^2 - 2 v.r, the dots from the blocked kernel.
+uint32_t NearestByDot(const float* v, const float* rows, const float* norms, uint32_t k,
+                      uint32_t d) {
+  static const pq4::DotManyFn dot_many = pq4::DotMany();
+  thread_local std::vector<float> dots;
+  dots.resize(k);
+  dot_many(v, rows, k, d, dots.data());
+  uint32_t best = 0;
+  float bd = std::numeric_limits<float>::infinity();
+  for (uint32_t j = 0; j < k; ++j) {
+    const float dd = norms[j] - 2.f * dots[j];
+    if (dd < bd) bd = dd, best = j;
+  }
+  return best;
 }
 
 // Lloyd's k-means on n rows of d floats into k centroids (k <= n not
@@ -51,31 +69,30 @@ std::vector<float> KMeans(const float* x, size_t n, uint32_t d, uint32_t k, uint
   std::vector<uint32_t> assign(n, 0);
   std::vector<double> sum(static_cast<size_t>(k) * d);
   std::vector<size_t> cnt(k);
+  std::vector<float> cnorm(k);
   const bool small = d < 16;
   auto nearest = [&](const float* v) {
     uint32_t best = 0;
     float bd = std::numeric_limits<float>::infinity();
     for (uint32_t j = 0; j < k; ++j) {
       const float* cj = &c[static_cast<size_t>(j) * d];
-      float dd;
-      if (small) {
-        dd = 0.f;
-        for (uint32_t t = 0; t < d; ++t) dd += (v[t] - cj[t]) * (v[t] - cj[t]);
-      } else {
-        dd = L2Sq(v, cj, d);
-      }
+      float dd = 0.f;
+      for (uint32_t t = 0; t < d; ++t) dd += (v[t] - cj[t]) * (v[t] - cj[t]);
       if (dd < bd) bd = dd, best = j;
     }
     return best;
   };
   for (uint32_t it = 0; it <= iters; ++it) {
-    if (small || threads <= 1 || n < 4096) {
+    if (small) {
       for (size_t i = 0; i < n; ++i) assign[i] = nearest(x + i * d);
     } else {
+      for (uint32_t j = 0; j < k; ++j)
+        cnorm[j] = DotP(&c[static_cast<size_t>(j) * d], &c[static_cast<size_t>(j) * d], d);
       const size_t chunk = 1024;
-      ParallelFor((n + chunk - 1) / chunk, threads, [&](size_t b, uint32_t) {
-        for (size_t i = b * chunk; i < std::min(n, (b + 1) * chunk); ++i)
-          assign[i] = nearest(x + i * d);
+      ParallelFor((n + chunk - 1) / chunk, n < 4096 ? 1 : threads, [&](size_t b, uint32_t) {
+        const size_t end = std::min(n, (b + 1) * chunk);
+        for (size_t i = b * chunk; i < end; ++i)
+          assign[i] = NearestByDot(x + i * d, c.data(), cnorm.data(), k, d);
         return true;
       });
     }
@@ -133,19 +150,30 @@ struct IvfIndex::Model {
   std::vector<float> centroids;  // nlist * dim
   std::vector<float> cnorm;      // ||c||^2 per list
   std::vector<float> codebooks;  // m * 16 * ds (short last subspace zero-padded)
+  std::vector<float> cbt;        // the same transposed: (s * ds + t) * 16 + j
+
+  // Derived arrays (after centroids and codebooks are set).
+  void Finish() {
+    SetNorms();
+    cbt.assign(codebooks.size(), 0.f);
+    for (uint32_t s = 0; s < m; ++s)
+      for (uint32_t j = 0; j < 16; ++j)
+        for (uint32_t t = 0; t < ds; ++t)
+          cbt[(static_cast<size_t>(s) * ds + t) * 16 + j] =
+              codebooks[(static_cast<size_t>(s) * 16 + j) * ds + t];
+  }
 
   size_t BlockBytes() const { return pq4::BlockBytes(npairs); }
   uint32_t SubLen(uint32_t s) const { return std::min(ds, dim - s * ds); }
   const float* Centroid(uint32_t l) const { return &centroids[static_cast<size_t>(l) * dim]; }
 
+  // Needs cnorm (Finish, or SetNorms during training).
   uint32_t Nearest(const float* v) const {
-    uint32_t best = 0;
-    float bd = std::numeric_limits<float>::infinity();
-    for (uint32_t l = 0; l < nlist; ++l) {
-      float d = L2Sq(v, Centroid(l), dim);
-      if (d < bd) bd = d, best = l;
-    }
-    return best;
+    return NearestByDot(v, centroids.data(), cnorm.data(), nlist, dim);
+  }
+  void SetNorms() {
+    cnorm.resize(nlist);
+    for (uint32_t l = 0; l < nlist; ++l) cnorm[l] = DotP(Centroid(l), Centroid(l), dim);
   }
   // 4-bit codes of v's residual to centroid `list`; returns the Euclidean
   // correction ||r||^2 + 2 c.r of the quantised residual r.
@@ -172,13 +200,16 @@ struct IvfIndex::Model {
     return extra;
   }
   size_t Bytes() const {
-    return (centroids.size() + cnorm.size() + codebooks.size()) * sizeof(float);
+    return (centroids.size() + cnorm.size() + codebooks.size() + cbt.size()) * sizeof(float);
   }
 };
 
 struct IvfIndex::List {
   std::vector<uint32_t> slots;
-  std::vector<float> extra;    // Euclidean only
+  std::vector<float> extra;  // Euclidean only
+  // A lower bound of extra (kept through erasures): a list whose base plus
+  // this cannot beat a search's threshold is skipped unscanned.
+  float min_extra = std::numeric_limits<float>::infinity();
   std::vector<uint8_t> codes;  // ceil(slots / 32) blocks
 };
 
@@ -195,7 +226,10 @@ struct IvfIndex::Structure {
     uint8_t* block = L.codes.data() + (p / pq4::kBlock) * bb;
     for (uint32_t s = 0; s < model.m; ++s) pq4::SetCode(block, p % pq4::kBlock, s, code[s]);
     L.slots.push_back(slot);
-    if (l2) L.extra.push_back(extra);
+    if (l2) {
+      L.extra.push_back(extra);
+      L.min_extra = std::min(L.min_extra, extra);
+    }
     if (slot >= where.size()) {
       where.resize(slot + 1, kNone);
       pos.resize(slot + 1, 0);
@@ -236,7 +270,8 @@ IvfIndex::IvfIndex(const IndexConfig& config, const IvfTuning& tuning)
       tuning_(tuning),
       l2_(config.metric == Metric::kEuclidean),
       shift_(VectorChunkShift(config.dim)),
-      mask_((1u << VectorChunkShift(config.dim)) - 1) {}
+      mask_((1u << VectorChunkShift(config.dim)) - 1),
+      nprobe_(config.ivf.nprobe) {}
 
 IvfIndex::~IvfIndex() {
   stop_.store(true);
@@ -401,8 +436,9 @@ size_t IvfIndex::MemoryBytes() const {
   return b;
 }
 
-Status IvfIndex::SetEfSearch(uint32_t) {
-  return Status::Unsupported("ef_search applies to HNSW collections only");
+Status IvfIndex::SetEfSearch(uint32_t ef) {
+  nprobe_.store(ef, std::memory_order_relaxed);
+  return Status::OK();
 }
 
 Status IvfIndex::Compact() { return Status::OK(); }
@@ -532,6 +568,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
     std::vector<uint64_t> cnt(nlist);
     std::vector<uint32_t> near(kRebuildBatch);
     for (uint32_t pass = 0; pass < tuning_.refine_passes; ++pass) {
+      m.SetNorms();
       std::fill(sum.begin(), sum.end(), 0.0);
       std::fill(cnt.begin(), cnt.end(), 0);
       for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
@@ -561,25 +598,28 @@ void IvfIndex::RunRebuild(uint64_t gen) {
               sum[static_cast<size_t>(l) * dim + t] / static_cast<double>(cnt[l]));
       }
     }
+    m.SetNorms();
     for (size_t i = 0; i < ns; ++i) assign[i] = m.Nearest(&sample[i * dim]);
   }
-  m.cnorm.resize(nlist);
-  for (uint32_t l = 0; l < nlist; ++l) m.cnorm[l] = DotP(m.Centroid(l), m.Centroid(l), dim);
   m.codebooks.assign(static_cast<size_t>(m.m) * 16 * m.ds, 0.f);
   {
-    std::vector<float> sub(ns * m.ds);
+    // 16 codewords of 1-4 dimensions: a few thousand residuals train them
+    // as well as the whole sample.
+    const size_t nc = std::min<size_t>(ns, kCodebookSample);
+    std::vector<float> sub(nc * m.ds);
     for (uint32_t s = 0; s < m.m; ++s) {
       const uint32_t len = m.SubLen(s), off = s * m.ds;
-      for (size_t i = 0; i < ns; ++i)
+      for (size_t i = 0; i < nc; ++i)
         for (uint32_t t = 0; t < len; ++t)
           sub[i * len + t] = sample[i * dim + off + t] - m.Centroid(assign[i])[off + t];
       std::vector<float> cb =
-          KMeans(sub.data(), ns, len, 16, tuning_.kmeans_iters, rng, 1, nullptr);
+          KMeans(sub.data(), nc, len, 16, tuning_.kmeans_iters, rng, 1, nullptr);
       for (uint32_t j = 0; j < 16; ++j)
         for (uint32_t t = 0; t < len; ++t)
           m.codebooks[(static_cast<size_t>(s) * 16 + j) * m.ds + t] = cb[j * len + t];
     }
   }
+  m.Finish();
   sample.clear();
   sample.shrink_to_fit();
   st->lists.resize(nlist);
@@ -620,7 +660,7 @@ uint32_t IvfIndex::EffectiveNprobe(uint32_t ef) const {
   std::shared_lock lock(mu_);
   if (!st_) return 0;
   const uint32_t nlist = st_->model.nlist;
-  uint32_t p = ef ? ef : config_.ivf.nprobe;
+  uint32_t p = ef ? ef : nprobe_.load(std::memory_order_relaxed);
   if (p == 0) p = DefaultNprobe(nlist);
   return std::min(p, nlist);
 }
@@ -672,6 +712,7 @@ struct SearchScratch {
   std::vector<float> qdot, key, lutf;
   std::vector<uint8_t> lut;
   std::vector<uint16_t> acc;
+  std::vector<float> dists;
   std::vector<uint32_t> order;
   std::vector<Cand> heap;
   std::vector<float> qn;
@@ -704,7 +745,7 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   const Structure& st = *st_;
   const Model& m = st.model;
   const uint32_t nlist = m.nlist;
-  uint32_t nprobe = params.ef ? params.ef : config_.ivf.nprobe;
+  uint32_t nprobe = params.ef ? params.ef : nprobe_.load(std::memory_order_relaxed);
   if (nprobe == 0) nprobe = DefaultNprobe(nlist);
   nprobe = std::min(nprobe, nlist);
   const uint32_t rerank = EffectiveRerank(params.k, params.rerank);
@@ -761,44 +802,60 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
 
   // Lookup table: entry j of subspace s = -alpha * q_s . w_sj (alpha 2 for
   // Euclidean), quantised to 8 bits with one scale for the whole query.
+  // Built from the transposed codebooks: 16 consecutive floats per (s, t).
   const float alpha = l2_ ? 2.f : 1.f;
   sc.lutf.resize(static_cast<size_t>(m.m) * 16);
   float bias = 0.f, maxspan = 0.f, sumspan = 0.f;
   for (uint32_t s = 0; s < m.m; ++s) {
     const uint32_t len = m.SubLen(s), off = s * m.ds;
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-    for (uint32_t j = 0; j < 16; ++j) {
-      const float* w = &m.codebooks[(static_cast<size_t>(s) * 16 + j) * m.ds];
-      float d = 0.f;
-      for (uint32_t t = 0; t < len; ++t) d += query[off + t] * w[t];
-      d *= -alpha;
-      sc.lutf[s * 16 + j] = d;
-      lo = std::min(lo, d);
-      hi = std::max(hi, d);
+    float* row = &sc.lutf[static_cast<size_t>(s) * 16];
+    float acc[16] = {};
+    for (uint32_t t = 0; t < len; ++t) {
+      const float qv = -alpha * query[off + t];
+      const float* w = &m.cbt[(static_cast<size_t>(s) * m.ds + t) * 16];
+      for (uint32_t j = 0; j < 16; ++j) acc[j] += qv * w[j];
     }
+    float lo = acc[0], hi = acc[0];
+    for (uint32_t j = 1; j < 16; ++j) {
+      lo = std::min(lo, acc[j]);
+      hi = std::max(hi, acc[j]);
+    }
+    for (uint32_t j = 0; j < 16; ++j) row[j] = acc[j] - lo;
     bias += lo;
     maxspan = std::max(maxspan, hi - lo);
     sumspan += hi - lo;
-    for (uint32_t j = 0; j < 16; ++j) sc.lutf[s * 16 + j] -= lo;
   }
   float scale = std::max(maxspan / 255.f, sumspan / 65535.f);
   if (!(scale > 0.f)) scale = 1.f;
   const float inv = 1.f / scale;
   sc.lut.assign(static_cast<size_t>(m.npairs) * pq4::kPairBytes, 0);
-  for (uint32_t s = 0; s < m.m; ++s)
-    for (uint32_t j = 0; j < 16; ++j) {
-      float v = std::floor(sc.lutf[s * 16 + j] * inv);
-      sc.lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16 + j] =
-          static_cast<uint8_t>(std::clamp(v, 0.f, 255.f));
-    }
+  for (uint32_t s = 0; s < m.m; ++s) {
+    const float* row = &sc.lutf[static_cast<size_t>(s) * 16];
+    uint8_t* dst = &sc.lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16];
+    // Entries are >= 0: truncation is floor.
+    for (uint32_t j = 0; j < 16; ++j) dst[j] = static_cast<uint8_t>(std::min(255.f, row[j] * inv));
+  }
   bias += 0.5f * scale * static_cast<float>(m.m);  // floor loses half a step on average
 
-  // Scan lists in probe order.
+  // Scan lists in probe order. Candidates go to a reservoir of 2 * rerank:
+  // when it fills, the best `rerank` are kept (nth_element) and the worst
+  // of them becomes the threshold; per block of 32 codes the threshold, as
+  // a 16-bit limit on the code sum, is compared in SIMD, so only codes
+  // that can enter are looked at.
   static const pq4::ScanFn scan = pq4::Scan();
-  sc.heap.clear();
-  auto& heap = sc.heap;
+  static const pq4::BelowFn below = pq4::Below();
+  auto& res = sc.heap;
+  res.clear();
+  const size_t cap = 2 * static_cast<size_t>(rerank);
+  float thr = std::numeric_limits<float>::infinity();
+  auto shrink = [&] {
+    std::nth_element(res.begin(), res.begin() + (rerank - 1), res.end());
+    thr = res[rerank - 1].d;
+    res.resize(rerank);
+  };
+  const size_t bb = m.BlockBytes();
   for (uint32_t i = 0; i < nlist; ++i) {
-    if (i >= nprobe && (filter == nullptr || heap.size() >= rerank)) break;
+    if (i >= nprobe && (filter == nullptr || res.size() >= rerank)) break;
     if (i == sorted) {
       std::sort(sc.order.begin() + sorted, sc.order.end(), by_key);
       sorted = nlist;
@@ -807,29 +864,58 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
     const List& L = st.lists[l];
     const size_t n = L.slots.size();
     if (n == 0) continue;
+    const float base = (l2_ ? qq + m.cnorm[l] - 2.f * sc.qdot[l] : -sc.qdot[l]) + bias;
+    const float lower = base + (l2_ ? L.min_extra : 0.f);
+    if (!(lower < thr)) continue;  // no code of this list can enter
     const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
     sc.acc.resize(nblocks * pq4::kBlock);
     scan(L.codes.data(), nblocks, m.npairs, sc.lut.data(), sc.acc.data());
-    const float base = (l2_ ? qq + m.cnorm[l] - 2.f * sc.qdot[l] : -sc.qdot[l]) + bias;
+    if (i + 1 < nlist && i + 1 < sorted) {
+      // The next list's first codes, while this one's candidates are sorted.
+      const List& next = st.lists[sc.order[i + 1]];
+      if (!next.codes.empty())
+        distance::Prefetch(next.codes.data(), std::min(next.codes.size(), 2 * bb));
+    }
     const uint16_t* acc = sc.acc.data();
     const float* extra = l2_ ? L.extra.data() : nullptr;
-    for (size_t j = 0; j < n; ++j) {
-      float d = base + scale * static_cast<float>(acc[j]);
-      if (extra) d += extra[j];
-      if (heap.size() >= rerank && d >= heap.front().d) continue;
-      const uint32_t slot = L.slots[j];
-      if (filter && !filter->Allowed(slot)) continue;
-      if (heap.size() >= rerank) {
-        std::pop_heap(heap.begin(), heap.end());
-        heap.back() = {d, slot};
-      } else {
-        heap.push_back({d, slot});
+    if (filter == nullptr && res.empty() && n > rerank) {
+      // The first list scanned holds more than `rerank` codes: its
+      // rerank-th smallest approximate distance bounds the final
+      // threshold, so start from it instead of admitting every code until
+      // the reservoir fills. The distances are computed as below, so the
+      // next float up keeps that one and its ties.
+      sc.dists.resize(n);
+      for (size_t j = 0; j < n; ++j) {
+        float d = base + scale * static_cast<float>(acc[j]);
+        if (extra) d += extra[j];
+        sc.dists[j] = d;
       }
-      std::push_heap(heap.begin(), heap.end());
+      std::nth_element(sc.dists.begin(), sc.dists.begin() + (rerank - 1), sc.dists.end());
+      thr = std::nextafter(sc.dists[rerank - 1], std::numeric_limits<float>::infinity());
+    }
+    for (size_t b = 0; b < nblocks; ++b) {
+      const float lim = (thr - lower) * inv;
+      if (!(lim >= 0.f)) break;
+      uint32_t mask = below(acc + b * pq4::kBlock,
+                            lim >= 65535.f ? uint16_t{65535} : static_cast<uint16_t>(lim));
+      const size_t left = n - b * pq4::kBlock;
+      if (left < pq4::kBlock) mask &= (1u << left) - 1u;
+      while (mask != 0) {
+        const size_t j = b * pq4::kBlock + static_cast<size_t>(__builtin_ctz(mask));
+        mask &= mask - 1;
+        float d = base + scale * static_cast<float>(acc[j]);
+        if (extra) d += extra[j];
+        if (!(d < thr)) continue;
+        const uint32_t slot = L.slots[j];
+        if (filter && !filter->Allowed(slot)) continue;
+        res.push_back({d, slot});
+        if (res.size() >= cap) shrink();
+      }
     }
   }
+  if (res.size() > rerank) shrink();
+  auto& heap = res;
 
-  // Exact re-rank.
   // Exact re-rank, fetching a few candidates ahead (all at once would
   // saturate the line-fill buffers).
   TopK top(params.k);
@@ -942,8 +1028,7 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
       if (!std::isfinite(f)) return bad("non-finite centroid");
     for (float f : m.codebooks)
       if (!std::isfinite(f)) return bad("non-finite codebook");
-    m.cnorm.resize(m.nlist);
-    for (uint32_t l = 0; l < m.nlist; ++l) m.cnorm[l] = DotP(m.Centroid(l), m.Centroid(l), dim);
+    m.Finish();
     st->lists.resize(m.nlist);
     st->where.assign(limit, kNone);
     st->pos.assign(limit, 0);
@@ -958,6 +1043,7 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
       L.slots.assign(li.slots.begin(), li.slots.end());
       L.codes.assign(li.codes.begin(), li.codes.end());
       L.extra.assign(li.extra.begin(), li.extra.end());
+      for (float e : L.extra) L.min_extra = std::min(L.min_extra, e);
       for (size_t j = 0; j < n; ++j) {
         const uint32_t s = L.slots[j];
         if (s >= limit || st->where[s] != kNone)

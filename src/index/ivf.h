@@ -53,9 +53,9 @@ struct IvfTuning {
   double regrow = 4.0;        // retrain when live >= regrow * trained count
   bool background = true;     // rebuild on a background thread
   uint32_t sub_dim = 0;       // 0: 1 up to 64 dims, 2 up to 256, else 4
-  uint32_t kmeans_iters = 10;
-  uint32_t sample_per_list = 48;  // k-means sample: nlist * this, at least 8192
-  uint32_t refine_passes = 3;     // then Lloyd passes over every vector
+  uint32_t kmeans_iters = 15;
+  uint32_t sample_per_list = 128;  // k-means sample: nlist * this, at least 8192
+  uint32_t refine_passes = 3;      // then Lloyd passes over every vector
   uint64_t seed = 0x1f2e3d4c5b6a7988ull;
 };
 
@@ -78,6 +78,7 @@ class IvfIndex final : public VectorIndex {
   bool IsLive(uint32_t slot) const override;
   Status Search(const float* query, const SearchParams& params,
                 std::vector<Hit>* out) const override;
+  // Sets the default nprobe (0: automatic), as ef_search does for HNSW.
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
   Status Save(const ImageSink& sink) const override;
@@ -138,6 +139,9 @@ class IvfIndex final : public VectorIndex {
   uint64_t size_ = 0;
   KeepAlive mapping_;
   std::unique_ptr<Structure> st_;  // null: untrained (exact scan)
+  // Default nprobe (0: automatic); starts as config_.ivf.nprobe, changed by
+  // SetEfSearch.
+  std::atomic<uint32_t> nprobe_;
 
   // Rebuild state (under mu_ exclusively, except the thread handle).
   bool rebuilding_ = false;

@@ -29,6 +29,12 @@ void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8
   }
 }
 
+uint32_t BelowScalar(const uint16_t* vals, uint16_t limit) {
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < kBlock; ++i) m |= static_cast<uint32_t>(vals[i] <= limit) << i;
+  return m;
+}
+
 void DotManyScalar(const float* q, const float* rows, size_t nrows, size_t dim, float* out) {
   for (size_t j = 0; j < nrows; ++j) {
     const float* r = rows + j * dim;
@@ -56,6 +62,23 @@ __attribute__((target("avx2"))) inline void Fold(__m256i even, __m256i odd, uint
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpackhi_epi16(e, o));
 }
 
+inline void PrefetchBlock(const uint8_t* p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
+
+__attribute__((target("avx2"))) uint32_t BelowAvx2(const uint16_t* vals, uint16_t limit) {
+  const __m256i lim = _mm256_set1_epi16(static_cast<short>(limit));
+  const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vals));
+  const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vals + 16));
+  // Unsigned v <= limit  <=>  min(v, limit) == v.
+  const __m256i m0 = _mm256_cmpeq_epi16(_mm256_min_epu16(v0, lim), v0);
+  const __m256i m1 = _mm256_cmpeq_epi16(_mm256_min_epu16(v1, lim), v1);
+  // Pack to bytes (lane-interleaved), then restore the order.
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi16(m0, m1), 0xD8);
+  return static_cast<uint32_t>(_mm256_movemask_epi8(packed));
+}
+
 __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
                                               const uint8_t* lut, uint16_t* out) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -63,6 +86,8 @@ __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nbloc
   const size_t bb = BlockBytes(npairs);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = codes + b * bb;
+    // The codes of a list come from L3 or memory: fetch two blocks ahead.
+    if (b + 2 < nblocks) PrefetchBlock(block + 2 * bb, bb);
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     __m256i a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
     for (size_t p = 0; p < npairs; ++p) {
@@ -90,6 +115,11 @@ AIDB_AVX512BW inline __m256i Fold512(__m512i v) {
   return _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
+AIDB_AVX512BW uint32_t BelowAvx512(const uint16_t* vals, uint16_t limit) {
+  return _mm512_cmple_epu16_mask(_mm512_loadu_si512(vals),
+                                 _mm512_set1_epi16(static_cast<short>(limit)));
+}
+
 AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
                               const uint8_t* lut, uint16_t* out) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -100,6 +130,7 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
   const size_t pairs2 = npairs & ~size_t{1};
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = codes + b * bb;
+    if (b + 2 < nblocks) PrefetchBlock(block + 2 * bb, bb);
     __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
     __m512i a2 = _mm512_setzero_si512(), a3 = _mm512_setzero_si512();
     for (size_t p = 0; p < pairs2; p += 2) {
@@ -221,10 +252,10 @@ bool CpuHasAvx512Bw() {
 
 std::vector<ScanImpl> SupportedScans() {
   std::vector<ScanImpl> v;
-  v.push_back({"scalar", &ScanScalar, &DotManyScalar});
+  v.push_back({"scalar", &ScanScalar, &DotManyScalar, &BelowScalar});
 #ifdef AIDB_X86
-  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2, &DotManyAvx2});
-  if (CpuHasAvx512Bw()) v.push_back({"avx512", &ScanAvx512, &DotManyAvx512});
+  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2, &DotManyAvx2, &BelowAvx2});
+  if (CpuHasAvx512Bw()) v.push_back({"avx512", &ScanAvx512, &DotManyAvx512, &BelowAvx512});
 #endif
   return v;
 }
@@ -238,6 +269,7 @@ const ScanImpl& Picked() {
 
 ScanFn Scan() { return Picked().scan; }
 DotManyFn DotMany() { return Picked().dot_many; }
+BelowFn Below() { return Picked().below; }
 const char* ScanName() { return Picked().name; }
 
 }  // namespace aidb::index::pq4

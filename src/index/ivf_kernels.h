@@ -53,16 +53,23 @@ void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8
 using DotManyFn = void (*)(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
 void DotManyScalar(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
 
+// Bit i (i < 32) set when vals[i] <= limit: the candidates of one block
+// that can beat a search's current threshold.
+using BelowFn = uint32_t (*)(const uint16_t* vals, uint16_t limit);
+uint32_t BelowScalar(const uint16_t* vals, uint16_t limit);
+
 struct ScanImpl {
   const char* name;
   ScanFn scan;
   DotManyFn dot_many;
+  BelowFn below;
 };
 // Every implementation this CPU supports, scalar first, fastest last.
 std::vector<ScanImpl> SupportedScans();
 // The fastest, picked once.
 ScanFn Scan();
 DotManyFn DotMany();
+BelowFn Below();
 const char* ScanName();
 
 }  // namespace aidb::index::pq4

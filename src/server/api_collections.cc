@@ -90,8 +90,9 @@ void Api::Params(HttpRequest* req, HttpResponse* resp) {
   std::optional<uint32_t> v;
   if (ef && !ef->is_null()) v = static_cast<uint32_t>(ToUint(*ef, "ef_search"));
   // As the original server: true for an HNSW index (a missing ef_search
-  // changes nothing), false for an exact index (no parameters to set).
-  if (c->index_kind != AIDB_INDEX_HNSW) {
+  // changes nothing), false for an exact index (no parameters to set). For
+  // an IVF index ef_search is the default number of lists probed.
+  if (c->index_kind != AIDB_INDEX_HNSW && c->index_kind != AIDB_INDEX_IVF) {
     Reply(resp, 200, false);
     return;
   }

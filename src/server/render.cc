@@ -60,6 +60,11 @@ Json CollectionJson(aidb_collection* h) {
   } else {
     j["hnsw"] = nullptr;  // always present: the original's clients read it
   }
+  // Configured values (0 = automatic); null unless the index is IVF.
+  j["ivf"] = info.index_kind == AIDB_INDEX_IVF ? Json{{"nlist", info.ivf_nlist},
+                                                      {"nprobe", info.ivf_nprobe},
+                                                      {"rerank", info.ivf_rerank}}
+                                               : Json();
   j["quantization"] = info.quantization == AIDB_QUANTIZATION_NONE ? "none" : "sq8";
   j["vectors_on_disk"] = info.vectors_on_disk != 0;
   j["durability"] = aidb_durability_name(info.durability);

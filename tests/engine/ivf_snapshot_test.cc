@@ -178,5 +178,61 @@ TEST(IvfCollection, SnapshotPlusWalReplayAnswersTheSame) {
   EXPECT_GE(same, nq * 9 / 10);
 }
 
+// ef_search on an IVF collection sets its default nprobe: kept in the
+// collection's configuration, through WAL replay and through a snapshot.
+TEST(IvfCollection, SetEfSearchSetsTheDefaultNprobe) {
+  const uint32_t dim = 16;
+  aidbtest::TempDir tmp;
+  engine::CollectionOptions o;
+  o.config.name = "c";
+  o.config.index.dim = dim;
+  o.config.index.metric = Metric::kEuclidean;
+  o.config.index.kind = IndexKind::kIvf;
+  o.wal_path = tmp / "wal.log";
+  o.wal.durability = Durability::kNone;
+  {
+    std::shared_ptr<engine::Collection> c;
+    ASSERT_TRUE(engine::Collection::Open(o, &c).ok());
+    EXPECT_EQ(c->config().index.ivf.nprobe, 0u);
+    ASSERT_TRUE(c->SetEfSearch(7).ok());
+    EXPECT_EQ(c->config().index.ivf.nprobe, 7u);
+    EXPECT_FALSE(c->SetEfSearch(70000).ok());
+  }
+  {
+    // WAL replay.
+    std::shared_ptr<engine::Collection> c;
+    ASSERT_TRUE(engine::Collection::Open(o, &c).ok());
+    engine::RecoverStats stats;
+    ASSERT_TRUE(c->Recover(engine::RecoverOptions{}, &stats).ok());
+    EXPECT_EQ(c->config().index.ivf.nprobe, 7u);
+    ASSERT_TRUE(c->SetEfSearch(5).ok());
+    ASSERT_TRUE(c->SnapshotTo(tmp / "snap").ok());
+  }
+  std::shared_ptr<engine::Collection> c;
+  ASSERT_TRUE(engine::Collection::Open(o, &c).ok());
+  ASSERT_TRUE(c->LoadSnapshot(tmp / "snap").ok());
+  EXPECT_EQ(c->config().index.ivf.nprobe, 5u);
+
+  // The index itself: the default applies when a search names none.
+  IndexConfig cfg;
+  cfg.dim = dim;
+  cfg.kind = IndexKind::kIvf;
+  cfg.ivf.nprobe = 3;
+  IvfTuning t;
+  t.background = false;
+  t.min_train = 64;
+  IvfIndex idx(cfg, t);
+  auto data = Clustered(4096, dim, 16, 3, 0.5f);
+  std::vector<uint32_t> slots(4096);
+  ASSERT_TRUE(idx.AddBatch(data.data(), 4096, slots.data(), 1).ok());
+  ASSERT_TRUE(idx.Trained());
+  EXPECT_EQ(idx.EffectiveNprobe(0), 3u);
+  ASSERT_TRUE(idx.SetEfSearch(9).ok());
+  EXPECT_EQ(idx.EffectiveNprobe(0), 9u);
+  EXPECT_EQ(idx.EffectiveNprobe(2), 2u);
+  ASSERT_TRUE(idx.SetEfSearch(0).ok());
+  EXPECT_GE(idx.EffectiveNprobe(0), 8u);  // automatic
+}
+
 }  // namespace
 }  // namespace aidb::index

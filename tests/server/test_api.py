@@ -49,7 +49,7 @@ def test_health_is_ok(daemon):
 def test_create_collection_accepts_original_bodies(daemon):
     info = make(daemon, "a", 3, metric="Cosine")
     assert info["metric"] == "cosine" and info["index"] == "flat" and info["dim"] == 3
-    assert info["hnsw"] is None
+    assert info["hnsw"] is None and info["ivf"] is None
     assert make(daemon, "b", 3, distance="Euclid")["metric"] == "euclidean"
     assert make(daemon, "c", 3, metric="l2")["metric"] == "euclidean"
     assert make(daemon, "d", 3, metric="DOT")["metric"] == "dot"
@@ -280,6 +280,17 @@ def test_params_and_compact(daemon):
     assert_error(daemon.post("/collections/f/params", {"ef_search": -1}), 400)
     assert_error(daemon.post("/collections/h/params", [1]), 400)
     assert_error(daemon.post("/collections/nope/params", {"ef_search": 7}), 404)
+    # IVF: ef_search is the default number of lists probed.
+    info = make(daemon, "v", 2, index="ivf")
+    assert info["hnsw"] is None and info["ivf"] == {"nlist": 0, "nprobe": 0, "rerank": 0}
+    assert daemon.get("/collections/h").json()["ivf"] is None
+    upsert(daemon, "v", [1, 2])
+    r = daemon.post("/collections/v/params", {"ef_search": 5})
+    assert r.status == 200 and r.json() is True, r
+    assert daemon.get("/collections/v").json()["ivf"] == {"nlist": 0, "nprobe": 5, "rerank": 0}
+    r = daemon.post("/collections/v/search", {"vector": [1, 2], "top_k": 1})
+    assert r.status == 200 and len(r.json()) == 1, r
+    assert_error(daemon.post("/collections/v/params", {"ef_search": 70000}), 400)
     # Without ef_search: nothing to change (the original answered true too).
     r = daemon.post("/collections/h/params", {})
     assert r.status == 200 and r.json() is True, r
