@@ -131,10 +131,16 @@ struct CollConfig {
   std::string metric = "cosine";
   std::string index = "flat";
   uint32_t m = 16, ef_construction = 200, ef_search = 0;
+  // IVF: configured values (0 = automatic); nprobe changes through params.
+  uint32_t ivf_nlist = 0, ivf_nprobe = 0, ivf_rerank = 0;
+  std::string quantization = "sq8";
+  bool vectors_on_disk = false;
   int shards = 1;
   int replication = 1;
 
   std::string Topic() const { return kTopicPrefix + name; }
+  // What POST .../params sets: HNSW's ef_search, IVF's default nprobe.
+  uint32_t EfSearch() const { return index == "ivf" ? ivf_nprobe : ef_search; }
   Json ToJson() const {
     Json j;
     j["name"] = name;
@@ -143,6 +149,9 @@ struct CollConfig {
     j["metric"] = metric;
     j["index"] = index;
     j["hnsw"] = {{"m", m}, {"ef_construction", ef_construction}, {"ef_search", ef_search}};
+    j["ivf"] = {{"nlist", ivf_nlist}, {"nprobe", ivf_nprobe}, {"rerank", ivf_rerank}};
+    j["quantization"] = quantization;
+    j["vectors_on_disk"] = vectors_on_disk;
     j["shards"] = shards;
     j["replication"] = replication;
     return j;
@@ -157,6 +166,14 @@ struct CollConfig {
       c->m = j.at("hnsw").at("m");
       c->ef_construction = j.at("hnsw").at("ef_construction");
       c->ef_search = j.at("hnsw").at("ef_search");
+      // Absent in records written before 0.3: the defaults they were made with.
+      if (j.contains("ivf") && j["ivf"].is_object()) {
+        c->ivf_nlist = j["ivf"].value("nlist", 0u);
+        c->ivf_nprobe = j["ivf"].value("nprobe", 0u);
+        c->ivf_rerank = j["ivf"].value("rerank", 0u);
+      }
+      c->quantization = j.value("quantization", std::string("sq8"));
+      c->vectors_on_disk = j.value("vectors_on_disk", false);
       c->shards = j.at("shards");
       c->replication = j.at("replication");
       return c->shards >= 1 && c->shards <= kMaxShards && c->replication >= 1;
@@ -170,6 +187,11 @@ struct CollConfig {
     if (index == "hnsw") {
       j["hnsw"] = {{"m", m}, {"ef_construction", ef_construction}, {"ef_search", ef_search}};
     }
+    if (index == "ivf") {
+      j["ivf"] = {{"nlist", ivf_nlist}, {"nprobe", ivf_nprobe}, {"rerank", ivf_rerank}};
+    }
+    j["quantization"] = quantization;
+    j["vectors_on_disk"] = vectors_on_disk;
     return j;
   }
 };
@@ -709,7 +731,9 @@ struct Router::Impl {
     s->next = next;
     s->last_snapshot_ms = NowMs();
     if (aidb_db_open_collection(db, local_name.c_str(), &s->h, nullptr) != AIDB_OK) return nullptr;
-    if (c.index == "hnsw") aidb_collection_set_ef_search(s->h, c.ef_search, nullptr);
+    if (c.index == "hnsw" || c.index == "ivf") {
+      aidb_collection_set_ef_search(s->h, c.EfSearch(), nullptr);
+    }
     try {
       WriteFileAtomically(
           dir + "/shard.json",
@@ -726,13 +750,16 @@ struct Router::Impl {
   void SyncShards() {
     for (auto& s : ShardsOf("")) {
       auto c = Config(s->coll);
-      if (!c || c->incarnation != s->incarnation || c->index != "hnsw") continue;
+      if (!c || c->incarnation != s->incarnation || (c->index != "hnsw" && c->index != "ivf")) {
+        continue;
+      }
       aidb_collection_info info;
       aidb_collection_info_init(&info);
-      if (aidb_collection_get_info(s->h, &info, nullptr) == AIDB_OK &&
-          info.hnsw_ef_search != c->ef_search) {
+      if (aidb_collection_get_info(s->h, &info, nullptr) != AIDB_OK) continue;
+      uint32_t have = c->index == "ivf" ? info.ivf_nprobe : info.hnsw_ef_search;
+      if (have != c->EfSearch()) {
         CallLocal(local, "POST", "/collections/" + s->local + "/params", "",
-                  Dump(Json{{"ef_search", c->ef_search}}));
+                  Dump(Json{{"ef_search", c->EfSearch()}}));
       }
     }
   }
@@ -1352,19 +1379,13 @@ struct Router::Impl {
     } else {
       j["hnsw"] = nullptr;  // as standalone: always present
     }
-    // As standalone: null unless IVF; the shards were created alike, so the
-    // first one that answers gives the configured values.
+    // As standalone: null unless IVF.
     j["ivf"] = nullptr;
     if (c.index == "ivf") {
-      j["ivf"] = {{"nlist", 0}, {"nprobe", 0}, {"rerank", 0}};
-      for (const auto& r : rs) {
-        Json s = Json::parse(r.body, nullptr, false);
-        if (s.is_object() && s.contains("ivf") && s["ivf"].is_object()) {
-          j["ivf"] = s["ivf"];
-          break;
-        }
-      }
+      j["ivf"] = {{"nlist", c.ivf_nlist}, {"nprobe", c.ivf_nprobe}, {"rerank", c.ivf_rerank}};
     }
+    j["quantization"] = c.quantization;
+    j["vectors_on_disk"] = c.vectors_on_disk;
     uint64_t len = 0, wal = 0, since = 0, lsn = 0;
     std::string durability = "fsync";
     Json oldest_truncate = nullptr;
@@ -1738,6 +1759,13 @@ struct Router::Impl {
       c->ef_construction = info["hnsw"].at("ef_construction");
       c->ef_search = info["hnsw"].at("ef_search");
     }
+    if (info.contains("ivf") && info["ivf"].is_object()) {
+      c->ivf_nlist = info["ivf"].at("nlist");
+      c->ivf_nprobe = info["ivf"].at("nprobe");
+      c->ivf_rerank = info["ivf"].at("rerank");
+    }
+    c->quantization = info.value("quantization", std::string("sq8"));
+    c->vectors_on_disk = info.value("vectors_on_disk", false);
     return true;
   }
 
@@ -1757,6 +1785,13 @@ struct Router::Impl {
       add("hnsw.ef_construction", std::to_string(have.ef_construction),
           std::to_string(want.ef_construction));
     }
+    if (have.index == "ivf" && want.index == "ivf") {  // nprobe: as ef_search
+      add("ivf.nlist", std::to_string(have.ivf_nlist), std::to_string(want.ivf_nlist));
+      add("ivf.rerank", std::to_string(have.ivf_rerank), std::to_string(want.ivf_rerank));
+    }
+    add("quantization", have.quantization, want.quantization);
+    add("vectors_on_disk", have.vectors_on_disk ? "true" : "false",
+        want.vectors_on_disk ? "true" : "false");
     if (b.contains("shards") && !b["shards"].is_null()) {
       add("shards", std::to_string(have.shards), std::to_string(want.shards));
     }
@@ -1906,7 +1941,7 @@ struct Router::Impl {
     // Validated as standalone (the scratch is FLAT: it answers `false` for a
     // valid body, which is the answer of an exact index).
     *resp = CallLocal(scratch.get(), req->method, req->path, req->query, req->body);
-    if (resp->status != 200 || c->index != "hnsw") return;
+    if (resp->status != 200 || (c->index != "hnsw" && c->index != "ivf")) return;
     *resp = HttpResponse();
     Json b = Json::parse(req->body, nullptr, false);
     if (!b.is_object()) Fail(400, "the body must be a JSON object");
@@ -1927,9 +1962,9 @@ struct Router::Impl {
     }
     uint64_t v =
         ef->is_number_unsigned() ? ef->get<uint64_t>() : static_cast<uint64_t>(ef->get<double>());
-    if (v > UINT32_MAX) Fail(400, "'ef_search' must be at most " + std::to_string(UINT32_MAX));
+    if (v > 65536) Fail(400, "ef_search must be 0..65536");  // as the library says
     CollConfig n = *c;
-    n.ef_search = static_cast<uint32_t>(v);
+    (n.index == "ivf" ? n.ivf_nprobe : n.ef_search) = static_cast<uint32_t>(v);
     Json j = n.ToJson();
     int64_t off = 0;
     std::string error;

@@ -252,6 +252,18 @@ CreateSpec ParseCreate(element body, const std::string& wal_dir_root) {
       spec.opts.hnsw_ef_search = static_cast<uint32_t>(ToUint(*v, "hnsw.ef_search"));
     }
   }
+  if (auto ivf = Field(body, "ivf"); ivf && !ivf->is_null()) {
+    if (!ivf->is_object()) Fail(400, "'ivf' must be an object");
+    if (auto v = Field(*ivf, "nlist"); v && !v->is_null()) {
+      spec.opts.ivf_nlist = static_cast<uint32_t>(ToUint(*v, "ivf.nlist"));
+    }
+    if (auto v = Field(*ivf, "nprobe"); v && !v->is_null()) {
+      spec.opts.ivf_nprobe = static_cast<uint32_t>(ToUint(*v, "ivf.nprobe"));
+    }
+    if (auto v = Field(*ivf, "rerank"); v && !v->is_null()) {
+      spec.opts.ivf_rerank = static_cast<uint32_t>(ToUint(*v, "ivf.rerank"));
+    }
+  }
   if (auto q = Field(body, "quantization"); q && !q->is_null()) {
     std::string v = Lower(ToString(*q, "quantization"));
     if (v == "sq8") spec.opts.quantization = AIDB_QUANTIZATION_SQ8;
@@ -289,6 +301,11 @@ std::string ConfigDifference(const aidb_collection_info& have,
     add("hnsw.m", std::to_string(have.hnsw_m), std::to_string(want.hnsw_m));
     add("hnsw.ef_construction", std::to_string(have.hnsw_ef_construction),
         std::to_string(want.hnsw_ef_construction));
+  }
+  // nprobe is left out as hnsw.ef_search is: POST .../params changes it.
+  if (have.index_kind == AIDB_INDEX_IVF && want.index_kind == AIDB_INDEX_IVF) {
+    add("ivf.nlist", std::to_string(have.ivf_nlist), std::to_string(want.ivf_nlist));
+    add("ivf.rerank", std::to_string(have.ivf_rerank), std::to_string(want.ivf_rerank));
   }
   auto quant = [](int q) { return std::string(q == AIDB_QUANTIZATION_NONE ? "none" : "sq8"); };
   add("quantization", quant(have.quantization), quant(want.quantization));

@@ -168,6 +168,54 @@ def test_collection_routes_agree(standalone, nodes):
         assert_error(node.delete("/collections/" + name), 404)
 
 
+def test_storage_and_ivf_settings_reach_every_shard(standalone, nodes):
+    """quantization, vectors_on_disk and the ivf parameters of a create body
+    travel through the metadata topic: every node reports them as standalone
+    does, the shards' local collections are made with them, a create that
+    differs in them is a 409, and params sets an IVF collection's nprobe."""
+    hn, iv = unique("disk"), unique("ivfp")
+    create_both(standalone, nodes, {"name": hn, "dim": 3, "index": "hnsw", "quantization": "none",
+                                    "vectors_on_disk": True}, shards=2, replication=1)
+    ivf_body = {"name": iv, "dim": 3, "index": "ivf",
+                "ivf": {"nlist": 4, "nprobe": 2, "rerank": 30}}
+    create_both(standalone, nodes, ivf_body, shards=2, replication=1)
+    for name in (hn, iv):
+        ref = standalone.get("/collections/" + name).json()
+        for node in nodes:
+            got = wait_until(lambda: node.get(strong("/collections/" + name)), 30,
+                             "%s on %s" % (name, node.id))
+            same(ref, got.json())
+    assert ref["ivf"] == {"nlist": 4, "nprobe": 2, "rerank": 30}, ref
+    # The shards' own collections hold their vectors in files (vectors.bin).
+    r = nodes[0].post("/collections/%s/points:batch" % hn,
+                      {"points": [{"vector": [i, 1, 2]} for i in range(40)]})
+    assert r.status == 200, r
+    def vector_files():
+        found = [os.path.join(d, f) for node in nodes for d, _, fs in os.walk(node.data_dir)
+                 for f in fs if f == "vectors.bin" and os.path.getsize(os.path.join(d, f)) > 0]
+        return len(found) >= 2 and found
+    wait_until(vector_files, 30, "the shards' vectors.bin files")
+    for node in nodes:
+        assert "quantization" in assert_error(node.post("/collections", {
+            "name": hn, "dim": 3, "index": "hnsw", "vectors_on_disk": True}), 409)
+        assert "ivf.nlist" in assert_error(node.post("/collections", dict(
+            ivf_body, ivf={"nlist": 5, "rerank": 30})), 409)
+        r = node.post("/collections", dict(ivf_body, ivf={"nlist": 4, "nprobe": 7, "rerank": 30}))
+        assert r.status == 200 and r.json()["ok"] is True, r
+    r = nodes[1].post("/collections/%s/params" % iv, {"ef_search": 3})
+    assert r.status == 200 and r.json() is True, r
+    assert standalone.post("/collections/%s/params" % iv, {"ef_search": 3}).json() is True
+    for node in nodes:
+        wait_until(lambda: node.get("/collections/" + iv).json()["ivf"]["nprobe"] == 3,
+                   30, "nprobe 3 on " + node.id)
+    mirror(standalone, nodes, "POST", "/collections/%s/params" % iv, {"ef_search": 70000})
+    r = nodes[2].post("/collections/%s/points:batch" % iv,
+                      {"points": [{"vector": [i, 1, 0]} for i in range(30)]})
+    assert r.status == 200, r
+    r = nodes[0].post(strong("/collections/%s/search" % iv), {"vector": [3, 1, 0], "top_k": 3})
+    assert r.status == 200 and len(r.json()["results"]) == 3, r
+
+
 def test_point_routes_agree(standalone, nodes, cluster):
     name = unique("pts")
     body = {"name": name, "dim": 4, "metric": "euclidean"}  # flat: exact answers

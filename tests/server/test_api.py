@@ -305,6 +305,33 @@ def test_params_and_compact(daemon):
     assert_error(daemon.post("/collections/nope/compact"), 404)
 
 
+def test_create_takes_ivf_parameters(daemon):
+    """`ivf` in a create body sets the configured values info reports; the same
+    create again is a no-op, another nlist or rerank a 409 naming it (nprobe is
+    not compared: params changes it, as hnsw.ef_search)."""
+    body = {"name": "iv", "dim": 2, "index": "ivf",
+            "ivf": {"nlist": 8, "nprobe": 3, "rerank": 40}}
+    r = daemon.post("/collections", body)
+    assert r.status == 200 and r.json() == {"ok": True}, r
+    info = daemon.get("/collections/iv").json()
+    assert info["ivf"] == {"nlist": 8, "nprobe": 3, "rerank": 40}, info
+    for i in range(20):
+        upsert(daemon, "iv", [i, 1])
+    r = daemon.post("/collections/iv/search", {"vector": [3, 1], "top_k": 2})
+    assert r.status == 200 and len(r.json()["results"]) == 2, r
+    assert daemon.post("/collections", body).json() == {"ok": True}
+    assert daemon.post("/collections", dict(body, ivf={"nlist": 8, "nprobe": 9,
+                                                       "rerank": 40})).status == 200
+    assert "ivf.nlist 8 (requested 9)" in assert_error(
+        daemon.post("/collections", dict(body, ivf={"nlist": 9, "rerank": 40})), 409)
+    assert "ivf.rerank" in assert_error(
+        daemon.post("/collections", dict(body, ivf={"nlist": 8, "rerank": 41})), 409)
+    for bad in ({"nlist": -1}, {"nprobe": "x"}, {"rerank": 70000}, [1]):
+        assert_error(daemon.post("/collections", {"name": "iv2", "dim": 2, "index": "ivf",
+                                                  "ivf": bad}), 400)
+    assert daemon.get("/collections/iv2").status == 404
+
+
 def test_routes_and_methods(daemon):
     assert_error(daemon.get("/nope"), 404)
     assert_error(daemon.get("/collections/docs/points/a/b"), 404)
