@@ -186,6 +186,9 @@ def index_text(c):
     if c["index"] == "hnsw":
         h = c["hnsw"]
         return f"hnsw (m={h['m']}, ef_construction={h['ef_construction']}, ef_search={h['ef_search']})"
+    if c["index"] == "ivf":
+        v = c["ivf"]
+        return f"ivf (nlist={v['nlist']}, nprobe={v['nprobe']}, rerank={v['rerank']})"
     return c["index"]
 
 
@@ -258,7 +261,8 @@ def run_console(d, driver, shots):
                                    "hnsw": {"m": 12, "ef_construction": 100}}).status == 200
     assert d.post("/collections", {"name": "flat_l2", "dim": 3, "metric": "euclidean",
                                    "index": "flat"}).status == 200
-    assert d.post("/collections", {"name": "scratch", "dim": 2}).status == 200
+    assert d.post("/collections", {"name": "scratch", "dim": 2, "index": "ivf",
+                                   "ivf": {"nlist": 4}}).status == 200
     points = fill(d, "docs", 200, 8)
     fill(d, "flat_l2", 30, 3)
 
@@ -450,9 +454,23 @@ def run_console(d, driver, shots):
     assert notice(driver) == 'Nothing to compact in "flat_l2" (exact index): 30 points.'
     assert error_banner(driver) == "" and console_errors(driver) == []
 
-    # ---- drop (through the page, back to the list)
+    # ---- an IVF collection: its parameters; ef_search sets the lists probed
     driver.get(url(d, "/#/collections/scratch"))
     wait(driver, lambda: info_items(driver).get("dim", [None])[0] == "2", "scratch")
+    items = info_items(driver)
+    assert items["ivf_nlist"] == ["4", "4"], items
+    assert items["ivf_nprobe"] == ["0", "0 (automatic)"], items
+    assert driver.find_element(By.ID, "action-ef").get_attribute("disabled") is None
+    ef = driver.find_element(By.ID, "ef-input")
+    ef.clear()
+    ef.send_keys("3")
+    click(driver, "action-ef")
+    confirm(driver, "Set ef_search")
+    wait(driver, lambda: info_items(driver)["ivf_nprobe"][0] == "3", "nprobe 3 in the page")
+    assert d.get("/collections/scratch").json()["ivf"]["nprobe"] == 3
+    assert 'ef_search of "scratch" is now 3 (lists probed).' in notice(driver)
+
+    # ---- drop (through the page, back to the list)
     click(driver, "action-drop")
     confirm(driver, "Drop collection")
     wait(driver, lambda: js(driver, "return location.hash") == "#/" and

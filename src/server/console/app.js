@@ -91,6 +91,9 @@ function indexText(c) {
   if (c.index === 'hnsw' && c.hnsw) {
     return `hnsw (m=${c.hnsw.m}, ef_construction=${c.hnsw.ef_construction}, ef_search=${c.hnsw.ef_search})`;
   }
+  if (c.index === 'ivf' && c.ivf) {
+    return `ivf (nlist=${c.ivf.nlist}, nprobe=${c.ivf.nprobe}, rerank=${c.ivf.rerank})`;
+  }
   return c.index;
 }
 
@@ -570,6 +573,12 @@ async function refreshCollection(seq, name) {
     items.push(item('ef_search', 'ef_search', info.hnsw.ef_search,
       info.hnsw.ef_search ? String(info.hnsw.ef_search) : '0 (adapts to top_k)'));
   }
+  if (info.ivf) {
+    const auto = (v, what) => (v ? String(v) : `0 (${what})`);
+    items.push(item('IVF lists', 'ivf_nlist', info.ivf.nlist, auto(info.ivf.nlist, 'automatic')));
+    items.push(item('Lists probed', 'ivf_nprobe', info.ivf.nprobe, auto(info.ivf.nprobe, 'automatic')));
+    items.push(item('Re-ranked', 'ivf_rerank', info.ivf.rerank, auto(info.ivf.rerank, 'max(100, 10 x top_k)')));
+  }
   items.push(
     item('Durability', 'durability', info.durability, info.durability),
     item('WAL size', 'wal_size_bytes', info.wal_size_bytes, fmtBytes(info.wal_size_bytes)),
@@ -588,13 +597,14 @@ async function refreshCollection(seq, name) {
   $('chart-note').textContent =
     `${hist.samples.length} samples, one every ${hist.interval_seconds} s and one after each snapshot, restore and compaction (kept by aidbd in memory: the last ${hist.capacity}).`;
 
-  const hnsw = info.index === 'hnsw';
-  $('ef-input').disabled = !hnsw;
-  $('action-ef').disabled = !hnsw;
-  $('action-ef').title = hnsw ? '' : 'ef_search applies to HNSW collections only';
+  const ef = efOf(info);
+  $('ef-input').disabled = ef === null;
+  $('action-ef').disabled = ef === null;
+  $('action-ef').title = ef === null ? 'ef_search applies to HNSW and IVF collections only'
+    : info.ivf ? 'for IVF, ef_search is the number of lists a search probes' : '';
   if (efFor !== name) {
     efFor = name;
-    $('ef-input').value = hnsw ? String(info.hnsw.ef_search) : '';
+    $('ef-input').value = ef === null ? '' : String(ef);
   }
 
   const rows = snaps.snapshots.slice().reverse().map((s) => el('tr', { 'data-file': s.file },
@@ -642,6 +652,13 @@ function compact() {
     });
 }
 
+// The default ef_search of a collection (IVF: lists probed), null for flat.
+function efOf(info) {
+  if (info.hnsw) return info.hnsw.ef_search;
+  if (info.ivf) return info.ivf.nprobe;
+  return null;
+}
+
 function setEf() {
   const name = view.coll;
   const raw = $('ef-input').value.trim();
@@ -655,9 +672,10 @@ function setEf() {
       // true, or false for an exact index (no ef_search to set).
       const set = await api('POST', coll(name) + '/params', { ef_search: v });
       const info = await api('GET', coll(name));
-      if (!set || !info.hnsw) return `"${name}" has an exact index: no ef_search to set.`;
-      $('ef-input').value = String(info.hnsw.ef_search);
-      return `ef_search of "${name}" is now ${info.hnsw.ef_search}.`;
+      const ef = efOf(info);
+      if (!set || ef === null) return `"${name}" has an exact index: no ef_search to set.`;
+      $('ef-input').value = String(ef);
+      return `ef_search of "${name}" is now ${ef}${info.ivf ? ' (lists probed)' : ''}.`;
     });
 }
 
