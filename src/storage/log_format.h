@@ -18,11 +18,19 @@
 // blocks buy nothing, while unfragmented records let the mmap replay hand every
 // body to the decoder straight from the mapping, without reassembly copies.
 //
+// A file may end in zero bytes after its last record: space the writer
+// preallocated (wal.h, WalOptions::prealloc_bytes), or appends of which only
+// the new file size reached the disk. Zeros from a record boundary to end of
+// file are a clean end (WalReadStats::zero_tail_bytes), not damage: no record
+// starts with 8 zero bytes (its masked CRC, or else its length, is nonzero
+// for all practical purposes; a record whose first 8 bytes are zero and
+// whose other bytes are not is read normally).
+//
 // Damage classes when reading (see ReadWal):
 //   - torn tail: the last record is cut short by end of file (header or body
-//     incomplete), or the bytes from a record's start to end of file are all
-//     zero, or the last record (its extent reaches end of file exactly) fails
-//     its checksum. Dropped, reported in stats; Replay cuts the file back.
+//     incomplete), or the last record (its extent reaches end of file
+//     exactly, or only zeros follow it) fails its checksum. Dropped, reported
+//     in stats; Replay cuts the file back.
 //     A record whose length runs past end of file counts as "the last record"
 //     only if no record with a valid checksum (and a higher LSN) starts after
 //     its offset; otherwise its length field is damaged: corruption.
