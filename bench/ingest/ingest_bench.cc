@@ -316,14 +316,15 @@ RunResult RunRaw(const Records& recs, const std::string& dir, bool prealloc, siz
 // fdatasync, and returns the median latency of the fdatasync calls in ms.
 // kind 0: appending to a new file; 1: overwriting a file zero-filled and
 // synced beforehand; 2: into fallocate(FALLOC_FL_KEEP_SIZE) space (the file
-// size still grows with each write).
+// size still grows with each write); 3: as 1, but written with
+// O_DIRECT|O_DSYNC and no fdatasync (the time of the write itself).
 double ProbeSync(const std::string& dir, int kind, size_t size, int reps) {
   const std::string path = dir + "/probe.log";
   ::unlink(path.c_str());
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) Die("open " + path);
   const size_t total = size * static_cast<size_t>(reps);
-  if (kind == 1) {
+  if (kind == 1 || kind == 3) {
     std::vector<char> zeros(std::min<size_t>(total, 8u << 20), 0);
     for (size_t off = 0; off < total; off += zeros.size()) {
       const size_t n = std::min(zeros.size(), total - off);
@@ -332,21 +333,29 @@ double ProbeSync(const std::string& dir, int kind, size_t size, int reps) {
       }
     }
     if (::fsync(fd) != 0) Die("fsync");
+  }
+  if (kind == 3) {
+    ::close(fd);
+    fd = ::open(path.c_str(), O_RDWR | O_DIRECT | O_DSYNC | O_CLOEXEC);
+    if (fd < 0) Die("open O_DIRECT " + path);
   } else if (kind == 2) {
     if (::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(total)) != 0) {
       Die("fallocate");
     }
     if (::fsync(fd) != 0) Die("fsync");
   }
-  std::vector<char> buf(size);
-  for (size_t i = 0; i < size; ++i) buf[i] = static_cast<char>(i * 131 + 7);
+  void* mem = nullptr;
+  if (::posix_memalign(&mem, 4096, size) != 0) Die("posix_memalign");
+  std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(mem), &std::free);
+  for (size_t i = 0; i < size; ++i) buf.get()[i] = static_cast<char>(i * 131 + 7);
   std::vector<double> lat;
   for (int r = 0; r < reps; ++r) {
     const off_t off = static_cast<off_t>(size) * r;
-    if (::pwrite(fd, buf.data(), size, off) != static_cast<ssize_t>(size)) Die("pwrite");
     const double t0 = aidb_bench::NowSeconds();
-    if (::fdatasync(fd) != 0) Die("fdatasync");
-    lat.push_back((aidb_bench::NowSeconds() - t0) * 1e3);
+    if (::pwrite(fd, buf.get(), size, off) != static_cast<ssize_t>(size)) Die("pwrite");
+    const double t1 = aidb_bench::NowSeconds();
+    if (kind != 3 && ::fdatasync(fd) != 0) Die("fdatasync");
+    lat.push_back((aidb_bench::NowSeconds() - (kind == 3 ? t0 : t1)) * 1e3);
   }
   ::close(fd);
   ::unlink(path.c_str());
@@ -355,16 +364,16 @@ double ProbeSync(const std::string& dir, int kind, size_t size, int reps) {
 
 int SyncProbe(const std::string& dir, int runs) {
   const size_t sizes[] = {4096, 100u << 10, 3u << 20};
-  const char* names[] = {"append", "overwrite", "keep-size"};
+  const char* names[] = {"append", "overwrite", "keep-size", "direct"};
   std::printf("# fdatasync latency after one pwrite, ms (median of the writes in a run)\n");
   std::printf("%-10s %-9s %9s  %s\n", "size", "kind", "median", "per-run medians");
   for (size_t size : sizes) {
     const int reps = size >= (1u << 20) ? 10 : 40;
-    std::vector<std::vector<double>> per(3);
+    std::vector<std::vector<double>> per(4);
     for (int run = 0; run < runs; ++run) {
-      for (int kind = 0; kind < 3; ++kind) per[kind].push_back(ProbeSync(dir, kind, size, reps));
+      for (int kind = 0; kind < 4; ++kind) per[kind].push_back(ProbeSync(dir, kind, size, reps));
     }
-    for (int kind = 0; kind < 3; ++kind) {
+    for (int kind = 0; kind < 4; ++kind) {
       std::string s;
       char b[32];
       for (double x : per[kind]) {

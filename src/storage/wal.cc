@@ -53,6 +53,9 @@ struct Writer {
   uint8_t op;
   std::string_view body;
   const std::function<void(uint64_t)>* apply;
+  const std::function<void(uint64_t)>* prepare = nullptr;  // may be null
+  const std::function<void()>* abort = nullptr;
+  bool prepared = false;  // prepare ran: apply or abort must follow
   uint64_t lsn = 0;
   Status status;
   bool done = false;
@@ -124,6 +127,8 @@ struct Wal::Impl {
   Status WriteGroup(uint64_t offset, size_t n_iov);
   Status ScanAndCut(const std::function<Status(const WalRecord&)>& fn, WalReadStats* st);
   Status SyncIfDirty();
+  Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>* apply,
+                const std::function<void(uint64_t)>* prepare, const std::function<void()>* abort);
   void SyncerLoop();
   void EmitGrowth(uint64_t old_mark, uint64_t new_mark, uint64_t size);
 };
@@ -295,7 +300,20 @@ Wal::~Wal() {
 }
 
 Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply) {
-  Impl& im = *impl_;
+  return impl_->Commit(op, body, &apply, nullptr, nullptr);
+}
+
+Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply,
+                   const std::function<void(uint64_t)>& prepare,
+                   const std::function<void()>& abort) {
+  return impl_->Commit(op, body, &apply, &prepare, &abort);
+}
+
+Status Wal::Impl::Commit(uint8_t op, std::string_view body,
+                         const std::function<void(uint64_t)>* apply,
+                         const std::function<void(uint64_t)>* prepare,
+                         const std::function<void()>* abort) {
+  Impl& im = *this;
   if (op == 0) return Status::InvalidArgument("WAL record op must not be 0");
   if (body.size() > kMaxRecordBody) {
     return Status::InvalidArgument("WAL record body of " + std::to_string(body.size()) +
@@ -304,7 +322,9 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   Writer w;
   w.op = op;
   w.body = body;
-  w.apply = &apply;
+  w.apply = apply;
+  w.prepare = prepare;
+  w.abort = abort;
 
   // Three stages, each group passing them in order, different groups in
   // different stages at once: write (one group at a time: the "write
@@ -404,6 +424,24 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   }
   next_writer();  // group N+1 may write while this one syncs
 
+  // Prepare while the disk writes, when no earlier group is still to apply
+  // (then nothing else prepares or applies until this group has).
+  bool has_prepare = false;
+  for (Writer* x : group) has_prepare |= x->prepare != nullptr;
+  if (s.ok() && has_prepare && im.applied_seq + 1 == seq) {
+    l.unlock();
+    if (im.opts.durability == Durability::kFsync) {
+      (void)::sync_file_range(im.fd, static_cast<off_t>(start), static_cast<off_t>(bytes + zeros),
+                              SYNC_FILE_RANGE_WRITE);
+    }
+    for (Writer* x : group) {
+      if (x->prepare == nullptr) continue;
+      (*x->prepare)(x->lsn);
+      x->prepared = true;
+    }
+    l.lock();
+  }
+
   // Sync stage (fsync mode): wait until an fdatasync that started after this
   // group was written has succeeded, running it if nobody else is.
   if (s.ok() && im.opts.durability == Durability::kFsync) {
@@ -481,7 +519,10 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
                   .Add("records", static_cast<unsigned long long>(group.size()))
                   .Add("error", s.message())
                   .str());
-    for (Writer* x : group) x->status = s;
+    for (Writer* x : group) {
+      x->status = s;
+      if (x->prepared) (*x->abort)();
+    }
   }
 
   l.lock();

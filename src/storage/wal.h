@@ -103,6 +103,19 @@ class Wal {
   // thrown by apply becomes Status::Internal for that caller only.
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
 
+  // Commit with a prepare step, the work of apply that may run before the
+  // record is durable as long as it makes nothing visible (an index insert
+  // into slots no reader can reach yet). When the record's group is the only
+  // one in flight (no earlier group waits to apply), prepare(lsn) runs right
+  // after the write, while the disk writes the group (kFsync: writeback is
+  // started first, then fdatasync waits for it), in LSN order within the
+  // group, never concurrently with another prepare or apply. If prepare ran,
+  // exactly one of apply(lsn) (the commit succeeded) or abort() (it failed)
+  // follows, in the apply stage's order. Otherwise only apply runs, as for
+  // Commit above. prepare and abort must not throw.
+  Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply,
+                const std::function<void(uint64_t)>& prepare, const std::function<void()>& abort);
+
   // Runs fn while no Commit is in flight and none can start (the "write lock"
   // of docs/operations.md). Snapshots run under it; Truncate must be called inside.
   // fn must not call Commit or Exclusive (it would wait for itself). Returns

@@ -744,6 +744,72 @@ TEST_F(WalTest, AdvanceLsn) {
 
 // Many threads: every record lands once, applies run one at a time in LSN
 // order, each caller sees its own LSN, and each thread's records keep its order.
+// Commits with a prepare step: prepare runs before apply for the same LSN,
+// never at the same time as another prepare or apply, and only when the
+// pipeline is otherwise idle; the record is in the file (written) when it
+// runs; every prepared commit is applied (nothing fails here).
+TEST_F(WalTest, PrepareRunsBeforeApplyAndNeverOverlapsOtherCallbacks) {
+  for (Durability d : {Durability::kFsync, Durability::kBatch, Durability::kNone}) {
+    SCOPED_TRACE(static_cast<int>(d));
+    RemoveAll(path_).ok();
+    auto w = OpenWal(Opts(d));
+    constexpr int kThreads = 6, kPer = 200;
+    std::atomic<int> in_cb{0};
+    std::atomic<bool> overlap{false};
+    std::atomic<int> prepared{0}, aborted{0}, bad_order{0}, failures{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t) {
+      ts.emplace_back([&] {
+        for (int i = 0; i < kPer; ++i) {
+          uint64_t prep_lsn = 0, apply_lsn = 0;
+          const std::function<void(uint64_t)> apply = [&](uint64_t lsn) {
+            if (in_cb.fetch_add(1) != 0) overlap = true;
+            apply_lsn = lsn;
+            in_cb.fetch_sub(1);
+          };
+          Status s = w->Commit(
+              1, Body(i, 100), apply,
+              [&](uint64_t lsn) {
+                if (in_cb.fetch_add(1) != 0) overlap = true;
+                prep_lsn = lsn;
+                if (apply_lsn != 0) bad_order++;
+                prepared++;
+                in_cb.fetch_sub(1);
+              },
+              [&] { aborted++; });
+          if (!s.ok() || apply_lsn == 0) failures++;
+          if (prep_lsn != 0 && prep_lsn != apply_lsn) bad_order++;
+        }
+      });
+    }
+    for (auto& th : ts) th.join();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(bad_order.load(), 0);
+    EXPECT_EQ(aborted.load(), 0);
+    EXPECT_FALSE(overlap.load());
+    EXPECT_GT(prepared.load(), 0);
+  }
+  // One writer: its commits are always alone in the pipeline, so always
+  // prepared.
+  RemoveAll(path_).ok();
+  auto w = OpenWal();
+  int prepared = 0;
+  for (int i = 0; i < 20; ++i) {
+    bool applied = false;
+    ASSERT_TRUE(w->Commit(
+                     1, "x", [&](uint64_t) { applied = true; },
+                     [&](uint64_t lsn) {
+                       EXPECT_FALSE(applied);
+                       EXPECT_EQ(lsn, static_cast<uint64_t>(i + 1));
+                       prepared++;
+                     },
+                     [] { ADD_FAILURE() << "aborted"; })
+                    .ok());
+    EXPECT_TRUE(applied);
+  }
+  EXPECT_EQ(prepared, 20);
+}
+
 TEST_F(WalTest, GroupCommitFromManyThreads) {
   for (Durability d : {Durability::kFsync, Durability::kBatch, Durability::kNone}) {
     SCOPED_TRACE(static_cast<int>(d));
