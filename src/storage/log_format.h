@@ -21,9 +21,11 @@
 // A file may end in zero bytes after its last record: space the writer
 // preallocated (wal.h, WalOptions::prealloc_bytes), or appends of which only
 // the new file size reached the disk. Zeros from a record boundary to end of
-// file are a clean end (WalReadStats::zero_tail_bytes), not damage: no record
-// starts with 8 zero bytes (its masked CRC, or else its length, is nonzero
-// for all practical purposes; a record whose first 8 bytes are zero and
+// file are a clean end (WalReadStats::zero_tail_bytes), not damage, if there
+// are at least 28 of them or the file ends at a multiple of 4 KiB (as
+// preallocated space does; fewer zeros elsewhere may be a record cut short
+// whose first bytes are zero: torn). No record starts with 8 zero bytes (its masked CRC, or else
+// its length, is nonzero for all practical purposes; a record whose first 8 bytes are zero and
 // whose other bytes are not is read normally).
 //
 // Damage classes when reading (see ReadWal):

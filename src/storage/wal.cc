@@ -34,11 +34,15 @@ constexpr size_t kMaxGroupRecords = 1024;
 constexpr size_t kZeroChunk = 64u << 10;
 alignas(4096) const uint8_t kZeros[kZeroChunk] = {};
 
-// How many zero bytes to write after a group ending at `end` whose records
-// take `bytes` (0: none). Never more than an eighth of the free space, so a
-// nearly full disk gets no preallocation and fails on records, as before.
+// How many zero bytes to write after a group whose records take `bytes`
+// (0: none): 16 times the group, at least 256 KiB, at most `want`, so the
+// zeros cover many groups like it (one journal commit for the new size per
+// 16 or more groups) without a small commit paying for megabytes. Never more
+// than an eighth of the free space, so a nearly full disk gets no
+// preallocation and fails on records, as before.
 uint64_t PreallocAfter(int fd, uint64_t want, uint64_t bytes) {
   if (want == 0 || bytes * 2 > want) return 0;
+  want = std::min(want, std::max<uint64_t>(256u << 10, bytes * 16));
   struct statfs fs;
   if (::fstatfs(fd, &fs) == 0) {
     const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_bsize;

@@ -44,8 +44,9 @@ struct WalOptions {
   uint64_t growth_step = kWalGrowthStep;  // wal_growth every this many bytes (tests lower it)
   // kFsync mode only (0: off). When a group of commits does not fit in the
   // zero space ahead of the last record, the group is written followed by
-  // this many zero bytes (rounded up to 4 KiB), in the same pwritev and made
-  // durable by the same fdatasync; the next groups overwrite those zeros.
+  // zero bytes (16 times the group, at least 256 KiB, at most this, rounded
+  // up to 4 KiB), in the same pwritev and made durable by the same
+  // fdatasync; the next groups overwrite those zeros.
   // Groups of more than half this size are appended without zeros (for them
   // the saved journal commit is worth less than writing the bytes twice).
   // The zeros are never counted as records: WalStats::size_bytes is the end

@@ -69,8 +69,12 @@ Status ParseRecords(const uint8_t* data, uint64_t size, const std::string& path,
     const uint8_t* h = data + pos;
     // Zeros from a record boundary to the end: preallocated space (wal.h) or
     // appends that never reached the disk whole. A real header has a nonzero
-    // CRC or length or LSN, so the full check runs only at the end.
-    if ((remaining < 8 || DecodeFixed64(h) == 0) && AllZero(h, remaining)) {
+    // CRC or length or LSN, so the full check runs only at the end. Fewer
+    // zeros than a header could be a record cut short whose first bytes are
+    // zero: a clean end only where preallocated space ends (a multiple of
+    // 4 KiB), else torn.
+    if ((remaining < 8 || DecodeFixed64(h) == 0) &&
+        (remaining >= kWalHeaderSize || size % 4096 == 0) && AllZero(h, remaining)) {
       st->zero_tail_bytes = remaining;
       return Status::OK();
     }
