@@ -133,8 +133,6 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
       if (!s.ok()) return Status::InvalidArgument(s.message() + where);
     }
   }
-  std::string body;
-  storage::EncodeUpsert(uuids, vectors, cdim, canon, &body);
   const uint32_t count = static_cast<uint32_t>(n);
   std::vector<uint32_t> slots(n);
   Status added;
@@ -147,10 +145,16 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
       ApplyUpsert(*state_, true, count, uuids.data(), vectors, views.data(), lsn);
     }
   };
-  if (!wal_) return Commit(static_cast<uint8_t>(WalOp::kUpsert), body, apply);
-  // The index insert runs while the disk writes the record (Wal::Commit).
+  if (!wal_) return Commit(static_cast<uint8_t>(WalOp::kUpsert), {}, apply);
+  // The vectors go to the log straight from the caller's memory, and the
+  // index insert runs while the disk writes the record (Wal::Commit).
+  std::string head, tail;
+  std::string_view parts[3];
+  storage::EncodeUpsertParts(uuids, vectors, cdim, canon, &head, &parts[1], &tail);
+  parts[0] = head;
+  parts[2] = tail;
   return wal_->Commit(
-      static_cast<uint8_t>(WalOp::kUpsert), body, apply,
+      static_cast<uint8_t>(WalOp::kUpsert), parts, apply,
       [&](uint64_t) {
         added = AddUpsert(*state_, true, count, vectors, slots.data());
         prepared = true;

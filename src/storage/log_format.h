@@ -83,4 +83,19 @@ inline void EncodeRecordHeader(uint8_t* h, uint64_t lsn, int64_t ts, uint8_t op,
   EncodeFixed32(h + kWalCrcOffset, crc32c::Mask(crc));
 }
 
+// The same for a body in parts (concatenated, they are the body).
+inline void EncodeRecordHeaderParts(uint8_t* h, uint64_t lsn, int64_t ts, uint8_t op,
+                                    const std::string_view* parts, size_t nparts) {
+  uint64_t len = 0;
+  for (size_t i = 0; i < nparts; ++i) len += parts[i].size();
+  EncodeFixed32(h + kWalLengthOffset, static_cast<uint32_t>(len));
+  EncodeFixed64(h + kWalLsnOffset, lsn);
+  EncodeFixed64(h + kWalTimestampOffset, static_cast<uint64_t>(ts));
+  h[kWalOpOffset] = op;
+  h[25] = h[26] = h[27] = 0;
+  uint32_t crc = crc32c::Extend(0, h + 4, kWalHeaderSize - 4);
+  for (size_t i = 0; i < nparts; ++i) crc = crc32c::Extend(crc, parts[i].data(), parts[i].size());
+  EncodeFixed32(h + kWalCrcOffset, crc32c::Mask(crc));
+}
+
 }  // namespace aidb::storage

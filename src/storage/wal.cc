@@ -55,7 +55,9 @@ uint64_t PreallocAfter(int fd, uint64_t want, uint64_t bytes) {
 // One Commit call waiting in the queue.
 struct Writer {
   uint8_t op;
-  std::string_view body;
+  const std::string_view* parts;  // the body, concatenated
+  size_t nparts;
+  uint64_t size;  // of the body
   const std::function<void(uint64_t)>* apply;
   const std::function<void(uint64_t)>* prepare = nullptr;  // may be null
   const std::function<void()>* abort = nullptr;
@@ -131,7 +133,8 @@ struct Wal::Impl {
   Status WriteGroup(uint64_t offset, size_t n_iov);
   Status ScanAndCut(const std::function<Status(const WalRecord&)>& fn, WalReadStats* st);
   Status SyncIfDirty();
-  Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>* apply,
+  Status Commit(uint8_t op, std::span<const std::string_view> body,
+                const std::function<void(uint64_t)>* apply,
                 const std::function<void(uint64_t)>* prepare, const std::function<void()>* abort);
   void SyncerLoop();
   void EmitGrowth(uint64_t old_mark, uint64_t new_mark, uint64_t size);
@@ -304,28 +307,33 @@ Wal::~Wal() {
 }
 
 Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply) {
-  return impl_->Commit(op, body, &apply, nullptr, nullptr);
+  return impl_->Commit(op, std::span<const std::string_view>(&body, 1), &apply, nullptr, nullptr);
 }
 
-Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply,
+Status Wal::Commit(uint8_t op, std::span<const std::string_view> body,
+                   const std::function<void(uint64_t)>& apply,
                    const std::function<void(uint64_t)>& prepare,
                    const std::function<void()>& abort) {
   return impl_->Commit(op, body, &apply, &prepare, &abort);
 }
 
-Status Wal::Impl::Commit(uint8_t op, std::string_view body,
+Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
                          const std::function<void(uint64_t)>* apply,
                          const std::function<void(uint64_t)>* prepare,
                          const std::function<void()>* abort) {
   Impl& im = *this;
   if (op == 0) return Status::InvalidArgument("WAL record op must not be 0");
-  if (body.size() > kMaxRecordBody) {
-    return Status::InvalidArgument("WAL record body of " + std::to_string(body.size()) +
+  uint64_t size = 0;
+  for (std::string_view p : body) size += p.size();
+  if (size > kMaxRecordBody) {
+    return Status::InvalidArgument("WAL record body of " + std::to_string(size) +
                                    " bytes exceeds the 1 GiB limit");
   }
   Writer w;
   w.op = op;
-  w.body = body;
+  w.parts = body.data();
+  w.nparts = body.size();
+  w.size = size;
   w.apply = apply;
   w.prepare = prepare;
   w.abort = abort;
@@ -369,7 +377,7 @@ Status Wal::Impl::Commit(uint8_t op, std::string_view body,
   uint64_t bytes = 0;
   while (!im.queue.empty()) {
     Writer* x = im.queue.front();
-    uint64_t rec = kWalHeaderSize + x->body.size();
+    uint64_t rec = kWalHeaderSize + x->size;
     if (!group.empty() && (bytes + rec > kMaxGroupBytes || group.size() >= kMaxGroupRecords)) break;
     group.push_back(x);
     bytes += rec;
@@ -391,12 +399,16 @@ Status Wal::Impl::Commit(uint8_t op, std::string_view body,
   // Encode and write without the lock; bodies stay in the callers' memory.
   const int64_t ts = std::max(UnixNowNs(), im.last_ts);
   im.headers.resize(group.size() * kWalHeaderSize);
-  im.iov.resize(group.size() * 2);
+  im.iov.clear();
   for (size_t i = 0; i < group.size(); ++i) {
+    const Writer& x = *group[i];
     uint8_t* h = im.headers.data() + i * kWalHeaderSize;
-    EncodeRecordHeader(h, group[i]->lsn, ts, group[i]->op, group[i]->body);
-    im.iov[2 * i] = {h, kWalHeaderSize};
-    im.iov[2 * i + 1] = {const_cast<char*>(group[i]->body.data()), group[i]->body.size()};
+    EncodeRecordHeaderParts(h, x.lsn, ts, x.op, x.parts, x.nparts);
+    im.iov.push_back({h, kWalHeaderSize});
+    for (size_t k = 0; k < x.nparts; ++k) {
+      if (x.parts[k].empty()) continue;
+      im.iov.push_back({const_cast<char*>(x.parts[k].data()), x.parts[k].size()});
+    }
   }
   for (uint64_t z = 0; z < zeros; z += kZeroChunk) {
     im.iov.push_back({const_cast<uint8_t*>(kZeros), std::min<uint64_t>(kZeroChunk, zeros - z)});

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -104,8 +105,9 @@ class Wal {
   // thrown by apply becomes Status::Internal for that caller only.
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
 
-  // Commit with a prepare step, the work of apply that may run before the
-  // record is durable as long as it makes nothing visible (an index insert
+  // Commit of a body given in parts (written from the callers' memory as
+  // they are: the record's body is their concatenation), with a prepare step, the work of apply
+  // that may run before the record is durable as long as it makes nothing visible (an index insert
   // into slots no reader can reach yet). When the record's group is the only
   // one in flight (no earlier group waits to apply), prepare(lsn) runs right
   // after the write, while the disk writes the group (kFsync: writeback is
@@ -114,7 +116,8 @@ class Wal {
   // exactly one of apply(lsn) (the commit succeeded) or abort() (it failed)
   // follows, in the apply stage's order. Otherwise only apply runs, as for
   // Commit above. prepare and abort must not throw.
-  Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply,
+  Status Commit(uint8_t op, std::span<const std::string_view> body,
+                const std::function<void(uint64_t)>& apply,
                 const std::function<void(uint64_t)>& prepare, const std::function<void()>& abort);
 
   // Runs fn while no Commit is in flight and none can start (the "write lock"

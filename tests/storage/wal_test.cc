@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "storage/crc32c.h"
 #include "storage/file.h"
+#include "storage/wal_codec.h"
 #include "temp_dir.h"
 
 namespace aidb::storage {
@@ -797,8 +798,10 @@ TEST_F(WalTest, PrepareRunsBeforeApplyAndNeverOverlapsOtherCallbacks) {
             apply_lsn = lsn;
             in_cb.fetch_sub(1);
           };
+          const std::string body = Body(i, 100);
+          const std::string_view parts[] = {body};
           Status s = w->Commit(
-              1, Body(i, 100), apply,
+              1, parts, apply,
               [&](uint64_t lsn) {
                 if (in_cb.fetch_add(1) != 0) overlap = true;
                 prep_lsn = lsn;
@@ -820,14 +823,18 @@ TEST_F(WalTest, PrepareRunsBeforeApplyAndNeverOverlapsOtherCallbacks) {
     EXPECT_GT(prepared.load(), 0);
   }
   // One writer: its commits are always alone in the pipeline, so always
-  // prepared.
+  // prepared. Bodies in parts (empty ones too) are logged concatenated.
   RemoveAll(path_).ok();
   auto w = OpenWal();
   int prepared = 0;
+  std::vector<std::string> want;
   for (int i = 0; i < 20; ++i) {
     bool applied = false;
+    const std::string a = Body(i, i), b = Body(i + 100, 3 * i);
+    const std::string_view parts[] = {a, "", b, std::string_view(a).substr(0, i / 2)};
+    want.push_back(a + b + a.substr(0, i / 2));
     ASSERT_TRUE(w->Commit(
-                     1, "x", [&](uint64_t) { applied = true; },
+                     1, parts, [&](uint64_t) { applied = true; },
                      [&](uint64_t lsn) {
                        EXPECT_FALSE(applied);
                        EXPECT_EQ(lsn, static_cast<uint64_t>(i + 1));
@@ -838,6 +845,34 @@ TEST_F(WalTest, PrepareRunsBeforeApplyAndNeverOverlapsOtherCallbacks) {
     EXPECT_TRUE(applied);
   }
   EXPECT_EQ(prepared, 20);
+  w.reset();
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(r.recs.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(r.recs[i].body, want[i]) << i;
+}
+
+// The upsert body in parts (what Collection::Upsert logs, the vectors
+// straight from the caller) is the same bytes as the body in one piece.
+TEST(WalCodec, UpsertPartsConcatenateToTheBody) {
+  for (uint32_t n : {0u, 1u, 3u, 10u}) {
+    SCOPED_TRACE(n);
+    std::vector<Uuid> ids(n);
+    std::vector<std::string> payloads(n);
+    std::vector<float> vecs(n * 5);
+    for (uint32_t i = 0; i < n; ++i) {
+      ids[i].bytes[0] = static_cast<uint8_t>(i + 1);
+      payloads[i] = i % 2 ? "" : std::string(i + 1, 'p');
+      for (int d = 0; d < 5; ++d) vecs[i * 5 + d] = float(i) * 0.5f + float(d);
+    }
+    std::string body, head, tail;
+    std::string_view mid;
+    EncodeUpsert(ids, vecs.data(), 5, payloads, &body);
+    EncodeUpsertParts(ids, vecs.data(), 5, payloads, &head, &mid, &tail);
+    EXPECT_EQ(head + std::string(mid) + tail, body);
+    EXPECT_EQ(mid.data(), reinterpret_cast<const char*>(vecs.data()));
+    EXPECT_EQ(body.size() % 4, 0u);
+  }
 }
 
 TEST_F(WalTest, GroupCommitFromManyThreads) {
