@@ -69,7 +69,11 @@ struct Writer {
 };
 
 // A group written and waiting for an fdatasync to cover it (fsync mode).
+// A group formed and not yet through the apply stage. Its leader waits on
+// `cv`, woken only when its sync or its apply turn may have come (no herd).
 struct PendingGroup {
+  uint64_t seq = 0;
+  std::condition_variable cv;
   uint64_t end = 0;  // file offset just past its records
   bool durable = false;
   bool failed = false;  // a sync covering it failed; its bytes were cut off
@@ -94,19 +98,18 @@ struct Wal::Impl {
   std::deque<Writer*> queue;        // writers not yet in a group
   bool exclusive = false;
   // The pipeline (Commit): groups formed / applied, in order.
-  bool writing = false;                // a write leader is forming or writing a group
-  bool cutting = false;                // a failed sync's groups are being cut off the file
-  bool syncing = false;                // an fdatasync (fsync mode) is running
-  uint64_t formed_seq = 0;             // groups formed so far
-  uint64_t applied_seq = 0;            // groups through the apply stage
-  uint64_t inflight = 0;               // groups formed and not through the apply stage
-  uint64_t synced_end = 0;             // file offset up to which records are durable
-  std::deque<PendingGroup*> unsynced;  // written, not yet durable, in file order
-  std::condition_variable sync_cv;
-  std::condition_variable apply_cv;
-  bool scanned = false;    // last LSN and end of file known
-  uint64_t end = 0;        // end of the last record (the logical size)
-  uint64_t alloc_end = 0;  // file size as written by us: end + preallocated zeros
+  bool writing = false;                 // a write leader is forming or writing a group
+  bool cutting = false;                 // a failed sync's groups are being cut off the file
+  bool syncing = false;                 // an fdatasync (fsync mode) is running
+  uint64_t formed_seq = 0;              // groups formed so far
+  uint64_t applied_seq = 0;             // groups through the apply stage
+  uint64_t inflight = 0;                // groups formed and not through the apply stage
+  uint64_t synced_end = 0;              // file offset up to which records are durable
+  std::deque<PendingGroup*> unsynced;   // written, not yet durable, in file order
+  std::deque<PendingGroup*> unapplied;  // formed, not yet applied, in group order
+  bool scanned = false;                 // last LSN and end of file known
+  uint64_t end = 0;                     // end of the last record (the logical size)
+  uint64_t alloc_end = 0;               // file size as written by us: end + preallocated zeros
   uint64_t next_lsn = 1;
   uint64_t last_lsn = 0;
   Status sticky;  // file state unknown after a failed cleanup or sync
@@ -385,6 +388,9 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   }
   for (Writer* x : group) x->lsn = im.next_lsn++;
   const uint64_t seq = ++im.formed_seq;
+  PendingGroup pg;
+  pg.seq = seq;
+  im.unapplied.push_back(&pg);
   ++im.inflight;
   const uint64_t start = im.end;
   // Preallocation (fsync mode): zeros after the records when they reach
@@ -422,7 +428,6 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
 
   l.lock();
   const uint64_t group_end = start + bytes;
-  PendingGroup pg;
   pg.end = group_end;
   if (s.ok()) {
     im.last_ts = ts;
@@ -463,7 +468,7 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   if (s.ok() && im.opts.durability == Durability::kFsync) {
     while (!pg.durable && !pg.failed) {
       if (im.syncing) {
-        im.sync_cv.wait(l);
+        pg.cv.wait(l);
         continue;
       }
       im.syncing = true;
@@ -475,6 +480,7 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
         im.synced_end = std::max(im.synced_end, target);
         while (!im.unsynced.empty() && im.unsynced.front()->end <= target) {
           im.unsynced.front()->durable = true;
+          if (im.unsynced.front() != &pg) im.unsynced.front()->cv.notify_one();
           im.unsynced.pop_front();
         }
       } else {
@@ -486,6 +492,7 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
         for (PendingGroup* g : im.unsynced) {
           g->failed = true;
           g->status = st;
+          if (g != &pg) g->cv.notify_one();
         }
         im.unsynced.clear();
         if (::ftruncate(im.fd, static_cast<off_t>(im.synced_end)) != 0 && im.sticky.ok()) {
@@ -498,13 +505,14 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
         if (!im.queue.empty()) im.queue.front()->cv.notify_one();
       }
       im.syncing = false;
-      im.sync_cv.notify_all();
+      // The next sync is run by the first group still waiting for one.
+      if (!im.unsynced.empty()) im.unsynced.front()->cv.notify_one();
     }
     if (pg.failed) s = pg.status;
   }
 
   // Apply stage, in group order.
-  while (im.applied_seq + 1 != seq) im.apply_cv.wait(l);
+  while (im.applied_seq + 1 != seq) pg.cv.wait(l);
   uint64_t old_mark = im.growth_mark, new_mark = old_mark;
   if (s.ok()) {
     im.last_lsn = group.back()->lsn;
@@ -543,7 +551,8 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
 
   l.lock();
   im.applied_seq = seq;
-  im.apply_cv.notify_all();
+  im.unapplied.pop_front();  // this group: applies run in group order
+  if (!im.unapplied.empty()) im.unapplied.front()->cv.notify_one();
   Status mine = std::move(w.status);
   for (Writer* x : group) {
     if (x != &w) {
