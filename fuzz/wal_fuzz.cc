@@ -49,7 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return aidb::Status::OK();
       },
       &st);
-  if (s.ok() && st.valid_bytes + st.torn_tail_bytes != file.size()) __builtin_trap();
+  if (s.ok() && st.valid_bytes + st.torn_tail_bytes + st.zero_tail_bytes != file.size())
+    __builtin_trap();
+  if (st.torn_tail_bytes > 0 && st.zero_tail_bytes > 0) __builtin_trap();
 
   uint64_t records = 0, valid = 0;
   int vrc = aidb_wal_verify(path.c_str(), &records, &valid, nullptr);

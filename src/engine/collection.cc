@@ -141,12 +141,33 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
       if (!s.ok()) return Status::InvalidArgument(s.message() + where);
     }
   }
-  std::string body;
-  storage::EncodeUpsert(uuids, vectors, cdim, canon, &body);
-  return Commit(static_cast<uint8_t>(WalOp::kUpsert), body, [&](uint64_t lsn) {
+  const uint32_t count = static_cast<uint32_t>(n);
+  std::vector<uint32_t> slots(n);
+  Status added;
+  bool prepared = false;
+  const std::function<void(uint64_t)> apply = [&](uint64_t lsn) {
     std::vector<std::string_view> views(canon.begin(), canon.end());
-    ApplyUpsert(*state_, true, static_cast<uint32_t>(n), uuids.data(), vectors, views.data(), lsn);
-  });
+    if (prepared) {
+      MapUpsert(*state_, true, added, count, uuids.data(), slots.data(), views.data(), lsn);
+    } else {
+      ApplyUpsert(*state_, true, count, uuids.data(), vectors, views.data(), lsn);
+    }
+  };
+  if (!wal_) return Commit(static_cast<uint8_t>(WalOp::kUpsert), {}, apply);
+  // The vectors go to the log straight from the caller's memory, and the
+  // index insert runs while the disk writes the record (Wal::Commit).
+  std::string head, tail;
+  std::string_view parts[3];
+  storage::EncodeUpsertParts(uuids, vectors, cdim, canon, &head, &parts[1], &tail);
+  parts[0] = head;
+  parts[2] = tail;
+  return wal_->Commit(
+      static_cast<uint8_t>(WalOp::kUpsert), parts, apply,
+      [&](uint64_t) {
+        added = AddUpsert(*state_, true, count, vectors, slots.data());
+        prepared = true;
+      },
+      [&] { UnaddUpsert(*state_, added, count, slots.data()); });
 }
 
 Status Collection::Delete(std::string_view id_text) {
@@ -198,18 +219,37 @@ Status Collection::Compact() {
 void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
                              const float* vectors, const std::string_view* payloads, uint64_t lsn) {
   std::vector<uint32_t> slots(n);
+  Status added = AddUpsert(st, live, n, vectors, slots.data());
+  MapUpsert(st, live, added, n, ids, slots.data(), payloads, lsn);
+}
+
+Status Collection::AddUpsert(State& st, bool live, uint32_t n, const float* vectors,
+                             uint32_t* slots) {
   if (live) adds_in_flight_.fetch_add(1, std::memory_order_acq_rel);
   // Index insertion (the expensive part) runs under no collection lock: new
-  // slots stay invisible to searches until they are mapped below.
-  Status s =
-      n == 1 ? st.index->Add(vectors, &slots[0]) : st.index->AddBatch(vectors, n, slots.data(), 0);
-  if (!s.ok()) {
-    if (live) adds_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  // slots stay invisible to searches until they are mapped (MapUpsert).
+  Status s = n == 1 ? st.index->Add(vectors, &slots[0]) : st.index->AddBatch(vectors, n, slots, 0);
+  if (!s.ok() && live) adds_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  return s;
+}
+
+void Collection::UnaddUpsert(State& st, const Status& added, uint32_t n, const uint32_t* slots) {
+  if (!added.ok()) return;
+  {
+    std::unique_lock<RwLock> lock(mu_);
+    for (uint32_t i = 0; i < n; ++i) st.index->Remove(slots[i]);
+  }
+  adds_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void Collection::MapUpsert(State& st, bool live, const Status& added, uint32_t n, const Uuid* ids,
+                           const uint32_t* slots, const std::string_view* payloads, uint64_t lsn) {
+  if (!added.ok()) {
     // The record is logged but cannot be applied (out of memory): stop
     // accepting work rather than diverge from the log silently.
     std::lock_guard<std::mutex> plock(poison_mu_);
-    poisoned_ = s.WithContext("collection '" + name_ +
-                              "' failed to apply a logged record; reopen it to recover");
+    poisoned_ = added.WithContext("collection '" + name_ +
+                                  "' failed to apply a logged record; reopen it to recover");
     return;
   }
   std::unique_lock<RwLock> lock(mu_, std::defer_lock);

@@ -161,6 +161,14 @@ class Collection {
   Status ApplyRecord(State& st, bool live, uint8_t op, std::string_view body, uint64_t lsn);
   void ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids, const float* vectors,
                    const std::string_view* payloads, uint64_t lsn);
+  // The two halves of ApplyUpsert: the index insert into slots no reader can
+  // reach yet (safe before the record is durable), then the mapping of the
+  // ids to them (the point becomes visible). UnaddUpsert undoes the first
+  // when the commit failed.
+  Status AddUpsert(State& st, bool live, uint32_t n, const float* vectors, uint32_t* slots);
+  void MapUpsert(State& st, bool live, const Status& added, uint32_t n, const Uuid* ids,
+                 const uint32_t* slots, const std::string_view* payloads, uint64_t lsn);
+  void UnaddUpsert(State& st, const Status& added, uint32_t n, const uint32_t* slots);
   void ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids, uint64_t lsn);
   // Logs (if there is a WAL) then applies.
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -279,10 +280,24 @@ int Verify(const std::string& dir) {
         aidb_free(err);
       } else {
         uint64_t size = fs::file_size(wal, ec);
+        // Zeros after the records are preallocated space (fsync mode), not
+        // damage (src/storage/log_format.h).
+        bool zeros = false;
+        if (!ec && size > valid && (size - valid >= 28 || size % 4096 == 0)) {
+          std::ifstream in(wal, std::ios::binary);
+          in.seekg(static_cast<std::streamoff>(valid));
+          zeros = true;
+          char buf[65536];
+          while (zeros && in.read(buf, sizeof buf).gcount() > 0) {
+            for (std::streamsize i = 0; i < in.gcount(); ++i) zeros &= buf[i] == 0;
+          }
+        }
         std::printf("ok   %s records=%llu valid_bytes=%llu%s\n", wal.c_str(),
                     static_cast<unsigned long long>(records),
                     static_cast<unsigned long long>(valid),
-                    !ec && size > valid ? " (torn tail)" : "");
+                    ec || size <= valid ? ""
+                    : zeros             ? " (preallocated zeros)"
+                                        : " (torn tail)");
       }
     }
     fs::path snaps = CollectionPath(dir, c, AIDB_PATH_SNAPSHOTS);

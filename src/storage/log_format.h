@@ -18,11 +18,21 @@
 // blocks buy nothing, while unfragmented records let the mmap replay hand every
 // body to the decoder straight from the mapping, without reassembly copies.
 //
+// A file may end in zero bytes after its last record: space the writer
+// preallocated (wal.h, WalOptions::prealloc_bytes), or appends of which only
+// the new file size reached the disk. Zeros from a record boundary to end of
+// file are a clean end (WalReadStats::zero_tail_bytes), not damage, if there
+// are at least 28 of them or the file ends at a multiple of 4 KiB (as
+// preallocated space does; fewer zeros elsewhere may be a record cut short
+// whose first bytes are zero: torn). No record starts with 8 zero bytes (its masked CRC, or else
+// its length, is nonzero for all practical purposes; a record whose first 8 bytes are zero and
+// whose other bytes are not is read normally).
+//
 // Damage classes when reading (see ReadWal):
 //   - torn tail: the last record is cut short by end of file (header or body
-//     incomplete), or the bytes from a record's start to end of file are all
-//     zero, or the last record (its extent reaches end of file exactly) fails
-//     its checksum. Dropped, reported in stats; Replay cuts the file back.
+//     incomplete), or the last record (its extent reaches end of file
+//     exactly, or only zeros follow it) fails its checksum. Dropped, reported
+//     in stats; Replay cuts the file back.
 //     A record whose length runs past end of file counts as "the last record"
 //     only if no record with a valid checksum (and a higher LSN) starts after
 //     its offset; otherwise its length field is damaged: corruption.
@@ -70,6 +80,21 @@ inline void EncodeRecordHeader(uint8_t* h, uint64_t lsn, int64_t ts, uint8_t op,
   h[25] = h[26] = h[27] = 0;
   uint32_t crc = crc32c::Extend(0, h + 4, kWalHeaderSize - 4);
   crc = crc32c::Extend(crc, body.data(), body.size());
+  EncodeFixed32(h + kWalCrcOffset, crc32c::Mask(crc));
+}
+
+// The same for a body in parts (concatenated, they are the body).
+inline void EncodeRecordHeaderParts(uint8_t* h, uint64_t lsn, int64_t ts, uint8_t op,
+                                    const std::string_view* parts, size_t nparts) {
+  uint64_t len = 0;
+  for (size_t i = 0; i < nparts; ++i) len += parts[i].size();
+  EncodeFixed32(h + kWalLengthOffset, static_cast<uint32_t>(len));
+  EncodeFixed64(h + kWalLsnOffset, lsn);
+  EncodeFixed64(h + kWalTimestampOffset, static_cast<uint64_t>(ts));
+  h[kWalOpOffset] = op;
+  h[25] = h[26] = h[27] = 0;
+  uint32_t crc = crc32c::Extend(0, h + 4, kWalHeaderSize - 4);
+  for (size_t i = 0; i < nparts; ++i) crc = crc32c::Extend(crc, parts[i].data(), parts[i].size());
   EncodeFixed32(h + kWalCrcOffset, crc32c::Mask(crc));
 }
 

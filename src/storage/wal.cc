@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -29,15 +30,54 @@ namespace {
 constexpr uint64_t kMaxGroupBytes = 8u << 20;
 constexpr size_t kMaxGroupRecords = 1024;
 
+// Preallocated space is written from this buffer (zero pages, never written).
+constexpr size_t kZeroChunk = 64u << 10;
+alignas(4096) const uint8_t kZeros[kZeroChunk] = {};
+
+// How many zero bytes to write after a group whose records take `bytes`
+// (0: none): 16 times the group, at least 256 KiB, at most `want`, so the
+// zeros cover many groups like it (one journal commit for the new size per
+// 16 or more groups) without a small commit paying for megabytes. Never more
+// than an eighth of the free space, so a nearly full disk gets no
+// preallocation and fails on records, as before.
+uint64_t PreallocAfter(int fd, uint64_t want, uint64_t bytes) {
+  if (want == 0 || bytes * 2 > want) return 0;
+  want = std::min(want, std::max<uint64_t>(256u << 10, bytes * 16));
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) == 0) {
+    const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_bsize;
+    want = std::min(want, free_bytes / 8);
+    if (bytes * 2 > want) return 0;
+  }
+  return want;
+}
+
 // One Commit call waiting in the queue.
 struct Writer {
   uint8_t op;
-  std::string_view body;
+  const std::string_view* parts;  // the body, concatenated
+  size_t nparts;
+  uint64_t size;  // of the body
   const std::function<void(uint64_t)>* apply;
+  const std::function<void(uint64_t)>* prepare = nullptr;  // may be null
+  const std::function<void()>* abort = nullptr;
+  bool prepared = false;  // prepare ran: apply or abort must follow
   uint64_t lsn = 0;
   Status status;
   bool done = false;
   std::condition_variable cv;
+};
+
+// A group written and waiting for an fdatasync to cover it (fsync mode).
+// A group formed and not yet through the apply stage. Its leader waits on
+// `cv`, woken only when its sync or its apply turn may have come (no herd).
+struct PendingGroup {
+  uint64_t seq = 0;
+  std::condition_variable cv;
+  uint64_t end = 0;  // file offset just past its records
+  bool durable = false;
+  bool failed = false;  // a sync covering it failed; its bytes were cut off
+  Status status;        // when failed
 };
 
 }  // namespace
@@ -55,10 +95,21 @@ struct Wal::Impl {
 
   std::mutex mu;
   std::condition_variable excl_cv;  // exclusive ended / queue drained
-  std::deque<Writer*> queue;        // front = the current leader's group
+  std::deque<Writer*> queue;        // writers not yet in a group
   bool exclusive = false;
-  bool scanned = false;  // last LSN and end of file known
-  uint64_t end = 0;      // file size as written by us
+  // The pipeline (Commit): groups formed / applied, in order.
+  bool writing = false;                 // a write leader is forming or writing a group
+  bool cutting = false;                 // a failed sync's groups are being cut off the file
+  bool syncing = false;                 // an fdatasync (fsync mode) is running
+  uint64_t formed_seq = 0;              // groups formed so far
+  uint64_t applied_seq = 0;             // groups through the apply stage
+  uint64_t inflight = 0;                // groups formed and not through the apply stage
+  uint64_t synced_end = 0;              // file offset up to which records are durable
+  std::deque<PendingGroup*> unsynced;   // written, not yet durable, in file order
+  std::deque<PendingGroup*> unapplied;  // formed, not yet applied, in group order
+  bool scanned = false;                 // last LSN and end of file known
+  uint64_t end = 0;                     // end of the last record (the logical size)
+  uint64_t alloc_end = 0;               // file size as written by us: end + preallocated zeros
   uint64_t next_lsn = 1;
   uint64_t last_lsn = 0;
   Status sticky;  // file state unknown after a failed cleanup or sync
@@ -81,11 +132,13 @@ struct Wal::Impl {
   // Leader scratch (only the leader touches these).
   std::vector<uint8_t> headers;
   std::vector<struct iovec> iov;
-  std::vector<Writer*> group;
 
   Status WriteGroup(uint64_t offset, size_t n_iov);
   Status ScanAndCut(const std::function<Status(const WalRecord&)>& fn, WalReadStats* st);
   Status SyncIfDirty();
+  Status Commit(uint8_t op, std::span<const std::string_view> body,
+                const std::function<void(uint64_t)>* apply,
+                const std::function<void(uint64_t)>* prepare, const std::function<void()>* abort);
   void SyncerLoop();
   void EmitGrowth(uint64_t old_mark, uint64_t new_mark, uint64_t size);
 };
@@ -128,6 +181,8 @@ Status Wal::Impl::ScanAndCut(const std::function<Status(const WalRecord&)>& fn, 
   }
   std::lock_guard<std::mutex> l(mu);
   end = st->valid_bytes;
+  alloc_end = st->torn_tail ? end : std::max(end, st->file_bytes);
+  synced_end = end;
   committed_end.store(end);
   last_lsn = std::max(last_lsn, st->last_lsn);
   next_lsn = std::max(next_lsn, last_lsn + 1);
@@ -219,6 +274,8 @@ Status Wal::Open(const std::string& path, const WalOptions& opts, std::unique_pt
   struct stat sb;
   if (::fstat(im.fd, &sb) != 0) return Status::IOErrorFromErrno("fstat " + path, errno);
   im.end = static_cast<uint64_t>(sb.st_size);
+  im.alloc_end = im.end;
+  im.synced_end = im.end;
   im.committed_end.store(im.end);
   im.growth_mark = im.end / opts.growth_step;
   im.scanned = im.end == 0;
@@ -242,36 +299,71 @@ Wal::~Wal() {
   }
   if (im.fd >= 0) {
     if (im.opts.durability == Durability::kBatch) (void)im.SyncIfDirty();
+    // Preallocated zeros off the end: a closed WAL is its records. Errors
+    // are harmless (a reader takes trailing zeros for a clean end).
+    if (im.scanned && im.sticky.ok() && im.alloc_end > im.end &&
+        ::ftruncate(im.fd, static_cast<off_t>(im.end)) == 0) {
+      (void)::fdatasync(im.fd);
+    }
     ::close(im.fd);
   }
 }
 
 Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply) {
-  Impl& im = *impl_;
+  return impl_->Commit(op, std::span<const std::string_view>(&body, 1), &apply, nullptr, nullptr);
+}
+
+Status Wal::Commit(uint8_t op, std::span<const std::string_view> body,
+                   const std::function<void(uint64_t)>& apply,
+                   const std::function<void(uint64_t)>& prepare,
+                   const std::function<void()>& abort) {
+  return impl_->Commit(op, body, &apply, &prepare, &abort);
+}
+
+Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
+                         const std::function<void(uint64_t)>* apply,
+                         const std::function<void(uint64_t)>* prepare,
+                         const std::function<void()>* abort) {
+  Impl& im = *this;
   if (op == 0) return Status::InvalidArgument("WAL record op must not be 0");
-  if (body.size() > kMaxRecordBody) {
-    return Status::InvalidArgument("WAL record body of " + std::to_string(body.size()) +
+  uint64_t size = 0;
+  for (std::string_view p : body) size += p.size();
+  if (size > kMaxRecordBody) {
+    return Status::InvalidArgument("WAL record body of " + std::to_string(size) +
                                    " bytes exceeds the 1 GiB limit");
   }
   Writer w;
   w.op = op;
-  w.body = body;
-  w.apply = &apply;
+  w.parts = body.data();
+  w.nparts = body.size();
+  w.size = size;
+  w.apply = apply;
+  w.prepare = prepare;
+  w.abort = abort;
 
+  // Three stages, each group passing them in order, different groups in
+  // different stages at once: write (one group at a time: the "write
+  // leader"), sync (one fdatasync at a time, covering every group written
+  // when it starts), apply (one group at a time, in group order). While the
+  // leader of group N waits for its fdatasync, the leader of group N+1
+  // writes, and group N-1 applies.
   std::unique_lock<std::mutex> l(im.mu);
   im.excl_cv.wait(l, [&] { return !im.exclusive; });
   im.queue.push_back(&w);
-  while (!w.done && im.queue.front() != &w) w.cv.wait(l);
+  while (!w.done && (im.queue.front() != &w || im.writing || im.cutting)) w.cv.wait(l);
   if (w.done) return std::move(w.status);
 
-  // Leader. Fails alone (the next in line retries) when the log is unusable.
+  // Write leader. Fails alone (the next in line retries) when the log is
+  // unusable.
+  im.writing = true;
+  auto next_writer = [&] {
+    im.writing = false;
+    if (!im.queue.empty()) im.queue.front()->cv.notify_one();
+    im.excl_cv.notify_all();  // Exclusive, or a failed sync waiting to cut
+  };
   auto fail_alone = [&](Status s) {
     im.queue.pop_front();
-    if (!im.queue.empty()) {
-      im.queue.front()->cv.notify_one();
-    } else {
-      im.excl_cv.notify_all();
-    }
+    next_writer();
     return s;
   };
   if (!im.sticky.ok()) return fail_alone(im.sticky);
@@ -284,31 +376,50 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   }
 
   // Form the group and assign LSNs.
-  std::vector<Writer*>& group = im.group;
-  group.clear();
+  std::vector<Writer*> group;
   uint64_t bytes = 0;
-  for (Writer* x : im.queue) {
-    uint64_t rec = kWalHeaderSize + x->body.size();
+  while (!im.queue.empty()) {
+    Writer* x = im.queue.front();
+    uint64_t rec = kWalHeaderSize + x->size;
     if (!group.empty() && (bytes + rec > kMaxGroupBytes || group.size() >= kMaxGroupRecords)) break;
     group.push_back(x);
     bytes += rec;
+    im.queue.pop_front();
   }
   for (Writer* x : group) x->lsn = im.next_lsn++;
+  const uint64_t seq = ++im.formed_seq;
+  PendingGroup pg;
+  pg.seq = seq;
+  im.unapplied.push_back(&pg);
+  ++im.inflight;
   const uint64_t start = im.end;
+  // Preallocation (fsync mode): zeros after the records when they reach
+  // past the zeros already there, written and synced with them.
+  uint64_t zeros = 0;
+  if (im.opts.durability == Durability::kFsync && start + bytes > im.alloc_end) {
+    zeros = PreallocAfter(im.fd, im.opts.prealloc_bytes, bytes);
+    if (zeros > 0) zeros += (4096 - (start + bytes + zeros) % 4096) % 4096;
+  }
   l.unlock();
 
   // Encode and write without the lock; bodies stay in the callers' memory.
   const int64_t ts = std::max(UnixNowNs(), im.last_ts);
   im.headers.resize(group.size() * kWalHeaderSize);
-  im.iov.resize(group.size() * 2);
+  im.iov.clear();
   for (size_t i = 0; i < group.size(); ++i) {
+    const Writer& x = *group[i];
     uint8_t* h = im.headers.data() + i * kWalHeaderSize;
-    EncodeRecordHeader(h, group[i]->lsn, ts, group[i]->op, group[i]->body);
-    im.iov[2 * i] = {h, kWalHeaderSize};
-    im.iov[2 * i + 1] = {const_cast<char*>(group[i]->body.data()), group[i]->body.size()};
+    EncodeRecordHeaderParts(h, x.lsn, ts, x.op, x.parts, x.nparts);
+    im.iov.push_back({h, kWalHeaderSize});
+    for (size_t k = 0; k < x.nparts; ++k) {
+      if (x.parts[k].empty()) continue;
+      im.iov.push_back({const_cast<char*>(x.parts[k].data()), x.parts[k].size()});
+    }
+  }
+  for (uint64_t z = 0; z < zeros; z += kZeroChunk) {
+    im.iov.push_back({const_cast<uint8_t*>(kZeros), std::min<uint64_t>(kZeroChunk, zeros - z)});
   }
   Status s = im.WriteGroup(start, im.iov.size());
-  if (s.ok() && im.opts.durability == Durability::kFsync) s = Fdatasync(im.fd, im.path);
   Status cleanup;
   if (!s.ok() && ::ftruncate(im.fd, static_cast<off_t>(start)) != 0) {
     cleanup =
@@ -316,25 +427,104 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
   }
 
   l.lock();
-  uint64_t old_mark = im.growth_mark, new_mark = old_mark;
+  const uint64_t group_end = start + bytes;
+  pg.end = group_end;
   if (s.ok()) {
     im.last_ts = ts;
-    im.end = start + bytes;
-    im.last_lsn = group.back()->lsn;
-    im.bytes_since_truncate += bytes;
-    new_mark = im.end / im.opts.growth_step;
-    im.growth_mark = std::max(old_mark, new_mark);
-    im.committed_end.store(im.end);
-    if (im.opts.durability != Durability::kFsync) im.written_gen.fetch_add(1);
+    im.end = group_end;
+    im.alloc_end = std::max(im.alloc_end, group_end + zeros);
+    if (im.opts.durability != Durability::kFsync) {
+      im.written_gen.fetch_add(1);
+    } else {
+      im.unsynced.push_back(&pg);
+    }
   } else if (!cleanup.ok()) {
     im.sticky = cleanup;
+  } else {
+    im.alloc_end = start;
   }
-  const uint64_t size_now = im.end;
+  next_writer();  // group N+1 may write while this one syncs
+
+  // Prepare while the disk writes, when no earlier group is still to apply
+  // (then nothing else prepares or applies until this group has).
+  bool has_prepare = false;
+  for (Writer* x : group) has_prepare |= x->prepare != nullptr;
+  if (s.ok() && has_prepare && im.applied_seq + 1 == seq) {
+    l.unlock();
+    if (im.opts.durability == Durability::kFsync) {
+      (void)::sync_file_range(im.fd, static_cast<off_t>(start), static_cast<off_t>(bytes + zeros),
+                              SYNC_FILE_RANGE_WRITE);
+    }
+    for (Writer* x : group) {
+      if (x->prepare == nullptr) continue;
+      (*x->prepare)(x->lsn);
+      x->prepared = true;
+    }
+    l.lock();
+  }
+
+  // Sync stage (fsync mode): wait until an fdatasync that started after this
+  // group was written has succeeded, running it if nobody else is.
+  if (s.ok() && im.opts.durability == Durability::kFsync) {
+    while (!pg.durable && !pg.failed) {
+      if (im.syncing) {
+        pg.cv.wait(l);
+        continue;
+      }
+      im.syncing = true;
+      const uint64_t target = im.end;
+      l.unlock();
+      Status st = Fdatasync(im.fd, im.path);
+      l.lock();
+      if (st.ok()) {
+        im.synced_end = std::max(im.synced_end, target);
+        while (!im.unsynced.empty() && im.unsynced.front()->end <= target) {
+          im.unsynced.front()->durable = true;
+          if (im.unsynced.front() != &pg) im.unsynced.front()->cv.notify_one();
+          im.unsynced.pop_front();
+        }
+      } else {
+        // Every group written and not yet durable fails, and its bytes are
+        // cut off the file. No other sync may run meanwhile (it could pass
+        // for theirs), nor a write.
+        im.cutting = true;
+        im.excl_cv.wait(l, [&] { return !im.writing; });
+        for (PendingGroup* g : im.unsynced) {
+          g->failed = true;
+          g->status = st;
+          if (g != &pg) g->cv.notify_one();
+        }
+        im.unsynced.clear();
+        if (::ftruncate(im.fd, static_cast<off_t>(im.synced_end)) != 0 && im.sticky.ok()) {
+          im.sticky = Status::IOErrorFromErrno(
+              "WAL unusable: cannot cut a failed write off " + im.path, errno);
+        }
+        im.end = im.synced_end;
+        im.alloc_end = im.synced_end;
+        im.cutting = false;
+        if (!im.queue.empty()) im.queue.front()->cv.notify_one();
+      }
+      im.syncing = false;
+      // The next sync is run by the first group still waiting for one.
+      if (!im.unsynced.empty()) im.unsynced.front()->cv.notify_one();
+    }
+    if (pg.failed) s = pg.status;
+  }
+
+  // Apply stage, in group order.
+  while (im.applied_seq + 1 != seq) pg.cv.wait(l);
+  uint64_t old_mark = im.growth_mark, new_mark = old_mark;
+  if (s.ok()) {
+    im.last_lsn = group.back()->lsn;
+    im.bytes_since_truncate += bytes;
+    new_mark = group_end / im.opts.growth_step;
+    im.growth_mark = std::max(old_mark, new_mark);
+    im.committed_end.store(group_end);
+  }
   l.unlock();
 
   if (s.ok()) {
-    // Applies in LSN order; the group still heads the queue, so no later
-    // group can apply (or even write) before these finish.
+    // Applies in LSN order: no later group applies before these finish.
     for (Writer* x : group) {
       try {
         (*x->apply)(x->lsn);
@@ -344,7 +534,7 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
         x->status = Status::Internal("WAL apply callback threw");
       }
     }
-    if (new_mark > old_mark) im.EmitGrowth(old_mark, new_mark, size_now);
+    if (new_mark > old_mark) im.EmitGrowth(old_mark, new_mark, group_end);
   } else {
     log::Emit(log::Level::kError, log::kStorageTarget, "wal_write_failed",
               log::Fields()
@@ -353,24 +543,24 @@ Status Wal::Commit(uint8_t op, std::string_view body, const std::function<void(u
                   .Add("records", static_cast<unsigned long long>(group.size()))
                   .Add("error", s.message())
                   .str());
-    for (Writer* x : group) x->status = s;
+    for (Writer* x : group) {
+      x->status = s;
+      if (x->prepared) (*x->abort)();
+    }
   }
 
   l.lock();
+  im.applied_seq = seq;
+  im.unapplied.pop_front();  // this group: applies run in group order
+  if (!im.unapplied.empty()) im.unapplied.front()->cv.notify_one();
   Status mine = std::move(w.status);
-  for (size_t i = 0; i < group.size(); ++i) {
-    Writer* x = im.queue.front();
-    im.queue.pop_front();
+  for (Writer* x : group) {
     if (x != &w) {
       x->done = true;
       x->cv.notify_one();
     }
   }
-  if (!im.queue.empty()) {
-    im.queue.front()->cv.notify_one();
-  } else {
-    im.excl_cv.notify_all();
-  }
+  if (--im.inflight == 0 && im.queue.empty() && !im.writing) im.excl_cv.notify_all();
   return mine;
 }
 
@@ -380,7 +570,7 @@ Status Wal::Exclusive(const std::function<Status()>& fn) {
     std::unique_lock<std::mutex> l(im.mu);
     im.excl_cv.wait(l, [&] { return !im.exclusive; });
     im.exclusive = true;
-    im.excl_cv.wait(l, [&] { return im.queue.empty(); });
+    im.excl_cv.wait(l, [&] { return im.queue.empty() && im.inflight == 0 && !im.writing; });
   }
   struct Release {
     Impl& im;
@@ -414,6 +604,8 @@ Status Wal::CutTail(uint64_t offset) {
   AIDB_RETURN_IF_ERROR(Fsync(im.fd, im.path));
   std::lock_guard<std::mutex> l(im.mu);
   im.end = offset;
+  im.alloc_end = offset;
+  im.synced_end = offset;
   im.committed_end.store(offset);
   im.growth_mark = offset / im.opts.growth_step;
   im.scanned = offset == 0;
@@ -468,6 +660,8 @@ Status Wal::Truncate() {
   {
     std::lock_guard<std::mutex> l(im.mu);
     im.end = 0;
+    im.alloc_end = 0;
+    im.synced_end = 0;
     im.committed_end.store(0);
     im.scanned = true;
     im.growth_mark = 0;
@@ -512,7 +706,7 @@ WalStats Wal::Stats() const {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> l(im.mu);
   WalStats s;
-  s.size_bytes = im.end;
+  s.size_bytes = im.committed_end.load();  // records of completed commits
   s.last_truncate_ns = im.last_truncate_ns;
   s.bytes_since_truncate = im.bytes_since_truncate;
   s.last_lsn = im.last_lsn;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,16 +31,35 @@ using aidb::Durability;
 // of this many bytes.
 inline constexpr uint64_t kWalGrowthStep = 64ull << 20;
 
+// In kFsync mode the WAL keeps up to this many zero bytes, written and synced,
+// ahead of its last record (bench/README.md, "fdatasync: append vs
+// overwrite"): a commit that overwrites them syncs without an ext4 journal
+// commit for a new file size. See WalOptions::prealloc_bytes.
+inline constexpr uint64_t kWalPreallocBytes = 4ull << 20;
+
 struct WalOptions {
   Durability durability = Durability::kFsync;
   uint32_t batch_interval_ms = kDefaultBatchIntervalMs;
   uint64_t mmap_threshold = kDefaultWalMmapThreshold;  // read files >= this through mmap
   std::string collection;                              // for log events
   uint64_t growth_step = kWalGrowthStep;  // wal_growth every this many bytes (tests lower it)
+  // kFsync mode only (0: off). When a group of commits does not fit in the
+  // zero space ahead of the last record, the group is written followed by
+  // zero bytes (16 times the group, at least 256 KiB, at most this, rounded
+  // up to 4 KiB), in the same pwritev and made durable by the same
+  // fdatasync; the next groups overwrite those zeros.
+  // Groups of more than half this size are appended without zeros (for them
+  // the saved journal commit is worth less than writing the bytes twice).
+  // The zeros are never counted as records: WalStats::size_bytes is the end
+  // of the last record. Truncate() leaves a 0-byte file (the zeros come back
+  // with the next commit), and closing the Wal cuts the file back to its
+  // last record. A reader sees zeros from a record boundary to end of file
+  // as a clean end (WalReadStats::zero_tail_bytes), not a torn tail.
+  uint64_t prealloc_bytes = kWalPreallocBytes;
 };
 
 struct WalStats {
-  uint64_t size_bytes = 0;
+  uint64_t size_bytes = 0;                  // end of the last record (never preallocated zeros)
   std::optional<int64_t> last_truncate_ns;  // set by Truncate() in this process
   uint64_t bytes_since_truncate = 0;        // appended since Truncate() or Open()
   uint64_t last_lsn = 0;
@@ -51,7 +71,9 @@ class Wal {
   // Opens (creating if missing) the WAL at `path`. Reads only the ".lsn"
   // sidecar; the log itself is scanned lazily (Replay, or the first Commit).
   static Status Open(const std::string& path, const WalOptions& opts, std::unique_ptr<Wal>* out);
-  ~Wal();  // syncs in batch mode, stops the background syncer, closes
+  // Syncs in batch mode, stops the background syncer, cuts preallocated zeros
+  // off the end of the file (ftruncate + fdatasync), closes.
+  ~Wal();
   Wal(const Wal&) = delete;
   Wal& operator=(const Wal&) = delete;
 
@@ -60,12 +82,19 @@ class Wal {
   // file, which keeps recovery "up to a timestamp" a prefix; one reading per
   // group), makes it durable per the durability mode, then
   // calls apply(lsn). Records of concurrent callers are written together with
-  // one write(2) and one fdatasync; apply callbacks run one at a time, in LSN
-  // order, before any later record's apply. If the write or sync fails, apply
-  // is not called for any record of the failed group, the group's bytes are cut
-  // off the file (ftruncate to the previous end), and IOError returns. A failed
-  // fsync is never retried as if it had succeeded. LSNs of a failed group are
-  // not reused. The first Commit on a non-empty file scans it (as Replay) to
+  // one write(2) (a group) and made durable by one fdatasync; apply callbacks
+  // run one at a time, in LSN order, before any later record's apply.
+  // Pipelined: while one group's fdatasync runs, the next group is written
+  // (its own fdatasync starts when the running one ends and covers every
+  // group written by then), and the group before applies; in kFsync mode no
+  // record is applied (visible to readers) or acknowledged before an
+  // fdatasync that started after its write has succeeded. If the write or
+  // sync fails, apply is not called for any record of the failed group; a
+  // failed fdatasync fails every group written and not yet durable (all
+  // their callers get its IOError), their bytes are cut off the file
+  // (ftruncate to the end of the last durable group), and IOError returns. A
+  // failed fsync is never retried as if it had succeeded. LSNs of a failed
+  // group are not reused. The first Commit on a non-empty file scans it (as Replay) to
   // find the last LSN and cut off a torn tail; corruption fails the Commit.
   // Modes: kFsync syncs each group before its applies; kBatch applies once
   // written and a background thread fdatasyncs at most every
@@ -75,6 +104,21 @@ class Wal {
   // body is written straight from the caller's memory (no copy). An exception
   // thrown by apply becomes Status::Internal for that caller only.
   Status Commit(uint8_t op, std::string_view body, const std::function<void(uint64_t)>& apply);
+
+  // Commit of a body given in parts (written from the callers' memory as
+  // they are: the record's body is their concatenation), with a prepare step, the work of apply
+  // that may run before the record is durable as long as it makes nothing visible (an index insert
+  // into slots no reader can reach yet). When the record's group is the only
+  // one in flight (no earlier group waits to apply), prepare(lsn) runs right
+  // after the write, while the disk writes the group (kFsync: writeback is
+  // started first, then fdatasync waits for it), in LSN order within the
+  // group, never concurrently with another prepare or apply. If prepare ran,
+  // exactly one of apply(lsn) (the commit succeeded) or abort() (it failed)
+  // follows, in the apply stage's order. Otherwise only apply runs, as for
+  // Commit above. prepare and abort must not throw.
+  Status Commit(uint8_t op, std::span<const std::string_view> body,
+                const std::function<void(uint64_t)>& apply,
+                const std::function<void(uint64_t)>& prepare, const std::function<void()>& abort);
 
   // Runs fn while no Commit is in flight and none can start (the "write lock"
   // of docs/operations.md). Snapshots run under it; Truncate must be called inside.

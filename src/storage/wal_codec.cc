@@ -41,6 +41,29 @@ void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t d
   PadTo4(out);
 }
 
+void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                       const std::vector<std::string>& payloads, std::string* head,
+                       std::string_view* vectors_part, std::string* tail) {
+  const uint32_t n = static_cast<uint32_t>(ids.size());
+  head->clear();
+  head->reserve(8 + n * 16ull);
+  PutFixed32(head, n);
+  PutFixed32(head, dim);
+  for (const Uuid& id : ids) head->append(reinterpret_cast<const char*>(id.bytes.data()), 16);
+  *vectors_part =
+      std::string_view(reinterpret_cast<const char*>(vectors), static_cast<size_t>(n) * dim * 4);
+  size_t payload_bytes = 0;
+  for (const auto& p : payloads) payload_bytes += p.size();
+  tail->clear();
+  tail->reserve(n * 4ull + payload_bytes + 3);
+  for (uint32_t i = 0; i < n; ++i) {
+    PutFixed32(tail, i < payloads.size() ? static_cast<uint32_t>(payloads[i].size()) : 0);
+  }
+  for (uint32_t i = 0; i < n && i < payloads.size(); ++i) tail->append(payloads[i]);
+  // head and the vectors are multiples of 4 bytes: pad the whole body.
+  PadTo4(tail);
+}
+
 void EncodeDelete(const std::vector<Uuid>& ids, std::string* out) {
   out->clear();
   PutFixed32(out, static_cast<uint32_t>(ids.size()));

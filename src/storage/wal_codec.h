@@ -24,6 +24,12 @@ enum class WalOp : uint8_t { kUpsert = 1, kDelete = 2, kSetParams = 3 };
 
 void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
                   const std::vector<std::string>& payloads, std::string* out);
+// The same body in three parts, without copying the vectors: *head (count,
+// dim, ids), the caller's `vectors` (count * dim floats), *tail (payload
+// lengths, payloads, padding). Concatenated they equal EncodeUpsert's body.
+void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                       const std::vector<std::string>& payloads, std::string* head,
+                       std::string_view* vectors_part, std::string* tail);
 void EncodeDelete(const std::vector<Uuid>& ids, std::string* out);
 void EncodeSetParams(uint32_t ef_search, std::string* out);
 

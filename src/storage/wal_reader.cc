@@ -66,11 +66,21 @@ Status ParseRecords(const uint8_t* data, uint64_t size, const std::string& path,
   };
   while (pos < size) {
     const uint64_t remaining = size - pos;
-    if (remaining < kWalHeaderSize) return torn();  // header cut short
     const uint8_t* h = data + pos;
+    // Zeros from a record boundary to the end: preallocated space (wal.h) or
+    // appends that never reached the disk whole. A real header has a nonzero
+    // CRC or length or LSN, so the full check runs only at the end. Fewer
+    // zeros than a header could be a record cut short whose first bytes are
+    // zero: a clean end only where preallocated space ends (a multiple of
+    // 4 KiB), else torn.
+    if ((remaining < 8 || DecodeFixed64(h) == 0) &&
+        (remaining >= kWalHeaderSize || size % 4096 == 0) && AllZero(h, remaining)) {
+      st->zero_tail_bytes = remaining;
+      return Status::OK();
+    }
+    if (remaining < kWalHeaderSize) return torn();  // header cut short
     const uint32_t len = DecodeFixed32(h + 4);
     if (len > kMaxRecordBody) {
-      if (AllZero(h, remaining)) return torn();
       return corrupt("impossible length " + std::to_string(len) + " in record at offset " +
                      std::to_string(pos) + "; " + std::to_string(remaining) +
                      " bytes from it to end of file");
@@ -93,7 +103,7 @@ Status ParseRecords(const uint8_t* data, uint64_t size, const std::string& path,
       // Torn if nothing follows it, or only zeros do: a power cut can persist
       // a file's new size but not all of its data, which then reads as zeros
       // from some sector on (XFS, ext4 data=writeback).
-      if (after == 0 || AllZero(h, remaining) || AllZero(h + extent, after)) return torn();
+      if (after == 0 || AllZero(h + extent, after)) return torn();
       return corrupt("checksum mismatch in record at offset " + std::to_string(pos) + " (lsn " +
                      std::to_string(lsn) + "); " + std::to_string(after) + " bytes after it");
     }

@@ -28,16 +28,20 @@ struct WalReadStats {
   uint64_t file_bytes = 0;       // file size when read
   uint64_t torn_tail_bytes = 0;  // bytes after valid_bytes dropped as a torn tail
   bool torn_tail = false;
+  // Bytes after valid_bytes that are all zero (preallocated space, or
+  // appends whose data never reached the disk): a clean end, not torn.
+  uint64_t zero_tail_bytes = 0;
   bool used_mmap = false;
   uint64_t last_lsn = 0;          // LSN of the last valid record (0 if none)
   int64_t last_timestamp_ns = 0;  // timestamp of the last valid record (0 if none)
 };
 
 // Reads every record of the WAL file at `path` in order and calls fn for each.
-// A missing file reads as empty. Stops with fn's status if fn fails. Torn tail:
-// OK, reported in stats. Corruption: Status::Corruption("... at offset N ...").
-// Files of at least mmap_threshold bytes are read through mmap, others with
-// read(2) into one buffer.
+// A missing file reads as empty. Stops with fn's status if fn fails. Zeros
+// from a record boundary to end of file: a clean end, reported in
+// stats.zero_tail_bytes. Torn tail: OK, reported in stats. Corruption: Status::Corruption("... at
+// offset N ..."). Files of at least mmap_threshold bytes are read through mmap, others with read(2)
+// into one buffer.
 Status ReadWal(const std::string& path, uint64_t mmap_threshold,
                const std::function<Status(const WalRecord&)>& fn, WalReadStats* stats);
 

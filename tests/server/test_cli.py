@@ -89,6 +89,15 @@ def test_verify_finds_damage(data_dir):
     raw[20] ^= 0xFF
     wal.write_bytes(bytes(raw))
     assert cli("verify", data_dir).returncode == 0
+    # Zeros after the records (what a crash leaves of fsync mode's
+    # preallocation) are no damage; a partial record is a torn tail.
+    wal.write_bytes(bytes(raw) + bytes(65536))
+    r = cli("verify", data_dir)
+    assert r.returncode == 0 and "(preallocated zeros)" in r.stdout, r.stdout
+    wal.write_bytes(bytes(raw) + bytes(raw[:40]))
+    r = cli("verify", data_dir)
+    assert r.returncode == 0 and "(torn tail)" in r.stdout, r.stdout
+    wal.write_bytes(bytes(raw))
     snaps = sorted((data_dir / "docs" / "snapshots").iterdir())
     data = bytearray(snaps[0].read_bytes())
     data[len(data) // 2] ^= 0x55
