@@ -49,6 +49,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_data.h"
 #include "core/distance.h"
 #include "index/hnsw.h"
 #include "index/vector_file.h"
@@ -81,42 +82,8 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-struct Matrix {
-  uint32_t n = 0, dim = 0;
-  std::vector<float> v;
-  const float* row(size_t i) const { return v.data() + i * dim; }
-};
-
-uint32_t BigEndian(const unsigned char* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-
-bool LoadIdxImages(const std::string& path, Matrix* out) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    std::fprintf(stderr, "cannot open %s (apt install dataset-fashion-mnist)\n", path.c_str());
-    return false;
-  }
-  unsigned char h[16];
-  if (gzread(f, h, 16) != 16 || BigEndian(h) != 0x803) {
-    gzclose(f);
-    return false;
-  }
-  out->n = BigEndian(h + 4);
-  out->dim = BigEndian(h + 8) * BigEndian(h + 12);
-  std::vector<unsigned char> bytes(static_cast<size_t>(out->n) * out->dim);
-  size_t got = 0;
-  while (got < bytes.size()) {
-    int r = gzread(f, bytes.data() + got,
-                   static_cast<unsigned>(std::min<size_t>(bytes.size() - got, 1 << 30)));
-    if (r <= 0) break;
-    got += static_cast<size_t>(r);
-  }
-  gzclose(f);
-  if (got != bytes.size()) return false;
-  out->v.assign(bytes.begin(), bytes.end());
-  return true;
-}
+using aidb_bench::LoadIdxImages;
+using aidb_bench::Matrix;
 
 // N points around 1000 Gaussian centres (spread 0.35 of the centres' unit
 // normal scale), 128 dims; `seed` picks the points, the centres are fixed.
