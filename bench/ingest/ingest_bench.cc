@@ -95,8 +95,8 @@ struct AidbInputs {
   std::vector<const char*> payloads;
 };
 
-RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& dir, int durability,
-                  size_t batch, size_t max_records, double budget) {
+// The bench's collection: flat, Euclidean, its WAL in `dir`.
+aidb_collection* OpenIngestCollection(const std::string& dir, int durability) {
   const std::string wal = dir + "/wal.log";
   aidb_collection_options o;
   aidb_collection_options_init(&o);
@@ -109,6 +109,25 @@ RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& 
   aidb_collection* c = nullptr;
   char* err = nullptr;
   if (aidb_collection_open(&o, &c, &err) != AIDB_OK) Die(std::string("aidb open: ") + err);
+  return c;
+}
+
+// Checks that the collection holds every record the run wrote, and closes it.
+RunResult CheckAndClose(aidb_collection* c, const RunResult& r) {
+  uint64_t count = 0;
+  char* err = nullptr;
+  if (aidb_collection_count(c, &count, &err) != AIDB_OK || count != r.records) {
+    Die("aidb: collection holds " + std::to_string(count) + " points, wrote " +
+        std::to_string(r.records));
+  }
+  aidb_collection_close(c);
+  return r;
+}
+
+RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& dir, int durability,
+                  size_t batch, size_t max_records, double budget) {
+  aidb_collection* c = OpenIngestCollection(dir, durability);
+  char* err = nullptr;
   RunResult r = Drive(recs, batch, max_records, budget, [&](size_t first, size_t n) {
     int st;
     if (n == 1) {
@@ -120,13 +139,7 @@ RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& 
     }
     if (st != AIDB_OK) Die(std::string("aidb upsert: ") + err);
   });
-  uint64_t count = 0;
-  if (aidb_collection_count(c, &count, &err) != AIDB_OK || count != r.records) {
-    Die("aidb: collection holds " + std::to_string(count) + " points, wrote " +
-        std::to_string(r.records));
-  }
-  aidb_collection_close(c);
-  return r;
+  return CheckAndClose(c, r);
 }
 
 // `threads` writers, each upserting single points of its own share of the
@@ -134,18 +147,7 @@ RunResult RunAidb(const Records& recs, const AidbInputs& in, const std::string& 
 // what group commit buys concurrent clients).
 RunResult RunAidbConcurrent(const Records& recs, const AidbInputs& in, const std::string& dir,
                             int durability, size_t threads, size_t max_records, double budget) {
-  const std::string wal = dir + "/wal.log";
-  aidb_collection_options o;
-  aidb_collection_options_init(&o);
-  o.name = "ingest";
-  o.dim = kDim;
-  o.metric = AIDB_METRIC_EUCLIDEAN;
-  o.index_kind = AIDB_INDEX_FLAT;
-  o.wal_path = wal.c_str();
-  o.durability = durability;
-  aidb_collection* c = nullptr;
-  char* err = nullptr;
-  if (aidb_collection_open(&o, &c, &err) != AIDB_OK) Die(std::string("aidb open: ") + err);
+  aidb_collection* c = OpenIngestCollection(dir, durability);
   std::vector<size_t> done(threads, 0);
   std::vector<uint64_t> bytes(threads, 0);
   std::atomic<bool> stop{false};
@@ -174,13 +176,7 @@ RunResult RunAidbConcurrent(const Records& recs, const AidbInputs& in, const std
     r.records += done[t];
     r.bytes += bytes[t];
   }
-  uint64_t count = 0;
-  if (aidb_collection_count(c, &count, &err) != AIDB_OK || count != r.records) {
-    Die("aidb: collection holds " + std::to_string(count) + " points, wrote " +
-        std::to_string(r.records));
-  }
-  aidb_collection_close(c);
-  return r;
+  return CheckAndClose(c, r);
 }
 
 // ---------------------------------------------------------------------------
