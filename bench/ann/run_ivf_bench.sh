@@ -3,10 +3,11 @@
 # script creates) on the same data, one search thread each.
 #   bench/ann/run_ivf_bench.sh [fmnist|clustered100k|clustered1m|clustered768] [build dir]
 # Needs a build with -DAIDB_BUILD_BENCH=ON (target aidb_ivf_bench) and network
-# access for pip the first time. Not part of CI. PEERS=aidb,scann,faiss,faiss-hnsw,usearch
+# access for pip the first time. Not part of CI. PEERS=aidb,aidb-disk,scann,faiss,faiss-hnsw,usearch
 # picks what runs in the peers' process ("aidb": AIDB through the C API, next
-# to them; FAISS's float HNSW and USearch are left out by default: slow to
-# build). AIDB_BENCH_VENV names an existing venv.
+# to them; "aidb-disk": the same with vectors_on_disk; FAISS's float HNSW and
+# USearch are left out by default: slow to build). AIDB_BENCH_VENV names an
+# existing venv.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SET=${1:-clustered100k}
@@ -31,7 +32,7 @@ trap 'rm -rf "$OUT"' EXIT
 "$BUILD/bench/ann/aidb_ivf_bench" "${ARGS[@]}" --nprobe 2,3,4,6,8,12,16,24,32,48 --rerank 40,60,100 \
   --export "$OUT" | tee "$OUT/aidb.log"
 PYTHONPATH="$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}" AIDB_LIBRARY="$BUILD/src/libaidb.so" \
-  "$VENV/bin/python" "$ROOT/bench/ann/ivf_peers.py" "$OUT" --libs "${PEERS:-aidb,scann,faiss}"
+  "$VENV/bin/python" "$ROOT/bench/ann/ivf_peers.py" "$OUT" --libs "${PEERS:-aidb,aidb-disk,scann,faiss}"
 # Ratios: AIDB (C API batch, same process as the peers) over each peer, and
 # AIDB's own single-query index call (aidb_ivf_bench, above) beside it.
 "$VENV/bin/python" - "$OUT" <<'PY'
