@@ -32,7 +32,7 @@ trap 'rm -rf "$OUT"' EXIT
 "$BUILD/bench/ann/aidb_ivf_bench" "${ARGS[@]}" --nprobe 2,3,4,6,8,12,16,24,32,48 --rerank 40,60,100 \
   --export "$OUT" | tee "$OUT/aidb.log"
 PYTHONPATH="$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}" AIDB_LIBRARY="$BUILD/src/libaidb.so" \
-  "$VENV/bin/python" "$ROOT/bench/ann/ivf_peers.py" "$OUT" --libs "${PEERS:-aidb,aidb-disk,scann,faiss}"
+  "$VENV/bin/python" "$ROOT/bench/ann/ivf_peers.py" "$OUT" --libs "${PEERS:-aidb-disk,aidb,scann,faiss}"
 # Ratios: AIDB (C API batch, same process as the peers) over each peer, and
 # AIDB's own single-query index call (aidb_ivf_bench, above) beside it.
 "$VENV/bin/python" - "$OUT" <<'PY'
