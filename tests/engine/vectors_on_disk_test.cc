@@ -436,6 +436,14 @@ TEST(VectorsOnDisk, IvfRetrainsWhileTheFileIsInUse) {
       searches.fetch_add(1);
     }
   });
+  struct Join {  // also when an assertion below returns early
+    std::atomic<bool>* done;
+    std::thread* t;
+    ~Join() {
+      done->store(true);
+      if (t->joinable()) t->join();
+    }
+  } join{&done, &reader};
   std::vector<uint32_t> slots(batch);
   for (size_t b = 0; b < n; b += batch) {
     ASSERT_TRUE(disk.AddBatch(data.data() + b * dim, batch, slots.data(), 1).ok());
