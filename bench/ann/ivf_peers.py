@@ -4,10 +4,12 @@ aidb_ivf_bench --export wrote: one search thread through each library's
 batch API (QPS per second of process CPU time), recall@10 against the same ground truth, the best QPS at
 recall >= 0.95 and >= 0.99, build time and anonymous RSS growth.
 
-    ivf_peers.py DIR [--libs aidb,scann,faiss,faiss-hnsw,usearch] [--build-threads 2]
+    ivf_peers.py DIR [--libs aidb,aidb-disk,scann,faiss,faiss-hnsw,usearch] [--build-threads 2]
 
 "aidb" runs AIDB's IVF through the Python binding (the C API's batch search,
-one thread) in the same process as the peers.
+one thread) in the same process as the peers; "aidb-disk" the same with
+vectors_on_disk (the float vectors in a file beside a WAL in DIR, durability
+none: its RSS growth leaves them out, the page cache holds them).
 """
 import argparse
 import math
@@ -52,7 +54,7 @@ def timed_batches(fn, q, repeats=3):
     return out, max(qps)
 
 
-def run_aidb(base, q, gt, metric, threads):
+def run_aidb(base, q, gt, metric, threads, disk_dir=None):
     """AIDB's IVF through the Python binding (PYTHONPATH=bindings/python,
     AIDB_LIBRARY=<build>/src/libaidb.so). Two rows: the C API's batch call
     itself (aidb_collection_search_batch + aidb_search_result_free through
@@ -68,7 +70,12 @@ def run_aidb(base, q, gt, metric, threads):
     n, d = base.shape
     ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(n)]
     r0, t0 = rss_anon(), time.perf_counter()
-    c = aidb.Collection(name="bench", dim=d, metric=metric, index="ivf")
+    if disk_dir:
+        c = aidb.Collection(name="bench", dim=d, metric=metric, index="ivf",
+                            wal_path=os.path.join(disk_dir, "aidb-disk.wal"), durability="none",
+                            vectors_on_disk=True)
+    else:
+        c = aidb.Collection(name="bench", dim=d, metric=metric, index="ivf")
     c.upsert_batch(ids, base)  # the first training runs inside this call
     build = time.perf_counter() - t0
     mem = rss_anon() - r0
@@ -101,6 +108,11 @@ def run_aidb(base, q, gt, metric, threads):
         for nprobe in nprobes:
             got, qps = capi_batch(nprobe, rerank)
             rows.append((f"nprobe={nprobe} rerank={rerank}", recall(got, gt), qps))
+    if disk_dir:
+        c.close()
+        yield ("AIDB IVF vectors_on_disk (C API batch)",
+               "nlist=sqrt(n), 4-bit PQ, floats in a file (page cache)", build, mem, rows)
+        return
     yield ("AIDB IVF (C API batch)", "nlist=sqrt(n), 4-bit PQ", build, mem, rows)
     rows = []
     for nprobe in nprobes:
@@ -217,7 +229,8 @@ def main():
     q = np.ascontiguousarray(q)
     print(f"peers on {n} x {d} ({metric}), {nq} queries; 1 search thread, "
           f"{a.build_threads} build threads")
-    runners = {"aidb": run_aidb, "faiss": run_faiss, "faiss-hnsw": run_faiss_hnsw, "scann": run_scann,
+    runners = {"aidb": run_aidb,
+               "aidb-disk": lambda *x: run_aidb(*x, disk_dir=a.dir), "faiss": run_faiss, "faiss-hnsw": run_faiss_hnsw, "scann": run_scann,
                "usearch": run_usearch}
     for lib in a.libs.split(","):
         try:

@@ -33,7 +33,7 @@ type CollectionOptions struct {
 	WALMmapThreshold uint64
 	// Quantization: what an HNSW walk scores; default QuantizationSQ8.
 	Quantization Quantization
-	// VectorsOnDisk (flat and HNSW): the float vectors live in a file-backed
+	// VectorsOnDisk (any index): the float vectors live in a file-backed
 	// mapping the page cache may evict; a standalone collection then needs
 	// a WALPath (the file is placed beside it).
 	VectorsOnDisk bool

@@ -49,10 +49,6 @@ Status ValidateConfig(const CollectionConfig& c) {
     return Status::InvalidArgument("unknown quantization " + std::to_string(q) +
                                    ": expected sq8 (0) or none (1)");
   }
-  if (c.index.vectors_on_disk && c.index.kind == IndexKind::kIvf) {
-    return Status::InvalidArgument(
-        "vectors_on_disk is not supported for ivf collections (flat and hnsw only)");
-  }
   if (c.index.kind == IndexKind::kIvf) {
     if (c.index.ivf.nlist > 65536) return Status::InvalidArgument("ivf nlist must be 0..65536");
     if (c.index.ivf.nprobe > 65536) return Status::InvalidArgument("ivf nprobe must be 0..65536");

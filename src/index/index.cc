@@ -14,10 +14,6 @@ Status CreateIndex(const IndexConfig& config, const std::string& vectors_path,
                    std::unique_ptr<VectorIndex>* out) {
   std::unique_ptr<VectorFile> vectors;
   if (config.vectors_on_disk) {
-    if (config.kind == IndexKind::kIvf) {
-      return Status::InvalidArgument(
-          "vectors_on_disk is not supported for ivf collections (flat and hnsw only)");
-    }
     if (vectors_path.empty()) {
       return Status::InvalidArgument(
           "vectors_on_disk needs a file for the vectors: give the collection a wal_path");
@@ -35,7 +31,9 @@ Status CreateIndex(const IndexConfig& config, const std::string& vectors_path,
 #else
       return Status::Unsupported("HNSW index is not built in");
 #endif
-    case IndexKind::kIvf: *out = std::make_unique<IvfIndex>(config); return Status::OK();
+    case IndexKind::kIvf:
+      *out = std::make_unique<IvfIndex>(config, IvfTuning(), std::move(vectors));
+      return Status::OK();
   }
   return Status::InvalidArgument("unknown index kind");
 }

@@ -109,7 +109,7 @@ class VectorIndex {
 };
 
 // Creates an empty index for `config` (flat, HNSW or IVF). With
-// config.vectors_on_disk (flat and HNSW only), `vectors_path` names the
+// config.vectors_on_disk (any kind), `vectors_path` names the
 // vectors file (index/vector_file.h), created afresh.
 Status CreateIndex(const IndexConfig& config, const std::string& vectors_path,
                    std::unique_ptr<VectorIndex>* out);

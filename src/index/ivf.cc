@@ -266,12 +266,20 @@ struct IvfIndex::Structure {
 IvfIndex::IvfIndex(const IndexConfig& config) : IvfIndex(config, IvfTuning()) {}
 
 IvfIndex::IvfIndex(const IndexConfig& config, const IvfTuning& tuning)
+    : IvfIndex(config, tuning, nullptr) {}
+
+IvfIndex::IvfIndex(const IndexConfig& config, const IvfTuning& tuning,
+                   std::unique_ptr<VectorFile> vectors)
     : config_(config),
       tuning_(tuning),
       l2_(config.metric == Metric::kEuclidean),
       shift_(VectorChunkShift(config.dim)),
       mask_((1u << VectorChunkShift(config.dim)) - 1),
-      nprobe_(config.ivf.nprobe) {}
+      vfile_(config.vectors_on_disk ? std::move(vectors) : nullptr),
+      nprobe_(config.ivf.nprobe) {
+  if (vfile_ != nullptr)
+    vfile_->SetSegmentBytes((size_t{1} << shift_) * config_.dim * sizeof(float));
+}
 
 IvfIndex::~IvfIndex() {
   stop_.store(true);
@@ -281,16 +289,33 @@ IvfIndex::~IvfIndex() {
 
 // ---- vector storage ---------------------------------------------------------
 
-uint32_t IvfIndex::AllocateSlotLocked() {
+Status IvfIndex::AllocateSlotLocked(uint32_t* out) {
   if (!free_.empty()) {
-    uint32_t s = free_.back();
+    *out = free_.back();
     free_.pop_back();
-    return s;
+    return Status::OK();
   }
   const uint32_t slot = slot_limit_;
   const uint32_t c = slot >> shift_;
   const uint32_t per_chunk = 1u << shift_;
   const size_t vec_bytes = static_cast<size_t>(config_.dim) * sizeof(float);
+  if (vfile_ != nullptr) {
+    // A whole segment per chunk, mapped once (pointers into it stay valid);
+    // disk blocks reserved ahead of the vector written through the mapping.
+    if (c == chunks_.size()) {
+      char* data = nullptr;
+      AIDB_RETURN_IF_ERROR(vfile_->Segment(c, &data));
+      chunks_.emplace_back();
+      chunks_[c].data = reinterpret_cast<float*>(data);
+      chunks_[c].capacity_slots = per_chunk;
+    }
+    AIDB_RETURN_IF_ERROR(
+        vfile_->Reserve(uint64_t{c} * vfile_->segment_bytes() + ((slot & mask_) + 1) * vec_bytes));
+    ++slot_limit_;
+    live_.push_back(0);
+    *out = slot;
+    return Status::OK();
+  }
   if (c == chunks_.size()) chunks_.emplace_back();
   Chunk& chunk = chunks_[c];
   if ((slot & mask_) + 1 > chunk.capacity_slots) {
@@ -305,7 +330,8 @@ uint32_t IvfIndex::AllocateSlotLocked() {
   }
   ++slot_limit_;
   live_.push_back(0);
-  return slot;
+  *out = slot;
+  return Status::OK();
 }
 
 void IvfIndex::StoreLocked(uint32_t slot, const float* vec) {
@@ -330,7 +356,8 @@ void IvfIndex::NoteDirtyLocked(uint32_t slot) {
 
 Status IvfIndex::Add(const float* vec, uint32_t* slot) {
   std::unique_lock lock(mu_);
-  uint32_t s = AllocateSlotLocked();
+  uint32_t s;
+  AIDB_RETURN_IF_ERROR(AllocateSlotLocked(&s));
   StoreLocked(s, vec);
   live_[s] = 1;
   ++size_;
@@ -344,7 +371,17 @@ Status IvfIndex::Add(const float* vec, uint32_t* slot) {
 Status IvfIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t threads) {
   std::unique_lock lock(mu_);
   for (size_t i = 0; i < n; ++i) {
-    uint32_t s = AllocateSlotLocked();
+    uint32_t s;
+    if (Status st = AllocateSlotLocked(&s); !st.ok()) {
+      // No space for the vectors file: the batch adds nothing (its slots are
+      // not in the structure yet; a rebuild skips slots no longer live).
+      for (size_t j = 0; j < i; ++j) {
+        live_[slots[j]] = 0;
+        --size_;
+        free_.push_back(slots[j]);
+      }
+      return st;
+    }
     StoreLocked(s, vecs + i * config_.dim);
     live_[s] = 1;
     ++size_;
@@ -430,8 +467,8 @@ uint32_t IvfIndex::Subspaces() const {
 
 size_t IvfIndex::MemoryBytes() const {
   std::shared_lock lock(mu_);
-  size_t b = static_cast<size_t>(slot_limit_) * config_.dim * sizeof(float) + live_.size() +
-             free_.size() * 4;
+  size_t b = live_.size() + free_.size() * 4;
+  if (vfile_ == nullptr) b += static_cast<size_t>(slot_limit_) * config_.dim * sizeof(float);
   if (st_) b += st_->Bytes();
   return b;
 }
@@ -985,6 +1022,9 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
     chunks[c].data = vc.data.data();
     chunks[c].capacity_slots = expect;
   }
+  // With vectors_on_disk the model and lists are checked (below) before the
+  // vectors file is touched; the vectors are then copied into the reset file
+  // under the lock, and the image's mapping is not kept.
   std::vector<uint8_t> live(limit, 0);
   uint64_t size = 0;
   for (const PointChunkImage& pc : image.points) {
@@ -1056,6 +1096,32 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
 
   std::unique_lock lock(mu_);
   ++generation_;  // a rebuild in flight belongs to the old state
+  if (vfile_ != nullptr) {
+    chunks_.clear();
+    vfile_->Reset();
+    Status copied = Status::OK();
+    for (uint32_t c = 0; c < chunks.size() && copied.ok(); ++c) {
+      const size_t bytes = static_cast<size_t>(vchunks[c].count) * dim * sizeof(float);
+      char* seg = nullptr;
+      copied = vfile_->Segment(c, &seg);
+      if (copied.ok()) copied = vfile_->Reserve(uint64_t{c} * vfile_->segment_bytes() + bytes);
+      if (!copied.ok()) break;
+      std::memcpy(seg, chunks[c].data, bytes);
+      chunks[c].data = reinterpret_cast<float*>(seg);
+      chunks[c].capacity_slots = per_chunk;
+    }
+    if (!copied.ok()) {
+      // The file was reset: leave an empty index.
+      vfile_->Reset();
+      live_.clear();
+      free_.clear();
+      slot_limit_ = 0;
+      size_ = 0;
+      st_.reset();
+      return copied;
+    }
+    keepalive = nullptr;
+  }
   chunks_ = std::move(chunks);
   live_ = std::move(live);
   free_.clear();

@@ -31,6 +31,12 @@
 // the meantime, and takes the lock exclusively only to re-encode those and
 // swap the new structure in (IvfTuning::background = false runs it inline).
 //
+// Vectors on disk. With IndexConfig::vectors_on_disk the float vectors live
+// in a VectorFile (index/vector_file.h: a file-backed shared mapping the page
+// cache may evict), one segment per chunk of slots; codes, centroids and
+// lists stay in RAM. The re-rank, get(), Save and rebuilds read the floats
+// through the mapping; Load copies a snapshot's vectors into the (reset) file.
+//
 // Thread safety: one writer-preferring RwLock (searches shared, writes
 // exclusive), as FlatIndex.
 #pragma once
@@ -45,6 +51,7 @@
 #include "core/memory.h"
 #include "core/rwlock.h"
 #include "index/index.h"
+#include "index/vector_file.h"
 
 namespace aidb::index {
 
@@ -63,6 +70,9 @@ class IvfIndex final : public VectorIndex {
  public:
   explicit IvfIndex(const IndexConfig& config);
   IvfIndex(const IndexConfig& config, const IvfTuning& tuning);
+  // With config.vectors_on_disk the float vectors live in `vectors` (required
+  // then; ignored otherwise).
+  IvfIndex(const IndexConfig& config, const IvfTuning& tuning, std::unique_ptr<VectorFile> vectors);
   ~IvfIndex() override;
   IvfIndex(const IvfIndex&) = delete;
   IvfIndex& operator=(const IvfIndex&) = delete;
@@ -94,8 +104,13 @@ class IvfIndex final : public VectorIndex {
   // The nprobe / rerank a search with these parameters uses.
   uint32_t EffectiveNprobe(uint32_t ef) const;
   uint32_t EffectiveRerank(uint32_t k, uint32_t rerank) const;
-  // Bytes of vectors, codes, lists and model (for benchmarks).
+  // Bytes of vectors, codes, lists and model (for benchmarks); with
+  // vectors_on_disk the float vectors are not counted (see VectorFileBytes).
   size_t MemoryBytes() const;
+  // Bytes of the vectors file mapped (0 without vectors_on_disk).
+  uint64_t VectorFileBytes() const { return vfile_ ? vfile_->MappedBytes() : 0; }
+  // The vectors file (benchmarks: eviction); null without vectors_on_disk.
+  const VectorFile* vector_file() const { return vfile_.get(); }
 
  private:
   struct Model;
@@ -110,7 +125,9 @@ class IvfIndex final : public VectorIndex {
   float* SlotPtr(uint32_t slot) const {
     return chunks_[slot >> shift_].data + static_cast<size_t>(slot & mask_) * config_.dim;
   }
-  uint32_t AllocateSlotLocked();
+  // A free or new slot; with vectors_on_disk, fails when the vectors file
+  // cannot get the space.
+  Status AllocateSlotLocked(uint32_t* out);
   void StoreLocked(uint32_t slot, const float* vec);
   // Structure maintenance (lock held exclusively).
   void InsertLocked(Structure* st, uint32_t slot);
@@ -138,7 +155,8 @@ class IvfIndex final : public VectorIndex {
   uint32_t slot_limit_ = 0;
   uint64_t size_ = 0;
   KeepAlive mapping_;
-  std::unique_ptr<Structure> st_;  // null: untrained (exact scan)
+  std::unique_ptr<Structure> st_;      // null: untrained (exact scan)
+  std::unique_ptr<VectorFile> vfile_;  // vectors_on_disk
   // Default nprobe (0: automatic); starts as config_.ivf.nprobe, changed by
   // SetEfSearch.
   std::atomic<uint32_t> nprobe_;

@@ -82,10 +82,10 @@ TEST(CApi, InvalidCollectionOptionsAreRejected) {
   EXPECT_EQ(m, AIDB_METRIC_EUCLIDEAN);
 }
 
-// quantization and vectors_on_disk: refused outside their values, refused
-// where no vectors file can live (no WAL) or where the index keeps its own
-// (ivf); reported by aidb_collection_get_info; a caller with the 0.2 struct
-// (no such fields) gets the defaults.
+// quantization and vectors_on_disk: refused outside their values and where
+// no vectors file can live (no WAL), for every index kind (ivf included);
+// reported by aidb_collection_get_info; a caller with the 0.2 struct (no
+// such fields) gets the defaults.
 TEST(CApi, QuantizationAndVectorsOnDisk) {
   TempDir dir;
   const std::string wal = dir / "od.wal";
@@ -94,7 +94,7 @@ TEST(CApi, QuantizationAndVectorsOnDisk) {
     bool with_wal;
   } bad[] = {{AIDB_INDEX_HNSW, 2, 0, true},  {AIDB_INDEX_HNSW, -1, 0, true},
              {AIDB_INDEX_HNSW, 0, 2, true},  {AIDB_INDEX_HNSW, 0, 1, false},
-             {AIDB_INDEX_FLAT, 0, 1, false}, {AIDB_INDEX_IVF, 0, 1, true}};
+             {AIDB_INDEX_FLAT, 0, 1, false}, {AIDB_INDEX_IVF, 0, 1, false}};
   for (const Bad& b : bad) {
     aidb_collection_options o;
     aidb_collection_options_init(&o);
@@ -139,6 +139,17 @@ TEST(CApi, QuantizationAndVectorsOnDisk) {
   EXPECT_EQ(old.vectors_on_disk, static_cast<int>(0xABABABAB));
   aidb_collection_close(c);
   EXPECT_EQ(access((wal + ".vectors").c_str(), F_OK), 0);
+  // IVF takes vectors_on_disk too (it used to refuse it).
+  const std::string ivf_wal = dir / "ivf.wal";
+  o.index_kind = AIDB_INDEX_IVF;
+  o.quantization = AIDB_QUANTIZATION_SQ8;
+  o.wal_path = ivf_wal.c_str();
+  ASSERT_EQ(aidb_collection_open(&o, &c, err.ptr()), AIDB_OK) << err.str();
+  aidb_collection_info_init(&info);
+  ASSERT_EQ(aidb_collection_get_info(c, &info, err.ptr()), AIDB_OK);
+  EXPECT_EQ(info.vectors_on_disk, 1);
+  aidb_collection_close(c);
+  EXPECT_EQ(access((ivf_wal + ".vectors").c_str(), F_OK), 0);
   // An older caller's options struct (up to ivf_rerank): sq8, in RAM.
   aidb_collection_options o2;
   aidb_collection_options_init(&o2);

@@ -519,9 +519,12 @@ def test_quantization_and_vectors_on_disk_in_create_and_info(start_daemon):
     assert_error(d.post("/collections", {"name": "x", "dim": 2, "quantization": "pq"}), 400)
     assert_error(d.post("/collections", {"name": "x", "dim": 2, "quantization": 1}), 400)
     assert_error(d.post("/collections", {"name": "x", "dim": 2, "vectors_on_disk": "yes"}), 400)
-    r = d.post("/collections", {"name": "x", "dim": 2, "index": "ivf", "vectors_on_disk": True})
-    assert_error(r, 400)
-    assert "ivf" in r.json()["error"]
+    # IVF too (it used to answer 400): its vectors in the folder's file.
+    r = d.post("/collections", {"name": "iv", "dim": 2, "index": "ivf", "vectors_on_disk": True})
+    assert r.status == 200, r
+    assert d.get("/collections/iv").json()["vectors_on_disk"] is True
+    iv_id = upsert(d, "iv", [3.0, 4.0])
+    assert (pathlib.Path(d.data_dir) / "iv" / "vectors.bin").exists()
     # A snapshot, one more point, a restart: snapshot + WAL, the file rebuilt.
     assert d.post("/collections/docs/snapshot", {}).status == 200
     ids.append(upsert(d, "docs", [5.0, 5.0]))
@@ -533,4 +536,6 @@ def test_quantization_and_vectors_on_disk_in_create_and_info(start_daemon):
     p = d2.get(f"/collections/docs/points/{ids[3]}").json()
     assert [round(x, 4) for x in p["vector"]] == [0.7071, 0.7071], p  # cosine: normalised
     assert vfile.exists()
+    p = d2.get(f"/collections/iv/points/{iv_id}").json()
+    assert [round(x, 4) for x in p["vector"]] == [0.6, 0.8], p
     assert d2.stop() == 0

@@ -22,7 +22,7 @@ class Collection(_Points, _Search, _Recovery, _Handle):
     records are not applied until ``load_snapshot()`` and/or ``recover()``
     run (the restore workflow of docs/operations.md). Keyword-only:
     ``quantization`` ("sq8", the default, or "none": what an HNSW walk
-    scores) and ``vectors_on_disk`` (flat and HNSW: float vectors in a
+    scores) and ``vectors_on_disk`` (any index: float vectors in a
     file-backed mapping beside the WAL, which it then needs). Use it as a
     context manager.
     """

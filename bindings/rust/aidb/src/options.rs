@@ -163,7 +163,7 @@ pub struct CollectionOptions {
     pub wal_mmap_threshold: Option<u64>,
     /// HNSW: what the walk scores (default 8-bit codes).
     pub quantization: Quantization,
-    /// Flat and HNSW: keep the float vectors in a file-backed mapping the
+    /// Any index: keep the float vectors in a file-backed mapping the
     /// page cache may evict (a standalone collection needs a `wal_path`).
     pub vectors_on_disk: bool,
 }
