@@ -66,17 +66,7 @@ size_t RssBytes() {
   return 0;
 }
 
-void ParallelFor(size_t begin, size_t end, unsigned threads,
-                 const std::function<void(size_t)>& fn) {
-  std::atomic<size_t> next{begin};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < end;) fn(i);
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-}
+using aidb_bench::ParallelFor;
 
 // ---- exact ground truth (cached) ------------------------------------------
 

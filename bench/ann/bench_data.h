@@ -1,14 +1,17 @@
-// Data helpers shared by the ANN benchmarks: a row-major float matrix and
-// the reader of Fashion-MNIST's gzipped idx3 image files (Debian package
-// dataset-fashion-mnist).
+// Helpers shared by the ANN benchmarks: a row-major float matrix, the
+// reader of Fashion-MNIST's gzipped idx3 image files (Debian package
+// dataset-fashion-mnist) and a parallel loop.
 #pragma once
 
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace aidb_bench {
@@ -54,6 +57,20 @@ inline bool LoadIdxImages(const std::string& path, Matrix* out) {
   }
   out->v.assign(bytes.begin(), bytes.end());
   return true;
+}
+
+// Runs fn(i) for i in [begin, end) on `threads` threads (the caller's
+// included), each taking the next index as it is free.
+inline void ParallelFor(size_t begin, size_t end, unsigned threads,
+                        const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{begin};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < end;) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
 }
 
 }  // namespace aidb_bench

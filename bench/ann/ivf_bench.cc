@@ -106,14 +106,7 @@ size_t RssBytes() { return StatusBytes("VmRSS:"); }
 size_t RssAnonBytes() { return StatusBytes("RssAnon:"); }
 
 void ParallelFor(size_t n, unsigned threads, const std::function<void(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  aidb_bench::ParallelFor(0, n, threads, fn);
 }
 
 // Exact top-k slots per query, by the index's own exact scan.
