@@ -96,6 +96,105 @@ func TestVectorsOnDiskAndQuantization(t *testing.T) {
 	}
 }
 
+// An IVF collection with its vectors on disk (trained: more than 2048
+// points): the IVF parameters reach the library and come back in Info,
+// SetEfSearch sets the partitions probed, the configured re-rank of 10
+// candidates misses some exact hits while a search probing every partition
+// with a per-query re-rank of all points returns the exact scan's hits
+// (single and batch), and a snapshot + restore keeps both the parameters and
+// the answers.
+func TestIVFWithVectorsOnDisk(t *testing.T) {
+	const n, dim, nq = 3000, 16, 20
+	dir := t.TempDir()
+	opts := aidb.CollectionOptions{Name: "ivf", Dim: dim, Metric: aidb.Euclidean, Index: aidb.IVF,
+		WALPath: filepath.Join(dir, "ivf.wal"), VectorsOnDisk: true,
+		IVFNList: 8, IVFNProbe: 2, IVFRerank: 10}
+	c := mustOpen(t, opts)
+	ids := make([]string, n)
+	flat := make([]float32, 0, n*dim)
+	for i := range ids {
+		ids[i] = aidb.NewID()
+		flat = append(flat, vec(i, dim)...)
+	}
+	if err := c.UpsertBatchFlat(ids, flat, nil); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info()
+	if err != nil || info.Index != aidb.IVF || !info.VectorsOnDisk ||
+		info.IVFNList != 8 || info.IVFNProbe != 2 || info.IVFRerank != 10 {
+		t.Fatalf("Info = %+v, %v", info, err)
+	}
+	if err := c.SetEfSearch(8); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := c.Info(); info.IVFNProbe != 8 {
+		t.Fatalf("IVFNProbe after SetEfSearch(8) = %d", info.IVFNProbe)
+	}
+	queries := make([]float32, 0, nq*dim)
+	for q := 0; q < nq; q++ {
+		queries = append(queries, vec(n+q, dim)...)
+	}
+	all := &aidb.SearchOptions{TopK: 10, EfSearch: 8, IVFRerank: n, WithoutPayload: true}
+	exact := &aidb.SearchOptions{TopK: 10, Exact: true, WithoutPayload: true}
+	same := func(c *aidb.Collection, what string) {
+		t.Helper()
+		want, err := c.SearchBatch(queries, nq, exact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		narrow, err := c.SearchBatch(queries, nq, &aidb.SearchOptions{TopK: 10, WithoutPayload: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		differs := false
+		for q := range want {
+			for i := range want[q] {
+				differs = differs || narrow[q][i].ID != want[q][i].ID
+			}
+		}
+		if !differs {
+			t.Fatalf("%s: re-ranking 10 candidates found every exact hit: not an IVF search", what)
+		}
+		got, err := c.SearchBatch(queries, nq, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for q := 0; q < nq; q++ {
+			one, err := c.Search(queries[q*dim:(q+1)*dim], all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want[q] {
+				if got[q][i].ID != want[q][i].ID || one[i].ID != want[q][i].ID {
+					t.Fatalf("%s: query %d hit %d: batch %s, single %s, exact %s", what, q, i,
+						got[q][i].ID, one[i].ID, want[q][i].ID)
+				}
+			}
+		}
+	}
+	same(c, "before restart")
+	snap := filepath.Join(dir, "ivf.snapshot")
+	if err := c.SnapshotTo(snap); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := os.Remove(opts.WALPath + ".vectors"); err != nil {
+		t.Fatal(err) // rebuilt from the snapshot at the next open
+	}
+	r := mustOpen(t, opts)
+	if err := r.LoadSnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Recover(nil); err != nil {
+		t.Fatal(err)
+	}
+	mustCount(t, r, n)
+	if info, _ := r.Info(); info.IVFNList != 8 || info.IVFNProbe != 8 || info.IVFRerank != 10 {
+		t.Fatalf("Info after restore = %+v", info)
+	}
+	same(r, "after restore")
+}
+
 // Checkpoint and restore as docs/operations.md describes them: checkpoint
 // (snapshot truncates the WAL to zero bytes), more writes, then restore into
 // a fresh collection on the same WAL path by loading the snapshot and

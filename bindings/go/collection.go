@@ -103,6 +103,10 @@ type CollectionInfo struct {
 	Count          uint64
 	Quantization   Quantization
 	VectorsOnDisk  bool
+	// The configured IVF parameters (0 = automatic; 0 for other kinds).
+	IVFNList  uint32
+	IVFNProbe uint32
+	IVFRerank uint32
 }
 
 // Info returns the collection's configuration and size.
@@ -126,6 +130,9 @@ func (c *Collection) Info() (CollectionInfo, error) {
 		Count:          uint64(info.count),
 		Quantization:   Quantization(info.quantization),
 		VectorsOnDisk:  info.vectors_on_disk != 0,
+		IVFNList:       uint32(info.ivf_nlist),
+		IVFNProbe:      uint32(info.ivf_nprobe),
+		IVFRerank:      uint32(info.ivf_rerank),
 	}, nil
 }
 
@@ -138,7 +145,8 @@ func (c *Collection) Count() (uint64, error) {
 	return uint64(n), err
 }
 
-// SetEfSearch changes the default ef_search of an HNSW collection.
+// SetEfSearch changes the default ef_search of an HNSW collection, or the
+// partitions an IVF collection probes by default.
 func (c *Collection) SetEfSearch(ef uint32) error {
 	return c.do("set_ef_search", func(p *C.aidb_collection, msg **C.char) C.int {
 		return C.aidb_collection_set_ef_search(p, C.uint32_t(ef), msg)

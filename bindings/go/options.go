@@ -37,6 +37,12 @@ type CollectionOptions struct {
 	// mapping the page cache may evict; a standalone collection then needs
 	// a WALPath (the file is placed beside it).
 	VectorsOnDisk bool
+	// IVF collections (Index IVF): partitions, partitions a search probes
+	// and candidates re-ranked exactly; 0 = automatic for each (see
+	// aidb_collection_options in aidb.h).
+	IVFNList  uint32
+	IVFNProbe uint32
+	IVFRerank uint32
 }
 
 // cStrings allocates C strings and frees them all at once.
@@ -87,5 +93,8 @@ func fillOptions(o *CollectionOptions, c *C.aidb_collection_options) func() {
 	if o.VectorsOnDisk {
 		c.vectors_on_disk = 1
 	}
+	c.ivf_nlist = C.uint32_t(o.IVFNList)
+	c.ivf_nprobe = C.uint32_t(o.IVFNProbe)
+	c.ivf_rerank = C.uint32_t(o.IVFRerank)
 	return strs.free
 }

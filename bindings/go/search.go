@@ -17,7 +17,7 @@ import (
 // default number of hits (aidb_search_options_init), with payloads.
 type SearchOptions struct {
 	TopK     int    // hits per query; 0 = the library's default
-	EfSearch uint32 // HNSW breadth; 0 = the collection's default
+	EfSearch uint32 // HNSW breadth, IVF partitions to scan; 0 = the collection's default
 	// Filter is nil, JSON bytes/string, or a value encoding/json turns into
 	// a filter object (see aidb.h for the short and full forms).
 	Filter         any
@@ -29,6 +29,9 @@ type SearchOptions struct {
 	// waits for the collection, or when an HNSW walk would take far longer
 	// than ef predicts (see aidb_search_options.nonblocking in aidb.h).
 	Nonblocking bool
+	// IVFRerank: IVF candidates re-ranked exactly for this query; 0 = the
+	// collection's default.
+	IVFRerank uint32
 }
 
 // Hit is one search result.
@@ -79,6 +82,7 @@ func prepareSearch(op string, o *SearchOptions, c *C.aidb_search_options) (func(
 	c.threads = C.uint32_t(o.Threads)
 	c.exact = cBool(o.Exact)
 	c.nonblocking = cBool(o.Nonblocking)
+	c.ivf_rerank = C.uint32_t(o.IVFRerank)
 	if o.Filter != nil {
 		f, err := payloadBytes(op, o.Filter)
 		if err != nil {

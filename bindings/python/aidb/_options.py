@@ -16,7 +16,7 @@ _QUANTIZATIONS = {"sq8": C.QUANTIZATION_SQ8, "none": C.QUANTIZATION_NONE}
 
 def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
                         wal_path, durability, batch_interval_ms, wal_mmap_threshold, keep,
-                        quantization=None, vectors_on_disk=False):
+                        quantization=None, vectors_on_disk=False, ivf=None):
     """An aidb_collection_options; None (or 0) keeps the library's default.
     The byte strings its pointers refer to are appended to ``keep``."""
     o = _c_init(C.aidb_collection_options, _lib.aidb_collection_options_init)
@@ -49,6 +49,13 @@ def _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
                 f"unknown quantization {quantization!r}: expected 'sq8' or 'none'")
         o.quantization = q
     o.vectors_on_disk = 1 if vectors_on_disk else 0
+    for key, value in (ivf or {}).items():
+        if key not in ("nlist", "nprobe", "rerank"):
+            raise InvalidArgumentError(
+                f"unknown ivf parameter {key!r}: expected nlist, nprobe or rerank")
+        if not isinstance(value, (int, np.integer)) or not 0 <= value <= 0xFFFFFFFF:
+            raise InvalidArgumentError(f"bad ivf {key} {value!r}")
+        setattr(o, "ivf_" + key, int(value))
     return o
 
 
@@ -68,7 +75,8 @@ def _default_top_k():
     return _c_init(C.aidb_search_options, _lib.aidb_search_options_init).top_k
 
 
-def _build_search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking):
+def _build_search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking,
+                          ivf_rerank=0):
     """An aidb_search_options and the filter bytes it points to."""
     o = _c_init(C.aidb_search_options, _lib.aidb_search_options_init)
     if k is not None:
@@ -81,24 +89,27 @@ def _build_search_options(k, filter, ef_search, with_payload, threads, exact, no
     o.threads = threads
     o.exact = 1 if exact else 0
     o.nonblocking = 1 if nonblocking else 0
+    o.ivf_rerank = ivf_rerank or 0
     return o, f
 
 
 _search_options_cache = {}
 
 
-def _search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking):
+def _search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking,
+                    ivf_rerank=0):
     """``(byref(options), filter bytes)``, as the search functions take
     them. Without a filter the struct is read-only for the library, so one
     struct (and its byref) per setting is shared."""
     if filter is not None:
         o, f = _build_search_options(k, filter, ef_search, with_payload, threads, exact,
-                                     nonblocking)
+                                     nonblocking, ivf_rerank)
         return byref(o), f
-    key = (k, ef_search, with_payload, threads, exact, nonblocking)
+    key = (k, ef_search, with_payload, threads, exact, nonblocking, ivf_rerank)
     ref = _search_options_cache.get(key)
     if ref is None:
-        o, _ = _build_search_options(k, None, ef_search, with_payload, threads, exact, nonblocking)
+        o, _ = _build_search_options(k, None, ef_search, with_payload, threads, exact, nonblocking,
+                                     ivf_rerank)
         ref = byref(o)  # keeps o alive
         if len(_search_options_cache) < 64:
             _search_options_cache[key] = ref

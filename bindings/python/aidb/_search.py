@@ -182,14 +182,16 @@ _fast_search = None if _fast is None else _fast.search
 _fast_options = {}
 
 
-def _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking):
+def _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking, ivf_rerank):
     """``(address of an aidb_search_options, what keeps it alive)``; without
     a filter one struct per setting is shared (read-only for the library)."""
     if filter is not None:
-        o, f = _build_search_options(k, filter, ef_search, with_payload, 0, exact, nonblocking)
+        o, f = _build_search_options(k, filter, ef_search, with_payload, 0, exact, nonblocking,
+                                     ivf_rerank)
         return ctypes.addressof(o), (o, f)
-    key = (k, ef_search, with_payload, exact, nonblocking)
-    o, _ = _build_search_options(k, None, ef_search, with_payload, 0, exact, nonblocking)
+    key = (k, ef_search, with_payload, exact, nonblocking, ivf_rerank)
+    o, _ = _build_search_options(k, None, ef_search, with_payload, 0, exact, nonblocking,
+                                 ivf_rerank)
     entry = (ctypes.addressof(o), o)
     if len(_fast_options) < 64:
         _fast_options[key] = entry
@@ -198,12 +200,13 @@ def _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking):
 
 class _Search:
     def _search_fast(self, query, k=None, filter=None, ef_search=0, with_payload=True,
-                     exact=False, nonblocking=False):
+                     exact=False, nonblocking=False, *, ivf_rerank=0):
         # search() through aidb._fast: one C call from the query to the hits.
         o = None if filter is not None else _fast_options.get(
-            (k, ef_search, with_payload, exact, nonblocking))
+            (k, ef_search, with_payload, exact, nonblocking, ivf_rerank))
         if o is None:
-            o = _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking)
+            o = _fast_options_for(k, filter, ef_search, with_payload, exact, nonblocking,
+                                  ivf_rerank)
         lock = self._lock
         with lock:  # _Handle._enter/_leave, inlined on the hot path
             ptr = self._ptr
@@ -225,12 +228,13 @@ class _Search:
         return hits
 
     def _search_ctypes(self, query, k=None, filter=None, ef_search=0, with_payload=True,
-                       exact=False, nonblocking=False):
+                       exact=False, nonblocking=False, *, ivf_rerank=0):
         # search() through ctypes (when aidb._fast is not built).
         q = _ascontiguous(query, dtype=_float32)
         if q.ndim != 1:
             q = _f32(q, 1)  # raises DimensionMismatchError
-        o, _f = _search_options(k, filter, ef_search, with_payload, 0, exact, nonblocking)
+        o, _f = _search_options(k, filter, ef_search, with_payload, 0, exact, nonblocking,
+                                ivf_rerank)
         try:
             qp = byref(_from_buffer(q))
         except (TypeError, ValueError):  # a read-only or an empty array
@@ -257,28 +261,32 @@ class _Search:
     search = _search_ctypes if _fast_search is None else _search_fast
     _search_fast.__doc__ = _search_ctypes.__doc__ = (
         """The ``k`` best hits for one query vector (a list of Hit); ``k``
-        None takes the library's default. ``nonblocking=True`` never waits
-        for a lock: BusyError instead (retry, or search without it).""")
+        None takes the library's default. ``ef_search``: HNSW breadth or
+        IVF partitions to scan; ``ivf_rerank``: IVF candidates re-ranked
+        exactly (0 for either: the collection's default).
+        ``nonblocking=True`` never waits for a lock: BusyError instead
+        (retry, or search without it).""")
 
     def search_batch(self, queries, k=None, filter=None, ef_search=0, with_payload=True,
-                     threads=0, exact=False, nonblocking=False):
+                     threads=0, exact=False, nonblocking=False, *, ivf_rerank=0):
         """Searches a 2-D (nq, dim) float32 array of queries at once (no
         copy). Returns one list of Hit per query."""
         owner = self._search_batch(queries, k, filter, ef_search, with_payload, threads, exact,
-                                   nonblocking)
+                                   nonblocking, ivf_rerank)
         return [_hits(owner, i) for i in range(_lib.aidb_search_result_query_count(owner.ptr))]
 
     def _search_batch(self, queries, k, filter, ef_search, with_payload, threads, exact,
-                      nonblocking):
+                      nonblocking, ivf_rerank=0):
         q = _f32(queries, 2)
-        o, _f = _search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking)
+        o, _f = _search_options(k, filter, ef_search, with_payload, threads, exact, nonblocking,
+                                ivf_rerank)
         res = c_void_p()
         self._call(_lib.aidb_collection_search_batch, q.ctypes.data, q.shape[0], q.shape[1],
                    o, byref(res))
         return _Result(res.value)
 
     def search_batch_arrays(self, queries, k=None, filter=None, ef_search=0, threads=0,
-                            exact=False, nonblocking=False):
+                            exact=False, nonblocking=False, *, ivf_rerank=0):
         """Batch search for numpy users: ``(ids, scores)``, an (nq, k) array
         of ids (numpy unicode strings, dtype ``<U36``) and an (nq, k)
         float32 array of scores (distances), best (lowest) first, so each
@@ -290,7 +298,7 @@ class _Search:
         if k is None:
             k = _default_top_k()
         owner = self._search_batch(queries, k, filter, ef_search, False, threads, exact,
-                                   nonblocking)
+                                   nonblocking, ivf_rerank)
         nq = _lib.aidb_search_result_query_count(owner.ptr)
         ids = np.zeros((nq, k), dtype="<U36")
         scores = np.full((nq, k), np.inf, dtype=np.float32)

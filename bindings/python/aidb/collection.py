@@ -22,21 +22,22 @@ class Collection(_Points, _Search, _Recovery, _Handle):
     records are not applied until ``load_snapshot()`` and/or ``recover()``
     run (the restore workflow of docs/operations.md). Keyword-only:
     ``quantization`` ("sq8", the default, or "none": what an HNSW walk
-    scores) and ``vectors_on_disk`` (any index: float vectors in a
-    file-backed mapping beside the WAL, which it then needs). Use it as a
-    context manager.
+    scores), ``vectors_on_disk`` (any index: float vectors in a
+    file-backed mapping beside the WAL, which it then needs) and ``ivf``
+    (index "ivf": a dict of any of ``nlist``, ``nprobe``, ``rerank``; 0 or
+    missing = automatic). Use it as a context manager.
     """
 
     def __init__(self, name=None, dim=None, metric=None, index=None, m=None,
                  ef_construction=None, ef_search=0, wal_path=None, durability=None,
                  batch_interval_ms=None, wal_mmap_threshold=None, *, quantization=None,
-                 vectors_on_disk=False, _ptr=None, _owner=None):
+                 vectors_on_disk=False, ivf=None, _ptr=None, _owner=None):
         self._owner = _owner  # the Database this handle belongs to, kept alive
         if _ptr is None:
             keep = []
             o = _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
                                     wal_path, durability, batch_interval_ms,
-                                    wal_mmap_threshold, keep, quantization, vectors_on_disk)
+                                    wal_mmap_threshold, keep, quantization, vectors_on_disk, ivf)
             out, msg = c_void_p(), c_void_p()
             _check(_lib.aidb_collection_open(byref(o), byref(out), byref(msg)), msg)
             _ptr = out.value
@@ -72,6 +73,8 @@ class Collection(_Points, _Search, _Recovery, _Handle):
         return self.count()
 
     def set_ef_search(self, ef):
+        """Sets the default ef_search of an HNSW collection, or the
+        partitions an IVF collection probes by default."""
         self._call(_lib.aidb_collection_set_ef_search, ef)
 
     def compact(self):

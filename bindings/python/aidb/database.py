@@ -50,12 +50,13 @@ class Database(_Handle):
 
     def create_collection(self, name, dim, metric=None, index=None, m=None,
                           ef_construction=None, ef_search=0, *, quantization=None,
-                          vectors_on_disk=False):
-        """Creates a collection and returns a handle to it (``quantization``
-        and ``vectors_on_disk`` as for Collection)."""
+                          vectors_on_disk=False, ivf=None):
+        """Creates a collection and returns a handle to it (``quantization``,
+        ``vectors_on_disk`` and ``ivf`` as for Collection)."""
         keep = []
         o = _collection_options(name, dim, metric, index, m, ef_construction, ef_search,
-                                None, None, None, None, keep, quantization, vectors_on_disk)
+                                None, None, None, None, keep, quantization, vectors_on_disk,
+                                ivf)
         return self._open(_lib.aidb_db_create_collection, byref(o))
 
     def collection(self, name):

@@ -144,6 +144,56 @@ def test_vectors_on_disk_and_quantization_reach_the_library(tmp_path, quantizati
         aidb.Collection("bad", 8, wal_path=wal, quantization="pq")
 
 
+def test_ivf_with_vectors_on_disk(tmp_path):
+    """IVF parameters reach the library and come back in info(); set_ef_search
+    sets the partitions probed; with more than 2048 points (trained) the
+    configured re-rank of 10 candidates misses some exact hits, while probing
+    every partition with a per-query re-rank of all points gives the exact
+    scan's hits (search, search_batch, search_batch_arrays), before and after
+    a snapshot + restore with the vectors file deleted."""
+    n, dim = 3000, 16
+    wal = tmp_path / "ivf.wal"
+    opts = dict(metric="euclidean", index="ivf", wal_path=wal, vectors_on_disk=True,
+                ivf={"nlist": 8, "nprobe": 2, "rerank": 10})
+    ids = [aidb.new_id() for _ in range(n)]
+    queries = vecs(20, dim, seed=n)
+    wide = dict(k=10, ef_search=8, ivf_rerank=n, with_payload=False)
+
+    def same_as_exact(c):
+        want = [[h.id for h in hits] for hits in c.search_batch(queries, k=10, exact=True)]
+        narrow = [[h.id for h in hits] for hits in c.search_batch(queries, k=10)]
+        assert narrow != want  # an IVF search, not an exact scan
+        assert [[h.id for h in hits] for hits in c.search_batch(queries, **wide)] == want
+        assert [[h.id for h in c.search(q, **wide)] for q in queries] == want
+        arr_ids, _ = c.search_batch_arrays(queries, k=10, ef_search=8, ivf_rerank=n)
+        assert arr_ids.tolist() == want
+
+    with aidb.Collection("ivf", dim, **opts) as c:
+        c.upsert_batch(ids, vecs(n, dim))
+        info = c.info()
+        assert info["index"] == "ivf" and info["vectors_on_disk"] is True
+        assert (info["ivf_nlist"], info["ivf_nprobe"], info["ivf_rerank"]) == (8, 2, 10)
+        c.set_ef_search(8)
+        assert c.info()["ivf_nprobe"] == 8
+        same_as_exact(c)
+        c.snapshot_to(tmp_path / "ivf.snapshot")
+    (tmp_path / "ivf.wal.vectors").unlink()  # a cache: rebuilt at the next open
+    with aidb.Collection("ivf", dim, **opts) as r:
+        r.load_snapshot(tmp_path / "ivf.snapshot")
+        r.recover()
+        assert r.count() == n
+        info = r.info()
+        assert (info["ivf_nlist"], info["ivf_nprobe"], info["ivf_rerank"]) == (8, 8, 10)
+        same_as_exact(r)
+    with aidb.Database(tmp_path / "db") as db:
+        c = db.create_collection("items", 4, index="ivf", ivf={"nlist": 4})
+        assert c.info()["ivf_nlist"] == 4
+        with pytest.raises(aidb.InvalidArgumentError):
+            db.create_collection("bad", 4, index="ivf", ivf={"lists": 4})
+        with pytest.raises(aidb.InvalidArgumentError):
+            db.create_collection("bad", 4, index="ivf", ivf={"nlist": -1})
+
+
 def test_database_directory_persists_snapshots_and_restores(tmp_path):
     d = tmp_path / "db"
     ids = [aidb.new_id() for _ in range(3)]

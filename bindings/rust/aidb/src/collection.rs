@@ -74,7 +74,8 @@ impl Collection {
         Ok(n)
     }
 
-    /// Changes the default ef_search of an HNSW collection.
+    /// Changes the default ef_search of an HNSW collection, or the partitions
+    /// an IVF collection probes by default.
     pub fn set_ef_search(&self, ef: u32) -> Result<()> {
         call(|m| unsafe { sys::aidb_collection_set_ef_search(self.raw(), ef, m) })
     }

@@ -166,6 +166,11 @@ pub struct CollectionOptions {
     /// Any index: keep the float vectors in a file-backed mapping the
     /// page cache may evict (a standalone collection needs a `wal_path`).
     pub vectors_on_disk: bool,
+    /// IVF: partitions, partitions a search probes, candidates re-ranked
+    /// exactly; 0 = automatic for each (see `aidb_collection_options`).
+    pub ivf_nlist: u32,
+    pub ivf_nprobe: u32,
+    pub ivf_rerank: u32,
 }
 
 /// Milliseconds as the C API's `uint32_t`, saturating.
@@ -207,6 +212,14 @@ impl CollectionOptions {
         self.vectors_on_disk = on;
         self
     }
+    /// An IVF collection with these parameters (0 = automatic for each).
+    pub fn ivf(mut self, nlist: u32, nprobe: u32, rerank: u32) -> Self {
+        self.index = IndexKind::Ivf;
+        self.ivf_nlist = nlist;
+        self.ivf_nprobe = nprobe;
+        self.ivf_rerank = rerank;
+        self
+    }
 
     /// Fills a C options struct; the returned CStrings back its pointers.
     pub(crate) fn to_raw(&self) -> Result<(sys::aidb_collection_options, CString, Option<CString>)> {
@@ -235,6 +248,9 @@ impl CollectionOptions {
         }
         o.quantization = self.quantization.raw();
         o.vectors_on_disk = i32::from(self.vectors_on_disk);
+        o.ivf_nlist = self.ivf_nlist;
+        o.ivf_nprobe = self.ivf_nprobe;
+        o.ivf_rerank = self.ivf_rerank;
         Ok((o, name, wal))
     }
 }

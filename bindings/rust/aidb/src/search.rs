@@ -10,7 +10,8 @@ use std::ptr;
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
     pub top_k: u32,
-    /// HNSW breadth for this query; 0 = the collection's default.
+    /// HNSW breadth, IVF partitions to scan, for this query; 0 = the
+    /// collection's default.
     pub ef_search: u32,
     /// JSON filter (short or full form, see `aidb.h`).
     pub filter: Option<String>,
@@ -24,6 +25,9 @@ pub struct SearchOptions {
     /// take far longer than ef predicts (see `aidb_search_options.nonblocking`
     /// in `aidb.h`). Retry, or search again without it.
     pub nonblocking: bool,
+    /// IVF candidates re-ranked exactly for this query; 0 = the
+    /// collection's default.
+    pub ivf_rerank: u32,
 }
 
 /// The library's default search options. With the `dlopen` feature and no
@@ -49,6 +53,7 @@ impl Default for SearchOptions {
             threads: o.threads,
             exact: o.exact != 0,
             nonblocking: o.nonblocking != 0,
+            ivf_rerank: o.ivf_rerank,
         }
     }
 }
@@ -85,6 +90,10 @@ impl SearchOptions {
         self.nonblocking = yes;
         self
     }
+    pub fn ivf_rerank(mut self, n: u32) -> Self {
+        self.ivf_rerank = n;
+        self
+    }
 
     fn to_raw(&self) -> Result<(sys::aidb_search_options, Option<CString>)> {
         let filter = self.filter.as_deref().map(cstring).transpose()?;
@@ -96,6 +105,7 @@ impl SearchOptions {
         o.threads = self.threads;
         o.exact = self.exact as i32;
         o.nonblocking = self.nonblocking as i32;
+        o.ivf_rerank = self.ivf_rerank;
         Ok((o, filter))
     }
 }
