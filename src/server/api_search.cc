@@ -31,21 +31,23 @@ struct SearchSpec {
   std::vector<float> vector;
   uint32_t top_k = 10;
   uint32_t ef_search = 0;
+  uint32_t ivf_rerank = 0;
   std::string filter;
   bool has_filter = false;
   bool with_payload = true;
   bool exact = false;
 
   bool SameOptions(const SearchSpec& o) const {
-    return top_k == o.top_k && ef_search == o.ef_search && has_filter == o.has_filter &&
-           filter == o.filter && with_payload == o.with_payload && exact == o.exact &&
-           vector.size() == o.vector.size();
+    return top_k == o.top_k && ef_search == o.ef_search && ivf_rerank == o.ivf_rerank &&
+           has_filter == o.has_filter && filter == o.filter && with_payload == o.with_payload &&
+           exact == o.exact && vector.size() == o.vector.size();
   }
   aidb_search_options Options() const {
     aidb_search_options opts;
     aidb_search_options_init(&opts);
     opts.top_k = top_k;
     opts.ef_search = ef_search;
+    opts.ivf_rerank = ivf_rerank;
     opts.filter = has_filter ? filter.c_str() : nullptr;
     opts.with_payload = with_payload ? 1 : 0;
     opts.exact = exact ? 1 : 0;
@@ -71,6 +73,8 @@ void ReadSearchOptions(element obj, SearchSpec* s) {
   }
   if (auto e = Field(obj, "ef_search"))
     s->ef_search = static_cast<uint32_t>(ToUint(*e, "ef_search"));
+  if (auto r = Field(obj, "ivf_rerank"))
+    s->ivf_rerank = static_cast<uint32_t>(ToUint(*r, "ivf_rerank"));
   if (auto w = Field(obj, "with_payload")) s->with_payload = ToBool(*w, "with_payload");
   if (auto x = Field(obj, "exact")) s->exact = ToBool(*x, "exact");
 }

@@ -1,5 +1,6 @@
 """Every REST route of aidbd against the real daemon, with good and bad input."""
 import json
+import math
 import os
 import pathlib
 import uuid
@@ -330,6 +331,38 @@ def test_create_takes_ivf_parameters(daemon):
         assert_error(daemon.post("/collections", {"name": "iv2", "dim": 2, "index": "ivf",
                                                   "ivf": bad}), 400)
     assert daemon.get("/collections/iv2").status == 404
+
+
+def test_search_takes_ivf_rerank(daemon):
+    """`ivf_rerank` sets an IVF search's exact re-rank for that query (single
+    and batch): with more than 2048 points (trained) the configured 10
+    candidates miss exact hits; all lists with every point re-ranked give
+    the exact hits; a bad value is a 400."""
+    n, dim = 3000, 16
+    body = {"name": "ivr", "dim": dim, "metric": "euclidean", "index": "ivf",
+            "ivf": {"nlist": 8, "nprobe": 2, "rerank": 10}}
+    assert daemon.post("/collections", body).status == 200
+    def vec(i):
+        return [math.sin(i * dim + j + 1) + i % 7 for j in range(dim)]
+    for start in range(0, n, 1000):
+        points = [{"vector": vec(i)} for i in range(start, start + 1000)]
+        assert daemon.post("/collections/ivr/points:batch", {"points": points}).status == 200
+    queries = [vec(n + q) for q in range(20)]
+    def ids(options):
+        r = daemon.post("/collections/ivr/search:batch",
+                        dict({"searches": queries, "top_k": 10, "with_payload": False},
+                             **options))
+        assert r.status == 200, r
+        return [[h["id"] for h in hits] for hits in r.json()["results"]]
+    exact = ids({"exact": True})
+    assert ids({}) != exact  # an IVF search: 10 candidates re-ranked
+    assert ids({"ef_search": 8, "ivf_rerank": n}) == exact
+    one = daemon.post("/collections/ivr/search", {"vector": queries[0], "top_k": 10,
+                                                  "ef_search": 8, "ivf_rerank": n})
+    assert [h["id"] for h in one.json()["results"]] == exact[0]
+    for bad in (-1, "x", 1.5, 2**33):
+        assert "ivf_rerank" in assert_error(daemon.post(
+            "/collections/ivr/search", {"vector": queries[0], "ivf_rerank": bad}), 400)
 
 
 def test_routes_and_methods(daemon):
