@@ -4,12 +4,14 @@
 #include "index/hnsw_internal.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <string>
+#include <thread>
 
 #include <sys/mman.h>
 
@@ -24,8 +26,6 @@ using namespace hnsw_internal;
 namespace {
 
 constexpr size_t kChunkTargetBytes = 8u << 20;
-
-inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node); }
 
 inline uint32_t LoadId(const uint32_t* p) {
   return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
@@ -118,14 +118,20 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning,
          dim_ <= 8192;
   vfile_ = config.vectors_on_disk ? std::move(vectors) : nullptr;
   split_ = sq8_ || vfile_ != nullptr;
+  // The chunk size is computed as when the level-0 lists sat at the head of
+  // the node blocks (the vectors file's segments have that size).
   size_t head = sizeof(uint32_t) * m0_;
   head = (head + 63) & ~size_t{63};
-  vec_offset_ = head;
+  legacy_head_ = head;
   vstride_ = (sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
-  stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : (split_ ? 0 : vstride_));
+  stride_ = sq8_ ? ((dim_ + 63) & ~size_t{63}) : (split_ ? 0 : vstride_);
+  narrow_slots_ = std::min<uint32_t>(tuning.narrow_link_slots, kNarrowSlots);
+  narrow_ = narrow_slots_ != 0;
+  lstride_ = LinkStride(narrow_);
   if (sq8_) sq_ = Sq8Quantizer(dim_, l2_);
   uint32_t shift = 6;
-  while (shift < 16 && ((stride_ + (split_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
+  while (shift < 16 &&
+         ((head + stride_ + (split_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
     ++shift;
   chunk_shift_ = shift;
   chunk_mask_ = (1u << shift) - 1;
@@ -133,9 +139,9 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning,
   chunks_ =
       static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
   if (chunks_ == nullptr) throw std::bad_alloc();
-  // Float walk: the links and the head of the vector; the early-abandoning
-  // L2 often stops before the rest, which the hardware prefetcher streams.
-  prefetch_bytes_ = std::min<size_t>(stride_, vec_offset_ + 256);
+  // Float walk: the head of the vector; the early-abandoning L2 often stops
+  // before the rest, which the hardware prefetcher streams.
+  prefetch_bytes_ = std::min<size_t>(stride_, 256);
   // Segments of the vectors file hold the float vectors of one chunk (a
   // multiple of the page size: vstride_ and 1 << shift are multiples of 64).
   if (vfile_ != nullptr) vfile_->SetSegmentBytes(vstride_ << chunk_shift_);
@@ -152,7 +158,8 @@ void HnswIndex::ResetLocked(bool truncate_file) {
     if (ch == nullptr) break;  // chunks are allocated in order
     for (uint32_t i = 0; i <= chunk_mask_; ++i)
       delete[] ch->upper[i].load(std::memory_order_relaxed);
-    munmap(ch->nodes, ChunkBytes());
+    if (ch->nodes != nullptr) munmap(ch->nodes, ChunkBytes());
+    munmap(ch->links, lstride_ << chunk_shift_);
     delete ch;
     chunks_[c].store(nullptr, std::memory_order_relaxed);
   }
@@ -164,6 +171,8 @@ void HnswIndex::ResetLocked(bool truncate_file) {
   num_chunks_ = 0;
   entry_.store(kNoEntry);
   sq_ready_.store(false);
+  narrow_ = narrow_slots_ != 0;
+  lstride_ = LinkStride(narrow_);
   if (vfile_ != nullptr && truncate_file) vfile_->Reset();
 }
 
@@ -171,19 +180,32 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   if (chunks_[c].load(std::memory_order_acquire) != nullptr) return;
   auto ch = std::make_unique<Chunk>();
   size_t bytes = ChunkBytes();
-  // Anonymous mapping: zero, page aligned, and only the pages of slots in use
-  // cost memory (the tail of the last chunk stays untouched).
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) throw std::bad_alloc();
-  ch->nodes = static_cast<char*>(mem);
-  ch->vecs = split_ ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
-  if (vfile_ != nullptr) {
-    if (!vfile_->Segment(c, &ch->vecs).ok()) {
-      munmap(mem, bytes);
+  // Anonymous mappings: zero, page aligned, and only the pages of slots in
+  // use cost memory (the tail of the last chunk stays untouched).
+  const size_t lbytes = lstride_ << chunk_shift_;
+  void* links = mmap(nullptr, lbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (links == MAP_FAILED) throw std::bad_alloc();
+  void* mem = nullptr;
+  if (bytes != 0) {
+    mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      munmap(links, lbytes);
       throw std::bad_alloc();
     }
   }
-  ch->meta = std::make_unique<Meta[]>(size_t{1} << chunk_shift_);
+  ch->links = static_cast<char*>(links);
+  ch->nodes = static_cast<char*>(mem);
+  ch->vecs = split_ && mem != nullptr ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
+  if (vfile_ != nullptr) {
+    if (!vfile_->Segment(c, &ch->vecs).ok()) {
+      if (mem != nullptr) munmap(mem, bytes);
+      munmap(links, lbytes);
+      throw std::bad_alloc();
+    }
+  }
+  ch->flags = std::make_unique<Flags[]>(size_t{1} << chunk_shift_);
+  ch->parent0 = std::make_unique<uint32_t[]>(size_t{1} << chunk_shift_);
+  std::fill(ch->parent0.get(), ch->parent0.get() + (size_t{1} << chunk_shift_), kNoSlot);
   ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
   for (uint32_t i = 0; i <= chunk_mask_; ++i)
     ch->upper[i].store(nullptr, std::memory_order_relaxed);
@@ -191,8 +213,9 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   ++num_chunks_;
 }
 
-Status HnswIndex::AllocSlot(uint32_t* slot) {
+Status HnswIndex::AllocSlot(uint32_t* slot, bool* widen) {
   std::lock_guard<std::mutex> g(alloc_mu_);
+  *widen = false;
   if (!free_slots_.empty()) {
     *slot = free_slots_.back();
     free_slots_.pop_back();
@@ -200,6 +223,10 @@ Status HnswIndex::AllocSlot(uint32_t* slot) {
   }
   uint32_t s = slot_limit_.load(std::memory_order_relaxed);
   if (s >= kNoSlot - 1) return Status::NoMemory("hnsw: slot space exhausted");
+  if (narrow_ && s >= narrow_slots_) {
+    *widen = true;
+    return Status::OK();
+  }
   try {
     EnsureChunk(s >> chunk_shift_);
   } catch (const std::bad_alloc&) {
@@ -211,6 +238,34 @@ Status HnswIndex::AllocSlot(uint32_t* slot) {
   AIDB_RETURN_IF_ERROR(ReserveVectors(s));
   slot_limit_.store(s + 1, std::memory_order_release);
   *slot = s;
+  return Status::OK();
+}
+
+Status HnswIndex::WidenLinks() {
+  std::unique_lock<RwLock> g(struct_mu_);
+  if (!narrow_) return Status::OK();
+  const size_t wide = LinkStride(false), bytes = wide << chunk_shift_;
+  std::vector<char*> fresh;
+  for (uint32_t c = 0; c < num_chunks_; ++c) {
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      for (char* p : fresh) munmap(p, bytes);
+      return Status::NoMemory("hnsw: cannot allocate 4-byte neighbour lists");
+    }
+    fresh.push_back(static_cast<char*>(mem));
+  }
+  uint32_t ids[2 * kMaxM];
+  for (uint32_t c = 0; c < num_chunks_; ++c) {
+    Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i <= chunk_mask_; ++i) {
+      uint32_t n = ReadRec0(ch->links + static_cast<size_t>(i) * lstride_, true, ids);
+      WriteRec0(fresh[c] + static_cast<size_t>(i) * wide, false, ids, n);
+    }
+    munmap(ch->links, lstride_ << chunk_shift_);
+    ch->links = fresh[c];
+  }
+  narrow_ = false;
+  lstride_ = wide;
   return Status::OK();
 }
 
@@ -237,7 +292,10 @@ void HnswIndex::PrepareVector(const float* in, float* out) const {
 float HnswIndex::Score(float d) const { return l2_ ? distance::ScoreFromL2Squared(d) : -d; }
 
 size_t HnswIndex::UpperBytes(int level) const {
-  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 2)) * sizeof(uint32_t);
+  // What the allocator takes for it (glibc: 8 bytes of header, 16-byte steps).
+  return level == 0 ? 0
+                    : ((1 + static_cast<size_t>(level) * (m_ + 2)) * sizeof(uint32_t) + 8 + 15) &
+                          ~size_t{15};
 }
 
 uint32_t* HnswIndex::NewUpper(int level) {
@@ -246,21 +304,87 @@ uint32_t* HnswIndex::NewUpper(int level) {
   if (up == nullptr) return nullptr;
   up[0] = static_cast<uint32_t>(level);
   std::fill(up + 1 + static_cast<size_t>(level) * (m_ + 1), up + n, kNoSlot);  // parents
-  upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
+  upper_bytes_.fetch_add(UpperBytes(level), std::memory_order_relaxed);
   return up;
 }
 
 // ---- links -----------------------------------------------------------------
 
-uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
-  Chunk* ch = ChunkOf(s);
-  if (level == 0) {
-    uint32_t n = ch->meta[s & chunk_mask_].count0.load(std::memory_order_acquire);
-    if (n > m0_) n = m0_;
-    const uint32_t* ids = Ids0(ch->nodes + static_cast<size_t>(s & chunk_mask_) * stride_);
-    for (uint32_t i = 0; i < n; ++i) out[i] = LoadId(ids + i);
+namespace {
+
+inline std::atomic_ref<uint16_t> RecVersion(const char* rec) {
+  return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(const_cast<char*>(rec)));
+}
+inline std::atomic_ref<uint16_t> RecCount(const char* rec) {
+  return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(const_cast<char*>(rec) + 2));
+}
+inline std::atomic_ref<uint32_t> RecWord(const char* rec, uint32_t i) {
+  return std::atomic_ref<uint32_t>(reinterpret_cast<uint32_t*>(const_cast<char*>(rec) + 4)[i]);
+}
+// Words of n 3-byte slot numbers.
+inline uint32_t NarrowWords(uint32_t n) { return (3 * n + 3) / 4; }
+
+}  // namespace
+
+uint32_t HnswIndex::ReadRec0(const char* rec, bool narrow, uint32_t* out) const {
+  auto ver = RecVersion(rec);
+  uint32_t words[3 * kMaxM / 2 + 1];
+  for (uint32_t spins = 0;; ++spins) {
+    const uint16_t v = ver.load(std::memory_order_acquire);
+    if (v & 1) {  // a writer is in the middle of the list
+      CpuRelax();
+      if ((spins & 1023) == 1023) std::this_thread::yield();
+      continue;
+    }
+    const uint32_t n = std::min<uint32_t>(RecCount(rec).load(std::memory_order_relaxed), m0_);
+    const uint32_t nw = narrow ? NarrowWords(n) : n;
+    uint32_t* dst = narrow ? words : out;
+    for (uint32_t i = 0; i < nw; ++i) dst[i] = RecWord(rec, i).load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (ver.load(std::memory_order_relaxed) != v) continue;
+    if (narrow) {
+      words[nw] = 0;
+      const unsigned char* b = reinterpret_cast<const unsigned char*>(words);
+      for (uint32_t i = 0; i < n; ++i) {
+        if constexpr (std::endian::native == std::endian::little) {
+          uint32_t x;
+          std::memcpy(&x, b + 3 * i, sizeof x);
+          out[i] = x & 0xFFFFFFu;
+        } else {
+          out[i] = b[3 * i] | (uint32_t{b[3 * i + 1]} << 8) | (uint32_t{b[3 * i + 2]} << 16);
+        }
+      }
+    }
     return n;
   }
+}
+
+void HnswIndex::WriteRec0(char* rec, bool narrow, const uint32_t* ids, uint32_t n) {
+  auto ver = RecVersion(rec);
+  const uint16_t v = ver.load(std::memory_order_relaxed);
+  ver.store(static_cast<uint16_t>(v + 1), std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  if (narrow) {
+    uint32_t words[3 * kMaxM / 2 + 1];
+    const uint32_t nw = NarrowWords(n);
+    if (nw != 0) words[nw - 1] = 0;
+    unsigned char* b = reinterpret_cast<unsigned char*>(words);
+    for (uint32_t i = 0; i < n; ++i) {
+      b[3 * i] = static_cast<unsigned char>(ids[i]);
+      b[3 * i + 1] = static_cast<unsigned char>(ids[i] >> 8);
+      b[3 * i + 2] = static_cast<unsigned char>(ids[i] >> 16);
+    }
+    for (uint32_t i = 0; i < nw; ++i) RecWord(rec, i).store(words[i], std::memory_order_relaxed);
+  } else {
+    for (uint32_t i = 0; i < n; ++i) RecWord(rec, i).store(ids[i], std::memory_order_relaxed);
+  }
+  RecCount(rec).store(static_cast<uint16_t>(n), std::memory_order_relaxed);
+  ver.store(static_cast<uint16_t>(v + 2), std::memory_order_release);
+}
+
+uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
+  if (level == 0) return ReadRec0(Rec(s), narrow_, out);
+  Chunk* ch = ChunkOf(s);
   const uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
   if (up == nullptr || static_cast<uint32_t>(level) > up[0]) return 0;
   const uint32_t* l = up + 1 + static_cast<size_t>(level - 1) * (m_ + 1);
@@ -272,9 +396,7 @@ uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
 
 void HnswIndex::WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n) {
   if (level == 0) {
-    uint32_t* dst = Ids0(Node(s));
-    for (uint32_t i = 0; i < n; ++i) StoreId(dst + i, ids[i]);
-    MetaOf(s).count0.store(static_cast<uint16_t>(n), std::memory_order_release);
+    WriteRec0(Rec(s), narrow_, ids, n);
     return;
   }
   uint32_t* l = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire) + 1 +
@@ -284,17 +406,19 @@ void HnswIndex::WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t 
 }
 
 void HnswIndex::LockNode(uint32_t s) const {
-  auto& lk = MetaOf(s).lock;
+  auto& lk = FlagsOf(s).lock;
   while (lk.exchange(1, std::memory_order_acquire) != 0) {
     while (lk.load(std::memory_order_relaxed) != 0) CpuRelax();
   }
 }
 
-void HnswIndex::UnlockNode(uint32_t s) const { MetaOf(s).lock.store(0, std::memory_order_release); }
+void HnswIndex::UnlockNode(uint32_t s) const {
+  FlagsOf(s).lock.store(0, std::memory_order_release);
+}
 
 std::atomic_ref<uint32_t> HnswIndex::Parent(uint32_t s, int level) const {
   Chunk* ch = ChunkOf(s);
-  if (level == 0) return std::atomic_ref<uint32_t>(ch->meta[s & chunk_mask_].parent0);
+  if (level == 0) return std::atomic_ref<uint32_t>(ch->parent0[s & chunk_mask_]);
   uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
   return std::atomic_ref<uint32_t>(up[1 + static_cast<size_t>(up[0]) * (m_ + 1) + (level - 1)]);
 }
@@ -369,7 +493,7 @@ bool HnswIndex::ForceLink(uint32_t n, uint32_t s, int level) {
 }
 
 uint8_t HnswIndex::StateOf(uint32_t s) const {
-  return MetaOf(s).state.load(std::memory_order_acquire);
+  return FlagsOf(s).state.load(std::memory_order_acquire);
 }
 
 int HnswIndex::LevelOf(uint32_t s) const {
@@ -676,8 +800,8 @@ void HnswIndex::Insert(uint32_t s, int level) {
 
 Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   int level = RandomLevel();
-  Meta& h = MetaOf(s);
-  h.count0.store(0, std::memory_order_relaxed);
+  Flags& h = FlagsOf(s);
+  WriteRec0(Rec(s), narrow_, nullptr, 0);
   Parent(s, 0).store(kNoSlot, std::memory_order_relaxed);
   uint32_t* up = nullptr;
   if (level > 0) {
@@ -702,7 +826,14 @@ Status HnswIndex::Add(const float* vec, uint32_t* slot) {
   if (vec == nullptr || slot == nullptr) return Status::InvalidArgument("hnsw: null argument");
   std::shared_lock<RwLock> g(struct_mu_);
   uint32_t s;
-  Status st = AllocSlot(&s);
+  bool widen = false;
+  Status st = AllocSlot(&s, &widen);
+  while (st.ok() && widen) {
+    g.unlock();
+    AIDB_RETURN_IF_ERROR(WidenLinks());
+    g.lock();
+    st = AllocSlot(&s, &widen);
+  }
   if (!st.ok()) return st;
   st = InitNode(s, vec);
   if (!st.ok()) {
@@ -720,8 +851,25 @@ Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_
   if (vecs == nullptr || slots == nullptr) return Status::InvalidArgument("hnsw: null argument");
   MaybeTrain(vecs, n);
   std::shared_lock<RwLock> g(struct_mu_);
+  if (narrow_ && uint64_t{SlotLimit()} + n > narrow_slots_) {
+    // The batch may need slot numbers past 3 bytes: widen first.
+    g.unlock();
+    AIDB_RETURN_IF_ERROR(WidenLinks());
+    g.lock();
+  }
   for (size_t i = 0; i < n; ++i) {
-    Status st = AllocSlot(&slots[i]);
+    bool widen = false;
+    Status st = AllocSlot(&slots[i], &widen);
+    if (st.ok() && widen) {
+      // Past the 3-byte slot numbers (concurrent adds): widen the lists,
+      // then allocate again (released in reverse: handed out again in order).
+      for (size_t j = i; j-- > 0;) ReleaseSlot(slots[j]);
+      g.unlock();
+      AIDB_RETURN_IF_ERROR(WidenLinks());
+      g.lock();
+      i = static_cast<size_t>(-1);
+      continue;
+    }
     if (!st.ok()) {
       for (size_t j = 0; j < i; ++j) ReleaseSlot(slots[j]);
       return st;
@@ -777,7 +925,7 @@ void HnswIndex::Remove(uint32_t slot) {
   std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return;
   uint8_t expected = kLive;
-  if (MetaOf(slot).state.compare_exchange_strong(expected, kDeleted, std::memory_order_acq_rel)) {
+  if (FlagsOf(slot).state.compare_exchange_strong(expected, kDeleted, std::memory_order_acq_rel)) {
     live_.fetch_sub(1, std::memory_order_relaxed);
     deleted_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -817,7 +965,7 @@ int HnswIndex::MaxLevel() const {
 uint32_t HnswIndex::Degree0(uint32_t slot) const {
   std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return 0;
-  return MetaOf(slot).count0.load(std::memory_order_acquire);
+  return RecCount(Rec(slot)).load(std::memory_order_acquire);
 }
 
 void HnswIndex::MarkReachable(int level, std::vector<uint8_t>* reach) const {
@@ -902,15 +1050,22 @@ void HnswIndex::RebuildTreeLocked() {
   }
 }
 
-size_t HnswIndex::MemoryBytes() const {
+size_t HnswIndex::MemoryBytes() const { return Memory().Total(); }
+
+HnswIndex::MemoryParts HnswIndex::Memory() const {
   // Node blocks count for the slots handed out (untouched pages of the last
   // chunk cost nothing); per-node metadata and upper pointers per chunk.
-  size_t per_chunk =
-      ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
-  return (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) * SlotLimit() +
-         per_chunk * num_chunks_ + upper_bytes_.load() +
-         sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
-         free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
+  MemoryParts m;
+  const size_t limit = SlotLimit(), slots = num_chunks_ << chunk_shift_;
+  m.codes_or_vectors = (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) * limit;
+  m.links0 = lstride_ * limit;
+  m.node_state = (sizeof(Flags) + sizeof(uint32_t)) * slots;
+  m.upper_pointers = sizeof(std::atomic<uint32_t*>) * slots;
+  m.upper_lists = upper_bytes_.load();
+  m.other = sizeof(Chunk) * num_chunks_ +
+            sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
+            free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
+  return m;
 }
 
 // ---- search --------------------------------------------------------------------
