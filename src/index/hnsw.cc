@@ -93,6 +93,10 @@ struct HnswIndex::Ctx {
     tags[id] = epoch;
     return true;
   }
+  // Asks for the tag of id (read by Visit soon).
+  void PrefetchTag(uint32_t id) const {
+    if (id < tags.size()) __builtin_prefetch(tags.data() + id, 1, 3);
+  }
 };
 
 HnswIndex::HnswIndex(const IndexConfig& config) : HnswIndex(config, HnswTuning()) {}
@@ -543,6 +547,9 @@ void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, in
 // Sq8Quantizer::PrepareQuery);
 // otherwise with the float vectors (L2 with early abandoning once ef results
 // are held).
+// Neighbours whose codes or vectors are requested ahead of scoring.
+constexpr uint32_t kPrefetchAhead = 3;
+
 template <bool kSq, class Q>
 void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int level,
                              const SlotFilter* filter, uint32_t exclude) const {
@@ -588,19 +595,28 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
     if (c.d > worst && res.size() >= ef) break;
     std::pop_heap(cand.begin(), cand.end(), MinFirst());
     cand.pop_back();
+    // The list of the likely next node to expand (the best candidate left)
+    // arrives while this one's neighbours are scored.
+    if (level == 0 && !cand.empty()) distance::Prefetch(Rec(cand.front().id), lstride_);
     uint32_t n = ReadLinks(c.id, level, buf);
+    // Visited tags are a random access into an array of 2 bytes per slot:
+    // ask for all of them, then for what scoring the new ones reads.
+    for (uint32_t i = 0; i < n; ++i) ctx.PrefetchTag(buf[i]);
     uint32_t k = 0;
-    for (uint32_t i = 0; i < n; ++i)
-      if (ctx.Visit(buf[i])) buf[k++] = buf[i];
+    for (uint32_t i = 0; i < n; ++i) {
+      if (ctx.Visit(buf[i])) {
+        if (k < kPrefetchAhead) prefetch(buf[i]);
+        buf[k++] = buf[i];
+      }
+    }
     if (k == 0) continue;
     if (k > ctx.visit_budget) {
       ctx.over_budget = true;
       return;
     }
     ctx.visit_budget -= k;
-    prefetch(buf[0]);
     for (uint32_t i = 0; i < k; ++i) {
-      if (i + 1 < k) prefetch(buf[i + 1]);
+      if (i + kPrefetchAhead < k) prefetch(buf[i + kPrefetchAhead]);
       uint32_t id = buf[i];
       bool full = res.size() >= ef;
       float d = dist(id, full, worst);
