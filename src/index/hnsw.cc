@@ -65,8 +65,11 @@ struct MaxFirst {
 // Per-thread search state: visited tags (an epoch per search, so nothing is
 // cleared between searches) and the two heaps of the base-layer search.
 struct HnswIndex::Ctx {
-  std::vector<uint16_t> tags;
-  uint16_t epoch = 0;
+  // Visited slots: one bit each (128 KiB for 1M slots, so the walk's test of
+  // a neighbour hits the L2 cache), cleared after a search through the list
+  // of the words it set.
+  std::vector<uint64_t> seen;
+  std::vector<uint32_t> seen_words;
   std::vector<Cand> cand;  // min-heap: nodes to expand
   std::vector<Cand> res;   // max-heap: best ef results so far
   std::vector<float> query;
@@ -78,24 +81,26 @@ struct HnswIndex::Ctx {
   bool over_budget = false;
 
   void Reset(uint32_t limit) {
-    if (tags.size() < limit) tags.resize(limit + limit / 4 + 1024, 0);
-    if (++epoch == 0) {
-      std::fill(tags.begin(), tags.end(), 0);
-      epoch = 1;
-    }
+    for (uint32_t w : seen_words) seen[w] = 0;
+    seen_words.clear();
+    const size_t words = (static_cast<size_t>(limit) + 63) / 64;
+    if (seen.size() < words) seen.resize(words + words / 4 + 16, 0);
     cand.clear();
     res.clear();
   }
   // True the first time `id` is seen in this search.
   bool Visit(uint32_t id) {
-    if (id >= tags.size()) tags.resize(static_cast<size_t>(id) + id / 4 + 1024, 0);
-    if (tags[id] == epoch) return false;
-    tags[id] = epoch;
+    const size_t w = id >> 6;
+    if (w >= seen.size()) seen.resize(w + w / 4 + 16, 0);
+    const uint64_t bit = uint64_t{1} << (id & 63), old = seen[w];
+    if (old & bit) return false;
+    if (old == 0) seen_words.push_back(static_cast<uint32_t>(w));
+    seen[w] = old | bit;
     return true;
   }
-  // Asks for the tag of id (read by Visit soon).
+  // Asks for the word of id (read by Visit soon).
   void PrefetchTag(uint32_t id) const {
-    if (id < tags.size()) __builtin_prefetch(tags.data() + id, 1, 3);
+    if ((id >> 6) < seen.size()) __builtin_prefetch(seen.data() + (id >> 6), 1, 3);
   }
 };
 
