@@ -604,13 +604,14 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
     // arrives while this one's neighbours are scored.
     if (level == 0 && !cand.empty()) distance::Prefetch(Rec(cand.front().id), lstride_);
     uint32_t n = ReadLinks(c.id, level, buf);
-    // Visited tags are a random access into an array of 2 bytes per slot:
-    // ask for all of them, then for what scoring the new ones reads.
+    // The visited bits are a random access per neighbour: ask for all of
+    // them, then for what scoring the new ones reads (codes: all of them,
+    // scored in one batch; float vectors: a few ahead).
     for (uint32_t i = 0; i < n; ++i) ctx.PrefetchTag(buf[i]);
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; ++i) {
       if (ctx.Visit(buf[i])) {
-        if (k < kPrefetchAhead) prefetch(buf[i]);
+        if (kSq || k < kPrefetchAhead) prefetch(buf[i]);
         buf[k++] = buf[i];
       }
     }
@@ -620,11 +621,17 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
       return;
     }
     ctx.visit_budget -= k;
+    float dk[2 * kMaxM];
+    if constexpr (kSq) {
+      const uint8_t* codes[2 * kMaxM];
+      for (uint32_t i = 0; i < k; ++i) codes[i] = Codes(buf[i]);
+      sq_.DistBatch(q, codes, k, dk);
+    }
     for (uint32_t i = 0; i < k; ++i) {
-      if (i + kPrefetchAhead < k) prefetch(buf[i + kPrefetchAhead]);
+      if (!kSq && i + kPrefetchAhead < k) prefetch(buf[i + kPrefetchAhead]);
       uint32_t id = buf[i];
       bool full = res.size() >= ef;
-      float d = dist(id, full, worst);
+      float d = kSq ? dk[i] : dist(id, full, worst);
       if (!full || d < worst) {
         cand.push_back({d, id});
         std::push_heap(cand.begin(), cand.end(), MinFirst());
