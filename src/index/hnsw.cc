@@ -1189,7 +1189,7 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
         // ahead).
         SearchLayerT<true, int16_t>(ctx, ctx.sq_query.data(), ep, ef, 0, filter, kNoSlot);
         std::vector<Cand>& res = ctx.res;
-        constexpr size_t kAhead = 4;
+        constexpr size_t kAhead = 8;
         const size_t vbytes = sizeof(float) * dim_;
         for (size_t i = 0; i < std::min(kAhead, res.size()); ++i)
           distance::Prefetch(Vec(res[i].id), vbytes);

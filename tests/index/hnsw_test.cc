@@ -6,7 +6,9 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -14,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "index/sq8.h"
 #include "test_data.h"
 
 namespace aidb::index {
@@ -552,6 +555,37 @@ TEST(Hnsw, SearchesDuringAddsThatWidenTheLists) {
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_EQ(idx.Size(), n);
   EXPECT_TRUE(idx.UnreachableSlots().empty());
+}
+
+// Encode and PrepareQuery round as std::nearbyint does (ties to even),
+// clamped to their ranges, for values in range, out of range and on ties.
+TEST(Sq8Quantizer, RoundsAsNearbyint) {
+  const uint32_t dim = 64;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-400.f, 700.f);
+  std::vector<float> offset(dim, 0.f);
+  for (bool l2 : {true, false}) {
+    Sq8Quantizer sq(dim, l2);
+    sq.Set(offset.data(), 0.5f);  // x / 0.5: quarter steps give exact ties
+    std::vector<float> v(dim);
+    std::vector<uint8_t> code(dim);
+    std::vector<int16_t> pq(dim);
+    for (int round = 0; round < 200; ++round) {
+      for (uint32_t j = 0; j < dim; ++j)
+        v[j] = round % 2 ? std::floor(u(rng)) * 0.25f : u(rng) * 0.5f;
+      sq.Encode(v.data(), code.data());
+      sq.PrepareQuery(v.data(), pq.data());
+      float mx = 0.f;
+      for (float x : v) mx = std::max(mx, std::fabs(x));
+      for (uint32_t j = 0; j < dim; ++j) {
+        const float x = v[j] / 0.5f;
+        ASSERT_EQ(code[j], static_cast<uint8_t>(std::clamp(std::nearbyint(x), 0.f, 255.f))) << x;
+        const float want = l2 ? std::clamp(std::nearbyint(x), -255.f, 510.f)
+                              : std::clamp(std::nearbyint(v[j] * (1023.f / mx)), -1023.f, 1023.f);
+        ASSERT_EQ(pq[j], static_cast<int16_t>(want)) << l2 << " " << v[j];
+      }
+    }
+  }
 }
 
 TEST(Hnsw, UpdateMovesAPoint) {
