@@ -28,13 +28,14 @@
 // (only ~1/M of the nodes have one).
 //
 // Concurrency. Neighbour lists are written under the owning node's spin lock
-// with release stores and read with acquire loads and no lock (plain moves on
-// x86), so a reader sees, for every entry, some id that was published after
-// its vector was written. Entry point and top level are one 64-bit atomic (a
+// and read with no lock: the upper-level lists with release stores and
+// acquire loads (plain moves on x86), the level-0 lists as a seqlock (above),
+// so a reader sees, for every entry, some id that was published after its
+// vector was written. Entry point and top level are one 64-bit atomic (a
 // mutex serialises the rare inserts that raise the top level). A shared mutex
 // is held shared by Add/Update/Remove/Search/Save and exclusively only by
-// Compact and Load, which free or replace nodes. Every search uses a
-// thread-local context (visited tags with an epoch, heaps): no global visited
+// Compact and Load, which free or replace nodes, and WidenLinks. Every search
+// uses a thread-local context (a visited bitset, heaps): no global visited
 // array.
 //
 // Update rewrites the vector in place and relinks the node. A search running
