@@ -28,6 +28,7 @@
 // -march=native.
 #include <fcntl.h>
 #include <hnswlib/hnswlib.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -317,7 +318,29 @@ int Load(const Options& o) {
     }
     std::printf("load AIDB from its snapshot: %.1f s\n", Seconds(t0, Clock::now()));
   }
-  const long anon1 = StatusKb("RssAnon"), rss1 = StatusKb("VmRSS");
+  long anon1 = StatusKb("RssAnon");
+  {
+    // Where AIDB's anonymous memory goes (its own accounting), and what the
+    // allocator holds beyond it.
+    const HnswIndex::MemoryParts m = idx->Memory();
+    const double n = std::max<double>(1, idx->SlotLimit());
+    struct mallinfo2 mi = mallinfo2();
+    std::printf(
+        "AIDB anonymous memory per node (%u nodes): codes %.1f B, level-0 links %.1f B, state + "
+        "parent %.1f B, upper pointers %.1f B, upper lists %.1f B, other %.1f B = %.1f B; "
+        "RssAnon growth %.1f B; malloc: %.1f MiB in use, %.1f MiB free in the heap, %.1f MiB "
+        "mmapped\n",
+        idx->SlotLimit(), m.codes_or_vectors / n, m.links0 / n, m.node_state / n,
+        m.upper_pointers / n, m.upper_lists / n, m.other / n, m.Total() / n,
+        (anon1 - anon0) * 1024.0 / n, mi.uordblks / 1048576.0, mi.fordblks / 1048576.0,
+        mi.hblkhd / 1048576.0);
+    malloc_trim(0);
+    const long trimmed = StatusKb("RssAnon");
+    std::printf("RssAnon after malloc_trim(0): %.1f MiB (before %.1f MiB)\n",
+                (trimmed - anon0) / 1024.0, (anon1 - anon0) / 1024.0);
+    anon1 = trimmed;
+  }
+  const long rss1 = StatusKb("VmRSS");
   hnswlib::L2Space space(dim);
   hnswlib::HierarchicalNSW<float> h(&space, o.dir + "/hnswlib.bin");
   const long anon2 = StatusKb("RssAnon"), rss2 = StatusKb("VmRSS");

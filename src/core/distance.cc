@@ -122,6 +122,14 @@ int32_t SqL2Portable(const uint8_t* code, const int16_t* q, size_t n) {
 int32_t SqDotPortable(const uint8_t* code, const int16_t* q, size_t n) {
   return SqDotScalar(code, q, n);
 }
+void SqL2BatchPortable(const uint8_t* const* codes, size_t count, const int16_t* q, size_t n,
+                       int32_t* out) {
+  for (size_t c = 0; c < count; ++c) out[c] = SqL2Scalar(codes[c], q, n);
+}
+void SqDotBatchPortable(const uint8_t* const* codes, size_t count, const int16_t* q, size_t n,
+                        int32_t* out) {
+  for (size_t c = 0; c < count; ++c) out[c] = SqDotScalar(codes[c], q, n);
+}
 
 #ifdef AIDB_X86
 
@@ -339,6 +347,67 @@ __attribute__((target("avx2"))) int32_t SqDotAvx2(const uint8_t* code, const int
   return t;
 }
 
+template <bool kL2>
+__attribute__((target("avx2"))) inline __m256i SqTermAvx2(__m256i c, __m256i qv) {
+  if constexpr (kL2) {
+    __m256i d = _mm256_sub_epi16(c, qv);
+    return _mm256_madd_epi16(d, d);
+  } else {
+    return _mm256_madd_epi16(c, qv);
+  }
+}
+
+// Two codes at a time: the query is loaded once for both, and one pair of
+// horizontal adds reduces both sums.
+template <bool kL2>
+__attribute__((target("avx2"))) inline void SqBatchAvx2(const uint8_t* const* codes, size_t count,
+                                                        const int16_t* q, size_t n, int32_t* out) {
+  size_t c = 0;
+  for (; c + 2 <= count; c += 2) {
+    const uint8_t* a = codes[c];
+    const uint8_t* b = codes[c + 1];
+    __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i));
+      sa = _mm256_add_epi32(
+          sa,
+          SqTermAvx2<kL2>(
+              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i))), qv));
+      sb = _mm256_add_epi32(
+          sb,
+          SqTermAvx2<kL2>(
+              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i))), qv));
+    }
+    __m256i h = _mm256_hadd_epi32(sa, sb);  // a01 a23 b01 b23 | a45 a67 b45 b67
+    __m128i x = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    x = _mm_hadd_epi32(x, x);  // a b a b
+    int32_t ta = _mm_cvtsi128_si32(x), tb = _mm_extract_epi32(x, 1);
+    for (; i < n; ++i) {
+      if constexpr (kL2) {
+        int32_t da = static_cast<int32_t>(a[i]) - q[i], db = static_cast<int32_t>(b[i]) - q[i];
+        ta += da * da;
+        tb += db * db;
+      } else {
+        ta += static_cast<int32_t>(a[i]) * q[i];
+        tb += static_cast<int32_t>(b[i]) * q[i];
+      }
+    }
+    out[c] = ta;
+    out[c + 1] = tb;
+  }
+  if (c < count) out[c] = kL2 ? SqL2Avx2(codes[c], q, n) : SqDotAvx2(codes[c], q, n);
+}
+
+__attribute__((target("avx2"))) void SqL2BatchAvx2(const uint8_t* const* codes, size_t count,
+                                                   const int16_t* q, size_t n, int32_t* out) {
+  SqBatchAvx2<true>(codes, count, q, n, out);
+}
+__attribute__((target("avx2"))) void SqDotBatchAvx2(const uint8_t* const* codes, size_t count,
+                                                    const int16_t* q, size_t n, int32_t* out) {
+  SqBatchAvx2<false>(codes, count, q, n, out);
+}
+
 #define AIDB_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 AIDB_AVX512BW int32_t SqL2Avx512(const uint8_t* code, const int16_t* q, size_t n) {
@@ -382,6 +451,15 @@ AIDB_AVX512BW int32_t SqDotAvx512(const uint8_t* code, const int16_t* q, size_t 
   return _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
 }
 
+AIDB_AVX512BW void SqL2BatchAvx512(const uint8_t* const* codes, size_t count, const int16_t* q,
+                                   size_t n, int32_t* out) {
+  for (size_t c = 0; c < count; ++c) out[c] = SqL2Avx512(codes[c], q, n);
+}
+AIDB_AVX512BW void SqDotBatchAvx512(const uint8_t* const* codes, size_t count, const int16_t* q,
+                                    size_t n, int32_t* out) {
+  for (size_t c = 0; c < count; ++c) out[c] = SqDotAvx512(codes[c], q, n);
+}
+
 #pragma GCC diagnostic pop
 
 bool CpuHasAvx2Fma() {
@@ -407,13 +485,15 @@ const KernelImpl& Picked() {
 
 std::vector<KernelImpl> SupportedKernels() {
   std::vector<KernelImpl> v;
-  v.push_back(
-      {"portable", &DotPortable, &L2Portable, &L2BoundedPortable, &SqL2Portable, &SqDotPortable});
+  v.push_back({"portable", &DotPortable, &L2Portable, &L2BoundedPortable, &SqL2Portable,
+               &SqDotPortable, &SqL2BatchPortable, &SqDotBatchPortable});
 #ifdef AIDB_X86
   if (CpuHasAvx2Fma())
-    v.push_back({"avx2", &DotAvx2, &L2Avx2, &L2BoundedAvx2, &SqL2Avx2, &SqDotAvx2});
+    v.push_back({"avx2", &DotAvx2, &L2Avx2, &L2BoundedAvx2, &SqL2Avx2, &SqDotAvx2, &SqL2BatchAvx2,
+                 &SqDotBatchAvx2});
   if (CpuHasAvx512())
-    v.push_back({"avx512", &DotAvx512, &L2Avx512, &L2BoundedAvx512, &SqL2Avx512, &SqDotAvx512});
+    v.push_back({"avx512", &DotAvx512, &L2Avx512, &L2BoundedAvx512, &SqL2Avx512, &SqDotAvx512,
+                 &SqL2BatchAvx512, &SqDotBatchAvx512});
 #endif
   return v;
 }
@@ -440,6 +520,8 @@ Kernel L2Squared() { return Picked().l2_squared; }
 BoundedKernel L2SquaredBounded() { return Picked().l2_squared_bounded; }
 SqKernel SqL2() { return Picked().sq_l2; }
 SqKernel SqDot() { return Picked().sq_dot; }
+SqBatchKernel SqL2Batch() { return Picked().sq_l2_batch; }
+SqBatchKernel SqDotBatch() { return Picked().sq_dot_batch; }
 const char* KernelName() { return Picked().name; }
 
 void Normalize(float* v, size_t n) {

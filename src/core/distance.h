@@ -42,6 +42,13 @@ int32_t SqL2Scalar(const uint8_t* code, const int16_t* q, size_t n);
 int32_t SqDotScalar(const uint8_t* code, const int16_t* q, size_t n);
 SqKernel SqL2();
 SqKernel SqDot();
+// Several codes against one query in one call: out[i] = kernel(codes[i], q,
+// n) for i < count (a graph walk scores a node's new neighbours together: no
+// call per code, and the SIMD versions reduce two sums at once).
+using SqBatchKernel = void (*)(const uint8_t* const* codes, size_t count, const int16_t* q,
+                               size_t n, int32_t* out);
+SqBatchKernel SqL2Batch();
+SqBatchKernel SqDotBatch();
 
 // The name of the implementation Dot()/L2Squared() use ("avx512", "avx2",
 // "portable").
@@ -56,6 +63,8 @@ struct KernelImpl {
   BoundedKernel l2_squared_bounded;
   SqKernel sq_l2;
   SqKernel sq_dot;
+  SqBatchKernel sq_l2_batch;
+  SqBatchKernel sq_dot_batch;
 };
 // Every implementation this CPU supports, portable first, fastest last.
 std::vector<KernelImpl> SupportedKernels();

@@ -4,12 +4,14 @@
 #include "index/hnsw_internal.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <string>
+#include <thread>
 
 #include <sys/mman.h>
 
@@ -24,8 +26,6 @@ using namespace hnsw_internal;
 namespace {
 
 constexpr size_t kChunkTargetBytes = 8u << 20;
-
-inline uint32_t* Ids0(char* node) { return reinterpret_cast<uint32_t*>(node); }
 
 inline uint32_t LoadId(const uint32_t* p) {
   return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
@@ -65,8 +65,11 @@ struct MaxFirst {
 // Per-thread search state: visited tags (an epoch per search, so nothing is
 // cleared between searches) and the two heaps of the base-layer search.
 struct HnswIndex::Ctx {
-  std::vector<uint16_t> tags;
-  uint16_t epoch = 0;
+  // Visited slots: one bit each (128 KiB for 1M slots, so the walk's test of
+  // a neighbour hits the L2 cache), cleared after a search through the list
+  // of the words it set.
+  std::vector<uint64_t> seen;
+  std::vector<uint32_t> seen_words;
   std::vector<Cand> cand;  // min-heap: nodes to expand
   std::vector<Cand> res;   // max-heap: best ef results so far
   std::vector<float> query;
@@ -78,20 +81,26 @@ struct HnswIndex::Ctx {
   bool over_budget = false;
 
   void Reset(uint32_t limit) {
-    if (tags.size() < limit) tags.resize(limit + limit / 4 + 1024, 0);
-    if (++epoch == 0) {
-      std::fill(tags.begin(), tags.end(), 0);
-      epoch = 1;
-    }
+    for (uint32_t w : seen_words) seen[w] = 0;
+    seen_words.clear();
+    const size_t words = (static_cast<size_t>(limit) + 63) / 64;
+    if (seen.size() < words) seen.resize(words + words / 4 + 16, 0);
     cand.clear();
     res.clear();
   }
   // True the first time `id` is seen in this search.
   bool Visit(uint32_t id) {
-    if (id >= tags.size()) tags.resize(static_cast<size_t>(id) + id / 4 + 1024, 0);
-    if (tags[id] == epoch) return false;
-    tags[id] = epoch;
+    const size_t w = id >> 6;
+    if (w >= seen.size()) seen.resize(w + w / 4 + 16, 0);
+    const uint64_t bit = uint64_t{1} << (id & 63), old = seen[w];
+    if (old & bit) return false;
+    if (old == 0) seen_words.push_back(static_cast<uint32_t>(w));
+    seen[w] = old | bit;
     return true;
+  }
+  // Asks for the word of id (read by Visit soon).
+  void PrefetchTag(uint32_t id) const {
+    if ((id >> 6) < seen.size()) __builtin_prefetch(seen.data() + (id >> 6), 1, 3);
   }
 };
 
@@ -118,14 +127,20 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning,
          dim_ <= 8192;
   vfile_ = config.vectors_on_disk ? std::move(vectors) : nullptr;
   split_ = sq8_ || vfile_ != nullptr;
+  // The chunk size is computed as when the level-0 lists sat at the head of
+  // the node blocks (the vectors file's segments have that size).
   size_t head = sizeof(uint32_t) * m0_;
   head = (head + 63) & ~size_t{63};
-  vec_offset_ = head;
+  legacy_head_ = head;
   vstride_ = (sizeof(float) * static_cast<size_t>(dim_) + 63) & ~size_t{63};
-  stride_ = head + (sq8_ ? ((dim_ + 63) & ~size_t{63}) : (split_ ? 0 : vstride_));
+  stride_ = sq8_ ? ((dim_ + 63) & ~size_t{63}) : (split_ ? 0 : vstride_);
+  narrow_slots_ = std::min<uint32_t>(tuning.narrow_link_slots, kNarrowSlots);
+  narrow_ = narrow_slots_ != 0;
+  lstride_ = LinkStride(narrow_);
   if (sq8_) sq_ = Sq8Quantizer(dim_, l2_);
   uint32_t shift = 6;
-  while (shift < 16 && ((stride_ + (split_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
+  while (shift < 16 &&
+         ((head + stride_ + (split_ ? vstride_ : 0)) << (shift + 1)) <= kChunkTargetBytes)
     ++shift;
   chunk_shift_ = shift;
   chunk_mask_ = (1u << shift) - 1;
@@ -133,9 +148,9 @@ HnswIndex::HnswIndex(const IndexConfig& config, const HnswTuning& tuning,
   chunks_ =
       static_cast<std::atomic<Chunk*>*>(std::calloc(max_chunks_, sizeof(std::atomic<Chunk*>)));
   if (chunks_ == nullptr) throw std::bad_alloc();
-  // Float walk: the links and the head of the vector; the early-abandoning
-  // L2 often stops before the rest, which the hardware prefetcher streams.
-  prefetch_bytes_ = std::min<size_t>(stride_, vec_offset_ + 256);
+  // Float walk: the head of the vector; the early-abandoning L2 often stops
+  // before the rest, which the hardware prefetcher streams.
+  prefetch_bytes_ = std::min<size_t>(stride_, 256);
   // Segments of the vectors file hold the float vectors of one chunk (a
   // multiple of the page size: vstride_ and 1 << shift are multiples of 64).
   if (vfile_ != nullptr) vfile_->SetSegmentBytes(vstride_ << chunk_shift_);
@@ -152,7 +167,8 @@ void HnswIndex::ResetLocked(bool truncate_file) {
     if (ch == nullptr) break;  // chunks are allocated in order
     for (uint32_t i = 0; i <= chunk_mask_; ++i)
       delete[] ch->upper[i].load(std::memory_order_relaxed);
-    munmap(ch->nodes, ChunkBytes());
+    if (ch->nodes != nullptr) munmap(ch->nodes, ChunkBytes());
+    munmap(ch->links, lstride_ << chunk_shift_);
     delete ch;
     chunks_[c].store(nullptr, std::memory_order_relaxed);
   }
@@ -164,6 +180,8 @@ void HnswIndex::ResetLocked(bool truncate_file) {
   num_chunks_ = 0;
   entry_.store(kNoEntry);
   sq_ready_.store(false);
+  narrow_ = narrow_slots_ != 0;
+  lstride_ = LinkStride(narrow_);
   if (vfile_ != nullptr && truncate_file) vfile_->Reset();
 }
 
@@ -171,19 +189,32 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   if (chunks_[c].load(std::memory_order_acquire) != nullptr) return;
   auto ch = std::make_unique<Chunk>();
   size_t bytes = ChunkBytes();
-  // Anonymous mapping: zero, page aligned, and only the pages of slots in use
-  // cost memory (the tail of the last chunk stays untouched).
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) throw std::bad_alloc();
-  ch->nodes = static_cast<char*>(mem);
-  ch->vecs = split_ ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
-  if (vfile_ != nullptr) {
-    if (!vfile_->Segment(c, &ch->vecs).ok()) {
-      munmap(mem, bytes);
+  // Anonymous mappings: zero, page aligned, and only the pages of slots in
+  // use cost memory (the tail of the last chunk stays untouched).
+  const size_t lbytes = lstride_ << chunk_shift_;
+  void* links = mmap(nullptr, lbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (links == MAP_FAILED) throw std::bad_alloc();
+  void* mem = nullptr;
+  if (bytes != 0) {
+    mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      munmap(links, lbytes);
       throw std::bad_alloc();
     }
   }
-  ch->meta = std::make_unique<Meta[]>(size_t{1} << chunk_shift_);
+  ch->links = static_cast<char*>(links);
+  ch->nodes = static_cast<char*>(mem);
+  ch->vecs = split_ && mem != nullptr ? ch->nodes + (stride_ << chunk_shift_) : nullptr;
+  if (vfile_ != nullptr) {
+    if (!vfile_->Segment(c, &ch->vecs).ok()) {
+      if (mem != nullptr) munmap(mem, bytes);
+      munmap(links, lbytes);
+      throw std::bad_alloc();
+    }
+  }
+  ch->flags = std::make_unique<Flags[]>(size_t{1} << chunk_shift_);
+  ch->parent0 = std::make_unique<uint32_t[]>(size_t{1} << chunk_shift_);
+  std::fill(ch->parent0.get(), ch->parent0.get() + (size_t{1} << chunk_shift_), kNoSlot);
   ch->upper = std::make_unique<std::atomic<uint32_t*>[]>(size_t{1} << chunk_shift_);
   for (uint32_t i = 0; i <= chunk_mask_; ++i)
     ch->upper[i].store(nullptr, std::memory_order_relaxed);
@@ -191,8 +222,9 @@ void HnswIndex::EnsureChunk(uint32_t c) {
   ++num_chunks_;
 }
 
-Status HnswIndex::AllocSlot(uint32_t* slot) {
+Status HnswIndex::AllocSlot(uint32_t* slot, bool* widen) {
   std::lock_guard<std::mutex> g(alloc_mu_);
+  *widen = false;
   if (!free_slots_.empty()) {
     *slot = free_slots_.back();
     free_slots_.pop_back();
@@ -200,6 +232,10 @@ Status HnswIndex::AllocSlot(uint32_t* slot) {
   }
   uint32_t s = slot_limit_.load(std::memory_order_relaxed);
   if (s >= kNoSlot - 1) return Status::NoMemory("hnsw: slot space exhausted");
+  if (narrow_ && s >= narrow_slots_) {
+    *widen = true;
+    return Status::OK();
+  }
   try {
     EnsureChunk(s >> chunk_shift_);
   } catch (const std::bad_alloc&) {
@@ -211,6 +247,34 @@ Status HnswIndex::AllocSlot(uint32_t* slot) {
   AIDB_RETURN_IF_ERROR(ReserveVectors(s));
   slot_limit_.store(s + 1, std::memory_order_release);
   *slot = s;
+  return Status::OK();
+}
+
+Status HnswIndex::WidenLinks() {
+  std::unique_lock<RwLock> g(struct_mu_);
+  if (!narrow_) return Status::OK();
+  const size_t wide = LinkStride(false), bytes = wide << chunk_shift_;
+  std::vector<char*> fresh;
+  for (uint32_t c = 0; c < num_chunks_; ++c) {
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      for (char* p : fresh) munmap(p, bytes);
+      return Status::NoMemory("hnsw: cannot allocate 4-byte neighbour lists");
+    }
+    fresh.push_back(static_cast<char*>(mem));
+  }
+  uint32_t ids[2 * kMaxM];
+  for (uint32_t c = 0; c < num_chunks_; ++c) {
+    Chunk* ch = chunks_[c].load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i <= chunk_mask_; ++i) {
+      uint32_t n = ReadRec0(ch->links + static_cast<size_t>(i) * lstride_, true, ids);
+      WriteRec0(fresh[c] + static_cast<size_t>(i) * wide, false, ids, n);
+    }
+    munmap(ch->links, lstride_ << chunk_shift_);
+    ch->links = fresh[c];
+  }
+  narrow_ = false;
+  lstride_ = wide;
   return Status::OK();
 }
 
@@ -237,7 +301,10 @@ void HnswIndex::PrepareVector(const float* in, float* out) const {
 float HnswIndex::Score(float d) const { return l2_ ? distance::ScoreFromL2Squared(d) : -d; }
 
 size_t HnswIndex::UpperBytes(int level) const {
-  return level == 0 ? 0 : (1 + static_cast<size_t>(level) * (m_ + 2)) * sizeof(uint32_t);
+  // What the allocator takes for it (glibc: 8 bytes of header, 16-byte steps).
+  return level == 0 ? 0
+                    : ((1 + static_cast<size_t>(level) * (m_ + 2)) * sizeof(uint32_t) + 8 + 15) &
+                          ~size_t{15};
 }
 
 uint32_t* HnswIndex::NewUpper(int level) {
@@ -246,21 +313,87 @@ uint32_t* HnswIndex::NewUpper(int level) {
   if (up == nullptr) return nullptr;
   up[0] = static_cast<uint32_t>(level);
   std::fill(up + 1 + static_cast<size_t>(level) * (m_ + 1), up + n, kNoSlot);  // parents
-  upper_bytes_.fetch_add(n * sizeof(uint32_t), std::memory_order_relaxed);
+  upper_bytes_.fetch_add(UpperBytes(level), std::memory_order_relaxed);
   return up;
 }
 
 // ---- links -----------------------------------------------------------------
 
-uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
-  Chunk* ch = ChunkOf(s);
-  if (level == 0) {
-    uint32_t n = ch->meta[s & chunk_mask_].count0.load(std::memory_order_acquire);
-    if (n > m0_) n = m0_;
-    const uint32_t* ids = Ids0(ch->nodes + static_cast<size_t>(s & chunk_mask_) * stride_);
-    for (uint32_t i = 0; i < n; ++i) out[i] = LoadId(ids + i);
+namespace {
+
+inline std::atomic_ref<uint16_t> RecVersion(const char* rec) {
+  return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(const_cast<char*>(rec)));
+}
+inline std::atomic_ref<uint16_t> RecCount(const char* rec) {
+  return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(const_cast<char*>(rec) + 2));
+}
+inline std::atomic_ref<uint32_t> RecWord(const char* rec, uint32_t i) {
+  return std::atomic_ref<uint32_t>(reinterpret_cast<uint32_t*>(const_cast<char*>(rec) + 4)[i]);
+}
+// Words of n 3-byte slot numbers.
+inline uint32_t NarrowWords(uint32_t n) { return (3 * n + 3) / 4; }
+
+}  // namespace
+
+uint32_t HnswIndex::ReadRec0(const char* rec, bool narrow, uint32_t* out) const {
+  auto ver = RecVersion(rec);
+  uint32_t words[3 * kMaxM / 2 + 1];
+  for (uint32_t spins = 0;; ++spins) {
+    const uint16_t v = ver.load(std::memory_order_acquire);
+    if (v & 1) {  // a writer is in the middle of the list
+      CpuRelax();
+      if ((spins & 1023) == 1023) std::this_thread::yield();
+      continue;
+    }
+    const uint32_t n = std::min<uint32_t>(RecCount(rec).load(std::memory_order_relaxed), m0_);
+    const uint32_t nw = narrow ? NarrowWords(n) : n;
+    uint32_t* dst = narrow ? words : out;
+    for (uint32_t i = 0; i < nw; ++i) dst[i] = RecWord(rec, i).load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (ver.load(std::memory_order_relaxed) != v) continue;
+    if (narrow) {
+      words[nw] = 0;
+      const unsigned char* b = reinterpret_cast<const unsigned char*>(words);
+      for (uint32_t i = 0; i < n; ++i) {
+        if constexpr (std::endian::native == std::endian::little) {
+          uint32_t x;
+          std::memcpy(&x, b + 3 * i, sizeof x);
+          out[i] = x & 0xFFFFFFu;
+        } else {
+          out[i] = b[3 * i] | (uint32_t{b[3 * i + 1]} << 8) | (uint32_t{b[3 * i + 2]} << 16);
+        }
+      }
+    }
     return n;
   }
+}
+
+void HnswIndex::WriteRec0(char* rec, bool narrow, const uint32_t* ids, uint32_t n) {
+  auto ver = RecVersion(rec);
+  const uint16_t v = ver.load(std::memory_order_relaxed);
+  ver.store(static_cast<uint16_t>(v + 1), std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  if (narrow) {
+    uint32_t words[3 * kMaxM / 2 + 1];
+    const uint32_t nw = NarrowWords(n);
+    if (nw != 0) words[nw - 1] = 0;
+    unsigned char* b = reinterpret_cast<unsigned char*>(words);
+    for (uint32_t i = 0; i < n; ++i) {
+      b[3 * i] = static_cast<unsigned char>(ids[i]);
+      b[3 * i + 1] = static_cast<unsigned char>(ids[i] >> 8);
+      b[3 * i + 2] = static_cast<unsigned char>(ids[i] >> 16);
+    }
+    for (uint32_t i = 0; i < nw; ++i) RecWord(rec, i).store(words[i], std::memory_order_relaxed);
+  } else {
+    for (uint32_t i = 0; i < n; ++i) RecWord(rec, i).store(ids[i], std::memory_order_relaxed);
+  }
+  RecCount(rec).store(static_cast<uint16_t>(n), std::memory_order_relaxed);
+  ver.store(static_cast<uint16_t>(v + 2), std::memory_order_release);
+}
+
+uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
+  if (level == 0) return ReadRec0(Rec(s), narrow_, out);
+  Chunk* ch = ChunkOf(s);
   const uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
   if (up == nullptr || static_cast<uint32_t>(level) > up[0]) return 0;
   const uint32_t* l = up + 1 + static_cast<size_t>(level - 1) * (m_ + 1);
@@ -272,9 +405,7 @@ uint32_t HnswIndex::ReadLinks(uint32_t s, int level, uint32_t* out) const {
 
 void HnswIndex::WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n) {
   if (level == 0) {
-    uint32_t* dst = Ids0(Node(s));
-    for (uint32_t i = 0; i < n; ++i) StoreId(dst + i, ids[i]);
-    MetaOf(s).count0.store(static_cast<uint16_t>(n), std::memory_order_release);
+    WriteRec0(Rec(s), narrow_, ids, n);
     return;
   }
   uint32_t* l = ChunkOf(s)->upper[s & chunk_mask_].load(std::memory_order_acquire) + 1 +
@@ -284,17 +415,19 @@ void HnswIndex::WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t 
 }
 
 void HnswIndex::LockNode(uint32_t s) const {
-  auto& lk = MetaOf(s).lock;
+  auto& lk = FlagsOf(s).lock;
   while (lk.exchange(1, std::memory_order_acquire) != 0) {
     while (lk.load(std::memory_order_relaxed) != 0) CpuRelax();
   }
 }
 
-void HnswIndex::UnlockNode(uint32_t s) const { MetaOf(s).lock.store(0, std::memory_order_release); }
+void HnswIndex::UnlockNode(uint32_t s) const {
+  FlagsOf(s).lock.store(0, std::memory_order_release);
+}
 
 std::atomic_ref<uint32_t> HnswIndex::Parent(uint32_t s, int level) const {
   Chunk* ch = ChunkOf(s);
-  if (level == 0) return std::atomic_ref<uint32_t>(ch->meta[s & chunk_mask_].parent0);
+  if (level == 0) return std::atomic_ref<uint32_t>(ch->parent0[s & chunk_mask_]);
   uint32_t* up = ch->upper[s & chunk_mask_].load(std::memory_order_acquire);
   return std::atomic_ref<uint32_t>(up[1 + static_cast<size_t>(up[0]) * (m_ + 1) + (level - 1)]);
 }
@@ -369,7 +502,7 @@ bool HnswIndex::ForceLink(uint32_t n, uint32_t s, int level) {
 }
 
 uint8_t HnswIndex::StateOf(uint32_t s) const {
-  return MetaOf(s).state.load(std::memory_order_acquire);
+  return FlagsOf(s).state.load(std::memory_order_acquire);
 }
 
 int HnswIndex::LevelOf(uint32_t s) const {
@@ -419,6 +552,9 @@ void HnswIndex::SearchLayer(Ctx& ctx, const float* q, uint32_t ep, size_t ef, in
 // Sq8Quantizer::PrepareQuery);
 // otherwise with the float vectors (L2 with early abandoning once ef results
 // are held).
+// Neighbours whose codes or vectors are requested ahead of scoring.
+constexpr uint32_t kPrefetchAhead = 3;
+
 template <bool kSq, class Q>
 void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int level,
                              const SlotFilter* filter, uint32_t exclude) const {
@@ -464,22 +600,38 @@ void HnswIndex::SearchLayerT(Ctx& ctx, const Q* q, uint32_t ep, size_t ef, int l
     if (c.d > worst && res.size() >= ef) break;
     std::pop_heap(cand.begin(), cand.end(), MinFirst());
     cand.pop_back();
+    // The list of the likely next node to expand (the best candidate left)
+    // arrives while this one's neighbours are scored.
+    if (level == 0 && !cand.empty()) distance::Prefetch(Rec(cand.front().id), lstride_);
     uint32_t n = ReadLinks(c.id, level, buf);
+    // The visited bits are a random access per neighbour: ask for all of
+    // them, then for what scoring the new ones reads (codes: all of them,
+    // scored in one batch; float vectors: a few ahead).
+    for (uint32_t i = 0; i < n; ++i) ctx.PrefetchTag(buf[i]);
     uint32_t k = 0;
-    for (uint32_t i = 0; i < n; ++i)
-      if (ctx.Visit(buf[i])) buf[k++] = buf[i];
+    for (uint32_t i = 0; i < n; ++i) {
+      if (ctx.Visit(buf[i])) {
+        if (kSq || k < kPrefetchAhead) prefetch(buf[i]);
+        buf[k++] = buf[i];
+      }
+    }
     if (k == 0) continue;
     if (k > ctx.visit_budget) {
       ctx.over_budget = true;
       return;
     }
     ctx.visit_budget -= k;
-    prefetch(buf[0]);
+    float dk[2 * kMaxM];
+    if constexpr (kSq) {
+      const uint8_t* codes[2 * kMaxM];
+      for (uint32_t i = 0; i < k; ++i) codes[i] = Codes(buf[i]);
+      sq_.DistBatch(q, codes, k, dk);
+    }
     for (uint32_t i = 0; i < k; ++i) {
-      if (i + 1 < k) prefetch(buf[i + 1]);
+      if (!kSq && i + kPrefetchAhead < k) prefetch(buf[i + kPrefetchAhead]);
       uint32_t id = buf[i];
       bool full = res.size() >= ef;
-      float d = dist(id, full, worst);
+      float d = kSq ? dk[i] : dist(id, full, worst);
       if (!full || d < worst) {
         cand.push_back({d, id});
         std::push_heap(cand.begin(), cand.end(), MinFirst());
@@ -676,8 +828,8 @@ void HnswIndex::Insert(uint32_t s, int level) {
 
 Status HnswIndex::InitNode(uint32_t s, const float* vec) {
   int level = RandomLevel();
-  Meta& h = MetaOf(s);
-  h.count0.store(0, std::memory_order_relaxed);
+  Flags& h = FlagsOf(s);
+  WriteRec0(Rec(s), narrow_, nullptr, 0);
   Parent(s, 0).store(kNoSlot, std::memory_order_relaxed);
   uint32_t* up = nullptr;
   if (level > 0) {
@@ -702,7 +854,14 @@ Status HnswIndex::Add(const float* vec, uint32_t* slot) {
   if (vec == nullptr || slot == nullptr) return Status::InvalidArgument("hnsw: null argument");
   std::shared_lock<RwLock> g(struct_mu_);
   uint32_t s;
-  Status st = AllocSlot(&s);
+  bool widen = false;
+  Status st = AllocSlot(&s, &widen);
+  while (st.ok() && widen) {
+    g.unlock();
+    AIDB_RETURN_IF_ERROR(WidenLinks());
+    g.lock();
+    st = AllocSlot(&s, &widen);
+  }
   if (!st.ok()) return st;
   st = InitNode(s, vec);
   if (!st.ok()) {
@@ -720,8 +879,25 @@ Status HnswIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_
   if (vecs == nullptr || slots == nullptr) return Status::InvalidArgument("hnsw: null argument");
   MaybeTrain(vecs, n);
   std::shared_lock<RwLock> g(struct_mu_);
+  if (narrow_ && uint64_t{SlotLimit()} + n > narrow_slots_) {
+    // The batch may need slot numbers past 3 bytes: widen first.
+    g.unlock();
+    AIDB_RETURN_IF_ERROR(WidenLinks());
+    g.lock();
+  }
   for (size_t i = 0; i < n; ++i) {
-    Status st = AllocSlot(&slots[i]);
+    bool widen = false;
+    Status st = AllocSlot(&slots[i], &widen);
+    if (st.ok() && widen) {
+      // Past the 3-byte slot numbers (concurrent adds): widen the lists,
+      // then allocate again (released in reverse: handed out again in order).
+      for (size_t j = i; j-- > 0;) ReleaseSlot(slots[j]);
+      g.unlock();
+      AIDB_RETURN_IF_ERROR(WidenLinks());
+      g.lock();
+      i = static_cast<size_t>(-1);
+      continue;
+    }
     if (!st.ok()) {
       for (size_t j = 0; j < i; ++j) ReleaseSlot(slots[j]);
       return st;
@@ -777,7 +953,7 @@ void HnswIndex::Remove(uint32_t slot) {
   std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return;
   uint8_t expected = kLive;
-  if (MetaOf(slot).state.compare_exchange_strong(expected, kDeleted, std::memory_order_acq_rel)) {
+  if (FlagsOf(slot).state.compare_exchange_strong(expected, kDeleted, std::memory_order_acq_rel)) {
     live_.fetch_sub(1, std::memory_order_relaxed);
     deleted_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -817,7 +993,7 @@ int HnswIndex::MaxLevel() const {
 uint32_t HnswIndex::Degree0(uint32_t slot) const {
   std::shared_lock<RwLock> g(struct_mu_);
   if (slot >= SlotLimit()) return 0;
-  return MetaOf(slot).count0.load(std::memory_order_acquire);
+  return RecCount(Rec(slot)).load(std::memory_order_acquire);
 }
 
 void HnswIndex::MarkReachable(int level, std::vector<uint8_t>* reach) const {
@@ -902,15 +1078,22 @@ void HnswIndex::RebuildTreeLocked() {
   }
 }
 
-size_t HnswIndex::MemoryBytes() const {
+size_t HnswIndex::MemoryBytes() const { return Memory().Total(); }
+
+HnswIndex::MemoryParts HnswIndex::Memory() const {
   // Node blocks count for the slots handed out (untouched pages of the last
   // chunk cost nothing); per-node metadata and upper pointers per chunk.
-  size_t per_chunk =
-      ((sizeof(Meta) + sizeof(std::atomic<uint32_t*>)) << chunk_shift_) + sizeof(Chunk);
-  return (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) * SlotLimit() +
-         per_chunk * num_chunks_ + upper_bytes_.load() +
-         sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
-         free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
+  MemoryParts m;
+  const size_t limit = SlotLimit(), slots = num_chunks_ << chunk_shift_;
+  m.codes_or_vectors = (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) * limit;
+  m.links0 = lstride_ * limit;
+  m.node_state = (sizeof(Flags) + sizeof(uint32_t)) * slots;
+  m.upper_pointers = sizeof(std::atomic<uint32_t*>) * slots;
+  m.upper_lists = upper_bytes_.load();
+  m.other = sizeof(Chunk) * num_chunks_ +
+            sizeof(std::atomic<Chunk*>) * static_cast<size_t>(max_chunks_) +
+            free_slots_.capacity() * sizeof(uint32_t) + sizeof(float) * sq_.offset().size();
+  return m;
 }
 
 // ---- search --------------------------------------------------------------------
@@ -1006,7 +1189,7 @@ Status HnswIndex::Search(const float* query, const SearchParams& params,
         // ahead).
         SearchLayerT<true, int16_t>(ctx, ctx.sq_query.data(), ep, ef, 0, filter, kNoSlot);
         std::vector<Cand>& res = ctx.res;
-        constexpr size_t kAhead = 4;
+        constexpr size_t kAhead = 8;
         const size_t vbytes = sizeof(float) * dim_;
         for (size_t i = 0; i < std::min(kAhead, res.size()); ++i)
           distance::Prefetch(Vec(res[i].id), vbytes);

@@ -5,29 +5,37 @@
 //
 // Memory layout. Slots live in chunks of 2^chunk_shift_ nodes that are never
 // moved, so capacity grows while searches run. A chunk holds, per node, one
-// 64-byte aligned block:
-//   uint32 neighbors0[2*M] | padding to 64 | float vector[dim] | padding to 64
-// so the level-0 neighbour list and the vector of a node are one contiguous
-// run of cache lines (one prefetch stream); with M=16 and 784 dims that is
-// 3264 bytes, no padding at all. With the 8-bit walk (HnswTuning::sq8, the
-// default from 64 dims) the block holds the 8-bit codes instead, and the float
+// 64-byte aligned block with the float vector (padded to 64 bytes). With the
+// 8-bit walk (HnswTuning::sq8, the default from 64 dims) the block holds the
+// 8-bit codes instead (128 bytes at 128 dims: two cache lines), and the float
 // vectors sit in a second array of the chunk, read for construction, exact
 // re-ranking and exact scans. With vectors_on_disk (IndexConfig) that array
 // is a segment of a VectorFile (a file-backed shared mapping the page cache
 // may evict) instead: anonymous memory holds only what the walk touches
-// (links, codes, per-node state). A small per-node record beside it holds the
-// level-0 degree, the state (free / live / tombstone) and a one-byte spin lock.
-// Upper-level lists (levels 1..top, M entries each) are a separate small
-// allocation per node (only ~1/M of the nodes have one).
+// (links, codes, per-node state).
+//
+// The level-0 neighbour lists are a third array of the chunk, one record per
+// node: uint16 version | uint16 count | 2*M slot numbers, 3 bytes each while
+// every slot number fits 24 bits (HnswTuning::narrow_link_slots), else 4
+// (100 or 132 bytes with M = 16). Before the first slot past that limit is
+// handed out, every record is rewritten with 4-byte numbers (exclusive lock,
+// WidenLinks). A list is written under the node's spin lock as a seqlock
+// (version odd while the words change); a reader copies the words and
+// retries if the version moved, so it never sees a torn slot number. The
+// state (free / live / tombstone), a one-byte spin lock and the level-0 tree
+// parent are small per-node arrays beside it. Upper-level lists (levels
+// 1..top, M 4-byte entries each) are a separate small allocation per node
+// (only ~1/M of the nodes have one).
 //
 // Concurrency. Neighbour lists are written under the owning node's spin lock
-// with release stores and read with acquire loads and no lock (plain moves on
-// x86), so a reader sees, for every entry, some id that was published after
-// its vector was written. Entry point and top level are one 64-bit atomic (a
+// and read with no lock: the upper-level lists with release stores and
+// acquire loads (plain moves on x86), the level-0 lists as a seqlock (above),
+// so a reader sees, for every entry, some id that was published after its
+// vector was written. Entry point and top level are one 64-bit atomic (a
 // mutex serialises the rare inserts that raise the top level). A shared mutex
 // is held shared by Add/Update/Remove/Search/Save and exclusively only by
-// Compact and Load, which free or replace nodes. Every search uses a
-// thread-local context (visited tags with an epoch, heaps): no global visited
+// Compact and Load, which free or replace nodes, and WidenLinks. Every search
+// uses a thread-local context (a visited bitset, heaps): no global visited
 // array.
 //
 // Update rewrites the vector in place and relinks the node. A search running
@@ -76,6 +84,10 @@ struct HnswTuning {
   // sq8_min_dim..8192 dimensions; construction always uses the floats.
   bool sq8 = true;
   uint32_t sq8_min_dim = 64;
+  // Level-0 lists hold 3-byte slot numbers while the index has at most this
+  // many slots (clamped to 2^24), 4-byte ones beyond (0: always 4 bytes).
+  // Tests lower it to reach the widening with few points.
+  uint32_t narrow_link_slots = 1u << 24;
 };
 
 class HnswIndex final : public VectorIndex {
@@ -112,6 +124,19 @@ class HnswIndex final : public VectorIndex {
   // benchmarks; with vectors_on_disk the float vectors are not counted: see
   // VectorFileBytes).
   size_t MemoryBytes() const;
+  // MemoryBytes by part (bytes; benchmarks).
+  struct MemoryParts {
+    size_t codes_or_vectors = 0;  // node blocks: 8-bit codes, or the float vectors in RAM
+    size_t links0 = 0;            // level-0 neighbour lists (with their count, lock, version)
+    size_t node_state = 0;        // per-node state, level-0 tree parent
+    size_t upper_pointers = 0;    // per-node pointer to the upper-level lists
+    size_t upper_lists = 0;       // upper-level lists (~1/M of the nodes)
+    size_t other = 0;             // chunk table, free list, quantiser, chunk headers
+    size_t Total() const {
+      return codes_or_vectors + links0 + node_state + upper_pointers + upper_lists + other;
+    }
+  };
+  MemoryParts Memory() const;
   // Bytes of the vectors file mapped (0 without vectors_on_disk).
   uint64_t VectorFileBytes() const { return vfile_ ? vfile_->MappedBytes() : 0; }
   // The vectors file (benchmarks: eviction); null without vectors_on_disk.
@@ -143,18 +168,20 @@ class HnswIndex final : public VectorIndex {
 
  private:
   enum State : uint8_t { kFree = 0, kLive = 1, kDeleted = 2 };
-  struct Meta {
-    std::atomic<uint16_t> count0{0};  // level-0 degree
+  struct Flags {
     std::atomic<uint8_t> state{kFree};
     std::atomic<uint8_t> lock{0};
-    uint32_t parent0 = 0xFFFFFFFFu;  // level-0 tree parent; through Parent() only
   };
   struct Chunk {
     // One mapping: (1 << chunk_shift_) node blocks of stride_ bytes, then, with
-    // sq8, as many float vectors of vstride_ bytes.
+    // sq8, as many float vectors of vstride_ bytes (none when stride_ is 0 and
+    // the vectors are on disk).
     char* nodes = nullptr;
     char* vecs = nullptr;
-    std::unique_ptr<Meta[]> meta;
+    // Another: the level-0 records, lstride_ bytes each.
+    char* links = nullptr;
+    std::unique_ptr<Flags[]> flags;
+    std::unique_ptr<uint32_t[]> parent0;  // level-0 tree parent; through Parent() only
     // Per node: [level, then levels 1..level as (1 + m_) uint32 each:
     // count, ids..., then levels 1..level tree parent each], or null for
     // level-0 nodes.
@@ -179,23 +206,36 @@ class HnswIndex final : public VectorIndex {
     return ChunkOf(s)->nodes + static_cast<size_t>(s & chunk_mask_) * stride_;
   }
   const float* Vec(uint32_t s) const {
-    if (!split_) return reinterpret_cast<const float*>(Node(s) + vec_offset_);
+    if (!split_) return reinterpret_cast<const float*>(Node(s));
     return reinterpret_cast<const float*>(ChunkOf(s)->vecs +
                                           static_cast<size_t>(s & chunk_mask_) * vstride_);
   }
   float* MutVec(uint32_t s) { return const_cast<float*>(Vec(s)); }
-  uint8_t* Codes(uint32_t s) const { return reinterpret_cast<uint8_t*>(Node(s) + vec_offset_); }
+  uint8_t* Codes(uint32_t s) const { return reinterpret_cast<uint8_t*>(Node(s)); }
+  // The level-0 record of s (see the layout above).
+  char* Rec(uint32_t s) const {
+    return ChunkOf(s)->links + static_cast<size_t>(s & chunk_mask_) * lstride_;
+  }
   // Anonymous bytes of a chunk: node blocks, and the float vectors when they
   // are split off but not on disk.
   size_t ChunkBytes() const {
     return (stride_ + (split_ && vfile_ == nullptr ? vstride_ : 0)) << chunk_shift_;
   }
-  Meta& MetaOf(uint32_t s) const { return ChunkOf(s)->meta[s & chunk_mask_]; }
+  Flags& FlagsOf(uint32_t s) const { return ChunkOf(s)->flags[s & chunk_mask_]; }
+  size_t LinkStride(bool narrow) const {
+    return (4 + (narrow ? 3 : 4) * size_t{m0_} + 3) & ~size_t{3};
+  }
   uint8_t StateOf(uint32_t s) const;
   int LevelOf(uint32_t s) const;
   uint32_t MaxDegree(int level) const { return level == 0 ? m0_ : m_; }
   // Copies the neighbour ids of (s, level) into out; returns their number.
   uint32_t ReadLinks(uint32_t s, int level, uint32_t* out) const;
+  // The level-0 list in record rec (3-byte numbers when narrow): a consistent
+  // copy, retried while a writer changes it.
+  uint32_t ReadRec0(const char* rec, bool narrow, uint32_t* out) const;
+  // Replaces it (one writer at a time: the node's lock, or the index held
+  // exclusively).
+  void WriteRec0(char* rec, bool narrow, const uint32_t* ids, uint32_t n);
   // Replaces the list of (s, level); caller holds s's lock (or the index
   // exclusively).
   void WriteLinks(uint32_t s, int level, const uint32_t* ids, uint32_t n);
@@ -243,7 +283,12 @@ class HnswIndex final : public VectorIndex {
   float Score(float d) const;
 
   // --- slots
-  Status AllocSlot(uint32_t* slot);
+  // *widen: nothing allocated, the level-0 records must widen first (call
+  // WidenLinks without holding struct_mu_, then retry).
+  Status AllocSlot(uint32_t* slot, bool* widen);
+  // Rewrites every level-0 record with 4-byte slot numbers (takes the
+  // exclusive lock; no-op when already wide).
+  Status WidenLinks();
   void ReleaseSlot(uint32_t slot);
   void EnsureChunk(uint32_t chunk_index);  // throws std::bad_alloc
   // vectors_on_disk: allocates the file's disk blocks up to slot s's vector.
@@ -314,8 +359,13 @@ class HnswIndex final : public VectorIndex {
   Sq8Quantizer sq_;        // trained once sq_ready_ (changes under the exclusive lock)
   size_t vstride_;         // bytes per float vector (sq8: separate array)
   size_t stride_;          // bytes per node block
-  size_t vec_offset_;      // bytes from a node block's start to its vector
   size_t prefetch_bytes_;  // bytes of a node block prefetched before scoring it
+  // Level-0 records: 3-byte slot numbers (narrow_) or 4-byte ones, lstride_
+  // bytes per record. Change only under the exclusive lock (WidenLinks, Load).
+  uint32_t narrow_slots_;  // 0: never narrow
+  bool narrow_ = false;
+  size_t lstride_ = 0;
+  size_t legacy_head_;  // chunk sizing as when the records sat in the node blocks
   uint32_t max_chunks_;
   std::atomic<Chunk*>* chunks_;  // max_chunks_ entries (calloc: untouched pages stay free)
   uint32_t num_chunks_ = 0;

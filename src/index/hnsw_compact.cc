@@ -82,9 +82,8 @@ Status HnswIndex::Compact() {
   std::lock_guard<std::mutex> al(alloc_mu_);
   for (uint32_t s = 0; s < limit; ++s) {
     if (state[s] != kDeleted) continue;
-    Meta& h = MetaOf(s);
-    h.count0.store(0);
-    h.state.store(kFree);
+    WriteRec0(Rec(s), narrow_, nullptr, 0);
+    FlagsOf(s).state.store(kFree);
     delete[] ChunkOf(s)->upper[s & chunk_mask_].exchange(nullptr);
     free_slots_.push_back(s);
   }

@@ -95,6 +95,12 @@ Status HnswIndex::LoadLocked(const SnapshotImage& image) {
   uint64_t covered = 0;
   for (const HnswChunkImage& ch : graph.chunks) covered += ch.levels.size();
   if (covered != limit) return Status::Corruption("hnsw: graph does not cover the slot limit");
+  // More slots than 3-byte numbers reach: 4-byte lists from the start (no
+  // chunk exists yet).
+  if (narrow_ && limit > narrow_slots_) {
+    narrow_ = false;
+    lstride_ = LinkStride(false);
+  }
   try {
     for (uint64_t s = 0; s < limit; s += (uint64_t{1} << chunk_shift_))
       EnsureChunk(static_cast<uint32_t>(s >> chunk_shift_));
@@ -145,7 +151,7 @@ Status HnswIndex::LoadLocked(const SnapshotImage& image) {
         return Status::Corruption("hnsw: bad node level or state at slot " + std::to_string(s));
       if (!is_free && !have[s])
         return Status::Corruption("hnsw: no vector for slot " + std::to_string(s));
-      Meta& h = MetaOf(s);
+      Flags& h = FlagsOf(s);
       if (level > 0) {
         uint32_t* up = NewUpper(level);
         if (up == nullptr) return Status::NoMemory("hnsw: cannot allocate links");

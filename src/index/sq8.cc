@@ -35,6 +35,18 @@ void Sq8Quantizer::Set(const float* offset, float scale) {
   inv_ = 1.f / scale_;
 }
 
+namespace {
+
+// Round to nearest, ties to even, of an x already clamped to |x| < 2^22 (as
+// std::nearbyint in the default rounding mode, without a libm call on
+// baseline x86-64): adding and removing 1.5 * 2^23 leaves no fraction bits.
+inline float RoundClamped(float x) {
+  constexpr float kMagic = 12582912.f;  // 1.5 * 2^23
+  return (x + kMagic) - kMagic;         // IEEE order kept: no -ffast-math here
+}
+
+}  // namespace
+
 // L2: the query in code units (offset removed), clamped to [-255, 510]: a
 // query that far outside the trained range is scored approximately, and the
 // re-ranking restores the exact order. Dot: the query on its own int16 scale
@@ -42,22 +54,22 @@ void Sq8Quantizer::Set(const float* offset, float scale) {
 void Sq8Quantizer::PrepareQuery(const float* q, int16_t* out) const {
   if (l2_) {
     for (uint32_t j = 0; j < dim_; ++j) {
-      float x = std::nearbyint((q[j] - offset_[j]) * inv_);
-      out[j] = static_cast<int16_t>(std::clamp(x, -255.f, 510.f));
+      float x = std::clamp((q[j] - offset_[j]) * inv_, -255.f, 510.f);
+      out[j] = static_cast<int16_t>(RoundClamped(x));
     }
   } else {
     float mx = 0.f;
     for (uint32_t j = 0; j < dim_; ++j) mx = std::max(mx, std::fabs(q[j]));
     float inv = mx > 0.f ? 1023.f / mx : 0.f;
     for (uint32_t j = 0; j < dim_; ++j)
-      out[j] = static_cast<int16_t>(std::clamp(std::nearbyint(q[j] * inv), -1023.f, 1023.f));
+      out[j] = static_cast<int16_t>(RoundClamped(std::clamp(q[j] * inv, -1023.f, 1023.f)));
   }
 }
 
 void Sq8Quantizer::Encode(const float* v, uint8_t* code) const {
   for (uint32_t j = 0; j < dim_; ++j) {
-    float x = std::nearbyint((v[j] - offset_[j]) * inv_);
-    code[j] = static_cast<uint8_t>(std::clamp(x, 0.f, 255.f));
+    float x = std::clamp((v[j] - offset_[j]) * inv_, 0.f, 255.f);
+    code[j] = static_cast<uint8_t>(RoundClamped(x));
   }
 }
 

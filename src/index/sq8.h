@@ -9,6 +9,7 @@
 // Encode/PrepareQuery/Dist are const and run concurrently.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -43,6 +44,17 @@ class Sq8Quantizer {
     if (l2_) return static_cast<float>(l2_kernel_(code, prepared, dim_));
     return -static_cast<float>(dot_kernel_(code, prepared, dim_));
   }
+  // Dist of count codes (graph walks: a node's new neighbours together).
+  void DistBatch(const int16_t* prepared, const uint8_t* const* codes, size_t count,
+                 float* out) const {
+    int32_t raw[512];
+    for (size_t at = 0; at < count; at += 512) {
+      const size_t m = std::min<size_t>(512, count - at);
+      (l2_ ? l2_batch_ : dot_batch_)(codes + at, m, prepared, dim_, raw);
+      for (size_t i = 0; i < m; ++i)
+        out[at + i] = l2_ ? static_cast<float>(raw[i]) : -static_cast<float>(raw[i]);
+    }
+  }
 
  private:
   uint32_t dim_ = 0;
@@ -51,6 +63,8 @@ class Sq8Quantizer {
   float scale_ = 1.f, inv_ = 1.f;  // one step for every dimension
   distance::SqKernel l2_kernel_ = distance::SqL2();
   distance::SqKernel dot_kernel_ = distance::SqDot();
+  distance::SqBatchKernel l2_batch_ = distance::SqL2Batch();
+  distance::SqBatchKernel dot_batch_ = distance::SqDotBatch();
 };
 
 }  // namespace aidb::index

@@ -168,6 +168,34 @@ TEST(DistanceKernels, NeverReadPastTheEnd) {
   munmap(mem, 4 * page);
 }
 
+// The batch kernels give what the single ones give, for every count (pairs
+// and an odd one out) and dimension.
+TEST(DistanceKernels, Sq8BatchKernelsMatchTheSingleOnes) {
+  std::mt19937 rng(6);
+  std::uniform_int_distribution<int> byte(0, 255), l2q(-255, 510), dotq(-1023, 1023);
+  const size_t kCodes = 7, kMaxN = 300;
+  std::vector<uint8_t> code(kCodes * (kMaxN + 3));
+  std::vector<int16_t> ql(kMaxN + 1), qd(kMaxN + 1);
+  for (auto& c : code) c = static_cast<uint8_t>(byte(rng));
+  for (auto& x : ql) x = static_cast<int16_t>(l2q(rng));
+  for (auto& x : qd) x = static_cast<int16_t>(dotq(rng));
+  for (const KernelImpl& k : SupportedKernels()) {
+    for (size_t n = 1; n <= kMaxN; n += (n < 70 ? 1 : 13)) {
+      const uint8_t* codes[kCodes];
+      for (size_t c = 0; c < kCodes; ++c) codes[c] = code.data() + c * (kMaxN + 3) + c % 3;
+      for (size_t count = 0; count <= kCodes; ++count) {
+        int32_t l2[kCodes] = {}, dot[kCodes] = {};
+        k.sq_l2_batch(codes, count, ql.data() + 1, n, l2);
+        k.sq_dot_batch(codes, count, qd.data(), n, dot);
+        for (size_t c = 0; c < count; ++c) {
+          ASSERT_EQ(l2[c], k.sq_l2(codes[c], ql.data() + 1, n)) << k.name << " n=" << n;
+          ASSERT_EQ(dot[c], k.sq_dot(codes[c], qd.data(), n)) << k.name << " n=" << n;
+        }
+      }
+    }
+  }
+}
+
 TEST(DistanceKernels, Sq8KernelsAreExact) {
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> byte(0, 255), l2q(-255, 510), dotq(-1023, 1023);

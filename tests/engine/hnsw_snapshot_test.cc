@@ -56,6 +56,12 @@ TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
   ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
   HnswIndex loaded(cfg);
   ASSERT_TRUE(loaded.Load(file->image(), file->keepalive()).ok());
+  // An index whose 3-byte level-0 lists cannot hold that many slots loads
+  // the graph into 4-byte lists: the same results.
+  HnswTuning wide_tuning;
+  wide_tuning.narrow_link_slots = 1000;
+  HnswIndex wide(cfg, wide_tuning);
+  ASSERT_TRUE(wide.Load(file->image(), file->keepalive()).ok());
   EXPECT_EQ(loaded.Size(), idx.Size());
   EXPECT_EQ(loaded.Quantized(), dim >= 64);
   EXPECT_EQ(idx.Quantized(), dim >= 64);
@@ -64,6 +70,7 @@ TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
   for (uint32_t s = 0; s < n; ++s) {
     ASSERT_EQ(loaded.IsLive(s), idx.IsLive(s)) << s;
     ASSERT_EQ(loaded.Degree0(s), idx.Degree0(s)) << s;
+    ASSERT_EQ(wide.Degree0(s), idx.Degree0(s)) << s;
   }
   std::vector<Hit> a, b;
   for (size_t i = 0; i < nq; ++i) {
@@ -72,11 +79,13 @@ TEST_P(HnswSnapshotRoundTrip, GivesIdenticalResults) {
       p.k = 10;
       p.ef = ef;
       ASSERT_TRUE(idx.Search(all.data() + (n + i) * dim, p, &a).ok());
-      ASSERT_TRUE(loaded.Search(all.data() + (n + i) * dim, p, &b).ok());
-      ASSERT_EQ(a.size(), b.size());
-      for (size_t j = 0; j < a.size(); ++j) {
-        ASSERT_EQ(a[j].slot, b[j].slot);
-        ASSERT_EQ(a[j].score, b[j].score);
+      for (const HnswIndex* other : {&loaded, &wide}) {
+        ASSERT_TRUE(other->Search(all.data() + (n + i) * dim, p, &b).ok());
+        ASSERT_EQ(a.size(), b.size());
+        for (size_t j = 0; j < a.size(); ++j) {
+          ASSERT_EQ(a[j].slot, b[j].slot);
+          ASSERT_EQ(a[j].score, b[j].score);
+        }
       }
     }
   }
@@ -98,6 +107,12 @@ TEST(HnswSnapshot, EmptyIndexAndMismatchedM) {
   ASSERT_TRUE(storage::SnapshotFile::Open(path, &file).ok());
   HnswIndex loaded(cfg);
   ASSERT_TRUE(loaded.Load(file->image(), file->keepalive()).ok());
+  // An index whose 3-byte level-0 lists cannot hold that many slots loads
+  // the graph into 4-byte lists: the same results.
+  HnswTuning wide_tuning;
+  wide_tuning.narrow_link_slots = 1000;
+  HnswIndex wide(cfg, wide_tuning);
+  ASSERT_TRUE(wide.Load(file->image(), file->keepalive()).ok());
   EXPECT_EQ(loaded.Size(), 0u);
   HnswIndex other(Hnsw(8, Metric::kEuclidean, 8));
   EXPECT_TRUE(other.Load(file->image(), file->keepalive()).IsCorruption());

@@ -6,13 +6,17 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
 #include <thread>
 
+#include "index/sq8.h"
 #include "test_data.h"
 
 namespace aidb::index {
@@ -452,6 +456,136 @@ TEST(Hnsw, ConcurrentInsertsLeaveNoIslands) {
   ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
   // The index keeps every node reachable (hnsw_reachability_test.cc).
   EXPECT_EQ(misses, 0) << "of " << reps * extra << " new nodes";
+}
+
+// Level-0 lists hold 3-byte slot numbers up to HnswTuning::narrow_link_slots
+// (2^24 by default) and are rewritten with 4-byte numbers when the index
+// grows past it. Built on one thread (the same graph every time), an index
+// that widens half-way, one that is always wide and one that stays narrow
+// give the same results; after the widening adds, searches and compaction
+// keep working.
+TEST(Hnsw, LevelZeroListsWidenPastThreeByteSlotNumbers) {
+  const uint32_t dim = 72;  // the 8-bit walk
+  const size_t n = 6000, nq = 100;
+  auto all = Clustered(n + nq, dim, 20, 31, 0.5f);
+  const IndexConfig cfg = Hnsw(dim, Metric::kEuclidean, 8, 60);
+  auto build = [&](uint32_t narrow_slots, bool single_adds) {
+    HnswTuning t;
+    t.narrow_link_slots = narrow_slots;
+    auto idx = std::make_unique<HnswIndex>(cfg, t);
+    std::vector<uint32_t> slots(n);
+    const size_t half = n / 2;
+    EXPECT_TRUE(idx->AddBatch(all.data(), half, slots.data(), 1).ok());
+    if (single_adds) {
+      for (size_t i = half; i < n; ++i) EXPECT_TRUE(idx->Add(all.data() + i * dim, &slots[i]).ok());
+    } else {
+      EXPECT_TRUE(idx->AddBatch(all.data() + half * dim, n - half, slots.data() + half, 1).ok());
+    }
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(slots[i], i);
+    return idx;
+  };
+  auto narrow = build(1u << 24, false);
+  auto wide = build(0, false);
+  auto widened_batch = build(4000, false);  // widens before the second batch
+  auto widened_single = build(3500, true);  // widens on a single add
+  std::vector<Hit> a, b;
+  for (size_t i = 0; i < nq; ++i) {
+    SearchParams p;
+    p.k = 10;
+    p.ef = 40;
+    ASSERT_TRUE(narrow->Search(all.data() + (n + i) * dim, p, &a).ok());
+    for (const auto* other : {&wide, &widened_batch, &widened_single}) {
+      ASSERT_TRUE((*other)->Search(all.data() + (n + i) * dim, p, &b).ok());
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t j = 0; j < a.size(); ++j) ASSERT_EQ(a[j].slot, b[j].slot) << i << " " << j;
+    }
+  }
+  for (uint32_t s = 0; s < n; ++s) {
+    ASSERT_EQ(wide->Degree0(s), narrow->Degree0(s));
+    ASSERT_EQ(widened_batch->Degree0(s), narrow->Degree0(s));
+  }
+  EXPECT_TRUE(widened_batch->UnreachableSlots().empty());
+  // 3-byte lists take less memory than 4-byte ones.
+  EXPECT_LT(narrow->Memory().links0, wide->Memory().links0);
+  EXPECT_EQ(widened_batch->Memory().links0, wide->Memory().links0);
+  for (uint32_t s = 0; s < n; s += 3) widened_batch->Remove(s);
+  ASSERT_TRUE(widened_batch->Compact().ok());
+  EXPECT_TRUE(widened_batch->UnreachableSlots().empty());
+  EXPECT_GE(
+      MeanRecall(*widened_batch, std::vector<float>(all.begin() + n * dim, all.end()), nq, 10, 40),
+      0.9);
+}
+
+// Searches run while concurrent adds rewrite lists and widen them: every
+// returned slot is one handed out, and the graph stays whole.
+TEST(Hnsw, SearchesDuringAddsThatWidenTheLists) {
+  const uint32_t dim = 32;
+  const size_t n = kThreadSanitizer ? 2500 : 8000;
+  auto all = Clustered(n, dim, 16, 32, 0.5f);
+  HnswTuning t;
+  t.narrow_link_slots = static_cast<uint32_t>(n / 2);
+  HnswIndex idx(Hnsw(dim, Metric::kCosine, 8, 40), t);
+  std::atomic<bool> done{false};
+  std::atomic<size_t> bad{0};
+  std::thread searcher([&] {
+    std::vector<Hit> hits;
+    size_t q = 0;
+    while (!done.load()) {
+      SearchParams p;
+      p.k = 5;
+      p.ef = 20;
+      if (!idx.Search(all.data() + (q++ % n) * dim, p, &hits).ok()) bad.fetch_add(1);
+      for (const Hit& h : hits)
+        if (h.slot >= idx.SlotLimit() || h.slot >= n) bad.fetch_add(1);
+    }
+  });
+  std::vector<std::thread> adders;
+  std::atomic<size_t> next{0};
+  for (int w = 0; w < 2; ++w) {
+    adders.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1)) < n;) {
+        uint32_t s;
+        if (!idx.Add(all.data() + i * dim, &s).ok()) bad.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : adders) th.join();
+  done = true;
+  searcher.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_EQ(idx.Size(), n);
+  EXPECT_TRUE(idx.UnreachableSlots().empty());
+}
+
+// Encode and PrepareQuery round as std::nearbyint does (ties to even),
+// clamped to their ranges, for values in range, out of range and on ties.
+TEST(Sq8Quantizer, RoundsAsNearbyint) {
+  const uint32_t dim = 64;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-400.f, 700.f);
+  std::vector<float> offset(dim, 0.f);
+  for (bool l2 : {true, false}) {
+    Sq8Quantizer sq(dim, l2);
+    sq.Set(offset.data(), 0.5f);  // x / 0.5: quarter steps give exact ties
+    std::vector<float> v(dim);
+    std::vector<uint8_t> code(dim);
+    std::vector<int16_t> pq(dim);
+    for (int round = 0; round < 200; ++round) {
+      for (uint32_t j = 0; j < dim; ++j)
+        v[j] = round % 2 ? std::floor(u(rng)) * 0.25f : u(rng) * 0.5f;
+      sq.Encode(v.data(), code.data());
+      sq.PrepareQuery(v.data(), pq.data());
+      float mx = 0.f;
+      for (float x : v) mx = std::max(mx, std::fabs(x));
+      for (uint32_t j = 0; j < dim; ++j) {
+        const float x = v[j] / 0.5f;
+        ASSERT_EQ(code[j], static_cast<uint8_t>(std::clamp(std::nearbyint(x), 0.f, 255.f))) << x;
+        const float want = l2 ? std::clamp(std::nearbyint(x), -255.f, 510.f)
+                              : std::clamp(std::nearbyint(v[j] * (1023.f / mx)), -1023.f, 1023.f);
+        ASSERT_EQ(pq[j], static_cast<int16_t>(want)) << l2 << " " << v[j];
+      }
+    }
+  }
 }
 
 TEST(Hnsw, UpdateMovesAPoint) {

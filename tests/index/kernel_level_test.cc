@@ -47,6 +47,7 @@ TEST(KernelLevel, LevelNamesResolveToSupportedKernels) {
   const distance::KernelImpl k = distance::KernelsForLevel("scalar");
   EXPECT_EQ(k.dot, all.front().dot);
   EXPECT_EQ(k.sq_l2, all.front().sq_l2);
+  EXPECT_EQ(k.sq_l2_batch, all.front().sq_l2_batch);
 }
 
 // The child: writes the kernel name, then per metric and query the exact
