@@ -88,6 +88,10 @@ class IvfIndex final : public VectorIndex {
   bool IsLive(uint32_t slot) const override;
   Status Search(const float* query, const SearchParams& params,
                 std::vector<Hit>* out) const override;
+  // The queries' hits as Search gives them, each list scanned once for all
+  // the queries (of a group of a few hundred) that probe it.
+  Status SearchBatch(const float* queries, size_t nq, const SearchParams& params,
+                     std::vector<std::vector<Hit>>* out) const override;
   // Sets the default nprobe (0: automatic), as ef_search does for HNSW.
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
@@ -141,6 +145,17 @@ class IvfIndex final : public VectorIndex {
   // list when it has one).
   void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
                    const std::vector<uint32_t>* listed_matches) const;
+  // Search in steps (shared lock held), shared by Search and SearchBatch:
+  // PrepareLocked scores the centroids and builds the lookup table (false:
+  // answered by an exact scan, into *out); ScanListLocked scans one list
+  // for one query; ProbeFromLocked scans the query's lists in probe order
+  // from a position; RerankLocked re-scores the candidates exactly.
+  struct Query;
+  bool PrepareLocked(const float* query, const SearchParams& params, Query* qs,
+                     std::vector<Hit>* out) const;
+  void ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter, const List* next) const;
+  void ProbeFromLocked(Query* qs, uint32_t from, const SlotFilter* filter) const;
+  void RerankLocked(Query* qs, uint32_t k, std::vector<Hit>* out) const;
   float ExactDist(const float* q, uint32_t slot) const;
   float ToScore(float d) const;
 
