@@ -62,6 +62,14 @@ __attribute__((target("avx2"))) inline void Fold(__m256i even, __m256i odd, uint
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpackhi_epi16(e, o));
 }
 
+// The kernels add each shuffled pair of 8-bit entries as one 16-bit word
+// (low entry + 256 * high entry) into `both` and the high entries alone
+// into `high`: the low entries' sum is both - 256 * high (mod 2^16, exact:
+// the sums are <= 65535), one AND less per shuffle than masking.
+__attribute__((target("avx2"))) inline __m256i Low(__m256i both, __m256i high) {
+  return _mm256_sub_epi16(both, _mm256_slli_epi16(high, 8));
+}
+
 inline void PrefetchBlock(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
@@ -82,7 +90,6 @@ __attribute__((target("avx2"))) uint32_t BelowAvx2(const uint16_t* vals, uint16_
 __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
                                               const uint8_t* lut, uint16_t* out) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m256i low8 = _mm256_set1_epi16(0x00FF);
   const size_t bb = BlockBytes(npairs);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = codes + b * bb;
@@ -97,13 +104,13 @@ __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nbloc
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
       __m256i rl = _mm256_shuffle_epi8(t, lo);
       __m256i rh = _mm256_shuffle_epi8(t, hi);
-      a0 = _mm256_add_epi16(a0, _mm256_and_si256(rl, low8));
+      a0 = _mm256_add_epi16(a0, rl);
       a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(rl, 8));
-      a2 = _mm256_add_epi16(a2, _mm256_and_si256(rh, low8));
+      a2 = _mm256_add_epi16(a2, rh);
       a3 = _mm256_add_epi16(a3, _mm256_srli_epi16(rh, 8));
     }
-    Fold(a0, a1, out + b * kBlock);
-    Fold(a2, a3, out + b * kBlock + 16);
+    Fold(Low(a0, a1), a1, out + b * kBlock);
+    Fold(Low(a2, a3), a3, out + b * kBlock + 16);
   }
 }
 
@@ -123,9 +130,7 @@ AIDB_AVX512BW uint32_t BelowAvx512(const uint16_t* vals, uint16_t limit) {
 AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
                               const uint8_t* lut, uint16_t* out) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const __m512i low8 = _mm512_set1_epi16(0x00FF);
   const __m256i low4y = _mm256_set1_epi8(0x0F);
-  const __m256i low8y = _mm256_set1_epi16(0x00FF);
   const size_t bb = BlockBytes(npairs);
   const size_t pairs2 = npairs & ~size_t{1};
   for (size_t b = 0; b < nblocks; ++b) {
@@ -140,9 +145,9 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
       __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
       __m512i rl = _mm512_shuffle_epi8(t, lo);
       __m512i rh = _mm512_shuffle_epi8(t, hi);
-      a0 = _mm512_add_epi16(a0, _mm512_and_si512(rl, low8));
+      a0 = _mm512_add_epi16(a0, rl);
       a1 = _mm512_add_epi16(a1, _mm512_srli_epi16(rl, 8));
-      a2 = _mm512_add_epi16(a2, _mm512_and_si512(rh, low8));
+      a2 = _mm512_add_epi16(a2, rh);
       a3 = _mm512_add_epi16(a3, _mm512_srli_epi16(rh, 8));
     }
     __m256i b0 = Fold512(a0), b1 = Fold512(a1), b2 = Fold512(a2), b3 = Fold512(a3);
@@ -154,13 +159,13 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4y);
       __m256i rl = _mm256_shuffle_epi8(t, lo);
       __m256i rh = _mm256_shuffle_epi8(t, hi);
-      b0 = _mm256_add_epi16(b0, _mm256_and_si256(rl, low8y));
+      b0 = _mm256_add_epi16(b0, rl);
       b1 = _mm256_add_epi16(b1, _mm256_srli_epi16(rl, 8));
-      b2 = _mm256_add_epi16(b2, _mm256_and_si256(rh, low8y));
+      b2 = _mm256_add_epi16(b2, rh);
       b3 = _mm256_add_epi16(b3, _mm256_srli_epi16(rh, 8));
     }
-    Fold(b0, b1, out + b * kBlock);
-    Fold(b2, b3, out + b * kBlock + 16);
+    Fold(Low(b0, b1), b1, out + b * kBlock);
+    Fold(Low(b2, b3), b3, out + b * kBlock + 16);
   }
 }
 
