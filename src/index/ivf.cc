@@ -943,29 +943,43 @@ bool IvfIndex::PrepareLocked(const float* query, const SearchParams& params, Que
 // looked at. `next` (or null) is prefetched while candidates are sorted.
 // Not inlined: the single and the batch search run the same code, so their
 // float arithmetic, and so their results, are the same.
-__attribute__((noinline)) void IvfIndex::ScanListLocked(Query* qs, uint32_t l,
-                                                        const SlotFilter* filter,
-                                                        const List* next) const {
+float IvfIndex::ListLowerLocked(const Query& qs, uint32_t l, float* base) const {
+  const Model& m = st_->model;
+  *base = (l2_ ? qs.qq + m.cnorm[l] - 2.f * qs.qdot[l] : -qs.qdot[l]) + qs.bias;
+  return *base + (l2_ ? st_->lists[l].min_extra : 0.f);
+}
+
+void IvfIndex::ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter,
+                              const List* next) const {
   static const pq4::ScanFn scan = pq4::Scan();
-  static const pq4::BelowFn below = pq4::Below();
-  const Structure& st = *st_;
-  const Model& m = st.model;
-  const List& L = st.lists[l];
+  const Model& m = st_->model;
+  const List& L = st_->lists[l];
   const size_t n = L.slots.size();
   if (n == 0) return;
-  const uint32_t rerank = qs->rerank;
-  const float base = (l2_ ? qs->qq + m.cnorm[l] - 2.f * qs->qdot[l] : -qs->qdot[l]) + qs->bias;
-  const float lower = base + (l2_ ? L.min_extra : 0.f);
+  float base;
   // No code of this list can enter (every d >= lower; equal d may still
   // enter on a lower slot).
-  if (lower > qs->thr.d) return;
+  if (ListLowerLocked(*qs, l, &base) > qs->thr.d) return;
   ScanScratch& sc = Scratch();
   const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
   sc.acc.resize(nblocks * pq4::kBlock);
   scan(L.codes.data(), nblocks, m.npairs, qs->lut.data(), sc.acc.data());
   if (next != nullptr && !next->codes.empty())
     distance::Prefetch(next->codes.data(), std::min(next->codes.size(), 2 * m.BlockBytes()));
-  const uint16_t* acc = sc.acc.data();
+  CollectLocked(qs, l, filter, sc.acc.data());
+}
+
+__attribute__((noinline)) void IvfIndex::CollectLocked(Query* qs, uint32_t l,
+                                                       const SlotFilter* filter,
+                                                       const uint16_t* acc) const {
+  static const pq4::BelowFn below = pq4::Below();
+  const List& L = st_->lists[l];
+  const size_t n = L.slots.size();
+  const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
+  const uint32_t rerank = qs->rerank;
+  float base;
+  const float lower = ListLowerLocked(*qs, l, &base);
+  ScanScratch& sc = Scratch();
   const float* extra = l2_ ? L.extra.data() : nullptr;
   const float scale = qs->scale, inv = qs->inv;
   auto& res = qs->res;
@@ -1085,7 +1099,11 @@ Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams
   if (params.k == 0 || nq == 0) return Status::OK();
   const uint32_t dim = config_.dim;
   thread_local std::vector<Query> qs;
-  thread_local std::vector<uint32_t> head, pairs;
+  thread_local std::vector<uint32_t> head, pairs, active;
+  thread_local std::vector<uint16_t> accs;
+  thread_local std::vector<const uint8_t*> lut_ptrs;
+  thread_local std::vector<uint16_t*> acc_ptrs;
+  static const pq4::ScanManyFn scan_many = pq4::ScanMany();
   for (size_t g0 = 0; g0 < nq; g0 += kBatchGroup) {
     const size_t ng = std::min(kBatchGroup, nq - g0);
     if (qs.size() < ng) qs.resize(ng);
@@ -1121,8 +1139,34 @@ Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams
             next = &st.lists[l2];
             break;
           }
-        for (uint32_t j = begin; j < end; ++j)
-          ScanListLocked(&qs[pairs[j]], l, params.filter, j + 1 == end ? next : nullptr);
+        // The queries whose threshold the list can still beat, their code
+        // sums from one pass over the codes (up to four queries per code
+        // load), then each query's candidates.
+        const List& L = st.lists[l];
+        const size_t n = L.slots.size();
+        if (n != 0) {
+          active.clear();
+          for (uint32_t j = begin; j < end; ++j) {
+            float base;
+            const Query& q = qs[pairs[j]];
+            if (!(ListLowerLocked(q, l, &base) > q.thr.d)) active.push_back(pairs[j]);
+          }
+          const size_t stride = (n + pq4::kBlock - 1) / pq4::kBlock * pq4::kBlock;
+          accs.resize(active.size() * stride);
+          lut_ptrs.clear();
+          acc_ptrs.clear();
+          for (size_t a = 0; a < active.size(); ++a) {
+            lut_ptrs.push_back(qs[active[a]].lut.data());
+            acc_ptrs.push_back(accs.data() + a * stride);
+          }
+          scan_many(L.codes.data(), stride / pq4::kBlock, st.model.npairs, lut_ptrs.data(),
+                    active.size(), acc_ptrs.data());
+          if (next != nullptr && !next->codes.empty())
+            distance::Prefetch(next->codes.data(),
+                               std::min(next->codes.size(), 2 * st.model.BlockBytes()));
+          for (size_t a = 0; a < active.size(); ++a)
+            CollectLocked(&qs[active[a]], l, params.filter, acc_ptrs[a]);
+        }
         begin = end;
       }
     };

@@ -148,12 +148,17 @@ class IvfIndex final : public VectorIndex {
   // Search in steps (shared lock held), shared by Search and SearchBatch:
   // PrepareLocked scores the centroids and builds the lookup table (false:
   // answered by an exact scan, into *out); ScanListLocked scans one list
-  // for one query; ProbeFromLocked scans the query's lists in probe order
-  // from a position; RerankLocked re-scores the candidates exactly.
+  // for one query (code sums, then CollectLocked); ProbeFromLocked scans the query's lists in probe
+  // order from a position; RerankLocked re-scores the candidates exactly.
   struct Query;
   bool PrepareLocked(const float* query, const SearchParams& params, Query* qs,
                      std::vector<Hit>* out) const;
   void ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter, const List* next) const;
+  // The base of list l's approximate distances for the query (*base) and
+  // their lower bound (returned).
+  float ListLowerLocked(const Query& qs, uint32_t l, float* base) const;
+  // The candidates of list l given its code sums `acc` into the reservoir.
+  void CollectLocked(Query* qs, uint32_t l, const SlotFilter* filter, const uint16_t* acc) const;
   void ProbeFromLocked(Query* qs, uint32_t from, const SlotFilter* filter) const;
   void RerankLocked(Query* qs, uint32_t k, std::vector<Hit>* out) const;
   float ExactDist(const float* q, uint32_t slot) const;

@@ -101,6 +101,27 @@ TEST(IvfKernels, EveryLevelAgreesWithScalar) {
         impl.scan(codes.data(), nblocks, npairs, lut.data(), got.data());
         EXPECT_EQ(got, want) << impl.name << " npairs=" << npairs << " nblocks=" << nblocks;
       }
+      // Several queries at once (1 to 6: full groups and remainders).
+      std::vector<std::vector<uint8_t>> luts(6, lut);
+      for (size_t q = 1; q < luts.size(); ++q)
+        for (auto& t : luts[q]) t = static_cast<uint8_t>(byte(rng) % (cap + 1));
+      std::vector<std::vector<uint16_t>> wants(luts.size(), want), gots(luts.size(), want);
+      std::vector<const uint8_t*> lut_ptrs;
+      std::vector<uint16_t*> out_ptrs;
+      for (size_t q = 0; q < luts.size(); ++q) {
+        pq4::ScanScalar(codes.data(), nblocks, npairs, luts[q].data(), wants[q].data());
+        lut_ptrs.push_back(luts[q].data());
+        out_ptrs.push_back(gots[q].data());
+      }
+      for (const auto& impl : impls) {
+        for (size_t nq = 1; nq <= luts.size(); ++nq) {
+          for (auto& g : gots) std::fill(g.begin(), g.end(), 0);
+          impl.scan_many(codes.data(), nblocks, npairs, lut_ptrs.data(), nq, out_ptrs.data());
+          for (size_t q = 0; q < nq; ++q)
+            EXPECT_EQ(gots[q], wants[q]) << impl.name << " many nq=" << nq << " q=" << q
+                                         << " npairs=" << npairs << " nblocks=" << nblocks;
+        }
+      }
     }
   }
 }
@@ -270,7 +291,9 @@ TEST_P(IvfBatch, MatchesSingleQuerySearch) {
   cfg.vectors_on_disk = on_disk;
   aidbtest::TempDir tmp;
   std::unique_ptr<VectorFile> vf;
-  if (on_disk) ASSERT_TRUE(VectorFile::Create(tmp / "vectors.bin", &vf).ok());
+  if (on_disk) {
+    ASSERT_TRUE(VectorFile::Create(tmp / "vectors.bin", &vf).ok());
+  }
   IvfIndex idx(cfg, Inline(), std::move(vf));
   std::vector<uint32_t> slots(n);
   ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
