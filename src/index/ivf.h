@@ -21,6 +21,14 @@
 // bytes; in any case lists are probed until nprobe are done and `rerank`
 // matching candidates are held, so selective filters probe further.
 //
+// Batch. SearchBatch prepares up to 256 queries at a time, groups their
+// probed lists by list and scans each list once for all of them (every
+// query's nearest list first, then the rest; the kernel scores a block for
+// up to four queries per load), with the same per-query thresholds,
+// filters and re-rank: its hits equal Search's. Candidates are ranked by
+// (approximate distance, slot), so the re-ranked set does not depend on the
+// order lists are scanned in.
+//
 // Growth. Below `min_train` live points the index is an exact scan. Then a
 // rebuild trains the model on a sample and assigns every vector, and runs
 // again whenever the live count reaches 4x the count it was trained on. The
