@@ -1085,8 +1085,11 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
 
 // Queries of a batch prepared and scanned together: a few hundred, so their
 // states (lookup tables, reservoirs, probe orders) stay small against the
-// cache while each list is shared by several of them.
+// cache while each list is shared by several of them. A query's probe
+// order and centroid scores take 12 bytes per list: with many lists the
+// group shrinks to keep them under kBatchStateBytes (at least 16 queries).
 constexpr size_t kBatchGroup = 256;
+constexpr size_t kBatchStateBytes = size_t{8} << 20;
 
 Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams& params,
                              std::vector<std::vector<Hit>>* out) const {
@@ -1104,8 +1107,10 @@ Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams
   thread_local std::vector<const uint8_t*> lut_ptrs;
   thread_local std::vector<uint16_t*> acc_ptrs;
   static const pq4::ScanManyFn scan_many = pq4::ScanMany();
-  for (size_t g0 = 0; g0 < nq; g0 += kBatchGroup) {
-    const size_t ng = std::min(kBatchGroup, nq - g0);
+  const size_t lists = st_ ? st_->model.nlist : 1;
+  const size_t group = std::clamp<size_t>(kBatchStateBytes / (12 * lists), 16, kBatchGroup);
+  for (size_t g0 = 0; g0 < nq; g0 += group) {
+    const size_t ng = std::min(group, nq - g0);
     if (qs.size() < ng) qs.resize(ng);
     bool any = false;
     for (size_t i = 0; i < ng; ++i)
