@@ -5,6 +5,13 @@ batch API (QPS per second of process CPU time), recall@10 against the same groun
 recall >= 0.95 and >= 0.99, build time and anonymous RSS growth.
 
     ivf_peers.py DIR [--libs aidb,aidb-disk,scann,faiss,faiss-hnsw,usearch] [--build-threads 2]
+                 [--nprobes 2,4,...] [--reranks 40,60,100] [--k-factors 4,10,20]
+                 [--reorders 50,100,200]
+
+--nprobes is the partitions swept for every IVF library (AIDB's nprobe,
+FAISS's nprobe, ScaNN's leaves_to_search); --reranks, --k-factors and
+--reorders the exact re-rank depth of AIDB, FAISS and ScaNN. QPS are given
+per second of process CPU time and of wall time (best of 3 repeats each).
 
 "aidb" runs AIDB's IVF through the Python binding (the C API's batch search,
 one thread) in the same process as the peers; "aidb-disk" the same with
@@ -36,22 +43,27 @@ def recall(ids, gt):
     return hit / gt.size
 
 
-def best(rows, target):
+def best(rows, target, col=2):
     ok = [r for r in rows if r[1] >= target]
-    return max(ok, key=lambda r: r[2]) if ok else None
+    return max(ok, key=lambda r: r[col]) if ok else None
+
+
+SWEEP = {"nprobes": (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128),
+         "reranks": (40, 60, 100), "k_factors": (4, 10, 20), "reorders": (50, 100, 200)}
 
 
 def timed_batches(fn, q, repeats=3):
     """Queries per second of process CPU time (one search thread, so this is
     the time on a core; wall time on a shared machine measures the
     neighbours), best of the repeats."""
-    qps = []
+    qps, wall = [], []
     out = None
     for _ in range(repeats):
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), time.perf_counter()
         out = fn(q)
         qps.append(len(q) / max(time.process_time() - t0, 1e-9))
-    return out, max(qps)
+        wall.append(len(q) / max(time.perf_counter() - w0, 1e-9))
+    return out, (max(qps), max(wall))
 
 
 def run_aidb(base, q, gt, metric, threads, disk_dir=None):
@@ -85,29 +97,31 @@ def run_aidb(base, q, gt, metric, threads, disk_dir=None):
         o = C.aidb_search_options()
         lib.aidb_search_options_init(ctypes.byref(o))
         o.top_k, o.ef_search, o.ivf_rerank, o.threads = 10, nprobe, rerank, 1
-        best_qps, got = 0.0, None
+        best_qps, best_wall, got = 0.0, 0.0, None
         for _ in range(3):
             res = ctypes.c_void_p()
-            t = time.process_time()
+            t, w = time.process_time(), time.perf_counter()
             c._call(lib.aidb_collection_search_batch, qc.ctypes.data, qc.shape[0], qc.shape[1],
                     ctypes.byref(o), ctypes.byref(res))
             if got is None:  # read the hits once, outside the timed part
-                t_read = time.process_time()
+                t_read, w_read = time.process_time(), time.perf_counter()
                 got = []
                 for i in range(len(qc)):
                     v = _hit_view(res.value, i)
                     got.append([] if v is None else [int(x[-12:]) for x in v["id"]])
                 t += time.process_time() - t_read
+                w += time.perf_counter() - w_read
             lib.aidb_search_result_free(res)
             best_qps = max(best_qps, len(qc) / max(time.process_time() - t, 1e-9))
-        return got, best_qps
+            best_wall = max(best_wall, len(qc) / max(time.perf_counter() - w, 1e-9))
+        return got, (best_qps, best_wall)
 
-    nprobes = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
+    nprobes = SWEEP["nprobes"]
     rows = []
-    for rerank in (40, 60, 100):
+    for rerank in SWEEP["reranks"]:
         for nprobe in nprobes:
             got, qps = capi_batch(nprobe, rerank)
-            rows.append((f"nprobe={nprobe} rerank={rerank}", recall(got, gt), qps))
+            rows.append((f"nprobe={nprobe} rerank={rerank}", recall(got, gt), *qps))
     if disk_dir:
         c.close()
         yield ("AIDB IVF vectors_on_disk (C API batch)",
@@ -119,7 +133,7 @@ def run_aidb(base, q, gt, metric, threads, disk_dir=None):
         (got, _), qps = timed_batches(
             lambda x: c.search_batch_arrays(x, k=10, ef_search=nprobe, threads=1), q)
         ints = np.array([[int(s[-12:]) if s else -1 for s in row] for row in got])
-        rows.append((f"nprobe={nprobe} rerank=default", recall(ints, gt), qps))
+        rows.append((f"nprobe={nprobe} rerank=default", recall(ints, gt), *qps))
     c.close()
     yield ("AIDB IVF (Python search_batch_arrays)", "same index", 0.0, 0, rows)
 
@@ -141,12 +155,14 @@ def run_faiss(base, q, gt, metric, threads):
     mem = rss_anon() - r0
     faiss.omp_set_num_threads(1)
     ivf = faiss.extract_index_ivf(idx)
-    for nprobe in (2, 4, 8, 16, 24, 32, 48, 64, 96, 128):
-        for kf in (4, 10, 20):
+    for nprobe in SWEEP["nprobes"]:
+        if nprobe > nlist:
+            continue
+        for kf in SWEEP["k_factors"]:
             ivf.nprobe = nprobe
             idx.k_factor = kf
             (_, ids), qps = timed_batches(lambda x: idx.search(x, 10), q)
-            rows.append((f"nprobe={nprobe} k_factor={kf}", recall(ids, gt), qps))
+            rows.append((f"nprobe={nprobe} k_factor={kf}", recall(ids, gt), *qps))
     yield ("FAISS IVFPQFastScan+refine", f"IVF{nlist},PQ{m}x4fs,RFlat", build, mem, rows)
 
 
@@ -166,7 +182,7 @@ def run_faiss_hnsw(base, q, gt, metric, threads):
     for ef in (16, 32, 48, 64, 96, 128, 192, 256):
         h.hnsw.efSearch = ef
         (_, ids), qps = timed_batches(lambda x: h.search(x, 10), q)
-        rows.append((f"efSearch={ef}", recall(ids, gt), qps))
+        rows.append((f"efSearch={ef}", recall(ids, gt), *qps))
     yield ("FAISS HNSWFlat", "M=16 efConstruction=200", build, mem, rows)
 
 
@@ -186,11 +202,13 @@ def run_scann(base, q, gt, metric, threads):
     build = time.perf_counter() - t0
     mem = rss_anon() - r0
     rows = []
-    for lts in (2, 4, 8, 16, 24, 32, 48, 64, 96, 128):
-        for pre in (50, 100, 200):
+    for lts in SWEEP["nprobes"]:
+        if lts > leaves:
+            continue
+        for pre in SWEEP["reorders"]:
             (ids, _), qps = timed_batches(
                 lambda x: s.search_batched(x, leaves_to_search=lts, pre_reorder_num_neighbors=pre), q)
-            rows.append((f"leaves_to_search={lts} reorder={pre}", recall(ids, gt), qps))
+            rows.append((f"leaves_to_search={lts} reorder={pre}", recall(ids, gt), *qps))
     yield ("ScaNN", f"tree {leaves} leaves, AH 2 dims/block (thr 0.2), reorder", build, mem, rows)
 
 
@@ -207,7 +225,7 @@ def run_usearch(base, q, gt, metric, threads):
     for ef in (16, 32, 48, 64, 96, 128, 192, 256):
         idx.expansion_search = ef
         res, qps = timed_batches(lambda x: idx.search(x, 10, threads=1), q)
-        rows.append((f"expansion_search={ef}", recall(res.keys, gt), qps))
+        rows.append((f"expansion_search={ef}", recall(res.keys, gt), *qps))
     yield ("USearch HNSW f32", "connectivity=16 expansion_add=200", build, mem, rows)
 
 
@@ -216,7 +234,14 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--libs", default="scann,faiss,usearch")
     ap.add_argument("--build-threads", type=int, default=2)
+    ints = lambda v: tuple(int(x) for x in v.split(","))
+    ap.add_argument("--nprobes", type=ints, default=SWEEP["nprobes"])
+    ap.add_argument("--reranks", type=ints, default=SWEEP["reranks"])
+    ap.add_argument("--k-factors", type=ints, default=SWEEP["k_factors"])
+    ap.add_argument("--reorders", type=ints, default=SWEEP["reorders"])
     a = ap.parse_args()
+    SWEEP.update(nprobes=a.nprobes, reranks=a.reranks, k_factors=a.k_factors,
+                 reorders=a.reorders)
     n, nq, d, metric = open(os.path.join(a.dir, "meta.txt")).read().split()
     n, nq, d = int(n), int(nq), int(d)
     base = np.fromfile(os.path.join(a.dir, "base.f32"), dtype=np.float32).reshape(n, d)
@@ -236,15 +261,19 @@ def main():
         try:
             for name, params, build, mem, rows in runners[lib](base, q, gt, metric, a.build_threads):
                 b95, b99 = best(rows, 0.95), best(rows, 0.99)
-                fmt = lambda r: f"{r[2]:.0f} ({r[0]}, recall {r[1]:.4f})" if r else "not reached"
+                w95, w99 = best(rows, 0.95, 3), best(rows, 0.99, 3)
+                fmt = lambda r, c=2: (f"{r[c]:.0f} ({r[0]}, recall {r[1]:.4f})" if r
+                                      else "not reached")
                 print(f"\n{name} [{params}]: build {build:.2f} s, RSS growth {mem / 2**20:.1f} MiB")
                 for r in rows:
-                    print(f"  {r[0]}: recall@10 {r[1]:.4f}, {r[2]:.0f} QPS")
-                print(f"  best at recall >= 0.95: {fmt(b95)}")
-                print(f"  best at recall >= 0.99: {fmt(b99)}")
+                    print(f"  {r[0]}: recall@10 {r[1]:.4f}, {r[2]:.0f} QPS (CPU), {r[3]:.0f} wall")
+                print(f"  best at recall >= 0.95: {fmt(b95)}; wall {fmt(w95, 3)}")
+                print(f"  best at recall >= 0.99: {fmt(b99)}; wall {fmt(w99, 3)}")
+                print(f"  best recall in the sweep: {max(r[1] for r in rows):.4f}")
                 with open(os.path.join(a.dir, "peers.txt"), "a") as f:
                     f.write(f"{name}\t{build:.2f}\t{mem / 2**20:.1f}\t"
-                            f"{b95[2] if b95 else 0:.0f}\t{b99[2] if b99 else 0:.0f}\n")
+                            f"{b95[2] if b95 else 0:.0f}\t{b99[2] if b99 else 0:.0f}\t"
+                            f"{w95[3] if w95 else 0:.0f}\t{w99[3] if w99 else 0:.0f}\n")
         except ImportError as e:
             print(f"\n{lib}: not installed ({e})")
         sys.stdout.flush()

@@ -10,6 +10,15 @@
 
 namespace aidb::index {
 
+Status VectorIndex::SearchBatch(const float* queries, size_t nq, const SearchParams& params,
+                                std::vector<std::vector<Hit>>* out) const {
+  out->resize(nq);
+  const size_t dim = config().dim;
+  for (size_t i = 0; i < nq; ++i)
+    AIDB_RETURN_IF_ERROR(Search(queries + i * dim, params, &(*out)[i]));
+  return Status::OK();
+}
+
 Status CreateIndex(const IndexConfig& config, const std::string& vectors_path,
                    std::unique_ptr<VectorIndex>* out) {
   std::unique_ptr<VectorFile> vectors;

@@ -88,6 +88,12 @@ class VectorIndex {
   // cosine), best first, into *out (cleared first).
   virtual Status Search(const float* query, const SearchParams& params,
                         std::vector<Hit>* out) const = 0;
+  // The top-k of nq queries (row-major) with the same parameters:
+  // (*out)[i] receives what Search gives for query i. The default runs
+  // Search per query; an index may share work between the queries (IVF
+  // scans each list once for all the queries probing it).
+  virtual Status SearchBatch(const float* queries, size_t nq, const SearchParams& params,
+                             std::vector<std::vector<Hit>>* out) const;
 
   // Runtime parameter change (HNSW ef_search); Unsupported for flat.
   virtual Status SetEfSearch(uint32_t ef) = 0;

@@ -739,45 +739,95 @@ void IvfIndex::ExactSearch(const float* q, const SearchParams& params, std::vect
   for (Hit& h : *out) h.score = ToScore(-h.score);
 }
 
+// A candidate of the approximate scan. Candidates are ranked by (d, slot):
+// the slot breaks ties of the approximate distance, so the re-ranked set is
+// the `rerank` smallest keys of the probed lists whatever order the lists are
+// scanned in (a batch scans them grouped by list, not in each query's probe
+// order) and whatever the reservoir's history.
 namespace {
 struct Cand {
   float d;
   uint32_t slot;
-  bool operator<(const Cand& o) const { return d < o.d; }  // max-heap on d
 };
-struct SearchScratch {
-  std::vector<float> qdot, key, lutf;
-  std::vector<uint8_t> lut;
+inline bool KeyLess(const Cand& a, const Cand& b) {
+  return a.d < b.d || (a.d == b.d && a.slot < b.slot);
+}
+
+// Best `k` exact hits, higher score first, ties to the lower slot, whatever
+// order they are pushed in (TopK keeps the first of equal scores).
+class RerankTop {
+ public:
+  explicit RerankTop(size_t k) : k_(k) { heap_.reserve(k); }
+  void Push(float score, uint32_t slot) {
+    if (k_ == 0) return;
+    const Hit h{score, slot};
+    if (heap_.size() < k_) {
+      heap_.push_back(h);
+      std::push_heap(heap_.begin(), heap_.end(), Better);
+    } else if (Better(h, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), Better);
+      heap_.back() = h;
+      std::push_heap(heap_.begin(), heap_.end(), Better);
+    }
+  }
+  void Take(std::vector<Hit>* out) {
+    std::sort(heap_.begin(), heap_.end(), Better);
+    out->swap(heap_);
+    heap_.clear();
+  }
+
+ private:
+  // As a heap comparator: the front is the worst kept hit.
+  static bool Better(const Hit& a, const Hit& b) {
+    return a.score > b.score || (a.score == b.score && a.slot < b.slot);
+  }
+  size_t k_;
+  std::vector<Hit> heap_;
+};
+
+// Per-thread buffers of the list scan.
+struct ScanScratch {
+  std::vector<float> lutf;
   std::vector<uint16_t> acc;
   std::vector<float> dists;
-  std::vector<uint32_t> order;
-  std::vector<Cand> heap;
-  std::vector<float> qn;
 };
-SearchScratch& Scratch() {
-  thread_local SearchScratch s;
+ScanScratch& Scratch() {
+  thread_local ScanScratch s;
   return s;
 }
 }  // namespace
 
-Status IvfIndex::Search(const float* query, const SearchParams& params,
-                        std::vector<Hit>* out) const {
-  out->clear();
+// One query's search state: probe order, lookup table, reservoir.
+struct IvfIndex::Query {
+  const float* q = nullptr;  // the query (normalised for cosine: qn)
+  std::vector<float> qn;
+  bool answered = false;  // by an exact scan (filter), into the output
+  uint32_t nprobe = 0, rerank = 0, sorted = 0;
+  float qq = 0.f, scale = 1.f, inv = 1.f, bias = 0.f;
+  std::vector<float> qdot;                                  // q . centroid, per list
+  std::vector<float> key;                                   // probe order key, per list
+  std::vector<uint32_t> order;                              // lists, best first (a sorted prefix)
+  std::vector<uint8_t> lut;                                 // 8-bit lookup table
+  std::vector<Cand> res;                                    // reservoir
+  Cand thr{std::numeric_limits<float>::infinity(), kNone};  // keys >= thr cannot enter
+};
+
+bool IvfIndex::PrepareLocked(const float* query, const SearchParams& params, Query* qs,
+                             std::vector<Hit>* out) const {
   const uint32_t dim = config_.dim;
-  SearchScratch& sc = Scratch();
+  qs->answered = false;
+  qs->res.clear();
+  qs->thr = {std::numeric_limits<float>::infinity(), kNone};
+  qs->q = query;
   if (config_.metric == Metric::kCosine) {
-    sc.qn.assign(query, query + dim);
-    distance::Normalize(sc.qn.data(), dim);
-    query = sc.qn.data();
+    qs->qn.assign(query, query + dim);
+    distance::Normalize(qs->qn.data(), dim);
+    qs->q = query = qs->qn.data();
   }
-  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
-  if (!LockShared(lock, params.nonblocking)) {
-    return Status::Busy("ivf: the index is being written; retry, or search without nonblocking");
-  }
-  if (params.k == 0) return Status::OK();
   if (!st_ || params.exact) {
     ExactSearch(query, params, out, nullptr);
-    return Status::OK();
+    qs->answered = true;
+    return false;
   }
   const Structure& st = *st_;
   const Model& m = st.model;
@@ -807,35 +857,41 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
         std::vector<uint32_t> listed;
         if (filter->ListMatches(&listed)) {
           ExactSearch(query, params, out, &listed);
-          return Status::OK();
+          qs->answered = true;
+          return false;
         }
         if (est <= kExactMinMatches) {
           ExactSearch(query, params, out, nullptr);
-          return Status::OK();
+          qs->answered = true;
+          return false;
         }
       }
       nprobe = std::max(nprobe, widened);
     }
   }
+  qs->nprobe = nprobe;
+  qs->rerank = rerank;
 
   // Centroid scores: probe order (L2 for Euclidean and cosine, -q.c for dot)
   // and the base of each list's approximate distance.
-  sc.qdot.resize(nlist);
-  sc.key.resize(nlist);
-  const float qq = l2_ ? DotP(query, query, dim) : 0.f;
+  ScanScratch& sc = Scratch();
+  qs->qdot.resize(nlist);
+  qs->key.resize(nlist);
+  qs->qq = l2_ ? DotP(query, query, dim) : 0.f;
   static const pq4::DotManyFn dot_many = pq4::DotMany();
-  dot_many(query, m.centroids.data(), nlist, dim, sc.qdot.data());
+  dot_many(query, m.centroids.data(), nlist, dim, qs->qdot.data());
   for (uint32_t l = 0; l < nlist; ++l) {
-    const float d = sc.qdot[l];
-    sc.key[l] = config_.metric == Metric::kDot ? -d : m.cnorm[l] - 2.f * d;
+    const float d = qs->qdot[l];
+    qs->key[l] = config_.metric == Metric::kDot ? -d : m.cnorm[l] - 2.f * d;
   }
-  sc.order.resize(nlist);
-  std::iota(sc.order.begin(), sc.order.end(), 0u);
-  auto by_key = [&](uint32_t a, uint32_t b) { return sc.key[a] < sc.key[b]; };
+  qs->order.resize(nlist);
+  std::iota(qs->order.begin(), qs->order.end(), 0u);
   // Filtered searches may probe past nprobe: order a generous prefix, the
-  // rest lazily.
-  uint32_t sorted = std::min(nlist, filter ? std::max(nprobe * 4, nprobe) : nprobe);
-  std::partial_sort(sc.order.begin(), sc.order.begin() + sorted, sc.order.end(), by_key);
+  // rest lazily (ProbeFromLocked).
+  const float* key = qs->key.data();
+  auto by_key = [key](uint32_t a, uint32_t b) { return key[a] < key[b]; };
+  qs->sorted = std::min(nlist, filter ? std::max(nprobe * 4, nprobe) : nprobe);
+  std::partial_sort(qs->order.begin(), qs->order.begin() + qs->sorted, qs->order.end(), by_key);
 
   // Lookup table: entry j of subspace s = -alpha * q_s . w_sj (alpha 2 for
   // Euclidean), quantised to 8 bits with one scale for the whole query.
@@ -865,107 +921,273 @@ Status IvfIndex::Search(const float* query, const SearchParams& params,
   float scale = std::max(maxspan / 255.f, sumspan / 65535.f);
   if (!(scale > 0.f)) scale = 1.f;
   const float inv = 1.f / scale;
-  sc.lut.assign(static_cast<size_t>(m.npairs) * pq4::kPairBytes, 0);
+  qs->lut.assign(static_cast<size_t>(m.npairs) * pq4::kPairBytes, 0);
   for (uint32_t s = 0; s < m.m; ++s) {
     const float* row = &sc.lutf[static_cast<size_t>(s) * 16];
-    uint8_t* dst = &sc.lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16];
+    uint8_t* dst = &qs->lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16];
     // Entries are >= 0: truncation is floor.
     for (uint32_t j = 0; j < 16; ++j) dst[j] = static_cast<uint8_t>(std::min(255.f, row[j] * inv));
   }
   bias += 0.5f * scale * static_cast<float>(m.m);  // floor loses half a step on average
+  qs->scale = scale;
+  qs->inv = inv;
+  qs->bias = bias;
+  return true;
+}
 
-  // Scan lists in probe order. Candidates go to a reservoir of 2 * rerank:
-  // when it fills, the best `rerank` are kept (nth_element) and the worst
-  // of them becomes the threshold; per block of 32 codes the threshold, as
-  // a 16-bit limit on the code sum, is compared in SIMD, so only codes
-  // that can enter are looked at.
+// Scans list l for one query. Candidates go to a reservoir of 2 * rerank:
+// when it fills, the best `rerank` keys are kept (nth_element) and the worst
+// of them becomes the threshold; per block of 32 codes the threshold, as a
+// 16-bit limit on the code sum (one step of slack for rounding: the float
+// test decides), is compared in SIMD, so only codes that can enter are
+// looked at. `next` (or null) is prefetched while candidates are sorted.
+// Not inlined: the single and the batch search run the same code, so their
+// float arithmetic, and so their results, are the same.
+float IvfIndex::ListLowerLocked(const Query& qs, uint32_t l, float* base) const {
+  const Model& m = st_->model;
+  *base = (l2_ ? qs.qq + m.cnorm[l] - 2.f * qs.qdot[l] : -qs.qdot[l]) + qs.bias;
+  return *base + (l2_ ? st_->lists[l].min_extra : 0.f);
+}
+
+void IvfIndex::ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter,
+                              const List* next) const {
   static const pq4::ScanFn scan = pq4::Scan();
+  const Model& m = st_->model;
+  const List& L = st_->lists[l];
+  const size_t n = L.slots.size();
+  if (n == 0) return;
+  float base;
+  // No code of this list can enter (every d >= lower; equal d may still
+  // enter on a lower slot).
+  if (ListLowerLocked(*qs, l, &base) > qs->thr.d) return;
+  ScanScratch& sc = Scratch();
+  const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
+  sc.acc.resize(nblocks * pq4::kBlock);
+  scan(L.codes.data(), nblocks, m.npairs, qs->lut.data(), sc.acc.data());
+  if (next != nullptr && !next->codes.empty())
+    distance::Prefetch(next->codes.data(), std::min(next->codes.size(), 2 * m.BlockBytes()));
+  CollectLocked(qs, l, filter, sc.acc.data());
+}
+
+__attribute__((noinline)) void IvfIndex::CollectLocked(Query* qs, uint32_t l,
+                                                       const SlotFilter* filter,
+                                                       const uint16_t* acc) const {
   static const pq4::BelowFn below = pq4::Below();
-  auto& res = sc.heap;
-  res.clear();
+  const List& L = st_->lists[l];
+  const size_t n = L.slots.size();
+  const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
+  const uint32_t rerank = qs->rerank;
+  float base;
+  const float lower = ListLowerLocked(*qs, l, &base);
+  ScanScratch& sc = Scratch();
+  const float* extra = l2_ ? L.extra.data() : nullptr;
+  const float scale = qs->scale, inv = qs->inv;
+  auto& res = qs->res;
+  Cand& thr = qs->thr;
   const size_t cap = 2 * static_cast<size_t>(rerank);
-  float thr = std::numeric_limits<float>::infinity();
-  auto shrink = [&] {
-    std::nth_element(res.begin(), res.begin() + (rerank - 1), res.end());
-    thr = res[rerank - 1].d;
-    res.resize(rerank);
-  };
-  const size_t bb = m.BlockBytes();
-  for (uint32_t i = 0; i < nlist; ++i) {
-    if (i >= nprobe && (filter == nullptr || res.size() >= rerank)) break;
-    if (i == sorted) {
-      std::sort(sc.order.begin() + sorted, sc.order.end(), by_key);
-      sorted = nlist;
+  if (filter == nullptr && res.empty() && n > rerank) {
+    // The first list scanned holds more than `rerank` codes: its rerank-th
+    // smallest approximate distance bounds the final threshold, so start
+    // from it instead of admitting every code until the reservoir fills.
+    // The distances are computed as below; that distance and its ties (any
+    // slot) still enter.
+    sc.dists.resize(n);
+    for (size_t j = 0; j < n; ++j) {
+      float d = base + scale * static_cast<float>(acc[j]);
+      if (extra) d += extra[j];
+      sc.dists[j] = d;
     }
-    const uint32_t l = sc.order[i];
-    const List& L = st.lists[l];
-    const size_t n = L.slots.size();
-    if (n == 0) continue;
-    const float base = (l2_ ? qq + m.cnorm[l] - 2.f * sc.qdot[l] : -sc.qdot[l]) + bias;
-    const float lower = base + (l2_ ? L.min_extra : 0.f);
-    if (!(lower < thr)) continue;  // no code of this list can enter
-    const size_t nblocks = (n + pq4::kBlock - 1) / pq4::kBlock;
-    sc.acc.resize(nblocks * pq4::kBlock);
-    scan(L.codes.data(), nblocks, m.npairs, sc.lut.data(), sc.acc.data());
-    if (i + 1 < nlist && i + 1 < sorted) {
-      // The next list's first codes, while this one's candidates are sorted.
-      const List& next = st.lists[sc.order[i + 1]];
-      if (!next.codes.empty())
-        distance::Prefetch(next.codes.data(), std::min(next.codes.size(), 2 * bb));
-    }
-    const uint16_t* acc = sc.acc.data();
-    const float* extra = l2_ ? L.extra.data() : nullptr;
-    if (filter == nullptr && res.empty() && n > rerank) {
-      // The first list scanned holds more than `rerank` codes: its
-      // rerank-th smallest approximate distance bounds the final
-      // threshold, so start from it instead of admitting every code until
-      // the reservoir fills. The distances are computed as below, so the
-      // next float up keeps that one and its ties.
-      sc.dists.resize(n);
-      for (size_t j = 0; j < n; ++j) {
-        float d = base + scale * static_cast<float>(acc[j]);
-        if (extra) d += extra[j];
-        sc.dists[j] = d;
-      }
-      std::nth_element(sc.dists.begin(), sc.dists.begin() + (rerank - 1), sc.dists.end());
-      thr = std::nextafter(sc.dists[rerank - 1], std::numeric_limits<float>::infinity());
-    }
-    for (size_t b = 0; b < nblocks; ++b) {
-      const float lim = (thr - lower) * inv;
-      if (!(lim >= 0.f)) break;
-      uint32_t mask = below(acc + b * pq4::kBlock,
-                            lim >= 65535.f ? uint16_t{65535} : static_cast<uint16_t>(lim));
-      const size_t left = n - b * pq4::kBlock;
-      if (left < pq4::kBlock) mask &= (1u << left) - 1u;
-      while (mask != 0) {
-        const size_t j = b * pq4::kBlock + static_cast<size_t>(__builtin_ctz(mask));
-        mask &= mask - 1;
-        float d = base + scale * static_cast<float>(acc[j]);
-        if (extra) d += extra[j];
-        if (!(d < thr)) continue;
-        const uint32_t slot = L.slots[j];
-        if (filter && !filter->Allowed(slot)) continue;
-        res.push_back({d, slot});
-        if (res.size() >= cap) shrink();
+    std::nth_element(sc.dists.begin(), sc.dists.begin() + (rerank - 1), sc.dists.end());
+    thr = {sc.dists[rerank - 1], kNone};
+  }
+  for (size_t b = 0; b < nblocks; ++b) {
+    const float lim = (thr.d - lower) * inv + 1.f;
+    if (!(lim >= 0.f)) break;
+    uint32_t mask =
+        below(acc + b * pq4::kBlock, lim >= 65535.f ? uint16_t{65535} : static_cast<uint16_t>(lim));
+    const size_t left = n - b * pq4::kBlock;
+    if (left < pq4::kBlock) mask &= (1u << left) - 1u;
+    while (mask != 0) {
+      const size_t j = b * pq4::kBlock + static_cast<size_t>(__builtin_ctz(mask));
+      mask &= mask - 1;
+      float d = base + scale * static_cast<float>(acc[j]);
+      if (extra) d += extra[j];
+      if (d > thr.d) continue;
+      const uint32_t slot = L.slots[j];
+      if (d == thr.d && slot >= thr.slot) continue;
+      if (filter && !filter->Allowed(slot)) continue;
+      res.push_back({d, slot});
+      if (res.size() >= cap) {
+        std::nth_element(res.begin(), res.begin() + (rerank - 1), res.end(), KeyLess);
+        thr = res[rerank - 1];
+        res.resize(rerank);
       }
     }
   }
-  if (res.size() > rerank) shrink();
-  auto& heap = res;
+}
 
-  // Exact re-rank, fetching a few candidates ahead (all at once would
-  // saturate the line-fill buffers).
-  TopK top(params.k);
+// Scans the query's lists in probe order from position `from` on: every
+// list up to nprobe, then (filtered searches) more until `rerank` matching
+// candidates are held.
+void IvfIndex::ProbeFromLocked(Query* qs, uint32_t from, const SlotFilter* filter) const {
+  const Structure& st = *st_;
+  const uint32_t nlist = st.model.nlist;
+  for (uint32_t i = from; i < nlist; ++i) {
+    if (i >= qs->nprobe && (filter == nullptr || qs->res.size() >= qs->rerank)) break;
+    if (i == qs->sorted) {
+      const float* key = qs->key.data();
+      std::sort(qs->order.begin() + i, qs->order.end(),
+                [key](uint32_t a, uint32_t b) { return key[a] < key[b]; });
+      qs->sorted = nlist;
+    }
+    const List* next = i + 1 < nlist && i + 1 < qs->sorted ? &st.lists[qs->order[i + 1]] : nullptr;
+    ScanListLocked(qs, qs->order[i], filter, next);
+  }
+}
+
+// The final `rerank` candidates re-scored exactly, into the top-k.
+void IvfIndex::RerankLocked(Query* qs, uint32_t k, std::vector<Hit>* out) const {
+  auto& res = qs->res;
+  const uint32_t rerank = qs->rerank;
+  if (res.size() > rerank) {
+    std::nth_element(res.begin(), res.begin() + (rerank - 1), res.end(), KeyLess);
+    res.resize(rerank);
+  }
+  // Fetching a few candidates ahead (all at once would saturate the
+  // line-fill buffers).
+  RerankTop top(k);
   constexpr size_t kAhead = 4;
-  const size_t vbytes = static_cast<size_t>(dim) * sizeof(float);
-  for (size_t i = 0; i < std::min(kAhead, heap.size()); ++i)
-    distance::Prefetch(SlotPtr(heap[i].slot), vbytes);
-  for (size_t i = 0; i < heap.size(); ++i) {
-    if (i + kAhead < heap.size()) distance::Prefetch(SlotPtr(heap[i + kAhead].slot), vbytes);
-    top.Push(-ExactDist(query, heap[i].slot), heap[i].slot);
+  const size_t vbytes = static_cast<size_t>(config_.dim) * sizeof(float);
+  for (size_t i = 0; i < std::min(kAhead, res.size()); ++i)
+    distance::Prefetch(SlotPtr(res[i].slot), vbytes);
+  for (size_t i = 0; i < res.size(); ++i) {
+    if (i + kAhead < res.size()) distance::Prefetch(SlotPtr(res[i + kAhead].slot), vbytes);
+    top.Push(-ExactDist(qs->q, res[i].slot), res[i].slot);
   }
   top.Take(out);
   for (Hit& h : *out) h.score = ToScore(-h.score);
+}
+
+Status IvfIndex::Search(const float* query, const SearchParams& params,
+                        std::vector<Hit>* out) const {
+  out->clear();
+  thread_local Query qs;
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, params.nonblocking)) {
+    return Status::Busy("ivf: the index is being written; retry, or search without nonblocking");
+  }
+  if (params.k == 0) return Status::OK();
+  if (!PrepareLocked(query, params, &qs, out)) return Status::OK();
+  ProbeFromLocked(&qs, 0, params.filter);
+  RerankLocked(&qs, params.k, out);
+  return Status::OK();
+}
+
+// Queries of a batch prepared and scanned together: a few hundred, so their
+// states (lookup tables, reservoirs, probe orders) stay small against the
+// cache while each list is shared by several of them. A query's probe
+// order and centroid scores take 12 bytes per list: with many lists the
+// group shrinks to keep them under kBatchStateBytes (at least 16 queries).
+constexpr size_t kBatchGroup = 256;
+constexpr size_t kBatchStateBytes = size_t{8} << 20;
+
+Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams& params,
+                             std::vector<std::vector<Hit>>* out) const {
+  out->resize(nq);
+  for (auto& o : *out) o.clear();
+  std::shared_lock<RwLock> lock(mu_, std::defer_lock);
+  if (!LockShared(lock, params.nonblocking)) {
+    return Status::Busy("ivf: the index is being written; retry, or search without nonblocking");
+  }
+  if (params.k == 0 || nq == 0) return Status::OK();
+  const uint32_t dim = config_.dim;
+  thread_local std::vector<Query> qs;
+  thread_local std::vector<uint32_t> head, pairs, active;
+  thread_local std::vector<uint16_t> accs;
+  thread_local std::vector<const uint8_t*> lut_ptrs;
+  thread_local std::vector<uint16_t*> acc_ptrs;
+  static const pq4::ScanManyFn scan_many = pq4::ScanMany();
+  const size_t lists = st_ ? st_->model.nlist : 1;
+  const size_t group = std::clamp<size_t>(kBatchStateBytes / (12 * lists), 16, kBatchGroup);
+  for (size_t g0 = 0; g0 < nq; g0 += group) {
+    const size_t ng = std::min(group, nq - g0);
+    if (qs.size() < ng) qs.resize(ng);
+    bool any = false;
+    for (size_t i = 0; i < ng; ++i)
+      any |= PrepareLocked(queries + (g0 + i) * dim, params, &qs[i], &(*out)[g0 + i]);
+    if (!any) continue;
+    // (list, query) pairs of probe ranks [from, to) of every query, grouped
+    // by list (counting sort; queries in order within a list), each list
+    // scanned for its queries in turn.
+    const Structure& st = *st_;
+    const uint32_t nlist = st.model.nlist;
+    auto scan_ranks = [&](uint32_t from, uint32_t to) {
+      head.assign(nlist + 1, 0);
+      for (size_t i = 0; i < ng; ++i)
+        if (!qs[i].answered)
+          for (uint32_t p = from; p < std::min(to, qs[i].nprobe); ++p) ++head[qs[i].order[p] + 1];
+      for (uint32_t l = 0; l < nlist; ++l) head[l + 1] += head[l];
+      pairs.resize(head[nlist]);
+      for (size_t i = 0; i < ng; ++i)
+        if (!qs[i].answered)
+          for (uint32_t p = from; p < std::min(to, qs[i].nprobe); ++p)
+            pairs[head[qs[i].order[p]]++] = static_cast<uint32_t>(i);
+      // head[l] is now the end of list l's pairs (the start of l + 1's).
+      uint32_t begin = 0;
+      for (uint32_t l = 0; l < nlist; ++l) {
+        const uint32_t end = head[l];
+        if (begin == end) continue;
+        // The next list with queries, prefetched during this one's last scan.
+        const List* next = nullptr;
+        for (uint32_t l2 = l + 1; l2 < nlist; ++l2)
+          if (head[l2] != end) {
+            next = &st.lists[l2];
+            break;
+          }
+        // The queries whose threshold the list can still beat, their code
+        // sums from one pass over the codes (up to four queries per code
+        // load), then each query's candidates.
+        const List& L = st.lists[l];
+        const size_t n = L.slots.size();
+        if (n != 0) {
+          active.clear();
+          for (uint32_t j = begin; j < end; ++j) {
+            float base;
+            const Query& q = qs[pairs[j]];
+            if (!(ListLowerLocked(q, l, &base) > q.thr.d)) active.push_back(pairs[j]);
+          }
+          const size_t stride = (n + pq4::kBlock - 1) / pq4::kBlock * pq4::kBlock;
+          accs.resize(active.size() * stride);
+          lut_ptrs.clear();
+          acc_ptrs.clear();
+          for (size_t a = 0; a < active.size(); ++a) {
+            lut_ptrs.push_back(qs[active[a]].lut.data());
+            acc_ptrs.push_back(accs.data() + a * stride);
+          }
+          scan_many(L.codes.data(), stride / pq4::kBlock, st.model.npairs, lut_ptrs.data(),
+                    active.size(), acc_ptrs.data());
+          if (next != nullptr && !next->codes.empty())
+            distance::Prefetch(next->codes.data(),
+                               std::min(next->codes.size(), 2 * st.model.BlockBytes()));
+          for (size_t a = 0; a < active.size(); ++a)
+            CollectLocked(&qs[active[a]], l, params.filter, acc_ptrs[a]);
+        }
+        begin = end;
+      }
+    };
+    // Every query's nearest list first: its candidates set a tight
+    // threshold (as in the single search, which scans in probe order), so
+    // the other lists admit few candidates. The results do not depend on
+    // the order.
+    scan_ranks(0, 1);
+    scan_ranks(1, std::numeric_limits<uint32_t>::max());
+    for (size_t i = 0; i < ng; ++i) {
+      if (qs[i].answered) continue;
+      // Filtered searches go on in probe order while too few matched.
+      if (params.filter) ProbeFromLocked(&qs[i], qs[i].nprobe, params.filter);
+      RerankLocked(&qs[i], params.k, &(*out)[g0 + i]);
+    }
+  }
   return Status::OK();
 }
 

@@ -21,6 +21,14 @@
 // bytes; in any case lists are probed until nprobe are done and `rerank`
 // matching candidates are held, so selective filters probe further.
 //
+// Batch. SearchBatch prepares up to 256 queries at a time, groups their
+// probed lists by list and scans each list once for all of them (every
+// query's nearest list first, then the rest; the kernel scores a block for
+// up to four queries per load), with the same per-query thresholds,
+// filters and re-rank: its hits equal Search's. Candidates are ranked by
+// (approximate distance, slot), so the re-ranked set does not depend on the
+// order lists are scanned in.
+//
 // Growth. Below `min_train` live points the index is an exact scan. Then a
 // rebuild trains the model on a sample and assigns every vector, and runs
 // again whenever the live count reaches 4x the count it was trained on. The
@@ -88,6 +96,10 @@ class IvfIndex final : public VectorIndex {
   bool IsLive(uint32_t slot) const override;
   Status Search(const float* query, const SearchParams& params,
                 std::vector<Hit>* out) const override;
+  // The queries' hits as Search gives them, each list scanned once for all
+  // the queries (of a group of a few hundred) that probe it.
+  Status SearchBatch(const float* queries, size_t nq, const SearchParams& params,
+                     std::vector<std::vector<Hit>>* out) const override;
   // Sets the default nprobe (0: automatic), as ef_search does for HNSW.
   Status SetEfSearch(uint32_t ef) override;
   Status Compact() override;
@@ -141,6 +153,22 @@ class IvfIndex final : public VectorIndex {
   // list when it has one).
   void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
                    const std::vector<uint32_t>* listed_matches) const;
+  // Search in steps (shared lock held), shared by Search and SearchBatch:
+  // PrepareLocked scores the centroids and builds the lookup table (false:
+  // answered by an exact scan, into *out); ScanListLocked scans one list
+  // for one query (code sums, then CollectLocked); ProbeFromLocked scans the query's lists in probe
+  // order from a position; RerankLocked re-scores the candidates exactly.
+  struct Query;
+  bool PrepareLocked(const float* query, const SearchParams& params, Query* qs,
+                     std::vector<Hit>* out) const;
+  void ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter, const List* next) const;
+  // The base of list l's approximate distances for the query (*base) and
+  // their lower bound (returned).
+  float ListLowerLocked(const Query& qs, uint32_t l, float* base) const;
+  // The candidates of list l given its code sums `acc` into the reservoir.
+  void CollectLocked(Query* qs, uint32_t l, const SlotFilter* filter, const uint16_t* acc) const;
+  void ProbeFromLocked(Query* qs, uint32_t from, const SlotFilter* filter) const;
+  void RerankLocked(Query* qs, uint32_t k, std::vector<Hit>* out) const;
   float ExactDist(const float* q, uint32_t slot) const;
   float ToScore(float d) const;
 

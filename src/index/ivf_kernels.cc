@@ -29,6 +29,11 @@ void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8
   }
 }
 
+void ScanManyScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8_t* const* luts,
+                    size_t nq, uint16_t* const* outs) {
+  for (size_t q = 0; q < nq; ++q) ScanScalar(codes, nblocks, npairs, luts[q], outs[q]);
+}
+
 uint32_t BelowScalar(const uint16_t* vals, uint16_t limit) {
   uint32_t m = 0;
   for (uint32_t i = 0; i < kBlock; ++i) m |= static_cast<uint32_t>(vals[i] <= limit) << i;
@@ -62,6 +67,14 @@ __attribute__((target("avx2"))) inline void Fold(__m256i even, __m256i odd, uint
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpackhi_epi16(e, o));
 }
 
+// The kernels add each shuffled pair of 8-bit entries as one 16-bit word
+// (low entry + 256 * high entry) into `both` and the high entries alone
+// into `high`: the low entries' sum is both - 256 * high (mod 2^16, exact:
+// the sums are <= 65535), one AND less per shuffle than masking.
+__attribute__((target("avx2"))) inline __m256i Low(__m256i both, __m256i high) {
+  return _mm256_sub_epi16(both, _mm256_slli_epi16(high, 8));
+}
+
 inline void PrefetchBlock(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
@@ -82,7 +95,6 @@ __attribute__((target("avx2"))) uint32_t BelowAvx2(const uint16_t* vals, uint16_
 __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
                                               const uint8_t* lut, uint16_t* out) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m256i low8 = _mm256_set1_epi16(0x00FF);
   const size_t bb = BlockBytes(npairs);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = codes + b * bb;
@@ -97,14 +109,59 @@ __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nbloc
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
       __m256i rl = _mm256_shuffle_epi8(t, lo);
       __m256i rh = _mm256_shuffle_epi8(t, hi);
-      a0 = _mm256_add_epi16(a0, _mm256_and_si256(rl, low8));
+      a0 = _mm256_add_epi16(a0, rl);
       a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(rl, 8));
-      a2 = _mm256_add_epi16(a2, _mm256_and_si256(rh, low8));
+      a2 = _mm256_add_epi16(a2, rh);
       a3 = _mm256_add_epi16(a3, _mm256_srli_epi16(rh, 8));
     }
-    Fold(a0, a1, out + b * kBlock);
-    Fold(a2, a3, out + b * kBlock + 16);
+    Fold(Low(a0, a1), a1, out + b * kBlock);
+    Fold(Low(a2, a3), a3, out + b * kBlock + 16);
   }
+}
+
+// Scan for Q queries at once: each code pair is loaded and split into
+// nibbles once, then shuffled against every query's table.
+template <int Q>
+__attribute__((target("avx2"))) void ScanQAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
+                                               const uint8_t* const* luts, uint16_t* const* outs) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const size_t bb = BlockBytes(npairs);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = codes + b * bb;
+    if (b + 2 < nblocks) PrefetchBlock(block + 2 * bb, bb);
+    __m256i a[Q][4];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q)
+      for (int k = 0; k < 4; ++k) a[q][k] = _mm256_setzero_si256();
+    for (size_t p = 0; p < npairs; ++p) {
+      __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * kPairBytes));
+      __m256i lo = _mm256_and_si256(c, low4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; ++q) {
+        __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts[q] + p * kPairBytes));
+        __m256i rl = _mm256_shuffle_epi8(t, lo);
+        __m256i rh = _mm256_shuffle_epi8(t, hi);
+        a[q][0] = _mm256_add_epi16(a[q][0], rl);
+        a[q][1] = _mm256_add_epi16(a[q][1], _mm256_srli_epi16(rl, 8));
+        a[q][2] = _mm256_add_epi16(a[q][2], rh);
+        a[q][3] = _mm256_add_epi16(a[q][3], _mm256_srli_epi16(rh, 8));
+      }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) {
+      Fold(Low(a[q][0], a[q][1]), a[q][1], outs[q] + b * kBlock);
+      Fold(Low(a[q][2], a[q][3]), a[q][3], outs[q] + b * kBlock + 16);
+    }
+  }
+}
+
+__attribute__((target("avx2"))) void ScanManyAvx2(const uint8_t* codes, size_t nblocks,
+                                                  size_t npairs, const uint8_t* const* luts,
+                                                  size_t nq, uint16_t* const* outs) {
+  size_t q = 0;
+  for (; q + 2 <= nq; q += 2) ScanQAvx2<2>(codes, nblocks, npairs, luts + q, outs + q);
+  if (q < nq) ScanQAvx2<1>(codes, nblocks, npairs, luts + q, outs + q);
 }
 
 #define AIDB_AVX512BW __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl")))
@@ -123,9 +180,7 @@ AIDB_AVX512BW uint32_t BelowAvx512(const uint16_t* vals, uint16_t limit) {
 AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
                               const uint8_t* lut, uint16_t* out) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const __m512i low8 = _mm512_set1_epi16(0x00FF);
   const __m256i low4y = _mm256_set1_epi8(0x0F);
-  const __m256i low8y = _mm256_set1_epi16(0x00FF);
   const size_t bb = BlockBytes(npairs);
   const size_t pairs2 = npairs & ~size_t{1};
   for (size_t b = 0; b < nblocks; ++b) {
@@ -140,9 +195,9 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
       __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
       __m512i rl = _mm512_shuffle_epi8(t, lo);
       __m512i rh = _mm512_shuffle_epi8(t, hi);
-      a0 = _mm512_add_epi16(a0, _mm512_and_si512(rl, low8));
+      a0 = _mm512_add_epi16(a0, rl);
       a1 = _mm512_add_epi16(a1, _mm512_srli_epi16(rl, 8));
-      a2 = _mm512_add_epi16(a2, _mm512_and_si512(rh, low8));
+      a2 = _mm512_add_epi16(a2, rh);
       a3 = _mm512_add_epi16(a3, _mm512_srli_epi16(rh, 8));
     }
     __m256i b0 = Fold512(a0), b1 = Fold512(a1), b2 = Fold512(a2), b3 = Fold512(a3);
@@ -154,13 +209,77 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4y);
       __m256i rl = _mm256_shuffle_epi8(t, lo);
       __m256i rh = _mm256_shuffle_epi8(t, hi);
-      b0 = _mm256_add_epi16(b0, _mm256_and_si256(rl, low8y));
+      b0 = _mm256_add_epi16(b0, rl);
       b1 = _mm256_add_epi16(b1, _mm256_srli_epi16(rl, 8));
-      b2 = _mm256_add_epi16(b2, _mm256_and_si256(rh, low8y));
+      b2 = _mm256_add_epi16(b2, rh);
       b3 = _mm256_add_epi16(b3, _mm256_srli_epi16(rh, 8));
     }
-    Fold(b0, b1, out + b * kBlock);
-    Fold(b2, b3, out + b * kBlock + 16);
+    Fold(Low(b0, b1), b1, out + b * kBlock);
+    Fold(Low(b2, b3), b3, out + b * kBlock + 16);
+  }
+}
+
+template <int Q>
+AIDB_AVX512BW void ScanQAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
+                               const uint8_t* const* luts, uint16_t* const* outs) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m256i low4y = _mm256_set1_epi8(0x0F);
+  const size_t bb = BlockBytes(npairs);
+  const size_t pairs2 = npairs & ~size_t{1};
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = codes + b * bb;
+    if (b + 2 < nblocks) PrefetchBlock(block + 2 * bb, bb);
+    __m512i a[Q][4];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q)
+      for (int k = 0; k < 4; ++k) a[q][k] = _mm512_setzero_si512();
+    for (size_t p = 0; p < pairs2; p += 2) {
+      __m512i c = _mm512_loadu_si512(block + p * kPairBytes);
+      __m512i lo = _mm512_and_si512(c, low4);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; ++q) {
+        __m512i t = _mm512_loadu_si512(luts[q] + p * kPairBytes);
+        __m512i rl = _mm512_shuffle_epi8(t, lo);
+        __m512i rh = _mm512_shuffle_epi8(t, hi);
+        a[q][0] = _mm512_add_epi16(a[q][0], rl);
+        a[q][1] = _mm512_add_epi16(a[q][1], _mm512_srli_epi16(rl, 8));
+        a[q][2] = _mm512_add_epi16(a[q][2], rh);
+        a[q][3] = _mm512_add_epi16(a[q][3], _mm512_srli_epi16(rh, 8));
+      }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) {
+      __m256i b0 = Fold512(a[q][0]), b1 = Fold512(a[q][1]);
+      __m256i b2 = Fold512(a[q][2]), b3 = Fold512(a[q][3]);
+      if (pairs2 != npairs) {
+        const size_t p = pairs2;
+        __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * kPairBytes));
+        __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts[q] + p * kPairBytes));
+        __m256i lo = _mm256_and_si256(c, low4y);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4y);
+        __m256i rl = _mm256_shuffle_epi8(t, lo);
+        __m256i rh = _mm256_shuffle_epi8(t, hi);
+        b0 = _mm256_add_epi16(b0, rl);
+        b1 = _mm256_add_epi16(b1, _mm256_srli_epi16(rl, 8));
+        b2 = _mm256_add_epi16(b2, rh);
+        b3 = _mm256_add_epi16(b3, _mm256_srli_epi16(rh, 8));
+      }
+      Fold(Low(b0, b1), b1, outs[q] + b * kBlock);
+      Fold(Low(b2, b3), b3, outs[q] + b * kBlock + 16);
+    }
+  }
+}
+
+AIDB_AVX512BW void ScanManyAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
+                                  const uint8_t* const* luts, size_t nq, uint16_t* const* outs) {
+  size_t q = 0;
+  for (; q + 4 <= nq; q += 4) ScanQAvx512<4>(codes, nblocks, npairs, luts + q, outs + q);
+  switch (nq - q) {
+    case 3: ScanQAvx512<3>(codes, nblocks, npairs, luts + q, outs + q); break;
+    case 2: ScanQAvx512<2>(codes, nblocks, npairs, luts + q, outs + q); break;
+    case 1: ScanQAvx512<1>(codes, nblocks, npairs, luts + q, outs + q); break;
+    default: break;
   }
 }
 
@@ -252,10 +371,11 @@ bool CpuHasAvx512Bw() {
 
 std::vector<ScanImpl> SupportedScans() {
   std::vector<ScanImpl> v;
-  v.push_back({"scalar", &ScanScalar, &DotManyScalar, &BelowScalar});
+  v.push_back({"scalar", &ScanScalar, &DotManyScalar, &BelowScalar, &ScanManyScalar});
 #ifdef AIDB_X86
-  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2, &DotManyAvx2, &BelowAvx2});
-  if (CpuHasAvx512Bw()) v.push_back({"avx512", &ScanAvx512, &DotManyAvx512, &BelowAvx512});
+  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2, &DotManyAvx2, &BelowAvx2, &ScanManyAvx2});
+  if (CpuHasAvx512Bw())
+    v.push_back({"avx512", &ScanAvx512, &DotManyAvx512, &BelowAvx512, &ScanManyAvx512});
 #endif
   return v;
 }
@@ -270,6 +390,7 @@ const ScanImpl& Picked() {
 ScanFn Scan() { return Picked().scan; }
 DotManyFn DotMany() { return Picked().dot_many; }
 BelowFn Below() { return Picked().below; }
+ScanManyFn ScanMany() { return Picked().scan_many; }
 const char* ScanName() { return Picked().name; }
 
 }  // namespace aidb::index::pq4

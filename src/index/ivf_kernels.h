@@ -48,6 +48,14 @@ using ScanFn = void (*)(const uint8_t* codes, size_t nblocks, size_t npairs, con
 void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8_t* lut,
                 uint16_t* out);
 
+// Scan for nq queries over the same blocks: outs[q] as Scan with luts[q].
+// The fast kernels load and split each code pair once for up to four
+// queries (a list scanned for several queries of a batch).
+using ScanManyFn = void (*)(const uint8_t* codes, size_t nblocks, size_t npairs,
+                            const uint8_t* const* luts, size_t nq, uint16_t* const* outs);
+void ScanManyScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8_t* const* luts,
+                    size_t nq, uint16_t* const* outs);
+
 // out[j] = q . rows[j] for nrows rows of dim floats (row-major): the query
 // against every centroid, four rows per pass over the query.
 using DotManyFn = void (*)(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
@@ -63,6 +71,7 @@ struct ScanImpl {
   ScanFn scan;
   DotManyFn dot_many;
   BelowFn below;
+  ScanManyFn scan_many;
 };
 // Every implementation this CPU supports, scalar first, fastest last.
 std::vector<ScanImpl> SupportedScans();
@@ -70,6 +79,7 @@ std::vector<ScanImpl> SupportedScans();
 ScanFn Scan();
 DotManyFn DotMany();
 BelowFn Below();
+ScanManyFn ScanMany();
 const char* ScanName();
 
 }  // namespace aidb::index::pq4
