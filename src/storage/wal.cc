@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -29,6 +30,17 @@ namespace {
 // larger) or records, so one slow leader does not hold many callers hostage.
 constexpr uint64_t kMaxGroupBytes = 8u << 20;
 constexpr size_t kMaxGroupRecords = 1024;
+
+// Gathering (fsync mode, concurrent writers): before an fdatasync starts, it
+// waits up to this share of the recent sync time (and at most
+// kMaxGatherNs) for as many records as there were concurrent callers lately,
+// so writers woken by the previous sync can join this one instead of the
+// next. See Impl::SyncGroups.
+constexpr double kGatherShare = 0.5;
+constexpr int64_t kMaxGatherNs = 500'000;
+// The concurrency estimate (most callers inside Commit at once) restarts
+// every this many syncs, so it follows a load that shrinks.
+constexpr uint64_t kPeakWindowSyncs = 256;
 
 // Preallocated space is written from this buffer (zero pages, never written).
 constexpr size_t kZeroChunk = 64u << 10;
@@ -104,10 +116,18 @@ struct Wal::Impl {
   std::deque<Writer*> queue;        // writers not yet in a group
   bool exclusive = false;
   // The pipeline (Commit): groups formed / applied, in order.
-  bool writing = false;                 // a write leader is forming or writing a group
-  bool cutting = false;                 // a failed sync's groups are being cut off the file
-  bool syncing = false;                 // an fdatasync (fsync mode) is running
-  bool applying = false;                // a thread is in DrainApplies' apply loop
+  bool writing = false;   // a write leader is forming or writing a group
+  bool cutting = false;   // a failed sync's groups are being cut off the file
+  bool syncing = false;   // an fdatasync (fsync mode) is running
+  bool applying = false;  // a thread is in DrainApplies' apply loop
+  // Gathering (fsync mode): see kGatherShare.
+  uint64_t callers = 0;                 // threads inside Commit
+  uint64_t peak_callers = 0;            // most at once in this window
+  uint64_t window_syncs = 0;            // syncs in this window
+  uint64_t unsynced_records = 0;        // records of the groups in `unsynced`
+  double sync_ns_avg = 0;               // moving average of fdatasync time
+  bool gathering = false;               // a sync waits on gather_cv
+  std::condition_variable gather_cv;    // a group was written
   uint64_t formed_seq = 0;              // groups formed so far
   uint64_t applied_seq = 0;             // groups through the apply stage
   uint64_t inflight = 0;                // groups formed and not through the apply stage
@@ -365,6 +385,11 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   std::unique_lock<std::mutex> l(im.mu);
   im.excl_cv.wait(l, [&] { return !im.exclusive; });
   im.queue.push_back(&w);
+  im.peak_callers = std::max(im.peak_callers, ++im.callers);
+  struct Leave {  // callers--, with mu held (every return below holds it)
+    Impl& im;
+    ~Leave() { --im.callers; }
+  } leave{im};
   while (!w.done && (im.queue.front() != &w || im.writing || im.cutting)) w.cv.wait(l);
   if (w.done) return std::move(w.status);
 
@@ -454,6 +479,8 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
       im.written_gen.fetch_add(1);
     } else {
       im.unsynced.push_back(&pg);
+      im.unsynced_records += group.size();
+      if (im.gathering) im.gather_cv.notify_one();
     }
   } else {
     pg.failed = true;
@@ -506,14 +533,43 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
 
 void Wal::Impl::SyncGroups(std::unique_lock<std::mutex>& l) {
   Impl& im = *this;
+  // Gather: with concurrent writers, the groups written while the last sync
+  // ran are here, but the writers that sync woke are still on their way
+  // back. Without waiting, syncs alternate between two halves of the
+  // writers. Wait a little (a share of a sync) for as many records as
+  // callers were seen lately; one writer (peak 1) never waits.
+  if (++im.window_syncs >= kPeakWindowSyncs) {
+    im.window_syncs = 0;
+    im.peak_callers = im.callers;
+  }
+  if (im.peak_callers > 1 && im.unsynced_records < im.peak_callers && im.sync_ns_avg > 0) {
+    const auto budget = std::chrono::nanoseconds(
+        std::min<int64_t>(kMaxGatherNs, static_cast<int64_t>(im.sync_ns_avg * kGatherShare)));
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    im.gathering = true;
+    while (im.unsynced_records < im.peak_callers && !im.unsynced.empty()) {
+      if (im.gather_cv.wait_until(l, deadline) == std::cv_status::timeout) break;
+    }
+    im.gathering = false;
+  }
+  if (im.unsynced.empty()) {  // nothing to sync (a failed sync cut them meanwhile)
+    im.syncing = false;
+    return;
+  }
   const uint64_t target = im.end;
   l.unlock();
+  const auto t0 = std::chrono::steady_clock::now();
   Status st = Fdatasync(im.fd, im.path);
+  const double ns = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
   l.lock();
+  im.sync_ns_avg = im.sync_ns_avg == 0 ? ns : 0.875 * im.sync_ns_avg + 0.125 * ns;
   if (st.ok()) {
     im.synced_end = std::max(im.synced_end, target);
     while (!im.unsynced.empty() && im.unsynced.front()->end <= target) {
       im.unsynced.front()->durable = true;
+      im.unsynced_records -= im.unsynced.front()->writers.size();
       im.unsynced.pop_front();
     }
   } else {
@@ -527,6 +583,7 @@ void Wal::Impl::SyncGroups(std::unique_lock<std::mutex>& l) {
       g->status = st;
     }
     im.unsynced.clear();
+    im.unsynced_records = 0;
     if (::ftruncate(im.fd, static_cast<off_t>(im.synced_end)) != 0 && im.sticky.ok()) {
       im.sticky =
           Status::IOErrorFromErrno("WAL unusable: cannot cut a failed write off " + im.path, errno);
