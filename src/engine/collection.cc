@@ -15,16 +15,28 @@ using storage::WalOp;
 namespace {
 
 // True when none of the n floats is NaN or +-Inf. Branch-free over the
-// exponent bits so the compiler vectorises it (std::isfinite per component
-// with an early exit did not, and was 13% of an upsert batch's CPU).
+// exponent bits, in blocks of 16 lanes so the compiler vectorises it with
+// plain SSE2 (std::isfinite per component with an early exit did not: 13% of
+// a batch-32 upsert's CPU). A component's exponent is all ones exactly when
+// (bits & 0x7f800000) + 0x00800000 carries into bit 31.
 bool AllFinite(const float* v, size_t n) {
+  constexpr size_t kLanes = 16;
+  constexpr uint32_t kExp = 0x7f800000u, kOne = 0x00800000u;
+  uint32_t acc[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    uint32_t bits[kLanes];
+    std::memcpy(bits, v + i, sizeof(bits));
+    for (size_t k = 0; k < kLanes; ++k) acc[k] |= (bits[k] & kExp) + kOne;
+  }
   uint32_t bad = 0;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t k = 0; k < kLanes; ++k) bad |= acc[k];
+  for (; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, v + i, sizeof(bits));
-    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    bad |= (bits & kExp) + kOne;
   }
-  return bad == 0;
+  return (bad & 0x80000000u) == 0;
 }
 
 }  // namespace
