@@ -1200,6 +1200,38 @@ TEST_F(WalTest, EachCallerGetsItsOwnApplyOutcome) {
   }
 }
 
+// After a burst of concurrent writers, a sync gathers for writers that no
+// longer come (it gives up after a share of a sync and lowers its estimate):
+// a writer left alone keeps committing, in order, and every record is there.
+TEST_F(WalTest, LoneWriterAfterABurstKeepsCommitting) {
+  auto w = OpenWal(Opts(Durability::kFsync));
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        if (!w->Commit(1, Body(t * 100 + i, 50), [](uint64_t) {}).ok()) failures++;
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  uint64_t last = w->last_lsn();
+  for (int i = 0; i < 30; ++i) {
+    uint64_t got = 0;
+    ASSERT_TRUE(w->Commit(2, Body(5000 + i, 30), [&](uint64_t lsn) { got = lsn; }).ok());
+    EXPECT_EQ(got, last + 1);
+    last = got;
+  }
+  w.reset();
+  ReadResult r = ReadBoth(path_);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(r.recs.size(), 8u * 40 + 30);
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(r.recs[8 * 40 + i].body, Body(5000 + i, 30));
+  }
+}
+
 // A writer process SIGKILLed at random moments, many times: every
 // acknowledged record (fsync mode) is found afterwards, each writer's records
 // form a gapless prefix, and the file never reads as corrupt.
