@@ -65,6 +65,7 @@ struct RunResult {
   size_t records = 0;
   uint64_t bytes = 0;
   double seconds = 0;
+  double cpu_seconds = 0;  // user + system of the process over the timed writes
 };
 
 // Runs write(first, n) over consecutive batches until `max_records` are
@@ -73,6 +74,7 @@ template <typename WriteFn>
 RunResult Drive(const Records& recs, size_t batch, size_t max_records, double budget,
                 WriteFn&& write) {
   RunResult r;
+  const double c0 = aidb_bench::ProcessCpuSeconds();
   const double t0 = aidb_bench::NowSeconds();
   double now = t0;
   size_t i = 0;
@@ -84,6 +86,7 @@ RunResult Drive(const Records& recs, size_t batch, size_t max_records, double bu
   }
   r.records = i;
   r.seconds = now - t0;
+  r.cpu_seconds = aidb_bench::ProcessCpuSeconds() - c0;
   return r;
 }
 
@@ -152,6 +155,7 @@ RunResult RunAidbConcurrent(const Records& recs, const AidbInputs& in, const std
   std::vector<uint64_t> bytes(threads, 0);
   std::atomic<bool> stop{false};
   const size_t share = max_records / threads;
+  const double c0 = aidb_bench::ProcessCpuSeconds();
   const double t0 = aidb_bench::NowSeconds();
   std::vector<std::thread> ts;
   for (size_t t = 0; t < threads; ++t) {
@@ -172,6 +176,7 @@ RunResult RunAidbConcurrent(const Records& recs, const AidbInputs& in, const std
   for (auto& th : ts) th.join();
   RunResult r;
   r.seconds = aidb_bench::NowSeconds() - t0;
+  r.cpu_seconds = aidb_bench::ProcessCpuSeconds() - c0;
   for (size_t t = 0; t < threads; ++t) {
     r.records += done[t];
     r.bytes += bytes[t];
@@ -485,7 +490,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::map<std::string, std::vector<double>> rps, mbps;
+  std::map<std::string, std::vector<double>> rps, mbps, cpu_us;
   std::map<std::string, std::vector<size_t>> counts;
   for (int run = 0; run < runs; ++run) {
     for (const Config& c : configs) {
@@ -512,6 +517,7 @@ int main(int argc, char** argv) {
       aidb_bench::RemoveTree(d);
       rps[c.key()].push_back(r.records / r.seconds);
       mbps[c.key()].push_back(r.bytes / r.seconds / 1e6);
+      cpu_us[c.key()].push_back(r.records ? r.cpu_seconds * 1e6 / r.records : 0);
       counts[c.key()].push_back(r.records);
       std::fprintf(stderr, "run %d %-22s %7zu records %6.3f s %10.0f rec/s\n", run + 1,
                    c.key().c_str(), r.records, r.seconds, r.records / r.seconds);
@@ -519,15 +525,17 @@ int main(int argc, char** argv) {
   }
   aidb_bench::RemoveTree(dir);
 
-  std::printf("\n%-8s %-8s %6s %12s %9s %9s  %s\n", "system", "mode", "batch", "records/s", "MB/s",
-              "records", "records/s per run");
+  // CPU us/rec: the process's user + system CPU time over the timed writes
+  // per record (all threads, background ones included), median of the runs.
+  std::printf("\n%-8s %-8s %6s %12s %9s %10s %9s  %s\n", "system", "mode", "batch", "records/s",
+              "MB/s", "CPU us/rec", "records", "records/s per run");
   for (const Config& c : configs) {
     const auto& v = rps[c.key()];
     std::string per;
     for (double x : v) per += std::to_string(static_cast<long long>(x)) + " ";
-    std::printf("%-8s %-8s %6zu %12.0f %9.1f %9zu  %s\n", c.system.c_str(), c.mode.c_str(), c.batch,
-                aidb_bench::Median(v), aidb_bench::Median(mbps[c.key()]), counts[c.key()].back(),
-                per.c_str());
+    std::printf("%-8s %-8s %6zu %12.0f %9.1f %10.2f %9zu  %s\n", c.system.c_str(), c.mode.c_str(),
+                c.batch, aidb_bench::Median(v), aidb_bench::Median(mbps[c.key()]),
+                aidb_bench::Median(cpu_us[c.key()]), counts[c.key()].back(), per.c_str());
   }
 
   // The targets (bench/README.md, "Targets"). Configurations run

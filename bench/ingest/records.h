@@ -33,6 +33,8 @@ struct Records {
 Records MakeRecords(size_t count, const std::string& fmnist_dir, uint64_t seed);
 
 double NowSeconds();
+// User + system CPU time of the whole process (all threads) so far.
+double ProcessCpuSeconds();
 double Median(std::vector<double> v);
 
 // Removes a directory tree (the benchmarks' data). Ignores errors.

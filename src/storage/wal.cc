@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -29,6 +30,17 @@ namespace {
 // larger) or records, so one slow leader does not hold many callers hostage.
 constexpr uint64_t kMaxGroupBytes = 8u << 20;
 constexpr size_t kMaxGroupRecords = 1024;
+
+// Gathering (fsync mode, concurrent writers): before an fdatasync starts, it
+// waits up to this share of the recent sync time (and at most
+// kMaxGatherNs) for as many records as there were concurrent callers lately,
+// so writers woken by the previous sync can join this one instead of the
+// next. See Impl::SyncGroups.
+constexpr double kGatherShare = 0.5;
+constexpr int64_t kMaxGatherNs = 500'000;
+// The concurrency estimate (most callers inside Commit at once) restarts
+// every this many syncs, so it follows a load that shrinks.
+constexpr uint64_t kPeakWindowSyncs = 256;
 
 // Preallocated space is written from this buffer (zero pages, never written).
 constexpr size_t kZeroChunk = 64u << 10;
@@ -68,18 +80,24 @@ struct Writer {
   std::condition_variable cv;
 };
 
-// A group written and waiting for an fdatasync to cover it (fsync mode).
 // A group formed and not yet through the apply stage. Its leader waits on
-// `cv`, woken only when its sync or its apply turn may have come (no herd).
+// `cv`, woken only when it is to run the next fdatasync or its group is
+// finished (no herd). Whichever thread holds the apply stage applies every
+// ready group in order (Impl::DrainApplies), so a sync that makes several
+// groups durable lets one thread apply them all and wake their writers once.
 struct PendingGroup {
   uint64_t seq = 0;
   std::condition_variable cv;
-  uint64_t end = 0;  // file offset just past its records
-  bool durable = false;
-  bool failed = false;  // a sync covering it failed; its bytes were cut off
-  Status status;        // when failed
+  std::vector<Writer*> writers;  // in LSN order; writers[i]->lsn ascending
+  uint64_t bytes = 0;            // of its records
+  uint64_t end = 0;              // file offset just past its records
+  bool written = false;          // its write succeeded
+  bool durable = false;          // fsync mode: an fdatasync covering it succeeded
+  bool failed = false;           // its write or a sync covering it failed (bytes cut off)
+  bool ready = false;            // its leader is past write and prepare
+  bool finished = false;         // through the apply stage; writers woken
+  Status status;                 // when failed
 };
-
 }  // namespace
 
 struct Wal::Impl {
@@ -98,9 +116,18 @@ struct Wal::Impl {
   std::deque<Writer*> queue;        // writers not yet in a group
   bool exclusive = false;
   // The pipeline (Commit): groups formed / applied, in order.
-  bool writing = false;                 // a write leader is forming or writing a group
-  bool cutting = false;                 // a failed sync's groups are being cut off the file
-  bool syncing = false;                 // an fdatasync (fsync mode) is running
+  bool writing = false;   // a write leader is forming or writing a group
+  bool cutting = false;   // a failed sync's groups are being cut off the file
+  bool syncing = false;   // an fdatasync (fsync mode) is running
+  bool applying = false;  // a thread is in DrainApplies' apply loop
+  // Gathering (fsync mode): see kGatherShare.
+  uint64_t callers = 0;                 // threads inside Commit
+  uint64_t peak_callers = 0;            // most at once in this window
+  uint64_t window_syncs = 0;            // syncs in this window
+  uint64_t unsynced_records = 0;        // records of the groups in `unsynced`
+  double sync_ns_avg = 0;               // moving average of fdatasync time
+  bool gathering = false;               // a sync waits on gather_cv
+  std::condition_variable gather_cv;    // a group was written
   uint64_t formed_seq = 0;              // groups formed so far
   uint64_t applied_seq = 0;             // groups through the apply stage
   uint64_t inflight = 0;                // groups formed and not through the apply stage
@@ -140,6 +167,14 @@ struct Wal::Impl {
                 const std::function<void(uint64_t)>* apply,
                 const std::function<void(uint64_t)>* prepare, const std::function<void()>* abort);
   void SyncerLoop();
+  // With mu held (l): while no other thread does, applies (or fails) every
+  // group at the head of `unapplied` that may go through the apply stage,
+  // in order, and finishes it (marks it, wakes its writers). Drops mu while
+  // running callbacks.
+  void DrainApplies(std::unique_lock<std::mutex>& l);
+  // Runs one fdatasync covering every group written so far (mu held, syncing
+  // set by the caller), then marks them durable or, on failure, failed.
+  void SyncGroups(std::unique_lock<std::mutex>& l);
   void EmitGrowth(uint64_t old_mark, uint64_t new_mark, uint64_t size);
 };
 
@@ -350,6 +385,11 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   std::unique_lock<std::mutex> l(im.mu);
   im.excl_cv.wait(l, [&] { return !im.exclusive; });
   im.queue.push_back(&w);
+  im.peak_callers = std::max(im.peak_callers, ++im.callers);
+  struct Leave {  // callers--, with mu held (every return below holds it)
+    Impl& im;
+    ~Leave() { --im.callers; }
+  } leave{im};
   while (!w.done && (im.queue.front() != &w || im.writing || im.cutting)) w.cv.wait(l);
   if (w.done) return std::move(w.status);
 
@@ -376,7 +416,8 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   }
 
   // Form the group and assign LSNs.
-  std::vector<Writer*> group;
+  PendingGroup pg;
+  std::vector<Writer*>& group = pg.writers;
   uint64_t bytes = 0;
   while (!im.queue.empty()) {
     Writer* x = im.queue.front();
@@ -388,8 +429,8 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   }
   for (Writer* x : group) x->lsn = im.next_lsn++;
   const uint64_t seq = ++im.formed_seq;
-  PendingGroup pg;
   pg.seq = seq;
+  pg.bytes = bytes;
   im.unapplied.push_back(&pg);
   ++im.inflight;
   const uint64_t start = im.end;
@@ -430,6 +471,7 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
   const uint64_t group_end = start + bytes;
   pg.end = group_end;
   if (s.ok()) {
+    pg.written = true;
     im.last_ts = ts;
     im.end = group_end;
     im.alloc_end = std::max(im.alloc_end, group_end + zeros);
@@ -437,16 +479,23 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
       im.written_gen.fetch_add(1);
     } else {
       im.unsynced.push_back(&pg);
+      im.unsynced_records += group.size();
+      if (im.gathering) im.gather_cv.notify_one();
     }
-  } else if (!cleanup.ok()) {
-    im.sticky = cleanup;
   } else {
-    im.alloc_end = start;
+    pg.failed = true;
+    pg.status = s;
+    if (!cleanup.ok()) {
+      im.sticky = cleanup;
+    } else {
+      im.alloc_end = start;
+    }
   }
   next_writer();  // group N+1 may write while this one syncs
 
   // Prepare while the disk writes, when no earlier group is still to apply
-  // (then nothing else prepares or applies until this group has).
+  // (then nothing else prepares or applies until this group has: the apply
+  // stage stops at a group that is not ready).
   bool has_prepare = false;
   for (Writer* x : group) has_prepare |= x->prepare != nullptr;
   if (s.ok() && has_prepare && im.applied_seq + 1 == seq) {
@@ -462,106 +511,156 @@ Status Wal::Impl::Commit(uint8_t op, std::span<const std::string_view> body,
     }
     l.lock();
   }
+  pg.ready = true;
 
-  // Sync stage (fsync mode): wait until an fdatasync that started after this
-  // group was written has succeeded, running it if nobody else is.
-  if (s.ok() && im.opts.durability == Durability::kFsync) {
-    while (!pg.durable && !pg.failed) {
-      if (im.syncing) {
-        pg.cv.wait(l);
-        continue;
-      }
+  // Sync and apply stages. In fsync mode a group may apply once an
+  // fdatasync that started after its write has succeeded; whoever finishes
+  // a sync, or makes a group ready, applies every ready group in order.
+  while (true) {
+    im.DrainApplies(l);
+    if (pg.finished) break;
+    if (im.opts.durability == Durability::kFsync && !pg.durable && !pg.failed && !im.syncing) {
       im.syncing = true;
-      const uint64_t target = im.end;
-      l.unlock();
-      Status st = Fdatasync(im.fd, im.path);
-      l.lock();
-      if (st.ok()) {
-        im.synced_end = std::max(im.synced_end, target);
-        while (!im.unsynced.empty() && im.unsynced.front()->end <= target) {
-          im.unsynced.front()->durable = true;
-          if (im.unsynced.front() != &pg) im.unsynced.front()->cv.notify_one();
-          im.unsynced.pop_front();
-        }
-      } else {
-        // Every group written and not yet durable fails, and its bytes are
-        // cut off the file. No other sync may run meanwhile (it could pass
-        // for theirs), nor a write.
-        im.cutting = true;
-        im.excl_cv.wait(l, [&] { return !im.writing; });
-        for (PendingGroup* g : im.unsynced) {
-          g->failed = true;
-          g->status = st;
-          if (g != &pg) g->cv.notify_one();
-        }
-        im.unsynced.clear();
-        if (::ftruncate(im.fd, static_cast<off_t>(im.synced_end)) != 0 && im.sticky.ok()) {
-          im.sticky = Status::IOErrorFromErrno(
-              "WAL unusable: cannot cut a failed write off " + im.path, errno);
-        }
-        im.end = im.synced_end;
-        im.alloc_end = im.synced_end;
-        im.cutting = false;
-        if (!im.queue.empty()) im.queue.front()->cv.notify_one();
-      }
-      im.syncing = false;
-      // The next sync is run by the first group still waiting for one.
-      if (!im.unsynced.empty()) im.unsynced.front()->cv.notify_one();
+      im.SyncGroups(l);
+      continue;
     }
-    if (pg.failed) s = pg.status;
+    pg.cv.wait(l);
   }
-
-  // Apply stage, in group order.
-  while (im.applied_seq + 1 != seq) pg.cv.wait(l);
-  uint64_t old_mark = im.growth_mark, new_mark = old_mark;
-  if (s.ok()) {
-    im.last_lsn = group.back()->lsn;
-    im.bytes_since_truncate += bytes;
-    new_mark = group_end / im.opts.growth_step;
-    im.growth_mark = std::max(old_mark, new_mark);
-    im.committed_end.store(group_end);
-  }
-  l.unlock();
-
-  if (s.ok()) {
-    // Applies in LSN order: no later group applies before these finish.
-    for (Writer* x : group) {
-      try {
-        (*x->apply)(x->lsn);
-      } catch (const std::exception& e) {
-        x->status = Status::Internal(std::string("WAL apply callback threw: ") + e.what());
-      } catch (...) {
-        x->status = Status::Internal("WAL apply callback threw");
-      }
-    }
-    if (new_mark > old_mark) im.EmitGrowth(old_mark, new_mark, group_end);
-  } else {
-    log::Emit(log::Level::kError, log::kStorageTarget, "wal_write_failed",
-              log::Fields()
-                  .Add("collection", im.opts.collection)
-                  .Add("path", im.path)
-                  .Add("records", static_cast<unsigned long long>(group.size()))
-                  .Add("error", s.message())
-                  .str());
-    for (Writer* x : group) {
-      x->status = s;
-      if (x->prepared) (*x->abort)();
-    }
-  }
-
-  l.lock();
-  im.applied_seq = seq;
-  im.unapplied.pop_front();  // this group: applies run in group order
-  if (!im.unapplied.empty()) im.unapplied.front()->cv.notify_one();
   Status mine = std::move(w.status);
-  for (Writer* x : group) {
-    if (x != &w) {
+  if (--im.inflight == 0 && im.queue.empty() && !im.writing) im.excl_cv.notify_all();
+  return mine;
+}
+
+void Wal::Impl::SyncGroups(std::unique_lock<std::mutex>& l) {
+  Impl& im = *this;
+  // Gather: with concurrent writers, the groups written while the last sync
+  // ran are here, but the writers that sync woke are still on their way
+  // back. Without waiting, syncs alternate between two halves of the
+  // writers. Wait a little (a share of a sync) for as many records as
+  // callers were seen lately; one writer (peak 1) never waits.
+  if (++im.window_syncs >= kPeakWindowSyncs) {
+    im.window_syncs = 0;
+    im.peak_callers = im.callers;
+  }
+  if (im.peak_callers > 1 && im.unsynced_records < im.peak_callers && im.sync_ns_avg > 0) {
+    const auto budget = std::chrono::nanoseconds(
+        std::min<int64_t>(kMaxGatherNs, static_cast<int64_t>(im.sync_ns_avg * kGatherShare)));
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    im.gathering = true;
+    while (im.unsynced_records < im.peak_callers && !im.unsynced.empty()) {
+      if (im.gather_cv.wait_until(l, deadline) == std::cv_status::timeout) {
+        // Fewer writers than estimated: expect only those that came (the
+        // estimate grows again as callers enter), so a writer left alone
+        // after a burst waits once, not for the rest of the window.
+        im.peak_callers = std::max<uint64_t>(1, im.unsynced_records);
+        break;
+      }
+    }
+    im.gathering = false;
+  }
+  if (im.unsynced.empty()) {  // nothing to sync (a failed sync cut them meanwhile)
+    im.syncing = false;
+    return;
+  }
+  const uint64_t target = im.end;
+  l.unlock();
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st = Fdatasync(im.fd, im.path);
+  const double ns = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+  l.lock();
+  im.sync_ns_avg = im.sync_ns_avg == 0 ? ns : 0.875 * im.sync_ns_avg + 0.125 * ns;
+  if (st.ok()) {
+    im.synced_end = std::max(im.synced_end, target);
+    while (!im.unsynced.empty() && im.unsynced.front()->end <= target) {
+      im.unsynced.front()->durable = true;
+      im.unsynced_records -= im.unsynced.front()->writers.size();
+      im.unsynced.pop_front();
+    }
+  } else {
+    // Every group written and not yet durable fails, and its bytes are
+    // cut off the file. No other sync may run meanwhile (it could pass
+    // for theirs), nor a write.
+    im.cutting = true;
+    im.excl_cv.wait(l, [&] { return !im.writing; });
+    for (PendingGroup* g : im.unsynced) {
+      g->failed = true;
+      g->status = st;
+    }
+    im.unsynced.clear();
+    im.unsynced_records = 0;
+    if (::ftruncate(im.fd, static_cast<off_t>(im.synced_end)) != 0 && im.sticky.ok()) {
+      im.sticky =
+          Status::IOErrorFromErrno("WAL unusable: cannot cut a failed write off " + im.path, errno);
+    }
+    im.end = im.synced_end;
+    im.alloc_end = im.synced_end;
+    im.cutting = false;
+    if (!im.queue.empty()) im.queue.front()->cv.notify_one();
+  }
+  im.syncing = false;
+  // The next sync is run by the first group still waiting for one.
+  if (!im.unsynced.empty()) im.unsynced.front()->cv.notify_one();
+}
+
+void Wal::Impl::DrainApplies(std::unique_lock<std::mutex>& l) {
+  Impl& im = *this;
+  const bool fsync = im.opts.durability == Durability::kFsync;
+  while (!im.applying && !im.unapplied.empty()) {
+    PendingGroup& g = *im.unapplied.front();
+    if (!g.ready || (fsync && !g.failed && !g.durable)) return;
+    im.applying = true;
+    const bool ok = !g.failed;
+    uint64_t old_mark = im.growth_mark, new_mark = old_mark;
+    if (ok) {
+      im.last_lsn = g.writers.back()->lsn;
+      im.bytes_since_truncate += g.bytes;
+      new_mark = g.end / im.opts.growth_step;
+      im.growth_mark = std::max(old_mark, new_mark);
+      im.committed_end.store(g.end);
+    }
+    l.unlock();
+    if (ok) {
+      // Applies in LSN order: no later group applies before these finish.
+      for (Writer* x : g.writers) {
+        try {
+          (*x->apply)(x->lsn);
+        } catch (const std::exception& e) {
+          x->status = Status::Internal(std::string("WAL apply callback threw: ") + e.what());
+        } catch (...) {
+          x->status = Status::Internal("WAL apply callback threw");
+        }
+      }
+      if (new_mark > old_mark) im.EmitGrowth(old_mark, new_mark, g.end);
+    } else {
+      log::Emit(log::Level::kError, log::kStorageTarget, "wal_write_failed",
+                log::Fields()
+                    .Add("collection", im.opts.collection)
+                    .Add("path", im.path)
+                    .Add("records", static_cast<unsigned long long>(g.writers.size()))
+                    .Add("error", g.status.message())
+                    .str());
+      for (Writer* x : g.writers) {
+        x->status = g.status;
+        if (x->prepared) (*x->abort)();
+      }
+    }
+    l.lock();
+    im.applying = false;
+    im.applied_seq = g.seq;
+    im.unapplied.pop_front();
+    // Wake the writers (the leader through the group's cv). Nothing of g is
+    // touched after this: its leader may return once mu is released.
+    g.finished = true;
+    Writer* leader = g.writers.front();
+    for (Writer* x : g.writers) {
+      if (x == leader) continue;
       x->done = true;
       x->cv.notify_one();
     }
+    g.cv.notify_one();
   }
-  if (--im.inflight == 0 && im.queue.empty() && !im.writing) im.excl_cv.notify_all();
-  return mine;
 }
 
 Status Wal::Exclusive(const std::function<Status()>& fn) {

@@ -83,10 +83,17 @@ class Wal {
   // group), makes it durable per the durability mode, then
   // calls apply(lsn). Records of concurrent callers are written together with
   // one write(2) (a group) and made durable by one fdatasync; apply callbacks
-  // run one at a time, in LSN order, before any later record's apply.
+  // run one at a time, in LSN order, before any later record's apply. The
+  // thread that makes groups appliable (finishes a sync or an apply, or
+  // readies its own group) applies every appliable group in order, so an
+  // apply may run on another caller's thread; each caller returns once its
+  // own apply ran, with its own outcome.
   // Pipelined: while one group's fdatasync runs, the next group is written
   // (its own fdatasync starts when the running one ends and covers every
-  // group written by then), and the group before applies; in kFsync mode no
+  // group written by then, after waiting up to half a recent sync's time for
+  // as many records as callers were recently inside Commit at once, so
+  // concurrent writers share syncs; a lone writer never waits), and the
+  // group before applies; in kFsync mode no
   // record is applied (visible to readers) or acknowledged before an
   // fdatasync that started after its write has succeeded. If the write or
   // sync fails, apply is not called for any record of the failed group; a

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -62,6 +63,58 @@ std::vector<std::string> TopIds(const Collection& c, int query, uint32_t dim, ui
   std::vector<std::string> ids;
   for (const SearchHit& h : hits) ids.push_back(h.id.ToString() + " " + h.payload);
   return ids;
+}
+
+// Upsert checks every component of a batch for NaN and +-Inf in one pass,
+// and on failure names the first offending point and component; finite
+// extremes (-0, denormals, FLT_MAX) pass.
+TEST(CollectionTest, UpsertBatchRejectsNonFiniteComponentsAndNamesThem) {
+  aidbtest::TempDir tmp;
+  constexpr uint32_t dim = 37;  // not a multiple of any vector width
+  auto c = Open(Options(IndexKind::kFlat, dim, tmp / "wal.log"));
+  constexpr int n = 9;
+  std::vector<std::string> ids;
+  std::vector<const char*> id_ptrs;
+  std::vector<float> vecs;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(Id(i));
+    std::vector<float> v = Vec(i, dim);
+    vecs.insert(vecs.end(), v.begin(), v.end());
+  }
+  for (const std::string& s : ids) id_ptrs.push_back(s.c_str());
+  const float bads[] = {
+      std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+      -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::signaling_NaN()};
+  for (float bad : bads) {
+    for (auto [point, comp] : {std::pair{0, 0}, std::pair{4, 17}, std::pair{8, 36}}) {
+      std::vector<float> v = vecs;
+      v[point * dim + comp] = bad;
+      if (point > 0) v[(point + 1 < n ? point + 1 : 0) * dim + 3] = bad;  // a later one too
+      Status s = c->Upsert(n, id_ptrs.data(), v.data(), dim, nullptr);
+      ASSERT_TRUE(s.IsInvalidArgument()) << s.ToString();
+      const int first_point = point > 0 && point + 1 >= n ? 0 : point;
+      const int first_comp = first_point == point ? comp : 3;
+      EXPECT_NE(s.message().find("component " + std::to_string(first_comp) + " is not finite"),
+                std::string::npos)
+          << s.message();
+      EXPECT_NE(s.message().find("(point " + std::to_string(first_point) + ")"), std::string::npos)
+          << s.message();
+    }
+  }
+  EXPECT_EQ(c->Count(), 0u);
+  std::vector<float> v = vecs;
+  v[0] = -0.0f;
+  v[1] = std::numeric_limits<float>::denorm_min();
+  v[2] = std::numeric_limits<float>::max();
+  v[3] = -std::numeric_limits<float>::max();
+  ASSERT_TRUE(c->Upsert(n, id_ptrs.data(), v.data(), dim, nullptr).ok());
+  EXPECT_EQ(c->Count(), static_cast<uint64_t>(n));
+  // One point: the message has no "(point i)".
+  v[dim - 1] = bads[0];
+  Status s = c->Upsert(1, id_ptrs.data(), v.data(), dim, nullptr);
+  ASSERT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("component 36 is not finite"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("(point"), std::string::npos) << s.message();
 }
 
 TEST(CollectionTest, WalReplayRebuildsTheState) {
