@@ -92,35 +92,20 @@ __attribute__((target("avx2"))) uint32_t BelowAvx2(const uint16_t* vals, uint16_
   return static_cast<uint32_t>(_mm256_movemask_epi8(packed));
 }
 
-__attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
-                                              const uint8_t* lut, uint16_t* out) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const size_t bb = BlockBytes(npairs);
-  for (size_t b = 0; b < nblocks; ++b) {
-    const uint8_t* block = codes + b * bb;
-    // The codes of a list come from L3 or memory: fetch two blocks ahead.
-    if (b + 2 < nblocks) PrefetchBlock(block + 2 * bb, bb);
-    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
-    __m256i a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
-    for (size_t p = 0; p < npairs; ++p) {
-      __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * kPairBytes));
-      __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + p * kPairBytes));
-      __m256i lo = _mm256_and_si256(c, low4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
-      __m256i rl = _mm256_shuffle_epi8(t, lo);
-      __m256i rh = _mm256_shuffle_epi8(t, hi);
-      a0 = _mm256_add_epi16(a0, rl);
-      a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(rl, 8));
-      a2 = _mm256_add_epi16(a2, rh);
-      a3 = _mm256_add_epi16(a3, _mm256_srli_epi16(rh, 8));
-    }
-    Fold(Low(a0, a1), a1, out + b * kBlock);
-    Fold(Low(a2, a3), a3, out + b * kBlock + 16);
-  }
+// Shuffles one code pair's nibbles (lo, hi) against table t and adds the
+// entries to the four accumulators (see Low).
+__attribute__((target("avx2"))) inline void AddPair(__m256i t, __m256i lo, __m256i hi, __m256i* a) {
+  __m256i rl = _mm256_shuffle_epi8(t, lo);
+  __m256i rh = _mm256_shuffle_epi8(t, hi);
+  a[0] = _mm256_add_epi16(a[0], rl);
+  a[1] = _mm256_add_epi16(a[1], _mm256_srli_epi16(rl, 8));
+  a[2] = _mm256_add_epi16(a[2], rh);
+  a[3] = _mm256_add_epi16(a[3], _mm256_srli_epi16(rh, 8));
 }
 
 // Scan for Q queries at once: each code pair is loaded and split into
-// nibbles once, then shuffled against every query's table.
+// nibbles once, then shuffled against every query's table. The codes of a
+// list come from L3 or memory: blocks are fetched two ahead.
 template <int Q>
 __attribute__((target("avx2"))) void ScanQAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
                                                const uint8_t* const* luts, uint16_t* const* outs) {
@@ -139,13 +124,8 @@ __attribute__((target("avx2"))) void ScanQAvx2(const uint8_t* codes, size_t nblo
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4);
 #pragma GCC unroll 4
       for (int q = 0; q < Q; ++q) {
-        __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts[q] + p * kPairBytes));
-        __m256i rl = _mm256_shuffle_epi8(t, lo);
-        __m256i rh = _mm256_shuffle_epi8(t, hi);
-        a[q][0] = _mm256_add_epi16(a[q][0], rl);
-        a[q][1] = _mm256_add_epi16(a[q][1], _mm256_srli_epi16(rl, 8));
-        a[q][2] = _mm256_add_epi16(a[q][2], rh);
-        a[q][3] = _mm256_add_epi16(a[q][3], _mm256_srli_epi16(rh, 8));
+        AddPair(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts[q] + p * kPairBytes)), lo,
+                hi, a[q]);
       }
     }
 #pragma GCC unroll 4
@@ -154,6 +134,11 @@ __attribute__((target("avx2"))) void ScanQAvx2(const uint8_t* codes, size_t nblo
       Fold(Low(a[q][2], a[q][3]), a[q][3], outs[q] + b * kBlock + 16);
     }
   }
+}
+
+__attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nblocks, size_t npairs,
+                                              const uint8_t* lut, uint16_t* out) {
+  ScanQAvx2<1>(codes, nblocks, npairs, &lut, &out);
 }
 
 __attribute__((target("avx2"))) void ScanManyAvx2(const uint8_t* codes, size_t nblocks,
@@ -175,48 +160,6 @@ AIDB_AVX512BW inline __m256i Fold512(__m512i v) {
 AIDB_AVX512BW uint32_t BelowAvx512(const uint16_t* vals, uint16_t limit) {
   return _mm512_cmple_epu16_mask(_mm512_loadu_si512(vals),
                                  _mm512_set1_epi16(static_cast<short>(limit)));
-}
-
-AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
-                              const uint8_t* lut, uint16_t* out) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const __m256i low4y = _mm256_set1_epi8(0x0F);
-  const size_t bb = BlockBytes(npairs);
-  const size_t pairs2 = npairs & ~size_t{1};
-  for (size_t b = 0; b < nblocks; ++b) {
-    const uint8_t* block = codes + b * bb;
-    if (b + 2 < nblocks) PrefetchBlock(block + 2 * bb, bb);
-    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
-    __m512i a2 = _mm512_setzero_si512(), a3 = _mm512_setzero_si512();
-    for (size_t p = 0; p < pairs2; p += 2) {
-      __m512i c = _mm512_loadu_si512(block + p * kPairBytes);
-      __m512i t = _mm512_loadu_si512(lut + p * kPairBytes);
-      __m512i lo = _mm512_and_si512(c, low4);
-      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
-      __m512i rl = _mm512_shuffle_epi8(t, lo);
-      __m512i rh = _mm512_shuffle_epi8(t, hi);
-      a0 = _mm512_add_epi16(a0, rl);
-      a1 = _mm512_add_epi16(a1, _mm512_srli_epi16(rl, 8));
-      a2 = _mm512_add_epi16(a2, rh);
-      a3 = _mm512_add_epi16(a3, _mm512_srli_epi16(rh, 8));
-    }
-    __m256i b0 = Fold512(a0), b1 = Fold512(a1), b2 = Fold512(a2), b3 = Fold512(a3);
-    if (pairs2 != npairs) {
-      const size_t p = pairs2;
-      __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * kPairBytes));
-      __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + p * kPairBytes));
-      __m256i lo = _mm256_and_si256(c, low4y);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4y);
-      __m256i rl = _mm256_shuffle_epi8(t, lo);
-      __m256i rh = _mm256_shuffle_epi8(t, hi);
-      b0 = _mm256_add_epi16(b0, rl);
-      b1 = _mm256_add_epi16(b1, _mm256_srli_epi16(rl, 8));
-      b2 = _mm256_add_epi16(b2, rh);
-      b3 = _mm256_add_epi16(b3, _mm256_srli_epi16(rh, 8));
-    }
-    Fold(Low(b0, b1), b1, out + b * kBlock);
-    Fold(Low(b2, b3), b3, out + b * kBlock + 16);
-  }
 }
 
 template <int Q>
@@ -250,25 +193,22 @@ AIDB_AVX512BW void ScanQAvx512(const uint8_t* codes, size_t nblocks, size_t npai
     }
 #pragma GCC unroll 4
     for (int q = 0; q < Q; ++q) {
-      __m256i b0 = Fold512(a[q][0]), b1 = Fold512(a[q][1]);
-      __m256i b2 = Fold512(a[q][2]), b3 = Fold512(a[q][3]);
-      if (pairs2 != npairs) {
+      __m256i y[4] = {Fold512(a[q][0]), Fold512(a[q][1]), Fold512(a[q][2]), Fold512(a[q][3])};
+      if (pairs2 != npairs) {  // an odd pair: 256 bits
         const size_t p = pairs2;
         __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * kPairBytes));
-        __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts[q] + p * kPairBytes));
-        __m256i lo = _mm256_and_si256(c, low4y);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4y);
-        __m256i rl = _mm256_shuffle_epi8(t, lo);
-        __m256i rh = _mm256_shuffle_epi8(t, hi);
-        b0 = _mm256_add_epi16(b0, rl);
-        b1 = _mm256_add_epi16(b1, _mm256_srli_epi16(rl, 8));
-        b2 = _mm256_add_epi16(b2, rh);
-        b3 = _mm256_add_epi16(b3, _mm256_srli_epi16(rh, 8));
+        AddPair(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts[q] + p * kPairBytes)),
+                _mm256_and_si256(c, low4y), _mm256_and_si256(_mm256_srli_epi16(c, 4), low4y), y);
       }
-      Fold(Low(b0, b1), b1, outs[q] + b * kBlock);
-      Fold(Low(b2, b3), b3, outs[q] + b * kBlock + 16);
+      Fold(Low(y[0], y[1]), y[1], outs[q] + b * kBlock);
+      Fold(Low(y[2], y[3]), y[3], outs[q] + b * kBlock + 16);
     }
   }
+}
+
+AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
+                              const uint8_t* lut, uint16_t* out) {
+  ScanQAvx512<1>(codes, nblocks, npairs, &lut, &out);
 }
 
 AIDB_AVX512BW void ScanManyAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
