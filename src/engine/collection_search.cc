@@ -59,35 +59,52 @@ float DistanceFromScore(Metric metric, float score) {
   return -score + 0.f;
 }
 
+// The payload filter of req, null when it matches everything.
+const filter::Filter* ActiveFilter(const SearchRequest& req) {
+  return req.filter != nullptr && !req.filter->MatchesAll() ? req.filter : nullptr;
+}
+
+// The index's parameters for req; `slots` (null: none) restricts the search.
+index::SearchParams IndexParams(const SearchRequest& req, const index::SlotFilter* slots) {
+  index::SearchParams params;
+  params.k = req.top_k;
+  params.ef = req.ef_search;
+  params.rerank = req.ivf_rerank;
+  params.filter = slots;
+  params.exact = req.exact;
+  params.nonblocking = req.nonblocking;
+  return params;
+}
+
+// Appends an index's hits to out as ids, distances and (if asked) payloads,
+// skipping slots no point maps to any more.
+void AppendHits(const std::vector<index::Hit>& hits, const std::vector<Uuid>& ids,
+                const std::vector<std::string>& payloads, Metric metric, bool with_payload,
+                std::vector<SearchHit>* out) {
+  out->reserve(out->size() + hits.size());
+  for (const index::Hit& h : hits) {
+    if (h.slot >= ids.size() || ids[h.slot].IsNil()) continue;
+    SearchHit sh;
+    sh.id = ids[h.slot];
+    sh.score = DistanceFromScore(metric, h.score);
+    if (with_payload) sh.payload = payloads[h.slot];
+    out->push_back(std::move(sh));
+  }
+}
+
 }  // namespace
 
 Status Collection::SearchLocked(const State& st, const float* query, const SearchRequest& req,
                                 std::vector<SearchHit>* out) const {
   out->clear();
   if (req.top_k == 0) return Status::OK();
-  const bool need_filter = (req.filter != nullptr && !req.filter->MatchesAll()) ||
-                           adds_in_flight_.load(std::memory_order_acquire) > 0;
-  const filter::Filter* f = req.filter && !req.filter->MatchesAll() ? req.filter : nullptr;
+  const filter::Filter* f = ActiveFilter(req);
+  const bool need_filter = f != nullptr || adds_in_flight_.load(std::memory_order_acquire) > 0;
   PointFilter pf(st.slot_ids, st.payloads, f, &const_cast<State&>(st).payload_index);
-  index::SearchParams params;
-  params.k = req.top_k;
-  params.ef = req.ef_search;
-  params.rerank = req.ivf_rerank;
-  params.filter = need_filter ? &pf : nullptr;
-  params.exact = req.exact;
-  params.nonblocking = req.nonblocking;
   std::vector<index::Hit> hits;
-  Status s = st.index->Search(query, params, &hits);
+  Status s = st.index->Search(query, IndexParams(req, need_filter ? &pf : nullptr), &hits);
   if (!s.ok()) return s.WithContext("collection '" + name_ + "'");
-  out->reserve(hits.size());
-  for (const index::Hit& h : hits) {
-    if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;
-    SearchHit sh;
-    sh.id = st.slot_ids[h.slot];
-    sh.score = DistanceFromScore(st.config.index.metric, h.score);
-    if (req.with_payload) sh.payload = st.payloads[h.slot];
-    out->push_back(std::move(sh));
-  }
+  AppendHits(hits, st.slot_ids, st.payloads, st.config.index.metric, req.with_payload, out);
   return Status::OK();
 }
 
@@ -138,32 +155,18 @@ Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
     constexpr size_t kIvfRun = 256;
     const size_t run = std::min(kIvfRun, (nq + nthreads - 1) / nthreads);
     const size_t runs = (nq + run - 1) / run;
-    const bool need_filter = (req.filter != nullptr && !req.filter->MatchesAll()) ||
-                             adds_in_flight_.load(std::memory_order_acquire) > 0;
-    const filter::Filter* f = req.filter && !req.filter->MatchesAll() ? req.filter : nullptr;
+    const filter::Filter* f = ActiveFilter(req);
+    const bool need_filter = f != nullptr || adds_in_flight_.load(std::memory_order_acquire) > 0;
     auto search_run = [&](size_t r) {
       const size_t first = r * run, count = std::min(run, nq - first);
       PointFilter pf(st.slot_ids, st.payloads, f, &const_cast<State&>(st).payload_index);
-      index::SearchParams params;
-      params.k = req.top_k;
-      params.ef = req.ef_search;
-      params.rerank = req.ivf_rerank;
-      params.filter = need_filter ? &pf : nullptr;
-      params.nonblocking = req.nonblocking;
       std::vector<std::vector<index::Hit>> hits;
-      Status s = st.index->SearchBatch(queries + first * dim, count, params, &hits);
+      Status s = st.index->SearchBatch(queries + first * dim, count,
+                                       IndexParams(req, need_filter ? &pf : nullptr), &hits);
       if (!s.ok()) return s.WithContext("collection '" + name_ + "'");
       for (size_t i = 0; i < count; ++i) {
-        std::vector<SearchHit>& o = (*out)[first + i];
-        o.reserve(hits[i].size());
-        for (const index::Hit& h : hits[i]) {
-          if (h.slot >= st.slot_ids.size() || st.slot_ids[h.slot].IsNil()) continue;
-          SearchHit sh;
-          sh.id = st.slot_ids[h.slot];
-          sh.score = DistanceFromScore(st.config.index.metric, h.score);
-          if (req.with_payload) sh.payload = st.payloads[h.slot];
-          o.push_back(std::move(sh));
-        }
+        AppendHits(hits[i], st.slot_ids, st.payloads, st.config.index.metric, req.with_payload,
+                   &(*out)[first + i]);
       }
       return Status::OK();
     };
