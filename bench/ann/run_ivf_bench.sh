@@ -82,6 +82,13 @@ for name, build, mem, q95, q99, w95, w99 in rows:
           f"| {q99} | {ratio(a99, q99)} | {ratio(v99, q99)} | {w95} | {w99} |")
 print(f"| AIDB IVF (index call Search, aidb_ivf_bench) | | | {i95:.0f} | | | {i99:.0f} | | | | |")
 print(f"| AIDB IVF (index call SearchBatch, aidb_ivf_bench) | | | {b95:.0f} | | | {b99:.0f} | | | | |")
+# The single-query C API call beside the batch call (issue 16 asks for both).
+s = next((r for r in rows if r[0].startswith("AIDB IVF (C API single")), None)
+if s:
+    for name, build, mem, q95, q99, *_ in rows:
+        if name.startswith("ScaNN") or name.startswith("FAISS"):
+            print(f"C API single query / {name}: {ratio(float(s[3]), q95)} at 0.95, "
+                  f"{ratio(float(s[4]), q99)} at 0.99")
 if v:
     for name, build, mem, q95, q99, *_ in rows:
         if name.startswith("ScaNN") or name.startswith("FAISS"):
