@@ -2,8 +2,8 @@
 // residual codes scored with in-register lookup tables (index/ivf_kernels.h),
 // and an exact re-rank of the best candidates from the float vectors.
 //
-// Model. nlist centroids (k-means on a sample, then IvfTuning::refine_passes
-// Lloyd passes over every vector; nlist = ~sqrt(n) unless the config fixes it) partition the
+// Model. nlist centroids (k-means on a sample of 256 points per list,
+// IvfTuning; nlist = ~sqrt(n) unless the config fixes it) partition the
 // vectors by nearest centroid (L2; cosine vectors are normalised). Each vector's residual (vector -
 // centroid) is product-quantised: `subspaces` groups of sub_dim consecutive dimensions (1 up to 64
 // dims, 2 up to 256, else 4), 16 centroids per group, one 4-bit code each.
@@ -69,8 +69,12 @@ struct IvfTuning {
   bool background = true;     // rebuild on a background thread
   uint32_t sub_dim = 0;       // 0: 1 up to 64 dims, 2 up to 256, else 4
   uint32_t kmeans_iters = 15;
-  uint32_t sample_per_list = 128;  // k-means sample: nlist * this, at least 8192
-  uint32_t refine_passes = 3;      // then Lloyd passes over every vector
+  // k-means sample: nlist * this, at least 8192 (FAISS's 256 per centroid).
+  uint32_t sample_per_list = 256;
+  // Lloyd passes over every vector after the sample's k-means: 0 by
+  // default (at 1M x 128 the larger sample alone reaches the recall the
+  // passes gave, in 60% of the build time; bench/README.md).
+  uint32_t refine_passes = 0;
   uint64_t seed = 0x1f2e3d4c5b6a7988ull;
 };
 
@@ -145,6 +149,11 @@ class IvfIndex final : public VectorIndex {
   void InsertLocked(Structure* st, uint32_t slot);
   void EraseLocked(Structure* st, uint32_t slot);
   void NoteDirtyLocked(uint32_t slot);
+  // The nearest list of each slot's vector (kNone for slots not live), the
+  // vectors scored a block at a time by the blocked kernel, in parallel;
+  // known[i] (if given and not kNone) is taken for slots[i] as it is.
+  void NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
+                          uint32_t threads, const uint32_t* known = nullptr) const;
   // Starts (or runs inline) a rebuild when the growth rules ask for one.
   void MaybeRebuild(std::unique_lock<RwLock>& lock);
   bool WantsRebuildLocked() const;
@@ -154,13 +163,14 @@ class IvfIndex final : public VectorIndex {
   void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
                    const std::vector<uint32_t>* listed_matches) const;
   // Search in steps (shared lock held), shared by Search and SearchBatch:
-  // PrepareLocked scores the centroids and builds the lookup table (false:
-  // answered by an exact scan, into *out); ScanListLocked scans one list
+  // PrepareLocked scores the centroids (or takes their dot products with
+  // the query, `qdot`, from a batch's matrix product) and builds the lookup
+  // table (false: answered by an exact scan, into *out); ScanListLocked scans one list
   // for one query (code sums, then CollectLocked); ProbeFromLocked scans the query's lists in probe
   // order from a position; RerankLocked re-scores the candidates exactly.
   struct Query;
   bool PrepareLocked(const float* query, const SearchParams& params, Query* qs,
-                     std::vector<Hit>* out) const;
+                     std::vector<Hit>* out, const float* qdot = nullptr) const;
   void ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter, const List* next) const;
   // The base of list l's approximate distances for the query (*base) and
   // their lower bound (returned).
