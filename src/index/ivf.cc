@@ -811,7 +811,7 @@ class RerankTop {
 
 // Per-thread buffers of the list scan.
 struct ScanScratch {
-  std::vector<float> lutf;
+  std::vector<float> lutf, lo, hi;
   std::vector<uint16_t> acc;
   std::vector<float> dists;
 };
@@ -927,37 +927,26 @@ bool IvfIndex::PrepareLocked(const float* query, const SearchParams& params, Que
   // Euclidean), quantised to 8 bits with one scale for the whole query.
   // Built from the transposed codebooks: 16 consecutive floats per (s, t).
   const float alpha = l2_ ? 2.f : 1.f;
+  static const pq4::LutFn lut = pq4::Lut();
+  static const pq4::QuantizeFn quantize = pq4::Quantize();
   sc.lutf.resize(static_cast<size_t>(m.m) * 16);
+  sc.lo.resize(m.m);
+  sc.hi.resize(m.m);
+  lut(query, dim, m.ds, m.cbt.data(), alpha, sc.lutf.data(), sc.lo.data(), sc.hi.data());
   float bias = 0.f, maxspan = 0.f, sumspan = 0.f;
   for (uint32_t s = 0; s < m.m; ++s) {
-    const uint32_t len = m.SubLen(s), off = s * m.ds;
-    float* row = &sc.lutf[static_cast<size_t>(s) * 16];
-    float acc[16] = {};
-    for (uint32_t t = 0; t < len; ++t) {
-      const float qv = -alpha * query[off + t];
-      const float* w = &m.cbt[(static_cast<size_t>(s) * m.ds + t) * 16];
-      for (uint32_t j = 0; j < 16; ++j) acc[j] += qv * w[j];
-    }
-    float lo = acc[0], hi = acc[0];
-    for (uint32_t j = 1; j < 16; ++j) {
-      lo = std::min(lo, acc[j]);
-      hi = std::max(hi, acc[j]);
-    }
-    for (uint32_t j = 0; j < 16; ++j) row[j] = acc[j] - lo;
-    bias += lo;
-    maxspan = std::max(maxspan, hi - lo);
-    sumspan += hi - lo;
+    bias += sc.lo[s];
+    maxspan = std::max(maxspan, sc.hi[s] - sc.lo[s]);
+    sumspan += sc.hi[s] - sc.lo[s];
   }
   float scale = std::max(maxspan / 255.f, sumspan / 65535.f);
   if (!(scale > 0.f)) scale = 1.f;
   const float inv = 1.f / scale;
+  // Entry j of subspace s at s * 16 + j (pairs of subspaces, 32 bytes per
+  // pair; an odd last pair padded with zeros). Entries are >= 0:
+  // truncation is floor.
   qs->lut.assign(static_cast<size_t>(m.npairs) * pq4::kPairBytes, 0);
-  for (uint32_t s = 0; s < m.m; ++s) {
-    const float* row = &sc.lutf[static_cast<size_t>(s) * 16];
-    uint8_t* dst = &qs->lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16];
-    // Entries are >= 0: truncation is floor.
-    for (uint32_t j = 0; j < 16; ++j) dst[j] = static_cast<uint8_t>(std::min(255.f, row[j] * inv));
-  }
+  quantize(sc.lutf.data(), static_cast<size_t>(m.m) * 16, inv, qs->lut.data());
   bias += 0.5f * scale * static_cast<float>(m.m);  // floor loses half a step on average
   qs->scale = scale;
   qs->inv = inv;

@@ -113,6 +113,32 @@ void EncodeScalar(const float* r, size_t dim, size_t ds, const float* cbt, uint8
   }
 }
 
+void LutScalar(const float* q, size_t dim, size_t ds, const float* cbt, float alpha, float* lutf,
+               float* lo, float* hi) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    float acc[16] = {};
+    for (size_t t = 0; t < len; ++t) {
+      const float qv = -alpha * q[off + t];
+      const float* w = cbt + (off + t) * 16;
+      for (size_t j = 0; j < 16; ++j) acc[j] += qv * w[j];
+    }
+    float l = acc[0], h = acc[0];
+    for (size_t j = 1; j < 16; ++j) {
+      l = std::min(l, acc[j]);
+      h = std::max(h, acc[j]);
+    }
+    for (size_t j = 0; j < 16; ++j) lutf[s * 16 + j] = acc[j] - l;
+    lo[s] = l;
+    hi[s] = h;
+  }
+}
+
+void QuantizeScalar(const float* lutf, size_t n, float inv, uint8_t* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(std::min(255.f, lutf[i] * inv));
+}
+
 #ifdef AIDB_X86
 // GCC 12's 512->256 extract intrinsics start from an undefined register,
 // which trips -W(maybe-)uninitialized; the value is fully overwritten.
@@ -618,6 +644,81 @@ AIDB_AVX512BW void EncodeAvx512(const float* r, size_t dim, size_t ds, const flo
   }
 }
 
+// ---- lookup tables (see LutFn, QuantizeFn) ----
+
+__attribute__((target("avx2,fma"))) void LutAvx2(const float* q, size_t dim, size_t ds,
+                                                 const float* cbt, float alpha, float* lutf,
+                                                 float* lo, float* hi) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (size_t t = 0; t < len; ++t) {
+      const __m256 qv = _mm256_set1_ps(-alpha * q[off + t]);
+      const float* w = cbt + (off + t) * 16;
+      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(w), a0);
+      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(w + 8), a1);
+    }
+    __m256 mn = _mm256_min_ps(a0, a1), mx = _mm256_max_ps(a0, a1);
+    mn = _mm256_min_ps(mn, _mm256_permute2f128_ps(mn, mn, 1));
+    mx = _mm256_max_ps(mx, _mm256_permute2f128_ps(mx, mx, 1));
+    mn = _mm256_min_ps(mn, _mm256_shuffle_ps(mn, mn, 0x4E));
+    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0x4E));
+    mn = _mm256_min_ps(mn, _mm256_shuffle_ps(mn, mn, 0xB1));
+    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0xB1));
+    _mm256_storeu_ps(lutf + s * 16, _mm256_sub_ps(a0, mn));
+    _mm256_storeu_ps(lutf + s * 16 + 8, _mm256_sub_ps(a1, mn));
+    lo[s] = _mm256_cvtss_f32(mn);
+    hi[s] = _mm256_cvtss_f32(mx);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void QuantizeAvx2(const float* lutf, size_t n, float inv,
+                                                      uint8_t* out) {
+  const __m256 vinv = _mm256_set1_ps(inv), cap = _mm256_set1_ps(255.f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // min(x, 255) with x first: a NaN gives 255, as std::min(255.f, x).
+    const __m256i a =
+        _mm256_cvttps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(lutf + i), vinv), cap));
+    const __m256i b =
+        _mm256_cvttps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(lutf + i + 8), vinv), cap));
+    // 16 words (lanes interleaved by the pack), then 16 bytes in order.
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+    const __m128i bytes =
+        _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), bytes);
+  }
+  if (i < n) QuantizeScalar(lutf + i, n - i, inv, out + i);
+}
+
+AIDB_AVX512BW void LutAvx512(const float* q, size_t dim, size_t ds, const float* cbt, float alpha,
+                             float* lutf, float* lo, float* hi) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    __m512 a = _mm512_setzero_ps();
+    for (size_t t = 0; t < len; ++t)
+      a = _mm512_fmadd_ps(_mm512_set1_ps(-alpha * q[off + t]),
+                          _mm512_loadu_ps(cbt + (off + t) * 16), a);
+    const float l = _mm512_reduce_min_ps(a);
+    _mm512_storeu_ps(lutf + s * 16, _mm512_sub_ps(a, _mm512_set1_ps(l)));
+    lo[s] = l;
+    hi[s] = _mm512_reduce_max_ps(a);
+  }
+}
+
+AIDB_AVX512BW void QuantizeAvx512(const float* lutf, size_t n, float inv, uint8_t* out) {
+  const __m512 vinv = _mm512_set1_ps(inv), cap = _mm512_set1_ps(255.f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_min_ps(_mm512_mul_ps(_mm512_loadu_ps(lutf + i), vinv), cap);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));
+  }
+  if (i < n) QuantizeScalar(lutf + i, n - i, inv, out + i);
+}
+
 bool CpuHasAvx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -636,14 +737,14 @@ bool CpuHasAvx512Bw() {
 std::vector<ScanImpl> SupportedScans() {
   std::vector<ScanImpl> v;
   v.push_back({"scalar", &ScanScalar, &BelowScalar, &ScanManyScalar, &DotBlockScalar,
-               &NearestBlockScalar, &EncodeScalar});
+               &NearestBlockScalar, &EncodeScalar, &LutScalar, &QuantizeScalar});
 #ifdef AIDB_X86
   if (CpuHasAvx2())
     v.push_back({"avx2", &ScanAvx2, &BelowAvx2, &ScanManyAvx2, &DotBlockAvx2, &NearestBlockAvx2,
-                 &EncodeAvx2});
+                 &EncodeAvx2, &LutAvx2, &QuantizeAvx2});
   if (CpuHasAvx512Bw())
     v.push_back({"avx512", &ScanAvx512, &BelowAvx512, &ScanManyAvx512, &DotBlockAvx512,
-                 &NearestBlockAvx512, &EncodeAvx512});
+                 &NearestBlockAvx512, &EncodeAvx512, &LutAvx512, &QuantizeAvx512});
 #endif
   return v;
 }
@@ -661,6 +762,8 @@ ScanManyFn ScanMany() { return Picked().scan_many; }
 DotBlockFn DotBlock() { return Picked().dot_block; }
 NearestBlockFn NearestBlock() { return Picked().nearest_block; }
 EncodeFn Encode() { return Picked().encode; }
+LutFn Lut() { return Picked().lut; }
+QuantizeFn Quantize() { return Picked().quantize; }
 const char* ScanName() { return Picked().name; }
 
 }  // namespace aidb::index::pq4

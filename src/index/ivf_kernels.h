@@ -95,6 +95,20 @@ void NearestBlockScalar(const float* x, size_t nx, const float* packed, const fl
 using EncodeFn = void (*)(const float* r, size_t dim, size_t ds, const float* cbt, uint8_t* codes);
 void EncodeScalar(const float* r, size_t dim, size_t ds, const float* cbt, uint8_t* codes);
 
+// A query's lookup table in floats: with acc_sj = sum over the subspace's
+// dims t of (-alpha q_t) * w_sjt (transposed codebooks as for Encode),
+// lutf[s * 16 + j] = acc_sj - lo[s], lo[s] / hi[s] = min / max over j of
+// acc_sj.
+using LutFn = void (*)(const float* q, size_t dim, size_t ds, const float* cbt, float alpha,
+                       float* lutf, float* lo, float* hi);
+void LutScalar(const float* q, size_t dim, size_t ds, const float* cbt, float alpha, float* lutf,
+               float* lo, float* hi);
+// out[i] = min(255, lutf[i] * inv) truncated, for n (a multiple of 16)
+// entries >= 0: the 8-bit table (entry j of subspace s at s * 16 + j, the
+// pair layout of Scan).
+using QuantizeFn = void (*)(const float* lutf, size_t n, float inv, uint8_t* out);
+void QuantizeScalar(const float* lutf, size_t n, float inv, uint8_t* out);
+
 // Bit i (i < 32) set when vals[i] <= limit: the candidates of one block
 // that can beat a search's current threshold.
 using BelowFn = uint32_t (*)(const uint16_t* vals, uint16_t limit);
@@ -108,6 +122,8 @@ struct ScanImpl {
   DotBlockFn dot_block;
   NearestBlockFn nearest_block;
   EncodeFn encode;
+  LutFn lut;
+  QuantizeFn quantize;
 };
 // Every implementation this CPU supports, scalar first, fastest last.
 std::vector<ScanImpl> SupportedScans();
@@ -118,6 +134,8 @@ ScanManyFn ScanMany();
 DotBlockFn DotBlock();
 NearestBlockFn NearestBlock();
 EncodeFn Encode();
+LutFn Lut();
+QuantizeFn Quantize();
 const char* ScanName();
 
 }  // namespace aidb::index::pq4

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -284,6 +285,47 @@ TEST(IvfKernels, EncodeAgreesWithScalar) {
           }
         }
       }
+    }
+  }
+}
+
+// The lookup table at every level: the floats as the scalar kernel's (up to
+// rounding), each subspace's minimum 0; the 8-bit quantisation exactly the
+// scalar's, saturating at 255.
+TEST(IvfKernels, LutAndQuantizeAgreeWithScalar) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {5, 16, 64, 130, 784}) {
+    for (size_t ds : {1, 2, 4}) {
+      const size_t m = (dim + ds - 1) / ds;
+      std::vector<float> cbt(m * ds * 16), q(dim);
+      for (auto& v : cbt) v = nd(rng);
+      for (auto& v : q) v = nd(rng);
+      std::vector<float> want(m * 16), wlo(m), whi(m);
+      pq4::LutScalar(q.data(), dim, ds, cbt.data(), 2.f, want.data(), wlo.data(), whi.data());
+      float maxspan = 0.f;
+      for (size_t s = 0; s < m; ++s) maxspan = std::max(maxspan, whi[s] - wlo[s]);
+      const float inv = 300.f / maxspan;  // some entries saturate
+      std::vector<uint8_t> wq(m * 16);
+      pq4::QuantizeScalar(want.data(), m * 16, inv, wq.data());
+      for (const auto& impl : pq4::SupportedScans()) {
+        std::vector<float> got(m * 16), lo(m), hi(m);
+        impl.lut(q.data(), dim, ds, cbt.data(), 2.f, got.data(), lo.data(), hi.data());
+        for (size_t s = 0; s < m; ++s) {
+          EXPECT_NEAR(lo[s], wlo[s], 1e-4f * (1.f + std::fabs(wlo[s]))) << impl.name;
+          EXPECT_NEAR(hi[s], whi[s], 1e-4f * (1.f + std::fabs(whi[s]))) << impl.name;
+          float mn = got[s * 16];
+          for (size_t j = 0; j < 16; ++j) {
+            EXPECT_NEAR(got[s * 16 + j], want[s * 16 + j], 1e-4f * (1.f + maxspan)) << impl.name;
+            mn = std::min(mn, got[s * 16 + j]);
+          }
+          EXPECT_EQ(mn, 0.f) << impl.name << " subspace " << s;
+        }
+        std::vector<uint8_t> gq(m * 16, 1);
+        impl.quantize(want.data(), m * 16, inv, gq.data());
+        EXPECT_EQ(gq, wq) << impl.name << " dim " << dim << " ds " << ds;
+      }
+      EXPECT_NE(std::count(wq.begin(), wq.end(), 255), 0);
     }
   }
 }
