@@ -318,6 +318,15 @@ int main(int argc, char** argv) {
       idx->MemoryBytes() / 1048576.0, rss / 1048576.0, anon / 1048576.0,
       base.v.size() * 4.0 / 1048576.0, on_disk ? ", in the vectors file" : "");
 
+  {
+    const auto mp = idx->MemoryBreakdown();
+    const double per = 1.0 / std::max<size_t>(idx->Size(), 1);
+    std::printf(
+        "index bytes per point: vectors %.1f, codes %.1f, list slots %.1f, extra %.1f, slot maps "
+        "%.1f, model %.2f, spare list capacity %.1f\n",
+        mp.vectors * per, mp.codes * per, mp.list_slots * per, mp.extra * per, mp.slot_maps * per,
+        mp.model * per, mp.spare * per);
+  }
   if (build_only) return 0;
   auto tg = Clock::now();
   const std::vector<uint32_t> gt = GroundTruth(*idx, queries, threads);

@@ -232,6 +232,13 @@ struct IvfIndex::Structure {
     where[slot] = list;
     pos[slot] = static_cast<uint32_t>(p);
   }
+  // Room for n entries in list l (no reallocation while they are appended).
+  void Reserve(uint32_t l, size_t n, bool l2) {
+    List& L = lists[l];
+    L.slots.reserve(n);
+    L.codes.reserve((n + pq4::kBlock - 1) / pq4::kBlock * model.BlockBytes());
+    if (l2) L.extra.reserve(n);
+  }
   void Erase(uint32_t slot) {
     if (slot >= where.size() || where[slot] == kNone) return;
     List& L = lists[where[slot]];
@@ -495,6 +502,25 @@ size_t IvfIndex::MemoryBytes() const {
   return b;
 }
 
+IvfIndex::MemoryParts IvfIndex::MemoryBreakdown() const {
+  std::shared_lock lock(mu_);
+  MemoryParts p;
+  p.slot_maps = live_.size() + free_.size() * 4;
+  if (vfile_ == nullptr) p.vectors = static_cast<size_t>(slot_limit_) * config_.dim * sizeof(float);
+  if (st_) {
+    p.slot_maps += (st_->where.size() + st_->pos.size()) * sizeof(uint32_t);
+    p.model = st_->model.Bytes();
+    for (const List& L : st_->lists) {
+      p.codes += L.codes.size();
+      p.list_slots += L.slots.size() * 4;
+      p.extra += L.extra.size() * 4;
+      p.spare += (L.slots.capacity() - L.slots.size()) * 4 +
+                 (L.extra.capacity() - L.extra.size()) * 4 + L.codes.capacity() - L.codes.size();
+    }
+  }
+  return p;
+}
+
 Status IvfIndex::SetEfSearch(uint32_t ef) {
   nprobe_.store(ef, std::memory_order_relaxed);
   return Status::OK();
@@ -690,9 +716,32 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   pick = std::vector<uint32_t>();
   assign = std::vector<uint32_t>();
 
-  // 3. Assign and encode every slot, a batch at a time under the shared lock
-  // (writers get in between batches and are logged in dirty_).
-  std::vector<uint32_t> lists(kRebuildBatch);
+  // 3. Assign every slot, then encode and append it, a batch at a time
+  // under the shared lock (writers get in between batches and are logged
+  // in dirty_). The lists are sized exactly from the assignment: growing
+  // them by doubling left ~3% of the index as spare capacity and freed
+  // buffers. (A slot rewritten between the two passes is dirty: re-inserted
+  // at the swap.)
+  std::vector<uint32_t>& lists = known;
+  for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
+    const size_t nb = std::min(kRebuildBatch, slots.size() - b);
+    std::shared_lock lock(mu_);
+    if (generation_ != gen || stop_.load()) {
+      lock.unlock();
+      return finish(nullptr);
+    }
+    NearestSlotsLocked(m, &slots[b], nb, &lists[b], threads, &known[b]);
+  }
+  {
+    std::vector<uint32_t> count(nlist, 0);
+    for (uint32_t l : lists)
+      if (l != kNone) ++count[l];
+    for (uint32_t l = 0; l < nlist; ++l) st->Reserve(l, count[l], l2_);
+    if (!slots.empty()) {
+      st->where.assign(size_t{slots.back()} + 1, kNone);
+      st->pos.assign(size_t{slots.back()} + 1, 0);
+    }
+  }
   std::vector<float> extra(kRebuildBatch);
   std::vector<uint8_t> codes(kRebuildBatch * m.m);
   for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
@@ -702,13 +751,15 @@ void IvfIndex::RunRebuild(uint64_t gen) {
       lock.unlock();
       return finish(nullptr);
     }
-    NearestSlotsLocked(m, &slots[b], nb, lists.data(), threads, &known[b]);
     ParallelFor(nb, threads, [&](size_t i, uint32_t) {
-      if (lists[i] != kNone) extra[i] = m.Encode(SlotPtr(slots[b + i]), lists[i], &codes[i * m.m]);
+      const uint32_t s = slots[b + i];
+      if (lists[b + i] != kNone && !(s < slot_limit_ && live_[s])) lists[b + i] = kNone;
+      if (lists[b + i] != kNone) extra[i] = m.Encode(SlotPtr(s), lists[b + i], &codes[i * m.m]);
       return true;
     });
     for (size_t i = 0; i < nb; ++i)
-      if (lists[i] != kNone) st->Append(slots[b + i], lists[i], &codes[i * m.m], extra[i], l2_);
+      if (lists[b + i] != kNone)
+        st->Append(slots[b + i], lists[b + i], &codes[i * m.m], extra[i], l2_);
   }
 
   // 4. Catch up with the writes made meanwhile and swap.

@@ -123,6 +123,17 @@ class IvfIndex final : public VectorIndex {
   // Bytes of vectors, codes, lists and model (for benchmarks); with
   // vectors_on_disk the float vectors are not counted (see VectorFileBytes).
   size_t MemoryBytes() const;
+  // MemoryBytes by part (benchmarks: the per-point breakdown).
+  struct MemoryParts {
+    size_t vectors = 0;     // float vectors in RAM (0 with vectors_on_disk)
+    size_t codes = 0;       // 4-bit codes, blocks of 32 (the last one padded)
+    size_t list_slots = 0;  // each list's slots
+    size_t extra = 0;       // per-vector Euclidean correction (Euclidean only)
+    size_t slot_maps = 0;   // per slot: its list and position, live flag, free list
+    size_t model = 0;       // centroids (and packed), codebooks
+    size_t spare = 0;       // list capacity beyond the entries
+  };
+  MemoryParts MemoryBreakdown() const;
   // Bytes of the vectors file mapped (0 without vectors_on_disk).
   uint64_t VectorFileBytes() const { return vfile_ ? vfile_->MappedBytes() : 0; }
   // The vectors file (benchmarks: eviction); null without vectors_on_disk.
