@@ -365,10 +365,12 @@ void IvfIndex::NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t 
                 size_t cnt = 0;
                 for (size_t i = b; i < e; ++i) {
                   const uint32_t s = slots[i];
+                  // (known may be out itself: read before writing.)
+                  const uint32_t k = known != nullptr ? known[i] : kNone;
                   out[i] = kNone;
                   if (s >= slot_limit_ || !live_[s]) continue;
-                  if (known != nullptr && known[i] != kNone) {
-                    out[i] = known[i];
+                  if (k != kNone) {
+                    out[i] = k;
                     continue;
                   }
                   std::memcpy(&buf[cnt * dim], SlotPtr(s), sizeof(float) * dim);

@@ -162,7 +162,8 @@ class IvfIndex final : public VectorIndex {
   void NoteDirtyLocked(uint32_t slot);
   // The nearest list of each slot's vector (kNone for slots not live), the
   // vectors scored a block at a time by the blocked kernel, in parallel;
-  // known[i] (if given and not kNone) is taken for slots[i] as it is.
+  // known[i] (if given and not kNone) is taken for slots[i] as it is
+  // (known may be out).
   void NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
                           uint32_t threads, const uint32_t* known = nullptr) const;
   // Starts (or runs inline) a rebuild when the growth rules ask for one.
