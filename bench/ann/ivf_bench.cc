@@ -326,6 +326,11 @@ int main(int argc, char** argv) {
         "%.1f, model %.2f, spare list capacity %.1f\n",
         mp.vectors * per, mp.codes * per, mp.list_slots * per, mp.extra * per, mp.slot_maps * per,
         mp.model * per, mp.spare * per);
+    std::printf(
+        "after training: %llu of %llu vectors searched for their list (the k-means "
+        "sample kept its lists)\n",
+        static_cast<unsigned long long>(idx->LastRebuildSearched()),
+        static_cast<unsigned long long>(idx->Size()));
   }
   if (build_only) return 0;
   auto tg = Clock::now();

@@ -352,9 +352,10 @@ void IvfIndex::InsertLocked(Structure* st, uint32_t slot) {
 
 void IvfIndex::EraseLocked(Structure* st, uint32_t slot) { st->Erase(slot); }
 
-void IvfIndex::NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
-                                  uint32_t threads, const uint32_t* known) const {
+size_t IvfIndex::NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
+                                    uint32_t threads, const uint32_t* known) const {
   const uint32_t dim = config_.dim;
+  std::atomic<size_t> searched{0};
   ParallelFor((n + kAssignTask - 1) / kAssignTask, n >= 2 * kAssignTask ? threads : 1,
               [&](size_t t, uint32_t) {
                 // The task's vectors gathered into one block for the kernel.
@@ -378,8 +379,10 @@ void IvfIndex::NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t 
                 }
                 m.NearestMany(buf.data(), cnt, near);
                 for (size_t j = 0; j < cnt; ++j) out[at[j]] = near[j];
+                searched.fetch_add(cnt, std::memory_order_relaxed);
                 return true;
               });
+  return searched.load();
 }
 
 void IvfIndex::NoteDirtyLocked(uint32_t slot) {
@@ -725,6 +728,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   // buffers. (A slot rewritten between the two passes is dirty: re-inserted
   // at the swap.)
   std::vector<uint32_t>& lists = known;
+  uint64_t searched = 0;
   for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
     const size_t nb = std::min(kRebuildBatch, slots.size() - b);
     std::shared_lock lock(mu_);
@@ -732,8 +736,9 @@ void IvfIndex::RunRebuild(uint64_t gen) {
       lock.unlock();
       return finish(nullptr);
     }
-    NearestSlotsLocked(m, &slots[b], nb, &lists[b], threads, &known[b]);
+    searched += NearestSlotsLocked(m, &slots[b], nb, &lists[b], threads, &known[b]);
   }
+  last_searched_.store(searched, std::memory_order_relaxed);
   {
     std::vector<uint32_t> count(nlist, 0);
     for (uint32_t l : lists)

@@ -123,6 +123,9 @@ class IvfIndex final : public VectorIndex {
   // Bytes of vectors, codes, lists and model (for benchmarks); with
   // vectors_on_disk the float vectors are not counted (see VectorFileBytes).
   size_t MemoryBytes() const;
+  // Vectors the last rebuild's final assignment searched the centroids for
+  // (the k-means sample keeps its lists: the live count less the sample).
+  uint64_t LastRebuildSearched() const { return last_searched_.load(std::memory_order_relaxed); }
   // MemoryBytes by part (benchmarks: the per-point breakdown).
   struct MemoryParts {
     size_t vectors = 0;     // float vectors in RAM (0 with vectors_on_disk)
@@ -164,8 +167,9 @@ class IvfIndex final : public VectorIndex {
   // vectors scored a block at a time by the blocked kernel, in parallel;
   // known[i] (if given and not kNone) is taken for slots[i] as it is
   // (known may be out).
-  void NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
-                          uint32_t threads, const uint32_t* known = nullptr) const;
+  // Returns how many vectors it searched.
+  size_t NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
+                            uint32_t threads, const uint32_t* known = nullptr) const;
   // Starts (or runs inline) a rebuild when the growth rules ask for one.
   void MaybeRebuild(std::unique_lock<RwLock>& lock);
   bool WantsRebuildLocked() const;
@@ -210,6 +214,7 @@ class IvfIndex final : public VectorIndex {
   // Default nprobe (0: automatic); starts as config_.ivf.nprobe, changed by
   // SetEfSearch.
   std::atomic<uint32_t> nprobe_;
+  std::atomic<uint64_t> last_searched_{0};
 
   // Rebuild state (under mu_ exclusively, except the thread handle).
   bool rebuilding_ = false;

@@ -411,6 +411,8 @@ TEST(Ivf, SampledTrainingReachesRecall95) {
     ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
     ASSERT_TRUE(idx.Trained());
     EXPECT_EQ(idx.Nlist(), 141u);
+    // Only the vectors outside the sample were searched after training.
+    EXPECT_EQ(idx.LastRebuildSearched(), n - std::max<size_t>(8192, 141 * per_list));
     EXPECT_GE(MeanRecall(idx, queries, nq), 0.95) << per_list << " " << refine;
     // Every vector is listed: an exhaustive probe finds each one itself.
     SearchParams p;
