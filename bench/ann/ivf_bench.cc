@@ -20,6 +20,7 @@
 // (and of wall time), best of --repeats, for Search one query at a time and
 // for SearchBatch over all queries (which must give the same hits). --export writes base.f32,
 // queries.f32 (row-major float32), gt.u32 (top-10 slots per query) and meta.txt for the peers.
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -69,6 +70,22 @@ double CpuSeconds() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// The process's CPU time (user + system, every thread): the build's work,
+// which unlike its wall clock does not grow with the machine's load.
+double ProcessCpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+std::string LoadAverage() {
+  std::ifstream f("/proc/loadavg");
+  std::string a;
+  std::getline(f, a);
+  return a.substr(0, a.find(' '));
 }
 
 using aidb_bench::LoadIdxImages;
@@ -217,7 +234,7 @@ int main(int argc, char** argv) {
   float spread = 0.5f;
   std::vector<uint32_t> nprobes = {4, 8, 12, 16, 24, 32, 48, 64};
   std::vector<uint32_t> reranks = {0};
-  bool filtered = true, snapshot = true, on_disk = false, single = true;
+  bool filtered = true, snapshot = true, on_disk = false, single = true, build_only = false;
   aidb::index::IvfTuning tuning;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -242,8 +259,9 @@ int main(int argc, char** argv) {
     else if (a == "--sub-dim") tuning.sub_dim = static_cast<uint32_t>(std::stoul(next()));
     else if (a == "--no-filtered") filtered = false;
     else if (a == "--no-snapshot") snapshot = false;
-    else if (a == "--no-single") single = false;  // SearchBatch only (profiling)
+    else if (a == "--no-single") single = false;  // SearchBatch only, no defaults (profiling)
     else if (a == "--vectors-on-disk") on_disk = true;
+    else if (a == "--build-only") build_only = true;  // build, print, exit
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -283,20 +301,38 @@ int main(int argc, char** argv) {
   auto idx = std::make_unique<IvfIndex>(cfg, tuning, std::move(vfile));
   std::vector<uint32_t> slots(base.n);
   auto t0 = Clock::now();
+  const double c0 = ProcessCpuSeconds();
   // One batch: the first training runs inline on it; WaitIdle covers any
   // background rebuild.
   (void)idx->AddBatch(base.v.data(), base.n, slots.data(), threads);
   if (!idx->Trained()) (void)idx->Train();
   idx->WaitIdle();
   const double build_s = Seconds(t0, Clock::now());
+  const double build_cpu = ProcessCpuSeconds() - c0;
   const size_t rss = RssBytes() - rss0, anon = RssAnonBytes() - anon0;
   std::printf(
-      "build (insert + train, %u threads): %.2f s; nlist %u, %u subspaces; index %.1f MiB, "
-      "RSS growth %.1f MiB, anonymous %.1f MiB (vectors alone %.1f MiB%s)\n",
-      threads, build_s, idx->Nlist(), idx->Subspaces(), idx->MemoryBytes() / 1048576.0,
-      rss / 1048576.0, anon / 1048576.0, base.v.size() * 4.0 / 1048576.0,
-      on_disk ? ", in the vectors file" : "");
+      "build (insert + train, %u threads): %.2f s wall, %.2f CPU s (load %s); nlist %u, %u "
+      "subspaces; index %.1f MiB, RSS growth %.1f MiB, anonymous %.1f MiB (vectors alone %.1f "
+      "MiB%s)\n",
+      threads, build_s, build_cpu, LoadAverage().c_str(), idx->Nlist(), idx->Subspaces(),
+      idx->MemoryBytes() / 1048576.0, rss / 1048576.0, anon / 1048576.0,
+      base.v.size() * 4.0 / 1048576.0, on_disk ? ", in the vectors file" : "");
 
+  {
+    const auto mp = idx->MemoryBreakdown();
+    const double per = 1.0 / std::max<size_t>(idx->Size(), 1);
+    std::printf(
+        "index bytes per point: vectors %.1f, codes %.1f, list slots %.1f, extra %.1f, slot maps "
+        "%.1f, model %.2f, spare list capacity %.1f\n",
+        mp.vectors * per, mp.codes * per, mp.list_slots * per, mp.extra * per, mp.slot_maps * per,
+        mp.model * per, mp.spare * per);
+    std::printf(
+        "after training: %llu of %llu vectors searched for their list (the k-means "
+        "sample kept its lists)\n",
+        static_cast<unsigned long long>(idx->LastRebuildSearched()),
+        static_cast<unsigned long long>(idx->Size()));
+  }
+  if (build_only) return 0;
   auto tg = Clock::now();
   const std::vector<uint32_t> gt = GroundTruth(*idx, queries, threads);
   std::printf("ground truth: %.1f s\n", Seconds(tg, Clock::now()));
@@ -307,7 +343,8 @@ int main(int argc, char** argv) {
     std::ofstream m(export_dir + "/meta.txt");
     m << base.n << " " << queries.n << " " << base.dim << " " << metric_name << "\n";
     std::ofstream r(export_dir + "/aidb.txt");
-    r << "build_s " << build_s << "\nrss_mib " << rss / 1048576.0 << "\n";
+    r << "build_s " << build_s << "\nbuild_cpu_s " << build_cpu << "\nrss_mib " << rss / 1048576.0
+      << "\n";
   }
 
   std::printf(
@@ -344,7 +381,7 @@ int main(int argc, char** argv) {
               identical ? "identical to the" : "NOT identical to the");
   std::printf("batch (SearchBatch) best QPS at recall >= 0.95: %.0f (%s); >= 0.99: %.0f (%s)\n",
               bbest95, bat95.c_str(), bbest99, bat99.c_str());
-  {
+  if (single) {
     Run r = RunQueries(*idx, queries, gt, SearchParams{}, repeats);
     std::printf("defaults (nprobe %u, rerank %u): recall@10 %.4f, %.0f QPS\n",
                 idx->EffectiveNprobe(0), idx->EffectiveRerank(kK, 0), r.recall, r.qps);

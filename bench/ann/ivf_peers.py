@@ -2,7 +2,8 @@
 """ScaNN, FAISS (IVFPQFastScan + exact refine, HNSW) and USearch on the data
 aidb_ivf_bench --export wrote: one search thread through each library's
 batch API (QPS per second of process CPU time), recall@10 against the same ground truth, the best QPS at
-recall >= 0.95 and >= 0.99, build time and anonymous RSS growth.
+recall >= 0.95 and >= 0.99, build time (wall clock and process CPU seconds)
+and anonymous RSS growth.
 
     ivf_peers.py DIR [--libs aidb,aidb-disk,scann,faiss,faiss-hnsw,usearch] [--build-threads 2]
                  [--nprobes 2,4,...] [--reranks 40,60,100] [--k-factors 4,10,20]
@@ -33,6 +34,13 @@ def rss_anon():
             if line.startswith("RssAnon:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_seconds():
+    """User + system CPU time of the whole process (every thread): a build's
+    work, which unlike its wall clock does not grow with the machine's load."""
+    t = os.times()
+    return t.user + t.system
 
 
 def recall(ids, gt):
@@ -81,7 +89,7 @@ def run_aidb(base, q, gt, metric, threads, disk_dir=None):
     lib = C.lib
     n, d = base.shape
     ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(n)]
-    r0, t0 = rss_anon(), time.perf_counter()
+    r0, t0, c0 = rss_anon(), time.perf_counter(), cpu_seconds()
     # nlist as AIDB picks it for n points (round(sqrt(n))), given explicitly
     # because a large set is loaded in several calls (one call's WAL record
     # is at most 1 GiB) and the first training runs inside the first call,
@@ -98,6 +106,7 @@ def run_aidb(base, q, gt, metric, threads, disk_dir=None):
     for s in range(0, n, step):
         c.upsert_batch(ids[s:s + step], base[s:s + step])
     build = time.perf_counter() - t0
+    build_cpu = cpu_seconds() - c0
     mem = rss_anon() - r0
     qc = np.ascontiguousarray(q, dtype=np.float32)
 
@@ -163,11 +172,12 @@ def run_aidb(base, q, gt, metric, threads, disk_dir=None):
     if disk_dir:
         c.close()
         yield ("AIDB IVF vectors_on_disk (C API batch)",
-               "nlist=sqrt(n), 4-bit PQ, floats in a file (page cache)", build, mem, rows)
+               "nlist=sqrt(n), 4-bit PQ, floats in a file (page cache)", build, build_cpu, mem,
+               rows)
         return
-    yield ("AIDB IVF (C API batch)", "nlist=sqrt(n), 4-bit PQ", build, mem, rows)
+    yield ("AIDB IVF (C API batch)", "nlist=sqrt(n), 4-bit PQ", build, build_cpu, mem, rows)
     yield ("AIDB IVF (C API single query)", "same index, aidb_collection_search per query",
-           0.0, 0, single)
+           0.0, 0.0, 0, single)
     rows = []
     for nprobe in nprobes:
         (got, _), qps = timed_batches(
@@ -175,7 +185,7 @@ def run_aidb(base, q, gt, metric, threads, disk_dir=None):
         ints = np.array([[int(s[-12:]) if s else -1 for s in row] for row in got])
         rows.append((f"nprobe={nprobe} rerank=default", recall(ints, gt), *qps))
     c.close()
-    yield ("AIDB IVF (Python search_batch_arrays)", "same index", 0.0, 0, rows)
+    yield ("AIDB IVF (Python search_batch_arrays)", "same index", 0.0, 0.0, 0, rows)
 
 
 def run_faiss(base, q, gt, metric, threads):
@@ -187,11 +197,12 @@ def run_faiss(base, q, gt, metric, threads):
     mt = faiss.METRIC_INNER_PRODUCT if metric != "euclidean" else faiss.METRIC_L2
     rows = []
     faiss.omp_set_num_threads(threads)
-    r0, t0 = rss_anon(), time.perf_counter()
+    r0, t0, c0 = rss_anon(), time.perf_counter(), cpu_seconds()
     idx = faiss.index_factory(d, f"IVF{nlist},PQ{m}x4fs,RFlat", mt)
     idx.train(base)
     idx.add(base)
     build = time.perf_counter() - t0
+    build_cpu = cpu_seconds() - c0
     mem = rss_anon() - r0
     faiss.omp_set_num_threads(1)
     ivf = faiss.extract_index_ivf(idx)
@@ -203,7 +214,8 @@ def run_faiss(base, q, gt, metric, threads):
             idx.k_factor = kf
             (_, ids), qps = timed_batches(lambda x: idx.search(x, 10), q)
             rows.append((f"nprobe={nprobe} k_factor={kf}", recall(ids, gt), *qps))
-    yield ("FAISS IVFPQFastScan+refine", f"IVF{nlist},PQ{m}x4fs,RFlat", build, mem, rows)
+    yield ("FAISS IVFPQFastScan+refine", f"IVF{nlist},PQ{m}x4fs,RFlat", build, build_cpu, mem,
+           rows)
 
 
 def run_faiss_hnsw(base, q, gt, metric, threads):
@@ -211,11 +223,12 @@ def run_faiss_hnsw(base, q, gt, metric, threads):
     n, d = base.shape
     mt = faiss.METRIC_INNER_PRODUCT if metric != "euclidean" else faiss.METRIC_L2
     faiss.omp_set_num_threads(threads)
-    r0, t0 = rss_anon(), time.perf_counter()
+    r0, t0, c0 = rss_anon(), time.perf_counter(), cpu_seconds()
     h = faiss.IndexHNSWFlat(d, 16, mt)
     h.hnsw.efConstruction = 200
     h.add(base)
     build = time.perf_counter() - t0
+    build_cpu = cpu_seconds() - c0
     mem = rss_anon() - r0
     faiss.omp_set_num_threads(1)
     rows = []
@@ -223,7 +236,7 @@ def run_faiss_hnsw(base, q, gt, metric, threads):
         h.hnsw.efSearch = ef
         (_, ids), qps = timed_batches(lambda x: h.search(x, 10), q)
         rows.append((f"efSearch={ef}", recall(ids, gt), *qps))
-    yield ("FAISS HNSWFlat", "M=16 efConstruction=200", build, mem, rows)
+    yield ("FAISS HNSWFlat", "M=16 efConstruction=200", build, build_cpu, mem, rows)
 
 
 def run_scann(base, q, gt, metric, threads):
@@ -231,7 +244,7 @@ def run_scann(base, q, gt, metric, threads):
     n, d = base.shape
     leaves = int(round(math.sqrt(n)))
     dist = "squared_l2" if metric == "euclidean" else "dot_product"
-    r0, t0 = rss_anon(), time.perf_counter()
+    r0, t0, c0 = rss_anon(), time.perf_counter(), cpu_seconds()
     s = (scann.scann_ops_pybind.builder(base, 10, dist)
          .tree(num_leaves=leaves, num_leaves_to_search=max(8, leaves // 10),
                training_sample_size=min(n, 250000))
@@ -240,6 +253,7 @@ def run_scann(base, q, gt, metric, threads):
          .set_n_training_threads(threads)
          .build())
     build = time.perf_counter() - t0
+    build_cpu = cpu_seconds() - c0
     mem = rss_anon() - r0
     rows = []
     for lts in SWEEP["nprobes"]:
@@ -249,24 +263,26 @@ def run_scann(base, q, gt, metric, threads):
             (ids, _), qps = timed_batches(
                 lambda x: s.search_batched(x, leaves_to_search=lts, pre_reorder_num_neighbors=pre), q)
             rows.append((f"leaves_to_search={lts} reorder={pre}", recall(ids, gt), *qps))
-    yield ("ScaNN", f"tree {leaves} leaves, AH 2 dims/block (thr 0.2), reorder", build, mem, rows)
+    yield ("ScaNN", f"tree {leaves} leaves, AH 2 dims/block (thr 0.2), reorder", build, build_cpu,
+           mem, rows)
 
 
 def run_usearch(base, q, gt, metric, threads):
     from usearch.index import Index
     n, d = base.shape
-    r0, t0 = rss_anon(), time.perf_counter()
+    r0, t0, c0 = rss_anon(), time.perf_counter(), cpu_seconds()
     idx = Index(ndim=d, metric="l2sq" if metric == "euclidean" else "ip", dtype="f32",
                 connectivity=16, expansion_add=200)
     idx.add(np.arange(n, dtype=np.uint64), base, threads=threads)
     build = time.perf_counter() - t0
+    build_cpu = cpu_seconds() - c0
     mem = rss_anon() - r0
     rows = []
     for ef in (16, 32, 48, 64, 96, 128, 192, 256):
         idx.expansion_search = ef
         res, qps = timed_batches(lambda x: idx.search(x, 10, threads=1), q)
         rows.append((f"expansion_search={ef}", recall(res.keys, gt), *qps))
-    yield ("USearch HNSW f32", "connectivity=16 expansion_add=200", build, mem, rows)
+    yield ("USearch HNSW f32", "connectivity=16 expansion_add=200", build, build_cpu, mem, rows)
 
 
 def main():
@@ -299,19 +315,21 @@ def main():
                "usearch": run_usearch}
     for lib in a.libs.split(","):
         try:
-            for name, params, build, mem, rows in runners[lib](base, q, gt, metric, a.build_threads):
+            runner = runners[lib](base, q, gt, metric, a.build_threads)
+            for name, params, build, build_cpu, mem, rows in runner:
                 b95, b99 = best(rows, 0.95), best(rows, 0.99)
                 w95, w99 = best(rows, 0.95, 3), best(rows, 0.99, 3)
                 fmt = lambda r, c=2: (f"{r[c]:.0f} ({r[0]}, recall {r[1]:.4f})" if r
                                       else "not reached")
-                print(f"\n{name} [{params}]: build {build:.2f} s, RSS growth {mem / 2**20:.1f} MiB")
+                print(f"\n{name} [{params}]: build {build:.2f} s wall, {build_cpu:.2f} CPU s "
+                      f"(load {os.getloadavg()[0]:.2f}), RSS growth {mem / 2**20:.1f} MiB")
                 for r in rows:
                     print(f"  {r[0]}: recall@10 {r[1]:.4f}, {r[2]:.0f} QPS (CPU), {r[3]:.0f} wall")
                 print(f"  best at recall >= 0.95: {fmt(b95)}; wall {fmt(w95, 3)}")
                 print(f"  best at recall >= 0.99: {fmt(b99)}; wall {fmt(w99, 3)}")
                 print(f"  best recall in the sweep: {max(r[1] for r in rows):.4f}")
                 with open(os.path.join(a.dir, "peers.txt"), "a") as f:
-                    f.write(f"{name}\t{build:.2f}\t{mem / 2**20:.1f}\t"
+                    f.write(f"{name}\t{build:.2f}\t{build_cpu:.2f}\t{mem / 2**20:.1f}\t"
                             f"{b95[2] if b95 else 0:.0f}\t{b99[2] if b99 else 0:.0f}\t"
                             f"{w95[3] if w95 else 0:.0f}\t{w99[3] if w99 else 0:.0f}\n")
         except ImportError as e:

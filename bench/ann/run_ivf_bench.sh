@@ -69,29 +69,33 @@ m = re.search(r"^batch \(SearchBatch\) best QPS at recall >= 0.95: (\d+) .*?>= 0
 b95, b99 = (float(m.group(1)), float(m.group(2))) if m else (0, 0)
 rows = [l.rstrip("\n").split("\t") for l in open(d + "/peers.txt")]
 a = next((r for r in rows if r[0].startswith("AIDB IVF (C API")), None)
-a95, a99 = (float(a[3]), float(a[4])) if a else (0, 0)
+a95, a99 = (float(a[4]), float(a[5])) if a else (0, 0)
 # The vectors_on_disk row (aidb-disk), if it ran: its ratios too.
 v = next((r for r in rows if r[0].startswith("AIDB IVF vectors_on_disk")), None)
-v95, v99 = (float(v[3]), float(v[4])) if v else (0, 0)
+v95, v99 = (float(v[4]), float(v[5])) if v else (0, 0)
 ratio = lambda x, y: f"{x / float(y):.2f}" if float(y) and x else "-"
-print("\nQPS per CPU second (wall-clock QPS in the last two columns)")
-print("| library | build s | RSS MiB | QPS@0.95 | AIDB/peer | disk/peer | QPS@0.99 | AIDB/peer | disk/peer | wall@0.95 | wall@0.99 |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-for name, build, mem, q95, q99, w95, w99 in rows:
-    print(f"| {name} | {build} | {mem} | {q95} | {ratio(a95, q95)} | {ratio(v95, q95)} "
+print("\nQPS per CPU second (wall-clock QPS in the last two columns); build: wall clock and "
+      "process CPU seconds (user + system, every thread), AIDB/peer beside each")
+print("| library | build s | AIDB/peer | build CPU s | AIDB/peer | RSS MiB | QPS@0.95 | AIDB/peer "
+      "| disk/peer | QPS@0.99 | AIDB/peer | disk/peer | wall@0.95 | wall@0.99 |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+ab, ac = (float(a[1]), float(a[2])) if a else (0, 0)
+for name, build, cpu, mem, q95, q99, w95, w99 in rows:
+    print(f"| {name} | {build} | {ratio(ab, build)} | {cpu} | {ratio(ac, cpu)} | {mem} "
+          f"| {q95} | {ratio(a95, q95)} | {ratio(v95, q95)} "
           f"| {q99} | {ratio(a99, q99)} | {ratio(v99, q99)} | {w95} | {w99} |")
-print(f"| AIDB IVF (index call Search, aidb_ivf_bench) | | | {i95:.0f} | | | {i99:.0f} | | | | |")
-print(f"| AIDB IVF (index call SearchBatch, aidb_ivf_bench) | | | {b95:.0f} | | | {b99:.0f} | | | | |")
+print(f"| AIDB IVF (index call Search, aidb_ivf_bench) | | | | | | {i95:.0f} | | | {i99:.0f} | | | | |")
+print(f"| AIDB IVF (index call SearchBatch, aidb_ivf_bench) | | | | | | {b95:.0f} | | | {b99:.0f} | | | | |")
 # The single-query C API call beside the batch call (issue 16 asks for both).
 s = next((r for r in rows if r[0].startswith("AIDB IVF (C API single")), None)
 if s:
-    for name, build, mem, q95, q99, *_ in rows:
+    for name, build, cpu, mem, q95, q99, *_ in rows:
         if name.startswith("ScaNN") or name.startswith("FAISS"):
-            print(f"C API single query / {name}: {ratio(float(s[3]), q95)} at 0.95, "
-                  f"{ratio(float(s[4]), q99)} at 0.99")
+            print(f"C API single query / {name}: {ratio(float(s[4]), q95)} at 0.95, "
+                  f"{ratio(float(s[5]), q99)} at 0.99")
 if v:
-    for name, build, mem, q95, q99, *_ in rows:
+    for name, build, cpu, mem, q95, q99, *_ in rows:
         if name.startswith("ScaNN") or name.startswith("FAISS"):
-            print(f"vectors_on_disk / {name}: build {ratio(float(v[1]), build)}, "
-                  f"RSS {ratio(float(v[2]), mem)}")
+            print(f"vectors_on_disk / {name}: build {ratio(float(v[1]), build)} (CPU "
+                  f"{ratio(float(v[2]), cpu)}), RSS {ratio(float(v[3]), mem)}")
 PY

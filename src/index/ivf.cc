@@ -34,22 +34,9 @@ float DotP(const float* a, const float* b, size_t n) {
   return k(a, b, n);
 }
 
-// The row of `rows` (k x d, squared norms `norms`) nearest to v in L2:
-// argmin ||r||^2 - 2 v.r, the dots from the blocked kernel.
-uint32_t NearestByDot(const float* v, const float* rows, const float* norms, uint32_t k,
-                      uint32_t d) {
-  static const pq4::DotManyFn dot_many = pq4::DotMany();
-  thread_local std::vector<float> dots;
-  dots.resize(k);
-  dot_many(v, rows, k, d, dots.data());
-  uint32_t best = 0;
-  float bd = std::numeric_limits<float>::infinity();
-  for (uint32_t j = 0; j < k; ++j) {
-    const float dd = norms[j] - 2.f * dots[j];
-    if (dd < bd) bd = dd, best = j;
-  }
-  return best;
-}
+// Vectors per task of the parallel nearest-centroid searches: the blocked
+// kernel scores a register block of them against the packed centroids.
+constexpr size_t kAssignTask = 256;
 
 // Lloyd's k-means on n rows of d floats into k centroids (k <= n not
 // required: missing centroids repeat rows). Empty clusters take a perturbed
@@ -70,32 +57,22 @@ std::vector<float> KMeans(const float* x, size_t n, uint32_t d, uint32_t k, uint
   std::vector<double> sum(static_cast<size_t>(k) * d);
   std::vector<size_t> cnt(k);
   std::vector<float> cnorm(k);
-  const bool small = d < 16;
-  auto nearest = [&](const float* v) {
-    uint32_t best = 0;
-    float bd = std::numeric_limits<float>::infinity();
-    for (uint32_t j = 0; j < k; ++j) {
-      const float* cj = &c[static_cast<size_t>(j) * d];
-      float dd = 0.f;
-      for (uint32_t t = 0; t < d; ++t) dd += (v[t] - cj[t]) * (v[t] - cj[t]);
-      if (dd < bd) bd = dd, best = j;
-    }
-    return best;
-  };
+  std::vector<float> packed;
+  static const pq4::NearestBlockFn nearest_block = pq4::NearestBlock();
   for (uint32_t it = 0; it <= iters; ++it) {
-    if (small) {
-      for (size_t i = 0; i < n; ++i) assign[i] = nearest(x + i * d);
-    } else {
-      for (uint32_t j = 0; j < k; ++j)
-        cnorm[j] = DotP(&c[static_cast<size_t>(j) * d], &c[static_cast<size_t>(j) * d], d);
-      const size_t chunk = 1024;
-      ParallelFor((n + chunk - 1) / chunk, n < 4096 ? 1 : threads, [&](size_t b, uint32_t) {
-        const size_t end = std::min(n, (b + 1) * chunk);
-        for (size_t i = b * chunk; i < end; ++i)
-          assign[i] = NearestByDot(x + i * d, c.data(), cnorm.data(), k, d);
-        return true;
-      });
-    }
+    // Assignment: blocks of rows against the packed centroids (as
+    // Model::Nearest does).
+    for (uint32_t j = 0; j < k; ++j)
+      cnorm[j] = DotP(&c[static_cast<size_t>(j) * d], &c[static_cast<size_t>(j) * d], d);
+    packed.resize(pq4::PackedFloats(k, d));
+    pq4::PackRows(c.data(), k, d, packed.data());
+    const size_t chunk = kAssignTask;
+    ParallelFor((n + chunk - 1) / chunk, n < 4096 ? 1 : threads, [&](size_t b, uint32_t) {
+      const size_t end = std::min(n, (b + 1) * chunk);
+      nearest_block(x + b * chunk * d, end - b * chunk, packed.data(), cnorm.data(), k, d,
+                    &assign[b * chunk]);
+      return true;
+    });
     if (it == iters) break;
     std::fill(sum.begin(), sum.end(), 0.0);
     std::fill(cnt.begin(), cnt.end(), 0);
@@ -149,6 +126,7 @@ struct IvfIndex::Model {
   uint64_t trained_count = 0;
   std::vector<float> centroids;  // nlist * dim
   std::vector<float> cnorm;      // ||c||^2 per list
+  std::vector<float> packed;     // the centroids packed for the blocked kernels
   std::vector<float> codebooks;  // m * 16 * ds (short last subspace zero-padded)
   std::vector<float> cbt;        // the same transposed: (s * ds + t) * 16 + j
 
@@ -167,42 +145,59 @@ struct IvfIndex::Model {
   uint32_t SubLen(uint32_t s) const { return std::min(ds, dim - s * ds); }
   const float* Centroid(uint32_t l) const { return &centroids[static_cast<size_t>(l) * dim]; }
 
-  // Needs cnorm (Finish, or SetNorms during training).
+  // Needs cnorm and packed (Finish, or SetNorms during training).
   uint32_t Nearest(const float* v) const {
-    return NearestByDot(v, centroids.data(), cnorm.data(), nlist, dim);
+    uint32_t best;
+    NearestMany(v, 1, &best);
+    return best;
+  }
+  // The nearest list of each of n row-major vectors.
+  void NearestMany(const float* v, size_t n, uint32_t* best) const {
+    static const pq4::NearestBlockFn nearest_block = pq4::NearestBlock();
+    nearest_block(v, n, packed.data(), cnorm.data(), nlist, dim, best);
   }
   void SetNorms() {
     cnorm.resize(nlist);
     for (uint32_t l = 0; l < nlist; ++l) cnorm[l] = DotP(Centroid(l), Centroid(l), dim);
+    packed.resize(pq4::PackedFloats(nlist, dim));
+    pq4::PackRows(centroids.data(), nlist, dim, packed.data());
   }
   // 4-bit codes of v's residual to centroid `list`; returns the Euclidean
   // correction ||r||^2 + 2 c.r of the quantised residual r.
   float Encode(const float* v, uint32_t list, uint8_t* code) const {
+    static const pq4::EncodeFn encode = pq4::Encode();
     const float* c = Centroid(list);
+    thread_local std::vector<float> r;
+    r.resize(dim);
+    for (uint32_t t = 0; t < dim; ++t) r[t] = v[t] - c[t];
+    encode(r.data(), dim, ds, cbt.data(), code);
     float extra = 0.f;
     for (uint32_t s = 0; s < m; ++s) {
       const uint32_t len = SubLen(s), off = s * ds;
-      uint32_t best = 0;
-      float bd = std::numeric_limits<float>::infinity();
-      for (uint32_t j = 0; j < 16; ++j) {
-        const float* w = &codebooks[(static_cast<size_t>(s) * 16 + j) * ds];
-        float d = 0.f;
-        for (uint32_t t = 0; t < len; ++t) {
-          float r = v[off + t] - c[off + t] - w[t];
-          d += r * r;
-        }
-        if (d < bd) bd = d, best = j;
-      }
-      code[s] = static_cast<uint8_t>(best);
-      const float* w = &codebooks[(static_cast<size_t>(s) * 16 + best) * ds];
+      const float* w = &codebooks[(static_cast<size_t>(s) * 16 + code[s]) * ds];
       for (uint32_t t = 0; t < len; ++t) extra += w[t] * w[t] + 2.f * c[off + t] * w[t];
     }
     return extra;
   }
   size_t Bytes() const {
-    return (centroids.size() + cnorm.size() + codebooks.size() + cbt.size()) * sizeof(float);
+    return (centroids.size() + cnorm.size() + packed.size() + codebooks.size() + cbt.size()) *
+           sizeof(float);
   }
 };
+
+namespace {
+// The nearest list of each of n row-major vectors, in parallel tasks (M:
+// IvfIndex::Model).
+template <class M>
+void NearestParallel(const M& m, const float* x, size_t n, uint32_t* out, uint32_t threads) {
+  ParallelFor((n + kAssignTask - 1) / kAssignTask, n >= 2 * kAssignTask ? threads : 1,
+              [&](size_t t, uint32_t) {
+                const size_t b = t * kAssignTask, e = std::min(n, b + kAssignTask);
+                m.NearestMany(x + b * m.dim, e - b, out + b);
+                return true;
+              });
+}
+}  // namespace
 
 struct IvfIndex::List {
   std::vector<uint32_t> slots;
@@ -236,6 +231,13 @@ struct IvfIndex::Structure {
     }
     where[slot] = list;
     pos[slot] = static_cast<uint32_t>(p);
+  }
+  // Room for n entries in list l (no reallocation while they are appended).
+  void Reserve(uint32_t l, size_t n, bool l2) {
+    List& L = lists[l];
+    L.slots.reserve(n);
+    L.codes.reserve((n + pq4::kBlock - 1) / pq4::kBlock * model.BlockBytes());
+    if (l2) L.extra.reserve(n);
   }
   void Erase(uint32_t slot) {
     if (slot >= where.size() || where[slot] == kNone) return;
@@ -350,6 +352,39 @@ void IvfIndex::InsertLocked(Structure* st, uint32_t slot) {
 
 void IvfIndex::EraseLocked(Structure* st, uint32_t slot) { st->Erase(slot); }
 
+size_t IvfIndex::NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
+                                    uint32_t threads, const uint32_t* known) const {
+  const uint32_t dim = config_.dim;
+  std::atomic<size_t> searched{0};
+  ParallelFor((n + kAssignTask - 1) / kAssignTask, n >= 2 * kAssignTask ? threads : 1,
+              [&](size_t t, uint32_t) {
+                // The task's vectors gathered into one block for the kernel.
+                thread_local std::vector<float> buf;
+                buf.resize(kAssignTask * dim);
+                uint32_t at[kAssignTask], near[kAssignTask];
+                const size_t b = t * kAssignTask, e = std::min(n, b + kAssignTask);
+                size_t cnt = 0;
+                for (size_t i = b; i < e; ++i) {
+                  const uint32_t s = slots[i];
+                  // (known may be out itself: read before writing.)
+                  const uint32_t k = known != nullptr ? known[i] : kNone;
+                  out[i] = kNone;
+                  if (s >= slot_limit_ || !live_[s]) continue;
+                  if (k != kNone) {
+                    out[i] = k;
+                    continue;
+                  }
+                  std::memcpy(&buf[cnt * dim], SlotPtr(s), sizeof(float) * dim);
+                  at[cnt++] = static_cast<uint32_t>(i);
+                }
+                m.NearestMany(buf.data(), cnt, near);
+                for (size_t j = 0; j < cnt; ++j) out[at[j]] = near[j];
+                searched.fetch_add(cnt, std::memory_order_relaxed);
+                return true;
+              });
+  return searched.load();
+}
+
 void IvfIndex::NoteDirtyLocked(uint32_t slot) {
   if (rebuilding_) dirty_.push_back(slot);
 }
@@ -394,10 +429,9 @@ Status IvfIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_t
     std::vector<uint32_t> lists(n);
     std::vector<float> extra(n);
     std::vector<uint8_t> codes(n * model.m);
+    NearestSlotsLocked(model, slots, n, lists.data(), threads);
     ParallelFor(n, n >= 256 ? threads : 1, [&](size_t i, uint32_t) {
-      const float* v = SlotPtr(slots[i]);
-      lists[i] = model.Nearest(v);
-      extra[i] = model.Encode(v, lists[i], &codes[i * model.m]);
+      extra[i] = model.Encode(SlotPtr(slots[i]), lists[i], &codes[i * model.m]);
       return true;
     });
     for (size_t i = 0; i < n; ++i)
@@ -471,6 +505,25 @@ size_t IvfIndex::MemoryBytes() const {
   if (vfile_ == nullptr) b += static_cast<size_t>(slot_limit_) * config_.dim * sizeof(float);
   if (st_) b += st_->Bytes();
   return b;
+}
+
+IvfIndex::MemoryParts IvfIndex::MemoryBreakdown() const {
+  std::shared_lock lock(mu_);
+  MemoryParts p;
+  p.slot_maps = live_.size() + free_.size() * 4;
+  if (vfile_ == nullptr) p.vectors = static_cast<size_t>(slot_limit_) * config_.dim * sizeof(float);
+  if (st_) {
+    p.slot_maps += (st_->where.size() + st_->pos.size()) * sizeof(uint32_t);
+    p.model = st_->model.Bytes();
+    for (const List& L : st_->lists) {
+      p.codes += L.codes.size();
+      p.list_slots += L.slots.size() * 4;
+      p.extra += L.extra.size() * 4;
+      p.spare += (L.slots.capacity() - L.slots.size()) * 4 +
+                 (L.extra.capacity() - L.extra.size()) * 4 + L.codes.capacity() - L.codes.size();
+    }
+  }
+  return p;
 }
 
 Status IvfIndex::SetEfSearch(uint32_t ef) {
@@ -552,7 +605,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   };
 
   // 1. The live slots and a sample of their vectors.
-  std::vector<uint32_t> slots;
+  std::vector<uint32_t> slots, pick;
   std::vector<float> sample;
   uint32_t nlist = 0;
   size_t ns = 0;
@@ -575,14 +628,17 @@ void IvfIndex::RunRebuild(uint64_t gen) {
                                       : static_cast<uint64_t>(std::llround(std::sqrt(double(n))));
     nlist = static_cast<uint32_t>(std::clamp<uint64_t>(want, 1, std::min<uint64_t>(n, kMaxNlist)));
     ns = std::min<size_t>(n, std::max<size_t>(8192, size_t{nlist} * tuning_.sample_per_list));
-    std::vector<uint32_t> pick(slots);
+    // Positions in `slots`, the first ns of them picked.
+    pick.resize(n);
+    std::iota(pick.begin(), pick.end(), 0u);
     for (size_t i = 0; i < ns; ++i) {
       std::uniform_int_distribution<size_t> u(i, pick.size() - 1);
       std::swap(pick[i], pick[u(rng)]);
     }
+    pick.resize(ns);
     sample.resize(ns * dim);
     for (size_t i = 0; i < ns; ++i)
-      std::memcpy(&sample[i * dim], SlotPtr(pick[i]), sizeof(float) * dim);
+      std::memcpy(&sample[i * dim], SlotPtr(slots[pick[i]]), sizeof(float) * dim);
   }
 
   // 2. Train with no lock held: coarse k-means, then the PQ codebooks on the
@@ -615,11 +671,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
           lock.unlock();
           return finish(nullptr);
         }
-        ParallelFor(nb, threads, [&](size_t i, uint32_t) {
-          const uint32_t s = slots[b + i];
-          near[i] = s < slot_limit_ && live_[s] ? m.Nearest(SlotPtr(s)) : kNone;
-          return true;
-        });
+        NearestSlotsLocked(m, &slots[b], nb, near.data(), threads);
         for (size_t i = 0; i < nb; ++i) {
           if (near[i] == kNone) continue;
           const float* v = SlotPtr(slots[b + i]);
@@ -636,7 +688,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
       }
     }
     m.SetNorms();
-    for (size_t i = 0; i < ns; ++i) assign[i] = m.Nearest(&sample[i * dim]);
+    NearestParallel(m, sample.data(), ns, assign.data(), threads);
   }
   m.codebooks.assign(static_cast<size_t>(m.m) * 16 * m.ds, 0.f);
   {
@@ -660,13 +712,45 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   sample.clear();
   sample.shrink_to_fit();
   st->lists.resize(nlist);
+  // The sample's vectors keep the list k-means gave them (its last
+  // assignment, against the final centroids: what Nearest gives); the
+  // others are assigned below. (A sampled slot rewritten since is dirty and
+  // re-inserted when the structure is swapped in.)
+  std::vector<uint32_t> known(slots.size(), kNone);
+  for (size_t i = 0; i < ns; ++i) known[pick[i]] = assign[i];
+  pick = std::vector<uint32_t>();
+  assign = std::vector<uint32_t>();
 
-  // 3. Assign and encode every slot, a batch at a time under the shared lock
-  // (writers get in between batches and are logged in dirty_).
-  std::vector<uint32_t> lists(kRebuildBatch);
+  // 3. Assign every slot, then encode and append it, a batch at a time
+  // under the shared lock (writers get in between batches and are logged
+  // in dirty_). The lists are sized exactly from the assignment: growing
+  // them by doubling left ~3% of the index as spare capacity and freed
+  // buffers. (A slot rewritten between the two passes is dirty: re-inserted
+  // at the swap.)
+  std::vector<uint32_t>& lists = known;
+  uint64_t searched = 0;
+  for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
+    const size_t nb = std::min(kRebuildBatch, slots.size() - b);
+    std::shared_lock lock(mu_);
+    if (generation_ != gen || stop_.load()) {
+      lock.unlock();
+      return finish(nullptr);
+    }
+    searched += NearestSlotsLocked(m, &slots[b], nb, &lists[b], threads, &known[b]);
+  }
+  last_searched_.store(searched, std::memory_order_relaxed);
+  {
+    std::vector<uint32_t> count(nlist, 0);
+    for (uint32_t l : lists)
+      if (l != kNone) ++count[l];
+    for (uint32_t l = 0; l < nlist; ++l) st->Reserve(l, count[l], l2_);
+    if (!slots.empty()) {
+      st->where.assign(size_t{slots.back()} + 1, kNone);
+      st->pos.assign(size_t{slots.back()} + 1, 0);
+    }
+  }
   std::vector<float> extra(kRebuildBatch);
   std::vector<uint8_t> codes(kRebuildBatch * m.m);
-  std::vector<uint8_t> ok(kRebuildBatch);
   for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
     const size_t nb = std::min(kRebuildBatch, slots.size() - b);
     std::shared_lock lock(mu_);
@@ -676,15 +760,13 @@ void IvfIndex::RunRebuild(uint64_t gen) {
     }
     ParallelFor(nb, threads, [&](size_t i, uint32_t) {
       const uint32_t s = slots[b + i];
-      ok[i] = s < slot_limit_ && live_[s];
-      if (!ok[i]) return true;
-      const float* v = SlotPtr(s);
-      lists[i] = m.Nearest(v);
-      extra[i] = m.Encode(v, lists[i], &codes[i * m.m]);
+      if (lists[b + i] != kNone && !(s < slot_limit_ && live_[s])) lists[b + i] = kNone;
+      if (lists[b + i] != kNone) extra[i] = m.Encode(SlotPtr(s), lists[b + i], &codes[i * m.m]);
       return true;
     });
     for (size_t i = 0; i < nb; ++i)
-      if (ok[i]) st->Append(slots[b + i], lists[i], &codes[i * m.m], extra[i], l2_);
+      if (lists[b + i] != kNone)
+        st->Append(slots[b + i], lists[b + i], &codes[i * m.m], extra[i], l2_);
   }
 
   // 4. Catch up with the writes made meanwhile and swap.
@@ -787,7 +869,7 @@ class RerankTop {
 
 // Per-thread buffers of the list scan.
 struct ScanScratch {
-  std::vector<float> lutf;
+  std::vector<float> lutf, lo, hi;
   std::vector<uint16_t> acc;
   std::vector<float> dists;
 };
@@ -813,7 +895,7 @@ struct IvfIndex::Query {
 };
 
 bool IvfIndex::PrepareLocked(const float* query, const SearchParams& params, Query* qs,
-                             std::vector<Hit>* out) const {
+                             std::vector<Hit>* out, const float* qdot) const {
   const uint32_t dim = config_.dim;
   qs->answered = false;
   qs->res.clear();
@@ -878,8 +960,14 @@ bool IvfIndex::PrepareLocked(const float* query, const SearchParams& params, Que
   qs->qdot.resize(nlist);
   qs->key.resize(nlist);
   qs->qq = l2_ ? DotP(query, query, dim) : 0.f;
-  static const pq4::DotManyFn dot_many = pq4::DotMany();
-  dot_many(query, m.centroids.data(), nlist, dim, qs->qdot.data());
+  // From the blocked kernel, alone or (qdot) for a run of queries: the same
+  // bits either way.
+  static const pq4::DotBlockFn dot_block = pq4::DotBlock();
+  if (qdot != nullptr) {
+    std::copy(qdot, qdot + nlist, qs->qdot.begin());
+  } else {
+    dot_block(query, 1, m.packed.data(), nlist, dim, qs->qdot.data(), nlist);
+  }
   for (uint32_t l = 0; l < nlist; ++l) {
     const float d = qs->qdot[l];
     qs->key[l] = config_.metric == Metric::kDot ? -d : m.cnorm[l] - 2.f * d;
@@ -897,37 +985,26 @@ bool IvfIndex::PrepareLocked(const float* query, const SearchParams& params, Que
   // Euclidean), quantised to 8 bits with one scale for the whole query.
   // Built from the transposed codebooks: 16 consecutive floats per (s, t).
   const float alpha = l2_ ? 2.f : 1.f;
+  static const pq4::LutFn lut = pq4::Lut();
+  static const pq4::QuantizeFn quantize = pq4::Quantize();
   sc.lutf.resize(static_cast<size_t>(m.m) * 16);
+  sc.lo.resize(m.m);
+  sc.hi.resize(m.m);
+  lut(query, dim, m.ds, m.cbt.data(), alpha, sc.lutf.data(), sc.lo.data(), sc.hi.data());
   float bias = 0.f, maxspan = 0.f, sumspan = 0.f;
   for (uint32_t s = 0; s < m.m; ++s) {
-    const uint32_t len = m.SubLen(s), off = s * m.ds;
-    float* row = &sc.lutf[static_cast<size_t>(s) * 16];
-    float acc[16] = {};
-    for (uint32_t t = 0; t < len; ++t) {
-      const float qv = -alpha * query[off + t];
-      const float* w = &m.cbt[(static_cast<size_t>(s) * m.ds + t) * 16];
-      for (uint32_t j = 0; j < 16; ++j) acc[j] += qv * w[j];
-    }
-    float lo = acc[0], hi = acc[0];
-    for (uint32_t j = 1; j < 16; ++j) {
-      lo = std::min(lo, acc[j]);
-      hi = std::max(hi, acc[j]);
-    }
-    for (uint32_t j = 0; j < 16; ++j) row[j] = acc[j] - lo;
-    bias += lo;
-    maxspan = std::max(maxspan, hi - lo);
-    sumspan += hi - lo;
+    bias += sc.lo[s];
+    maxspan = std::max(maxspan, sc.hi[s] - sc.lo[s]);
+    sumspan += sc.hi[s] - sc.lo[s];
   }
   float scale = std::max(maxspan / 255.f, sumspan / 65535.f);
   if (!(scale > 0.f)) scale = 1.f;
   const float inv = 1.f / scale;
+  // Entry j of subspace s at s * 16 + j (pairs of subspaces, 32 bytes per
+  // pair; an odd last pair padded with zeros). Entries are >= 0:
+  // truncation is floor.
   qs->lut.assign(static_cast<size_t>(m.npairs) * pq4::kPairBytes, 0);
-  for (uint32_t s = 0; s < m.m; ++s) {
-    const float* row = &sc.lutf[static_cast<size_t>(s) * 16];
-    uint8_t* dst = &qs->lut[(s / 2) * pq4::kPairBytes + (s % 2) * 16];
-    // Entries are >= 0: truncation is floor.
-    for (uint32_t j = 0; j < 16; ++j) dst[j] = static_cast<uint8_t>(std::min(255.f, row[j] * inv));
-  }
+  quantize(sc.lutf.data(), static_cast<size_t>(m.m) * 16, inv, qs->lut.data());
   bias += 0.5f * scale * static_cast<float>(m.m);  // floor loses half a step on average
   qs->scale = scale;
   qs->inv = inv;
@@ -1104,6 +1181,7 @@ Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams
   thread_local std::vector<Query> qs;
   thread_local std::vector<uint32_t> head, pairs, active;
   thread_local std::vector<uint16_t> accs;
+  thread_local std::vector<float> qbuf, qdots;
   thread_local std::vector<const uint8_t*> lut_ptrs;
   thread_local std::vector<uint16_t*> acc_ptrs;
   static const pq4::ScanManyFn scan_many = pq4::ScanMany();
@@ -1112,9 +1190,26 @@ Status IvfIndex::SearchBatch(const float* queries, size_t nq, const SearchParams
   for (size_t g0 = 0; g0 < nq; g0 += group) {
     const size_t ng = std::min(group, nq - g0);
     if (qs.size() < ng) qs.resize(ng);
+    // The centroid scores of the whole run as one matrix product (the
+    // queries normalised as PrepareLocked does for cosine).
+    const float* qdot = nullptr;
+    if (st_ && !params.exact) {
+      const Model& m = st_->model;
+      const float* qx = queries + g0 * dim;
+      if (config_.metric == Metric::kCosine) {
+        qbuf.assign(qx, qx + ng * dim);
+        for (size_t i = 0; i < ng; ++i) distance::Normalize(&qbuf[i * dim], dim);
+        qx = qbuf.data();
+      }
+      static const pq4::DotBlockFn dot_block = pq4::DotBlock();
+      qdots.resize(ng * m.nlist);
+      dot_block(qx, ng, m.packed.data(), m.nlist, dim, qdots.data(), m.nlist);
+      qdot = qdots.data();
+    }
     bool any = false;
     for (size_t i = 0; i < ng; ++i)
-      any |= PrepareLocked(queries + (g0 + i) * dim, params, &qs[i], &(*out)[g0 + i]);
+      any |= PrepareLocked(queries + (g0 + i) * dim, params, &qs[i], &(*out)[g0 + i],
+                           qdot ? qdot + i * st_->model.nlist : nullptr);
     if (!any) continue;
     // (list, query) pairs of probe ranks [from, to) of every query, grouped
     // by list (counting sort; queries in order within a list), each list

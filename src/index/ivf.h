@@ -2,8 +2,8 @@
 // residual codes scored with in-register lookup tables (index/ivf_kernels.h),
 // and an exact re-rank of the best candidates from the float vectors.
 //
-// Model. nlist centroids (k-means on a sample, then IvfTuning::refine_passes
-// Lloyd passes over every vector; nlist = ~sqrt(n) unless the config fixes it) partition the
+// Model. nlist centroids (k-means on a sample of 256 points per list,
+// IvfTuning; nlist = ~sqrt(n) unless the config fixes it) partition the
 // vectors by nearest centroid (L2; cosine vectors are normalised). Each vector's residual (vector -
 // centroid) is product-quantised: `subspaces` groups of sub_dim consecutive dimensions (1 up to 64
 // dims, 2 up to 256, else 4), 16 centroids per group, one 4-bit code each.
@@ -69,8 +69,12 @@ struct IvfTuning {
   bool background = true;     // rebuild on a background thread
   uint32_t sub_dim = 0;       // 0: 1 up to 64 dims, 2 up to 256, else 4
   uint32_t kmeans_iters = 15;
-  uint32_t sample_per_list = 128;  // k-means sample: nlist * this, at least 8192
-  uint32_t refine_passes = 3;      // then Lloyd passes over every vector
+  // k-means sample: nlist * this, at least 8192 (FAISS's 256 per centroid).
+  uint32_t sample_per_list = 256;
+  // Lloyd passes over every vector after the sample's k-means: 0 by
+  // default (at 1M x 128 the larger sample alone gives better recall per
+  // probed list than 128 per list + 3 passes, in less time; bench/README.md).
+  uint32_t refine_passes = 0;
   uint64_t seed = 0x1f2e3d4c5b6a7988ull;
 };
 
@@ -119,6 +123,20 @@ class IvfIndex final : public VectorIndex {
   // Bytes of vectors, codes, lists and model (for benchmarks); with
   // vectors_on_disk the float vectors are not counted (see VectorFileBytes).
   size_t MemoryBytes() const;
+  // Vectors the last rebuild's final assignment searched the centroids for
+  // (the k-means sample keeps its lists: the live count less the sample).
+  uint64_t LastRebuildSearched() const { return last_searched_.load(std::memory_order_relaxed); }
+  // MemoryBytes by part (benchmarks: the per-point breakdown).
+  struct MemoryParts {
+    size_t vectors = 0;     // float vectors in RAM (0 with vectors_on_disk)
+    size_t codes = 0;       // 4-bit codes, blocks of 32 (the last one padded)
+    size_t list_slots = 0;  // each list's slots
+    size_t extra = 0;       // per-vector Euclidean correction (Euclidean only)
+    size_t slot_maps = 0;   // per slot: its list and position, live flag, free list
+    size_t model = 0;       // centroids (and packed), codebooks
+    size_t spare = 0;       // list capacity beyond the entries
+  };
+  MemoryParts MemoryBreakdown() const;
   // Bytes of the vectors file mapped (0 without vectors_on_disk).
   uint64_t VectorFileBytes() const { return vfile_ ? vfile_->MappedBytes() : 0; }
   // The vectors file (benchmarks: eviction); null without vectors_on_disk.
@@ -145,6 +163,13 @@ class IvfIndex final : public VectorIndex {
   void InsertLocked(Structure* st, uint32_t slot);
   void EraseLocked(Structure* st, uint32_t slot);
   void NoteDirtyLocked(uint32_t slot);
+  // The nearest list of each slot's vector (kNone for slots not live), the
+  // vectors scored a block at a time by the blocked kernel, in parallel;
+  // known[i] (if given and not kNone) is taken for slots[i] as it is
+  // (known may be out).
+  // Returns how many vectors it searched.
+  size_t NearestSlotsLocked(const Model& m, const uint32_t* slots, size_t n, uint32_t* out,
+                            uint32_t threads, const uint32_t* known = nullptr) const;
   // Starts (or runs inline) a rebuild when the growth rules ask for one.
   void MaybeRebuild(std::unique_lock<RwLock>& lock);
   bool WantsRebuildLocked() const;
@@ -154,13 +179,14 @@ class IvfIndex final : public VectorIndex {
   void ExactSearch(const float* q, const SearchParams& params, std::vector<Hit>* out,
                    const std::vector<uint32_t>* listed_matches) const;
   // Search in steps (shared lock held), shared by Search and SearchBatch:
-  // PrepareLocked scores the centroids and builds the lookup table (false:
-  // answered by an exact scan, into *out); ScanListLocked scans one list
+  // PrepareLocked scores the centroids (or takes their dot products with
+  // the query, `qdot`, from a batch's matrix product) and builds the lookup
+  // table (false: answered by an exact scan, into *out); ScanListLocked scans one list
   // for one query (code sums, then CollectLocked); ProbeFromLocked scans the query's lists in probe
   // order from a position; RerankLocked re-scores the candidates exactly.
   struct Query;
   bool PrepareLocked(const float* query, const SearchParams& params, Query* qs,
-                     std::vector<Hit>* out) const;
+                     std::vector<Hit>* out, const float* qdot = nullptr) const;
   void ScanListLocked(Query* qs, uint32_t l, const SlotFilter* filter, const List* next) const;
   // The base of list l's approximate distances for the query (*base) and
   // their lower bound (returned).
@@ -188,6 +214,7 @@ class IvfIndex final : public VectorIndex {
   // Default nprobe (0: automatic); starts as config_.ivf.nprobe, changed by
   // SetEfSearch.
   std::atomic<uint32_t> nprobe_;
+  std::atomic<uint64_t> last_searched_{0};
 
   // Rebuild state (under mu_ exclusively, except the thread handle).
   bool rebuilding_ = false;

@@ -3,6 +3,9 @@
 // per-function target attributes and picked at run time like core/distance.
 #include "index/ivf_kernels.h"
 
+#include <algorithm>
+#include <limits>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define AIDB_X86 1
@@ -40,13 +43,100 @@ uint32_t BelowScalar(const uint16_t* vals, uint16_t limit) {
   return m;
 }
 
-void DotManyScalar(const float* q, const float* rows, size_t nrows, size_t dim, float* out) {
-  for (size_t j = 0; j < nrows; ++j) {
-    const float* r = rows + j * dim;
-    float s = 0.f;
-    for (size_t t = 0; t < dim; ++t) s += q[t] * r[t];
-    out[j] = s;
+void PackRows(const float* rows, size_t nrows, size_t dim, float* packed) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  for (size_t p = 0; p < np; ++p)
+    for (size_t t = 0; t < dim; ++t)
+      for (size_t j = 0; j < kPanel; ++j) {
+        const size_t r = p * kPanel + j;
+        packed[(p * dim + t) * kPanel + j] = r < nrows ? rows[r * dim + t] : 0.f;
+      }
+}
+
+namespace {
+// x's products with the kPanel rows of one packed panel.
+inline void PanelDots(const float* x, const float* panel, size_t dim, float* acc) {
+  for (size_t j = 0; j < kPanel; ++j) acc[j] = 0.f;
+  for (size_t t = 0; t < dim; ++t) {
+    const float xv = x[t];
+    for (size_t j = 0; j < kPanel; ++j) acc[j] += xv * panel[t * kPanel + j];
   }
+}
+}  // namespace
+
+void DotBlockScalar(const float* x, size_t nx, const float* packed, size_t nrows, size_t dim,
+                    float* out, size_t ld) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  for (size_t i = 0; i < nx; ++i)
+    for (size_t p = 0; p < np; ++p) {
+      float acc[kPanel];
+      PanelDots(x + i * dim, packed + p * dim * kPanel, dim, acc);
+      for (size_t j = 0; j < kPanel && p * kPanel + j < nrows; ++j)
+        out[i * ld + p * kPanel + j] = acc[j];
+    }
+}
+
+void NearestBlockScalar(const float* x, size_t nx, const float* packed, const float* norms,
+                        size_t nrows, size_t dim, uint32_t* best) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  for (size_t i = 0; i < nx; ++i) {
+    uint32_t b = 0;
+    float bd = std::numeric_limits<float>::infinity();
+    for (size_t p = 0; p < np; ++p) {
+      float acc[kPanel];
+      PanelDots(x + i * dim, packed + p * dim * kPanel, dim, acc);
+      for (size_t j = 0; j < kPanel && p * kPanel + j < nrows; ++j) {
+        const float v = norms[p * kPanel + j] - 2.f * acc[j];
+        if (v < bd) bd = v, b = static_cast<uint32_t>(p * kPanel + j);
+      }
+    }
+    best[i] = b;
+  }
+}
+
+void EncodeScalar(const float* r, size_t dim, size_t ds, const float* cbt, uint8_t* codes) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    float acc[16] = {};
+    for (size_t t = 0; t < len; ++t) {
+      const float* w = cbt + (off + t) * 16;
+      for (size_t j = 0; j < 16; ++j) {
+        const float d = r[off + t] - w[j];
+        acc[j] += d * d;
+      }
+    }
+    uint8_t best = 0;
+    for (uint8_t j = 1; j < 16; ++j)
+      if (acc[j] < acc[best]) best = j;
+    codes[s] = best;
+  }
+}
+
+void LutScalar(const float* q, size_t dim, size_t ds, const float* cbt, float alpha, float* lutf,
+               float* lo, float* hi) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    float acc[16] = {};
+    for (size_t t = 0; t < len; ++t) {
+      const float qv = -alpha * q[off + t];
+      const float* w = cbt + (off + t) * 16;
+      for (size_t j = 0; j < 16; ++j) acc[j] += qv * w[j];
+    }
+    float l = acc[0], h = acc[0];
+    for (size_t j = 1; j < 16; ++j) {
+      l = std::min(l, acc[j]);
+      h = std::max(h, acc[j]);
+    }
+    for (size_t j = 0; j < 16; ++j) lutf[s * 16 + j] = acc[j] - l;
+    lo[s] = l;
+    hi[s] = h;
+  }
+}
+
+void QuantizeScalar(const float* lutf, size_t n, float inv, uint8_t* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(std::min(255.f, lutf[i] * inv));
 }
 
 #ifdef AIDB_X86
@@ -223,75 +313,410 @@ AIDB_AVX512BW void ScanManyAvx512(const uint8_t* codes, size_t nblocks, size_t n
   }
 }
 
-__attribute__((target("avx2,fma"))) inline float HSum8(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
+// ---- blocked products (see DotBlockFn) ----
+
+// AVX2: R vectors x one panel (two registers of 8 rows): per dimension two
+// loads of the panel, R broadcasts, 2R multiply-adds (2R + 3 registers).
+template <int R>
+__attribute__((target("avx2,fma"), always_inline)) inline void TileAvx2(const float* x, size_t dim,
+                                                                        const float* panel,
+                                                                        __m256 (&acc)[R][2]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (size_t t = 0; t < dim; ++t) {
+    const __m256 c0 = _mm256_loadu_ps(panel + t * kPanel);
+    const __m256 c1 = _mm256_loadu_ps(panel + t * kPanel + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(x + r * dim + t);
+      acc[r][0] = _mm256_fmadd_ps(xv, c0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(xv, c1, acc[r][1]);
+    }
+  }
 }
 
-__attribute__((target("avx2,fma"))) void DotManyAvx2(const float* q, const float* rows,
-                                                     size_t nrows, size_t dim, float* out) {
-  const size_t d8 = dim & ~size_t{7};
-  size_t j = 0;
-  for (; j + 4 <= nrows; j += 4) {
-    const float* r0 = rows + j * dim;
-    const float* r1 = r0 + dim;
-    const float* r2 = r1 + dim;
-    const float* r3 = r2 + dim;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    for (size_t t = 0; t < d8; t += 8) {
-      __m256 x = _mm256_loadu_ps(q + t);
-      s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r0 + t), s0);
-      s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r1 + t), s1);
-      s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r2 + t), s2);
-      s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r3 + t), s3);
+template <int R>
+__attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* x, const float* packed,
+                                                     size_t nrows, size_t dim, float* out,
+                                                     size_t ld) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  for (size_t p = 0; p < np; ++p) {
+    __m256 acc[R][2];
+    TileAvx2<R>(x, dim, packed + p * dim * kPanel, acc);
+    const size_t col = p * kPanel, left = nrows - col;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      float* o = out + r * ld + col;
+      if (left >= kPanel) {
+        _mm256_storeu_ps(o, acc[r][0]);
+        _mm256_storeu_ps(o + 8, acc[r][1]);
+      } else {
+        alignas(32) float tmp[kPanel];
+        _mm256_store_ps(tmp, acc[r][0]);
+        _mm256_store_ps(tmp + 8, acc[r][1]);
+        for (size_t j = 0; j < left; ++j) o[j] = tmp[j];
+      }
     }
-    float t0 = HSum8(s0), t1 = HSum8(s1), t2 = HSum8(s2), t3 = HSum8(s3);
-    for (size_t t = d8; t < dim; ++t) {
-      t0 += q[t] * r0[t];
-      t1 += q[t] * r1[t];
-      t2 += q[t] * r2[t];
-      t3 += q[t] * r3[t];
-    }
-    out[j] = t0, out[j + 1] = t1, out[j + 2] = t2, out[j + 3] = t3;
   }
-  if (j < nrows) DotManyScalar(q, rows + j * dim, nrows - j, dim, out + j);
 }
 
-AIDB_AVX512BW void DotManyAvx512(const float* q, const float* rows, size_t nrows, size_t dim,
-                                 float* out) {
-  size_t j = 0;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (dim % 16)) - 1u);
-  const size_t d16 = dim & ~size_t{15};
-  for (; j + 4 <= nrows; j += 4) {
-    const float* r0 = rows + j * dim;
-    const float* r1 = r0 + dim;
-    const float* r2 = r1 + dim;
-    const float* r3 = r2 + dim;
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    for (size_t t = 0; t < d16; t += 16) {
-      __m512 x = _mm512_loadu_ps(q + t);
-      s0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r0 + t), s0);
-      s1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r1 + t), s1);
-      s2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r2 + t), s2);
-      s3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r3 + t), s3);
-    }
-    if (tail) {
-      __m512 x = _mm512_maskz_loadu_ps(tail, q + d16);
-      s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r0 + d16), s0);
-      s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r1 + d16), s1);
-      s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r2 + d16), s2);
-      s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, r3 + d16), s3);
-    }
-    out[j] = _mm512_reduce_add_ps(s0);
-    out[j + 1] = _mm512_reduce_add_ps(s1);
-    out[j + 2] = _mm512_reduce_add_ps(s2);
-    out[j + 3] = _mm512_reduce_add_ps(s3);
+__attribute__((target("avx2,fma"))) void DotBlockAvx2(const float* x, size_t nx,
+                                                      const float* packed, size_t nrows, size_t dim,
+                                                      float* out, size_t ld) {
+  size_t i = 0;
+  for (; i + 6 <= nx; i += 6) DotRowsAvx2<6>(x + i * dim, packed, nrows, dim, out + i * ld, ld);
+  const float* xr = x + i * dim;
+  float* o = out + i * ld;
+  switch (nx - i) {
+    case 5: DotRowsAvx2<5>(xr, packed, nrows, dim, o, ld); break;
+    case 4: DotRowsAvx2<4>(xr, packed, nrows, dim, o, ld); break;
+    case 3: DotRowsAvx2<3>(xr, packed, nrows, dim, o, ld); break;
+    case 2: DotRowsAvx2<2>(xr, packed, nrows, dim, o, ld); break;
+    case 1: DotRowsAvx2<1>(xr, packed, nrows, dim, o, ld); break;
+    default: break;
   }
-  if (j < nrows) DotManyScalar(q, rows + j * dim, nrows - j, dim, out + j);
+}
+
+// The lowest index of the lanes holding the smallest value.
+inline uint32_t ArgMin16(const float* v, const uint32_t* idx) {
+  float m = v[0];
+  for (size_t j = 1; j < kPanel; ++j) m = v[j] < m ? v[j] : m;
+  uint32_t b = 0xFFFFFFFFu;
+  for (size_t j = 0; j < kPanel; ++j)
+    if (v[j] == m && idx[j] < b) b = idx[j];
+  return b == 0xFFFFFFFFu ? 0 : b;  // all NaN: row 0, as the scalar kernel
+}
+
+template <int R>
+__attribute__((target("avx2,fma"))) void NearestRowsAvx2(const float* x, const float* packed,
+                                                         const float* norms, size_t nrows,
+                                                         size_t dim, uint32_t* best) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  const __m256i lane0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i lane1 = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+  __m256 bv[R][2];
+  __m256i bi[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    bv[r][0] = bv[r][1] = inf;
+    bi[r][0] = bi[r][1] = _mm256_setzero_si256();
+  }
+  for (size_t p = 0; p < np; ++p) {
+    __m256 acc[R][2];
+    TileAvx2<R>(x, dim, packed + p * dim * kPanel, acc);
+    const size_t col = p * kPanel, left = nrows - col;
+    __m256 n0, n1;
+    if (left >= kPanel) {
+      n0 = _mm256_loadu_ps(norms + col);
+      n1 = _mm256_loadu_ps(norms + col + 8);
+    } else {  // padding rows score +inf
+      alignas(32) float tmp[kPanel];
+      for (size_t j = 0; j < kPanel; ++j)
+        tmp[j] = j < left ? norms[col + j] : std::numeric_limits<float>::infinity();
+      n0 = _mm256_load_ps(tmp);
+      n1 = _mm256_load_ps(tmp + 8);
+    }
+    const __m256i base = _mm256_set1_epi32(static_cast<int>(col));
+    const __m256i i0 = _mm256_add_epi32(base, lane0), i1 = _mm256_add_epi32(base, lane1);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 v0 = _mm256_sub_ps(n0, _mm256_add_ps(acc[r][0], acc[r][0]));
+      const __m256 v1 = _mm256_sub_ps(n1, _mm256_add_ps(acc[r][1], acc[r][1]));
+      const __m256 m0 = _mm256_cmp_ps(v0, bv[r][0], _CMP_LT_OQ);
+      const __m256 m1 = _mm256_cmp_ps(v1, bv[r][1], _CMP_LT_OQ);
+      bv[r][0] = _mm256_blendv_ps(bv[r][0], v0, m0);
+      bv[r][1] = _mm256_blendv_ps(bv[r][1], v1, m1);
+      bi[r][0] = _mm256_castps_si256(
+          _mm256_blendv_ps(_mm256_castsi256_ps(bi[r][0]), _mm256_castsi256_ps(i0), m0));
+      bi[r][1] = _mm256_castps_si256(
+          _mm256_blendv_ps(_mm256_castsi256_ps(bi[r][1]), _mm256_castsi256_ps(i1), m1));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float v[kPanel];
+    alignas(32) uint32_t idx[kPanel];
+    _mm256_store_ps(v, bv[r][0]);
+    _mm256_store_ps(v + 8, bv[r][1]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(idx), bi[r][0]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 8), bi[r][1]);
+    best[r] = ArgMin16(v, idx);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void NearestBlockAvx2(const float* x, size_t nx,
+                                                          const float* packed, const float* norms,
+                                                          size_t nrows, size_t dim,
+                                                          uint32_t* best) {
+  size_t i = 0;
+  for (; i + 6 <= nx; i += 6) NearestRowsAvx2<6>(x + i * dim, packed, norms, nrows, dim, best + i);
+  const float* xr = x + i * dim;
+  uint32_t* b = best + i;
+  switch (nx - i) {
+    case 5: NearestRowsAvx2<5>(xr, packed, norms, nrows, dim, b); break;
+    case 4: NearestRowsAvx2<4>(xr, packed, norms, nrows, dim, b); break;
+    case 3: NearestRowsAvx2<3>(xr, packed, norms, nrows, dim, b); break;
+    case 2: NearestRowsAvx2<2>(xr, packed, norms, nrows, dim, b); break;
+    case 1: NearestRowsAvx2<1>(xr, packed, norms, nrows, dim, b); break;
+    default: break;
+  }
+}
+
+// AVX-512: R vectors x P panels (one register each): per dimension P loads,
+// R broadcasts, R * P multiply-adds (8 x 3: 24 accumulators, 28 registers).
+template <int R, int P>
+__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl"), always_inline)) inline void TileAvx512(
+    const float* x, size_t dim, const float* panel, __m512 (&acc)[R][P]) {
+  const size_t ps = dim * kPanel;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q) acc[r][q] = _mm512_setzero_ps();
+  for (size_t t = 0; t < dim; ++t) {
+    __m512 c[P];
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q) c[q] = _mm512_loadu_ps(panel + q * ps + t * kPanel);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_set1_ps(x[r * dim + t]);
+#pragma GCC unroll 4
+      for (int q = 0; q < P; ++q) acc[r][q] = _mm512_fmadd_ps(xv, c[q], acc[r][q]);
+    }
+  }
+}
+
+inline __mmask16 LeftMask(size_t left) {
+  return left >= kPanel ? static_cast<__mmask16>(0xFFFF)
+                        : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+template <int R, int P>
+AIDB_AVX512BW inline void DotTileAvx512(const float* x, const float* packed, size_t p, size_t nrows,
+                                        size_t dim, float* out, size_t ld) {
+  __m512 acc[R][P];
+  TileAvx512<R, P>(x, dim, packed + p * dim * kPanel, acc);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q) {
+      const size_t col = (p + q) * kPanel;
+      _mm512_mask_storeu_ps(out + r * ld + col, LeftMask(nrows - col), acc[r][q]);
+    }
+}
+
+template <int R>
+AIDB_AVX512BW void DotRowsAvx512(const float* x, const float* packed, size_t nrows, size_t dim,
+                                 float* out, size_t ld) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  size_t p = 0;
+  for (; p + 3 <= np; p += 3) DotTileAvx512<R, 3>(x, packed, p, nrows, dim, out, ld);
+  if (np - p == 2) DotTileAvx512<R, 2>(x, packed, p, nrows, dim, out, ld);
+  if (np - p == 1) DotTileAvx512<R, 1>(x, packed, p, nrows, dim, out, ld);
+}
+
+AIDB_AVX512BW void DotBlockAvx512(const float* x, size_t nx, const float* packed, size_t nrows,
+                                  size_t dim, float* out, size_t ld) {
+  size_t i = 0;
+  for (; i + 8 <= nx; i += 8) DotRowsAvx512<8>(x + i * dim, packed, nrows, dim, out + i * ld, ld);
+  const float* xr = x + i * dim;
+  float* o = out + i * ld;
+  switch (nx - i) {
+    case 7: DotRowsAvx512<7>(xr, packed, nrows, dim, o, ld); break;
+    case 6: DotRowsAvx512<6>(xr, packed, nrows, dim, o, ld); break;
+    case 5: DotRowsAvx512<5>(xr, packed, nrows, dim, o, ld); break;
+    case 4: DotRowsAvx512<4>(xr, packed, nrows, dim, o, ld); break;
+    case 3: DotRowsAvx512<3>(xr, packed, nrows, dim, o, ld); break;
+    case 2: DotRowsAvx512<2>(xr, packed, nrows, dim, o, ld); break;
+    case 1: DotRowsAvx512<1>(xr, packed, nrows, dim, o, ld); break;
+    default: break;
+  }
+}
+
+template <int R, int P>
+AIDB_AVX512BW inline void NearestTileAvx512(const float* x, const float* packed, const float* norms,
+                                            size_t p, size_t nrows, size_t dim, __m512 (&bv)[R],
+                                            __m512i (&bi)[R]) {
+  __m512 acc[R][P];
+  TileAvx512<R, P>(x, dim, packed + p * dim * kPanel, acc);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 4
+  for (int q = 0; q < P; ++q) {
+    const size_t col = (p + q) * kPanel;
+    // Padding rows score +inf.
+    const __m512 nv = _mm512_mask_loadu_ps(_mm512_set1_ps(std::numeric_limits<float>::infinity()),
+                                           LeftMask(nrows - col), norms + col);
+    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(col)), lane);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 v = _mm512_sub_ps(nv, _mm512_add_ps(acc[r][q], acc[r][q]));
+      const __mmask16 m = _mm512_cmp_ps_mask(v, bv[r], _CMP_LT_OQ);
+      bv[r] = _mm512_mask_mov_ps(bv[r], m, v);
+      bi[r] = _mm512_mask_mov_epi32(bi[r], m, idx);
+    }
+  }
+}
+
+template <int R>
+AIDB_AVX512BW void NearestRowsAvx512(const float* x, const float* packed, const float* norms,
+                                     size_t nrows, size_t dim, uint32_t* best) {
+  const size_t np = (nrows + kPanel - 1) / kPanel;
+  __m512 bv[R];
+  __m512i bi[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    bv[r] = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+    bi[r] = _mm512_setzero_si512();
+  }
+  size_t p = 0;
+  for (; p + 3 <= np; p += 3) NearestTileAvx512<R, 3>(x, packed, norms, p, nrows, dim, bv, bi);
+  if (np - p == 2) NearestTileAvx512<R, 2>(x, packed, norms, p, nrows, dim, bv, bi);
+  if (np - p == 1) NearestTileAvx512<R, 1>(x, packed, norms, p, nrows, dim, bv, bi);
+  for (int r = 0; r < R; ++r) {
+    alignas(64) float v[kPanel];
+    alignas(64) uint32_t idx[kPanel];
+    _mm512_store_ps(v, bv[r]);
+    _mm512_store_si512(idx, bi[r]);
+    best[r] = ArgMin16(v, idx);
+  }
+}
+
+AIDB_AVX512BW void NearestBlockAvx512(const float* x, size_t nx, const float* packed,
+                                      const float* norms, size_t nrows, size_t dim,
+                                      uint32_t* best) {
+  size_t i = 0;
+  for (; i + 8 <= nx; i += 8)
+    NearestRowsAvx512<8>(x + i * dim, packed, norms, nrows, dim, best + i);
+  const float* xr = x + i * dim;
+  uint32_t* b = best + i;
+  switch (nx - i) {
+    case 7: NearestRowsAvx512<7>(xr, packed, norms, nrows, dim, b); break;
+    case 6: NearestRowsAvx512<6>(xr, packed, norms, nrows, dim, b); break;
+    case 5: NearestRowsAvx512<5>(xr, packed, norms, nrows, dim, b); break;
+    case 4: NearestRowsAvx512<4>(xr, packed, norms, nrows, dim, b); break;
+    case 3: NearestRowsAvx512<3>(xr, packed, norms, nrows, dim, b); break;
+    case 2: NearestRowsAvx512<2>(xr, packed, norms, nrows, dim, b); break;
+    case 1: NearestRowsAvx512<1>(xr, packed, norms, nrows, dim, b); break;
+    default: break;
+  }
+}
+
+// ---- encoding (see EncodeFn) ----
+
+__attribute__((target("avx2,fma"))) void EncodeAvx2(const float* r, size_t dim, size_t ds,
+                                                    const float* cbt, uint8_t* codes) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (size_t t = 0; t < len; ++t) {
+      const __m256 x = _mm256_broadcast_ss(r + off + t);
+      const float* w = cbt + (off + t) * 16;
+      const __m256 d0 = _mm256_sub_ps(x, _mm256_loadu_ps(w));
+      const __m256 d1 = _mm256_sub_ps(x, _mm256_loadu_ps(w + 8));
+      a0 = _mm256_fmadd_ps(d0, d0, a0);
+      a1 = _mm256_fmadd_ps(d1, d1, a1);
+    }
+    // The minimum in every lane, then the first lane holding it.
+    __m256 mn = _mm256_min_ps(a0, a1);
+    mn = _mm256_min_ps(mn, _mm256_permute2f128_ps(mn, mn, 1));
+    mn = _mm256_min_ps(mn, _mm256_shuffle_ps(mn, mn, 0x4E));
+    mn = _mm256_min_ps(mn, _mm256_shuffle_ps(mn, mn, 0xB1));
+    const uint32_t eq =
+        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a0, mn, _CMP_EQ_OQ))) |
+        static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a1, mn, _CMP_EQ_OQ))) << 8;
+    codes[s] = eq ? static_cast<uint8_t>(__builtin_ctz(eq)) : 0;
+  }
+}
+
+AIDB_AVX512BW void EncodeAvx512(const float* r, size_t dim, size_t ds, const float* cbt,
+                                uint8_t* codes) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    __m512 a = _mm512_setzero_ps();
+    for (size_t t = 0; t < len; ++t) {
+      const __m512 d =
+          _mm512_sub_ps(_mm512_set1_ps(r[off + t]), _mm512_loadu_ps(cbt + (off + t) * 16));
+      a = _mm512_fmadd_ps(d, d, a);
+    }
+    const uint32_t eq = _mm512_cmp_ps_mask(a, _mm512_set1_ps(_mm512_reduce_min_ps(a)), _CMP_EQ_OQ);
+    codes[s] = eq ? static_cast<uint8_t>(__builtin_ctz(eq)) : 0;
+  }
+}
+
+// ---- lookup tables (see LutFn, QuantizeFn) ----
+
+__attribute__((target("avx2,fma"))) void LutAvx2(const float* q, size_t dim, size_t ds,
+                                                 const float* cbt, float alpha, float* lutf,
+                                                 float* lo, float* hi) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (size_t t = 0; t < len; ++t) {
+      const __m256 qv = _mm256_set1_ps(-alpha * q[off + t]);
+      const float* w = cbt + (off + t) * 16;
+      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(w), a0);
+      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(w + 8), a1);
+    }
+    __m256 mn = _mm256_min_ps(a0, a1), mx = _mm256_max_ps(a0, a1);
+    mn = _mm256_min_ps(mn, _mm256_permute2f128_ps(mn, mn, 1));
+    mx = _mm256_max_ps(mx, _mm256_permute2f128_ps(mx, mx, 1));
+    mn = _mm256_min_ps(mn, _mm256_shuffle_ps(mn, mn, 0x4E));
+    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0x4E));
+    mn = _mm256_min_ps(mn, _mm256_shuffle_ps(mn, mn, 0xB1));
+    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, 0xB1));
+    _mm256_storeu_ps(lutf + s * 16, _mm256_sub_ps(a0, mn));
+    _mm256_storeu_ps(lutf + s * 16 + 8, _mm256_sub_ps(a1, mn));
+    lo[s] = _mm256_cvtss_f32(mn);
+    hi[s] = _mm256_cvtss_f32(mx);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void QuantizeAvx2(const float* lutf, size_t n, float inv,
+                                                      uint8_t* out) {
+  const __m256 vinv = _mm256_set1_ps(inv), cap = _mm256_set1_ps(255.f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // min(x, 255) with x first: a NaN gives 255, as std::min(255.f, x).
+    const __m256i a =
+        _mm256_cvttps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(lutf + i), vinv), cap));
+    const __m256i b =
+        _mm256_cvttps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(lutf + i + 8), vinv), cap));
+    // 16 words (lanes interleaved by the pack), then 16 bytes in order.
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+    const __m128i bytes =
+        _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), bytes);
+  }
+  if (i < n) QuantizeScalar(lutf + i, n - i, inv, out + i);
+}
+
+AIDB_AVX512BW void LutAvx512(const float* q, size_t dim, size_t ds, const float* cbt, float alpha,
+                             float* lutf, float* lo, float* hi) {
+  const size_t m = (dim + ds - 1) / ds;
+  for (size_t s = 0; s < m; ++s) {
+    const size_t off = s * ds, len = std::min(ds, dim - off);
+    __m512 a = _mm512_setzero_ps();
+    for (size_t t = 0; t < len; ++t)
+      a = _mm512_fmadd_ps(_mm512_set1_ps(-alpha * q[off + t]),
+                          _mm512_loadu_ps(cbt + (off + t) * 16), a);
+    const float l = _mm512_reduce_min_ps(a);
+    _mm512_storeu_ps(lutf + s * 16, _mm512_sub_ps(a, _mm512_set1_ps(l)));
+    lo[s] = l;
+    hi[s] = _mm512_reduce_max_ps(a);
+  }
+}
+
+AIDB_AVX512BW void QuantizeAvx512(const float* lutf, size_t n, float inv, uint8_t* out) {
+  const __m512 vinv = _mm512_set1_ps(inv), cap = _mm512_set1_ps(255.f);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_min_ps(_mm512_mul_ps(_mm512_loadu_ps(lutf + i), vinv), cap);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));
+  }
+  if (i < n) QuantizeScalar(lutf + i, n - i, inv, out + i);
 }
 
 bool CpuHasAvx2() {
@@ -311,11 +736,15 @@ bool CpuHasAvx512Bw() {
 
 std::vector<ScanImpl> SupportedScans() {
   std::vector<ScanImpl> v;
-  v.push_back({"scalar", &ScanScalar, &DotManyScalar, &BelowScalar, &ScanManyScalar});
+  v.push_back({"scalar", &ScanScalar, &BelowScalar, &ScanManyScalar, &DotBlockScalar,
+               &NearestBlockScalar, &EncodeScalar, &LutScalar, &QuantizeScalar});
 #ifdef AIDB_X86
-  if (CpuHasAvx2()) v.push_back({"avx2", &ScanAvx2, &DotManyAvx2, &BelowAvx2, &ScanManyAvx2});
+  if (CpuHasAvx2())
+    v.push_back({"avx2", &ScanAvx2, &BelowAvx2, &ScanManyAvx2, &DotBlockAvx2, &NearestBlockAvx2,
+                 &EncodeAvx2, &LutAvx2, &QuantizeAvx2});
   if (CpuHasAvx512Bw())
-    v.push_back({"avx512", &ScanAvx512, &DotManyAvx512, &BelowAvx512, &ScanManyAvx512});
+    v.push_back({"avx512", &ScanAvx512, &BelowAvx512, &ScanManyAvx512, &DotBlockAvx512,
+                 &NearestBlockAvx512, &EncodeAvx512, &LutAvx512, &QuantizeAvx512});
 #endif
   return v;
 }
@@ -328,9 +757,13 @@ const ScanImpl& Picked() {
 }  // namespace
 
 ScanFn Scan() { return Picked().scan; }
-DotManyFn DotMany() { return Picked().dot_many; }
 BelowFn Below() { return Picked().below; }
 ScanManyFn ScanMany() { return Picked().scan_many; }
+DotBlockFn DotBlock() { return Picked().dot_block; }
+NearestBlockFn NearestBlock() { return Picked().nearest_block; }
+EncodeFn Encode() { return Picked().encode; }
+LutFn Lut() { return Picked().lut; }
+QuantizeFn Quantize() { return Picked().quantize; }
 const char* ScanName() { return Picked().name; }
 
 }  // namespace aidb::index::pq4

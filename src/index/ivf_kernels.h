@@ -56,10 +56,58 @@ using ScanManyFn = void (*)(const uint8_t* codes, size_t nblocks, size_t npairs,
 void ScanManyScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8_t* const* luts,
                     size_t nq, uint16_t* const* outs);
 
-// out[j] = q . rows[j] for nrows rows of dim floats (row-major): the query
-// against every centroid, four rows per pass over the query.
-using DotManyFn = void (*)(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
-void DotManyScalar(const float* q, const float* rows, size_t nrows, size_t dim, float* out);
+// Blocked vector x row products (nearest-centroid search, centroid scores of
+// a run of queries), GEMM-like: the rows (centroids) are packed in panels of
+// kPanel rows, dimension-major within a panel:
+//   packed[(p * dim + t) * kPanel + j] = rows[(p * kPanel + j) * dim + t]
+// (the last panel padded with zero rows), so one vector load holds
+// dimension t of 16 rows and a kernel scores a register block of vectors
+// against several panels with broadcasts and fused multiply-adds, no
+// horizontal sums. Every product x.row is one multiply-add chain over
+// t = 0..dim-1 starting from 0: the AVX2 and AVX-512 kernels give the same
+// bits, and a vector's products do not depend on the other vectors of the
+// call or its position among them (the scalar kernel rounds each product
+// before adding).
+inline constexpr size_t kPanel = 16;
+inline size_t PackedFloats(size_t nrows, size_t dim) {
+  return (nrows + kPanel - 1) / kPanel * kPanel * dim;
+}
+void PackRows(const float* rows, size_t nrows, size_t dim, float* packed);
+
+// out[i * ld + j] = x_i . row_j for nx row-major vectors x (dim floats each)
+// and the nrows packed rows (ld >= nrows).
+using DotBlockFn = void (*)(const float* x, size_t nx, const float* packed, size_t nrows,
+                            size_t dim, float* out, size_t ld);
+void DotBlockScalar(const float* x, size_t nx, const float* packed, size_t nrows, size_t dim,
+                    float* out, size_t ld);
+
+// best[i] = the row j minimising norms[j] - 2 x_i.row_j (the L2-nearest row
+// when norms[j] = ||row_j||^2; the lowest j of equal values), for nx vectors.
+using NearestBlockFn = void (*)(const float* x, size_t nx, const float* packed, const float* norms,
+                                size_t nrows, size_t dim, uint32_t* best);
+void NearestBlockScalar(const float* x, size_t nx, const float* packed, const float* norms,
+                        size_t nrows, size_t dim, uint32_t* best);
+
+// The 4-bit codes of a residual r (dim floats): codes[s] = the j < 16
+// minimising ||r_s - w_sj||^2 (the lowest j of equal values) for subspace s
+// (dims [s * ds, min(dim, s * ds + ds))), from the transposed codebooks
+// cbt[(s * ds + t) * 16 + j] = dimension t of codeword j of subspace s.
+using EncodeFn = void (*)(const float* r, size_t dim, size_t ds, const float* cbt, uint8_t* codes);
+void EncodeScalar(const float* r, size_t dim, size_t ds, const float* cbt, uint8_t* codes);
+
+// A query's lookup table in floats: with acc_sj = sum over the subspace's
+// dims t of (-alpha q_t) * w_sjt (transposed codebooks as for Encode),
+// lutf[s * 16 + j] = acc_sj - lo[s], lo[s] / hi[s] = min / max over j of
+// acc_sj.
+using LutFn = void (*)(const float* q, size_t dim, size_t ds, const float* cbt, float alpha,
+                       float* lutf, float* lo, float* hi);
+void LutScalar(const float* q, size_t dim, size_t ds, const float* cbt, float alpha, float* lutf,
+               float* lo, float* hi);
+// out[i] = min(255, lutf[i] * inv) truncated, for n (a multiple of 16)
+// entries >= 0: the 8-bit table (entry j of subspace s at s * 16 + j, the
+// pair layout of Scan).
+using QuantizeFn = void (*)(const float* lutf, size_t n, float inv, uint8_t* out);
+void QuantizeScalar(const float* lutf, size_t n, float inv, uint8_t* out);
 
 // Bit i (i < 32) set when vals[i] <= limit: the candidates of one block
 // that can beat a search's current threshold.
@@ -69,17 +117,25 @@ uint32_t BelowScalar(const uint16_t* vals, uint16_t limit);
 struct ScanImpl {
   const char* name;
   ScanFn scan;
-  DotManyFn dot_many;
   BelowFn below;
   ScanManyFn scan_many;
+  DotBlockFn dot_block;
+  NearestBlockFn nearest_block;
+  EncodeFn encode;
+  LutFn lut;
+  QuantizeFn quantize;
 };
 // Every implementation this CPU supports, scalar first, fastest last.
 std::vector<ScanImpl> SupportedScans();
 // The fastest, picked once.
 ScanFn Scan();
-DotManyFn DotMany();
 BelowFn Below();
 ScanManyFn ScanMany();
+DotBlockFn DotBlock();
+NearestBlockFn NearestBlock();
+EncodeFn Encode();
+LutFn Lut();
+QuantizeFn Quantize();
 const char* ScanName();
 
 }  // namespace aidb::index::pq4

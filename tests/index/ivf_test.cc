@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -126,21 +129,203 @@ TEST(IvfKernels, EveryLevelAgreesWithScalar) {
   }
 }
 
-TEST(IvfKernels, DotManyAgreesWithScalar) {
-  std::mt19937 rng(9);
+// The blocked products (DotBlock) at every level: close to the scalar
+// kernel's; a vector's products the same bits whether it is scored alone
+// or at any position of a block (the batch search relies on it: its
+// centroid scores must equal the single search's); and the same bits at
+// every SIMD level (one multiply-add chain per product).
+TEST(IvfKernels, DotBlockAgreesWithScalarAndIgnoresTheBlock) {
+  std::mt19937 rng(13);
   std::normal_distribution<float> nd(0.f, 1.f);
+  const auto impls = pq4::SupportedScans();
   for (size_t dim : {1, 7, 16, 33, 128, 784}) {
-    for (size_t nrows : {1, 3, 4, 9}) {
-      std::vector<float> q(dim), rows(nrows * dim), want(nrows), got(nrows);
-      for (auto& x : q) x = nd(rng);
-      for (auto& x : rows) x = nd(rng);
-      pq4::DotManyScalar(q.data(), rows.data(), nrows, dim, want.data());
-      for (const auto& impl : pq4::SupportedScans()) {
-        impl.dot_many(q.data(), rows.data(), nrows, dim, got.data());
-        for (size_t j = 0; j < nrows; ++j)
-          EXPECT_NEAR(got[j], want[j], 1e-4f * (1.f + std::fabs(want[j]) + std::sqrt(float(dim))))
-              << impl.name << " dim=" << dim << " row " << j;
+    for (size_t nrows : {1, 15, 16, 17, 47, 48, 49, 100}) {
+      const size_t nx = 13;  // a full register block (6 or 8) and a remainder
+      std::vector<float> x(nx * dim), rows(nrows * dim);
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : rows) v = nd(rng);
+      std::vector<float> packed(pq4::PackedFloats(nrows, dim), -1.f);
+      pq4::PackRows(rows.data(), nrows, dim, packed.data());
+      const size_t ld = nrows + 3;  // out stride above nrows: columns past it stay
+      std::vector<float> want(nx * ld, 7.f);
+      pq4::DotBlockScalar(x.data(), nx, packed.data(), nrows, dim, want.data(), ld);
+      std::vector<std::vector<float>> by_level;
+      for (const auto& impl : impls) {
+        std::vector<float> got(nx * ld, 7.f);
+        impl.dot_block(x.data(), nx, packed.data(), nrows, dim, got.data(), ld);
+        for (size_t i = 0; i < nx; ++i) {
+          for (size_t j = 0; j < nrows; ++j) {
+            double exact = 0;
+            for (size_t t = 0; t < dim; ++t)
+              exact += double{x[i * dim + t]} * double{rows[j * dim + t]};
+            const double tol = 1e-5 * dim + 1e-4 * std::fabs(exact);
+            ASSERT_NEAR(got[i * ld + j], exact, tol) << impl.name << " dim " << dim << " " << j;
+            ASSERT_NEAR(want[i * ld + j], exact, tol) << "scalar dim " << dim << " " << j;
+          }
+          for (size_t j = nrows; j < ld; ++j) ASSERT_EQ(got[i * ld + j], 7.f) << impl.name;
+        }
+        // Each vector alone, and the block from an offset (other
+        // neighbours in the register block): the same bits.
+        for (size_t i = 0; i < nx; ++i) {
+          std::vector<float> one(nrows);
+          impl.dot_block(&x[i * dim], 1, packed.data(), nrows, dim, one.data(), nrows);
+          for (size_t j = 0; j < nrows; ++j)
+            ASSERT_EQ(one[j], got[i * ld + j]) << impl.name << " vector " << i << " row " << j;
+        }
+        std::vector<float> tail((nx - 3) * ld);
+        impl.dot_block(&x[3 * dim], nx - 3, packed.data(), nrows, dim, tail.data(), ld);
+        for (size_t i = 3; i < nx; ++i)
+          for (size_t j = 0; j < nrows; ++j)
+            ASSERT_EQ(tail[(i - 3) * ld + j], got[i * ld + j]) << impl.name;
+        if (std::string(impl.name) != "scalar") by_level.push_back(got);
       }
+      for (size_t l = 1; l < by_level.size(); ++l)
+        EXPECT_EQ(by_level[l], by_level[0]) << "SIMD levels differ, dim " << dim;
+    }
+  }
+}
+
+// NearestBlock at every level: the row it picks is as near as the scalar
+// kernel's (the same up to ties and rounding), it is the argmin of the
+// level's own DotBlock scores, and of equal rows the lowest index wins.
+TEST(IvfKernels, NearestBlockAgreesWithScalar) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {3, 16, 33, 128, 784}) {
+    for (size_t nrows : {1, 16, 17, 50, 245}) {
+      const size_t nx = 29;
+      std::vector<float> x(nx * dim), rows(nrows * dim), norms(nrows);
+      for (auto& v : rows) v = nd(rng);
+      // Duplicate rows: ties, to the lowest index.
+      if (nrows >= 17)
+        std::copy(rows.begin() + 2 * dim, rows.begin() + 3 * dim, rows.begin() + 16 * dim);
+      // Vectors near rows (some exactly on the duplicated one).
+      for (size_t i = 0; i < nx; ++i)
+        for (size_t t = 0; t < dim; ++t)
+          x[i * dim + t] = rows[((i * 7) % nrows) * dim + t] + (i % 4 == 0 ? 0.f : 0.3f * nd(rng));
+      for (size_t j = 0; j < nrows; ++j) {
+        double n2 = 0;
+        for (size_t t = 0; t < dim; ++t) n2 += double{rows[j * dim + t]} * rows[j * dim + t];
+        norms[j] = static_cast<float>(n2);
+      }
+      std::vector<float> packed(pq4::PackedFloats(nrows, dim));
+      pq4::PackRows(rows.data(), nrows, dim, packed.data());
+      auto dist = [&](size_t i, size_t j) {
+        double d = 0;
+        for (size_t t = 0; t < dim; ++t) {
+          const double e = double{x[i * dim + t]} - rows[j * dim + t];
+          d += e * e;
+        }
+        return d;
+      };
+      std::vector<uint32_t> want(nx);
+      pq4::NearestBlockScalar(x.data(), nx, packed.data(), norms.data(), nrows, dim, want.data());
+      for (const auto& impl : pq4::SupportedScans()) {
+        std::vector<uint32_t> got(nx, 12345);
+        impl.nearest_block(x.data(), nx, packed.data(), norms.data(), nrows, dim, got.data());
+        std::vector<float> dots(nx * nrows);
+        impl.dot_block(x.data(), nx, packed.data(), nrows, dim, dots.data(), nrows);
+        for (size_t i = 0; i < nx; ++i) {
+          ASSERT_LT(got[i], nrows) << impl.name;
+          if (got[i] != want[i]) {
+            EXPECT_NEAR(dist(i, got[i]), dist(i, want[i]), 1e-4 * (1.0 + dim))
+                << impl.name << " dim " << dim << " vector " << i;
+          }
+          uint32_t own = 0;
+          float bd = std::numeric_limits<float>::infinity();
+          for (size_t j = 0; j < nrows; ++j) {
+            const float v = norms[j] - 2.f * dots[i * nrows + j];
+            if (v < bd) bd = v, own = static_cast<uint32_t>(j);
+          }
+          EXPECT_EQ(got[i], own) << impl.name << " dim " << dim << " vector " << i;
+          if (nrows >= 17) {
+            EXPECT_NE(got[i], 16u) << impl.name << ": a duplicate beat row 2";
+          }
+        }
+      }
+    }
+  }
+}
+
+// Encode at every level: the code picked per subspace is as near as the
+// scalar kernel's, and of equal codewords the lowest wins.
+TEST(IvfKernels, EncodeAgreesWithScalar) {
+  std::mt19937 rng(19);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {5, 16, 64, 130, 784}) {
+    for (size_t ds : {1, 2, 3, 4}) {
+      const size_t m = (dim + ds - 1) / ds;
+      std::vector<float> cbt(m * ds * 16), r(dim);
+      for (auto& v : cbt) v = nd(rng);
+      for (size_t s = 0; s < m; ++s)  // codeword 9 repeats codeword 4
+        for (size_t t = 0; t < ds; ++t) cbt[(s * ds + t) * 16 + 9] = cbt[(s * ds + t) * 16 + 4];
+      for (size_t t = 0; t < dim; ++t)  // r on codeword 4 in even subspaces
+        r[t] = (t / ds) % 2 == 0 ? cbt[t * 16 + 4] : nd(rng);
+      auto sub = [&](size_t s, uint8_t j) {
+        double d = 0;
+        for (size_t t = s * ds; t < std::min(dim, s * ds + ds); ++t) {
+          const double e = double{r[t]} - cbt[t * 16 + j];
+          d += e * e;
+        }
+        return d;
+      };
+      std::vector<uint8_t> want(m);
+      pq4::EncodeScalar(r.data(), dim, ds, cbt.data(), want.data());
+      for (const auto& impl : pq4::SupportedScans()) {
+        std::vector<uint8_t> got(m, 99);
+        impl.encode(r.data(), dim, ds, cbt.data(), got.data());
+        for (size_t s = 0; s < m; ++s) {
+          ASSERT_LT(got[s], 16) << impl.name;
+          EXPECT_NE(got[s], 9) << impl.name << ": a duplicate beat codeword 4";
+          if (got[s] != want[s]) {
+            EXPECT_NEAR(sub(s, got[s]), sub(s, want[s]), 1e-5) << impl.name << " s " << s;
+          }
+          if (s % 2 == 0) {
+            EXPECT_EQ(got[s], 4) << impl.name << " dim " << dim << " ds " << ds;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The lookup table at every level: the floats as the scalar kernel's (up to
+// rounding), each subspace's minimum 0; the 8-bit quantisation exactly the
+// scalar's, saturating at 255.
+TEST(IvfKernels, LutAndQuantizeAgreeWithScalar) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {5, 16, 64, 130, 784}) {
+    for (size_t ds : {1, 2, 4}) {
+      const size_t m = (dim + ds - 1) / ds;
+      std::vector<float> cbt(m * ds * 16), q(dim);
+      for (auto& v : cbt) v = nd(rng);
+      for (auto& v : q) v = nd(rng);
+      std::vector<float> want(m * 16), wlo(m), whi(m);
+      pq4::LutScalar(q.data(), dim, ds, cbt.data(), 2.f, want.data(), wlo.data(), whi.data());
+      float maxspan = 0.f;
+      for (size_t s = 0; s < m; ++s) maxspan = std::max(maxspan, whi[s] - wlo[s]);
+      const float inv = 300.f / maxspan;  // some entries saturate
+      std::vector<uint8_t> wq(m * 16);
+      pq4::QuantizeScalar(want.data(), m * 16, inv, wq.data());
+      for (const auto& impl : pq4::SupportedScans()) {
+        std::vector<float> got(m * 16), lo(m), hi(m);
+        impl.lut(q.data(), dim, ds, cbt.data(), 2.f, got.data(), lo.data(), hi.data());
+        for (size_t s = 0; s < m; ++s) {
+          EXPECT_NEAR(lo[s], wlo[s], 1e-4f * (1.f + std::fabs(wlo[s]))) << impl.name;
+          EXPECT_NEAR(hi[s], whi[s], 1e-4f * (1.f + std::fabs(whi[s]))) << impl.name;
+          float mn = got[s * 16];
+          for (size_t j = 0; j < 16; ++j) {
+            EXPECT_NEAR(got[s * 16 + j], want[s * 16 + j], 1e-4f * (1.f + maxspan)) << impl.name;
+            mn = std::min(mn, got[s * 16 + j]);
+          }
+          EXPECT_EQ(mn, 0.f) << impl.name << " subspace " << s;
+        }
+        std::vector<uint8_t> gq(m * 16, 1);
+        impl.quantize(want.data(), m * 16, inv, gq.data());
+        EXPECT_EQ(gq, wq) << impl.name << " dim " << dim << " ds " << ds;
+      }
+      EXPECT_NE(std::count(wq.begin(), wq.end(), 255), 0);
     }
   }
 }
@@ -207,6 +392,39 @@ TEST_P(IvfRecall, DefaultsReachRecall95) {
   ASSERT_FALSE(got.empty());
   for (size_t i = 1; i < got.size(); ++i) EXPECT_GE(got[i - 1].score, got[i].score);
   EXPECT_FLOAT_EQ(got[0].score, want[0].score);
+}
+
+// Training on a sample smaller than the data: the sampled vectors keep
+// their k-means lists, the others are assigned after it (refine 0), or
+// Lloyd passes over every vector refine the centroids first.
+TEST(Ivf, SampledTrainingReachesRecall95) {
+  const uint32_t dim = 48;
+  const size_t n = 20000, nq = 200;
+  auto data = Clustered(n + nq, dim, 60, 7, 0.5f);
+  std::vector<float> queries(data.begin() + n * dim, data.end());
+  for (auto [per_list, refine] : {std::pair{64u, 0u}, std::pair{16u, 2u}}) {
+    IvfTuning t = Inline();
+    t.sample_per_list = per_list;  // 141 lists: a sample of 9024 or 8192
+    t.refine_passes = refine;
+    IvfIndex idx(Ivf(dim, Metric::kEuclidean), t);
+    std::vector<uint32_t> slots(n);
+    ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
+    ASSERT_TRUE(idx.Trained());
+    EXPECT_EQ(idx.Nlist(), 141u);
+    // Only the vectors outside the sample were searched after training.
+    EXPECT_EQ(idx.LastRebuildSearched(), n - std::max<size_t>(8192, 141 * per_list));
+    EXPECT_GE(MeanRecall(idx, queries, nq), 0.95) << per_list << " " << refine;
+    // Every vector is listed: an exhaustive probe finds each one itself.
+    SearchParams p;
+    p.k = 1;
+    p.ef = idx.Nlist();
+    for (size_t i = 0; i < n; i += 97) {
+      std::vector<Hit> got;
+      ASSERT_TRUE(idx.Search(data.data() + i * dim, p, &got).ok());
+      ASSERT_EQ(got.size(), 1u);
+      EXPECT_EQ(got[0].slot, slots[i]) << i;
+    }
+  }
 }
 
 TEST(Ivf, UntrainedIsExact) {
