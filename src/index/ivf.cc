@@ -651,6 +651,17 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   m.m = (dim + m.ds - 1) / m.ds;
   m.npairs = (m.m + 1) / 2;
   m.trained_count = slots.size();
+  // Runs fn(b, nb) on slots[b, b + nb), a batch at a time under the shared
+  // lock (writers get in between batches and are logged in dirty_); false
+  // when the rebuild was superseded or the index stops.
+  auto batches = [&](auto&& fn) {
+    for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
+      std::shared_lock lock(mu_);
+      if (generation_ != gen || stop_.load()) return false;
+      fn(b, std::min(kRebuildBatch, slots.size() - b));
+    }
+    return true;
+  };
   std::vector<uint32_t> assign;
   m.centroids = KMeans(sample.data(), ns, dim, nlist, tuning_.kmeans_iters, rng, threads, &assign);
   // Lloyd passes over every vector (not just the sample), a batch at a time
@@ -664,13 +675,7 @@ void IvfIndex::RunRebuild(uint64_t gen) {
       m.SetNorms();
       std::fill(sum.begin(), sum.end(), 0.0);
       std::fill(cnt.begin(), cnt.end(), 0);
-      for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
-        const size_t nb = std::min(kRebuildBatch, slots.size() - b);
-        std::shared_lock lock(mu_);
-        if (generation_ != gen || stop_.load()) {
-          lock.unlock();
-          return finish(nullptr);
-        }
+      const bool done = batches([&](size_t b, size_t nb) {
         NearestSlotsLocked(m, &slots[b], nb, near.data(), threads);
         for (size_t i = 0; i < nb; ++i) {
           if (near[i] == kNone) continue;
@@ -679,7 +684,8 @@ void IvfIndex::RunRebuild(uint64_t gen) {
           for (uint32_t t = 0; t < dim; ++t) acc[t] += v[t];
           ++cnt[near[i]];
         }
-      }
+      });
+      if (!done) return finish(nullptr);
       for (uint32_t l = 0; l < nlist; ++l) {
         if (cnt[l] == 0) continue;
         for (uint32_t t = 0; t < dim; ++t)
@@ -722,22 +728,16 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   assign = std::vector<uint32_t>();
 
   // 3. Assign every slot, then encode and append it, a batch at a time
-  // under the shared lock (writers get in between batches and are logged
-  // in dirty_). The lists are sized exactly from the assignment: growing
+  // (batches above). The lists are sized exactly from the assignment: growing
   // them by doubling left ~3% of the index as spare capacity and freed
   // buffers. (A slot rewritten between the two passes is dirty: re-inserted
   // at the swap.)
   std::vector<uint32_t>& lists = known;
   uint64_t searched = 0;
-  for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
-    const size_t nb = std::min(kRebuildBatch, slots.size() - b);
-    std::shared_lock lock(mu_);
-    if (generation_ != gen || stop_.load()) {
-      lock.unlock();
-      return finish(nullptr);
-    }
-    searched += NearestSlotsLocked(m, &slots[b], nb, &lists[b], threads, &known[b]);
-  }
+  if (!batches([&](size_t b, size_t nb) {
+        searched += NearestSlotsLocked(m, &slots[b], nb, &lists[b], threads, &known[b]);
+      }))
+    return finish(nullptr);
   last_searched_.store(searched, std::memory_order_relaxed);
   {
     std::vector<uint32_t> count(nlist, 0);
@@ -751,23 +751,18 @@ void IvfIndex::RunRebuild(uint64_t gen) {
   }
   std::vector<float> extra(kRebuildBatch);
   std::vector<uint8_t> codes(kRebuildBatch * m.m);
-  for (size_t b = 0; b < slots.size(); b += kRebuildBatch) {
-    const size_t nb = std::min(kRebuildBatch, slots.size() - b);
-    std::shared_lock lock(mu_);
-    if (generation_ != gen || stop_.load()) {
-      lock.unlock();
-      return finish(nullptr);
-    }
-    ParallelFor(nb, threads, [&](size_t i, uint32_t) {
-      const uint32_t s = slots[b + i];
-      if (lists[b + i] != kNone && !(s < slot_limit_ && live_[s])) lists[b + i] = kNone;
-      if (lists[b + i] != kNone) extra[i] = m.Encode(SlotPtr(s), lists[b + i], &codes[i * m.m]);
-      return true;
-    });
-    for (size_t i = 0; i < nb; ++i)
-      if (lists[b + i] != kNone)
-        st->Append(slots[b + i], lists[b + i], &codes[i * m.m], extra[i], l2_);
-  }
+  if (!batches([&](size_t b, size_t nb) {
+        ParallelFor(nb, threads, [&](size_t i, uint32_t) {
+          const uint32_t s = slots[b + i];
+          if (lists[b + i] != kNone && !(s < slot_limit_ && live_[s])) lists[b + i] = kNone;
+          if (lists[b + i] != kNone) extra[i] = m.Encode(SlotPtr(s), lists[b + i], &codes[i * m.m]);
+          return true;
+        });
+        for (size_t i = 0; i < nb; ++i)
+          if (lists[b + i] != kNone)
+            st->Append(slots[b + i], lists[b + i], &codes[i * m.m], extra[i], l2_);
+      }))
+    return finish(nullptr);
 
   // 4. Catch up with the writes made meanwhile and swap.
   finish(std::move(st));
