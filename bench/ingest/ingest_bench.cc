@@ -17,8 +17,12 @@
 // single points (group commit), against "aidb" fsync batch 1 (one writer). Each configuration
 // writes into a fresh directory until it has written --records records or --seconds have passed,
 // and runs
-// --runs times (configurations interleaved); medians are reported, then the
+// --runs times (configurations interleaved, every other round in reverse
+// order); medians are reported, then the
 // ratios the targets ask for (bench/README.md, "Targets").
+//
+// --memory-probe measures the first store into fresh memory freed a moment
+// or some seconds before (a VM's free page reporting makes the second slow).
 //
 // --sync-probe instead measures fdatasync latency after a pwrite that appends
 // (the file grows) vs one that overwrites zero blocks written and synced
@@ -28,12 +32,14 @@
 //                          [--systems aidb,aidb8,sqlite,rocksdb,raw]
 //                          [--batches 1,32,1000] [--modes fsync,batch,none]
 //        aidb_ingest_bench --sync-probe [--runs N] [--dir D]
+//        aidb_ingest_bench --memory-probe [--runs N]
 #include <aidb.h>
 #include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <sqlite3.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -413,6 +419,45 @@ bool Has(const std::vector<std::string>& v, const std::string& x) {
 
 }  // namespace
 
+// --memory-probe: how fast the first store into fresh anonymous memory runs
+// (mmap, MADV_HUGEPAGE like the index's chunks, memset, munmap) when the
+// memory was freed a moment ago and when it was freed `idle` seconds
+// before. On a VM whose balloon reports free pages to the host (virtio
+// free page reporting: the kernel hands back free 2 MiB blocks after about
+// 2 s), the second pays for the host backing the pages again.
+int MemoryProbe(int runs) {
+  constexpr size_t kBytes = 192u << 20;  // about the index of 60,000 records
+  auto touch = [] {
+    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) Die("mmap failed");
+    ::madvise(p, kBytes, MADV_HUGEPAGE);
+    const double t0 = aidb_bench::NowSeconds();
+    std::memset(p, 1, kBytes);
+    const double s = aidb_bench::NowSeconds() - t0;
+    ::munmap(p, kBytes);
+    return kBytes / s / 1e9;
+  };
+  std::printf("# first store into fresh memory (192 MiB, memset), GB/s\n");
+  std::printf("%-26s %8s  %s\n", "freed", "median", "per run");
+  for (int idle : {0, 1, 3, 5}) {
+    std::vector<double> v;
+    for (int r = 0; r < runs; ++r) {
+      (void)touch();  // the memory the measured touch may reuse
+      ::sleep(static_cast<unsigned>(idle));
+      v.push_back(touch());
+    }
+    std::string per;
+    char b[32];
+    for (double x : v) {
+      std::snprintf(b, sizeof b, "%.2f ", x);
+      per += b;
+    }
+    std::snprintf(b, sizeof b, "%d s before", idle);
+    std::printf("%-26s %8.2f  %s\n", b, aidb_bench::Median(v), per.c_str());
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   int runs = 3;
   double budget = 2.0;
@@ -421,7 +466,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> systems = {"aidb", "aidb8", "sqlite", "rocksdb", "raw"};
   std::vector<std::string> modes = {"fsync", "batch", "none"};
   std::vector<size_t> batches = {1, 32, 1000};
-  bool sync_probe = false;
+  bool sync_probe = false, memory_probe = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -434,6 +479,7 @@ int main(int argc, char** argv) {
     else if (a == "--dir") dir = val();
     else if (a == "--systems") systems = Split(val());
     else if (a == "--sync-probe") sync_probe = true;
+    else if (a == "--memory-probe") memory_probe = true;
     else if (a == "--modes") modes = Split(val());
     else if (a == "--batches") {
       batches.clear();
@@ -442,7 +488,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--runs N] [--seconds S] [--records N] [--dir D] "
                    "[--systems aidb,aidb8,sqlite,rocksdb,raw] [--batches 1,32,1000] "
-                   "[--modes fsync,batch,none] [--sync-probe]\n",
+                   "[--modes fsync,batch,none] [--sync-probe] [--memory-probe]\n",
                    argv[0]);
       return 2;
     }
@@ -455,6 +501,7 @@ int main(int argc, char** argv) {
   if (statfs(dir.c_str(), &fs) == 0 && fs.f_type == 0x01021994 /* TMPFS_MAGIC */) {
     std::fprintf(stderr, "warning: %s is on tmpfs: fsync costs nothing there\n", dir.c_str());
   }
+  if (memory_probe) return MemoryProbe(runs);
   if (sync_probe) {
     int rc = SyncProbe(dir, runs);
     aidb_bench::RemoveTree(dir);
@@ -492,8 +539,16 @@ int main(int argc, char** argv) {
 
   std::map<std::string, std::vector<double>> rps, mbps, cpu_us;
   std::map<std::string, std::vector<size_t>> counts;
+  // Rounds alternate between this order and its reverse, so no
+  // configuration always follows the same one. Order matters on a VM: a
+  // configuration that needs fresh memory right after one that freed little
+  // pays for the host backing it again (bench/README.md, "Fresh memory on
+  // this VM"), one after a configuration that freed as much does not.
+  std::printf("# rounds alternate between the order of the table below and its reverse\n");
   for (int run = 0; run < runs; ++run) {
-    for (const Config& c : configs) {
+    std::vector<Config> order = configs;
+    if (run % 2 == 1) std::reverse(order.begin(), order.end());
+    for (const Config& c : order) {
       const std::string d = dir + "/run";
       aidb_bench::RemoveTree(d);
       if (!aidb_bench::MakeDirs(d)) Die("cannot create " + d);

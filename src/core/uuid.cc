@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <random>
@@ -10,30 +11,36 @@
 namespace aidb {
 namespace {
 
-// Value of a hex digit, or -1.
-inline int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Reads 32 hex digits, optionally with dashes exactly at the 8-4-4-4-12
-// positions (`dashed`), from `s` (36 or 32 characters).
-bool ParseHex(std::string_view s, bool dashed, Uuid* out) {
-  size_t pos = 0;
-  for (int i = 0; i < 16; ++i) {
-    if (dashed && (i == 4 || i == 6 || i == 8 || i == 10)) {
-      if (s[pos] != '-') return false;
-      ++pos;
-    }
-    int hi = HexValue(s[pos]);
-    int lo = HexValue(s[pos + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->bytes[i] = static_cast<uint8_t>((hi << 4) | lo);
-    pos += 2;
+// Value of each byte as a hex digit, or 0xff.
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = c >= '0' && c <= '9'   ? static_cast<uint8_t>(c - '0')
+           : c >= 'a' && c <= 'f' ? static_cast<uint8_t>(c - 'a' + 10)
+           : c >= 'A' && c <= 'F' ? static_cast<uint8_t>(c - 'A' + 10)
+                                  : uint8_t{0xff};
   }
-  return pos == s.size();
+  return t;
+}();
+
+// Reads 32 hex digits, with dashes exactly at the 8-4-4-4-12 positions
+// (`dashed`, 36 characters) or without (32 characters). Table-driven, one
+// validity test for the whole id (a per-character range test was 2% of a
+// batch upsert's CPU).
+bool ParseHex(std::string_view s, bool dashed, Uuid* out) {
+  static constexpr uint8_t kDashedAt[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                            19, 21, 24, 26, 28, 30, 32, 34};
+  if (s.size() != (dashed ? 36u : 32u)) return false;
+  if (dashed && (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')) return false;
+  unsigned bad = 0;
+  for (int i = 0; i < 16; ++i) {
+    const size_t pos = dashed ? kDashedAt[i] : static_cast<size_t>(2 * i);
+    const unsigned hi = kHexValue[static_cast<uint8_t>(s[pos])];
+    const unsigned lo = kHexValue[static_cast<uint8_t>(s[pos + 1])];
+    bad |= hi | lo;
+    out->bytes[i] = static_cast<uint8_t>((hi << 4) | (lo & 15u));
+  }
+  return (bad & 0xf0u) == 0;
 }
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {

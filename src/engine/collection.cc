@@ -180,12 +180,13 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
   std::vector<uint32_t> slots(n);
   Status added;
   bool prepared = false;
+  // The canonical payloads move into the state (their copy is in the log).
   const std::function<void(uint64_t)> apply = [&](uint64_t lsn) {
-    std::vector<std::string_view> views(canon.begin(), canon.end());
     if (prepared) {
-      MapUpsert(*state_, true, added, count, uuids.data(), slots.data(), views.data(), lsn);
+      MapUpsert(*state_, true, added, count, uuids.data(), slots.data(), nullptr, lsn,
+                canon.data());
     } else {
-      ApplyUpsert(*state_, true, count, uuids.data(), vectors, views.data(), lsn);
+      ApplyUpsert(*state_, true, count, uuids.data(), vectors, nullptr, lsn, canon.data());
     }
   };
   if (!wal_) return Commit(static_cast<uint8_t>(WalOp::kUpsert), {}, apply);
@@ -252,10 +253,11 @@ Status Collection::Compact() {
 }
 
 void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
-                             const float* vectors, const std::string_view* payloads, uint64_t lsn) {
+                             const float* vectors, const std::string_view* payloads, uint64_t lsn,
+                             std::string* owned) {
   std::vector<uint32_t> slots(n);
   Status added = AddUpsert(st, live, n, vectors, slots.data());
-  MapUpsert(st, live, added, n, ids, slots.data(), payloads, lsn);
+  MapUpsert(st, live, added, n, ids, slots.data(), payloads, lsn, owned);
 }
 
 Status Collection::AddUpsert(State& st, bool live, uint32_t n, const float* vectors,
@@ -278,7 +280,8 @@ void Collection::UnaddUpsert(State& st, const Status& added, uint32_t n, const u
 }
 
 void Collection::MapUpsert(State& st, bool live, const Status& added, uint32_t n, const Uuid* ids,
-                           const uint32_t* slots, const std::string_view* payloads, uint64_t lsn) {
+                           const uint32_t* slots, const std::string_view* payloads, uint64_t lsn,
+                           std::string* owned) {
   if (!added.ok()) {
     // The record is logged but cannot be applied (out of memory): stop
     // accepting work rather than diverge from the log silently.
@@ -303,7 +306,11 @@ void Collection::MapUpsert(State& st, bool live, const Status& added, uint32_t n
       it->second = slot;
     }
     st.slot_ids[slot] = ids[i];
-    st.payloads[slot].assign(payloads[i].data(), payloads[i].size());
+    if (owned != nullptr) {
+      st.payloads[slot] = std::move(owned[i]);
+    } else {
+      st.payloads[slot].assign(payloads[i].data(), payloads[i].size());
+    }
     st.payload_index.Add(slot, st.payloads[slot]);
   }
   for (uint32_t old : replaced) st.index->Remove(old);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <set>
 #include <string>
 #include <thread>
@@ -42,6 +43,36 @@ TEST(UuidTest, ParsesEveryAcceptedForm) {
   EXPECT_EQ(u.bytes[0], 0x01);
   EXPECT_EQ(u.bytes[1], 0x23);
   EXPECT_EQ(u.bytes[15], 0xb7);
+}
+
+// Every byte value at every position of both layouts: accepted exactly when
+// it is a hex digit where a digit belongs (with that digit's value) or a
+// dash where a dash belongs (the table-driven parser's whole domain).
+TEST(UuidTest, EveryByteAtEveryPositionIsClassifiedExactly) {
+  for (std::string base :
+       {std::string(kCanonical), std::string("0123abcd456789efa0b1c2d3e4f5a6b7")}) {
+    const bool dashed = base.size() == 36;
+    for (size_t pos = 0; pos < base.size(); ++pos) {
+      const bool dash_here = dashed && (pos == 8 || pos == 13 || pos == 18 || pos == 23);
+      for (int c = 0; c < 256; ++c) {
+        std::string s = base;
+        s[pos] = static_cast<char>(c);
+        const bool hex = std::isxdigit(c) != 0;
+        const bool want_ok = dash_here ? c == '-' : hex;
+        Uuid u;
+        Status st = Uuid::Parse(s, &u);
+        ASSERT_EQ(st.ok(), want_ok) << "position " << pos << ", byte " << c;
+        if (!want_ok || dash_here) continue;
+        // The digit's value lands in its nibble.
+        Uuid ref = MustParse(base);
+        size_t digit = pos - (dashed ? (pos > 8) + (pos > 13) + (pos > 18) + (pos > 23) : 0);
+        const int v = std::stoi(std::string(1, static_cast<char>(c)), nullptr, 16);
+        uint8_t& b = ref.bytes[digit / 2];
+        b = static_cast<uint8_t>(digit % 2 == 0 ? (b & 0x0f) | (v << 4) : (b & 0xf0) | v);
+        ASSERT_EQ(u, ref) << "position " << pos << ", byte " << c;
+      }
+    }
+  }
 }
 
 TEST(UuidTest, RejectsMalformedIdsNamingTheInput) {
