@@ -152,7 +152,10 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
   }
   if (n > (1u << 24)) return Status::InvalidArgument("too many points in one batch");
   std::vector<Uuid> uuids(n);
-  std::vector<std::string> canon(n);
+  // Canonical payloads go straight into the blocks the state keeps (the
+  // scratch string is reused across points).
+  std::vector<PayloadSlot> canon(n);
+  std::string scratch;
   // The error text names the point only in a batch (built on failure only).
   auto where = [n](size_t i) {
     return n > 1 ? " (point " + std::to_string(i) + ")" : std::string();
@@ -172,8 +175,9 @@ Status Collection::Upsert(size_t n, const char* const* ids, const float* vectors
       }
     }
     if (payloads != nullptr && payloads[i].data() != nullptr) {
-      s = payload::Canonicalize(payloads[i], &canon[i]);
+      s = payload::Canonicalize(payloads[i], &scratch);
       if (!s.ok()) return Status::InvalidArgument(s.message() + where(i));
+      canon[i].Assign(scratch);
     }
   }
   const uint32_t count = static_cast<uint32_t>(n);
@@ -212,7 +216,7 @@ Status Collection::Delete(std::string_view id_text) {
   AIDB_RETURN_IF_ERROR(Uuid::Parse(id_text, &id));
   {
     std::shared_lock lock(mu_);
-    if (!state_->id_to_slot.count(id)) {
+    if (!state_->id_to_slot.Contains(id)) {
       return Status::NotFound("point " + id.ToString() + " not found in collection '" + name_ +
                               "'");
     }
@@ -254,7 +258,7 @@ Status Collection::Compact() {
 
 void Collection::ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids,
                              const float* vectors, const std::string_view* payloads, uint64_t lsn,
-                             std::string* owned) {
+                             PayloadSlot* owned) {
   std::vector<uint32_t> slots(n);
   Status added = AddUpsert(st, live, n, vectors, slots.data());
   MapUpsert(st, live, added, n, ids, slots.data(), payloads, lsn, owned);
@@ -281,7 +285,7 @@ void Collection::UnaddUpsert(State& st, const Status& added, uint32_t n, const u
 
 void Collection::MapUpsert(State& st, bool live, const Status& added, uint32_t n, const Uuid* ids,
                            const uint32_t* slots, const std::string_view* payloads, uint64_t lsn,
-                           std::string* owned) {
+                           PayloadSlot* owned) {
   if (!added.ok()) {
     // The record is logged but cannot be applied (out of memory): stop
     // accepting work rather than diverge from the log silently.
@@ -296,20 +300,20 @@ void Collection::MapUpsert(State& st, bool live, const Status& added, uint32_t n
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t slot = slots[i];
     st.EnsureSlot(slot);
-    auto [it, inserted] = st.id_to_slot.try_emplace(ids[i], slot);
+    auto [mapped, inserted] = st.id_to_slot.TryEmplace(ids[i], slot);
     if (!inserted) {
-      const uint32_t old = it->second;
+      const uint32_t old = *mapped;
       st.payload_index.Remove(old, st.payloads[old]);
       st.slot_ids[old] = Uuid{};
-      std::string().swap(st.payloads[old]);
+      st.payloads[old].reset();
       replaced.push_back(old);
-      it->second = slot;
+      *mapped = slot;
     }
     st.slot_ids[slot] = ids[i];
     if (owned != nullptr) {
       st.payloads[slot] = std::move(owned[i]);
     } else {
-      st.payloads[slot].assign(payloads[i].data(), payloads[i].size());
+      st.payloads[slot].Assign(payloads[i]);
     }
     st.payload_index.Add(slot, st.payloads[slot]);
   }
@@ -325,13 +329,11 @@ void Collection::ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids,
   std::unique_lock<RwLock> lock(mu_, std::defer_lock);
   if (live) lock.lock();
   for (const Uuid& id : ids) {
-    auto it = st.id_to_slot.find(id);
-    if (it == st.id_to_slot.end()) continue;
-    const uint32_t slot = it->second;
-    st.id_to_slot.erase(it);
+    const uint32_t slot = st.id_to_slot.Erase(id);
+    if (slot == IdMap::kNone) continue;
     st.payload_index.Remove(slot, st.payloads[slot]);
     st.slot_ids[slot] = Uuid{};
-    std::string().swap(st.payloads[slot]);
+    st.payloads[slot].reset();
     st.index->Remove(slot);
   }
   st.applied_lsn = std::max(st.applied_lsn, lsn);
@@ -402,13 +404,13 @@ Status Collection::Get(std::string_view id_text, float* vector_out, size_t dim,
                                      " dimensions, collection '" + name_ + "' has " +
                                      std::to_string(st.config.index.dim));
   }
-  auto it = st.id_to_slot.find(id);
-  if (it == st.id_to_slot.end()) {
+  const uint32_t slot = st.id_to_slot.Find(id);
+  if (slot == IdMap::kNone) {
     return Status::NotFound("point " + id.ToString() + " not found in collection '" + name_ + "'");
   }
-  if (vector_out != nullptr) st.index->GetVector(it->second, vector_out);
-  if (payload != nullptr) *payload = st.payloads[it->second];
-  if (has_payload != nullptr) *has_payload = !st.payloads[it->second].empty();
+  if (vector_out != nullptr) st.index->GetVector(slot, vector_out);
+  if (payload != nullptr) *payload = st.payloads[slot].view();
+  if (has_payload != nullptr) *has_payload = !st.payloads[slot].empty();
   return Status::OK();
 }
 

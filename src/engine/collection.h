@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "core/defaults.h"
 #include "core/filter.h"
+#include "core/payload_slot.h"
 #include "core/rwlock.h"
 #include "core/status.h"
 #include "core/uuid.h"
@@ -159,10 +160,10 @@ class Collection {
   Status NewState(const CollectionConfig& config, std::unique_ptr<State>* out) const;
   // Applies a WAL record to `st`; `live` = st is the published state (locks).
   Status ApplyRecord(State& st, bool live, uint8_t op, std::string_view body, uint64_t lsn);
-  // `owned` (optional): the payloads as strings the call may take (moved
+  // `owned` (optional): the payloads as blocks the call may take (moved
   // into the state instead of copied; `payloads` is then not read).
   void ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids, const float* vectors,
-                   const std::string_view* payloads, uint64_t lsn, std::string* owned = nullptr);
+                   const std::string_view* payloads, uint64_t lsn, PayloadSlot* owned = nullptr);
   // The two halves of ApplyUpsert: the index insert into slots no reader can
   // reach yet (safe before the record is durable), then the mapping of the
   // ids to them (the point becomes visible). UnaddUpsert undoes the first
@@ -170,7 +171,7 @@ class Collection {
   Status AddUpsert(State& st, bool live, uint32_t n, const float* vectors, uint32_t* slots);
   void MapUpsert(State& st, bool live, const Status& added, uint32_t n, const Uuid* ids,
                  const uint32_t* slots, const std::string_view* payloads, uint64_t lsn,
-                 std::string* owned = nullptr);
+                 PayloadSlot* owned = nullptr);
   void UnaddUpsert(State& st, const Status& added, uint32_t n, const uint32_t* slots);
   void ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids, uint64_t lsn);
   // Logs (if there is a WAL) then applies.

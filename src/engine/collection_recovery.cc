@@ -33,7 +33,7 @@ Status Collection::ReplayInto(State& st, bool live, const RecoverOptions& opts,
     std::unique_lock<RwLock> lock(mu_, std::defer_lock);
     if (live) lock.lock();
     const size_t want = st.id_to_slot.size() + std::min<uint64_t>(upserted, 1u << 30);
-    st.id_to_slot.reserve(want);
+    st.id_to_slot.Reserve(want);
     st.slot_ids.reserve(want);
     st.payloads.reserve(want);
   }

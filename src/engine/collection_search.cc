@@ -17,7 +17,7 @@ namespace {
 // walk and an exact scan of those).
 class PointFilter final : public index::SlotFilter {
  public:
-  PointFilter(const std::vector<Uuid>& ids, const std::vector<std::string>& payloads,
+  PointFilter(const std::vector<Uuid>& ids, const std::vector<PayloadSlot>& payloads,
               const filter::Filter* f, PayloadIndexes* pidx)
       : ids_(ids), payloads_(payloads), filter_(f), pidx_(pidx) {
     if (filter_ != nullptr && pidx_ != nullptr) {
@@ -37,7 +37,7 @@ class PointFilter final : public index::SlotFilter {
 
  private:
   const std::vector<Uuid>& ids_;
-  const std::vector<std::string>& payloads_;
+  const std::vector<PayloadSlot>& payloads_;
   const filter::Filter* filter_;
   PayloadIndexes* pidx_;
   const filter::EqualityHint* best_hint_ = nullptr;
@@ -79,7 +79,7 @@ index::SearchParams IndexParams(const SearchRequest& req, const index::SlotFilte
 // Appends an index's hits to out as ids, distances and (if asked) payloads,
 // skipping slots no point maps to any more.
 void AppendHits(const std::vector<index::Hit>& hits, const std::vector<Uuid>& ids,
-                const std::vector<std::string>& payloads, Metric metric, bool with_payload,
+                const std::vector<PayloadSlot>& payloads, Metric metric, bool with_payload,
                 std::vector<SearchHit>* out) {
   out->reserve(out->size() + hits.size());
   for (const index::Hit& h : hits) {
@@ -87,7 +87,7 @@ void AppendHits(const std::vector<index::Hit>& hits, const std::vector<Uuid>& id
     SearchHit sh;
     sh.id = ids[h.slot];
     sh.score = DistanceFromScore(metric, h.score);
-    if (with_payload) sh.payload = payloads[h.slot];
+    if (with_payload) sh.payload = payloads[h.slot].view();
     out->push_back(std::move(sh));
   }
 }

@@ -83,7 +83,7 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
   st->payloads.resize(limit);
   // The header's count is checked against the ids at the end; as a sizing
   // hint it cannot exceed the slots the index just loaded.
-  st->id_to_slot.reserve(std::min<uint64_t>(image.meta.count, limit));
+  st->id_to_slot.Reserve(std::min<uint64_t>(image.meta.count, limit));
   for (const PointChunkImage& pc : image.points) {
     const uint32_t first = pc.first_slot, n = pc.count;
     if (pc.ids.size() != static_cast<size_t>(n) * 16 || pc.payload_ends.size() != n ||
@@ -100,11 +100,11 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
       std::memcpy(id.bytes.data(), pc.ids.data() + static_cast<size_t>(i) * 16, 16);
       if (!id.IsNil()) {
         const uint32_t slot = first + i;
-        if (!st->id_to_slot.emplace(id, slot).second) {
+        if (!st->id_to_slot.TryEmplace(id, slot).second) {
           return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
         }
         st->slot_ids[slot] = id;
-        st->payloads[slot].assign(pc.payloads.data() + pos, end - pos);
+        st->payloads[slot].Assign(std::string_view(pc.payloads.data() + pos, end - pos));
       }
       pos = end;
     }

@@ -5,9 +5,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "core/id_map.h"
+#include "core/payload_slot.h"
 #include "core/uuid.h"
 #include "engine/collection.h"
 #include "engine/payload_index.h"
@@ -18,9 +19,9 @@ namespace aidb::engine {
 struct Collection::State {
   CollectionConfig config;
   std::unique_ptr<index::VectorIndex> index;
-  std::unordered_map<Uuid, uint32_t, UuidHash> id_to_slot;
   std::vector<Uuid> slot_ids;         // nil: slot not mapped to a point
-  std::vector<std::string> payloads;  // per slot; empty: none
+  IdMap id_to_slot{&slot_ids};        // keyed through slot_ids (core/id_map.h)
+  std::vector<PayloadSlot> payloads;  // per slot; empty: none
   uint64_t applied_lsn = 0;
   PayloadIndexes payload_index;
 

@@ -5,7 +5,7 @@
 namespace aidb::engine {
 
 const filter::EqualityHint* PayloadIndexes::BestHint(const filter::Filter& f,
-                                                     const std::vector<std::string>& payloads,
+                                                     const std::vector<PayloadSlot>& payloads,
                                                      int64_t* estimate) {
   std::lock_guard<std::mutex> lock(mu_);
   const filter::EqualityHint* best = nullptr;
@@ -42,7 +42,7 @@ void PayloadIndexes::List(const filter::EqualityHint& h, std::vector<uint32_t>* 
 }
 
 PayloadIndexes::Postings PayloadIndexes::Build(const std::string& key,
-                                               const std::vector<std::string>& payloads) {
+                                               const std::vector<PayloadSlot>& payloads) {
   Postings p;
   std::vector<std::string> values;
   for (uint32_t slot = 0; slot < payloads.size(); ++slot) {

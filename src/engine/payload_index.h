@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/filter.h"
+#include "core/payload_slot.h"
 
 namespace aidb::engine {
 
@@ -24,7 +25,7 @@ class PayloadIndexes {
   // The hint with the fewest candidate slots, building missing indexes;
   // nullptr if the filter has no usable hint. *estimate = its candidates.
   const filter::EqualityHint* BestHint(const filter::Filter& f,
-                                       const std::vector<std::string>& payloads, int64_t* estimate);
+                                       const std::vector<PayloadSlot>& payloads, int64_t* estimate);
   // The slots whose payload matches the hint, sorted, without duplicates.
   void List(const filter::EqualityHint& h, std::vector<uint32_t>* out);
 
@@ -34,7 +35,7 @@ class PayloadIndexes {
  private:
   using Postings = std::unordered_map<std::string, std::unordered_set<uint32_t>>;
 
-  static Postings Build(const std::string& key, const std::vector<std::string>& payloads);
+  static Postings Build(const std::string& key, const std::vector<PayloadSlot>& payloads);
   void Update(uint32_t slot, std::string_view payload, bool add);
 
   std::mutex mu_;

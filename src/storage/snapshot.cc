@@ -300,7 +300,7 @@ SnapshotWriter::SnapshotWriter() : rep_(std::make_unique<Rep>()) {}
 SnapshotWriter::~SnapshotWriter() = default;
 
 Status SnapshotWriter::SetCollection(const SnapshotMeta& meta, std::span<const Uuid> ids,
-                                     std::span<const std::string> payloads) {
+                                     std::span<const PayloadSlot> payloads) {
   try {
     Rep& r = *rep_;
     r.root = r.msg.initRoot<schema::Snapshot>();

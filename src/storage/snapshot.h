@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 
+#include "core/payload_slot.h"
 #include "core/snapshot_image.h"
 #include "core/status.h"
 #include "core/uuid.h"
@@ -44,7 +45,7 @@ class SnapshotWriter {
   // free slot) and payloads[s] (empty = none); slots past the end of the
   // spans are free. Copied: the spans may go once this returns.
   [[nodiscard]] Status SetCollection(const SnapshotMeta& meta, std::span<const Uuid> ids,
-                                     std::span<const std::string> payloads);
+                                     std::span<const PayloadSlot> payloads);
   // The index part (call after SetCollection: the dimension comes from it).
   // Calls the image's fill functions before it returns.
   [[nodiscard]] Status SetIndex(const IndexImage& index);

@@ -41,9 +41,13 @@ void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t d
   PadTo4(out);
 }
 
-void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
-                       const std::vector<std::string>& payloads, std::string* head,
-                       std::string_view* vectors_part, std::string* tail) {
+namespace {
+
+// EncodeUpsertParts for any sequence of payloads (std::string, PayloadSlot).
+template <class Payloads>
+void EncodeParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                 const Payloads& payloads, std::string* head, std::string_view* vectors_part,
+                 std::string* tail) {
   const uint32_t n = static_cast<uint32_t>(ids.size());
   head->clear();
   head->reserve(8 + n * 16ull);
@@ -59,9 +63,25 @@ void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint3
   for (uint32_t i = 0; i < n; ++i) {
     PutFixed32(tail, i < payloads.size() ? static_cast<uint32_t>(payloads[i].size()) : 0);
   }
-  for (uint32_t i = 0; i < n && i < payloads.size(); ++i) tail->append(payloads[i]);
+  for (uint32_t i = 0; i < n && i < payloads.size(); ++i) {
+    tail->append(payloads[i].data(), payloads[i].size());
+  }
   // head and the vectors are multiples of 4 bytes: pad the whole body.
   PadTo4(tail);
+}
+
+}  // namespace
+
+void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                       const std::vector<std::string>& payloads, std::string* head,
+                       std::string_view* vectors_part, std::string* tail) {
+  EncodeParts(ids, vectors, dim, payloads, head, vectors_part, tail);
+}
+
+void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                       std::span<const PayloadSlot> payloads, std::string* head,
+                       std::string_view* vectors_part, std::string* tail) {
+  EncodeParts(ids, vectors, dim, payloads, head, vectors_part, tail);
 }
 
 void EncodeDelete(const std::vector<Uuid>& ids, std::string* out) {

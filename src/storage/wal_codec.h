@@ -11,10 +11,12 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/payload_slot.h"
 #include "core/status.h"
 #include "core/uuid.h"
 
@@ -29,6 +31,10 @@ void EncodeUpsert(const std::vector<Uuid>& ids, const float* vectors, uint32_t d
 // lengths, payloads, padding). Concatenated they equal EncodeUpsert's body.
 void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
                        const std::vector<std::string>& payloads, std::string* head,
+                       std::string_view* vectors_part, std::string* tail);
+// The same with the payloads as the collection keeps them (the upsert path).
+void EncodeUpsertParts(const std::vector<Uuid>& ids, const float* vectors, uint32_t dim,
+                       std::span<const PayloadSlot> payloads, std::string* head,
                        std::string_view* vectors_part, std::string* tail);
 void EncodeDelete(const std::vector<Uuid>& ids, std::string* out);
 void EncodeSetParams(uint32_t ef_search, std::string* out);
