@@ -3,8 +3,14 @@
 // per-function target attributes and picked at run time like core/distance.
 #include "index/ivf_kernels.h"
 
+#include "core/distance.h"
+
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <limits>
+#include <type_traits>
+#include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -12,6 +18,23 @@
 #endif
 
 namespace aidb::index::pq4 {
+
+// The register-blocked kernels come as templates over the rows (queries,
+// vectors) they handle at once, R at the most. ForGroups runs the R-row
+// instantiation on each full group of n and the (n % R)-row one on the
+// rest: call(fn, i) with fn = make(std::integral_constant<int, r>{}) (the
+// r-row instantiation's address; `make` a captureless lambda) and i the
+// group's first row. The table is built at compile time.
+template <int R, typename Make, typename Call>
+inline void ForGroups(size_t n, Make, Call call) {
+  static constexpr auto kFns = []<size_t... I>(std::index_sequence<I...>) {
+    return std::array{Make{}(std::integral_constant<int, static_cast<int>(I) + 1>{})...};
+  }
+  (std::make_index_sequence<R>{});
+  size_t i = 0;
+  for (; i + R <= n; i += R) call(kFns[R - 1], i);
+  if (i < n) call(kFns[n - i - 1], i);
+}
 
 void ScanScalar(const uint8_t* codes, size_t nblocks, size_t npairs, const uint8_t* lut,
                 uint16_t* out) {
@@ -234,9 +257,9 @@ __attribute__((target("avx2"))) void ScanAvx2(const uint8_t* codes, size_t nbloc
 __attribute__((target("avx2"))) void ScanManyAvx2(const uint8_t* codes, size_t nblocks,
                                                   size_t npairs, const uint8_t* const* luts,
                                                   size_t nq, uint16_t* const* outs) {
-  size_t q = 0;
-  for (; q + 2 <= nq; q += 2) ScanQAvx2<2>(codes, nblocks, npairs, luts + q, outs + q);
-  if (q < nq) ScanQAvx2<1>(codes, nblocks, npairs, luts + q, outs + q);
+  ForGroups<2>(
+      nq, [](auto q) { return &ScanQAvx2<decltype(q)::value>; },
+      [&](auto fn, size_t q) { fn(codes, nblocks, npairs, luts + q, outs + q); });
 }
 
 #define AIDB_AVX512BW __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl")))
@@ -303,14 +326,9 @@ AIDB_AVX512BW void ScanAvx512(const uint8_t* codes, size_t nblocks, size_t npair
 
 AIDB_AVX512BW void ScanManyAvx512(const uint8_t* codes, size_t nblocks, size_t npairs,
                                   const uint8_t* const* luts, size_t nq, uint16_t* const* outs) {
-  size_t q = 0;
-  for (; q + 4 <= nq; q += 4) ScanQAvx512<4>(codes, nblocks, npairs, luts + q, outs + q);
-  switch (nq - q) {
-    case 3: ScanQAvx512<3>(codes, nblocks, npairs, luts + q, outs + q); break;
-    case 2: ScanQAvx512<2>(codes, nblocks, npairs, luts + q, outs + q); break;
-    case 1: ScanQAvx512<1>(codes, nblocks, npairs, luts + q, outs + q); break;
-    default: break;
-  }
+  ForGroups<4>(
+      nq, [](auto q) { return &ScanQAvx512<decltype(q)::value>; },
+      [&](auto fn, size_t q) { fn(codes, nblocks, npairs, luts + q, outs + q); });
 }
 
 // ---- blocked products (see DotBlockFn) ----
@@ -363,18 +381,9 @@ __attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* x, const float
 __attribute__((target("avx2,fma"))) void DotBlockAvx2(const float* x, size_t nx,
                                                       const float* packed, size_t nrows, size_t dim,
                                                       float* out, size_t ld) {
-  size_t i = 0;
-  for (; i + 6 <= nx; i += 6) DotRowsAvx2<6>(x + i * dim, packed, nrows, dim, out + i * ld, ld);
-  const float* xr = x + i * dim;
-  float* o = out + i * ld;
-  switch (nx - i) {
-    case 5: DotRowsAvx2<5>(xr, packed, nrows, dim, o, ld); break;
-    case 4: DotRowsAvx2<4>(xr, packed, nrows, dim, o, ld); break;
-    case 3: DotRowsAvx2<3>(xr, packed, nrows, dim, o, ld); break;
-    case 2: DotRowsAvx2<2>(xr, packed, nrows, dim, o, ld); break;
-    case 1: DotRowsAvx2<1>(xr, packed, nrows, dim, o, ld); break;
-    default: break;
-  }
+  ForGroups<6>(
+      nx, [](auto r) { return &DotRowsAvx2<decltype(r)::value>; },
+      [&](auto fn, size_t i) { fn(x + i * dim, packed, nrows, dim, out + i * ld, ld); });
 }
 
 // The lowest index of the lanes holding the smallest value.
@@ -448,18 +457,9 @@ __attribute__((target("avx2,fma"))) void NearestBlockAvx2(const float* x, size_t
                                                           const float* packed, const float* norms,
                                                           size_t nrows, size_t dim,
                                                           uint32_t* best) {
-  size_t i = 0;
-  for (; i + 6 <= nx; i += 6) NearestRowsAvx2<6>(x + i * dim, packed, norms, nrows, dim, best + i);
-  const float* xr = x + i * dim;
-  uint32_t* b = best + i;
-  switch (nx - i) {
-    case 5: NearestRowsAvx2<5>(xr, packed, norms, nrows, dim, b); break;
-    case 4: NearestRowsAvx2<4>(xr, packed, norms, nrows, dim, b); break;
-    case 3: NearestRowsAvx2<3>(xr, packed, norms, nrows, dim, b); break;
-    case 2: NearestRowsAvx2<2>(xr, packed, norms, nrows, dim, b); break;
-    case 1: NearestRowsAvx2<1>(xr, packed, norms, nrows, dim, b); break;
-    default: break;
-  }
+  ForGroups<6>(
+      nx, [](auto r) { return &NearestRowsAvx2<decltype(r)::value>; },
+      [&](auto fn, size_t i) { fn(x + i * dim, packed, norms, nrows, dim, best + i); });
 }
 
 // AVX-512: R vectors x P panels (one register each): per dimension P loads,
@@ -516,20 +516,9 @@ AIDB_AVX512BW void DotRowsAvx512(const float* x, const float* packed, size_t nro
 
 AIDB_AVX512BW void DotBlockAvx512(const float* x, size_t nx, const float* packed, size_t nrows,
                                   size_t dim, float* out, size_t ld) {
-  size_t i = 0;
-  for (; i + 8 <= nx; i += 8) DotRowsAvx512<8>(x + i * dim, packed, nrows, dim, out + i * ld, ld);
-  const float* xr = x + i * dim;
-  float* o = out + i * ld;
-  switch (nx - i) {
-    case 7: DotRowsAvx512<7>(xr, packed, nrows, dim, o, ld); break;
-    case 6: DotRowsAvx512<6>(xr, packed, nrows, dim, o, ld); break;
-    case 5: DotRowsAvx512<5>(xr, packed, nrows, dim, o, ld); break;
-    case 4: DotRowsAvx512<4>(xr, packed, nrows, dim, o, ld); break;
-    case 3: DotRowsAvx512<3>(xr, packed, nrows, dim, o, ld); break;
-    case 2: DotRowsAvx512<2>(xr, packed, nrows, dim, o, ld); break;
-    case 1: DotRowsAvx512<1>(xr, packed, nrows, dim, o, ld); break;
-    default: break;
-  }
+  ForGroups<8>(
+      nx, [](auto r) { return &DotRowsAvx512<decltype(r)::value>; },
+      [&](auto fn, size_t i) { fn(x + i * dim, packed, nrows, dim, out + i * ld, ld); });
 }
 
 template <int R, int P>
@@ -583,21 +572,9 @@ AIDB_AVX512BW void NearestRowsAvx512(const float* x, const float* packed, const 
 AIDB_AVX512BW void NearestBlockAvx512(const float* x, size_t nx, const float* packed,
                                       const float* norms, size_t nrows, size_t dim,
                                       uint32_t* best) {
-  size_t i = 0;
-  for (; i + 8 <= nx; i += 8)
-    NearestRowsAvx512<8>(x + i * dim, packed, norms, nrows, dim, best + i);
-  const float* xr = x + i * dim;
-  uint32_t* b = best + i;
-  switch (nx - i) {
-    case 7: NearestRowsAvx512<7>(xr, packed, norms, nrows, dim, b); break;
-    case 6: NearestRowsAvx512<6>(xr, packed, norms, nrows, dim, b); break;
-    case 5: NearestRowsAvx512<5>(xr, packed, norms, nrows, dim, b); break;
-    case 4: NearestRowsAvx512<4>(xr, packed, norms, nrows, dim, b); break;
-    case 3: NearestRowsAvx512<3>(xr, packed, norms, nrows, dim, b); break;
-    case 2: NearestRowsAvx512<2>(xr, packed, norms, nrows, dim, b); break;
-    case 1: NearestRowsAvx512<1>(xr, packed, norms, nrows, dim, b); break;
-    default: break;
-  }
+  ForGroups<8>(
+      nx, [](auto r) { return &NearestRowsAvx512<decltype(r)::value>; },
+      [&](auto fn, size_t i) { fn(x + i * dim, packed, norms, nrows, dim, best + i); });
 }
 
 // ---- encoding (see EncodeFn) ----
@@ -730,9 +707,83 @@ bool CpuHasAvx512Bw() {
          __builtin_cpu_supports("fma");
 }
 
+// ---- the re-rank's distances, four rows at a time (see Dist4Fn) ----
+
+// core/distance's AVX-512 Dot (kL2 false) and L2Squared (kL2 true) of `a`
+// and four rows: per row the same four accumulators, steps, masked tail
+// and reduction as those kernels, so the same bits; the four rows' loads
+// are interleaved, four memory streams at once.
+template <bool kL2>
+__attribute__((target("avx512f"), always_inline)) inline __m512 Dist4Step(__m512 x, __m512 y,
+                                                                          __m512 acc) {
+  if constexpr (kL2) {
+    const __m512 d = _mm512_sub_ps(x, y);
+    return _mm512_fmadd_ps(d, d, acc);
+  } else {
+    return _mm512_fmadd_ps(x, y, acc);
+  }
+}
+
+template <bool kL2>
+__attribute__((target("avx512f"))) void Dist4Avx512(const float* a, const float* const* rows,
+                                                    size_t n, float* out) {
+  __m512 s[4][4];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) s[k][j] = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512 av = _mm512_loadu_ps(a + i + 16 * j);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k)
+        s[k][j] = Dist4Step<kL2>(av, _mm512_loadu_ps(rows[k] + i + 16 * j), s[k][j]);
+    }
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m512 av = _mm512_loadu_ps(a + i);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) s[k][0] = Dist4Step<kL2>(av, _mm512_loadu_ps(rows[k] + i), s[k][0]);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a + i);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k)
+      s[k][1] = Dist4Step<kL2>(av, _mm512_maskz_loadu_ps(m, rows[k] + i), s[k][1]);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k)
+    out[k] = _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(s[k][0], s[k][1]), _mm512_add_ps(s[k][2], s[k][3])));
+}
+
 }  // namespace
 #pragma GCC diagnostic pop
 #endif  // AIDB_X86
+
+namespace {
+// The four-row form of the distance kernels' level, if it has one.
+Dist4Fn PickDist4(bool l2) {
+#ifdef AIDB_X86
+  if (std::strcmp(distance::KernelName(), "avx512") == 0)
+    return l2 ? &Dist4Avx512<true> : &Dist4Avx512<false>;
+#endif
+  (void)l2;
+  return nullptr;
+}
+}  // namespace
+
+Dist4Fn Dot4() {
+  static const Dist4Fn f = PickDist4(false);
+  return f;
+}
+Dist4Fn L2Squared4() {
+  static const Dist4Fn f = PickDist4(true);
+  return f;
+}
 
 std::vector<ScanImpl> SupportedScans() {
   std::vector<ScanImpl> v;

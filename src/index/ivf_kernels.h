@@ -114,6 +114,15 @@ void QuantizeScalar(const float* lutf, size_t n, float inv, uint8_t* out);
 using BelowFn = uint32_t (*)(const uint16_t* vals, uint16_t limit);
 uint32_t BelowScalar(const uint16_t* vals, uint16_t limit);
 
+// out[k] = distance::Dot() (Dot4) or distance::L2Squared() (L2Squared4)
+// of a and rows[k], k < 4, bit for bit: the re-rank scores four candidates
+// per call, their vectors (cache misses) read as four streams at once.
+// Null when the distance kernels' level has no four-row form (the caller
+// then calls the distance kernel per row).
+using Dist4Fn = void (*)(const float* a, const float* const* rows, size_t n, float* out);
+Dist4Fn Dot4();
+Dist4Fn L2Squared4();
+
 struct ScanImpl {
   const char* name;
   ScanFn scan;

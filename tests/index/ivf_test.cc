@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/distance.h"
 #include "index/ivf_kernels.h"
 #include "index/vector_file.h"
 #include "temp_dir.h"
@@ -181,6 +182,35 @@ TEST(IvfKernels, DotBlockAgreesWithScalarAndIgnoresTheBlock) {
       }
       for (size_t l = 1; l < by_level.size(); ++l)
         EXPECT_EQ(by_level[l], by_level[0]) << "SIMD levels differ, dim " << dim;
+    }
+  }
+}
+
+// The re-rank's four-row kernels (when the distance kernels' level has
+// them): each row's value the same bits as distance::Dot() / L2Squared(),
+// whatever the length (full 64-float steps, 16-float steps, a masked tail)
+// and the row's position among the four, so the re-rank's hits do not
+// depend on how candidates are grouped.
+TEST(IvfKernels, FourRowDistancesEqualTheDistanceKernels) {
+  const pq4::Dist4Fn dot4 = pq4::Dot4(), l2sq4 = pq4::L2Squared4();
+  if (dot4 == nullptr || l2sq4 == nullptr) GTEST_SKIP() << "no four-row form at this level";
+  const distance::Kernel dot = distance::Dot(), l2 = distance::L2Squared();
+  std::mt19937 rng(29);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (size_t dim : {1, 5, 15, 16, 17, 48, 63, 64, 65, 100, 128, 130, 768, 784}) {
+    std::vector<float> q(dim), rows(6 * dim);
+    for (auto& v : q) v = nd(rng);
+    for (auto& v : rows) v = nd(rng);
+    for (size_t first = 0; first < 3; ++first) {
+      const float* r[4] = {&rows[first * dim], &rows[(first + 1) * dim], &rows[(first + 2) * dim],
+                           &rows[(first + 3) * dim]};
+      float d[4], e[4];
+      dot4(q.data(), r, dim, d);
+      l2sq4(q.data(), r, dim, e);
+      for (size_t k = 0; k < 4; ++k) {
+        EXPECT_EQ(d[k], dot(q.data(), r[k], dim)) << "dim " << dim << " row " << first + k;
+        EXPECT_EQ(e[k], l2(q.data(), r[k], dim)) << "dim " << dim << " row " << first + k;
+      }
     }
   }
 }
