@@ -72,9 +72,11 @@ def main():
           f"{time.perf_counter() - t0:.1f} s wall, "
           f"{c1.user + c1.system - c0.user - c0.system:.1f} CPU s; count {c.count()}")
     libc = ctypes.CDLL("libc.so.6")
+    t = time.perf_counter()
     libc.malloc_trim(0)
+    t = time.perf_counter() - t
     trim = rss_anon() - r0
-    print(f"  after malloc_trim(0): {trim / 2**20:.1f} MiB = {trim / n:.1f} B/point")
+    print(f"  after malloc_trim(0) ({t * 1e3:.1f} ms): {trim / 2**20:.1f} MiB = {trim / n:.1f} B/point")
     libc.mallinfo2.restype = MallInfo2
     m = libc.mallinfo2()
     print(f"  malloc: heap {m.arena / 2**20:.1f} MiB, in use {m.uordblks / 2**20:.1f} MiB, "

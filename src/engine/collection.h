@@ -160,6 +160,9 @@ class Collection {
   Status NewState(const CollectionConfig& config, std::unique_ptr<State>* out) const;
   // Applies a WAL record to `st`; `live` = st is the published state (locks).
   Status ApplyRecord(State& st, bool live, uint8_t op, std::string_view body, uint64_t lsn);
+  // Upsert's work; Upsert adds the heap release after a bulk load.
+  Status UpsertPoints(size_t n, const char* const* ids, const float* vectors, size_t dim,
+                      const std::string_view* payloads);
   // `owned` (optional): the payloads as blocks the call may take (moved
   // into the state instead of copied; `payloads` is then not read).
   void ApplyUpsert(State& st, bool live, uint32_t n, const Uuid* ids, const float* vectors,
