@@ -1131,7 +1131,8 @@ void IvfIndex::RerankLocked(Query* qs, uint32_t k, std::vector<Hit>* out) const 
   // from there (at 768 dims, prefetching whole 3 KiB vectors ahead, as
   // before, was no faster than no prefetch: bench/README.md, "768 dims").
   RerankTop top(k);
-  static const pq4::Dist4Fn dist4 = l2_ ? pq4::L2Squared4() : pq4::Dot4();
+  static const pq4::Dist4Fn l2sq4 = pq4::L2Squared4(), dot4 = pq4::Dot4();
+  const pq4::Dist4Fn dist4 = l2_ ? l2sq4 : dot4;
   constexpr size_t kGroup = 4, kHeadBytes = 256;
   const size_t vbytes = static_cast<size_t>(config_.dim) * sizeof(float);
   const size_t head = std::min(kHeadBytes, vbytes);
