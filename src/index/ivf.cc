@@ -1125,16 +1125,18 @@ void IvfIndex::RerankLocked(Query* qs, uint32_t k, std::vector<Hit>* out) const 
     std::nth_element(res.begin(), res.begin() + (rerank - 1), res.end(), KeyLess);
     res.resize(rerank);
   }
-  // Four candidates per kernel call, their vectors read as four streams at
-  // once (pq4::Dot4: the distance kernel's bits). The first lines of the
-  // next four are prefetched; the hardware prefetcher follows each stream
-  // from there (at 768 dims, prefetching whole 3 KiB vectors ahead, as
-  // before, was no faster than no prefetch: bench/README.md, "768 dims").
+  // Long vectors: four candidates per kernel call, their vectors read as
+  // four streams at once (pq4::Dot4: the distance kernel's bits). The first
+  // lines of the next four are prefetched; the hardware prefetcher follows
+  // each stream from there (at 768 dims, prefetching whole 3 KiB vectors
+  // ahead, as before, was no faster than no prefetch). Short vectors (128
+  // dims: 2-4% slower that way) keep one at a time with whole vectors
+  // prefetched: bench/README.md, "768 dims".
   RerankTop top(k);
   static const pq4::Dist4Fn l2sq4 = pq4::L2Squared4(), dot4 = pq4::Dot4();
-  const pq4::Dist4Fn dist4 = l2_ ? l2sq4 : dot4;
-  constexpr size_t kGroup = 4, kHeadBytes = 256;
+  constexpr size_t kGroup = 4, kHeadBytes = 256, kFourRowMinBytes = 2048;
   const size_t vbytes = static_cast<size_t>(config_.dim) * sizeof(float);
+  const pq4::Dist4Fn dist4 = vbytes < kFourRowMinBytes ? nullptr : l2_ ? l2sq4 : dot4;
   const size_t head = std::min(kHeadBytes, vbytes);
   const size_t n = res.size();
   size_t i = 0;

@@ -604,26 +604,29 @@ TEST_P(IvfBatch, MatchesSingleQuerySearch) {
 // so an index of another metric searched later re-ranked with the first
 // one's).
 TEST(Ivf, RerankUsesEachIndexsMetric) {
-  const uint32_t dim = 36;
-  const size_t n = 3000, nq = 20;
-  auto data = Clustered(n + nq, dim, 20, 41, 0.5f);
-  for (size_t i = 0; i < n; i += 3)  // norms differ: the metrics rank differently
-    for (uint32_t t = 0; t < dim; ++t) data[i * dim + t] *= 1.f + static_cast<float>(i % 7);
-  for (Metric metric : {Metric::kCosine, Metric::kEuclidean, Metric::kDot, Metric::kEuclidean}) {
-    SCOPED_TRACE("metric " + std::to_string(static_cast<int>(metric)));
-    IvfIndex idx(Ivf(dim, metric), Inline());
-    std::vector<uint32_t> slots(n);
-    ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
-    ASSERT_TRUE(idx.Trained());
-    SearchParams p;
-    p.k = 10;
-    p.ef = 1000000;
-    p.rerank = static_cast<uint32_t>(n);
-    for (size_t i = 0; i < nq; ++i) {
-      const float* q = data.data() + (n + i) * dim;
-      std::vector<Hit> got;
-      ASSERT_TRUE(idx.Search(q, p, &got).ok());
-      EXPECT_EQ(Pairs(got), Pairs(Truth(idx, q, p.k))) << "query " << i;
+  // 36 dims: one candidate at a time; 520: four per kernel call (from 512).
+  for (const uint32_t dim : {36u, 520u}) {
+    const size_t n = 3000, nq = 20;
+    auto data = Clustered(n + nq, dim, 20, 41, 0.5f);
+    for (size_t i = 0; i < n; i += 3)  // norms differ: the metrics rank differently
+      for (uint32_t t = 0; t < dim; ++t) data[i * dim + t] *= 1.f + static_cast<float>(i % 7);
+    for (Metric metric : {Metric::kCosine, Metric::kEuclidean, Metric::kDot, Metric::kEuclidean}) {
+      SCOPED_TRACE("dim " + std::to_string(dim) + " metric " +
+                   std::to_string(static_cast<int>(metric)));
+      IvfIndex idx(Ivf(dim, metric), Inline());
+      std::vector<uint32_t> slots(n);
+      ASSERT_TRUE(idx.AddBatch(data.data(), n, slots.data(), 2).ok());
+      ASSERT_TRUE(idx.Trained());
+      SearchParams p;
+      p.k = 10;
+      p.ef = 1000000;
+      p.rerank = static_cast<uint32_t>(n);
+      for (size_t i = 0; i < nq; ++i) {
+        const float* q = data.data() + (n + i) * dim;
+        std::vector<Hit> got;
+        ASSERT_TRUE(idx.Search(q, p, &got).ok());
+        EXPECT_EQ(Pairs(got), Pairs(Truth(idx, q, p.k))) << "query " << i;
+      }
     }
   }
 }
