@@ -167,9 +167,9 @@ TEST(IdMapTest, InsertIfAbsentKeepsTheFirstSlot) {
   EXPECT_EQ(m.size(), 1u);
 }
 
-TEST(IdMapTest, RandomChurnMatchesUnorderedMap) { Churn<UuidMix>(200000, 1, false); }
+TEST(IdMapTest, RandomChurnMatchesUnorderedMap) { Churn<UuidHash>(200000, 1, false); }
 
-TEST(IdMapTest, SequentialChurnMatchesUnorderedMap) { Churn<UuidMix>(200000, 2, true); }
+TEST(IdMapTest, SequentialChurnMatchesUnorderedMap) { Churn<UuidHash>(200000, 2, true); }
 
 TEST(IdMapTest, ClusteredHashesChurnMatchesUnorderedMap) {
   Churn<ClusterAtStart>(6000, 3, false);
@@ -178,7 +178,7 @@ TEST(IdMapTest, ClusteredHashesChurnMatchesUnorderedMap) {
 }
 
 TEST(IdMapTest, GrowsAcrossManyDoublingsAndKeepsTheLoadBounded) {
-  Harness<UuidMix> h;
+  Harness<UuidHash> h;
   std::vector<Uuid> ids;
   size_t last_buckets = 0, doublings = 0;
   for (uint64_t i = 0; i < 300000; ++i) {
@@ -224,7 +224,8 @@ TEST(IdMapTest, HashSpreadsSequentialIds) {
   // bytes only, would put one of the sequences into a few buckets).
   for (auto make : {Sequential, LowByteSequential}) {
     std::vector<int> counts(1 << 12);
-    for (uint64_t i = 0; i < counts.size(); ++i) ++counts[UuidMix{}(make(i)) & (counts.size() - 1)];
+    for (uint64_t i = 0; i < counts.size(); ++i)
+      ++counts[UuidHash{}(make(i)) & (counts.size() - 1)];
     const auto used = std::count_if(counts.begin(), counts.end(), [](int c) { return c > 0; });
     // Random: 1 - 1/e of the buckets (~63%) are used.
     EXPECT_GT(used, static_cast<long>(counts.size() * 55 / 100));
