@@ -23,14 +23,7 @@ import time
 import numpy as np
 
 import aidb
-
-
-def rss_anon():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
+from ivf_peers import rss_anon  # bench/ann/ivf_peers.py, beside this script
 
 
 class MallInfo2(ctypes.Structure):
