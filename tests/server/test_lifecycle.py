@@ -64,7 +64,13 @@ def test_shutdown_finishes_requests_in_flight(start_daemon):
     d = start_daemon()
     s = batch_upsert_in_flight(d)
     d.proc.send_signal(signal.SIGTERM)
-    r = read_response(s.makefile("rb"))
+    try:
+        r = read_response(s.makefile("rb"))
+    except ConnectionResetError:
+        # Closed with part of the request still unread by the daemon: the
+        # kernel resets such a connection instead of ending it (seen with
+        # the slower TSan build). Unanswered, as an EOF.
+        r = None
     s.close()
     assert d.stop() == 0, d.log_text()
     d2 = start_daemon()
