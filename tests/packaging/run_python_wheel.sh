@@ -15,7 +15,8 @@
 #    fresh venv: it builds and bundles the library too.
 # BUILD_DIR is only where the work happens (BUILD_DIR/packaging/python-wheel;
 # the log of each step is kept there). With ccache (CCACHE_DIR shared),
-# rebuilding the library from a fresh sdist takes seconds.
+# rebuilding the library from a fresh sdist, or from the checkout after the
+# sdist, takes seconds.
 set -euo pipefail
 if [ $# -lt 1 ]; then
   echo "usage: $0 BUILD_DIR" >&2
@@ -30,10 +31,14 @@ rm -rf "$OUT"
 mkdir -p "$OUT/tmp" "$OUT/dist"
 # A clean environment: nothing points at a libaidb.
 unset AIDB_LIBRARY AIDB_LIB AIDB_LIB_DIR LD_LIBRARY_PATH PKG_CONFIG_PATH
-# pip and build unpack the sdist and build under TMPDIR: keep it where ccache
-# can rewrite paths relative to it, so every fresh sdist build hits the cache.
+# pip and build unpack the sdist and build under TMPDIR. Both builds (the
+# sdist's, under TMPDIR, and the checkout's, in bindings/python/build/)
+# compile a copy of the library made in their build directory
+# (bindings/python/CMakeLists.txt), so with a ccache base directory above
+# both they compile the same relative paths and the second build, like every
+# fresh sdist build, is served from the cache.
 export TMPDIR=$OUT/tmp
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$OUT}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(python3 -c 'import os, sys; print(os.path.commonpath(sys.argv[1:]))' "$OUT" "$ROOT/bindings/python")}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 if ldconfig -p | grep -q 'libaidb\.so'; then
