@@ -50,6 +50,14 @@ using SqBatchKernel = void (*)(const uint8_t* const* codes, size_t count, const 
 SqBatchKernel SqL2Batch();
 SqBatchKernel SqDotBatch();
 
+// True when none of the n floats is NaN or +-Inf (validation of every
+// vector a caller hands in: for a large batch this is the first read of its
+// memory, so the SIMD versions read four streams at once, which keeps more
+// cache-line fills in flight than one stream does).
+using FiniteKernel = bool (*)(const float* v, size_t n);
+bool AllFiniteScalar(const float* v, size_t n);
+FiniteKernel AllFinite();
+
 // The name of the implementation Dot()/L2Squared() use ("avx512", "avx2",
 // "portable").
 const char* KernelName();
@@ -65,6 +73,7 @@ struct KernelImpl {
   SqKernel sq_dot;
   SqBatchKernel sq_l2_batch;
   SqBatchKernel sq_dot_batch;
+  FiniteKernel all_finite;
 };
 // Every implementation this CPU supports, portable first, fastest last.
 std::vector<KernelImpl> SupportedKernels();

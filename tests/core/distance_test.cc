@@ -1,12 +1,14 @@
 // Every kernel implementation the CPU supports against a double-precision
 // reference: dims 1..2048, unaligned pointers, adversarial values, vectors
-// that end at the last byte before an unmapped page.
+// that end at the last byte before an unmapped page; the NaN/Inf check.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -163,9 +165,51 @@ TEST(DistanceKernels, NeverReadPastTheEnd) {
       const float* b = b_end - n;
       EXPECT_FLOAT_EQ(k.dot(a, b, n), 0.125f * n) << k.name << " n=" << n;
       EXPECT_FLOAT_EQ(k.l2_squared(a, b, n), 0.0625f * n) << k.name << " n=" << n;
+      EXPECT_TRUE(k.all_finite(a, n)) << k.name << " n=" << n;
     }
   }
   munmap(mem, 4 * page);
+}
+
+// AllFinite: every implementation finds one NaN, +Inf or -Inf wherever it is
+// (each of the four streams, the vector tails, the scalar rest), at any
+// alignment, and passes every finite value, the extremes included.
+TEST(DistanceKernels, AllFiniteFindsEveryNonFiniteComponent) {
+  const float finite[] = {0.f,
+                          -0.f,
+                          1.f,
+                          -3.5e7f,
+                          std::numeric_limits<float>::max(),
+                          -std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::min(),
+                          std::numeric_limits<float>::denorm_min(),
+                          -1e-42f};
+  const float bad[] = {
+      std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+      std::numeric_limits<float>::signaling_NaN(), std::numeric_limits<float>::infinity(),
+      -std::numeric_limits<float>::infinity()};
+  std::vector<float> buf(1200 + 3);
+  auto impls = SupportedKernels();
+  EXPECT_EQ(AllFinite(), impls.back().all_finite);
+  for (size_t n : {0u, 1u, 3u, 15u, 16u, 17u, 63u, 64u, 65u, 127u, 200u, 784u, 1200u}) {
+    for (size_t off = 0; off < 3; ++off) {
+      float* v = buf.data() + off;
+      for (size_t i = 0; i < n; ++i) v[i] = finite[(i + off) % std::size(finite)];
+      for (const KernelImpl& k : impls) {
+        ASSERT_TRUE(k.all_finite(v, n)) << k.name << " n=" << n;
+        ASSERT_TRUE(AllFiniteScalar(v, n)) << n;
+      }
+      for (size_t at = 0; at < n; ++at) {
+        const float keep = v[at];
+        v[at] = bad[at % std::size(bad)];
+        for (const KernelImpl& k : impls) {
+          ASSERT_FALSE(k.all_finite(v, n)) << k.name << " n=" << n << " at=" << at;
+        }
+        ASSERT_FALSE(AllFiniteScalar(v, n)) << n << " " << at;
+        v[at] = keep;
+      }
+    }
+  }
 }
 
 // The batch kernels give what the single ones give, for every count (pairs
