@@ -14,6 +14,12 @@ Prints the RssAnon growth across the build (MiB and bytes per point), the
 process's CPU seconds for it (the Python loop included), the growth after
 malloc_trim(0), and glibc's heap figures (mallinfo2). Swap AIDB_LIBRARY to
 compare two builds of the library.
+
+With --reopen DIR the collection is built with its WAL in DIR (durability
+none), closed, and opened again twice: once replaying the whole WAL, once
+loading a snapshot taken after that; each prints the RssAnon growth of
+the reopened collection, as for the build (heap holes that a replay or a
+load leave behind show up here, not in a build).
 """
 import argparse
 import ctypes
@@ -40,6 +46,7 @@ def main():
     ap.add_argument("--step", type=int, default=50000)
     ap.add_argument("--base")
     ap.add_argument("--metric", default="euclidean")
+    ap.add_argument("--reopen", metavar="DIR")
     a = ap.parse_args()
     n, d = a.n, a.dim
     if a.base:
@@ -53,6 +60,8 @@ def main():
         kw = {"m": 16, "ef_construction": 100}
     elif a.kind == "ivf":
         kw = {"ivf": {"nlist": int(round(n ** 0.5))}}
+    if a.reopen:
+        kw.update(wal_path=os.path.join(a.reopen, "m.wal"), durability="none")
     r0, c0, t0 = rss_anon(), os.times(), time.perf_counter()
     c = aidb.Collection(name="m", dim=d, metric=a.metric, index=a.kind, **kw)
     for s in range(0, n, a.step):
@@ -64,6 +73,31 @@ def main():
           f"{grow / 2**20:.1f} MiB = {grow / n:.1f} B/point (vectors {4 * d} B/point); build "
           f"{time.perf_counter() - t0:.1f} s wall, "
           f"{c1.user + c1.system - c0.user - c0.system:.1f} CPU s; count {c.count()}")
+    report(r0, n)
+    if not a.reopen:
+        return
+    c.close()
+    snap = os.path.join(a.reopen, "m.snap")
+    for how in ("WAL replay", "snapshot load"):
+        del c
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        r0, c0, t0 = rss_anon(), os.times(), time.perf_counter()
+        c = aidb.Collection(name="m", dim=d, metric=a.metric, index=a.kind, **kw)
+        if how == "snapshot load":
+            c.load_snapshot(snap)
+        c.recover()
+        c1 = os.times()
+        grow = rss_anon() - r0
+        print(f"{how}: RssAnon growth {grow / 2**20:.1f} MiB = {grow / n:.1f} B/point; "
+              f"{time.perf_counter() - t0:.1f} s wall, "
+              f"{c1.user + c1.system - c0.user - c0.system:.1f} CPU s; count {c.count()}")
+        report(r0, n)
+        if how == "WAL replay":
+            c.snapshot_to(snap)
+        c.close()
+
+
+def report(r0, n):
     libc = ctypes.CDLL("libc.so.6")
     t = time.perf_counter()
     libc.malloc_trim(0)
