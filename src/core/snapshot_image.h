@@ -37,7 +37,7 @@ constexpr uint32_t VectorChunkShift(uint32_t dim) {
 struct PointChunkImage {
   uint32_t first_slot = 0;
   uint32_t count = 0;
-  std::span<const uint8_t> ids;            // 16 bytes per slot; all zero = free slot
+  std::span<const uint8_t> ids;  // 16 bytes per slot; all zero = free (see SlotHoldsPoint)
   std::span<const uint32_t> payload_ends;  // end offset in `payloads` per slot
   std::span<const char> payloads;          // concatenated JSON; empty = no payload
 };
@@ -129,6 +129,9 @@ struct SnapshotMeta {
   CollectionConfig config;
   uint64_t count = 0;       // live points
   uint32_t slot_limit = 0;  // slots [0, slot_limit) are described
+  // The slot of the point whose id is the nil UUID, which the id lists
+  // cannot tell from a free slot (all zero ids); UINT32_MAX: none.
+  uint32_t nil_id_slot = UINT32_MAX;
 };
 
 // A loaded snapshot.
@@ -137,5 +140,16 @@ struct SnapshotImage {
   std::vector<PointChunkImage> points;
   IndexImage index;
 };
+
+// True when slot pc.first_slot + i holds a point: its id is not all zero, or
+// it is the slot of the point whose id is the nil UUID (meta.nil_id_slot).
+// The caller has checked pc.ids.size() == 16 * pc.count and i < pc.count.
+inline bool SlotHoldsPoint(const PointChunkImage& pc, uint32_t i, const SnapshotMeta& meta) {
+  const uint8_t* id = pc.ids.data() + static_cast<size_t>(i) * 16;
+  for (int b = 0; b < 16; ++b) {
+    if (id[b] != 0) return true;
+  }
+  return pc.first_slot + i == meta.nil_id_slot;
+}
 
 }  // namespace aidb

@@ -313,6 +313,7 @@ void Collection::MapUpsert(State& st, bool live, const Status& added, uint32_t n
       *mapped = slot;
     }
     st.slot_ids[slot] = ids[i];
+    if (ids[i].IsNil()) st.nil_slot = slot;
     if (owned != nullptr) {
       st.payloads[slot] = std::move(owned[i]);
     } else {
@@ -334,6 +335,7 @@ void Collection::ApplyDelete(State& st, bool live, const std::vector<Uuid>& ids,
   for (const Uuid& id : ids) {
     const uint32_t slot = st.id_to_slot.Erase(id);
     if (slot == IdMap::kNone) continue;
+    if (slot == st.nil_slot) st.nil_slot = IdMap::kNone;
     st.payload_index.Remove(slot, st.payloads[slot]);
     st.slot_ids[slot] = Uuid{};
     st.payloads[slot].reset();

@@ -17,15 +17,16 @@ namespace {
 // walk and an exact scan of those).
 class PointFilter final : public index::SlotFilter {
  public:
-  PointFilter(const std::vector<Uuid>& ids, const std::vector<PayloadSlot>& payloads,
-              const filter::Filter* f, PayloadIndexes* pidx)
-      : ids_(ids), payloads_(payloads), filter_(f), pidx_(pidx) {
+  PointFilter(const std::vector<Uuid>& ids, uint32_t nil_slot,
+              const std::vector<PayloadSlot>& payloads, const filter::Filter* f,
+              PayloadIndexes* pidx)
+      : ids_(ids), nil_slot_(nil_slot), payloads_(payloads), filter_(f), pidx_(pidx) {
     if (filter_ != nullptr && pidx_ != nullptr) {
       best_hint_ = pidx_->BestHint(*filter_, payloads_, &estimate_);
     }
   }
   bool Allowed(uint32_t slot) const override {
-    if (slot >= ids_.size() || ids_[slot].IsNil()) return false;
+    if (!SlotMapped(ids_, nil_slot_, slot)) return false;
     return filter_ == nullptr || filter_->Matches(ids_[slot], payloads_[slot]);
   }
   int64_t EstimatedMatches() const override { return estimate_; }
@@ -37,6 +38,7 @@ class PointFilter final : public index::SlotFilter {
 
  private:
   const std::vector<Uuid>& ids_;
+  const uint32_t nil_slot_;
   const std::vector<PayloadSlot>& payloads_;
   const filter::Filter* filter_;
   PayloadIndexes* pidx_;
@@ -76,20 +78,69 @@ index::SearchParams IndexParams(const SearchRequest& req, const index::SlotFilte
   return params;
 }
 
-// Appends an index's hits to out as ids, distances and (if asked) payloads,
-// skipping slots no point maps to any more.
-void AppendHits(const std::vector<index::Hit>& hits, const std::vector<Uuid>& ids,
-                const std::vector<PayloadSlot>& payloads, Metric metric, bool with_payload,
-                std::vector<SearchHit>* out) {
-  out->reserve(out->size() + hits.size());
+// Cosine hits closer than this are scored again from the vectors (below).
+constexpr float kCosineRescoreBelow = 1e-3f;
+
+// Appends an index's hits for `query` to out as ids, distances and (if
+// asked) payloads, skipping slots no point maps to any more.
+// Cosine: the index ranks by the dot product of unit vectors, and 1 - dot
+// keeps only the error of that sum, so the same vector scored about 6e-8
+// (more at high dimensions) where the API promises 0. Hits closer than
+// kCosineRescoreBelow are scored again as ||q^ - x^||^2 / 2 (equal to
+// 1 - cos for unit vectors): exactly 0 for the same vector, and accurate
+// for near-duplicates. Those hits are then put in order again (stably), so
+// results still ascend.
+struct HitSource {  // what AppendHits reads of the collection's state
+  const std::vector<Uuid>& slot_ids;
+  uint32_t nil_slot;
+  const std::vector<PayloadSlot>& payloads;
+  const index::VectorIndex& index;
+  Metric metric;
+  size_t dim;
+};
+
+// (A template: Collection::State is private, but its type may be deduced.)
+template <class State>
+HitSource HitsOf(const State& st) {
+  return {st.slot_ids,        st.nil_slot, st.payloads, *st.index, st.config.index.metric,
+          st.config.index.dim};
+}
+
+void AppendHits(const std::vector<index::Hit>& hits, const HitSource& st, const float* query,
+                bool with_payload, std::vector<SearchHit>* out) {
+  const Metric metric = st.metric;
+  const size_t first = out->size();
+  out->reserve(first + hits.size());
+  size_t rescore = 0;  // hits at the front of this query's results to score again
   for (const index::Hit& h : hits) {
-    if (h.slot >= ids.size() || ids[h.slot].IsNil()) continue;
+    if (!SlotMapped(st.slot_ids, st.nil_slot, h.slot)) continue;
     SearchHit sh;
-    sh.id = ids[h.slot];
+    sh.id = st.slot_ids[h.slot];
     sh.score = DistanceFromScore(metric, h.score);
-    if (with_payload) sh.payload = payloads[h.slot].view();
+    if (with_payload) sh.payload = st.payloads[h.slot].view();
+    if (metric == Metric::kCosine && sh.score < kCosineRescoreBelow &&
+        out->size() - first == rescore) {
+      ++rescore;
+    }
     out->push_back(std::move(sh));
   }
+  if (rescore == 0) return;
+  const size_t dim = st.dim;
+  std::vector<float> qn(query, query + dim), v(dim);
+  distance::Normalize(qn.data(), dim);
+  const distance::Kernel l2 = distance::L2Squared();
+  for (size_t i = 0, j = 0; j < hits.size() && i < rescore; ++j) {
+    if (!SlotMapped(st.slot_ids, st.nil_slot, hits[j].slot)) continue;
+    st.index.GetVector(hits[j].slot, v.data());
+    (*out)[first + i].score = std::clamp(0.5f * l2(qn.data(), v.data(), dim), 0.f, 2.f);
+    ++i;
+  }
+  // Only the rescored hits can move, and none past a later hit by more than
+  // the dot product's error: sorting the front with the next hit suffices.
+  const size_t end = first + std::min(rescore + 1, out->size() - first);
+  std::stable_sort(out->begin() + static_cast<ptrdiff_t>(first),
+                   out->begin() + static_cast<ptrdiff_t>(end),
+                   [](const SearchHit& a, const SearchHit& b) { return a.score < b.score; });
 }
 
 }  // namespace
@@ -100,11 +151,11 @@ Status Collection::SearchLocked(const State& st, const float* query, const Searc
   if (req.top_k == 0) return Status::OK();
   const filter::Filter* f = ActiveFilter(req);
   const bool need_filter = f != nullptr || adds_in_flight_.load(std::memory_order_acquire) > 0;
-  PointFilter pf(st.slot_ids, st.payloads, f, &const_cast<State&>(st).payload_index);
+  PointFilter pf(st.slot_ids, st.nil_slot, st.payloads, f, &const_cast<State&>(st).payload_index);
   std::vector<index::Hit> hits;
   Status s = st.index->Search(query, IndexParams(req, need_filter ? &pf : nullptr), &hits);
   if (!s.ok()) return s.WithContext("collection '" + name_ + "'");
-  AppendHits(hits, st.slot_ids, st.payloads, st.config.index.metric, req.with_payload, out);
+  AppendHits(hits, HitsOf(st), query, req.with_payload, out);
   return Status::OK();
 }
 
@@ -159,13 +210,14 @@ Status Collection::SearchBatch(const float* queries, size_t nq, size_t dim,
     const bool need_filter = f != nullptr || adds_in_flight_.load(std::memory_order_acquire) > 0;
     auto search_run = [&](size_t r) {
       const size_t first = r * run, count = std::min(run, nq - first);
-      PointFilter pf(st.slot_ids, st.payloads, f, &const_cast<State&>(st).payload_index);
+      PointFilter pf(st.slot_ids, st.nil_slot, st.payloads, f,
+                     &const_cast<State&>(st).payload_index);
       std::vector<std::vector<index::Hit>> hits;
       Status s = st.index->SearchBatch(queries + first * dim, count,
                                        IndexParams(req, need_filter ? &pf : nullptr), &hits);
       if (!s.ok()) return s.WithContext("collection '" + name_ + "'");
       for (size_t i = 0; i < count; ++i) {
-        AppendHits(hits[i], st.slot_ids, st.payloads, st.config.index.metric, req.with_payload,
+        AppendHits(hits[i], HitsOf(st), queries + (first + i) * dim, req.with_payload,
                    &(*out)[first + i]);
       }
       return Status::OK();

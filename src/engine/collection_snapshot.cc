@@ -27,6 +27,7 @@ Status Collection::SnapshotLocked(const std::string& path) {
     meta.config = st.config;
     meta.count = st.id_to_slot.size();
     meta.slot_limit = st.index->SlotLimit();
+    meta.nil_id_slot = st.nil_slot;
     AIDB_RETURN_IF_ERROR(writer.SetCollection(meta, st.slot_ids, st.payloads));
     AIDB_RETURN_IF_ERROR(
         st.index->Save([&](const IndexImage& image) { return writer.SetIndex(image); }));
@@ -98,11 +99,12 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
       }
       Uuid id;
       std::memcpy(id.bytes.data(), pc.ids.data() + static_cast<size_t>(i) * 16, 16);
-      if (!id.IsNil()) {
-        const uint32_t slot = first + i;
+      const uint32_t slot = first + i;
+      if (SlotHoldsPoint(pc, i, image.meta)) {
         if (!st->id_to_slot.TryEmplace(id, slot).second) {
           return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
         }
+        if (id.IsNil()) st->nil_slot = slot;
         st->slot_ids[slot] = id;
         st->payloads[slot].Assign(std::string_view(pc.payloads.data() + pos, end - pos));
       }

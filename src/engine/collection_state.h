@@ -16,14 +16,24 @@
 
 namespace aidb::engine {
 
+// True when a point maps to the slot: its id is not nil, or it is the nil
+// UUID's slot. Searches skip the other slots (freed, or added to the index
+// and not mapped yet).
+inline bool SlotMapped(const std::vector<Uuid>& slot_ids, uint32_t nil_slot, uint32_t slot) {
+  return slot < slot_ids.size() && (!slot_ids[slot].IsNil() || slot == nil_slot);
+}
+
 struct Collection::State {
   CollectionConfig config;
   std::unique_ptr<index::VectorIndex> index;
-  std::vector<Uuid> slot_ids;         // nil: slot not mapped to a point
+  std::vector<Uuid> slot_ids;         // nil: slot not mapped to a point (but nil_slot)
   IdMap id_to_slot{&slot_ids};        // keyed through slot_ids (core/id_map.h)
   std::vector<PayloadSlot> payloads;  // per slot; empty: none
   uint64_t applied_lsn = 0;
   PayloadIndexes payload_index;
+  // The slot of the point whose id is the nil UUID (a valid id), which
+  // slot_ids cannot tell from a free slot; IdMap::kNone: no such point.
+  uint32_t nil_slot = IdMap::kNone;
 
   void EnsureSlot(uint32_t slot) {
     if (slot >= slot_ids.size()) {

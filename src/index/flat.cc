@@ -286,10 +286,7 @@ Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
       return Status::Corruption("snapshot: malformed point chunk");
     }
     for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* id = ids.data() + static_cast<size_t>(i) * 16;
-      bool nil = true;
-      for (int b = 0; b < 16; ++b) nil = nil && id[b] == 0;
-      if (!nil) {
+      if (SlotHoldsPoint(pc, i, image.meta)) {
         live[first + i] = 1;
         ++size;
       }

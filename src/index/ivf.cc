@@ -1371,10 +1371,7 @@ Status IvfIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
     if (pc.ids.size() != static_cast<size_t>(n) * 16 || first + static_cast<uint64_t>(n) > limit)
       return Status::Corruption("snapshot: malformed point chunk");
     for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* id = pc.ids.data() + static_cast<size_t>(i) * 16;
-      bool nil = true;
-      for (int b = 0; b < 16; ++b) nil = nil && id[b] == 0;
-      if (!nil) {
+      if (SlotHoldsPoint(pc, i, image.meta)) {
         live[first + i] = 1;
         ++size;
       }

@@ -48,7 +48,7 @@ enum Quantization {
 struct PointChunk {
   firstSlot @0 :UInt32;
   count @1 :UInt32;
-  ids @2 :Data;                   # 16 bytes per slot; all zero = free slot
+  ids @2 :Data;                   # 16 bytes per slot; all zero = free slot (but Snapshot.nilIdSlot)
   payloadEnds @3 :List(UInt32);   # end offset in `payloads` per slot (count entries)
   payloads @4 :Data;              # concatenated JSON objects; empty = no payload
 }
@@ -127,4 +127,7 @@ struct Snapshot {
     hnsw @9 :HnswGraph;
     ivf @10 :IvfIndex;
   }
+  # The slot of the point whose id is the nil UUID (all zeros), which the
+  # id lists cannot tell from a free slot; 0xffffffff: no such point.
+  nilIdSlot @11 :UInt32 = 0xffffffff;
 }

@@ -312,6 +312,7 @@ Status SnapshotWriter::SetCollection(const SnapshotMeta& meta, std::span<const U
     root.setLastLsn(meta.last_lsn);
     WriteConfig(meta.config, root.initConfig());
     root.setCount(meta.count);
+    root.setNilIdSlot(meta.nil_id_slot);
     const uint32_t limit = meta.slot_limit;
     root.setSlotLimit(limit);
 
@@ -442,6 +443,7 @@ Status DecodeImage(schema::Snapshot::Reader root, const std::string& path,
   m.config = ReadConfig(root.getConfig());
   m.count = root.getCount();
   m.slot_limit = root.getSlotLimit();
+  m.nil_id_slot = root.getNilIdSlot();
 
   for (auto pc : root.getPoints()) {
     PointChunkImage p;
