@@ -98,6 +98,11 @@ def test_create_collection_rejects_bad_input(daemon):
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": 5}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "hnsw": []}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "wal_dir": 5}), 400)
+    # A NUL inside a string must not cut it short ("dot\0x" is not "dot").
+    for field, value in (("metric", "dot"), ("index", "flat"), ("quantization", "none")):
+        msg = assert_error(daemon.post("/collections", {"name": "ok", "dim": 3,
+                                                        field: value + "\u0000x"}), 400)
+        assert field in msg and "NUL" in msg, msg
     names = [c["name"] for c in daemon.get("/collections").json()]
     assert names == ["docs"]
 
@@ -151,6 +156,16 @@ def test_upsert_rejects_bad_input(daemon):
     assert_error(daemon.post(base, {}), 400)
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": "not-a-uuid"}), 400)
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": 7}), 400)
+    # The id is checked whole: a valid UUID then a NUL and more is malformed.
+    good = "aaaaaaaa-0000-0000-0000-000000000001"
+    assert "NUL" in assert_error(daemon.post(base, {"vector": [1, 2, 3],
+                                                     "id": good + "\u0000junk"}), 400)
+    assert_error(daemon.post(base + ":batch", {"points": [{"vector": [1, 2, 3], "id": good},
+                                                          {"vector": [1, 2, 3],
+                                                           "id": good + "\u0000"}]}), 400)
+    # The library's message names the id once.
+    msg = assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": "not-a-uuid"}), 400)
+    assert msg.count("not-a-uuid") == 1, msg
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "payload": [1]}), 400)
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "payload": "x"}), 400)
     assert_error(daemon.post("/collections/nope/points", {"vector": [1, 2, 3]}), 404)
