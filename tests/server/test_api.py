@@ -222,6 +222,8 @@ def test_search(daemon, index):
     assert [h["payload"]["i"] for h in r] == [1, 3, 5, 7]
     full = {"must": [{"key": "i", "range": {"gte": 10}}],
             "must_not": [{"key": "tag.k", "match": {"value": "t0"}}]}
+    # ef_search is taken by every kind; a flat collection ignores it
+    # (docs/http-api.md, Search).
     r = daemon.post("/collections/docs/search",
                     {"vector": [0, 0], "top_k": 3, "filter": full, "ef_search": 64}).json()
     assert [h["payload"]["i"] for h in r["results"]] == [10, 11, 13]
