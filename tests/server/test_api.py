@@ -98,6 +98,11 @@ def test_create_collection_rejects_bad_input(daemon):
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": 5}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "hnsw": []}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "wal_dir": 5}), 400)
+    # The data dir's LOCK file is no collection folder: refused, not replaced
+    # by one (the directory could not be opened again).
+    msg = assert_error(daemon.post("/collections", {"name": "LOCK", "dim": 3}), 400)
+    assert "not a collection's folder" in msg, msg
+    assert os.path.isfile(os.path.join(daemon.data_dir, "LOCK"))
     # A NUL inside a string must not cut it short ("dot\0x" is not "dot").
     for field, value in (("metric", "dot"), ("index", "flat"), ("quantization", "none")):
         msg = assert_error(daemon.post("/collections", {"name": "ok", "dim": 3,
