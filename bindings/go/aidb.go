@@ -46,6 +46,9 @@ func NewID() string {
 
 // CanonicalID checks a textual UUID and returns its canonical lower-case form.
 func CanonicalID(id string) (string, error) {
+	if err := noNUL("canonical_id", "id", id); err != nil {
+		return "", err
+	}
 	cid := C.CString(id)
 	defer C.free(unsafe.Pointer(cid))
 	var buf [37]C.char
@@ -144,6 +147,9 @@ func floatPtr(v []float32) *C.float {
 
 // VerifySnapshot checks a snapshot file without loading it.
 func VerifySnapshot(path string) (SnapshotInfo, error) {
+	if err := noNUL("verify_snapshot", "path", path); err != nil {
+		return SnapshotInfo{}, err
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var info C.aidb_snapshot_info
@@ -157,6 +163,9 @@ func VerifySnapshot(path string) (SnapshotInfo, error) {
 // VerifyWAL checks every record checksum of a WAL file and returns the number
 // of records and of valid bytes. A torn tail is not an error.
 func VerifyWAL(path string) (records, validBytes uint64, err error) {
+	if err := noNUL("verify_wal", "path", path); err != nil {
+		return 0, 0, err
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var r, b C.uint64_t

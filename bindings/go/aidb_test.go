@@ -450,6 +450,11 @@ func TestBadInputIsRejectedWithTheRightError(t *testing.T) {
 		{"NaN", c.Upsert(id, []float32{1, float32(math.NaN()), 3, 4}, nil), aidb.ErrInvalidArgument},
 		{"Inf", c.Upsert(id, []float32{1, float32(math.Inf(1)), 3, 4}, nil), aidb.ErrInvalidArgument},
 		{"bad UUID", c.Upsert("xyz", []float32{1, 2, 3, 4}, nil), aidb.ErrInvalidArgument},
+		// A NUL must not cut a string short: "<uuid>\x00junk" is not <uuid>.
+		{"UUID then NUL", c.Upsert(id+"\x00junk", []float32{1, 2, 3, 4}, nil), aidb.ErrInvalidArgument},
+		{"batch id then NUL", c.UpsertBatch([]aidb.Point{{ID: id + "\x00", Vector: []float32{1, 2, 3, 4}}}), aidb.ErrInvalidArgument},
+		{"canonical id then NUL", func() error { _, err := aidb.CanonicalID(id + "\x00"); return err }(), aidb.ErrInvalidArgument},
+		{"name then NUL", func() error { _, err := aidb.Open(aidb.CollectionOptions{Name: "ok\x00x", Dim: 4}); return err }(), aidb.ErrInvalidArgument},
 		{"bad JSON", c.Upsert(id, []float32{1, 2, 3, 4}, []byte(`{"a":`)), aidb.ErrInvalidArgument},
 		{"non-object payload", c.Upsert(id, []float32{1, 2, 3, 4}, []byte(`[1,2]`)), aidb.ErrInvalidArgument},
 		{"unencodable payload", c.Upsert(id, []float32{1, 2, 3, 4}, map[string]any{"f": func() {}}), aidb.ErrInvalidArgument},

@@ -68,6 +68,9 @@ func newCollection(ptr *C.aidb_collection, db *DB) *Collection {
 // its records are not applied until LoadSnapshot and/or Recover are called
 // (the restore workflow of docs/operations.md).
 func Open(opts CollectionOptions) (*Collection, error) {
+	if err := noNUL("open", "name or WAL path", opts.Name, opts.WALPath); err != nil {
+		return nil, err
+	}
 	var copts C.aidb_collection_options
 	free := fillOptions(&opts, &copts)
 	defer free()

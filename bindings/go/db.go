@@ -55,6 +55,9 @@ func OpenDB(dir string, opts *DBOptions) (*DB, error) {
 			co.wal_mmap_threshold = C.uint64_t(opts.WALMmapThreshold)
 		}
 	}
+	if err := noNUL("open_db", "directory", dir); err != nil {
+		return nil, err
+	}
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))
 	var ptr *C.aidb_db
@@ -123,6 +126,9 @@ func (db *DB) openCollection(op string, f func(*C.aidb_db, **C.aidb_collection, 
 // CreateCollection creates a collection in the database (opts.WALPath is
 // ignored) and returns a handle to it.
 func (db *DB) CreateCollection(opts CollectionOptions) (*Collection, error) {
+	if err := noNUL("create_collection", "name", opts.Name); err != nil {
+		return nil, err
+	}
 	var copts C.aidb_collection_options
 	free := fillOptions(&opts, &copts)
 	defer free()
@@ -135,6 +141,9 @@ func (db *DB) CreateCollection(opts CollectionOptions) (*Collection, error) {
 // Collection returns a new handle to an existing collection (ErrNotFound if
 // there is none).
 func (db *DB) Collection(name string) (*Collection, error) {
+	if err := noNUL("open_collection", "name", name); err != nil {
+		return nil, err
+	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
 	return db.openCollection("open_collection", func(p *C.aidb_db, out **C.aidb_collection, msg **C.char) C.int {
@@ -143,6 +152,9 @@ func (db *DB) Collection(name string) (*Collection, error) {
 }
 
 func (db *DB) nameOp(op, name string, f func(*C.aidb_db, *C.char, **C.char) C.int) error {
+	if err := noNUL(op, "name", name); err != nil {
+		return err
+	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
 	p, err := db.acquire(op)
@@ -240,6 +252,9 @@ func (db *DB) Snapshots(name string) ([]SnapshotInfo, error) {
 // load the snapshot at path (absolute, or relative to its snapshots folder),
 // replay newer WAL records, and seal the result as the new baseline.
 func (db *DB) Restore(name, path string) error {
+	if err := noNUL("restore", "path", path); err != nil {
+		return err
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	return db.nameOp("restore", name, func(p *C.aidb_db, n *C.char, m **C.char) C.int {

@@ -6,7 +6,10 @@ package aidb
 */
 import "C"
 
-import "unsafe"
+import (
+	"strings"
+	"unsafe"
+)
 
 // Code is an AIDB status code (the AIDB_* constants of aidb.h). A Code is an
 // error itself, so the exported Err* values work as sentinels with errors.Is:
@@ -108,4 +111,15 @@ func check(op string, rc C.int, msg *C.char) error {
 // invalid builds an INVALID_ARGUMENT error for checks done on the Go side.
 func invalid(op, msg string) error {
 	return &Error{Code: CodeInvalidArgument, Op: op, Message: msg}
+}
+
+// noNUL refuses a string with a NUL byte: C.CString would cut it there, so
+// "<uuid>\x00junk" would reach the library as a valid <uuid>.
+func noNUL(op, what string, ss ...string) error {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return invalid(op, what+" contains a NUL byte")
+		}
+	}
+	return nil
 }

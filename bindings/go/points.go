@@ -27,6 +27,9 @@ func (c *Collection) Upsert(id string, vector []float32, payload any) error {
 		}
 		cpl = (*C.char)(unsafe.Pointer(&pl[0]))
 	}
+	if err := noNUL(op, "id", id); err != nil {
+		return err
+	}
 	cid := C.CString(id)
 	defer C.free(unsafe.Pointer(cid))
 	err = c.do(op, func(p *C.aidb_collection, msg **C.char) C.int {
@@ -111,6 +114,9 @@ func (c *Collection) UpsertBatchFlat(ids []string, vectors []float32, payloads [
 	}
 	idBytes := make([][]byte, n)
 	for i, id := range ids {
+		if err := noNUL(op, "id", id); err != nil {
+			return err
+		}
 		idBytes[i] = []byte(id)
 	}
 	cids, freeIDs := cStringArray(idBytes)
@@ -131,6 +137,9 @@ func (c *Collection) UpsertBatchFlat(ids []string, vectors []float32, payloads [
 
 // Delete removes a point; ErrNotFound if there is none.
 func (c *Collection) Delete(id string) error {
+	if err := noNUL("delete", "id", id); err != nil {
+		return err
+	}
 	cid := C.CString(id)
 	defer C.free(unsafe.Pointer(cid))
 	return c.do("delete", func(p *C.aidb_collection, msg **C.char) C.int {
@@ -156,6 +165,9 @@ func (c *Collection) Get(id string) ([]float32, json.RawMessage, error) {
 // GetInto reads a point's vector into vec (len(vec) must be the collection's
 // dimension) and returns its payload.
 func (c *Collection) GetInto(id string, vec []float32) (json.RawMessage, error) {
+	if err := noNUL("get", "id", id); err != nil {
+		return nil, err
+	}
 	cid := C.CString(id)
 	defer C.free(unsafe.Pointer(cid))
 	var pl *C.char

@@ -28,6 +28,9 @@ func (c *Collection) LoadSnapshot(path string) error {
 }
 
 func (c *Collection) pathOp(op, path string, f func(*C.aidb_collection, *C.char, **C.char) C.int) error {
+	if err := noNUL(op, "path", path); err != nil {
+		return err
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	return c.do(op, func(p *C.aidb_collection, msg **C.char) C.int { return f(p, cpath, msg) })

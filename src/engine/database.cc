@@ -27,6 +27,40 @@ std::string AbsolutePath(const std::string& p) {
   return std::string(buf) + "/" + p;
 }
 
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
+}
+
+// Whether every entry of `dir` is one of a collection folder's files (or
+// their temporaries): what a create or a drop cut short by a crash leaves.
+// Anything else (the database's LOCK file, a folder of the user's backups)
+// is not ours to delete.
+bool IsLeftoverCollectionDir(const std::string& dir, bool snapshots) {
+  struct stat sb;
+  if (::lstat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) return false;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return false;
+  bool ours = true;
+  while (struct dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (snapshots) {
+      ours = n.rfind("snap-", 0) == 0 &&
+             (EndsWith(n, ".aidbsnap") || n.find(".aidbsnap.tmp") != std::string::npos);
+    } else if (n == kSnapshotDir) {
+      ours = IsLeftoverCollectionDir(dir + "/" + n, true);
+    } else {
+      const std::string base = n.substr(0, n.find(".tmp"));
+      ours = base == kConfigFile || base == kWalFile || base == std::string(kWalFile) + ".lsn" ||
+             base == kManifestFile || base == kVectorsFile;
+    }
+    if (!ours) break;
+  }
+  ::closedir(d);
+  return ours;
+}
+
 }  // namespace
 
 Status Database::Open(const std::string& dir_in, const DatabaseOptions& opts,
@@ -152,7 +186,12 @@ Status Database::CreateCollection(const CollectionConfig& config,
   const std::string cdir = CollectionDir(config.name);
   if (::mkdir(cdir.c_str(), 0755) != 0) {
     if (errno == EEXIST) {
-      // Left over from a crash during create or drop: start afresh.
+      // Left over from a crash during create or drop: start afresh. Only
+      // then: the name may be the LOCK file's or a folder of the user's.
+      if (!IsLeftoverCollectionDir(cdir, false)) {
+        return Status::InvalidArgument("cannot create collection '" + config.name + "': " + cdir +
+                                       " exists and is not a collection's folder");
+      }
       AIDB_RETURN_IF_ERROR(storage::RemoveAll(cdir));
       if (::mkdir(cdir.c_str(), 0755) != 0) return Status::IOErrorFromErrno("mkdir " + cdir, errno);
     } else {

@@ -170,6 +170,12 @@ int ConnOps::OnHeadersComplete(http_parser* p) {
   auto* c = Of(p);
   HttpRequest* r = c->cur.get();
   c->in_trailer = true;
+  // Whitespace around a field value is not part of it (RFC 9110, 5.5);
+  // http-parser drops the leading one only, so "api-key: KEY " missed.
+  for (auto& h : r->headers) {
+    std::string& v = h.second;
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+  }
   if (p->http_major != 1) {
     c->error_status = 505;
     c->error_message = "only HTTP/1.x is supported";

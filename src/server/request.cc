@@ -138,7 +138,13 @@ bool ToBool(element e, std::string_view name) {
 
 std::string ToString(element e, std::string_view name) {
   if (!e.is_string()) Fail(400, "'" + std::string(name) + "' must be a string");
-  return std::string(e.get_string().value_unsafe());
+  std::string s(e.get_string().value_unsafe());
+  // The engine takes C strings: a "\u0000" would cut the value short there
+  // ("dot\u0000x" read as "dot") instead of being refused.
+  if (s.find('\0') != std::string::npos) {
+    Fail(400, "'" + std::string(name) + "' must not contain NUL");
+  }
+  return s;
 }
 
 size_t AppendVector(element e, std::string_view name, std::vector<float>* out) {
@@ -168,8 +174,11 @@ std::string PayloadText(std::optional<element> e) {
 std::string CanonicalId(const std::string& id) {
   char out[37];
   ErrMsg err;
+  // A NUL would end the C string early and let "<uuid>\u0000junk" through.
+  if (id.find('\0') != std::string::npos) Fail(400, "invalid point id: it contains a NUL");
   int st = aidb_uuid_canonical(id.c_str(), out, err.out());
-  if (st != AIDB_OK) Fail(400, "invalid point id '" + id + "': " + err.str(st));
+  // The library's message names the id already.
+  if (st != AIDB_OK) Fail(400, err.str(st));
   return std::string(out, 36);
 }
 

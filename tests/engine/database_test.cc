@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +78,43 @@ TEST(DatabaseTest, DropRemovesTheCollection) {
   db.reset();
   db = OpenDb(tmp.path());
   EXPECT_TRUE(db->ListCollections().empty());
+}
+
+// A create reuses a folder only when a crashed create or drop left it: the
+// name "LOCK" (the database's lock file) or a folder of the user's (where
+// docs export backups, e.g. "backups/") is refused and left as it was.
+// Before, create deleted either: LOCK became a folder and the directory
+// could not be opened again.
+TEST(DatabaseTest, CreateNeverDeletesWhatIsNotACollectionFolder) {
+  aidbtest::TempDir tmp;
+  namespace fs = std::filesystem;
+  {
+    auto db = OpenDb(tmp.path());
+    Status s = db->CreateCollection(Config("LOCK", IndexKind::kFlat), nullptr);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.message().find("not a collection's folder"), std::string::npos) << s.ToString();
+    EXPECT_TRUE(fs::is_regular_file(tmp / "LOCK"));
+    fs::create_directories(tmp / "backups");
+    { std::ofstream(tmp / "backups/docs.aidbsnap") << "backup"; }
+    EXPECT_TRUE(
+        db->CreateCollection(Config("backups", IndexKind::kFlat), nullptr).IsInvalidArgument());
+    EXPECT_TRUE(fs::exists(tmp / "backups/docs.aidbsnap"));
+    EXPECT_TRUE(db->ListCollections().empty());
+    // What a drop cut short leaves (no collection.json) is started afresh.
+    fs::create_directories(tmp / "old/snapshots");
+    for (const char* f : {"wal.log", "wal.log.lsn", "MANIFEST", "vectors.bin",
+                          "collection.json.tmp.7", "snapshots/snap-00000000000000000001-1.aidbsnap",
+                          "snapshots/snap-00000000000000000002-2.aidbsnap.tmp"}) {
+      std::ofstream(tmp / (std::string("old/") + f)) << "x";
+    }
+    std::shared_ptr<Collection> c;
+    ASSERT_TRUE(db->CreateCollection(Config("old", IndexKind::kFlat), &c).ok());
+    EXPECT_EQ(c->Count(), 0u);
+    EXPECT_FALSE(fs::exists(tmp / "old/MANIFEST"));
+  }
+  auto db = OpenDb(tmp.path());  // LOCK is still the lock file
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->ListCollections(), (std::vector<std::string>{"old"}));
 }
 
 TEST(DatabaseTest, ConfigJsonRoundTripsWithCanonicalNamesOnly) {

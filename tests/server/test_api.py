@@ -98,6 +98,16 @@ def test_create_collection_rejects_bad_input(daemon):
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "index": 5}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "hnsw": []}), 400)
     assert_error(daemon.post("/collections", {"name": "ok", "dim": 3, "wal_dir": 5}), 400)
+    # The data dir's LOCK file is no collection folder: refused, not replaced
+    # by one (the directory could not be opened again).
+    msg = assert_error(daemon.post("/collections", {"name": "LOCK", "dim": 3}), 400)
+    assert "not a collection's folder" in msg, msg
+    assert os.path.isfile(os.path.join(daemon.data_dir, "LOCK"))
+    # A NUL inside a string must not cut it short ("dot\0x" is not "dot").
+    for field, value in (("metric", "dot"), ("index", "flat"), ("quantization", "none")):
+        msg = assert_error(daemon.post("/collections", {"name": "ok", "dim": 3,
+                                                        field: value + "\u0000x"}), 400)
+        assert field in msg and "NUL" in msg, msg
     names = [c["name"] for c in daemon.get("/collections").json()]
     assert names == ["docs"]
 
@@ -151,6 +161,16 @@ def test_upsert_rejects_bad_input(daemon):
     assert_error(daemon.post(base, {}), 400)
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": "not-a-uuid"}), 400)
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": 7}), 400)
+    # The id is checked whole: a valid UUID then a NUL and more is malformed.
+    good = "aaaaaaaa-0000-0000-0000-000000000001"
+    assert "NUL" in assert_error(daemon.post(base, {"vector": [1, 2, 3],
+                                                     "id": good + "\u0000junk"}), 400)
+    assert_error(daemon.post(base + ":batch", {"points": [{"vector": [1, 2, 3], "id": good},
+                                                          {"vector": [1, 2, 3],
+                                                           "id": good + "\u0000"}]}), 400)
+    # The library's message names the id once.
+    msg = assert_error(daemon.post(base, {"vector": [1, 2, 3], "id": "not-a-uuid"}), 400)
+    assert msg.count("not-a-uuid") == 1, msg
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "payload": [1]}), 400)
     assert_error(daemon.post(base, {"vector": [1, 2, 3], "payload": "x"}), 400)
     assert_error(daemon.post("/collections/nope/points", {"vector": [1, 2, 3]}), 404)
@@ -207,6 +227,8 @@ def test_search(daemon, index):
     assert [h["payload"]["i"] for h in r] == [1, 3, 5, 7]
     full = {"must": [{"key": "i", "range": {"gte": 10}}],
             "must_not": [{"key": "tag.k", "match": {"value": "t0"}}]}
+    # ef_search is taken by every kind; a flat collection ignores it
+    # (docs/http-api.md, Search).
     r = daemon.post("/collections/docs/search",
                     {"vector": [0, 0], "top_k": 3, "filter": full, "ef_search": 64}).json()
     assert [h["payload"]["i"] for h in r["results"]] == [10, 11, 13]

@@ -241,6 +241,12 @@ def test_key_is_checked_per_request_on_a_pipelined_connection(keyed):
         in ([400], [401])
     assert exchange(keyed, http("GET", "/collections", headers=[f"api-key: {KEY[:5]}",
                                                                  f"api-key: {KEY[5:]}"])) == [401]
+    # Whitespace around a field value is not part of it (RFC 9110, 5.5).
+    assert exchange(keyed, http("GET", "/collections", headers=[f"api-key: {KEY} \t"])) == [200]
+    assert exchange(keyed, http("GET", "/collections",
+                                headers=[f"Authorization: Bearer {KEY} "])) == [200]
+    assert exchange(keyed, http("GET", "/collections", headers=["Authorization: Bearer \t"])) \
+        == [401]
 
 
 def test_key_is_checked_with_chunked_bodies(keyed):
