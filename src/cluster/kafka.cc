@@ -115,7 +115,53 @@ bool Kafka::Start(const std::string& brokers, const std::string& node_id, std::s
   producer_ = NewProducer("", error);
   if (!producer_) return false;
   StartPoller(producer_, &producer_poller_, &stop_);
+  FenceTransactions(15000);
   return true;
+}
+
+void Kafka::FenceTransactions(int timeout_ms) {
+  // A node killed between a batch's records and its commit leaves that
+  // transaction open, and read_committed consumers stop at it: every replica
+  // of its partitions applies nothing newer (writes through the other nodes
+  // included) until the coordinator aborts it (transaction.timeout.ms).
+  // init_transactions with the same transactional.id aborts it now, so the
+  // whole pool, whose ids are the same in every run of this node, is
+  // created and initialised at start, in parallel.
+  std::vector<TxnProducer*> created;
+  {
+    std::lock_guard<std::mutex> lock(txn_mu_);
+    while (static_cast<int>(txn_all_.size()) < kMaxTxnProducers) {
+      auto p = std::make_unique<TxnProducer>();
+      p->id = "aidb-" + node_id_ + "-" + std::to_string(txn_next_id_);
+      std::string error;
+      p->rk = NewProducer(p->id, &error);
+      if (!p->rk) {
+        Log(LogLevel::kWarn, "kafka_producer_failed", KV().Add("error", error));
+        break;
+      }
+      ++txn_next_id_;
+      StartPoller(p->rk, &p->poller, &p->stop);
+      created.push_back(p.get());
+      txn_all_.push_back(std::move(p));
+    }
+  }
+  std::vector<std::thread> threads;
+  for (TxnProducer* p : created) {
+    threads.emplace_back([p, timeout_ms] {
+      if (rd_kafka_error_t* e = rd_kafka_init_transactions(p->rk, timeout_ms)) {
+        // Not ready: the first batch through it initialises it again.
+        Log(LogLevel::kWarn, "kafka_txn_fence_failed",
+            KV().Add("transactional_id", p->id).Add("error", ErrorText(e)));
+        rd_kafka_error_destroy(e);
+        return;
+      }
+      p->ready = true;
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::lock_guard<std::mutex> lock(txn_mu_);
+  for (TxnProducer* p : created) txn_free_.push_back(p);
+  txn_cv_.notify_all();
 }
 
 void Kafka::Stop() {

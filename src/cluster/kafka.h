@@ -65,6 +65,9 @@ class Kafka {
   bool ProduceOn(rd_kafka_t* rk, const std::vector<KafkaRecord>& records,
                  std::vector<int64_t>* offsets, bool wait, struct Pending* pending,
                  std::string* error);
+  // Creates the transactional producers and initialises them, which aborts
+  // what an earlier run of this node left open.
+  void FenceTransactions(int timeout_ms);
   TxnProducer* AcquireTxn(std::string* error);
   void ReleaseTxn(TxnProducer* p, bool broken);
   void StartPoller(rd_kafka_t* rk, std::thread* t, std::atomic<bool>* stop);
