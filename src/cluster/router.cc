@@ -2166,7 +2166,8 @@ struct Router::Impl {
                            {"address", n.address},
                            {"replica_group", n.replica_group},
                            {"state", "down"},
-                           {"shards", Json::array()}});
+                           {"shards", Json::array()},
+                           {"standby_shards", Json::array()}});
       }
     }
     std::sort(arr.begin(), arr.end(), [](const Json& x, const Json& y) {

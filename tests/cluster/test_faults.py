@@ -198,6 +198,13 @@ def test_kill9_node_searches_continue_and_it_catches_up(cluster, nodes, fcoll):
         # moment while the collection's topic was new: snap--1.aidb).
         owned.update(shards_of(cluster_view(victim), fcoll["name"]).get(victim.id, []))
         victim.kill9()
+        # The other nodes list it as down, in the documented shape (every
+        # key of a live node's entry, with empty shard lists).
+        entry = [n for n in cluster_view(nodes[1])["nodes"] if n["id"] == victim.id]
+        assert len(entry) == 1, entry
+        assert entry[0]["state"] == "down", entry
+        assert entry[0]["shards"] == [] and entry[0]["standby_shards"] == [], entry
+        assert {"address", "replica_group"} <= set(entry[0]), entry
         return None
 
     load, _ = run_load(cluster, fcoll, fault)
