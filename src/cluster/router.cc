@@ -10,6 +10,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -1436,6 +1437,10 @@ struct Router::Impl {
       first = false;
       char buf[32];
       float f = static_cast<float>(x.get_double().value_unsafe());
+      if (f == 0 && std::signbit(f)) {  // "-0" would be read back as the integer 0
+        out->append("-0.0");
+        continue;
+      }
       auto r = std::to_chars(buf, buf + sizeof buf, f);
       out->append(buf, r.ptr);
     }
