@@ -1828,6 +1828,14 @@ struct Router::Impl {
       // Bad shards/replication first: they need no scratch collection.
       PositiveField(b, "shards");
       PositiveField(b, "replication");
+      if (b.contains("name") && b["name"].is_string() &&
+          kTopicPrefix + b["name"].get<std::string>() == kMetaTopic) {
+        // Its topic would be the metadata topic, which exists: the create
+        // would wait for a config that never comes and answer 409.
+        Fail(400, "collection name '" + b["name"].get<std::string>() +
+                      "' is reserved in cluster mode: its topic would be " + kMetaTopic +
+                      ", the cluster's metadata topic");
+      }
       if (b.contains("name") && b["name"].is_string()) existing = Config(b["name"]);
     }
     if (existing) {

@@ -34,6 +34,11 @@ def test_create_rejects_bad_shards_and_replication(nodes):
             key = "shards" if "shards" in extra and "replication" not in extra else "replica"
             assert key in msg.lower(), (extra, msg)
             assert node.get("/collections/" + name).status == 404, (extra, name)
+    # A valid name whose topic would be the metadata topic (aidb.__meta):
+    # a clear 400 at once, not a 409 for a collection that does not exist.
+    msg = assert_error(nodes[2].post("/collections", {"name": "__meta", "dim": 3}), 400)
+    assert "reserved" in msg and "aidb.__meta" in msg, msg
+    assert nodes[0].get("/collections/__meta").status == 404
     # The largest replication the live groups allow is accepted.
     name = unique("r2")
     assert nodes[1].post("/collections", {"name": name, "dim": 3, "replication": 2}).status == 200
