@@ -324,8 +324,20 @@ struct Router::Impl {
 
   std::shared_ptr<const CollConfig> MustConfig(const std::string& name) {
     auto c = Config(name);
+    if (!c && CatchUpMeta()) c = Config(name);
     if (!c) Fail(404, "collection '" + name + "' not found");
     return c;
+  }
+
+  // Reads the metadata topic up to its high watermark as of now (bounded by
+  // the consistency timeout). A create is answered once the node that took
+  // it has read its config back; another node's metadata consumer may be a
+  // moment behind, and a client that creates through one node and writes
+  // through another must not get a 404 for it.
+  bool CatchUpMeta() {
+    int64_t hi = 0;
+    if (HighWatermark(kMetaTopic, 0, &hi, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+    return hi <= 0 || WaitMeta(hi - 1, o.consistency_timeout_ms);
   }
 
   std::vector<NodeInfo> Nodes() {
@@ -1930,6 +1942,7 @@ struct Router::Impl {
   }
 
   void ListCollections(HttpResponse* resp) {
+    CatchUpMeta();  // the collections created through other nodes too
     std::vector<std::shared_ptr<const CollConfig>> list;
     {
       std::lock_guard<std::mutex> lock(meta_mu);

@@ -45,6 +45,24 @@ def test_create_rejects_bad_shards_and_replication(nodes):
     assert nodes[1].delete("/collections/" + name).status == 200
 
 
+def test_created_through_one_node_used_through_another_at_once(nodes):
+    """A create is answered once the node that took it knows the collection;
+    the other nodes' metadata consumers may be a moment behind, yet a client
+    that uses another node right away must find it there (no 404)."""
+    for i in range(12):
+        name = unique("fresh%d" % i)
+        r = nodes[i % 3].post("/collections", {"name": name, "dim": 2, "shards": 2})
+        assert r.status == 200, r
+        other, third = nodes[(i + 1) % 3], nodes[(i + 2) % 3]
+        w = other.post("/collections/%s/points" % name, {"vector": [1, 2]})
+        assert w.status == 200, (i, other.id, w)
+        info = third.get("/collections/" + name)
+        assert info.status == 200, (i, third.id, info)
+        listed = [c["name"] for c in other.get("/collections").json()]
+        assert name in listed, (i, other.id, listed)
+        assert third.delete("/collections/" + name).status == 200
+
+
 def test_write_answers_carry_tokens(nodes, coll):
     pid = str(uuid.uuid4())
     r = nodes[0].post("/collections/%s/points" % coll, {"id": pid, "vector": [1, 2, 3]})
