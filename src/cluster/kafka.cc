@@ -84,7 +84,10 @@ rd_kafka_conf_t* Kafka::BaseConf() const {
 rd_kafka_t* Kafka::NewProducer(const std::string& txn_id, std::string* error) {
   rd_kafka_conf_t* c = BaseConf();
   bool ok = Set(c, "enable.idempotence", "true", error) && Set(c, "acks", "all", error) &&
-            Set(c, "linger.ms", "2", error) && Set(c, "message.timeout.ms", "30000", error);
+            Set(c, "linger.ms", "2", error) && Set(c, "message.timeout.ms", "30000", error) &&
+            // A point as large as the collection topics take (32 MiB + the
+            // request's own bytes); librdkafka's default is ~1 MB.
+            Set(c, "message.max.bytes", "34603008", error);
   if (ok && !txn_id.empty()) {
     ok = Set(c, "transactional.id", txn_id, error) &&
          Set(c, "transaction.timeout.ms", "60000", error);

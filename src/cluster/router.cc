@@ -45,6 +45,11 @@ namespace {
 constexpr const char* kMetaTopic = "aidb.__meta";
 constexpr const char* kTopicPrefix = "aidb.";
 constexpr int kMaxShards = 1024;
+// The largest record a collection's topic takes (its max.message.bytes): a
+// point with the largest payload the library stores (16 MiB) and a vector of
+// the largest dimension in text, with room to spare. Kafka's default, ~1 MB,
+// refused points that a standalone node stores.
+constexpr const char* kMaxRecordBytes = "33554432";  // 32 MiB
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -1474,6 +1479,16 @@ struct Router::Impl {
     return v;
   }
 
+  // A write Kafka refused: a record larger than the topic takes is the
+  // client's (413, as a body over --max-body-bytes), anything else 503.
+  [[noreturn]] static void FailWrite(const std::string& error) {
+    if (error == rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) {
+      Fail(413,
+           "kafka: " + error + ": a point's record is larger than the topic's max.message.bytes");
+    }
+    Fail(503, "kafka: " + error);
+  }
+
   void ForgetScratch(const std::string& name, const std::vector<std::string>& ids) {
     aidb_collection* h = nullptr;
     if (aidb_db_open_collection(scratch_db, name.c_str(), &h, nullptr) == AIDB_OK) {
@@ -1531,7 +1546,7 @@ struct Router::Impl {
     r.value = PointRecord(id, body);
     int64_t off = 0;
     std::string error;
-    if (!kafka.Produce(r, &off, &error)) Fail(503, "kafka: " + error);
+    if (!kafka.Produce(r, &off, &error)) FailWrite(error);
     WriteToken t{c->name, {{r.partition, off}}};
     WithToken(resp, Json(id), t);
   }
@@ -1566,7 +1581,7 @@ struct Router::Impl {
     }
     std::vector<int64_t> offsets;
     std::string error;
-    if (!kafka.ProduceTransaction(records, &offsets, &error)) Fail(503, "kafka: " + error);
+    if (!kafka.ProduceTransaction(records, &offsets, &error)) FailWrite(error);
     WriteToken t{c->name, {}};
     for (size_t k = 0; k < records.size(); ++k) {
       int64_t& slot = t.offsets[records[k].partition];
@@ -1626,7 +1641,7 @@ struct Router::Impl {
     r.tombstone = true;
     int64_t off = 0;
     std::string error;
-    if (!kafka.Produce(r, &off, &error)) Fail(503, "kafka: " + error);
+    if (!kafka.Produce(r, &off, &error)) FailWrite(error);
     WithToken(resp, Json(true), WriteToken{c->name, {{p, off}}});
   }
 
@@ -1898,7 +1913,8 @@ struct Router::Impl {
     int brokers = kafka.BrokerCount(10000, &error);
     if (brokers < 1) Fail(503, "kafka: " + error);
     int rf = std::min(3, brokers);
-    std::map<std::string, std::string> cfg{{"cleanup.policy", "compact"}};
+    std::map<std::string, std::string> cfg{{"cleanup.policy", "compact"},
+                                           {"max.message.bytes", kMaxRecordBytes}};
     if (rf == 3) cfg["min.insync.replicas"] = "2";
     int rc = kafka.CreateTopic(c.Topic(), c.shards, rf, cfg, &error);
     if (rc == 1) {

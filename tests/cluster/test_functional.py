@@ -348,6 +348,31 @@ def test_point_routes_agree(standalone, nodes, cluster):
 
 
 # The fields of a collection info that clients of the original server read.
+def test_large_payloads_are_stored_as_standalone_stores_them(standalone, nodes):
+    """A point's payload may be up to the library's limit (16 MiB) on a
+    standalone node; through a cluster it travels as one Kafka record, which
+    must not be refused at Kafka's default record size (~1 MB)."""
+    name = unique("bigpl")
+    create_both(standalone, nodes, {"name": name, "dim": 3, "metric": "euclidean"},
+                shards=2, replication=2)
+    one = {"id": str(uuid.uuid4()), "vector": [1, 2, 3], "payload": {"blob": "a" * 2500000}}
+    batch = [{"id": str(uuid.uuid4()), "vector": [i, 0, 1],
+              "payload": {"blob": chr(98 + i) * 1500000, "i": i}} for i in range(3)]
+    for path, body in (("points", one), ("points:batch", {"points": batch})):
+        a = standalone.post("/collections/%s/%s" % (name, path), body)
+        b = nodes[0].post("/collections/%s/%s" % (name, path), body)
+        assert a.status == b.status == 200, (a, b)
+        same(a.json(), b.json())
+    for p in [one] + batch:
+        path = "/collections/%s/points/%s" % (name, p["id"])
+        r = nodes[2].get(strong(path))
+        assert r.status == 200, r
+        assert r.json()["payload"] == p["payload"], path
+    # Over the library's limit: the standalone answer (400), not Kafka's.
+    mirror(standalone, nodes[:1], "POST", "/collections/%s/points" % name,
+           {"vector": [1, 2, 3], "payload": {"blob": "c" * (17 << 20)}})
+
+
 ORIGINAL_INFO = ("name", "dim", "metric", "len", "index", "hnsw", "wal_size_bytes",
                  "wal_last_truncate", "wal_bytes_since_truncate")
 
