@@ -373,6 +373,57 @@ def test_large_payloads_are_stored_as_standalone_stores_them(standalone, nodes):
            {"vector": [1, 2, 3], "payload": {"blob": "c" * (17 << 20)}})
 
 
+def _fnv1a32(data):
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def test_topic_layout_in_kafka(nodes, kafka):
+    """What docs/cluster.md says of the Kafka side, read back from the real
+    brokers with Kafka's own tools: topic aidb.<name> with one partition per
+    shard, replication factor 3 (3 brokers), cleanup.policy=compact,
+    min.insync.replicas=2; record key = the canonical point id, partition =
+    FNV-1a of its 16 bytes mod S; a delete is a tombstone."""
+    import json as _json
+    import subprocess
+    name, shards = unique("layout"), 3
+    r = nodes[0].post("/collections", {"name": name, "dim": 2, "shards": shards})
+    assert r.status == 200, r
+    ids = [str(uuid.UUID(int=(i + 1) * 0x9E3779B97F4A7C15 << 40, version=4)) for i in range(12)]
+    r = nodes[1].post("/collections/%s/points:batch" % name,
+                      {"points": [{"id": i.upper(), "vector": [1, k]} for k, i in enumerate(ids)]})
+    assert r.status == 200 and r.json() == ids, r
+    assert nodes[2].delete("/collections/%s/points/%s" % (name, ids[0])).json() is True
+    topic = "aidb." + name
+    md = _json.loads(subprocess.run(["kcat", "-b", kafka.bootstrap, "-L", "-J", "-t", topic],
+                                    stdout=subprocess.PIPE, check=True, timeout=60).stdout)
+    parts = md["topics"][0]["partitions"]
+    assert sorted(p["partition"] for p in parts) == list(range(shards)), parts
+    assert all(len(p["replicas"]) == 3 for p in parts), parts
+    jars = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "cluster", "target", "dependency", "*")
+    desc = subprocess.run(["java", "-cp", jars, "org.apache.kafka.tools.TopicCommand",
+                           "--bootstrap-server", kafka.bootstrap, "--describe", "--topic", topic],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=120).stdout
+    configs = dict(kv.split("=", 1) for kv in
+                   desc.split("Configs:", 1)[1].splitlines()[0].strip().split(",") if kv)
+    assert configs.get("cleanup.policy") == "compact", desc
+    assert configs.get("min.insync.replicas") == "2", desc
+    assert int(configs.get("max.message.bytes", 0)) >= 17 << 20, desc
+    out = subprocess.run(["kcat", "-b", kafka.bootstrap, "-C", "-t", topic, "-e", "-q", "-Z",
+                          "-X", "isolation.level=read_committed", "-f", "%p %k %S\n"],
+                         stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
+    records = [l.split(" ") for l in out.splitlines()]
+    assert len(records) == len(ids) + 1, out
+    for p, key, size in records:
+        assert key in ids, key  # canonical (lower case), as sent in upper case
+        assert int(p) == _fnv1a32(uuid.UUID(key).bytes) % shards, (p, key)
+    assert [k for _, k, size in records if size == "-1"] == [ids[0]], out  # the tombstone
+
+
 ORIGINAL_INFO = ("name", "dim", "metric", "len", "index", "hnsw", "wal_size_bytes",
                  "wal_last_truncate", "wal_bytes_since_truncate")
 
