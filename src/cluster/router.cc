@@ -1939,8 +1939,39 @@ struct Router::Impl {
       Fail(503, "kafka: " + error);
     }
     WaitMeta(off, 10000);
+    WaitAssigned(c, 15000);
     resp->status = 200;  // as standalone
     resp->body = Dump(Json{{"ok", true}});
+  }
+
+  // Waits (bounded) until the registrations in the metadata topic show every
+  // shard of `c` assigned to a node of each of its replica groups. Kafka
+  // assigns a new topic's partitions only after each group has seen the
+  // topic and rebalanced (seconds on a fresh cluster); a read in between
+  // found no replica to ask and answered 503, so a create is answered once
+  // its collection can be read through any node.
+  void WaitAssigned(const CollConfig& c, uint64_t timeout_ms) {
+    std::unique_lock<std::mutex> lock(meta_mu);
+    bool all = meta_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+      if (stopping) return true;
+      for (int g = 0; g < c.replication; ++g) {
+        for (int p = 0; p < c.shards; ++p) {
+          bool held = false;
+          for (const auto& [id, n] : nodes) {
+            if (n.replica_group == g && n.Has(c.name, p)) {
+              held = true;
+              break;
+            }
+          }
+          if (!held) return false;
+        }
+      }
+      return true;
+    });
+    if (!all) {
+      Log(LogLevel::kWarn, "cluster_create_unassigned",
+          KV().Add("collection", c.name).Add("waited_ms", static_cast<long long>(timeout_ms)));
+    }
   }
 
   void DropCollection(HttpRequest* req, HttpResponse* resp) {

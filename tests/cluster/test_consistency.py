@@ -47,8 +47,10 @@ def test_create_rejects_bad_shards_and_replication(nodes):
 
 def test_created_through_one_node_used_through_another_at_once(nodes):
     """A create is answered once the node that took it knows the collection;
-    the other nodes' metadata consumers may be a moment behind, yet a client
-    that uses another node right away must find it there (no 404)."""
+    the other nodes' metadata consumers may be a moment behind, and Kafka
+    assigns the new partitions after a rebalance, yet a client that uses
+    another node right away must find it there (no 404) and read it (no
+    503 for a shard no replica holds yet)."""
     for i in range(12):
         name = unique("fresh%d" % i)
         r = nodes[i % 3].post("/collections", {"name": name, "dim": 2, "shards": 2})
