@@ -118,7 +118,6 @@ bool Kafka::Start(const std::string& brokers, const std::string& node_id, std::s
   producer_ = NewProducer("", error);
   if (!producer_) return false;
   StartPoller(producer_, &producer_poller_, &stop_);
-  FenceTransactions(15000);
   return true;
 }
 

@@ -2411,6 +2411,7 @@ struct Router::Impl {
       *error = "cannot reach Kafka at " + o.brokers + ": " + *error;
       return false;
     }
+    kafka.FenceTransactions(15000);
     int rf = std::min(3, brokers);
     std::map<std::string, std::string> topic_cfg{{"cleanup.policy", "compact"}};
     if (rf == 3) topic_cfg["min.insync.replicas"] = "2";
