@@ -84,7 +84,10 @@ rd_kafka_conf_t* Kafka::BaseConf() const {
 rd_kafka_t* Kafka::NewProducer(const std::string& txn_id, std::string* error) {
   rd_kafka_conf_t* c = BaseConf();
   bool ok = Set(c, "enable.idempotence", "true", error) && Set(c, "acks", "all", error) &&
-            Set(c, "linger.ms", "2", error) && Set(c, "message.timeout.ms", "30000", error);
+            Set(c, "linger.ms", "2", error) && Set(c, "message.timeout.ms", "30000", error) &&
+            // A point as large as the collection topics take (32 MiB + the
+            // request's own bytes); librdkafka's default is ~1 MB.
+            Set(c, "message.max.bytes", "34603008", error);
   if (ok && !txn_id.empty()) {
     ok = Set(c, "transactional.id", txn_id, error) &&
          Set(c, "transaction.timeout.ms", "60000", error);
@@ -116,6 +119,51 @@ bool Kafka::Start(const std::string& brokers, const std::string& node_id, std::s
   if (!producer_) return false;
   StartPoller(producer_, &producer_poller_, &stop_);
   return true;
+}
+
+void Kafka::FenceTransactions(int timeout_ms) {
+  // A node killed between a batch's records and its commit leaves that
+  // transaction open, and read_committed consumers stop at it: every replica
+  // of its partitions applies nothing newer (writes through the other nodes
+  // included) until the coordinator aborts it (transaction.timeout.ms).
+  // init_transactions with the same transactional.id aborts it now, so the
+  // whole pool, whose ids are the same in every run of this node, is
+  // created and initialised at start, in parallel.
+  std::vector<TxnProducer*> created;
+  {
+    std::lock_guard<std::mutex> lock(txn_mu_);
+    while (static_cast<int>(txn_all_.size()) < kMaxTxnProducers) {
+      auto p = std::make_unique<TxnProducer>();
+      p->id = "aidb-" + node_id_ + "-" + std::to_string(txn_next_id_);
+      std::string error;
+      p->rk = NewProducer(p->id, &error);
+      if (!p->rk) {
+        Log(LogLevel::kWarn, "kafka_producer_failed", KV().Add("error", error));
+        break;
+      }
+      ++txn_next_id_;
+      StartPoller(p->rk, &p->poller, &p->stop);
+      created.push_back(p.get());
+      txn_all_.push_back(std::move(p));
+    }
+  }
+  std::vector<std::thread> threads;
+  for (TxnProducer* p : created) {
+    threads.emplace_back([p, timeout_ms] {
+      if (rd_kafka_error_t* e = rd_kafka_init_transactions(p->rk, timeout_ms)) {
+        // Not ready: the first batch through it initialises it again.
+        Log(LogLevel::kWarn, "kafka_txn_fence_failed",
+            KV().Add("transactional_id", p->id).Add("error", ErrorText(e)));
+        rd_kafka_error_destroy(e);
+        return;
+      }
+      p->ready = true;
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::lock_guard<std::mutex> lock(txn_mu_);
+  for (TxnProducer* p : created) txn_free_.push_back(p);
+  txn_cv_.notify_all();
 }
 
 void Kafka::Stop() {

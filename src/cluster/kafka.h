@@ -41,6 +41,10 @@ class Kafka {
   rd_kafka_conf_t* BaseConf() const;
 
   int BrokerCount(int timeout_ms, std::string* error);
+  // Creates the transactional producers and initialises them (in parallel,
+  // each within timeout_ms), which aborts the transactions an earlier run of
+  // this node left open. Call once, after Start, with the brokers reachable.
+  void FenceTransactions(int timeout_ms);
   // 0: created, 1: it existed already, -1: error.
   int CreateTopic(const std::string& name, int partitions, int replication,
                   const std::map<std::string, std::string>& configs, std::string* error);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -44,6 +45,11 @@ namespace {
 constexpr const char* kMetaTopic = "aidb.__meta";
 constexpr const char* kTopicPrefix = "aidb.";
 constexpr int kMaxShards = 1024;
+// The largest record a collection's topic takes (its max.message.bytes): a
+// point with the largest payload the library stores (16 MiB) and a vector of
+// the largest dimension in text, with room to spare. Kafka's default, ~1 MB,
+// refused points that a standalone node stores.
+constexpr const char* kMaxRecordBytes = "33554432";  // 32 MiB
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -323,8 +329,20 @@ struct Router::Impl {
 
   std::shared_ptr<const CollConfig> MustConfig(const std::string& name) {
     auto c = Config(name);
+    if (!c && CatchUpMeta()) c = Config(name);
     if (!c) Fail(404, "collection '" + name + "' not found");
     return c;
+  }
+
+  // Reads the metadata topic up to its high watermark as of now (bounded by
+  // the consistency timeout). A create is answered once the node that took
+  // it has read its config back; another node's metadata consumer may be a
+  // moment behind, and a client that creates through one node and writes
+  // through another must not get a 404 for it.
+  bool CatchUpMeta() {
+    int64_t hi = 0;
+    if (HighWatermark(kMetaTopic, 0, &hi, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+    return hi <= 0 || WaitMeta(hi - 1, o.consistency_timeout_ms);
   }
 
   std::vector<NodeInfo> Nodes() {
@@ -1436,6 +1454,10 @@ struct Router::Impl {
       first = false;
       char buf[32];
       float f = static_cast<float>(x.get_double().value_unsafe());
+      if (f == 0 && std::signbit(f)) {  // "-0" would be read back as the integer 0
+        out->append("-0.0");
+        continue;
+      }
       auto r = std::to_chars(buf, buf + sizeof buf, f);
       out->append(buf, r.ptr);
     }
@@ -1455,6 +1477,16 @@ struct Router::Impl {
     }
     v += "}]}";
     return v;
+  }
+
+  // A write Kafka refused: a record larger than the topic takes is the
+  // client's (413, as a body over --max-body-bytes), anything else 503.
+  [[noreturn]] static void FailWrite(const std::string& error) {
+    if (error == rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) {
+      Fail(413,
+           "kafka: " + error + ": a point's record is larger than the topic's max.message.bytes");
+    }
+    Fail(503, "kafka: " + error);
   }
 
   void ForgetScratch(const std::string& name, const std::vector<std::string>& ids) {
@@ -1514,7 +1546,7 @@ struct Router::Impl {
     r.value = PointRecord(id, body);
     int64_t off = 0;
     std::string error;
-    if (!kafka.Produce(r, &off, &error)) Fail(503, "kafka: " + error);
+    if (!kafka.Produce(r, &off, &error)) FailWrite(error);
     WriteToken t{c->name, {{r.partition, off}}};
     WithToken(resp, Json(id), t);
   }
@@ -1549,7 +1581,7 @@ struct Router::Impl {
     }
     std::vector<int64_t> offsets;
     std::string error;
-    if (!kafka.ProduceTransaction(records, &offsets, &error)) Fail(503, "kafka: " + error);
+    if (!kafka.ProduceTransaction(records, &offsets, &error)) FailWrite(error);
     WriteToken t{c->name, {}};
     for (size_t k = 0; k < records.size(); ++k) {
       int64_t& slot = t.offsets[records[k].partition];
@@ -1609,7 +1641,7 @@ struct Router::Impl {
     r.tombstone = true;
     int64_t off = 0;
     std::string error;
-    if (!kafka.Produce(r, &off, &error)) Fail(503, "kafka: " + error);
+    if (!kafka.Produce(r, &off, &error)) FailWrite(error);
     WithToken(resp, Json(true), WriteToken{c->name, {{p, off}}});
   }
 
@@ -1823,6 +1855,14 @@ struct Router::Impl {
       // Bad shards/replication first: they need no scratch collection.
       PositiveField(b, "shards");
       PositiveField(b, "replication");
+      if (b.contains("name") && b["name"].is_string() &&
+          kTopicPrefix + b["name"].get<std::string>() == kMetaTopic) {
+        // Its topic would be the metadata topic, which exists: the create
+        // would wait for a config that never comes and answer 409.
+        Fail(400, "collection name '" + b["name"].get<std::string>() +
+                      "' is reserved in cluster mode: its topic would be " + kMetaTopic +
+                      ", the cluster's metadata topic");
+      }
       if (b.contains("name") && b["name"].is_string()) existing = Config(b["name"]);
     }
     if (existing) {
@@ -1873,7 +1913,8 @@ struct Router::Impl {
     int brokers = kafka.BrokerCount(10000, &error);
     if (brokers < 1) Fail(503, "kafka: " + error);
     int rf = std::min(3, brokers);
-    std::map<std::string, std::string> cfg{{"cleanup.policy", "compact"}};
+    std::map<std::string, std::string> cfg{{"cleanup.policy", "compact"},
+                                           {"max.message.bytes", kMaxRecordBytes}};
     if (rf == 3) cfg["min.insync.replicas"] = "2";
     int rc = kafka.CreateTopic(c.Topic(), c.shards, rf, cfg, &error);
     if (rc == 1) {
@@ -1898,8 +1939,39 @@ struct Router::Impl {
       Fail(503, "kafka: " + error);
     }
     WaitMeta(off, 10000);
+    WaitAssigned(c, 15000);
     resp->status = 200;  // as standalone
     resp->body = Dump(Json{{"ok", true}});
+  }
+
+  // Waits (bounded) until the registrations in the metadata topic show every
+  // shard of `c` assigned to a node of each of its replica groups. Kafka
+  // assigns a new topic's partitions only after each group has seen the
+  // topic and rebalanced (seconds on a fresh cluster); a read in between
+  // found no replica to ask and answered 503, so a create is answered once
+  // its collection can be read through any node.
+  void WaitAssigned(const CollConfig& c, uint64_t timeout_ms) {
+    std::unique_lock<std::mutex> lock(meta_mu);
+    bool all = meta_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+      if (stopping) return true;
+      for (int g = 0; g < c.replication; ++g) {
+        for (int p = 0; p < c.shards; ++p) {
+          bool held = false;
+          for (const auto& [id, n] : nodes) {
+            if (n.replica_group == g && n.Has(c.name, p)) {
+              held = true;
+              break;
+            }
+          }
+          if (!held) return false;
+        }
+      }
+      return true;
+    });
+    if (!all) {
+      Log(LogLevel::kWarn, "cluster_create_unassigned",
+          KV().Add("collection", c.name).Add("waited_ms", static_cast<long long>(timeout_ms)));
+    }
   }
 
   void DropCollection(HttpRequest* req, HttpResponse* resp) {
@@ -1917,6 +1989,7 @@ struct Router::Impl {
   }
 
   void ListCollections(HttpResponse* resp) {
+    CatchUpMeta();  // the collections created through other nodes too
     std::vector<std::shared_ptr<const CollConfig>> list;
     {
       std::lock_guard<std::mutex> lock(meta_mu);
@@ -2166,7 +2239,8 @@ struct Router::Impl {
                            {"address", n.address},
                            {"replica_group", n.replica_group},
                            {"state", "down"},
-                           {"shards", Json::array()}});
+                           {"shards", Json::array()},
+                           {"standby_shards", Json::array()}});
       }
     }
     std::sort(arr.begin(), arr.end(), [](const Json& x, const Json& y) {
@@ -2337,6 +2411,7 @@ struct Router::Impl {
       *error = "cannot reach Kafka at " + o.brokers + ": " + *error;
       return false;
     }
+    kafka.FenceTransactions(15000);
     int rf = std::min(3, brokers);
     std::map<std::string, std::string> topic_cfg{{"cleanup.policy", "compact"}};
     if (rf == 3) topic_cfg["min.insync.replicas"] = "2";

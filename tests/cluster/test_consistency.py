@@ -34,10 +34,35 @@ def test_create_rejects_bad_shards_and_replication(nodes):
             key = "shards" if "shards" in extra and "replication" not in extra else "replica"
             assert key in msg.lower(), (extra, msg)
             assert node.get("/collections/" + name).status == 404, (extra, name)
+    # A valid name whose topic would be the metadata topic (aidb.__meta):
+    # a clear 400 at once, not a 409 for a collection that does not exist.
+    msg = assert_error(nodes[2].post("/collections", {"name": "__meta", "dim": 3}), 400)
+    assert "reserved" in msg and "aidb.__meta" in msg, msg
+    assert nodes[0].get("/collections/__meta").status == 404
     # The largest replication the live groups allow is accepted.
     name = unique("r2")
     assert nodes[1].post("/collections", {"name": name, "dim": 3, "replication": 2}).status == 200
     assert nodes[1].delete("/collections/" + name).status == 200
+
+
+def test_created_through_one_node_used_through_another_at_once(nodes):
+    """A create is answered once the node that took it knows the collection;
+    the other nodes' metadata consumers may be a moment behind, and Kafka
+    assigns the new partitions after a rebalance, yet a client that uses
+    another node right away must find it there (no 404) and read it (no
+    503 for a shard no replica holds yet)."""
+    for i in range(12):
+        name = unique("fresh%d" % i)
+        r = nodes[i % 3].post("/collections", {"name": name, "dim": 2, "shards": 2})
+        assert r.status == 200, r
+        other, third = nodes[(i + 1) % 3], nodes[(i + 2) % 3]
+        w = other.post("/collections/%s/points" % name, {"vector": [1, 2]})
+        assert w.status == 200, (i, other.id, w)
+        info = third.get("/collections/" + name)
+        assert info.status == 200, (i, third.id, info)
+        listed = [c["name"] for c in other.get("/collections").json()]
+        assert name in listed, (i, other.id, listed)
+        assert third.delete("/collections/" + name).status == 200
 
 
 def test_write_answers_carry_tokens(nodes, coll):

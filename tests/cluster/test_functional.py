@@ -34,6 +34,8 @@ def same(a, b, path="$"):
             same(x, y, "%s[%d]" % (path, i))
     elif isinstance(a, float) or isinstance(b, float):
         assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5), (path, a, b)
+        if ".vector[" in path and a == 0:  # a stored -0.0 keeps its sign
+            assert math.copysign(1, a) == math.copysign(1, b), (path, a, b)
     else:
         assert a == b, (path, a, b)
 
@@ -268,6 +270,8 @@ def test_point_routes_agree(standalone, nodes, cluster):
             "vector": [round(rng.uniform(-1, 1), 3) for _ in range(4)],
             "payload": {"i": i, "even": i % 2 == 0, "tag": {"k": "t%d" % (i % 3)}}}
            for i in range(60)]
+    pts[7]["vector"][1] = -0.0  # read back below (GET point), sign included
+    pts[35]["vector"][2] = -0.0  # the same through a batch
     # Singles through every node in turn, then one batch through node2.
     for i, p in enumerate(pts[:30]):
         a = standalone.post("/collections/%s/points" % name, p)
@@ -344,6 +348,82 @@ def test_point_routes_agree(standalone, nodes, cluster):
 
 
 # The fields of a collection info that clients of the original server read.
+def test_large_payloads_are_stored_as_standalone_stores_them(standalone, nodes):
+    """A point's payload may be up to the library's limit (16 MiB) on a
+    standalone node; through a cluster it travels as one Kafka record, which
+    must not be refused at Kafka's default record size (~1 MB)."""
+    name = unique("bigpl")
+    create_both(standalone, nodes, {"name": name, "dim": 3, "metric": "euclidean"},
+                shards=2, replication=2)
+    one = {"id": str(uuid.uuid4()), "vector": [1, 2, 3], "payload": {"blob": "a" * 2500000}}
+    batch = [{"id": str(uuid.uuid4()), "vector": [i, 0, 1],
+              "payload": {"blob": chr(98 + i) * 1500000, "i": i}} for i in range(3)]
+    for path, body in (("points", one), ("points:batch", {"points": batch})):
+        a = standalone.post("/collections/%s/%s" % (name, path), body)
+        b = nodes[0].post("/collections/%s/%s" % (name, path), body)
+        assert a.status == b.status == 200, (a, b)
+        same(a.json(), b.json())
+    for p in [one] + batch:
+        path = "/collections/%s/points/%s" % (name, p["id"])
+        r = nodes[2].get(strong(path))
+        assert r.status == 200, r
+        assert r.json()["payload"] == p["payload"], path
+    # Over the library's limit: the standalone answer (400), not Kafka's.
+    mirror(standalone, nodes[:1], "POST", "/collections/%s/points" % name,
+           {"vector": [1, 2, 3], "payload": {"blob": "c" * (17 << 20)}})
+
+
+def _fnv1a32(data):
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def test_topic_layout_in_kafka(nodes, kafka):
+    """What docs/cluster.md says of the Kafka side, read back from the real
+    brokers with Kafka's own tools: topic aidb.<name> with one partition per
+    shard, replication factor 3 (3 brokers), cleanup.policy=compact,
+    min.insync.replicas=2; record key = the canonical point id, partition =
+    FNV-1a of its 16 bytes mod S; a delete is a tombstone."""
+    import json as _json
+    import subprocess
+    name, shards = unique("layout"), 3
+    r = nodes[0].post("/collections", {"name": name, "dim": 2, "shards": shards})
+    assert r.status == 200, r
+    ids = [str(uuid.UUID(int=(i + 1) * 0x9E3779B97F4A7C15 << 40, version=4)) for i in range(12)]
+    r = nodes[1].post("/collections/%s/points:batch" % name,
+                      {"points": [{"id": i.upper(), "vector": [1, k]} for k, i in enumerate(ids)]})
+    assert r.status == 200 and r.json() == ids, r
+    assert nodes[2].delete("/collections/%s/points/%s" % (name, ids[0])).json() is True
+    topic = "aidb." + name
+    md = _json.loads(subprocess.run(["kcat", "-b", kafka.bootstrap, "-L", "-J", "-t", topic],
+                                    stdout=subprocess.PIPE, check=True, timeout=60).stdout)
+    parts = md["topics"][0]["partitions"]
+    assert sorted(p["partition"] for p in parts) == list(range(shards)), parts
+    assert all(len(p["replicas"]) == 3 for p in parts), parts
+    jars = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "cluster", "target", "dependency", "*")
+    desc = subprocess.run(["java", "-cp", jars, "org.apache.kafka.tools.TopicCommand",
+                           "--bootstrap-server", kafka.bootstrap, "--describe", "--topic", topic],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=120).stdout
+    configs = dict(kv.split("=", 1) for kv in
+                   desc.split("Configs:", 1)[1].splitlines()[0].strip().split(",") if kv)
+    assert configs.get("cleanup.policy") == "compact", desc
+    assert configs.get("min.insync.replicas") == "2", desc
+    assert int(configs.get("max.message.bytes", 0)) >= 17 << 20, desc
+    out = subprocess.run(["kcat", "-b", kafka.bootstrap, "-C", "-t", topic, "-e", "-q", "-Z",
+                          "-X", "isolation.level=read_committed", "-f", "%p %k %S\n"],
+                         stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
+    records = [l.split(" ") for l in out.splitlines()]
+    assert len(records) == len(ids) + 1, out
+    for p, key, size in records:
+        assert key in ids, key  # canonical (lower case), as sent in upper case
+        assert int(p) == _fnv1a32(uuid.UUID(key).bytes) % shards, (p, key)
+    assert [k for _, k, size in records if size == "-1"] == [ids[0]], out  # the tombstone
+
+
 ORIGINAL_INFO = ("name", "dim", "metric", "len", "index", "hnsw", "wal_size_bytes",
                  "wal_last_truncate", "wal_bytes_since_truncate")
 
