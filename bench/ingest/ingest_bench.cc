@@ -15,11 +15,13 @@
 // with the same records and batch sizes (1, 32, 1000), data in one directory
 // on the same filesystem. "aidb8" is AIDB fsync with 8 threads each upserting
 // single points (group commit), against "aidb" fsync batch 1 (one writer). Each configuration
-// writes into a fresh directory until it has written --records records or --seconds have passed,
-// and runs
-// --runs times (configurations interleaved, every other round in reverse
-// order); medians are reported, then the
-// ratios the targets ask for (bench/README.md, "Targets").
+// writes into a fresh directory until it has written --records records or
+// has spent --seconds in its write calls (only those are timed; before each,
+// the batch's input is read once, as a caller that just produced it has it
+// in cache), and runs --runs times after --warmup unrecorded rounds
+// (configurations interleaved, every other round in reverse order); medians
+// are reported, then the ratios the targets ask for (bench/README.md,
+// "Targets").
 //
 // --memory-probe measures the first store into fresh memory freed a moment
 // or some seconds before (a VM's free page reporting makes the second slow).
@@ -28,7 +30,7 @@
 // (the file grows) vs one that overwrites zero blocks written and synced
 // before, and vs fallocate(KEEP_SIZE) space, for 4 KB, 100 KB and 3 MB writes.
 //
-// Usage: aidb_ingest_bench [--runs N] [--seconds S] [--records N] [--dir D]
+// Usage: aidb_ingest_bench [--runs N] [--warmup N] [--seconds S] [--records N] [--dir D]
 //                          [--systems aidb,aidb8,sqlite,rocksdb,raw]
 //                          [--batches 1,32,1000] [--modes fsync,batch,none]
 //        aidb_ingest_bench --sync-probe [--runs N] [--dir D]
@@ -76,24 +78,58 @@ struct RunResult {
 
 // Runs write(first, n) over consecutive batches until `max_records` are
 // written or `budget` seconds have passed; only the writes are timed.
+// Reads `len` bytes once (one load per cache line): a batch's input as the
+// caller that just produced it would have it, in cache, rather than in
+// memory the process last touched seconds ago (on this VM such memory reads
+// at a fraction of its speed: bench/README.md, "Fresh memory on this VM").
+void Touch(const void* p, size_t len) {
+  static volatile uint64_t sink;
+  uint64_t s = 0;
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < len; i += 64) s += b[i];
+  if (len > 0) s += b[len - 1];
+  sink = s;
+}
+
+// The input of records [first, first + n) as every system but raw reads it:
+// ids, vectors and payloads.
+void WarmRecords(const Records& recs, size_t first, size_t n) {
+  Touch(recs.vector(first), n * kDim * sizeof(float));
+  for (size_t i = first; i < first + n; ++i) {
+    Touch(recs.id_bytes[i].data(), recs.id_bytes[i].size());
+    Touch(recs.ids[i].data(), recs.ids[i].size());
+    Touch(recs.payloads[i].data(), recs.payloads[i].size());
+  }
+}
+
+// Runs write(first, n) over consecutive batches until `max_records` are
+// written or `budget` seconds of writing have passed. Before each write its
+// batch's input is read once (warm(first, n), by default WarmRecords); only
+// the writes are timed.
+template <typename WriteFn, typename WarmFn>
+RunResult Drive(const Records& recs, size_t batch, size_t max_records, double budget,
+                WriteFn&& write, WarmFn&& warm) {
+  RunResult r;
+  size_t i = 0;
+  while (i + batch <= max_records && r.seconds < budget) {
+    warm(i, batch);
+    const double c0 = aidb_bench::ProcessCpuSeconds();
+    const double t0 = aidb_bench::NowSeconds();
+    write(i, batch);
+    r.seconds += aidb_bench::NowSeconds() - t0;
+    r.cpu_seconds += aidb_bench::ProcessCpuSeconds() - c0;
+    for (size_t k = i; k < i + batch; ++k) r.bytes += recs.record_bytes(k);
+    i += batch;
+  }
+  r.records = i;
+  return r;
+}
+
 template <typename WriteFn>
 RunResult Drive(const Records& recs, size_t batch, size_t max_records, double budget,
                 WriteFn&& write) {
-  RunResult r;
-  const double c0 = aidb_bench::ProcessCpuSeconds();
-  const double t0 = aidb_bench::NowSeconds();
-  double now = t0;
-  size_t i = 0;
-  while (i + batch <= max_records && now - t0 < budget) {
-    write(i, batch);
-    for (size_t k = i; k < i + batch; ++k) r.bytes += recs.record_bytes(k);
-    i += batch;
-    now = aidb_bench::NowSeconds();
-  }
-  r.records = i;
-  r.seconds = now - t0;
-  r.cpu_seconds = aidb_bench::ProcessCpuSeconds() - c0;
-  return r;
+  return Drive(recs, batch, max_records, budget, std::forward<WriteFn>(write),
+               [&](size_t first, size_t n) { WarmRecords(recs, first, n); });
 }
 
 // ---------------------------------------------------------------------------
@@ -302,16 +338,21 @@ RunResult RunRaw(const Records& recs, const std::string& dir, bool prealloc, siz
   }
   start[max_records] = buf.size();
   uint64_t off = 0;
-  RunResult r = Drive(recs, batch, max_records, budget, [&](size_t first, size_t n) {
-    const size_t len = start[first + n] - start[first];
-    if (prealloc && off + len > kPrealloc) off = 0;
-    if (::pwrite(fd, buf.data() + start[first], len, static_cast<off_t>(off)) !=
-        static_cast<ssize_t>(len)) {
-      Die("pwrite");
-    }
-    if (::fdatasync(fd) != 0) Die("fdatasync");
-    off += len;
-  });
+  RunResult r = Drive(
+      recs, batch, max_records, budget,
+      [&](size_t first, size_t n) {
+        const size_t len = start[first + n] - start[first];
+        if (prealloc && off + len > kPrealloc) off = 0;
+        if (::pwrite(fd, buf.data() + start[first], len, static_cast<off_t>(off)) !=
+            static_cast<ssize_t>(len)) {
+          Die("pwrite");
+        }
+        if (::fdatasync(fd) != 0) Die("fdatasync");
+        off += len;
+      },
+      [&](size_t first, size_t n) {
+        Touch(buf.data() + start[first], start[first + n] - start[first]);
+      });
   ::close(fd);
   return r;
 }
@@ -460,6 +501,7 @@ int MemoryProbe(int runs) {
 
 int main(int argc, char** argv) {
   int runs = 3;
+  int warmup = 1;
   double budget = 2.0;
   size_t max_records = 60000;
   std::string dir = std::string(AIDB_BENCH_DATA_DIR) + "/ingest";
@@ -474,6 +516,7 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--runs") runs = std::atoi(val().c_str());
+    else if (a == "--warmup") warmup = std::atoi(val().c_str());
     else if (a == "--seconds") budget = std::atof(val().c_str());
     else if (a == "--records") max_records = std::strtoull(val().c_str(), nullptr, 10);
     else if (a == "--dir") dir = val();
@@ -486,14 +529,14 @@ int main(int argc, char** argv) {
       for (auto& b : Split(val())) batches.push_back(std::strtoull(b.c_str(), nullptr, 10));
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--runs N] [--seconds S] [--records N] [--dir D] "
+                   "usage: %s [--runs N] [--warmup N] [--seconds S] [--records N] [--dir D] "
                    "[--systems aidb,aidb8,sqlite,rocksdb,raw] [--batches 1,32,1000] "
                    "[--modes fsync,batch,none] [--sync-probe] [--memory-probe]\n",
                    argv[0]);
       return 2;
     }
   }
-  if (runs < 1 || budget <= 0 || max_records == 0) Die("bad arguments");
+  if (runs < 1 || warmup < 0 || budget <= 0 || max_records == 0) Die("bad arguments");
 
   aidb_bench::RemoveTree(dir);
   if (!aidb_bench::MakeDirs(dir)) Die("cannot create " + dir);
@@ -519,8 +562,10 @@ int main(int argc, char** argv) {
   std::printf("# records: %s, %zu available, %.0f bytes/record (16 id + %zu vector + payload)\n",
               recs.source.c_str(), recs.count, double(recs.logical_bytes) / recs.count,
               kDim * sizeof(float));
-  std::printf("# per run: at most %zu records or %.1f s per configuration; %d runs, medians\n",
-              max_records, budget, runs);
+  std::printf(
+      "# per run: at most %zu records or %.1f s of writes per configuration; %d runs after "
+      "%d warm-up round(s), medians\n",
+      max_records, budget, runs, warmup);
   std::printf("# data dir: %s\n", dir.c_str());
 
   std::vector<Config> configs;
@@ -544,10 +589,13 @@ int main(int argc, char** argv) {
   // configuration that needs fresh memory right after one that freed little
   // pays for the host backing it again (bench/README.md, "Fresh memory on
   // this VM"), one after a configuration that freed as much does not.
+  // The warm-up rounds (not recorded) come first: the first configurations
+  // after start-up would otherwise pay for the memory the records' loading
+  // churned through.
   std::printf("# rounds alternate between the order of the table below and its reverse\n");
-  for (int run = 0; run < runs; ++run) {
+  for (int run = -warmup; run < runs; ++run) {
     std::vector<Config> order = configs;
-    if (run % 2 == 1) std::reverse(order.begin(), order.end());
+    if ((run + warmup) % 2 == 1) std::reverse(order.begin(), order.end());
     for (const Config& c : order) {
       const std::string d = dir + "/run";
       aidb_bench::RemoveTree(d);
@@ -570,12 +618,14 @@ int main(int argc, char** argv) {
         r = RunRocks(recs, d, c.batch, cap, budget);
       }
       aidb_bench::RemoveTree(d);
+      std::fprintf(stderr, "%s %d %-22s %7zu records %6.3f s %10.0f rec/s\n",
+                   run < 0 ? "warm-up" : "run", run < 0 ? run + warmup + 1 : run + 1,
+                   c.key().c_str(), r.records, r.seconds, r.records / r.seconds);
+      if (run < 0) continue;
       rps[c.key()].push_back(r.records / r.seconds);
       mbps[c.key()].push_back(r.bytes / r.seconds / 1e6);
       cpu_us[c.key()].push_back(r.records ? r.cpu_seconds * 1e6 / r.records : 0);
       counts[c.key()].push_back(r.records);
-      std::fprintf(stderr, "run %d %-22s %7zu records %6.3f s %10.0f rec/s\n", run + 1,
-                   c.key().c_str(), r.records, r.seconds, r.records / r.seconds);
     }
   }
   aidb_bench::RemoveTree(dir);
