@@ -75,6 +75,27 @@ Status FlatIndex::AllocateSlotLocked(uint32_t* out) {
   return Status::OK();
 }
 
+void FlatIndex::PopulateAheadLocked(size_t batch) {
+  // Keep the pages of the next max(2 batches, 2 MiB) of slots (at most
+  // 16 MiB) faulted in ahead of slot_limit_, by the populate thread: the
+  // next batch then copies into memory that is already there. Only within
+  // the chunk the next slot goes to, and only a chunk of owned memory at
+  // its full size (smaller ones are still growing by copies).
+  const uint64_t vec_bytes = uint64_t{config_.dim} * sizeof(float);
+  const uint64_t used = uint64_t{slot_limit_} * vec_bytes;
+  const uint64_t ahead = std::clamp<uint64_t>(2 * batch * vec_bytes, 2u << 20, 16u << 20);
+  if (populated_to_ >= used + ahead / 2) return;
+  const uint32_t c = slot_limit_ >> shift_;
+  if (c >= chunks_.size()) return;
+  Chunk& chunk = chunks_[c];
+  if (chunk.owned.data() == nullptr || chunk.capacity_slots != (1u << shift_)) return;
+  const uint64_t chunk_start = (uint64_t{c} << shift_) * vec_bytes;
+  const uint64_t from = std::max(populated_to_, used) - chunk_start;
+  const uint64_t to = std::min<uint64_t>(used + ahead - chunk_start, chunk.owned.size());
+  if (to > from) chunk.owned.PopulateAsync(from, to - from);
+  populated_to_ = chunk_start + to;
+}
+
 void FlatIndex::StoreLocked(uint32_t slot, const float* vec) {
   float* dst = SlotPtr(slot);
   std::memcpy(dst, vec, static_cast<size_t>(config_.dim) * sizeof(float));
@@ -89,6 +110,7 @@ Status FlatIndex::Add(const float* vec, uint32_t* slot) {
   live_[s] = 1;
   ++size_;
   *slot = s;
+  PopulateAheadLocked(1);
   return Status::OK();
 }
 
@@ -111,6 +133,7 @@ Status FlatIndex::AddBatch(const float* vecs, size_t n, uint32_t* slots, uint32_
     ++size_;
     slots[i] = s;
   }
+  PopulateAheadLocked(n);
   return Status::OK();
 }
 
@@ -243,6 +266,7 @@ Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
       self->free_.clear();
       self->slot_limit_ = 0;
       self->size_ = 0;
+      self->populated_to_ = 0;
       self->vfile_->Reset();
     }
   } on_failure{this, &loaded};
@@ -302,6 +326,7 @@ Status FlatIndex::Load(const SnapshotImage& image, KeepAlive keepalive) {
   free_ = std::move(free_slots);
   slot_limit_ = limit;
   size_ = size;
+  populated_to_ = 0;
   if (vfile_ == nullptr) mapping_ = std::move(keepalive);
   loaded = true;
   return Status::OK();

@@ -55,6 +55,7 @@ class FlatIndex final : public VectorIndex {
   }
   Status AllocateSlotLocked(uint32_t* slot);  // grows storage as needed
   void StoreLocked(uint32_t slot, const float* vec);
+  void PopulateAheadLocked(size_t batch);  // after adding `batch` vectors
 
   const IndexConfig config_;
   const uint32_t shift_;
@@ -65,6 +66,7 @@ class FlatIndex final : public VectorIndex {
   std::vector<uint32_t> free_;  // removed slots, reused by Add
   uint32_t slot_limit_ = 0;
   uint64_t size_ = 0;
+  uint64_t populated_to_ = 0;          // bytes of slot space asked to be faulted in
   KeepAlive mapping_;                  // keeps chunks loaded from a snapshot alive
   std::unique_ptr<VectorFile> vfile_;  // vectors_on_disk
 };
