@@ -81,15 +81,6 @@ index::SearchParams IndexParams(const SearchRequest& req, const index::SlotFilte
 // Cosine hits closer than this are scored again from the vectors (below).
 constexpr float kCosineRescoreBelow = 1e-3f;
 
-// Appends an index's hits for `query` to out as ids, distances and (if
-// asked) payloads, skipping slots no point maps to any more.
-// Cosine: the index ranks by the dot product of unit vectors, and 1 - dot
-// keeps only the error of that sum, so the same vector scored about 6e-8
-// (more at high dimensions) where the API promises 0. Hits closer than
-// kCosineRescoreBelow are scored again as ||q^ - x^||^2 / 2 (equal to
-// 1 - cos for unit vectors): exactly 0 for the same vector, and accurate
-// for near-duplicates. Those hits are then put in order again (stably), so
-// results still ascend.
 struct HitSource {  // what AppendHits reads of the collection's state
   const std::vector<Uuid>& slot_ids;
   uint32_t nil_slot;
@@ -106,12 +97,22 @@ HitSource HitsOf(const State& st) {
           st.config.index.dim};
 }
 
+// Appends an index's hits for `query` to out as ids, distances and (if
+// asked) payloads, skipping slots no point maps to any more.
+// Cosine: the index ranks by the dot product of unit vectors, and 1 - dot
+// keeps only the error of that sum, so the same vector scored about 6e-8
+// (more at high dimensions) where the API promises 0. Hits closer than
+// kCosineRescoreBelow are scored again as ||q^ - x^||^2 / 2 (equal to
+// 1 - cos for unit vectors): exactly 0 for the same vector, and accurate
+// for near-duplicates. Those hits are then put in order again (stably), so
+// results still ascend.
 void AppendHits(const std::vector<index::Hit>& hits, const HitSource& st, const float* query,
                 bool with_payload, std::vector<SearchHit>* out) {
   const Metric metric = st.metric;
   const size_t first = out->size();
   out->reserve(first + hits.size());
-  size_t rescore = 0;  // hits at the front of this query's results to score again
+  // Slots of the hits at the front of this query's results to score again.
+  std::vector<uint32_t> rescore;
   for (const index::Hit& h : hits) {
     if (!SlotMapped(st.slot_ids, st.nil_slot, h.slot)) continue;
     SearchHit sh;
@@ -119,25 +120,23 @@ void AppendHits(const std::vector<index::Hit>& hits, const HitSource& st, const 
     sh.score = DistanceFromScore(metric, h.score);
     if (with_payload) sh.payload = st.payloads[h.slot].view();
     if (metric == Metric::kCosine && sh.score < kCosineRescoreBelow &&
-        out->size() - first == rescore) {
-      ++rescore;
+        out->size() - first == rescore.size()) {
+      rescore.push_back(h.slot);
     }
     out->push_back(std::move(sh));
   }
-  if (rescore == 0) return;
+  if (rescore.empty()) return;
   const size_t dim = st.dim;
   std::vector<float> qn(query, query + dim), v(dim);
   distance::Normalize(qn.data(), dim);
   const distance::Kernel l2 = distance::L2Squared();
-  for (size_t i = 0, j = 0; j < hits.size() && i < rescore; ++j) {
-    if (!SlotMapped(st.slot_ids, st.nil_slot, hits[j].slot)) continue;
-    st.index.GetVector(hits[j].slot, v.data());
+  for (size_t i = 0; i < rescore.size(); ++i) {
+    st.index.GetVector(rescore[i], v.data());
     (*out)[first + i].score = std::clamp(0.5f * l2(qn.data(), v.data(), dim), 0.f, 2.f);
-    ++i;
   }
   // Only the rescored hits can move, and none past a later hit by more than
   // the dot product's error: sorting the front with the next hit suffices.
-  const size_t end = first + std::min(rescore + 1, out->size() - first);
+  const size_t end = first + std::min(rescore.size() + 1, out->size() - first);
   std::stable_sort(out->begin() + static_cast<ptrdiff_t>(first),
                    out->begin() + static_cast<ptrdiff_t>(end),
                    [](const SearchHit& a, const SearchHit& b) { return a.score < b.score; });
