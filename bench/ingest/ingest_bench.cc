@@ -76,8 +76,6 @@ struct RunResult {
   double cpu_seconds = 0;  // user + system of the process over the timed writes
 };
 
-// Runs write(first, n) over consecutive batches until `max_records` are
-// written or `budget` seconds have passed; only the writes are timed.
 // Reads `len` bytes once (one load per cache line): a batch's input as the
 // caller that just produced it would have it, in cache, rather than in
 // memory the process last touched seconds ago (on this VM such memory reads

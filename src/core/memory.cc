@@ -1,5 +1,6 @@
 #include "core/memory.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -26,17 +27,39 @@ namespace {
 class Populator {
  public:
   static Populator& Get() {
-    static Populator* p = new Populator;
+    static Populator* p = [] {
+      auto* q = new Populator;
+      // fork(): the child has no populate thread, and mu_ must not be held
+      // by one there. Held across the fork, released on both sides; the
+      // child starts with no jobs and starts its own thread when it needs
+      // one.
+      ::pthread_atfork([] { Get().mu_.lock(); }, [] { Get().mu_.unlock(); },
+                       [] {
+                         Populator& c = Get();
+                         c.jobs_.clear();
+                         c.running_ = nullptr;
+                         c.started_ = false;
+                         c.mu_.unlock();
+                       });
+      return q;
+    }();
     return *p;
   }
 
+  // A hint: when the thread or the queue entry cannot be had, the range is
+  // simply not populated ahead.
   void Add(char* base, char* from, size_t len) {
     std::lock_guard lock(mu_);
     if (unsupported_) return;
-    jobs_.push_back({base, from, len});
-    if (!started_) {
-      started_ = true;
-      std::thread([this] { Run(); }).detach();
+    try {
+      jobs_.push_back({base, from, len});
+      if (!started_) {
+        std::thread([this] { Run(); }).detach();
+        started_ = true;
+      }
+    } catch (...) {
+      jobs_.clear();
+      return;
     }
     cv_.notify_one();
   }

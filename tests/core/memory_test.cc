@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -25,6 +26,18 @@ size_t ResidentPages(const void* p, size_t len) {
 }
 
 constexpr size_t kMiB = size_t{1} << 20;
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
 
 TEST(HugeBufferTest, PopulateAsyncFaultsInOnlyTheRangeAskedFor) {
   HugeBuffer b(16 * kMiB);
@@ -82,6 +95,34 @@ TEST(HugeBufferTest, GoingAwayWithPopulatesQueuedIsSafe) {
   empty.WaitPopulated();
   b.WaitPopulated();
   EXPECT_EQ(ResidentPages(b.data(), b.size()), 0u);
+}
+
+TEST(HugeBufferTest, AForkedChildPopulatesWithItsOwnThread) {
+  // The parent's populate thread is busy (or at least started) at the
+  // fork; the child must neither deadlock on its lock nor wait for work
+  // no thread of its own will do.
+  if (kThreadSanitizer) {
+    GTEST_SKIP() << "TSan does not support starting threads after a multi-threaded fork";
+  }
+  HugeBuffer parent(64 * kMiB);
+  parent.PopulateAsync(0, parent.size());
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::alarm(30);  // a hang fails the test instead of stalling it
+    HugeBuffer b(8 * kMiB);
+    b.PopulateAsync(0, b.size());
+    b.WaitPopulated();
+    parent.WaitPopulated();
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t resident = ResidentPages(b.data(), b.size());
+    ::_exit(resident == 0 || resident == b.size() / page ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  parent.WaitPopulated();
 }
 
 }  // namespace
