@@ -36,6 +36,10 @@ class Populator {
       ::pthread_atfork([] { Get().mu_.lock(); }, [] { Get().mu_.unlock(); },
                        [] {
                          Populator& c = Get();
+                         // The parent's thread may have been waiting on
+                         // them: start the child with fresh ones.
+                         new (&c.cv_) std::condition_variable;
+                         new (&c.idle_cv_) std::condition_variable;
                          c.jobs_.clear();
                          c.running_ = nullptr;
                          c.started_ = false;
