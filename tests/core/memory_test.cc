@@ -12,8 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "sanitizers.h"
+
 namespace aidb {
 namespace {
+
+using aidbtest::kThreadSanitizer;
 
 // Pages of [p, p + len) resident in memory, per mincore.
 size_t ResidentPages(const void* p, size_t len) {
@@ -26,18 +30,6 @@ size_t ResidentPages(const void* p, size_t len) {
 }
 
 constexpr size_t kMiB = size_t{1} << 20;
-
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
 
 TEST(HugeBufferTest, PopulateAsyncFaultsInOnlyTheRangeAskedFor) {
   HugeBuffer b(16 * kMiB);

@@ -27,6 +27,7 @@
 #include "index/hnsw.h"
 #include "index/ivf.h"
 #include "index/vector_file.h"
+#include "sanitizers.h"
 #include "temp_dir.h"
 #include "test_data.h"
 
@@ -490,17 +491,7 @@ TEST(VectorsOnDisk, IvfRetrainsWhileTheFileIsInUse) {
 
 // Sanitizer runtimes keep shadow memory and quarantined allocations in
 // anonymous memory: the measure means nothing there.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using aidbtest::kSanitized;
 
 TEST(VectorsOnDisk, FloatsStayOutOfAnonymousMemory) {
   if (RssAnonKb() < 0) GTEST_SKIP() << "no RssAnon in /proc/self/status";

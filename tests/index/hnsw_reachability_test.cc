@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "index/hnsw.h"
+#include "sanitizers.h"
 #include "test_data.h"
 
 namespace aidb::index {
@@ -26,17 +27,7 @@ namespace {
 
 using testing::Hnsw;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr uint32_t kScale = 8;  // sanitizer builds run 1/8 of the points
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr uint32_t kScale = 8;
-#else
-constexpr uint32_t kScale = 1;
-#endif
-#else
-constexpr uint32_t kScale = 1;
-#endif
+constexpr uint32_t kScale = aidbtest::kSanitized ? 8 : 1;  // sanitizer builds run 1/8 of the points
 
 struct RoundsConfig {
   uint32_t total;          // points inserted in all

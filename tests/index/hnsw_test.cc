@@ -17,26 +17,16 @@
 #include <thread>
 
 #include "index/sq8.h"
+#include "sanitizers.h"
 #include "test_data.h"
 
 namespace aidb::index {
 namespace {
 
+using aidbtest::kThreadSanitizer;
 using testing::Clustered;
 using testing::Hnsw;
 using testing::Recall;
-
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
 
 double MeanRecall(const HnswIndex& idx, const std::vector<float>& queries, size_t nq, uint32_t k,
                   uint32_t ef = 0) {
