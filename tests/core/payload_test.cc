@@ -1,7 +1,11 @@
 #include "core/payload.h"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
+#include <iterator>
+#include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +45,144 @@ TEST(PayloadTest, MinifiesObjects) {
 TEST(PayloadTest, CanonicalFormIsAFixedPoint) {
   std::string once = Canon("{ \"a\" : [1, 2.5, \"x\", {\"b\": [true, null]}], \"c\": -3e2 }");
   EXPECT_EQ(Canon(once), once);
+}
+
+// What simdjson::minify prints for `json` (the canonical form), or nothing
+// when simdjson rejects it.
+std::optional<std::string> Minified(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json.data(), json.size()).get(root)) return std::nullopt;
+  return simdjson::minify(root);
+}
+
+// A random JSON value; `spaced` puts white space between tokens.
+void RandomValue(std::mt19937_64& rng, int depth, bool spaced, std::string* out) {
+  static const char* kAtoms[] = {"0",
+                                 "7",
+                                 "-5",
+                                 "42",
+                                 "-0",
+                                 "-0.0",
+                                 "0.5",
+                                 "1.0",
+                                 "1e2",
+                                 "-3E-2",
+                                 "1.5e+10",
+                                 "true",
+                                 "false",
+                                 "null",
+                                 "123456789012345678",
+                                 "-123456789012345678",
+                                 "1234567890123456789",
+                                 "-1234567890123456789",
+                                 "9223372036854775807",
+                                 "-9223372036854775808",
+                                 "18446744073709551615",
+                                 "12345678901234567890",
+                                 "-9223372036854775809",
+                                 "100000000000000000000"};
+  static const char* kStrings[] = {"\"\"",
+                                   "\"a\"",
+                                   "\"a/b\"",
+                                   "\"a\\/b\"",
+                                   "\"\\u0041\"",
+                                   "\"q\\\"q\"",
+                                   "\"tab\\there\"",
+                                   "\"\\\\\"",
+                                   "\"\xc3\xa9\"",
+                                   "\"\xe2\x82\xac\"",
+                                   "\"\xf0\x9f\x98\x80\"",
+                                   "\"\x7f del\"",
+                                   "\"e.E-0 12\"",
+                                   "\"{}[]:,\"",
+                                   "\"\\u00e9\\n\""};
+  auto space = [&] {
+    if (spaced && rng() % 2) out->append(rng() % 2 ? " " : "\n\t ");
+  };
+  const uint64_t kind = depth >= 4 ? rng() % 2 : rng() % 4;
+  space();
+  if (kind == 0) {
+    *out += kAtoms[rng() % std::size(kAtoms)];
+  } else if (kind == 1) {
+    *out += kStrings[rng() % std::size(kStrings)];
+  } else if (kind == 2) {
+    *out += '[';
+    const int n = static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) *out += ',';
+      RandomValue(rng, depth + 1, spaced, out);
+    }
+    space();
+    *out += ']';
+  } else {
+    *out += '{';
+    const int n = static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) *out += ',';
+      space();
+      *out += kStrings[rng() % std::size(kStrings)];
+      space();
+      *out += ':';
+      RandomValue(rng, depth + 1, spaced, out);
+    }
+    space();
+    *out += '}';
+  }
+  space();
+}
+
+// Payloads that are already minified keep their text (a fast path that
+// skips printing them); whichever path a payload takes, the result must be
+// what minify prints.
+TEST(PayloadTest, CanonicalFormIsMinifyOutputForGeneratedPayloads) {
+  std::mt19937_64 rng(20261130);
+  int compared = 0, kept = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string doc = "{";
+    const int n = 1 + static_cast<int>(rng() % 4);
+    const bool spaced = rng() % 4 == 0;
+    for (int k = 0; k < n; ++k) {
+      if (k > 0) doc += ',';
+      doc += "\"k" + std::to_string(k % 3) + "\":";  // duplicate keys too
+      RandomValue(rng, 1, spaced, &doc);
+    }
+    doc += '}';
+    std::optional<std::string> want = Minified(doc);
+    std::string out;
+    Status st = Canonicalize(doc, &out);
+    ASSERT_EQ(st.ok(), want.has_value()) << doc << ": " << st.ToString();
+    if (!want) continue;
+    ASSERT_EQ(out, *want) << doc;
+    ++compared;
+    kept += doc == *want;
+  }
+  // Both paths ran many times.
+  EXPECT_GT(compared, 15000);
+  EXPECT_GT(kept, 2000);
+  EXPECT_GT(compared - kept, 2000);
+}
+
+TEST(PayloadTest, KeepsOnlyTextMinifyWouldPrintTheSame) {
+  const char* docs[] = {"{\"a\":-0}",
+                        "{\"a\":-0.0}",
+                        "{\"a\":1.0}",
+                        "{\"a\":1e2}",
+                        "{\"a\":1E2}",
+                        "{\"a\":\"\\u0041\"}",
+                        "{\"a\":\"\\/\"}",
+                        "{\"a\":[1,-2,3]}",
+                        "{\"a\":true,\"b\":false,\"c\":null}",
+                        "{\"a\":1234567890123456789}",
+                        "{\"a\":-9223372036854775808}",
+                        "{\"a\":18446744073709551615}",
+                        "{\"a\":\"x\"}\n",
+                        " {\"a\":1}"};
+  for (const char* d : docs) {
+    std::optional<std::string> want = Minified(d);
+    ASSERT_TRUE(want.has_value()) << d;
+    EXPECT_EQ(Canon(d), *want) << d;
+  }
 }
 
 TEST(PayloadTest, RejectsNonObjectsNamingTheType) {
