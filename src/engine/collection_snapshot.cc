@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "engine/collection_state.h"
 #include "storage/file.h"
 #include "storage/snapshot.h"
@@ -49,11 +50,100 @@ Status Collection::SnapshotTo(const std::string& path) {
   return Exclusive([&] { return SnapshotLocked(path); });
 }
 
+namespace {
+
+bool NilId(const PointChunkImage& pc, uint32_t i) {
+  const uint8_t* id = pc.ids.data() + static_cast<size_t>(i) * 16;
+  return std::all_of(id, id + 16, [](uint8_t b) { return b == 0; });
+}
+
+bool BitSet(std::span<const uint8_t> bits, uint32_t i) {
+  return i / 8 < bits.size() && (bits[i / 8] >> (i % 8) & 1) != 0;
+}
+
+// Snapshots written before nilIdSlot existed (AIDB 0.2.0 and earlier) hold a
+// point stored under the nil UUID with an all-zero id, like a free slot, and
+// count it: such a file has one point more than non-nil ids. Finds that
+// point's slot: the only all-zero slot; else the one the index's own
+// records hold (an HNSW node neither deleted nor free, a slot in a trained
+// IVF list); else (flat, untrained IVF) the only all-zero slot with a
+// payload (a free slot has none). UINT32_MAX when the file is not such a
+// snapshot; Corruption when the point cannot be told from the free slots.
+Status LegacyNilSlot(const SnapshotImage& image, const std::string& path, uint32_t* out) {
+  *out = UINT32_MAX;
+  const SnapshotMeta& meta = image.meta;
+  if (meta.nil_id_slot != UINT32_MAX) return Status::OK();
+  uint64_t ids = 0;
+  std::vector<uint32_t> zero, with_payload;  // all-zero slots; those with a payload
+  for (const PointChunkImage& pc : image.points) {
+    // Malformed chunks are reported by the caller's full pass.
+    if (pc.ids.size() != static_cast<size_t>(pc.count) * 16 || pc.payload_ends.size() != pc.count ||
+        static_cast<uint64_t>(pc.first_slot) + pc.count > meta.slot_limit) {
+      return Status::OK();
+    }
+    for (uint32_t i = 0; i < pc.count; ++i) {
+      if (!NilId(pc, i)) {
+        ++ids;
+        continue;
+      }
+      zero.push_back(pc.first_slot + i);
+      if (pc.payload_ends[i] > (i > 0 ? pc.payload_ends[i - 1] : 0)) {
+        with_payload.push_back(pc.first_slot + i);
+      }
+    }
+  }
+  if (ids + 1 != meta.count || zero.empty()) return Status::OK();
+  std::sort(zero.begin(), zero.end());
+  std::vector<uint32_t> held;  // all-zero slots the index holds a point in
+  bool index_knows = true;
+  const IndexImage& ix = image.index;
+  if (ix.kind == IndexKind::kHnsw) {
+    for (const HnswChunkImage& ch : ix.hnsw.chunks) {
+      for (uint32_t s : zero) {
+        if (s < ch.first_slot || s - ch.first_slot >= ch.count) continue;
+        const uint32_t i = s - ch.first_slot;
+        if (!BitSet(ch.deleted, i) && !BitSet(ch.free, i)) held.push_back(s);
+      }
+    }
+  } else if (ix.kind == IndexKind::kIvf && ix.ivf.trained) {
+    for (const IvfListImage& list : ix.ivf.lists) {
+      for (uint32_t s : list.slots) {
+        if (std::binary_search(zero.begin(), zero.end(), s)) held.push_back(s);
+      }
+    }
+  } else {
+    index_knows = false;
+  }
+  const std::vector<uint32_t>& found = zero.size() == 1 ? zero : index_knows ? held : with_payload;
+  if (found.size() != 1) {
+    return Status::Corruption(
+        "snapshot " + path +
+        " was written by AIDB 0.2.0 or earlier and holds a point stored under the nil UUID, "
+        "that cannot be told apart from its " +
+        std::to_string(zero.size() - 1) +
+        " free slots (neither the index nor a payload marks it); restore an earlier snapshot");
+  }
+  *out = found.front();
+  log::Emit(log::Level::kWarn, log::kStorageTarget, "snapshot_legacy_nil_id",
+            log::Fields().Add("path", path).Add("slot", *out).str());
+  return Status::OK();
+}
+
+}  // namespace
+
 Status Collection::BuildStateFromSnapshot(const std::string& path,
                                           std::unique_ptr<State>* out) const {
   std::unique_ptr<storage::SnapshotFile> file;
   AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
-  const SnapshotImage& image = file->image();
+  // An older snapshot's nil-UUID point is read as if the file named its slot.
+  uint32_t legacy_nil = UINT32_MAX;
+  AIDB_RETURN_IF_ERROR(LegacyNilSlot(file->image(), path, &legacy_nil));
+  SnapshotImage legacy;
+  if (legacy_nil != UINT32_MAX) {
+    legacy = file->image();
+    legacy.meta.nil_id_slot = legacy_nil;
+  }
+  const SnapshotImage& image = legacy_nil != UINT32_MAX ? legacy : file->image();
   CollectionConfig cfg = image.meta.config;
   {
     std::shared_lock lock(mu_);

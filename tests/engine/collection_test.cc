@@ -10,10 +10,15 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/coding.h"
+#include "storage/crc32c.h"
+#include "storage/file.h"
+#include "storage/snapshot.h"
 #include "temp_dir.h"
 
 namespace aidb::engine {
@@ -431,6 +436,132 @@ TEST_P(CollectionSnapshotTest, NilUuidIsAPointLikeAnyOther) {
   ASSERT_TRUE(again->LoadSnapshot(tmp / "s2").ok());
   EXPECT_EQ(again->Count(), 193u);
   EXPECT_NE(nearest(*again), nil);
+}
+
+// Writes snapshot `src` again as AIDB 0.2.0 and earlier wrote it: without
+// nilIdSlot. The capnp tool reads the field's value; in the root struct's
+// data section (a Cap'n Proto message: segment table, then segment 0 whose
+// first word points at the root) the field is stored XORed with its
+// default, 0xffffffff, and becomes 0 there, the default ("none"). Then the
+// CRC32Cs of the framing (storage/snapshot.h) are made again.
+void WriteWithoutNilIdSlot(const std::string& src, const std::string& dst) {
+  std::string bytes;
+  ASSERT_TRUE(storage::ReadFile(src, &bytes).ok());
+  constexpr size_t kHead = storage::kSnapshotHeaderSize;
+  ASSERT_GT(bytes.size(), kHead + 16);
+  ASSERT_TRUE(storage::AtomicWriteFile(dst + ".msg", bytes.substr(kHead)).ok());
+  const std::string decode = std::string(AIDB_CAPNP_TOOL) + " decode " + AIDB_SNAPSHOT_SCHEMA +
+                             " Snapshot <" + dst + ".msg >" + dst + ".txt";
+  ASSERT_EQ(std::system(decode.c_str()), 0) << decode;
+  std::string text;
+  ASSERT_TRUE(storage::ReadFile(dst + ".txt", &text).ok());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(text, m, std::regex("nilIdSlot = ([0-9]+)")));
+  const uint32_t stored = ~static_cast<uint32_t>(std::stoul(m[1].str()));
+
+  uint8_t* msg = reinterpret_cast<uint8_t*>(bytes.data()) + kHead;
+  const size_t segments = DecodeFixed32(msg) + 1;
+  uint8_t* seg0 = msg + (4 + 4 * segments + 7) / 8 * 8;
+  const uint64_t root = DecodeFixed64(seg0);
+  ASSERT_EQ(root & 3, 0u);  // a struct pointer
+  const int64_t offset = static_cast<int32_t>(static_cast<uint32_t>(root)) >> 2;
+  uint8_t* data = seg0 + 8 + offset * 8;
+  const size_t data_bytes = ((root >> 32) & 0xffff) * 8;
+  int found = 0;
+  for (size_t at = 0; at + 4 <= data_bytes; at += 4) {
+    if (DecodeFixed32(data + at) == stored) {
+      EncodeFixed32(data + at, 0);
+      ++found;
+    }
+  }
+  ASSERT_EQ(found, 1);
+  uint8_t* h = reinterpret_cast<uint8_t*>(bytes.data());
+  EncodeFixed32(h + 24, crc32c::Value(msg, bytes.size() - kHead));
+  EncodeFixed32(h + 12, crc32c::Extend(crc32c::Extend(0, h, 12), h + 16, 16));
+  ASSERT_TRUE(storage::AtomicWriteFile(dst, bytes).ok());
+  // The tool now reads the field's default.
+  ASSERT_TRUE(storage::AtomicWriteFile(dst + ".msg", bytes.substr(kHead)).ok());
+  ASSERT_EQ(std::system(decode.c_str()), 0) << decode;
+  ASSERT_TRUE(storage::ReadFile(dst + ".txt", &text).ok());
+  EXPECT_NE(text.find("nilIdSlot = 4294967295"), std::string::npos);
+}
+
+// Snapshots written before nilIdSlot existed count a point stored under the
+// nil UUID but give it an all-zero id, like a free slot; they failed to load
+// ("point count mismatch"). They load when the point's slot can be told:
+// the only all-zero slot, the one the HNSW graph or a trained IVF list
+// holds, or the only one with a payload. Otherwise the error says why.
+TEST_P(CollectionSnapshotTest, SnapshotsFromBeforeNilIdSlotKeepTheirNilPoint) {
+  const uint32_t dim = 8;
+  const int n = 2100;  // IVF trains at 2048 points
+  const std::string nil = "00000000-0000-0000-0000-000000000000";
+  // Distinct vectors (Vec repeats every 31 ids, too many twins for HNSW).
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  std::vector<float> all((n + 1) * dim);
+  for (float& x : all) x = uni(rng);
+  const std::vector<float> nv(all.end() - dim, all.end());
+  const bool index_knows = GetParam() != IndexKind::kFlat;
+  struct Case {
+    const char* name;
+    bool free_slots;  // deletes and a replacement leave all-zero slots
+    bool payload;     // the nil point has one
+  };
+  for (const Case& k : {Case{"alone", false, false}, Case{"with payload", true, true},
+                        Case{"no payload", true, false}}) {
+    SCOPED_TRACE(k.name);
+    aidbtest::TempDir tmp;
+    auto c = Open(Options(GetParam(), dim, ""));
+    std::vector<std::string> ids;
+    std::vector<const char*> id_ptrs;
+    for (int i = 1; i <= n; ++i) ids.push_back(Id(i));
+    for (const std::string& id : ids) id_ptrs.push_back(id.c_str());
+    ASSERT_TRUE(c->Upsert(n, id_ptrs.data(), all.data(), dim, nullptr).ok());
+    const char* nil_id[] = {nil.c_str()};
+    const std::string_view p = R"({"nil":true})";
+    const std::string_view* payload = k.payload ? &p : nullptr;
+    ASSERT_TRUE(c->Upsert(1, nil_id, nv.data(), dim, payload).ok());
+    if (k.free_slots) {
+      ASSERT_TRUE(c->Upsert(1, nil_id, nv.data(), dim, payload).ok());  // frees its old slot
+      for (int i : {1, 2, 3}) ASSERT_TRUE(c->Delete(Id(i)).ok());
+    }
+    const uint64_t count = c->Count();
+    ASSERT_TRUE(c->SnapshotTo(tmp / "new").ok());
+    WriteWithoutNilIdSlot(tmp / "new", tmp / "old");
+
+    auto loaded = Open(Options(GetParam(), dim, ""));
+    Status s = loaded->LoadSnapshot(tmp / "old");
+    if (k.free_slots && !k.payload && !index_knows) {
+      ASSERT_TRUE(s.IsCorruption()) << s.ToString();
+      EXPECT_NE(s.message().find("holds a point stored under the nil UUID"), std::string::npos)
+          << s.message();
+      EXPECT_NE(
+          s.message().find("from its 4 free slots (neither the index nor a payload marks it)"),
+          std::string::npos)
+          << s.message();
+      continue;
+    }
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(loaded->Count(), count);
+    SearchRequest req;
+    req.top_k = 1;
+    std::vector<SearchHit> hits;
+    ASSERT_TRUE(loaded->Search(nv.data(), dim, req, &hits).ok());
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_EQ(hits[0].id.ToString(), nil);
+    std::vector<float> v(dim);
+    std::string got;
+    bool has = false;
+    ASSERT_TRUE(loaded->Get(nil, v.data(), dim, &got, &has).ok());
+    EXPECT_EQ(v, nv);
+    EXPECT_EQ(has, k.payload);
+    if (k.payload) EXPECT_EQ(got, p);
+    // Its next snapshot names the slot.
+    ASSERT_TRUE(loaded->SnapshotTo(tmp / "again").ok());
+    auto again = Open(Options(GetParam(), dim, ""));
+    ASSERT_TRUE(again->LoadSnapshot(tmp / "again").ok());
+    EXPECT_EQ(again->Count(), count);
+  }
 }
 
 // Cosine: a stored vector searched for scores exactly 0 (the API's promise),
