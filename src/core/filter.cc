@@ -713,6 +713,10 @@ Status ParseRoot(dom::element root, NodePtr* out) {
 Status ParseWith(dom::parser& parser, std::string_view json, NodePtr* out) {
   dom::element root;
   simdjson::error_code err = parser.parse(json.data(), json.size()).get(root);
+  std::string widened;  // integers past 64 bits, as doubles (as payloads hold them)
+  if (err == simdjson::NUMBER_ERROR && json::WidenIntegers(json, &widened)) {
+    err = parser.parse(widened.data(), widened.size()).get(root);
+  }
   if (err) {
     std::string m = "filter is not valid JSON: ";
     if (err == simdjson::EMPTY) {

@@ -90,6 +90,11 @@ Status CanonicalizeWith(simdjson::dom::parser& parser, std::string_view json, st
   // calls), so `json` needs no padding.
   simdjson::dom::element root;
   simdjson::error_code err = parser.parse(json.data(), json.size()).get(root);
+  std::string widened;  // integers past 64 bits, as doubles
+  if (err == simdjson::NUMBER_ERROR && json::WidenIntegers(json, &widened)) {
+    json = widened;
+    err = parser.parse(json.data(), json.size()).get(root);
+  }
   if (err) return ParseError(err);
   if (root.type() != simdjson::dom::element_type::OBJECT) {
     return Status::InvalidArgument(std::string("payload must be a JSON object, got ") +

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "render.h"
 #include "util.h"
 
 namespace aidbd {
@@ -104,6 +105,26 @@ element ParseBody(HttpRequest* req, bool allow_empty) {
   }
   body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
   auto result = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/false);
+  if (result.error() == simdjson::NUMBER_ERROR) {
+    // Integers past 64 bits: valid JSON the original server read as
+    // doubles. nlohmann's reader does the same (and refuses numbers past
+    // the double range); the body is parsed again as it writes it back.
+    // Its writer recurses once per level: nothing deeper than simdjson's
+    // limit is written.
+    bool too_deep = false;
+    const Json widened = Json::parse(
+        body,
+        [&](int depth, Json::parse_event_t, Json&) {
+          too_deep |= depth > static_cast<int>(simdjson::DEFAULT_MAX_DEPTH);
+          return true;
+        },
+        /*allow_exceptions=*/false);
+    if (!widened.is_discarded() && !too_deep) {
+      body = Dump(widened);
+      body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+      result = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/false);
+    }
+  }
   if (result.error()) {
     Fail(400, std::string("invalid JSON: ") + simdjson::error_message(result.error()));
   }

@@ -139,6 +139,29 @@ TEST(FilterFullForm, LargeIntegersCompareAsDoubles) {
   EXPECT_TRUE(M(R"({"n":1.5e3})", R"({"n":1500})"));
 }
 
+// Integers past 64 bits are valid JSON: payloads and filters read them as
+// doubles (as the original server did), so they match each other; a number
+// past the double range is still an error.
+TEST(FilterFullForm, IntegersPast64BitsAreDoubles) {
+  EXPECT_TRUE(M(R"({"must":[{"key":"n","match":{"value":123456789012345678901234567890}}]})",
+                R"({"n":123456789012345678901234567890})"));
+  EXPECT_TRUE(M(R"({"n":-99999999999999999999999})", R"({"n":-1e23})"));
+  EXPECT_TRUE(M(R"({"must":[{"key":"n","range":{"gt":18446744073709551616}}]})",
+                R"({"n":36893488147419103232})"));
+  EXPECT_FALSE(M(R"({"must":[{"key":"n","range":{"gt":18446744073709551616}}]})",
+                 R"({"n":18446744073709551615})"));
+  EXPECT_NE(Bad(R"({"n":1e400})").find("not valid JSON"), std::string::npos);
+  // A payload index finds such a point through the filter's hint.
+  auto f = F(R"({"n":123456789012345678901234567890})");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(f->equality_hints().size(), 1u);
+  std::string canon;
+  ASSERT_TRUE(payload::Canonicalize(R"({"n":123456789012345678901234567890})", &canon).ok());
+  std::vector<std::string> values;
+  CollectKeyValues(canon, "n", &values);
+  EXPECT_EQ(values, f->equality_hints()[0].values_json);
+}
+
 TEST(FilterFullForm, StringsCompareExactlyAfterUnescaping) {
   EXPECT_TRUE(M(R"({"s":"caf\u00e9"})", "{\"s\":\"caf\xc3\xa9\"}"));
   EXPECT_TRUE(M(R"({"s":"a\"b"})", R"({"s":"a\"b"})"));

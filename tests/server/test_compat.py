@@ -366,6 +366,30 @@ def test_points_answer_bare_ids(client, daemon):
     assert pid not in ids
 
 
+def test_integers_past_64_bits_are_read_as_doubles(client, daemon):
+    # The original server's JSON reader took such integers as doubles;
+    # simdjson alone refuses them. Python's json sends them digit for digit.
+    big = 123456789012345678901234567890
+    client.create("docs", 2, metric="euclidean", index="bruteforce")
+    pid = client.upsert("docs", [1.0, 0.0], payload={"big": big, "n": 1})
+    ids = client.upsert_batch("docs", [{"vector": [0.0, 1.0], "payload": {"big": -big}},
+                                       {"vector": [0.5, 0.5], "payload": {"big": 2 ** 64}}])
+    got = daemon.get(f"/collections/docs/points/{pid}").json()["payload"]
+    assert got == {"big": float(big), "n": 1}
+    assert daemon.get(f"/collections/docs/points/{ids[1]}").json()["payload"] == {
+        "big": float(2 ** 64)}
+    hits = client.search("docs", [0.0, 0.0], 3, filter={"big": big})
+    assert [h["id"] for h in hits] == [pid]
+    hits = client.search("docs", [0.0, 0.0], 3, filter={"big": -big})
+    assert [h["id"] for h in hits] == [ids[0]]
+    # Past the double range it is still an error, and nothing is written.
+    r = daemon.request("POST", "/collections/docs/points",
+                       raw=b'{"vector":[1,1],"payload":{"n":1e400}}',
+                       headers={"Content-Type": "application/json"})
+    assert r.status == 400 and "invalid JSON" in r.json()["error"], r
+    assert client.info("docs")["len"] == 3
+
+
 def test_delete_point_answers_true_then_false(client, daemon):
     client.create("docs", 2)
     pid = client.upsert("docs", [1, 0])
