@@ -63,36 +63,25 @@ bool BitSet(std::span<const uint8_t> bits, uint32_t i) {
 
 // Snapshots written before nilIdSlot existed (AIDB 0.2.0 and earlier) hold a
 // point stored under the nil UUID with an all-zero id, like a free slot, and
-// count it: such a file has one point more than non-nil ids. Finds that
-// point's slot: the only all-zero slot; else the one the index's own
-// records hold (an HNSW node neither deleted nor free, a slot in a trained
-// IVF list); else (flat, untrained IVF) the only all-zero slot with a
-// payload (a free slot has none). UINT32_MAX when the file is not such a
-// snapshot; Corruption when the point cannot be told from the free slots.
-Status LegacyNilSlot(const SnapshotImage& image, const std::string& path, uint32_t* out) {
-  *out = UINT32_MAX;
-  const SnapshotMeta& meta = image.meta;
-  if (meta.nil_id_slot != UINT32_MAX) return Status::OK();
-  uint64_t ids = 0;
+// count it: such a file has one point more than non-nil ids. The caller has
+// seen exactly that, with well-formed chunks, and no nilIdSlot. Finds the
+// point's slot: the only all-zero slot; else the one the index's own records
+// hold (an HNSW node neither deleted nor free, a slot in a trained IVF
+// list); else (flat, untrained IVF) the only all-zero slot with a payload (a
+// free slot has none). Corruption when the point cannot be told from the
+// free slots.
+Status LegacyNilSlot(const SnapshotImage& image, const std::string& path, uint32_t* slot) {
   std::vector<uint32_t> zero, with_payload;  // all-zero slots; those with a payload
   for (const PointChunkImage& pc : image.points) {
-    // Malformed chunks are reported by the caller's full pass.
-    if (pc.ids.size() != static_cast<size_t>(pc.count) * 16 || pc.payload_ends.size() != pc.count ||
-        static_cast<uint64_t>(pc.first_slot) + pc.count > meta.slot_limit) {
-      return Status::OK();
-    }
     for (uint32_t i = 0; i < pc.count; ++i) {
-      if (!NilId(pc, i)) {
-        ++ids;
-        continue;
-      }
+      if (!NilId(pc, i)) continue;
       zero.push_back(pc.first_slot + i);
       if (pc.payload_ends[i] > (i > 0 ? pc.payload_ends[i - 1] : 0)) {
         with_payload.push_back(pc.first_slot + i);
       }
     }
   }
-  if (ids + 1 != meta.count || zero.empty()) return Status::OK();
+  if (zero.empty()) return Status::Corruption("snapshot " + path + ": point count mismatch");
   std::sort(zero.begin(), zero.end());
   std::vector<uint32_t> held;  // all-zero slots the index holds a point in
   bool index_knows = true;
@@ -123,9 +112,9 @@ Status LegacyNilSlot(const SnapshotImage& image, const std::string& path, uint32
         std::to_string(zero.size() - 1) +
         " free slots (neither the index nor a payload marks it); restore an earlier snapshot");
   }
-  *out = found.front();
+  *slot = found.front();
   log::Emit(log::Level::kWarn, log::kStorageTarget, "snapshot_legacy_nil_id",
-            log::Fields().Add("path", path).Add("slot", *out).str());
+            log::Fields().Add("path", path).Add("slot", *slot).str());
   return Status::OK();
 }
 
@@ -135,16 +124,7 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
                                           std::unique_ptr<State>* out) const {
   std::unique_ptr<storage::SnapshotFile> file;
   AIDB_RETURN_IF_ERROR(storage::SnapshotFile::Open(path, &file));
-  // An older snapshot's nil-UUID point is read as if the file named its slot.
-  uint32_t legacy_nil = UINT32_MAX;
-  AIDB_RETURN_IF_ERROR(LegacyNilSlot(file->image(), path, &legacy_nil));
-  SnapshotImage legacy;
-  if (legacy_nil != UINT32_MAX) {
-    legacy = file->image();
-    legacy.meta.nil_id_slot = legacy_nil;
-  }
-  const SnapshotImage& image = legacy_nil != UINT32_MAX ? legacy : file->image();
-  CollectionConfig cfg = image.meta.config;
+  CollectionConfig cfg = file->meta().config;
   {
     std::shared_lock lock(mu_);
     // Where the vectors live and what the walk scores are the collection's
@@ -161,45 +141,59 @@ Status Collection::BuildStateFromSnapshot(const std::string& path,
   Status s = ValidateConfig(cfg);
   if (!s.ok()) return Status::Corruption("snapshot " + path + ": " + s.message());
   std::unique_ptr<State> st;
-  AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
-  AIDB_RETURN_IF_ERROR(st->index->Load(image, file->keepalive()).WithContext("snapshot " + path));
-  const uint32_t limit = image.meta.slot_limit;
-  // The index validated its own slot limit against the data it loaded; the
-  // root's must agree before it sizes anything.
-  if (limit != st->index->SlotLimit()) {
-    return Status::Corruption("snapshot " + path + ": slot limit " + std::to_string(limit) +
-                              " but the index holds " + std::to_string(st->index->SlotLimit()));
-  }
-  st->slot_ids.resize(limit);
-  st->payloads.resize(limit);
-  // The header's count is checked against the ids at the end; as a sizing
-  // hint it cannot exceed the slots the index just loaded.
-  st->id_to_slot.Reserve(std::min<uint64_t>(image.meta.count, limit));
-  for (const PointChunkImage& pc : image.points) {
-    const uint32_t first = pc.first_slot, n = pc.count;
-    if (pc.ids.size() != static_cast<size_t>(n) * 16 || pc.payload_ends.size() != n ||
-        static_cast<uint64_t>(first) + n > limit) {
-      return Status::Corruption("snapshot " + path + ": malformed point chunk");
+  // Builds st from image; the count is checked by the caller.
+  auto build = [&](const SnapshotImage& image) -> Status {
+    AIDB_RETURN_IF_ERROR(NewState(cfg, &st));
+    AIDB_RETURN_IF_ERROR(st->index->Load(image, file->keepalive()).WithContext("snapshot " + path));
+    const uint32_t limit = image.meta.slot_limit;
+    // The index validated its own slot limit against the data it loaded; the
+    // root's must agree before it sizes anything.
+    if (limit != st->index->SlotLimit()) {
+      return Status::Corruption("snapshot " + path + ": slot limit " + std::to_string(limit) +
+                                " but the index holds " + std::to_string(st->index->SlotLimit()));
     }
-    uint32_t pos = 0;
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint32_t end = pc.payload_ends[i];
-      if (end < pos || end > pc.payloads.size()) {
-        return Status::Corruption("snapshot " + path + ": bad payload offsets");
+    st->slot_ids.resize(limit);
+    st->payloads.resize(limit);
+    // The header's count is checked against the ids at the end; as a sizing
+    // hint it cannot exceed the slots the index just loaded.
+    st->id_to_slot.Reserve(std::min<uint64_t>(image.meta.count, limit));
+    for (const PointChunkImage& pc : image.points) {
+      const uint32_t first = pc.first_slot, n = pc.count;
+      if (pc.ids.size() != static_cast<size_t>(n) * 16 || pc.payload_ends.size() != n ||
+          static_cast<uint64_t>(first) + n > limit) {
+        return Status::Corruption("snapshot " + path + ": malformed point chunk");
       }
-      Uuid id;
-      std::memcpy(id.bytes.data(), pc.ids.data() + static_cast<size_t>(i) * 16, 16);
-      const uint32_t slot = first + i;
-      if (SlotHoldsPoint(pc, i, image.meta)) {
-        if (!st->id_to_slot.TryEmplace(id, slot).second) {
-          return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
+      uint32_t pos = 0;
+      for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t end = pc.payload_ends[i];
+        if (end < pos || end > pc.payloads.size()) {
+          return Status::Corruption("snapshot " + path + ": bad payload offsets");
         }
-        if (id.IsNil()) st->nil_slot = slot;
-        st->slot_ids[slot] = id;
-        st->payloads[slot].Assign(std::string_view(pc.payloads.data() + pos, end - pos));
+        Uuid id;
+        std::memcpy(id.bytes.data(), pc.ids.data() + static_cast<size_t>(i) * 16, 16);
+        const uint32_t slot = first + i;
+        if (SlotHoldsPoint(pc, i, image.meta)) {
+          if (!st->id_to_slot.TryEmplace(id, slot).second) {
+            return Status::Corruption("snapshot " + path + ": duplicate id " + id.ToString());
+          }
+          if (id.IsNil()) st->nil_slot = slot;
+          st->slot_ids[slot] = id;
+          st->payloads[slot].Assign(std::string_view(pc.payloads.data() + pos, end - pos));
+        }
+        pos = end;
       }
-      pos = end;
     }
+    return Status::OK();
+  };
+  const SnapshotImage& image = file->image();
+  AIDB_RETURN_IF_ERROR(build(image));
+  if (st->id_to_slot.size() + 1 == image.meta.count && image.meta.nil_id_slot == UINT32_MAX) {
+    // One point short and no nilIdSlot: an older snapshot's nil-UUID point,
+    // which its ids cannot show. Built again, as if the file named its slot
+    // (the index, too, reads the slot as a point): once, on upgrade.
+    SnapshotImage legacy = image;
+    AIDB_RETURN_IF_ERROR(LegacyNilSlot(image, path, &legacy.meta.nil_id_slot));
+    AIDB_RETURN_IF_ERROR(build(legacy));
   }
   if (st->id_to_slot.size() != image.meta.count) {
     return Status::Corruption("snapshot " + path + ": point count mismatch");
