@@ -125,7 +125,9 @@ num.io.threads=2
 num.recovery.threads.per.data.dir=1
 num.replica.fetchers=1
 background.threads=2
-auto.create.topics.enable=false
+# Kafka's default, as most brokers run: aidbd never relies on topics made on
+# first use and must never cause one (docs/cluster.md, "Topics and records").
+auto.create.topics.enable=true
 delete.topic.enable=true
 EOF
 }

@@ -76,6 +76,11 @@ rd_kafka_conf_t* Kafka::BaseConf() const {
   std::string err;
   Set(c, "bootstrap.servers", brokers_, &err);
   Set(c, "client.id", "aidbd-" + node_id_, &err);
+  // Every topic is created by a node, with its own configuration. A
+  // metadata request for a topic that a drop deleted must not re-create it
+  // with the broker's defaults: brokers auto-create by default, and
+  // librdkafka's producers (unlike its consumers) ask them to.
+  Set(c, "allow.auto.create.topics", "false", &err);
   rd_kafka_conf_set_log_cb(c, OnLog);
   rd_kafka_conf_set_error_cb(c, OnError);
   return c;

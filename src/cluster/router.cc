@@ -1480,11 +1480,19 @@ struct Router::Impl {
   }
 
   // A write Kafka refused: a record larger than the topic takes is the
-  // client's (413, as a body over --max-body-bytes), anything else 503.
-  [[noreturn]] static void FailWrite(const std::string& error) {
+  // client's (413, as a body over --max-body-bytes); a write that raced a
+  // drop made through another node (its topic is gone) is a 404 as it would
+  // be a moment later; anything else 503.
+  [[noreturn]] void FailWrite(const CollConfig& c, const std::string& error) {
     if (error == rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) {
       Fail(413,
            "kafka: " + error + ": a point's record is larger than the topic's max.message.bytes");
+    }
+    if (CatchUpMeta()) {
+      auto now = Config(c.name);
+      if (!now || now->incarnation != c.incarnation) {
+        Fail(404, "collection '" + c.name + "' not found");
+      }
     }
     Fail(503, "kafka: " + error);
   }
@@ -1546,7 +1554,7 @@ struct Router::Impl {
     r.value = PointRecord(id, body);
     int64_t off = 0;
     std::string error;
-    if (!kafka.Produce(r, &off, &error)) FailWrite(error);
+    if (!kafka.Produce(r, &off, &error)) FailWrite(*c, error);
     WriteToken t{c->name, {{r.partition, off}}};
     WithToken(resp, Json(id), t);
   }
@@ -1581,7 +1589,7 @@ struct Router::Impl {
     }
     std::vector<int64_t> offsets;
     std::string error;
-    if (!kafka.ProduceTransaction(records, &offsets, &error)) FailWrite(error);
+    if (!kafka.ProduceTransaction(records, &offsets, &error)) FailWrite(*c, error);
     WriteToken t{c->name, {}};
     for (size_t k = 0; k < records.size(); ++k) {
       int64_t& slot = t.offsets[records[k].partition];
@@ -1641,7 +1649,7 @@ struct Router::Impl {
     r.tombstone = true;
     int64_t off = 0;
     std::string error;
-    if (!kafka.Produce(r, &off, &error)) FailWrite(error);
+    if (!kafka.Produce(r, &off, &error)) FailWrite(*c, error);
     WithToken(resp, Json(true), WriteToken{c->name, {{p, off}}});
   }
 

@@ -380,6 +380,23 @@ def _fnv1a32(data):
     return h
 
 
+def _topic_command(kafka, *args):
+    """Kafka's own TopicCommand (the jars scripts/kafka.sh resolved); its output."""
+    import subprocess
+    jars = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "cluster", "target", "dependency", "*")
+    out = subprocess.run(["java", "-cp", jars, "org.apache.kafka.tools.TopicCommand",
+                          "--bootstrap-server", kafka.bootstrap] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout
+    return out.stdout
+
+
+def _topics(kafka):
+    return set(_topic_command(kafka, "--list").split())
+
+
 def test_topic_layout_in_kafka(nodes, kafka):
     """What docs/cluster.md says of the Kafka side, read back from the real
     brokers with Kafka's own tools: topic aidb.<name> with one partition per
@@ -402,12 +419,7 @@ def test_topic_layout_in_kafka(nodes, kafka):
     parts = md["topics"][0]["partitions"]
     assert sorted(p["partition"] for p in parts) == list(range(shards)), parts
     assert all(len(p["replicas"]) == 3 for p in parts), parts
-    jars = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "cluster", "target", "dependency", "*")
-    desc = subprocess.run(["java", "-cp", jars, "org.apache.kafka.tools.TopicCommand",
-                           "--bootstrap-server", kafka.bootstrap, "--describe", "--topic", topic],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=120).stdout
+    desc = _topic_command(kafka, "--describe", "--topic", topic)
     configs = dict(kv.split("=", 1) for kv in
                    desc.split("Configs:", 1)[1].splitlines()[0].strip().split(",") if kv)
     assert configs.get("cleanup.policy") == "compact", desc
@@ -426,6 +438,36 @@ def test_topic_layout_in_kafka(nodes, kafka):
 
 ORIGINAL_INFO = ("name", "dim", "metric", "len", "index", "hnsw", "wal_size_bytes",
                  "wal_last_truncate", "wal_bytes_since_truncate")
+
+
+def test_a_write_racing_a_drop_does_not_bring_the_topic_back(nodes, kafka):
+    """Brokers create a topic on first use by default (auto.create.topics.enable,
+    which scripts/kafka.sh leaves at Kafka's default). A node that has not yet
+    read a drop made through another node still routes writes to the dropped
+    collection's topic: those must fail, not re-create the topic with the
+    broker's defaults (one partition, ~1 MB records, no compaction) and be
+    acknowledged. The drop's topic deletion is made here with Kafka's own
+    tool, so the node surely has not read the drop."""
+    import time
+    name = unique("racedrop")
+    topic = "aidb." + name
+    r = nodes[0].post("/collections", {"name": name, "dim": 2, "shards": 1})
+    assert r.status == 200, r
+    r = nodes[1].post("/collections/%s/points" % name, {"vector": [1, 2]})
+    assert r.status == 200, r
+    _topic_command(kafka, "--delete", "--topic", topic)
+    deadline = time.time() + 60
+    while topic in _topics(kafka):
+        assert time.time() < deadline, "topic %s still listed" % topic
+        time.sleep(0.5)
+    r = nodes[1].post("/collections/%s/points" % name, {"vector": [3, 4]})
+    assert assert_error(r, 503).startswith("kafka: "), r
+    assert topic not in _topics(kafka)
+    # The drop itself, then a write through the other node: 404 (once it
+    # has read the drop, or when its write finds the topic gone).
+    assert nodes[0].delete("/collections/" + name).status == 200
+    assert_error(nodes[1].post("/collections/%s/points" % name, {"vector": [5, 6]}), 404)
+    assert topic not in _topics(kafka)
 
 
 def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
