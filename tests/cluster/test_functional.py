@@ -468,6 +468,13 @@ def test_a_write_racing_a_drop_does_not_bring_the_topic_back(nodes, kafka):
     assert nodes[0].delete("/collections/" + name).status == 200
     assert_error(nodes[1].post("/collections/%s/points" % name, {"vector": [5, 6]}), 404)
     assert topic not in _topics(kafka)
+    # The name can be created again (a topic left behind would make it a
+    # 409), and is empty.
+    r = nodes[2].post("/collections", {"name": name, "dim": 2, "shards": 1})
+    assert r.status == 200, r
+    r = nodes[1].get(strong("/collections/" + name))
+    assert r.status == 200 and r.json()["len"] == 0, r
+    assert nodes[0].delete("/collections/" + name).status == 200
 
 
 def test_original_server_routes_answer_in_its_shapes(standalone, nodes):
