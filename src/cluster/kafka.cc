@@ -1,6 +1,7 @@
 #include "cluster/kafka.h"
 
 #include <chrono>
+#include <cstdlib>
 
 #include "util.h"
 
@@ -273,6 +274,105 @@ bool Kafka::DeleteTopic(const std::string& name, std::string* error) {
   rd_kafka_AdminOptions_destroy(opts);
   rd_kafka_DeleteTopic_destroy(dt);
   return ok;
+}
+
+rd_kafka_event_t* Kafka::Admin(
+    rd_kafka_admin_op_t op, const std::string& what,
+    const std::function<void(rd_kafka_AdminOptions_t*, rd_kafka_queue_t*)>& start,
+    std::string* error) {
+  char errstr[512];
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(producer_, op);
+  rd_kafka_AdminOptions_set_request_timeout(opts, 20000, errstr, sizeof errstr);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
+  start(opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  if (!ev) {
+    *error = "timed out " + what;
+  } else if (rd_kafka_event_error(ev)) {
+    *error = what + ": " + rd_kafka_event_error_string(ev);
+    rd_kafka_event_destroy(ev);
+    ev = nullptr;
+  }
+  rd_kafka_queue_destroy(q);
+  rd_kafka_AdminOptions_destroy(opts);
+  return ev;
+}
+
+namespace {
+
+// The one resource of a Describe/AlterConfigs result, or null with *error.
+const rd_kafka_ConfigResource_t* OneResource(const rd_kafka_ConfigResource_t** rs, size_t n,
+                                             const std::string& what, std::string* error) {
+  if (n != 1) {
+    *error = what + ": no result";
+    return nullptr;
+  }
+  if (rd_kafka_ConfigResource_error(rs[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* s = rd_kafka_ConfigResource_error_string(rs[0]);
+    *error = what + ": " + (s ? s : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
+    return nullptr;
+  }
+  return rs[0];
+}
+
+}  // namespace
+
+bool Kafka::RaiseTopicConfig(const std::string& topic, const std::string& key, int64_t value,
+                             bool* raised, std::string* error) {
+  *raised = false;
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  std::string what = "describing the configs of topic " + topic;
+  rd_kafka_event_t* ev = Admin(
+      RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, what,
+      [&](rd_kafka_AdminOptions_t* o, rd_kafka_queue_t* q) {
+        rd_kafka_DescribeConfigs(producer_, &res, 1, o, q);
+      },
+      error);
+  rd_kafka_ConfigResource_destroy(res);
+  if (!ev) return false;
+  // The topic's own overrides: AlterConfigs replaces all of them, so the
+  // request carries every one it keeps.
+  std::map<std::string, std::string> overrides;
+  int64_t have = -1;
+  size_t n = 0;
+  const rd_kafka_ConfigResource_t** rs =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+  const rd_kafka_ConfigResource_t* r = OneResource(rs, n, what, error);
+  if (r) {
+    size_t m = 0;
+    const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(r, &m);
+    for (size_t i = 0; i < m; ++i) {
+      const char* name = rd_kafka_ConfigEntry_name(entries[i]);
+      const char* v = rd_kafka_ConfigEntry_value(entries[i]);
+      if (!name || !v) continue;
+      if (key == name) have = std::strtoll(v, nullptr, 10);
+      if (rd_kafka_ConfigEntry_source(entries[i]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) {
+        overrides[name] = v;
+      }
+    }
+  }
+  rd_kafka_event_destroy(ev);
+  if (!r) return false;
+  if (have >= value) return true;
+  overrides[key] = std::to_string(value);
+  res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  for (const auto& [k, v] : overrides)
+    rd_kafka_ConfigResource_set_config(res, k.c_str(), v.c_str());
+  what = "setting " + key + " of topic " + topic;
+  ev = Admin(
+      RD_KAFKA_ADMIN_OP_ALTERCONFIGS, what,
+      [&](rd_kafka_AdminOptions_t* o, rd_kafka_queue_t* q) {
+        rd_kafka_AlterConfigs(producer_, &res, 1, o, q);
+      },
+      error);
+  rd_kafka_ConfigResource_destroy(res);
+  if (!ev) return false;
+  rs = rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+  r = OneResource(rs, n, what, error);
+  rd_kafka_event_destroy(ev);
+  *raised = r != nullptr;
+  return *raised;
 }
 
 bool Kafka::ProduceOn(rd_kafka_t* rk, const std::vector<KafkaRecord>& records,

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,11 @@ class Kafka {
   int CreateTopic(const std::string& name, int partitions, int replication,
                   const std::map<std::string, std::string>& configs, std::string* error);
   bool DeleteTopic(const std::string& name, std::string* error);
+  // Makes the topic's integer config `key` at least `value`, keeping its
+  // other overrides. *raised: it was lower and is now `value`. False (with
+  // *error) when the config cannot be read or changed.
+  bool RaiseTopicConfig(const std::string& topic, const std::string& key, int64_t value,
+                        bool* raised, std::string* error);
 
   // Produces one record with the idempotent producer and waits for the ack.
   bool Produce(const KafkaRecord& r, int64_t* offset, std::string* error);
@@ -69,6 +75,13 @@ class Kafka {
   bool ProduceOn(rd_kafka_t* rk, const std::vector<KafkaRecord>& records,
                  std::vector<int64_t>* offsets, bool wait, struct Pending* pending,
                  std::string* error);
+  // Runs one admin request: start(options, queue) issues it on the
+  // producer's handle. Its result event (the caller destroys it), or null
+  // with *error when it failed or timed out.
+  rd_kafka_event_t* Admin(
+      rd_kafka_admin_op_t op, const std::string& what,
+      const std::function<void(rd_kafka_AdminOptions_t*, rd_kafka_queue_t*)>& start,
+      std::string* error);
   TxnProducer* AcquireTxn(std::string* error);
   void ReleaseTxn(TxnProducer* p, bool broken);
   void StartPoller(rd_kafka_t* rk, std::thread* t, std::atomic<bool>* stop);

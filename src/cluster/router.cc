@@ -1479,6 +1479,34 @@ struct Router::Impl {
     return v;
   }
 
+  // Runs produce (a write to c's topic); when the topic refused a record
+  // for its size and is one made before topics took kMaxRecordBytes (0.2.0
+  // and earlier kept Kafka's ~1 MB), raises the topic's limit and runs it
+  // again (the broker may take a moment to apply the new limit). Else fails
+  // as FailWrite says.
+  void ProduceOrFail(const CollConfig& c, const std::function<bool(std::string*)>& produce) {
+    std::string error;
+    if (produce(&error)) return;
+    if (error != rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) FailWrite(c, error);
+    bool raised = false;
+    std::string why;
+    if (!kafka.RaiseTopicConfig(c.Topic(), "max.message.bytes", std::atoll(kMaxRecordBytes),
+                                &raised, &why)) {
+      Log(LogLevel::kWarn, "cluster_topic_limit_unchanged",
+          KV().Add("topic", c.Topic()).Add("error", why));
+    }
+    if (!raised) FailWrite(c, error);
+    Log(LogLevel::kInfo, "cluster_topic_limit_raised",
+        KV().Add("topic", c.Topic()).Add("max_message_bytes", kMaxRecordBytes));
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      error.clear();
+      if (produce(&error)) return;
+      if (error != rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    FailWrite(c, error);
+  }
+
   // A write Kafka refused: a record larger than the topic takes is the
   // client's (413, as a body over --max-body-bytes); a write that raced a
   // drop made through another node (its topic is gone) is a 404 as it would
@@ -1553,8 +1581,7 @@ struct Router::Impl {
     r.key = id;
     r.value = PointRecord(id, body);
     int64_t off = 0;
-    std::string error;
-    if (!kafka.Produce(r, &off, &error)) FailWrite(*c, error);
+    ProduceOrFail(*c, [&](std::string* error) { return kafka.Produce(r, &off, error); });
     WriteToken t{c->name, {{r.partition, off}}};
     WithToken(resp, Json(id), t);
   }
@@ -1588,8 +1615,8 @@ struct Router::Impl {
       ++i;
     }
     std::vector<int64_t> offsets;
-    std::string error;
-    if (!kafka.ProduceTransaction(records, &offsets, &error)) FailWrite(*c, error);
+    ProduceOrFail(
+        *c, [&](std::string* error) { return kafka.ProduceTransaction(records, &offsets, error); });
     WriteToken t{c->name, {}};
     for (size_t k = 0; k < records.size(); ++k) {
       int64_t& slot = t.offsets[records[k].partition];

@@ -4,6 +4,7 @@ cluster search recall@10 is at least a standalone node's at the same ef."""
 import math
 import os
 import random
+import time
 import uuid
 
 import pytest
@@ -347,6 +348,60 @@ def test_point_routes_agree(standalone, nodes, cluster):
         mirror(standalone, nodes, method, path)
 
 
+def _topic_configs(kafka, topic):
+    desc = _topic_command(kafka, "--describe", "--topic", topic)
+    return dict(kv.split("=", 1) for kv in
+                desc.split("Configs:", 1)[1].splitlines()[0].strip().split(",") if kv)
+
+
+def test_an_older_topics_record_limit_is_raised_on_first_need(nodes, kafka):
+    """Topics made by 0.2.0 and earlier kept Kafka's ~1 MB record limit. A
+    point too large for it raises the topic's max.message.bytes to 32 MiB,
+    keeping its other settings, and is written (a batch too); before, it
+    was a 413. The old topic is made here by removing the override with
+    Kafka's own ConfigCommand."""
+    import subprocess
+    name = unique("oldtopic")
+    topic = "aidb." + name
+    r = nodes[0].post("/collections", {"name": name, "dim": 3, "shards": 2})
+    assert r.status == 200, r
+    jars = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "cluster", "target", "dependency", "*")
+    out = subprocess.run(["java", "-cp", jars, "kafka.admin.ConfigCommand", "--bootstrap-server",
+                          kafka.bootstrap, "--entity-type", "topics", "--entity-name", topic,
+                          "--alter", "--delete-config", "max.message.bytes"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout
+    before = _topic_configs(kafka, topic)
+    assert "max.message.bytes" not in before and before.get("cleanup.policy") == "compact", before
+    # Until the brokers apply it, a record may pass the old limit: wait.
+    small = {"vector": [0, 0, 1], "payload": {"blob": "s" * 1200000}}
+    deadline = time.time() + 60
+    while True:
+        r = nodes[1].post("/collections/%s/points" % name, small)
+        if r.status == 200 and "max.message.bytes" in _topic_configs(kafka, topic):
+            break  # raised by this write
+        assert r.status == 200, (r, [l for l in nodes[1].log_text().splitlines()
+                                     if "topic_limit" in l])
+        assert time.time() < deadline, "the brokers kept the 32 MiB limit"
+        time.sleep(0.5)
+    after = _topic_configs(kafka, topic)
+    assert after.get("max.message.bytes") == "33554432", after
+    for k, v in before.items():
+        assert after.get(k) == v, (k, before, after)
+    assert "cluster_topic_limit_raised" in nodes[1].log_text()
+    big = {"id": str(uuid.uuid4()), "vector": [1, 2, 3], "payload": {"blob": "a" * 2500000}}
+    r = nodes[2].post("/collections/%s/points" % name, big)
+    assert r.status == 200, r
+    batch = [{"vector": [i, 0, 1], "payload": {"blob": chr(98 + i) * 1500000}} for i in range(2)]
+    r = nodes[0].post("/collections/%s/points:batch" % name, {"points": batch})
+    assert r.status == 200, r
+    r = nodes[0].get(strong("/collections/%s/points/%s" % (name, big["id"])))
+    assert r.status == 200 and r.json()["payload"] == big["payload"], r.status
+    assert nodes[0].delete("/collections/" + name).status == 200
+
+
 # The fields of a collection info that clients of the original server read.
 def test_large_payloads_are_stored_as_standalone_stores_them(standalone, nodes):
     """A point's payload may be up to the library's limit (16 MiB) on a
@@ -419,12 +474,10 @@ def test_topic_layout_in_kafka(nodes, kafka):
     parts = md["topics"][0]["partitions"]
     assert sorted(p["partition"] for p in parts) == list(range(shards)), parts
     assert all(len(p["replicas"]) == 3 for p in parts), parts
-    desc = _topic_command(kafka, "--describe", "--topic", topic)
-    configs = dict(kv.split("=", 1) for kv in
-                   desc.split("Configs:", 1)[1].splitlines()[0].strip().split(",") if kv)
-    assert configs.get("cleanup.policy") == "compact", desc
-    assert configs.get("min.insync.replicas") == "2", desc
-    assert int(configs.get("max.message.bytes", 0)) >= 17 << 20, desc
+    configs = _topic_configs(kafka, topic)
+    assert configs.get("cleanup.policy") == "compact", configs
+    assert configs.get("min.insync.replicas") == "2", configs
+    assert int(configs.get("max.message.bytes", 0)) >= 17 << 20, configs
     out = subprocess.run(["kcat", "-b", kafka.bootstrap, "-C", "-t", topic, "-e", "-q", "-Z",
                           "-X", "isolation.level=read_committed", "-f", "%p %k %S\n"],
                          stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
@@ -448,7 +501,6 @@ def test_a_write_racing_a_drop_does_not_bring_the_topic_back(nodes, kafka):
     broker's defaults (one partition, ~1 MB records, no compaction) and be
     acknowledged. The drop's topic deletion is made here with Kafka's own
     tool, so the node surely has not read the drop."""
-    import time
     name = unique("racedrop")
     topic = "aidb." + name
     r = nodes[0].post("/collections", {"name": name, "dim": 2, "shards": 1})
