@@ -18,6 +18,9 @@ struct Pending {
 
 namespace {
 
+// How long the controller may take to create or delete a topic.
+constexpr int kTopicOpTimeoutMs = 15000;
+
 struct MsgRef {
   Pending* pending;
   size_t index;
@@ -207,82 +210,71 @@ int Kafka::CreateTopic(const std::string& name, int partitions, int replication,
   rd_kafka_NewTopic_t* nt =
       rd_kafka_NewTopic_new(name.c_str(), partitions, replication, errstr, sizeof errstr);
   if (!nt) {
-    *error = errstr;
+    *error = "creating topic " + name + ": " + errstr;
     return -1;
   }
   for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
-  rd_kafka_AdminOptions_t* opts =
-      rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(opts, 15000, errstr, sizeof errstr);
-  rd_kafka_AdminOptions_set_request_timeout(opts, 20000, errstr, sizeof errstr);
-  rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
-  rd_kafka_CreateTopics(producer_, &nt, 1, opts, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
-  int rc = -1;
-  if (!ev) {
-    *error = "timed out creating topic " + name;
-  } else if (rd_kafka_event_error(ev)) {
-    *error = rd_kafka_event_error_string(ev);
-  } else {
-    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
-    size_t n = 0;
-    const rd_kafka_topic_result_t** topics = rd_kafka_CreateTopics_result_topics(res, &n);
-    if (n == 1) {
-      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(topics[0]);
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = 0;
-      } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        rc = 1;
-      } else {
-        const char* s = rd_kafka_topic_result_error_string(topics[0]);
-        *error = s ? s : rd_kafka_err2str(e);
-      }
-    }
-  }
-  if (ev) rd_kafka_event_destroy(ev);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_AdminOptions_destroy(opts);
+  const std::string what = "creating topic " + name;
+  rd_kafka_event_t* ev = Admin(
+      RD_KAFKA_ADMIN_OP_CREATETOPICS, what, kTopicOpTimeoutMs,
+      [&](rd_kafka_AdminOptions_t* o, rd_kafka_queue_t* q) {
+        rd_kafka_CreateTopics(producer_, &nt, 1, o, q);
+      },
+      error);
   rd_kafka_NewTopic_destroy(nt);
+  if (!ev) return -1;
+  size_t n = 0;
+  const rd_kafka_topic_result_t** topics =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+  int rc = -1;
+  if (n != 1) {
+    *error = what + ": no result";
+  } else if (rd_kafka_resp_err_t e = rd_kafka_topic_result_error(topics[0]);
+             e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rc = 0;
+  } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+    rc = 1;
+  } else {
+    const char* s = rd_kafka_topic_result_error_string(topics[0]);
+    *error = what + ": " + (s ? s : rd_kafka_err2str(e));
+  }
+  rd_kafka_event_destroy(ev);
   return rc;
 }
 
 bool Kafka::DeleteTopic(const std::string& name, std::string* error) {
   rd_kafka_DeleteTopic_t* dt = rd_kafka_DeleteTopic_new(name.c_str());
-  char errstr[512];
-  rd_kafka_AdminOptions_t* opts =
-      rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_DELETETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(opts, 15000, errstr, sizeof errstr);
-  rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
-  rd_kafka_DeleteTopics(producer_, &dt, 1, opts, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
-  bool ok = false;
-  if (!ev) {
-    *error = "timed out deleting topic " + name;
-  } else if (rd_kafka_event_error(ev)) {
-    *error = rd_kafka_event_error_string(ev);
-  } else {
-    size_t n = 0;
-    const rd_kafka_topic_result_t** topics =
-        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-    rd_kafka_resp_err_t e =
-        n == 1 ? rd_kafka_topic_result_error(topics[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
-    ok = e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-    if (!ok) *error = rd_kafka_err2str(e);
-  }
-  if (ev) rd_kafka_event_destroy(ev);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_AdminOptions_destroy(opts);
+  const std::string what = "deleting topic " + name;
+  rd_kafka_event_t* ev = Admin(
+      RD_KAFKA_ADMIN_OP_DELETETOPICS, what, kTopicOpTimeoutMs,
+      [&](rd_kafka_AdminOptions_t* o, rd_kafka_queue_t* q) {
+        rd_kafka_DeleteTopics(producer_, &dt, 1, o, q);
+      },
+      error);
   rd_kafka_DeleteTopic_destroy(dt);
+  if (!ev) return false;
+  size_t n = 0;
+  const rd_kafka_topic_result_t** topics =
+      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+  // A topic already gone is what the caller wanted.
+  rd_kafka_resp_err_t e =
+      n == 1 ? rd_kafka_topic_result_error(topics[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+  const bool ok = e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+  if (!ok) *error = what + ": " + rd_kafka_err2str(e);
+  rd_kafka_event_destroy(ev);
   return ok;
 }
 
 rd_kafka_event_t* Kafka::Admin(
-    rd_kafka_admin_op_t op, const std::string& what,
+    rd_kafka_admin_op_t op, const std::string& what, int operation_timeout_ms,
     const std::function<void(rd_kafka_AdminOptions_t*, rd_kafka_queue_t*)>& start,
     std::string* error) {
   char errstr[512];
   rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(producer_, op);
   rd_kafka_AdminOptions_set_request_timeout(opts, 20000, errstr, sizeof errstr);
+  if (operation_timeout_ms > 0) {
+    rd_kafka_AdminOptions_set_operation_timeout(opts, operation_timeout_ms, errstr, sizeof errstr);
+  }
   rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
   start(opts, q);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
@@ -324,7 +316,7 @@ bool Kafka::RaiseTopicConfig(const std::string& topic, const std::string& key, i
       rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   std::string what = "describing the configs of topic " + topic;
   rd_kafka_event_t* ev = Admin(
-      RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, what,
+      RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, what, 0,
       [&](rd_kafka_AdminOptions_t* o, rd_kafka_queue_t* q) {
         rd_kafka_DescribeConfigs(producer_, &res, 1, o, q);
       },
@@ -361,7 +353,7 @@ bool Kafka::RaiseTopicConfig(const std::string& topic, const std::string& key, i
     rd_kafka_ConfigResource_set_config(res, k.c_str(), v.c_str());
   what = "setting " + key + " of topic " + topic;
   ev = Admin(
-      RD_KAFKA_ADMIN_OP_ALTERCONFIGS, what,
+      RD_KAFKA_ADMIN_OP_ALTERCONFIGS, what, 0,
       [&](rd_kafka_AdminOptions_t* o, rd_kafka_queue_t* q) {
         rd_kafka_AlterConfigs(producer_, &res, 1, o, q);
       },

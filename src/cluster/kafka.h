@@ -46,9 +46,12 @@ class Kafka {
   // each within timeout_ms), which aborts the transactions an earlier run of
   // this node left open. Call once, after Start, with the brokers reachable.
   void FenceTransactions(int timeout_ms);
-  // 0: created, 1: it existed already, -1: error.
+  // 0: created, 1: it existed already, -1: error (*error starts "creating
+  // topic <name>").
   int CreateTopic(const std::string& name, int partitions, int replication,
                   const std::map<std::string, std::string>& configs, std::string* error);
+  // True when the topic is gone (also when it was missing); *error starts
+  // "deleting topic <name>".
   bool DeleteTopic(const std::string& name, std::string* error);
   // Makes the topic's integer config `key` at least `value`, keeping its
   // other overrides. *raised: it was lower and is now `value`. False (with
@@ -76,10 +79,12 @@ class Kafka {
                  std::vector<int64_t>* offsets, bool wait, struct Pending* pending,
                  std::string* error);
   // Runs one admin request: start(options, queue) issues it on the
-  // producer's handle. Its result event (the caller destroys it), or null
-  // with *error when it failed or timed out.
+  // producer's handle. operation_timeout_ms > 0: how long the controller may
+  // take to apply it (topic creation and deletion). Its result event (the
+  // caller destroys it), or null with *error ("<what>: <reason>", or "timed
+  // out <what>") when it failed or timed out.
   rd_kafka_event_t* Admin(
-      rd_kafka_admin_op_t op, const std::string& what,
+      rd_kafka_admin_op_t op, const std::string& what, int operation_timeout_ms,
       const std::function<void(rd_kafka_AdminOptions_t*, rd_kafka_queue_t*)>& start,
       std::string* error);
   TxnProducer* AcquireTxn(std::string* error);

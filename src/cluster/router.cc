@@ -1966,7 +1966,7 @@ struct Router::Impl {
       }
       return AnswerExisting(*now, c, b, resp);
     }
-    if (rc < 0) Fail(503, "kafka: cannot create topic " + c.Topic() + ": " + error);
+    if (rc < 0) Fail(503, "kafka: " + error);
     Json j = c.ToJson();
     int64_t off = 0;
     if (!ProduceMeta("collection/" + c.name, &j, &off, &error)) {
@@ -2451,7 +2451,7 @@ struct Router::Impl {
     std::map<std::string, std::string> topic_cfg{{"cleanup.policy", "compact"}};
     if (rf == 3) topic_cfg["min.insync.replicas"] = "2";
     if (kafka.CreateTopic(kMetaTopic, 1, rf, topic_cfg, error) < 0) {
-      *error = std::string("cannot create ") + kMetaTopic + ": " + *error;
+      *error = "cannot start the cluster: " + *error;
       return false;
     }
 
