@@ -35,6 +35,9 @@
 //                          [--batches 1,32,1000] [--modes fsync,batch,none]
 //        aidb_ingest_bench --sync-probe [--runs N] [--dir D]
 //        aidb_ingest_bench --memory-probe [--runs N]
+// Data goes to D/aidb_ingest_bench (D: the build's bench-data by default, on
+// the disk to measure), made fresh and removed at the end; nothing else in D
+// is touched.
 #include <aidb.h>
 #include <fcntl.h>
 #include <rocksdb/db.h>
@@ -502,7 +505,7 @@ int main(int argc, char** argv) {
   int warmup = 1;
   double budget = 2.0;
   size_t max_records = 60000;
-  std::string dir = std::string(AIDB_BENCH_DATA_DIR) + "/ingest";
+  std::string parent = AIDB_BENCH_DATA_DIR;
   std::vector<std::string> systems = {"aidb", "aidb8", "sqlite", "rocksdb", "raw"};
   std::vector<std::string> modes = {"fsync", "batch", "none"};
   std::vector<size_t> batches = {1, 32, 1000};
@@ -517,7 +520,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup") warmup = std::atoi(val().c_str());
     else if (a == "--seconds") budget = std::atof(val().c_str());
     else if (a == "--records") max_records = std::strtoull(val().c_str(), nullptr, 10);
-    else if (a == "--dir") dir = val();
+    else if (a == "--dir") parent = val();
     else if (a == "--systems") systems = Split(val());
     else if (a == "--sync-probe") sync_probe = true;
     else if (a == "--memory-probe") memory_probe = true;
@@ -536,8 +539,8 @@ int main(int argc, char** argv) {
   }
   if (runs < 1 || warmup < 0 || budget <= 0 || max_records == 0) Die("bad arguments");
 
-  aidb_bench::RemoveTree(dir);
-  if (!aidb_bench::MakeDirs(dir)) Die("cannot create " + dir);
+  const std::string dir = aidb_bench::FreshWorkDir(parent, "aidb_ingest_bench");
+  if (dir.empty()) Die("cannot create " + parent + "/aidb_ingest_bench");
   struct statfs fs;
   if (statfs(dir.c_str(), &fs) == 0 && fs.f_type == 0x01021994 /* TMPFS_MAGIC */) {
     std::fprintf(stderr, "warning: %s is on tmpfs: fsync costs nothing there\n", dir.c_str());

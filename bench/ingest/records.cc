@@ -71,6 +71,12 @@ bool MakeDirs(const std::string& path) {
   return !ec;
 }
 
+std::string FreshWorkDir(const std::string& parent, const std::string& name) {
+  const std::string path = parent + "/" + name;
+  RemoveTree(path);
+  return MakeDirs(path) ? path : std::string();
+}
+
 uint64_t TreeBytes(const std::string& path) {
   uint64_t total = 0;
   std::error_code ec;

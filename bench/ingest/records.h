@@ -41,6 +41,11 @@ double Median(std::vector<double> v);
 void RemoveTree(const std::string& path);
 // mkdir -p.
 bool MakeDirs(const std::string& path);
+// The benchmark's own working directory "<parent>/<name>": parent is made
+// if missing, a <name> left by an earlier run is removed, and nothing else
+// in parent is touched (parent is the user's --dir, which may hold anything).
+// Empty when it cannot be created.
+std::string FreshWorkDir(const std::string& parent, const std::string& name);
 // Sum of file sizes under a directory.
 uint64_t TreeBytes(const std::string& path);
 

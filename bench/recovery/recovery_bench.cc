@@ -8,13 +8,15 @@
 //      (aidb_collection_snapshot_to), then --runs times, in a fresh process
 //      with the page cache warm: aidb_collection_load_snapshot into a new
 //      collection. Reports snapshot file bytes / elapsed time.
-// Every child checks the point count it recovered. Data lives in --dir (under
-// the build directory by default) and is deleted at the end.
+// Every child checks the point count it recovered. Data lives in
+// D/aidb_recovery_bench (D: --dir, the build's bench-data by default), made
+// fresh and removed at the end; nothing else in D is touched.
 //
 // Usage: aidb_recovery_bench [--runs N] [--wal-mb MB] [--dir D]
 //        aidb_recovery_bench --prepare-only [--wal-mb MB] [--dir D]
 //          writes the WAL and keeps it (for profiling: then run
-//          aidb_recovery_bench --child replay <D>/wal.log <count> under perf)
+//          aidb_recovery_bench --child replay <D>/aidb_recovery_bench/wal.log
+//          <count> under perf)
 //   (internal: --child replay <wal> <count> | --child load <snapshot> <count>)
 #include <aidb.h>
 #include <fcntl.h>
@@ -151,7 +153,7 @@ int main(int argc, char** argv) {
   int runs = 5;
   bool prepare_only = false;
   uint64_t wal_mb = 1024;
-  std::string dir = std::string(AIDB_BENCH_DATA_DIR) + "/recovery";
+  std::string parent = AIDB_BENCH_DATA_DIR;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -160,7 +162,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--runs") runs = std::atoi(val().c_str());
     else if (a == "--wal-mb") wal_mb = std::strtoull(val().c_str(), nullptr, 10);
-    else if (a == "--dir") dir = val();
+    else if (a == "--dir") parent = val();
     else if (a == "--prepare-only") prepare_only = true;
     else {
       std::fprintf(stderr, "usage: %s [--runs N] [--wal-mb MB] [--dir D]\n", argv[0]);
@@ -173,8 +175,8 @@ int main(int argc, char** argv) {
   if (n <= 0) Die("readlink /proc/self/exe");
   self[n] = 0;
 
-  aidb_bench::RemoveTree(dir);
-  if (!aidb_bench::MakeDirs(dir)) Die("cannot create " + dir);
+  const std::string dir = aidb_bench::FreshWorkDir(parent, "aidb_recovery_bench");
+  if (dir.empty()) Die("cannot create " + parent + "/aidb_recovery_bench");
   const std::string wal = dir + "/wal.log";
   const std::string snap = dir + "/collection.snapshot";
 
