@@ -2450,10 +2450,8 @@ struct Router::Impl {
     int rf = std::min(3, brokers);
     std::map<std::string, std::string> topic_cfg{{"cleanup.policy", "compact"}};
     if (rf == 3) topic_cfg["min.insync.replicas"] = "2";
-    if (kafka.CreateTopic(kMetaTopic, 1, rf, topic_cfg, error) < 0) {
-      *error = "cannot start the cluster: " + *error;
-      return false;
-    }
+    // *error names the topic (cluster_start_failed logs it).
+    if (kafka.CreateTopic(kMetaTopic, 1, rf, topic_cfg, error) < 0) return false;
 
     // The metadata consumer: the whole topic from the start, no group commits.
     rd_kafka_conf_t* mc = kafka.BaseConf();
